@@ -1,0 +1,117 @@
+"""The `failmodes` command line: thin typer commands that parse, build a config and call
+the library. Every command takes ``--out DIR`` for what it writes."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Stress-test image classifiers and explain how they fail.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def fail(msg: str, code: int = 2) -> None:
+    """Print one clear line to stderr and exit non-zero."""
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _pending(issue: int, what: str) -> None:
+    fail(f"`failmodes {what}` is not built yet (tracked in issue {issue}).")
+
+
+# ----------------------------------------------------------------------------- models
+@app.command()
+def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
+    """List the model registry with parameter counts and input sizes."""
+    from .models import describe_models
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="failmodes models")
+    for col in ("name", "params", "input", "classes", "description"):
+        table.add_column(col)
+    for row in describe_models(pattern):
+        table.add_row(row["name"], row["params"], row["input"], str(row["classes"]),
+                      row["description"])
+    Console().print(table)
+
+
+# ----------------------------------------------------------------------------- stressors
+@app.command()
+def stressors(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*blur*'")):
+    """List every stressor with its family and parameters."""
+    _pending(4, "stressors")
+
+
+# ----------------------------------------------------------------------------- corrupt
+@app.command()
+def corrupt():
+    """Write corrupted copies of an image or folder (and a contact sheet)."""
+    _pending(4, "corrupt")
+
+
+# ----------------------------------------------------------------------------- train
+@app.command()
+def train():
+    """Train a registry model on a dataset with a named recipe."""
+    _pending(5, "train")
+
+
+# ----------------------------------------------------------------------------- evaluate
+@app.command()
+def evaluate():
+    """Evaluate a model over a grid of stressor cells into the results store."""
+    _pending(6, "evaluate")
+
+
+# ----------------------------------------------------------------------------- analyze
+@app.command()
+def analyze():
+    """Degradation curves, regimes, high-confidence failures and confusions of a run."""
+    _pending(7, "analyze")
+
+
+# ----------------------------------------------------------------------------- probe
+@app.command()
+def probe():
+    """Sweep one image through a stressor and plot how the prediction changes."""
+    _pending(7, "probe")
+
+
+# ----------------------------------------------------------------------------- calibrate
+@app.command()
+def calibrate():
+    """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
+    _pending(8, "calibrate")
+
+
+# ----------------------------------------------------------------------------- cam
+@app.command()
+def cam():
+    """Grad-CAM failure explanations and attention drift under corruption."""
+    _pending(9, "cam")
+
+
+# ----------------------------------------------------------------------------- run
+@app.command()
+def run():
+    """Run a whole study (train, evaluate, analyse) and write the HTML report."""
+    _pending(10, "run")
+
+
+# ----------------------------------------------------------------------------- compare
+@app.command()
+def compare():
+    """Compare two runs in one report."""
+    _pending(10, "compare")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

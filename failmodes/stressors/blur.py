@@ -1,0 +1,1 @@
+"""blur stressors (see registry.py for the contract)."""

@@ -1,0 +1,1 @@
+"""digital stressors (see registry.py for the contract)."""

@@ -1,0 +1,230 @@
+"""The stressor registry: the one list of stressors that the CLI, grid, report and tests read.
+
+A stressor maps a batch of images ``N×3×H×W`` float in ``[0, 1]`` to the same batch
+under a shift. Corruptions take a severity in ``[0, 5]`` and look up their parameters in
+a per-resolution severity table (row 0 = identity parameters, rows 1..5 = the published
+levels); parametric sweeps take their natural unit (std, degrees, ...) as ``severity``.
+
+>>> from failmodes.stressors import get_stressor
+>>> y = get_stressor("gaussian_noise")(torch.rand(2, 3, 32, 32), 3.0, seed=0)
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from ._rng import ImageRNG
+
+CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
+SWEEP_FAMILY = "sweep"
+
+# Below this image side the CIFAR-10-C (32 px) table is used, else the ImageNet-C one.
+CIFAR_TABLE_MAX_SIDE = 64
+
+OpFn = Callable[[torch.Tensor, tuple, ImageRNG], torch.Tensor]
+
+
+class StressorError(ValueError):
+    """Bad stressor name, severity or input; the message is one line meant for users."""
+
+
+@dataclass(frozen=True)
+class Stressor:
+    """One named shift.
+
+    ``op(x, params, rng)`` does the work on a validated batch: ``x`` float32 N×3×H×W in
+    [0, 1] (never mutate it), ``params`` the resolved parameter tuple for this severity,
+    ``rng`` the per-image randomness. The wrapper clamps and quantises the result.
+    """
+
+    name: str
+    family: str
+    op: OpFn
+    # Corruptions: {"cifar": [row0..row5], "imagenet": [row0..row5]}, each row a tuple.
+    tables: dict | None = None
+    param_names: tuple = ()
+    # Sweeps: natural unit, allowed range, the value that leaves images unchanged.
+    unit: str = "severity"
+    value_range: tuple[float, float] = (0.0, 5.0)
+    identity: float = 0.0
+    description: str = ""
+    # Sweep severities are interpolated by the op itself; corruptions interpolate rows.
+    rounding: str = "floor"  # how the float result meets the 8-bit grid: floor | round
+    # True for the 15 CIFAR-10-C benchmark corruptions, False for the 4 extras and sweeps.
+    benchmark: bool = False
+
+    @property
+    def is_corruption(self) -> bool:
+        return self.family != SWEEP_FAMILY
+
+    def table_family(self, height: int, params: str = "auto") -> str:
+        if params == "auto":
+            return "cifar" if height < CIFAR_TABLE_MAX_SIDE else "imagenet"
+        if self.tables is not None and params not in self.tables:
+            raise StressorError(f"{self.name}: unknown parameter table {params!r}; "
+                                f"choose from auto, {', '.join(self.tables)}")
+        return params
+
+    def resolve(self, severity: float, height: int = 32, params: str = "auto") -> tuple:
+        """Parameters for ``severity``: exact table rows at integers, linear in between."""
+        if self.tables is None:
+            return (float(severity),)
+        rows = self.tables[self.table_family(height, params)]
+        lo = min(int(math.floor(severity)), len(rows) - 2)
+        t = severity - lo
+        a, b = rows[lo], rows[lo + 1]
+        if t == 0:
+            return tuple(a)
+        return tuple(_lerp(u, v, t) for u, v in zip(a, b))
+
+    def __call__(self, images: torch.Tensor, severity: float, *, seed: int = 0,
+                 indices: torch.Tensor | Sequence[int] | None = None,
+                 params: str = "auto") -> torch.Tensor:
+        severity = self._check_severity(severity)
+        _check_images(images, self.name)
+        n = images.shape[0]
+        if indices is None:
+            indices = torch.arange(n)
+        indices = torch.as_tensor(indices, dtype=torch.int64)
+        if indices.shape != (n,):
+            raise StressorError(f"{self.name}: indices has shape {tuple(indices.shape)}, "
+                                f"expected ({n},)")
+        if severity == self.identity or n == 0:
+            return images.clone()
+        p = self.resolve(severity, images.shape[-2], params)
+        rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
+        x = images.to(torch.float32)
+        y = self.op(x, p, rng)
+        return quantize(y, self.rounding).to(images.dtype)
+
+    def _check_severity(self, severity) -> float:
+        try:
+            s = float(severity)
+        except (TypeError, ValueError):
+            raise StressorError(f"{self.name}: severity {severity!r} is not a number") from None
+        lo, hi = self.value_range
+        if not math.isfinite(s) or s < lo or s > hi:
+            what = "severity" if self.is_corruption else f"value ({self.unit})"
+            raise StressorError(f"{self.name}: {what} {severity!r} is outside [{lo:g}, {hi:g}]")
+        return s
+
+    def describe(self) -> dict:
+        """A JSON-able summary: name, family, unit, range and the parameter tables."""
+        d = {"name": self.name, "family": self.family, "unit": self.unit,
+             "range": list(self.value_range), "identity": self.identity,
+             "description": self.description, "param_names": list(self.param_names)}
+        if self.tables is not None:
+            d["tables"] = {k: [list(r) for r in rows[1:]] for k, rows in self.tables.items()}
+        return d
+
+
+def _lerp(u, v, t):
+    if isinstance(u, (tuple, list)):
+        return type(u)(_lerp(a, b, t) for a, b in zip(u, v))
+    return u + (v - u) * t
+
+
+def quantize(y: torch.Tensor, rounding: str = "floor") -> torch.Tensor:
+    """Clamp to [0, 1] and snap to k/255: floor mirrors the reference's ``np.uint8(float)``.
+
+    The 1e-4 grey-level slack keeps values that are exactly on the grid in exact
+    arithmetic (128.0 computed as 127.99999) from dropping a level.
+    """
+    y = y.clamp(0.0, 1.0) * 255.0
+    y = torch.floor(y + 1e-4) if rounding == "floor" else torch.round(y)
+    return y.clamp_(0, 255) / 255.0
+
+
+def _check_images(images, name: str) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise StressorError(f"{name}: images must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        hint = (" (grayscale or RGBA? convert to RGB first)"
+                if images.ndim == 4 and images.shape[1] in (1, 2, 4) else "")
+        raise StressorError(f"{name}: images must be N×3×H×W, got {tuple(images.shape)}{hint}")
+    if not images.is_floating_point():
+        raise StressorError(f"{name}: images must be float in [0, 1], got {images.dtype} "
+                            "(divide uint8 by 255)")
+    if images.numel() and not torch.isfinite(images).all():
+        raise StressorError(f"{name}: images contain NaN or inf")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise StressorError(f"{name}: images must lie in [0, 1], got "
+                            f"[{images.min().item():.3g}, {images.max().item():.3g}]")
+
+
+_REGISTRY: dict[str, Stressor] = {}
+
+
+def register_stressor(name: str, *, family: str, tables: dict | None = None,
+                      param_names: Sequence[str] = (), unit: str = "severity",
+                      value_range: tuple[float, float] | None = None, identity: float = 0.0,
+                      description: str = "", rounding: str = "floor", benchmark: bool = False):
+    """Decorator filing ``op(x, params, rng)`` under ``name``.
+
+    Corruptions pass ``tables`` ({"cifar": rows, "imagenet": rows}, rows[0] = identity);
+    sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
+    """
+    if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY,):
+        raise ValueError(f"unknown family {family!r}")
+
+    def wrap(op: OpFn) -> OpFn:
+        if name in _REGISTRY:
+            raise ValueError(f"stressor {name!r} registered twice")
+        if tables is not None:
+            for fam, rows in tables.items():
+                if len(rows) != 6:
+                    raise ValueError(f"{name}: table {fam!r} needs 6 rows (identity + 5)")
+        rng = value_range or ((0.0, 5.0) if family != SWEEP_FAMILY else (-math.inf, math.inf))
+        _REGISTRY[name] = Stressor(name=name, family=family, op=op, tables=tables,
+                                   param_names=tuple(param_names), unit=unit,
+                                   value_range=rng, identity=identity,
+                                   description=description or (op.__doc__ or "").strip().split("\n")[0],
+                                   rounding=rounding, benchmark=benchmark)
+        return op
+
+    return wrap
+
+
+def get_stressor(name: str) -> Stressor:
+    """The stressor called ``name``; unknown names raise one line listing close matches."""
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise StressorError(f"unknown stressor {name!r}{hint}; `failmodes stressors` lists them") from None
+
+
+def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Names matching a shell-style ``pattern``: the 15 benchmark corruptions, then the
+    4 extras, then sweeps, each group in registration order (the CIFAR-10-C order)."""
+    _load_all()
+    group = {True: 0, False: 1}
+    names = [n for n, s in _REGISTRY.items()
+             if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
+    return sorted(names, key=lambda n: (not _REGISTRY[n].is_corruption,
+                                        group[_REGISTRY[n].benchmark]))
+
+
+def suite(name: str) -> list[str]:
+    """Stressor names of a suite: cifar10-c (15), cifar10-c-extra (4), all (19), sweeps."""
+    _load_all()
+    corr = [n for n in list_stressors() if _REGISTRY[n].is_corruption]
+    suites = {"cifar10-c": [n for n in corr if _REGISTRY[n].benchmark],
+              "cifar10-c-extra": [n for n in corr if not _REGISTRY[n].benchmark],
+              "all": corr,
+              "sweeps": list_stressors(family=SWEEP_FAMILY)}
+    if name not in suites:
+        raise StressorError(f"unknown suite {name!r}; choose from {', '.join(suites)}")
+    return suites[name]
+
+
+def _load_all() -> None:
+    # Importing the op modules registers them; kept lazy so the registry module has no cycle.
+    from . import _ops  # noqa: F401

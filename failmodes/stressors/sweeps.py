@@ -1,0 +1,1 @@
+"""sweeps stressors (see registry.py for the contract)."""

@@ -1,0 +1,1 @@
+"""weather stressors (see registry.py for the contract)."""
