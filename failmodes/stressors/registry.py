@@ -22,6 +22,15 @@ from ._rng import ImageRNG
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
 SWEEP_FAMILY = "sweep"
 
+# The published CIFAR-10-C order (15 benchmark corruptions, then the 4 extras); listings,
+# suites and the report follow it.
+CIFAR10C_ORDER = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+    "elastic_transform", "pixelate", "jpeg_compression",
+    "speckle_noise", "gaussian_blur", "spatter", "saturate",
+)
+
 # Below this image side the CIFAR-10-C (32 px) table is used, else the ImageNet-C one.
 CIFAR_TABLE_MAX_SIDE = 64
 
@@ -202,14 +211,13 @@ def get_stressor(name: str) -> Stressor:
 
 
 def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Names matching a shell-style ``pattern``: the 15 benchmark corruptions, then the
-    4 extras, then sweeps, each group in registration order (the CIFAR-10-C order)."""
+    """Names matching a shell-style ``pattern``: corruptions in the CIFAR-10-C order
+    (15 benchmark, then 4 extras), then sweeps in registration order."""
     _load_all()
-    group = {True: 0, False: 1}
     names = [n for n, s in _REGISTRY.items()
              if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
-    return sorted(names, key=lambda n: (not _REGISTRY[n].is_corruption,
-                                        group[_REGISTRY[n].benchmark]))
+    rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 def suite(name: str) -> list[str]:
