@@ -31,7 +31,9 @@ class RunData:
     run_dir: Path
     title: str
     models: list[dict]
-    acc: list[dict]               # one row per done cell (store.accuracy_table)
+    acc: list[dict]               # one row per done cell of the main dataset
+    dataset: str | None           # the main dataset key (the one with the most cells)
+    other_datasets: dict          # dataset key -> cells (e.g. the clean train-val split)
     failed_cells: list[dict]
     store_runs: list[dict]        # the store's own `runs` table (commands, versions)
     analyses: list[AnalysisView]
@@ -101,9 +103,18 @@ def collect_run(run_dir: str | Path) -> RunData:
                           for r in store.db.execute(
                               "SELECT id, started, command, config_json, versions_json "
                               "FROM runs ORDER BY id")]
+    counts: dict[str, int] = {}
+    for r in acc:
+        counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1
+    # The evaluated split has every stressed cell; others (the clean train-val cells kept
+    # for temperature scaling) are reported by the analyses that use them.
+    main = max(counts, key=counts.get) if counts else None
     cfg = (resolved or {}).get("config", {})
     title = cfg.get("name") or run_dir.name
-    return RunData(run_dir=run_dir, title=title, models=models, acc=acc, failed_cells=failed,
+    return RunData(run_dir=run_dir, title=title, models=models,
+                   acc=[r for r in acc if r["dataset"] == main], dataset=main,
+                   other_datasets={d: n for d, n in counts.items() if d != main},
+                   failed_cells=failed,
                    store_runs=store_runs, analyses=_analysis_views(run_dir, state, cfg),
                    state=state, resolved=resolved, probes=_probes(run_dir, state))
 

@@ -61,7 +61,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
                          intro="Accuracy of each model of run B minus the baseline of run A "
                                "on the images both runs evaluated (paired), in points; "
                                "± is the 95 % paired interval.")
-    deltas = {label[("B", m)]: corruption_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m)
+    deltas = {label[("B", m)]: corruption_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m,
+                                                 a.dataset)
               for m in b.model_names}
     rows = []
     for m, ds in deltas.items():
@@ -79,7 +80,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
                                        formatters={"Δ accuracy": _pt_delta, "±95%": _pt_ci},
                                        max_rows=120))
         clean = [d for m in b.model_names
-                 for d in cell_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m)
+                 for d in cell_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m, a.dataset)
                  if d["stressor"] == "clean"]
         for m, d in zip(b.model_names, clean):
             deltas_sec.notes.append(f"Clean accuracy of B:{m} minus A:{ref}: "

@@ -85,7 +85,8 @@ def _paired_sql(level: str) -> str:
         JOIN b.models mb ON mb.id = cb.model_id
         JOIN a.predictions pa ON pa.cell_id = ca.id
         JOIN b.predictions pb ON pb.cell_id = cb.id AND pb.idx = pa.idx
-        WHERE ma.name = ? AND mb.name = ? AND ca.status = 'done' AND cb.status = 'done'"""
+        WHERE ma.name = ? AND mb.name = ? AND ca.status = 'done' AND cb.status = 'done'
+              AND (? IS NULL OR ca.dataset = ?)"""
     if level == "cell":
         return (f"SELECT ca.stressor, ca.severity, count(*), sum({d}), sum({d} * {d}) {join} "
                 "GROUP BY ca.stressor, ca.severity")
@@ -110,16 +111,18 @@ def _interval(n: int, s: float, ss: float) -> tuple[float, float]:
 
 
 def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
-                      model_b: str) -> list[dict]:
+                      model_b: str, dataset: str | None = None) -> list[dict]:
     """Per corruption: B's accuracy minus A's on the images both evaluated, in points
     (percent), with the paired 95 % half-width ``ci95`` (points) and ``n`` images.
 
     Rows also carry ``family`` and ``significant`` (the interval excludes 0). Only cells
-    present in both stores count; clean and sweep cells are left out.
+    present in both stores count (of ``dataset`` only, when given); clean and sweep cells
+    are left out.
     """
     con = _attach(Path(store_a), Path(store_b))
     try:
-        rows = con.execute(_paired_sql("stressor"), (model_a, model_b)).fetchall()
+        rows = con.execute(_paired_sql("stressor"),
+                           (model_a, model_b, dataset, dataset)).fetchall()
     finally:
         con.close()
     out = []
@@ -134,11 +137,11 @@ def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
 
 
 def cell_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
-                model_b: str) -> list[dict]:
+                model_b: str, dataset: str | None = None) -> list[dict]:
     """Per shared cell (stressor, severity, clean included): B − A accuracy in points, ci95."""
     con = _attach(Path(store_a), Path(store_b))
     try:
-        rows = con.execute(_paired_sql("cell"), (model_a, model_b)).fetchall()
+        rows = con.execute(_paired_sql("cell"), (model_a, model_b, dataset, dataset)).fetchall()
     finally:
         con.close()
     out = []
@@ -156,7 +159,7 @@ def _in_registry_order(rows: list[dict], key: str = "stressor") -> list[dict]:
 
 
 def comparison_table(store: str | Path, acc_rows: list[dict], baseline: str,
-                     others: list[str]) -> list[dict]:
+                     others: list[str], dataset: str | None = None) -> list[dict]:
     """One row per corruption: the baseline's mean accuracy (%), and per other model its
     accuracy, delta vs the baseline and the paired ci95 (all in points)."""
     base = corruption_accuracy(acc_rows, baseline)
@@ -164,7 +167,7 @@ def comparison_table(store: str | Path, acc_rows: list[dict], baseline: str,
             for s, e in base.items()}
     for m in others:
         acc_m = corruption_accuracy(acc_rows, m)
-        for d in corruption_deltas(store, baseline, store, m):
+        for d in corruption_deltas(store, baseline, store, m, dataset):
             r = rows.get(d["stressor"])
             if r is None:
                 continue

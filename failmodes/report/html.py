@@ -241,8 +241,8 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
         return s, []
     others = [m for m in names if m != base]
     store = run.run_dir / "results.sqlite"
-    rows = comparison_table(store, run.acc, base, others)
-    deltas = {m: corruption_deltas(store, base, store, m) for m in others}
+    rows = comparison_table(store, run.acc, base, others, run.dataset)
+    deltas = {m: corruption_deltas(store, base, store, m, run.dataset) for m in others}
     colors = F.model_colors(names)
     path = F.comparison_bars(deltas, base, run.run_dir / FIG_DIR / "report_comparison.png",
                              colors)

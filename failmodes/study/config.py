@@ -67,12 +67,14 @@ class StudyConfig:
     ``cifar10-c``, ``cifar10-c-extra``, ``all``); ``sweeps`` maps a sweep stressor to its
     values (``"-90:90:15"`` or a list); ``analyses`` None means every registered analysis;
     ``baseline`` names the model that relative mCE and the comparison deltas refer to
-    (default: the first model)."""
+    (default: the first model); ``val_subset`` clean images of the held-out training
+    split are evaluated for temperature scaling."""
 
     name: str
     data: str = "cifar10"
     split: str = "test"
     subset: int | None = None
+    val_subset: int | None = 2000
     models: list[ModelSpec] = field(default_factory=list)
     suites: list[str] = field(default_factory=lambda: ["all"])
     stressors: list[str] = field(default_factory=list)
@@ -144,8 +146,10 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
     if cfg.baseline is not None and cfg.baseline not in seen:
         raise StudyError(f"{where}: baseline {cfg.baseline!r} is not one of the models "
                          f"({', '.join(seen)})")
-    if cfg.subset is not None and cfg.subset <= 0:
-        raise StudyError(f"{where}: subset must be positive, got {cfg.subset}")
+    for k in ("subset", "val_subset", "batch_size"):
+        v = getattr(cfg, k)
+        if v is not None and v <= 0:
+            raise StudyError(f"{where}: {k} must be positive, got {v}")
     for s in cfg.severities:
         if not 0 <= s <= 5:
             raise StudyError(f"{where}: severities must lie in [0, 5], got {s}")
