@@ -305,10 +305,24 @@ def _sweeps_section(run: RunData) -> Section:
                                         + str(f.get("caption", ""))))
         for n in res.get("notes") or []:
             s.notes.append(f"Probe {what}: {n}")
+        rows = [_probe_row(r) for r in res.get("rows") or [] if isinstance(r, dict)]
+        if rows:
+            target = res.get("target")
+            tname = target.get("name") if isinstance(target, dict) else target
+            s.tables.append(table(f"Probe: {what} (target class: {tname or '?'})", rows,
+                                  max_rows=40))
     if not s.figures and not s.notes:
         s.status = "empty"
         s.message = "This study has no sweeps and no probes."
     return s
+
+
+def _probe_row(r: dict) -> dict:
+    top1 = r.get("top1")
+    name = top1.get("name") if isinstance(top1, dict) else top1
+    prob = top1.get("prob") if isinstance(top1, dict) else None
+    return {"value": r.get("value"), "top-1": name, "top-1 prob": prob,
+            "p(target)": r.get("p_target")}
 
 
 def _appendix(run: RunData) -> Section:

@@ -52,13 +52,15 @@ class ModelSpec:
 @dataclass
 class ProbeSpec:
     """A single-image probe: ``image`` is a file or ``skimage:<name>`` (e.g. skimage:chelsea);
-    ``values`` a list or ``start:stop:step`` in the stressor's natural unit."""
+    ``values`` a list or ``start:stop:step`` in the stressor's natural unit; ``space``
+    ``pixel`` or ``normalized`` says where a noise std is added (``auto``: as named)."""
 
     image: str
     model: str = "efficientnet_lite0"
     stressor: str = "rotation"
     values: str | list[float] = "-180:180:30"
-    label: int | None = None
+    label: int | str | None = None
+    space: str = "auto"
 
 
 @dataclass

@@ -288,14 +288,10 @@ def _probe(cfg: StudyConfig, p: ProbeSpec, pdir: Path) -> Path:
     """Run one probe into ``pdir``; returns its JSON (figures listed relative to ``pdir``)."""
     from ..analysis.probe import probe
     from ..analysis.registry import write_result
-    from .config import sweep_values
-    result = probe(p.image, model=p.model, stressor=p.stressor,
-                   values=sweep_values(p.values, "probe values"), label=p.label,
-                   out_dir=pdir, device=cfg.device, seed=cfg.seed)
-    path = pdir / "probe.json"
-    if not path.is_file():
-        write_result(pdir, "probe", result)
-    return path
+    result = probe(p.image, p.model, p.stressor, p.values, label=p.label, space=p.space,
+                   seed=cfg.seed, device=cfg.device, out_dir=pdir)
+    written = sorted(pdir.glob("probe*.json"))
+    return written[0] if written else write_result(pdir, "probe", result)
 
 
 def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None = None, *,
