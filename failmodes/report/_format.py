@@ -29,6 +29,7 @@ class Table:
     total: int
     csv: str | None = None     # relative path of the full table
     numeric: list[bool] = field(default_factory=list)
+    open: bool = False         # shown unfolded (small tables); large ones start folded
 
     @property
     def more(self) -> int:
@@ -85,7 +86,8 @@ def table(title: str, rows: list[dict], csv: str | None = None,
     cells = [[formatters.get(c, fmt)(r.get(c)) for c in columns] for r in shown]
     numeric = [all(_numberlike(x[j]) or x[j] == "—" for x in cells)
                and any(_numberlike(x[j]) for x in cells) for j in range(len(columns))]
-    return Table(title, columns, cells, len(rows), csv, numeric)
+    return Table(title, columns, cells, len(rows), csv, numeric,
+                 open=len(rows) <= 12 and len(columns) <= 10)
 
 
 _NUMBER = re.compile(r"^[+±-]?\d[\d.,]*(e[+-]?\d+)?( ?(%|pt|s))?$")

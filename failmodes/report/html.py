@@ -74,33 +74,53 @@ def _env() -> jinja2.Environment:
 
 
 # ----------------------------------------------------------------------------- summary
-def _rows_with(result: dict | None, *cols: str) -> list[dict]:
-    """Rows of any table of an analysis result that have a ``model`` and one of ``cols``."""
-    out = []
-    for rows in (result or {}).get("tables", {}).values():
-        if isinstance(rows, list):
-            out += [r for r in rows if isinstance(r, dict) and "model" in r
-                    and any(c in r for c in cols)]
-    return out
+# Analyses prefix per-model summary keys with the model name: "m: mCE", "m/ece_clean", ...
+_SEPS = (": ", "/", ":", ".")
 
 
-def _per_model(result: dict | None, *cols: str) -> dict[str, object]:
-    got = {}
-    for r in _rows_with(result, *cols):
-        for c in cols:
-            if r.get(c) is not None and r["model"] not in got:
-                got[r["model"]] = r[c]
-    return got
+def split_model_key(key: str, models: list[str]) -> tuple[str | None, str]:
+    """``("m", "ece_clean")`` for ``"m/ece_clean"``; ``(None, key)`` when no model prefixes it."""
+    for m in sorted(models, key=len, reverse=True):
+        for sep in _SEPS:
+            if key.startswith(m + sep):
+                return m, key[len(m) + len(sep):]
+    return None, key
+
+
+def model_value(result: dict | None, model: str, *names: str, single: bool = False):
+    """A per-model number of an analysis: from its summary (``<model><sep><name>``, or the
+    bare name when the run has one model) or from a table row with a ``model`` column."""
+    if not result:
+        return None
+    summary = result.get("summary") or {}
+    for n in names:
+        for sep in _SEPS:
+            if f"{model}{sep}{n}" in summary:
+                return summary[f"{model}{sep}{n}"]
+        if single and n in summary:
+            return summary[n]
+    for rows in (result.get("tables") or {}).values():
+        for r in rows if isinstance(rows, list) else []:
+            if isinstance(r, dict) and r.get("model") == model:
+                for n in names:
+                    if r.get(n) is not None:
+                        return r[n]
+    return None
+
+
+def _arrow(a, b, f=pct) -> str:
+    return "—" if a is None and b is None else f"{f(a)} → {f(b)}"
 
 
 def _summary(run: RunData, facts: list[dict]) -> dict:
     """The first screen: headline sentences, per-model numbers, regimes, confusions."""
     metrics, curves = run.ok("metrics"), run.ok("curves")
     calib, fails = run.ok("calibration"), run.ok("failures")
-    base = run.baseline
+    base, single = run.baseline, len(run.model_names) == 1
     headline = []
-    if curves and curves.get("summary", {}).get("headline"):
-        headline.append(str(curves["summary"]["headline"]))
+    if curves and (curves.get("summary") or {}).get("headline"):
+        h = str(curves["summary"]["headline"])
+        headline.append(h[0].upper() + h[1:])
     else:
         worst = max((f for f in facts if f["largest_drop"] is not None),
                     key=lambda f: f["largest_drop"], default=None)
@@ -109,26 +129,33 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
                             f"{worst['model']} under {worst['worst_stressor']} at severity "
                             f"{fmt(worst['worst_severity'])} (from {pct(worst['clean_acc'])} "
                             f"to {pct(worst['worst_acc'])}).")
-    rel_mce = _per_model(metrics, "relative_mce", "rel_mce")
-    mce = _per_model(metrics, "mce", "mCE")
-    ece_clean = _per_model(calib, "ece_clean", "clean_ece")
-    ece_shift = _per_model(calib, "ece_shifted", "shifted_ece", "ece_corrupted")
-    danger = _per_model(calib, "dangerous_rate", "dangerous_failure_rate") or \
-        _per_model(fails, "dangerous_rate", "high_conf_error_rate", "dangerous_failure_rate")
-    rows = []
+    rows, mca_note = [], None
     for f in facts:
         m = f["store_model"]
+        v = lambda res, *n: model_value(res, m, *n, single=single)  # noqa: E731
+        mca = v(metrics, "mca")
+        if mca is not None:
+            n_corr = v(metrics, "corruptions")
+            mca_note = (f"Mean corruption accuracy (mCA) and mCE are the metrics analysis's, "
+                        f"over {n_corr} {v(metrics, 'corruption_set') or ''} corruptions; "
+                        "the largest drop is over every evaluated cell.")
         rows.append({
             "model": f["model"] + (" (baseline)" if m == base else ""),
             "clean accuracy": pct(f["clean_acc"]),
-            "mean corruption accuracy": pct(f["mean_corruption_acc"]),
+            "mean corruption accuracy": pct(mca if mca is not None
+                                            else f["mean_corruption_acc"]),
             "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
                              f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
                              else "—"),
-            "mCE": fmt(mce.get(m)), "relative mCE": fmt(rel_mce.get(m)),
-            "ECE clean → shifted": (f"{fmt(ece_clean.get(m), 3)} → {fmt(ece_shift.get(m), 3)}"
-                                    if m in ece_clean or m in ece_shift else "—"),
-            "dangerous failures": pct(danger[m]) if isinstance(danger.get(m), float) else "—",
+            "mCE": fmt(v(metrics, "mce", "mCE"), 3),
+            "relative mCE": fmt(v(metrics, "relative_mce", "relative mCE"), 3),
+            "ECE clean → shifted": _arrow(v(calib, "ece_clean"), v(calib, "ece_shifted")),
+            "… after temperature scaling": _arrow(v(calib, "ece_clean_ts"),
+                                                  v(calib, "ece_shifted_ts")),
+            "dangerous failures clean → shifted": _arrow(
+                v(calib, "dangerous_rate_clean") if calib else v(fails, "clean_hc_rate"),
+                v(calib, "dangerous_rate_shifted") if calib else v(fails, "shifted_hc_rate"),
+                lambda x: pct(x, 2)),
         })
     models = table("Models at a glance", rows, formatters={c: str for c in rows[0]}) \
         if rows else None
@@ -141,17 +168,63 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
             why = {"failed": "failed", "skipped": "was left out", "missing": "has not run"}.get(
                 a.status if a else "", "is not available in this installation")
             gaps.append(f"{what[0].upper() + what[1:]}: the {name} analysis {why}.")
-    regimes = _first_table(curves, "regimes")
-    confusions = _first_table(fails, "confusion_pairs", "top_confusions", "confusions")
     return {"headline": headline, "models": models, "gaps": gaps,
-            "regimes": table("Failure regimes", regimes, csv=_csv_name("curves", "regimes"))
-            if regimes else None,
-            "confusions": table("Top confusion pairs", confusions[:10]) if confusions else None,
+            "notes": [n for n in (mca_note, _danger_note(calib)) if n],
+            "regimes": _regimes_table(run, curves), "confusions": _confusions_table(fails),
             "cards": _cards(facts, base)}
 
 
+def _danger_note(calib) -> str | None:
+    if not calib:
+        return None
+    return ("ECE: expected calibration error (15 bins); shifted = mean over the corruption "
+            "cells. Dangerous failures: wrong with confidence above 0.9.")
+
+
+def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
+    """Corruptions × models, each cell the regime label with its breakpoint and drop."""
+    rows = [r for r in _first_table(curves, "regimes")
+            if r.get("dataset") in (None, run.dataset)]
+    if not rows:
+        return None
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    by: dict[str, dict] = {}
+    for r in rows:
+        e = by.setdefault(r["stressor"], {"corruption": r["stressor"],
+                                          "family": r.get("family", "")})
+        label = str(r.get("regime", "?"))
+        if isinstance(r.get("breakpoint"), (int, float)):
+            label += f" · break at {r['breakpoint']:g}"
+        if isinstance(r.get("total_drop"), (int, float)):
+            label += f" · −{r['total_drop']:.0f} pt"
+        if r.get("confidence") not in (None, "", "strong", "positive", "very strong"):
+            label += f" ({r['confidence']})"
+        e[r["model"]] = label
+    out = table("Failure regimes (label · breakpoint severity · total drop)", list(by.values()),
+                columns=["corruption", "family", *models], formatters={}, max_rows=60)
+    out.csv = _csv_name("curves", "regimes")
+    return out
+
+
+def _confusions_table(fails: dict | None) -> Table | None:
+    rows = _first_table(fails, "confusion_pairs", "top_confusions", "confusions")
+    if not rows:
+        return None
+    picked = []
+    for group in ("clean", "all shifted"):
+        sel = [r for r in rows if r.get("group") == group]
+        for m in dict.fromkeys(r.get("model") for r in sel):
+            picked += sorted((r for r in sel if r.get("model") == m),
+                             key=lambda r: -(r.get("count") or 0))[:3]
+    picked = picked or sorted(rows, key=lambda r: -(r.get("count") or 0))[:10]
+    cols = [c for c in ("model", "group", "true", "predicted", "count", "share_of_errors",
+                        "reverse_count") if any(c in r for r in picked)]
+    return table("Top confusion pairs (true → predicted)", picked, columns=cols,
+                 formatters={"share_of_errors": pct})
+
+
 def _first_table(result: dict | None, *names: str) -> list[dict]:
-    tables = (result or {}).get("tables", {})
+    tables = (result or {}).get("tables") or {}
     for n in names:
         if isinstance(tables.get(n), list) and tables[n]:
             return tables[n]
@@ -166,7 +239,7 @@ def _cards(facts: list[dict], base: str | None) -> list[dict]:
     return [
         {"label": "clean accuracy", "value": pct(f["clean_acc"]), "sub": f["model"]},
         {"label": "mean corruption accuracy", "value": pct(f["mean_corruption_acc"]),
-         "sub": f"over {f['n_corruption_cells']} corruption cells"},
+         "sub": f"over {f['n_corruption_cells']} corruption × severity cells"},
         {"label": "largest drop", "value": f"{100 * drop:.1f} pt" if drop is not None else "—",
          "sub": (f"{f['worst_stressor']} at severity {fmt(f['worst_severity'])}"
                  if drop is not None else "no corruption cells")},
@@ -184,8 +257,22 @@ def _analysis_section(run: RunData, a) -> Section:
     if a.status != "ok":
         return s
     res = a.result
-    s.facts = [(k.replace("_", " "), fmt(v)) for k, v in (res.get("summary") or {}).items()
-               if not isinstance(v, (dict, list))]
+    per_model: dict[str, dict] = {}
+    for k, v in (res.get("summary") or {}).items():
+        if isinstance(v, (dict, list)):
+            continue
+        m, rest = split_model_key(k, run.model_names)
+        if m is None:
+            s.facts.append((k.replace("_", " "), fmt(v)))
+        else:
+            per_model.setdefault(rest, {})[m] = v
+    if per_model:
+        rows = [{"number": k.replace("_", " "), **{m: vals.get(m) for m in run.model_names
+                                                  if m in vals}}
+                for k, vals in per_model.items()]
+        t = table("Headline numbers per model", rows, max_rows=80)
+        t.open = True
+        s.tables.append(t)
     for f in res.get("figures") or []:
         if isinstance(f, dict) and f.get("path"):
             s.figures.append(figure(run.run_dir, str(f["path"]), str(f.get("caption", ""))))

@@ -117,6 +117,7 @@ def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
     state = _State(out)
     state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
     save_resolved(cfg, out / RESOLVED_NAME, versions=study_versions())
+    check_analyses(cfg)  # a typo in an analysis option fails now, not after training
     checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models}
     failures = evaluate_all(cfg, checkpoints, out, state, command)
     failures += run_analyses(cfg, out, state)
@@ -220,14 +221,26 @@ def _fingerprint(out: Path, extra) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
-    """Every selected analysis, in registry order, skipping those whose inputs are unchanged."""
+def check_analyses(cfg: StudyConfig) -> list[str]:
+    """The study's analyses in run order; unknown names and options raise StudyError."""
     from ..analysis import get_analysis, list_analyses
     names = [a.name for a in list_analyses()] if cfg.analyses is None else list(cfg.analyses)
-    failures = []
     for name in names:
+        try:
+            fn = get_analysis(name).fn
+        except ValueError as e:
+            raise StudyError(f"analyses: {e}") from None
+        _analysis_options(cfg, fn, name)
+    return names
+
+
+def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
+    """Every selected analysis, in registry order, skipping those whose inputs are unchanged."""
+    from ..analysis import get_analysis
+    failures = []
+    for name in check_analyses(cfg):
         a = get_analysis(name)
-        opts = dict(cfg.analysis_options.get(name, {}))
+        opts = _analysis_options(cfg, a.fn, name)
         key = f"analysis:{name}"
         fp = _fingerprint(out, opts)
         prev = state.step(key)
@@ -247,6 +260,23 @@ def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
             continue
         state.set(key, status="ok", fingerprint=fp, seconds=round(time.perf_counter() - t, 1))
     return failures
+
+
+def _analysis_options(cfg: StudyConfig, fn, name: str) -> dict:
+    """The study's options for analysis ``name``, plus its device and seed when the analysis
+    takes them and the study file does not set them."""
+    import inspect
+    opts = dict(cfg.analysis_options.get(name, {}))
+    params = inspect.signature(fn).parameters
+    for k, v in (("device", cfg.device), ("seed", cfg.seed)):
+        if k in params and k not in opts:
+            opts[k] = v
+    unknown = [k for k in opts if k not in params
+               and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
+    if unknown:
+        raise StudyError(f"analysis_options.{name}: unknown option(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(p for p in params if p not in ('run_dir', 'out_dir'))})")
+    return opts
 
 
 def _tail(lines: int = 6) -> str:
