@@ -129,36 +129,41 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
                             f"{worst['model']} under {worst['worst_stressor']} at severity "
                             f"{fmt(worst['worst_severity'])} (from {pct(worst['clean_acc'])} "
                             f"to {pct(worst['worst_acc'])}).")
-    rows, mca_note = [], None
+    robust, calib_rows, mca_note = [], [], None
     for f in facts:
         m = f["store_model"]
         v = lambda res, *n: model_value(res, m, *n, single=single)  # noqa: E731
         mca = v(metrics, "mca")
-        if mca is not None:
-            n_corr = v(metrics, "corruptions")
-            mca_note = (f"Mean corruption accuracy (mCA) and mCE are the metrics analysis's, "
-                        f"over {n_corr} {v(metrics, 'corruption_set') or ''} corruptions; "
-                        "the largest drop is over every evaluated cell.")
-        rows.append({
-            "model": f["model"] + (" (baseline)" if m == base else ""),
-            "clean accuracy": pct(f["clean_acc"]),
-            "mean corruption accuracy": pct(mca if mca is not None
-                                            else f["mean_corruption_acc"]),
+        if mca is not None:  # the metrics analysis's mCA: one number across the report
+            f["mean_corruption_acc"] = mca
+            f["mca_over"] = f"{v(metrics, 'corruptions')} {v(metrics, 'corruption_set') or ''} " \
+                            "corruptions × severities"
+            mca_note = (f"Mean corruption accuracy and mCE: the metrics analysis's, over the "
+                        f"{f['mca_over']}; the largest drop: over every evaluated cell.")
+        name = f["model"] + (" (baseline)" if m == base else "")
+        robust.append({
+            "model": name, "clean accuracy": pct(f["clean_acc"]),
+            "mean corruption accuracy": pct(f["mean_corruption_acc"]),
             "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
                              f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
                              else "—"),
             "mCE": fmt(v(metrics, "mce", "mCE"), 3),
-            "relative mCE": fmt(v(metrics, "relative_mce", "relative mCE"), 3),
-            "ECE clean → shifted": _arrow(v(calib, "ece_clean"), v(calib, "ece_shifted")),
-            "… after temperature scaling": _arrow(v(calib, "ece_clean_ts"),
-                                                  v(calib, "ece_shifted_ts")),
-            "dangerous failures clean → shifted": _arrow(
-                v(calib, "dangerous_rate_clean") if calib else v(fails, "clean_hc_rate"),
-                v(calib, "dangerous_rate_shifted") if calib else v(fails, "shifted_hc_rate"),
-                lambda x: pct(x, 2)),
-        })
-    models = table("Models at a glance", rows, formatters={c: str for c in rows[0]}) \
-        if rows else None
+            "relative mCE": fmt(v(metrics, "relative_mce", "relative mCE"), 3)})
+        if calib or fails:
+            calib_rows.append({
+                "model": name,
+                "ECE clean → shifted": _arrow(v(calib, "ece_clean"), v(calib, "ece_shifted")),
+                "ECE after temperature scaling": _arrow(v(calib, "ece_clean_ts"),
+                                                        v(calib, "ece_shifted_ts")),
+                "temperature": fmt(v(calib, "temperature"), 3),
+                "dangerous failures clean → shifted": _arrow(
+                    v(calib, "dangerous_rate_clean") if calib else v(fails, "clean_hc_rate"),
+                    v(calib, "dangerous_rate_shifted") if calib else v(fails, "shifted_hc_rate"),
+                    lambda x: pct(x, 2))})
+    models = table("Accuracy and robustness", robust,
+                   formatters={c: str for c in robust[0]}) if robust else None
+    trust = table("Calibration under shift", calib_rows,
+                  formatters={c: str for c in calib_rows[0]}) if calib_rows else None
     gaps = []
     for name, what in (("metrics", "mCE and relative mCE"), ("calibration", "ECE and the "
                        "dangerous-failure rate"), ("curves", "the regimes table"),
@@ -168,7 +173,7 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
             why = {"failed": "failed", "skipped": "was left out", "missing": "has not run"}.get(
                 a.status if a else "", "is not available in this installation")
             gaps.append(f"{what[0].upper() + what[1:]}: the {name} analysis {why}.")
-    return {"headline": headline, "models": models, "gaps": gaps,
+    return {"headline": headline, "models": models, "trust": trust, "gaps": gaps,
             "notes": [n for n in (mca_note, _danger_note(calib)) if n],
             "regimes": _regimes_table(run, curves), "confusions": _confusions_table(fails),
             "cards": _cards(facts, base)}
@@ -177,8 +182,9 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
 def _danger_note(calib) -> str | None:
     if not calib:
         return None
-    return ("ECE: expected calibration error (15 bins); shifted = mean over the corruption "
-            "cells. Dangerous failures: wrong with confidence above 0.9.")
+    return ("ECE: expected calibration error (15 bins); shifted: the mean over the corruption "
+            "cells; temperature: fitted on clean held-out data. Dangerous failures: wrong "
+            "with confidence above 0.9.")
 
 
 def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
@@ -194,7 +200,7 @@ def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
                                           "family": r.get("family", "")})
         label = str(r.get("regime", "?"))
         if isinstance(r.get("breakpoint"), (int, float)):
-            label += f" · break at {r['breakpoint']:g}"
+            label += f" · break at {r['breakpoint']:.1f}"
         if isinstance(r.get("total_drop"), (int, float)):
             label += f" · −{r['total_drop']:.0f} pt"
         if r.get("confidence") not in (None, "", "strong", "positive", "very strong"):
@@ -239,7 +245,8 @@ def _cards(facts: list[dict], base: str | None) -> list[dict]:
     return [
         {"label": "clean accuracy", "value": pct(f["clean_acc"]), "sub": f["model"]},
         {"label": "mean corruption accuracy", "value": pct(f["mean_corruption_acc"]),
-         "sub": f"over {f['n_corruption_cells']} corruption × severity cells"},
+         "sub": "over " + f.get("mca_over", f"{f['n_corruption_cells']} corruption × "
+                                              "severity cells")},
         {"label": "largest drop", "value": f"{100 * drop:.1f} pt" if drop is not None else "—",
          "sub": (f"{f['worst_stressor']} at severity {fmt(f['worst_severity'])}"
                  if drop is not None else "no corruption cells")},
@@ -262,7 +269,9 @@ def _analysis_section(run: RunData, a) -> Section:
         if isinstance(v, (dict, list)):
             continue
         m, rest = split_model_key(k, run.model_names)
-        if m is None:
+        if m is None and isinstance(v, str) and len(v) > 40:
+            s.notes.append(f"{k.replace('_', ' ')}: {v}")  # a sentence reads better as a note
+        elif m is None:
             s.facts.append((k.replace("_", " "), fmt(v)))
         else:
             per_model.setdefault(rest, {})[m] = v
@@ -280,7 +289,7 @@ def _analysis_section(run: RunData, a) -> Section:
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             s.tables.append(table(str(tname).replace("_", " "), rows,
                                   csv=_csv_name(a.name, tname)))
-    s.notes = [str(n) for n in res.get("notes") or []]
+    s.notes += [str(n) for n in res.get("notes") or []]
     if not (s.facts or s.figures or s.tables or s.notes):
         s.status, s.message = "empty", "The analysis ran but reported nothing."
     return s
