@@ -135,3 +135,9 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
     assert state2["steps"]["analysis:metrics"] == state["steps"]["analysis:metrics"]
     assert "0 cells computed" in state2["steps"]["evaluate"]["detail"]
     assert len(state2["commands"]) == 2
+    # A changed recipe for a model that already has a checkpoint is refused, not ignored.
+    import dataclasses
+    changed = dataclasses.replace(cfg, models=[dataclasses.replace(cfg.models[0], epochs=2),
+                                               cfg.models[1]])
+    with pytest.raises(StudyError, match=r"models\[base\].*epochs=1 \(now 2\)"):
+        run_study(changed)

@@ -433,8 +433,9 @@ def _appendix(run: RunData) -> Section:
     s.resolved_yaml = yaml.safe_dump(cfg, sort_keys=False) if cfg is not None else None
     s.commands = [{"time": c.get("time", ""), "command": c.get("command", ""),
                    "cwd": c.get("cwd", "")} for c in run.state.get("commands", [])]
-    steps = [{"step": k, "status": v.get("status"), "seconds": v.get("seconds"),
-              "finished": v.get("finished"), "detail": v.get("detail") or v.get("error")}
+    steps = [{"step": k, "status": v.get("status"), "wall s": v.get("seconds"),
+              "CPU s": v.get("cpu_s"), "finished": v.get("finished"),
+              "detail": (v.get("detail") or v.get("error") or "").split("\n")[0]}
              for k, v in run.state.get("steps", {}).items()]
     if steps:
         s.tables.append(table("Study steps (latest invocation that ran each)", steps))

@@ -127,6 +127,7 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         cfg = override(cfg, **overrides)
     except ConfigError as e:
         raise StudyError(str(e)) from None
+    cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data))
     if not _NAME_RE.match(cfg.name):
         raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+'")
     if not cfg.models:
@@ -164,6 +165,17 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
             raise StudyError(f"{where}: analysis_options.{name} is given but {name!r} is not "
                              "in analyses")
     return cfg
+
+
+def absolute_data_spec(spec: str) -> str:
+    """Folder paths made absolute (``PATH``, ``imagefolder:PATH``, ``cifar10c:PATH``), so the
+    saved study and the trained checkpoints name the same data from any directory."""
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in ("imagefolder", "cifar10", "cifar10c") and arg:
+        return f"{kind}:{Path(arg).expanduser().resolve()}"
+    if not sep and kind not in ("synthetic", "cifar10") and Path(spec).expanduser().is_dir():
+        return str(Path(spec).expanduser().resolve())
+    return spec
 
 
 def sweep_values(values, where: str = "sweep") -> list[float]:
