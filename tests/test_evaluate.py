@@ -96,12 +96,13 @@ def all_rows(run_dir) -> list[tuple]:
 # ----------------------------------------------------------------------------- the grid
 def test_grid_lists_clean_first_skips_severity_zero_and_adds_sweeps_and_val(stubs, ckpt, tmp_path):
     c = cfg(tmp_path / "r", ckpt, models={"a": ckpt, "b": ckpt}, stressors=["_t_darken"],
-            severities="0:2:1", sweeps=["_t_shift=-2:2:2"], include_val=True, val_subset=30)
+            severities="0:2:1", sweeps=["_t_shift=-2:2:2", "_t_darken=2,3.5"], include_val=True,
+            val_subset=30)
     keys = build_cells(c)
     ds = f"synthetic:test@{N}"
     expect = []
     for stressor, sev in [("clean", 0), ("_t_darken", 1), ("_t_darken", 2), ("_t_shift", -2),
-                          ("_t_shift", 0), ("_t_shift", 2)]:
+                          ("_t_shift", 0), ("_t_shift", 2), ("_t_darken", 3.5)]:
         expect += [CellKey(m, ds, stressor, float(sev), 0) for m in ("a", "b")]
     expect += [CellKey(m, "synthetic:train-val@30", "clean", 0.0, 0) for m in ("a", "b")]
     assert keys == expect

@@ -67,7 +67,8 @@ class EvalConfig:
         stressor names; the clean cell is always included.
     severities: corruption severities, a list or ``"1,2,3"`` / ``"0:5:0.25"``; 0 is the
         identity, i.e. the clean cell, and is not stored again per corruption.
-    sweeps: ``["rotation=-90:90:15", ...]``, values in the stressor's natural unit.
+    sweeps: ``["rotation=-90:90:15", ...]``, values in the stressor's natural unit (for a
+        corruption, extra severities of that corruption only).
     include_val: also evaluate the clean ``train-val`` split (temperature scaling), at most
         ``val_subset`` images.
     cifar10c: the official CIFAR-10-C ``.npy`` folder; its cells go under the dataset
@@ -123,9 +124,7 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
             n, vals = parse_sweep(text)
         except ValueError as e:
             raise EvalError(f"--sweep: {e}") from None
-        if _stressor(n).is_corruption:
-            raise EvalError(f"--sweep {text!r}: {n} is a corruption; give its levels with "
-                            "--severities instead")
+        _stressor(n)  # a corruption may be swept too: its values are extra severities
         sweep_values[n] = sorted(set(sweep_values.get(n, []) + vals))
     for n in sweeps:
         if n not in sweep_values:
@@ -338,7 +337,8 @@ def _groups(config: EvalConfig, keys: dict[str, str]) -> list[Group]:
         out += [Group("main", keys["main"], n, s, models) for s in config.severities if s != 0]
     for text in config.sweeps:
         n, vals = parse_sweep(text)
-        out += [Group("main", keys["main"], n, v, models) for v in vals]
+        out += [g for g in (Group("main", keys["main"], n, v, models) for v in vals)
+                if g not in out]
     if "val" in keys:
         out.append(Group("val", keys["val"], CLEAN, 0.0, models))
     if "official" in keys:
