@@ -134,6 +134,10 @@ class Stressor:
 def _lerp(u, v, t):
     if isinstance(u, (tuple, list)):
         return type(u)(_lerp(a, b, t) for a, b in zip(u, v))
+    if u == math.inf:
+        # An infinite identity entry (shot noise's photon count) interpolates its
+        # reciprocal linearly: 1/c goes 0 -> 1/v as t goes 0 -> 1.
+        return v / t
     return u + (v - u) * t
 
 
