@@ -30,8 +30,10 @@ def _border_index(n: int, pad: int, mode: str, device) -> torch.Tensor:
 
 
 def _pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
-    # Index-based padding: any pad width (torch's "reflect" needs pad < size).
     h, w = x.shape[-2:]
+    if mode == "nearest" or (ph < h and pw < w):
+        return F.pad(x, (pw, pw, ph, ph), mode="replicate" if mode == "nearest" else "reflect")
+    # Index-based padding for any width (torch's "reflect" needs pad < size); 15x slower.
     if ph:
         x = x.index_select(-2, _border_index(h, ph, mode, x.device))
     if pw:
@@ -49,16 +51,23 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
     return k / k.sum()
 
 
+def _depthwise(y: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+    # Every image channel as its own group: oneDNN runs this ~10x faster than a batch of
+    # single-channel images through one shared filter.
+    n, c, h, w = y.shape
+    k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=y.dtype, device=y.device)
+    out = F.conv2d(y.reshape(1, n * c, h, w), k.expand(n * c, 1, *k.shape), groups=n * c)
+    return out.view(n, c, *out.shape[-2:])
+
+
 def separable_filter(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
     """Correlate N×C×H×W with ``kh`` along H and ``kw`` along W (odd lengths)."""
-    n, c, h, w = x.shape
-    ph, pw = len(kh) // 2, len(kw) // 2
-    y = _pad(x.reshape(n * c, 1, h, w), ph, pw, mode)
+    y = _pad(x, len(kh) // 2, len(kw) // 2, mode)
     if len(kh) > 1:
-        y = F.conv2d(y, torch.as_tensor(kh, dtype=x.dtype, device=x.device).view(1, 1, -1, 1))
+        y = _depthwise(y, kh.reshape(-1, 1))
     if len(kw) > 1:
-        y = F.conv2d(y, torch.as_tensor(kw, dtype=x.dtype, device=x.device).view(1, 1, 1, -1))
-    return y.view(n, c, h, w)
+        y = _depthwise(y, kw.reshape(1, -1))
+    return y
 
 
 def gaussian_filter(x: torch.Tensor, sigma: float, mode: str = "nearest") -> torch.Tensor:
@@ -74,10 +83,7 @@ def filter2d(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect101") -> t
     r = int(np.abs(nz - np.array(kernel.shape) // 2).max()) if len(nz) else 0
     ch, cw = kernel.shape[0] // 2, kernel.shape[1] // 2
     kernel = kernel[ch - r:ch + r + 1, cw - r:cw + r + 1]
-    n, c, h, w = x.shape
-    y = _pad(x.reshape(n * c, 1, h, w), r, r, mode)
-    k = torch.as_tensor(np.ascontiguousarray(kernel), dtype=x.dtype, device=x.device)
-    return F.conv2d(y, k.view(1, 1, *k.shape)).view(n, c, h, w)
+    return _depthwise(_pad(x, r, r, mode), kernel)
 
 
 # ----------------------------------------------------------------------------- defocus
@@ -241,9 +247,16 @@ def zoom_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
         rz = torch.as_tensor(_zoom_matrix(h, factors), dtype=x.dtype, device=x.device)
         cz = torch.as_tensor(_zoom_matrix(w, factors), dtype=x.dtype, device=x.device)
         k = len(factors)
-        t = x.reshape(n * c * h, w) @ cz.permute(2, 0, 1).reshape(w, k * w)  # (NCH, K*W)
-        t = t.view(n * c, h, k, w).permute(0, 2, 1, 3).reshape(n * c, k * h, w)
-        acc += (rz.permute(1, 0, 2).reshape(h, k * h) @ t).view(n, c, h, w)
+        c_cat = cz.permute(2, 0, 1).reshape(w, k * w)
+        r_cat = rz.permute(1, 0, 2).reshape(h, k * h)
+        # Chunks of images keep the K-fold intermediate (K*C*H*W floats each) cache-sized.
+        step = max(1, (1 << 18) // (k * c * h * w)) if x.device.type == "cpu" else n
+        for s in range(0, n, step):
+            xs = x[s:s + step]
+            m = xs.shape[0]
+            t = xs.reshape(m * c * h, w) @ c_cat  # (MCH, K*W)
+            t = t.view(m * c, h, k, w).transpose(1, 2).reshape(m * c, k * h, w)
+            acc[s:s + step] += (r_cat @ t).view(m, c, h, w)
     else:
         # Large images: two-tap gathers per factor (the matrices would be mostly zeros).
         for z in factors:
