@@ -119,9 +119,13 @@ DEFOCUS_BLUR = {"cifar": [(0.0, 0.0), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 
 
 
 @register_stressor("defocus_blur", family="blur", tables=DEFOCUS_BLUR,
-                   param_names=("radius", "alias_blur"), benchmark=True)
+                   param_names=("radius", "alias_blur"), benchmark=True, interpolate="outputs")
 def defocus_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
-    """Out-of-focus blur: convolution with an anti-aliased disk."""
+    """Out-of-focus blur: convolution with an anti-aliased disk.
+
+    A binary disk changes only where its radius crosses a pixel distance, so fractional
+    severities blend the two neighbouring levels' outputs (= their kernels).
+    """
     radius, alias = p
     return filter2d(x, disk_kernel(radius, alias), "reflect101")
 

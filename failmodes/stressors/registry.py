@@ -65,6 +65,10 @@ class Stressor:
     rounding: str = "floor"  # how the float result meets the 8-bit grid: floor | round
     # True for the 15 CIFAR-10-C benchmark corruptions, False for the 4 extras and sweeps.
     benchmark: bool = False
+    # Fractional severities: "params" interpolates the table rows (the default); "outputs"
+    # blends the op's outputs at the two neighbouring rows, for deterministic ops whose
+    # parameters act discretely (defocus's binary disk) so in-between rows mean little.
+    interpolate: str = "params"
 
     @property
     def is_corruption(self) -> bool:
@@ -104,10 +108,15 @@ class Stressor:
                                 f"expected ({n},)")
         if severity == self.identity or n == 0:
             return images.clone()
-        p = self.resolve(severity, images.shape[-2], params)
         rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
-        y = self.op(x, p, rng)
+        lo = math.floor(severity)
+        if self.interpolate == "outputs" and self.tables is not None and severity != lo:
+            rows = self.tables[self.table_family(images.shape[-2], params)]
+            a, b = self.op(x, tuple(rows[lo]), rng), self.op(x, tuple(rows[lo + 1]), rng)
+            y = torch.lerp(a, b, severity - lo)
+        else:
+            y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
         return quantize(y, self.rounding).to(images.dtype)
 
     def _check_severity(self, severity) -> float:
@@ -177,7 +186,8 @@ _REGISTRY: dict[str, Stressor] = {}
 def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       param_names: Sequence[str] = (), unit: str = "severity",
                       value_range: tuple[float, float] | None = None, identity: float = 0.0,
-                      description: str = "", rounding: str = "floor", benchmark: bool = False):
+                      description: str = "", rounding: str = "floor", benchmark: bool = False,
+                      interpolate: str = "params"):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
     Corruptions pass ``tables`` ({"cifar": rows, "imagenet": rows}, rows[0] = identity);
@@ -198,7 +208,8 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                                    param_names=tuple(param_names), unit=unit,
                                    value_range=rng, identity=identity,
                                    description=description or (op.__doc__ or "").strip().split("\n")[0],
-                                   rounding=rounding, benchmark=benchmark)
+                                   rounding=rounding, benchmark=benchmark,
+                                   interpolate=interpolate)
         return op
 
     return wrap
