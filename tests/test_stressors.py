@@ -277,3 +277,20 @@ def test_fidelity_against_the_original_generator(tmp_path):
                         "--only", ",".join(CORRUPTIONS)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert f"{5 * len(CORRUPTIONS)} ok, 0 FAIL" in r.stdout
+
+
+# ----------------------------------------------------------------------------- cli
+def test_cli_lists_every_stressor_as_table_and_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    r = CliRunner().invoke(app, ["stressors", "--json"])
+    assert r.exit_code == 0
+    rows = json.loads(r.stdout)
+    assert [d["name"] for d in rows] == ALL
+    assert all(("tables" in d) == (d["family"] != "sweep") for d in rows)
+    r = CliRunner().invoke(app, ["stressors", "*blur*"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "zoom_blur" in r.stdout and "rotation" not in r.stdout
+    assert CliRunner().invoke(app, ["stressors", "nothing*"]).exit_code != 0

@@ -132,7 +132,8 @@ class Stressor:
 
     def describe(self) -> dict:
         """A JSON-able summary: name, family, unit, range and the parameter tables."""
-        d = {"name": self.name, "family": self.family, "unit": self.unit,
+        d = {"name": self.name, "family": self.family, "benchmark": self.benchmark,
+             "unit": self.unit,
              "range": list(self.value_range), "identity": self.identity,
              "description": self.description, "param_names": list(self.param_names)}
         if self.tables is not None:
@@ -235,6 +236,11 @@ def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
              if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
     rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
     return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def describe_stressors(pattern: str = "*") -> list[dict]:
+    """``describe()`` of every stressor matching ``pattern``, in listing order (CLI, report)."""
+    return [_REGISTRY[n].describe() for n in list_stressors(pattern)]
 
 
 def suite(name: str) -> list[str]:
