@@ -1,1 +1,192 @@
-"""digital stressors (see registry.py for the contract)."""
+"""Digital corruptions (CIFAR-10-C family "digital": brightness, contrast,
+elastic_transform, pixelate, jpeg_compression; extra: saturate).
+
+Ported from ``make_cifar_c.py`` / ``make_imagenet_c.py`` (hendrycks/robustness):
+brightness and saturate go through scikit-image's HSV round trip (rgb2hsv/hsv2rgb,
+batched here in float64); elastic_transform is cv2.warpAffine (bilinear, reflect-101
+border, 1/32-px coordinates) of a random affine followed by scipy's order-1
+map_coordinates (reflect border) along a Gaussian-smoothed random field; pixelate is
+PIL's BOX resize down and up (fixed-point, emulated exactly); jpeg goes through PIL.
+
+Elastic parameters are fractions of the image side (the reference multiplies by 32 for
+CIFAR and by 244 for 224-px ImageNet); pixelate keeps the published fraction of the
+side; the others do not depend on the image size.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from ._rng import ImageRNG
+from ._spatial import bilinear_gather, gaussian_filter, pil_box_resize
+from .registry import register_stressor
+
+# Severity tables: row 0 = identity, rows 1..5 = make_cifar_c.py / make_imagenet_c.py.
+BRIGHTNESS = {"cifar": [(0.0,), (0.05,), (0.1,), (0.15,), (0.2,), (0.3,)],
+              "imagenet": [(0.0,), (0.1,), (0.2,), (0.3,), (0.4,), (0.5,)]}
+CONTRAST = {"cifar": [(1.0,), (0.75,), (0.5,), (0.4,), (0.3,), (0.15,)],
+            "imagenet": [(1.0,), (0.4,), (0.3,), (0.2,), (0.1,), (0.05,)]}
+# saturate: saturation factor, saturation offset.
+SATURATE = {"cifar": [(1.0, 0.0), (0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
+            "imagenet": [(1.0, 0.0), (0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)]}
+# PIL JPEG quality (rounded to an integer for fractional severities).
+JPEG = {"cifar": [(100,), (80,), (65,), (58,), (50,), (40,)],
+        "imagenet": [(100,), (25,), (18,), (15,), (10,), (7,)]}
+# pixelate: side fraction of the intermediate image, int(side * fraction).
+PIXELATE = {"cifar": [(1.0,), (0.95,), (0.9,), (0.85,), (0.75,), (0.65,)],
+            "imagenet": [(1.0,), (0.6,), (0.5,), (0.4,), (0.3,), (0.25,)]}
+# elastic: field amplitude, field smoothing sigma, affine jitter, as fractions of the
+# image side. CIFAR: IMSIZE (32) * k. ImageNet: 244 * k px on 224-px images ("244
+# should have been 224" in the reference), i.e. 244/224 * k of the side.
+_IN = 244.0 / 224.0
+ELASTIC = {"cifar": [(0.0, 0.0, 0.0), (0.0, 0.0, 0.08), (0.05, 0.2, 0.07),
+                     (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)],
+           "imagenet": [(0.0, 0.0, 0.0), (_IN * 2, _IN * 0.7, _IN * 0.1),
+                        (_IN * 2, _IN * 0.08, _IN * 0.2), (_IN * 0.05, _IN * 0.01, _IN * 0.02),
+                        (_IN * 0.07, _IN * 0.01, _IN * 0.02),
+                        (_IN * 0.12, _IN * 0.01, _IN * 0.02)]}
+
+
+# ----------------------------------------------------------------------------- HSV
+def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """skimage.color.rgb2hsv on (N, 3, H, W): hue in [0, 1), grey pixels get h = s = 0.
+
+    Where two channels tie for the maximum, blue wins over green over red, as the
+    reference's successive masked assignments do.
+    """
+    r, g, b = rgb.unbind(1)
+    v = rgb.amax(1)
+    delta = v - rgb.amin(1)
+    safe = torch.where(delta == 0, torch.ones_like(delta), delta)
+    s = torch.where(delta == 0, torch.zeros_like(v), delta / torch.where(v == 0, torch.ones_like(v), v))
+    h = (g - b) / safe
+    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
+    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
+    h = torch.remainder(h / 6.0, 1.0)
+    h = torch.where(delta == 0, torch.zeros_like(h), h)
+    return torch.stack((h, s, v), 1)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb on (N, 3, H, W)."""
+    h, s, v = hsv.unbind(1)
+    hi = torch.floor(h * 6)
+    f = h * 6 - hi
+    p = v * (1 - s)
+    q = v * (1 - f * s)
+    t = v * (1 - (1 - f) * s)
+    sector = torch.remainder(hi, 6).long().unsqueeze(1)  # (N, 1, H, W)
+    # The six sectors' (r, g, b), as np.choose in the reference.
+    options = torch.stack([torch.stack(c, 1) for c in
+                           ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 1)
+    idx = sector.unsqueeze(1).expand(-1, 1, 3, -1, -1)
+    return options.gather(1, idx).squeeze(1)
+
+
+def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+    hsv = rgb_to_hsv(x.to(torch.float64))
+    hsv[:, channel] = (hsv[:, channel] * scale + shift).clamp(0, 1)
+    return hsv_to_rgb(hsv).to(x.dtype)
+
+
+@register_stressor("brightness", family="digital", tables=BRIGHTNESS,
+                   param_names=("value_shift",), benchmark=True)
+def brightness(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """HSV value raised by ``c`` (clipped to 1)."""
+    return _hsv_edit(x, 2, 1.0, p[0])
+
+
+@register_stressor("saturate", family="digital", tables=SATURATE,
+                   param_names=("saturation_factor", "saturation_shift"))
+def saturate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """HSV saturation scaled by ``c0`` and shifted by ``c1`` (clipped to [0, 1])."""
+    return _hsv_edit(x, 1, p[0], p[1])
+
+
+@register_stressor("contrast", family="digital", tables=CONTRAST,
+                   param_names=("factor",), benchmark=True)
+def contrast(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """Each channel pulled towards its image mean by the factor ``c``."""
+    means = x.to(torch.float64).mean((2, 3), keepdim=True)
+    return ((x - means) * p[0] + means).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------- elastic
+def _affine_source_coords(pts_src: torch.Tensor, pts_dst: torch.Tensor, h: int, w: int):
+    """For cv2.warpAffine(img, getAffineTransform(src, dst)): where each output pixel
+    samples the input, (N, h, w) rows and cols, on cv2's 1/32-px grid."""
+    n = pts_src.shape[0]
+    ones = torch.ones(n, 3, 1, dtype=pts_dst.dtype, device=pts_dst.device)
+    # The inverse map takes dst points to src points: [x y 1] @ A = src.
+    a = torch.linalg.solve(torch.cat([pts_dst, ones], 2), pts_src)  # (N, 3, 2)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=a.dtype, device=a.device),
+                            torch.arange(w, dtype=a.dtype, device=a.device), indexing="ij")
+    grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, h * w, 3)
+    src = (grid @ a).view(n, h, w, 2)
+    # cv2 bilinear warps quantise coordinates to INTER_TAB_SIZE = 32 steps per pixel.
+    src = torch.round(src * 32.0) / 32.0
+    return src[..., 1], src[..., 0]
+
+
+@register_stressor("elastic_transform", family="digital", tables=ELASTIC,
+                   param_names=("alpha", "sigma", "affine"), benchmark=True)
+def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """A random affine warp, then a smooth random displacement field (fractions of side)."""
+    n, _, h, w = x.shape
+    side = min(h, w)
+    alpha, sigma, jitter = (float(v) * side for v in p)
+    # As the reference: centre from (h, w) // 2 used as (x, y), square of side // 3.
+    c0, c1, sq = float(h // 2), float(w // 2), float(side // 3)
+    pts1 = torch.tensor([[c0 + sq, c1 + sq], [c0 + sq, c1 - sq], [c0 - sq, c1 - sq]],
+                        dtype=torch.float32, device=x.device).expand(n, 3, 2)
+    jit = (rng.uniform((3, 2), dtype=torch.float64) * (2 * jitter) - jitter).to(torch.float32)
+    pts2 = pts1 + jit
+    sy, sx = _affine_source_coords(pts1.double(), pts2.double(), h, w)
+    img = bilinear_gather(x, sy, sx, "reflect101")
+
+    def field():
+        u = rng.uniform((h, w), dtype=torch.float64) * 2 - 1
+        return (gaussian_filter(u, sigma, "reflect", 3.0) * alpha).to(torch.float32)
+
+    dx, dy = field(), field()
+    rows = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    cols = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
+    return bilinear_gather(img, rows + dy, cols + dx, "reflect")
+
+
+# ----------------------------------------------------------------------------- PIL ops
+def _to_u8(x: torch.Tensor) -> torch.Tensor:
+    # The reference works on PIL images: the 8-bit values of the clean image.
+    return torch.round(x.clamp(0, 1) * 255.0)
+
+
+@register_stressor("pixelate", family="digital", tables=PIXELATE,
+                   param_names=("fraction",), benchmark=True)
+def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """PIL BOX resize to ``int(side * c)`` and back."""
+    h, w = x.shape[-2:]
+    sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
+    small = pil_box_resize(_to_u8(x), sh, sw)
+    return pil_box_resize(small, h, w) / 255.0
+
+
+@register_stressor("jpeg_compression", family="digital", tables=JPEG,
+                   param_names=("quality",), benchmark=True)
+def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """PIL JPEG encode/decode at ``quality`` (4:2:0 chroma, PIL's defaults)."""
+    from PIL import Image
+
+    quality = int(round(p[0]))
+    arr = _to_u8(x).to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = np.empty_like(arr)
+    # Per image on CPU through PIL: the codec (quantisation tables, chroma subsampling,
+    # libjpeg's DCT and upsampling) is what the reference's numbers come from.
+    for i, a in enumerate(arr):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "JPEG", quality=quality)
+        buf.seek(0)
+        out[i] = np.asarray(Image.open(buf).convert("RGB"))
+    y = torch.from_numpy(out).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype)
+    return y / 255.0
