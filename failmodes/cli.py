@@ -109,9 +109,33 @@ def compare():
     _pending(10, "compare")
 
 
-def main() -> None:  # pragma: no cover - entry point
-    app()
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Library exceptions whose message is already one line meant for the user."""
+    from .config import ConfigError
+    from .data import DataError
+    from .evaluate import StoreError
+    from .models import ModelError
+    from .stressors import StressorError
+    return (ConfigError, DataError, ModelError, StoreError, StressorError, FileNotFoundError)
+
+
+def main() -> None:
+    """Console entry point: a library error becomes ``error: <one line>`` and exit 2."""
+    errors = _user_errors()
+    try:
+        app()
+    except errors as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OSError as e:  # full disk, permissions: say which file
+        typer.secho(f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "),
+                    fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished cells are kept; re-run the same command to resume",
+                    err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

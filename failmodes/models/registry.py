@@ -126,8 +126,8 @@ def library_versions() -> dict:
     import numpy
     import torchvision
     from .. import __version__
-    return {"failmodes": __version__, "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+    return {"failmodes": __version__, "torch": str(torch.__version__),
+            "torchvision": str(torchvision.__version__), "numpy": str(numpy.__version__),
             "python": platform.python_version()}
 
 
@@ -136,7 +136,7 @@ def weights_hash(model: nn.Module) -> str:
     h = hashlib.sha1()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes()
+        h.update(v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
                  if v.numel() else b"")
     return h.hexdigest()
 

@@ -1,0 +1,89 @@
+"""The analysis registry: the one list of analyses that the CLI, the study runner and the
+report read, in report order.
+
+An analysis is ``fn(run_dir: Path, out_dir: Path, **options) -> dict``. It reads the run's
+store (``run_dir / STORE_NAME``) and whatever else the run folder holds, writes
+``out_dir / f"{name}.json"`` (the returned dict) and its figures under
+``out_dir / "figures"``, and returns a dict with at least:
+
+- ``summary``: headline numbers (JSON scalars) for the report's first screen;
+- ``figures``: list of ``{"path": "figures/<file>.png" (relative to out_dir), "caption": str}``;
+- ``tables``: ``{table_name: [row dicts]}``;
+- ``notes``: list of plain-language findings (strings), may be empty.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+STORE_NAME = "results.sqlite"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    title: str
+    fn: Callable[..., dict]
+    order: int
+
+
+_REGISTRY: dict[str, Analysis] = {}
+
+
+def register_analysis(name: str, *, title: str, order: int):
+    """Decorator filing an analysis; ``order`` places its section in the report."""
+    def wrap(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"analysis {name!r} registered twice")
+        _REGISTRY[name] = Analysis(name, title, fn, order)
+        return fn
+    return wrap
+
+
+def list_analyses() -> list[Analysis]:
+    _load_all()
+    return sorted(_REGISTRY.values(), key=lambda a: a.order)
+
+
+def get_analysis(name: str) -> Analysis:
+    _load_all()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown analysis {name!r}; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def write_result(out_dir: Path, name: str, result: dict) -> Path:
+    """Write ``out_dir/<name>.json`` atomically (NaN-safe: non-finite floats become null)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_finite(result), indent=1, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def _finite(x):
+    if isinstance(x, float):
+        return x if x == x and abs(x) != float("inf") else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:  # numpy / torch scalars
+        return _finite(x.item())
+    return x
+
+
+def _load_all() -> None:
+    # Each analysis module registers itself on import; a module not written yet is skipped.
+    import importlib
+    for mod in ("metrics", "curves", "failures", "calibration", "cam"):
+        try:
+            importlib.import_module(f"{__package__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{mod}":
+                raise

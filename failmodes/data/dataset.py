@@ -1,0 +1,100 @@
+"""The Dataset record every loader returns, and the train/validation split."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+class DataError(ValueError):
+    """A data set could not be loaded; the message is one line naming the path and the fix."""
+
+
+@dataclass
+class Dataset:
+    """Images decoded once into one uint8 tensor.
+
+    images:  uint8 N×H×W×3 (may be a read-only memory map: index or convert, never write)
+    labels:  int64 N
+    classes: class names, ``labels`` index into it
+    mean/std: per-channel statistics in [0, 1] pixel units (for a model's normaliser)
+    indices: int64 N, each image's index in the full split (stressor randomness keys)
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    indices: torch.Tensor | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.indices is None:
+            self.indices = torch.arange(len(self.labels), dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.split}"
+
+    def select(self, which: torch.Tensor) -> "Dataset":
+        """A view on the rows ``which`` (int64 positions), keeping their original indices."""
+        which = torch.as_tensor(which, dtype=torch.int64)
+        return Dataset(self.images[which], self.labels[which], list(self.classes), self.name,
+                       self.split, self.mean, self.std, self.indices[which], list(self.skipped))
+
+    def subset(self, n: int | None, seed: int = 42) -> "Dataset":
+        """A class-stratified random subset of ``n`` images (all if n is None or ≥ len)."""
+        if n is None or n >= len(self):
+            return self
+        if n <= 0:
+            raise DataError(f"subset size must be positive, got {n}")
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(self), generator=g)
+        # Round-robin over classes in random order keeps the class balance of small subsets.
+        by_class = [order[self.labels[order] == c] for c in range(len(self.classes))]
+        picks, k = [], 0
+        while len(picks) < n:
+            for rows in by_class:
+                if k < len(rows) and len(picks) < n:
+                    picks.append(int(rows[k]))
+            k += 1
+        return self.select(torch.tensor(sorted(picks)))
+
+    def float_batch(self, start: int, stop: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Images ``start:stop`` as float32 N×3×H×W in [0, 1] on ``device``."""
+        x = self.images[start:stop].to(device, non_blocking=True)
+        return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def channel_stats(images: torch.Tensor, max_images: int = 10000) -> tuple[tuple, tuple]:
+    """Per-channel mean and std in [0, 1] units of uint8 N×H×W×3 images (first ``max_images``)."""
+    x = images[:max_images].to(torch.float64) / 255.0
+    mean = x.mean(dim=(0, 1, 2))
+    std = x.std(dim=(0, 1, 2))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def train_val_split(ds: Dataset, val_fraction: float = 0.1, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Split ``ds`` into (train, validation) with a fixed seed; validation keeps its indices.
+
+    The validation part is what temperature scaling is fitted on.
+    """
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(ds), generator=g)
+    n_val = max(1, int(round(len(ds) * val_fraction)))
+    val_rows, train_rows = order[:n_val].sort().values, order[n_val:].sort().values
+    train, val = ds.select(train_rows), ds.select(val_rows)
+    train.split, val.split = f"{ds.split}-train", f"{ds.split}-val"
+    return train, val
