@@ -3,10 +3,11 @@ elastic_transform, pixelate, jpeg_compression; extra: saturate).
 
 Ported from ``make_cifar_c.py`` / ``make_imagenet_c.py`` (hendrycks/robustness):
 brightness and saturate go through scikit-image's HSV round trip (rgb2hsv/hsv2rgb,
-batched here in float64); elastic_transform is cv2.warpAffine (bilinear, reflect-101
-border, 1/32-px coordinates) of a random affine followed by scipy's order-1
-map_coordinates (reflect border) along a Gaussian-smoothed random field; pixelate is
-PIL's BOX resize down and up (fixed-point, emulated exactly); jpeg goes through PIL.
+batched here in float64); elastic_transform is cv2.warpAffine of a random affine
+(bilinear, reflect-101 border, OpenCV 3.4's 1/32-px fixed-point coordinates), then
+scipy's order-1 map_coordinates (reflect border) along a Gaussian-smoothed random
+field; pixelate is PIL's BOX resize down and up (its fixed-point arithmetic emulated
+exactly); jpeg_compression goes through PIL itself.
 
 Elastic parameters are fractions of the image side (the reference multiplies by 32 for
 CIFAR and by 244 for 224-px ImageNet); pixelate keeps the published fraction of the
@@ -121,12 +122,14 @@ def _affine_source_coords(pts_src: torch.Tensor, pts_dst: torch.Tensor, h: int, 
     ones = torch.ones(n, 3, 1, dtype=pts_dst.dtype, device=pts_dst.device)
     # The inverse map takes dst points to src points: [x y 1] @ A = src.
     a = torch.linalg.solve(torch.cat([pts_dst, ones], 2), pts_src)  # (N, 3, 2)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=a.dtype, device=a.device),
-                            torch.arange(w, dtype=a.dtype, device=a.device), indexing="ij")
-    grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, h * w, 3)
-    src = (grid @ a).view(n, h, w, 2)
-    # cv2 bilinear warps quantise coordinates to INTER_TAB_SIZE = 32 steps per pixel.
-    src = torch.round(src * 32.0) / 32.0
+    ys = torch.arange(h, dtype=a.dtype, device=a.device).view(1, h, 1, 1)
+    xs = torch.arange(w, dtype=a.dtype, device=a.device).view(1, 1, w, 1)
+    a = a.view(n, 1, 1, 3, 2)
+    # OpenCV 3.4 (the reference's) warpAffine works in fixed point: the row term and the
+    # column term are each rounded to 1/1024 px, then the sum to 1/32 px (INTER_BITS = 5).
+    row_term = torch.round((a[..., 1, :] * ys + a[..., 2, :]) * 1024.0)
+    col_term = torch.round(a[..., 0, :] * xs * 1024.0)
+    src = torch.floor((row_term + col_term + 16.0) / 32.0) / 32.0  # (N, h, w, 2)
     return src[..., 1], src[..., 0]
 
 
