@@ -70,26 +70,38 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack((h, s, v), 1)
 
 
+# hsv2rgb's six sectors pick (r, g, b) from (v, p, q, t): np.choose in the reference.
+_SECTOR_PICK = torch.tensor([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]])
+
+
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     """skimage.color.hsv2rgb on (N, 3, H, W)."""
     h, s, v = hsv.unbind(1)
     hi = torch.floor(h * 6)
     f = h * 6 - hi
-    p = v * (1 - s)
-    q = v * (1 - f * s)
-    t = v * (1 - (1 - f) * s)
-    sector = torch.remainder(hi, 6).long().unsqueeze(1)  # (N, 1, H, W)
-    # The six sectors' (r, g, b), as np.choose in the reference.
-    options = torch.stack([torch.stack(c, 1) for c in
-                           ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 1)
-    idx = sector.unsqueeze(1).expand(-1, 1, 3, -1, -1)
-    return options.gather(1, idx).squeeze(1)
+    vpqt = torch.stack((v, v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)), 1)
+    sector = torch.remainder(hi, 6).long()  # (N, H, W)
+    pick = _SECTOR_PICK.to(hsv.device)[sector].permute(0, 3, 1, 2)  # (N, 3, H, W)
+    return vpqt.gather(1, pick)
+
+
+def _as_reference_float(x: torch.Tensor) -> torch.Tensor:
+    # The reference computes np.array(uint8_image) / 255. in float64; recover those exact
+    # doubles (a float32 k/255 widened to float64 is a different number).
+    return torch.round(x.to(torch.float64) * 255.0) / 255.0
+
+
+def _truncate(y: torch.Tensor, dtype) -> torch.Tensor:
+    # np.uint8(np.clip(y, 0, 1) * 255) in float64, so that results that are integers in
+    # exact arithmetic but land a hair below in floating point drop a level exactly as
+    # they did in the reference (the registry's own quantisation forgives that hair).
+    return (torch.floor(y.clamp(0, 1) * 255.0) / 255.0).to(dtype)
 
 
 def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
-    hsv = rgb_to_hsv(x.to(torch.float64))
+    hsv = rgb_to_hsv(_as_reference_float(x))
     hsv[:, channel] = (hsv[:, channel] * scale + shift).clamp(0, 1)
-    return hsv_to_rgb(hsv).to(x.dtype)
+    return _truncate(hsv_to_rgb(hsv), x.dtype)
 
 
 @register_stressor("brightness", family="digital", tables=BRIGHTNESS,
@@ -110,8 +122,9 @@ def saturate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
                    param_names=("factor",), benchmark=True)
 def contrast(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Each channel pulled towards its image mean by the factor ``c``."""
-    means = x.to(torch.float64).mean((2, 3), keepdim=True)
-    return ((x - means) * p[0] + means).to(x.dtype)
+    x64 = _as_reference_float(x)
+    means = x64.mean((2, 3), keepdim=True)
+    return _truncate((x64 - means) * p[0] + means, x.dtype)
 
 
 # ----------------------------------------------------------------------------- elastic

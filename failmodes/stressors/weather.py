@@ -142,10 +142,8 @@ def frost(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     # randint(0, side - size): the high end is exclusive, so the last offset is never used.
     r0 = (rng.uniform((), dtype=torch.float64) * (th - h)).floor().long()
     c0 = (rng.uniform((), dtype=torch.float64) * (tw - w)).floor().long()
-    rows = (r0.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = (c0.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    crop = stack[idx.view(n, 1, 1, 1), torch.arange(3, device=x.device).view(1, 3, 1, 1),
-                 rows, cols].to(x.dtype)
+    windows = stack.unfold(2, h, 1).unfold(3, w, 1)  # (5, 3, Hmax-h+1, Wmax-w+1, h, w) view
+    crop = windows[idx, :, r0, c0].to(x.dtype)
     x255 = torch.round(x * 255.0)
     return (c_img * x255 + c_frost * crop).clamp(0, 255) / 255.0
 
