@@ -77,9 +77,35 @@ def stressors(pattern: str = typer.Argument("*", help="shell-style filter, e.g. 
 
 # ----------------------------------------------------------------------------- corrupt
 @app.command()
-def corrupt():
+def corrupt(
+    path: Path = typer.Argument(..., help="an image file, or a folder searched recursively"),
+    stressor: Optional[str] = typer.Option(None, "--stressor", "-s",
+                                           help="stressor to apply, e.g. fog (see `failmodes stressors`)"),
+    severity: float = typer.Option(3.0, "--severity", help="0..5 for corruptions (fractions "
+                                   "interpolate), natural units for sweeps"),
+    out: Path = typer.Option(..., "--out", help="folder for the PNGs and the contact sheet"),
+    seed: int = typer.Option(0, "--seed", help="noise seed; image i of the sorted file list is index i"),
+    params: str = typer.Option("auto", "--params", help="severity table: auto (CIFAR below 64 px, "
+                               "else ImageNet), cifar or imagenet"),
+    sheet: bool = typer.Option(True, "--sheet/--no-sheet",
+                               help="also write contact_sheet.png: first image, stressors x severities 0..5"),
+    stressors_: Optional[str] = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
+                                             "separated (default: all 19 corruptions)"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+):
     """Write corrupted copies of an image or folder (and a contact sheet)."""
-    _pending(4, "corrupt")
+    from .stressors.io import corrupt_path
+
+    rows = [s.strip() for s in stressors_.split(",") if s.strip()] if stressors_ else None
+    try:
+        res = corrupt_path(path, stressor, severity, out=out, seed=seed, params=params,
+                           sheet=sheet, sheet_stressors=rows, device=device)
+    except ValueError as e:
+        fail(str(e))
+    for bad, why in res.skipped:
+        typer.secho(f"skipped {bad}: {why}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"wrote {len(res.written)} image(s) to {out}"
+               + (f" and the contact sheet {res.sheet}" if res.sheet else ""))
 
 
 # ----------------------------------------------------------------------------- train
