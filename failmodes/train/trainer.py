@@ -110,41 +110,13 @@ def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool
 def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     payload = _prepare_out_dir(cfg, out, resume, rt)
     train, test = _load_data(cfg, rt)
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, width=cfg.width, class_names=train.classes,
-                         mean=train.mean, std=train.std).to(rt.device)
-    model.train()
-    channels_last = cfg.channels_last and rt.device.type == "cuda"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, optimizer, scheduler, steps = _build(cfg, train, rt)
+    history, start = _restore(payload, model, optimizer, scheduler, rt)
+    channels_last = cfg.channels_last and _on_cuda(rt)
     x_train, y_train = _resident(train, rt.device, channels_last)
     x_test, y_test = _resident(test, rt.device, channels_last)
     eval_rows = _eval_rows(cfg, test)
-
-    local_bs = cfg.batch_size // rt.world
-    if local_bs * rt.world != cfg.batch_size:
-        raise TrainError(f"batch_size {cfg.batch_size} does not split over {rt.world} "
-                         "processes; use a multiple of the process count")
-    n_local = math.ceil(len(train) / rt.world)
-    steps = max(1, n_local // local_bs)  # drop the last partial batch: equal-size steps
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    scheduler = _scheduler(cfg, optimizer, steps)
-
-    history, start = [], 0
-    if payload is not None:
-        model.net.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["extra"]["optimizer"])
-        scheduler.load_state_dict(payload["extra"]["scheduler"])
-        torch.set_rng_state(payload["extra"]["rng"]["torch"])
-        history, start = list(payload["history"]), int(payload["extra"]["epoch"])
-
-    net = model
-    if rt.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[rt.device.index] if cuda_dev(rt) else None)
-    if cfg.compile:
-        net = torch.compile(net)
+    net = _wrap(model, cfg, rt)
     fill = tuple(float(v) for v in model.mean.flatten())  # Cutout holes: the data mean
     augment = BatchAugment.from_config(cfg, train.image_size[0], fill=fill)
     report = _Reporter(cfg.epochs, steps, rt.world, progress, rt.main)
@@ -161,7 +133,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         tr = _train_epoch(cfg, net, optimizer, scheduler, augment, x_train, y_train,
-                          epoch, steps, local_bs, rt, report)
+                          epoch, steps, cfg.batch_size // rt.world, rt, report)
         train_time = time.perf_counter() - t0
         rows = None if epoch == cfg.epochs - 1 else eval_rows  # the last epoch: all of test
         te = _evaluate(model, x_test, y_test, rows, cfg, rt)
@@ -171,7 +143,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
         report.epoch_done(history[-1])
         if rt.main:
             extra = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": {"torch": torch.get_rng_state()},
+                     "scheduler": scheduler.state_dict(), "rng": _rng_state(rt),
                      "data": data_info, "world_size": rt.world}
             save_checkpoint(model, out / LAST, config=to_dict(cfg), history=history, extra=extra)
             write_history(history, out)
@@ -190,7 +162,56 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     return TrainResult(out / (FINAL if done else LAST), out, history, model, rt.main)
 
 
-def cuda_dev(rt: _Runtime) -> bool:
+def _build(cfg: TrainConfig, train, rt: _Runtime):
+    """(model, optimizer, scheduler, steps per epoch); initialisation from ``cfg.seed``."""
+    if cfg.batch_size % rt.world:
+        raise TrainError(f"batch_size {cfg.batch_size} does not split over {rt.world} "
+                         "processes; use a multiple of the process count")
+    local_bs = cfg.batch_size // rt.world
+    steps = max(1, math.ceil(len(train) / rt.world) // local_bs)  # drop the last partial batch
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, width=cfg.width, class_names=train.classes,
+                         mean=train.mean, std=train.std).to(rt.device)
+    model.train()
+    if cfg.channels_last and _on_cuda(rt):
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    return model, optimizer, _scheduler(cfg, optimizer, steps), steps
+
+
+def _restore(payload, model, optimizer, scheduler, rt) -> tuple[list[dict], int]:
+    """Load a ``last.pt`` payload into the run; (history so far, first epoch to train)."""
+    if payload is None:
+        return [], 0
+    extra = payload["extra"]
+    model.net.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(extra["optimizer"])
+    scheduler.load_state_dict(extra["scheduler"])
+    torch.set_rng_state(extra["rng"]["torch"])
+    if _on_cuda(rt) and "cuda" in extra["rng"]:
+        torch.cuda.set_rng_state(extra["rng"]["cuda"], rt.device)
+    return list(payload["history"]), int(extra["epoch"])
+
+
+def _rng_state(rt) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if _on_cuda(rt):
+        state["cuda"] = torch.cuda.get_rng_state(rt.device)
+    return state
+
+
+def _wrap(model, cfg, rt):
+    """The module the steps call: DDP under torchrun, compiled on request."""
+    net = model
+    if rt.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[rt.device.index] if _on_cuda(rt)
+                                      else None)
+    return torch.compile(net) if cfg.compile else net
+
+
+def _on_cuda(rt: _Runtime) -> bool:
     return rt.device.type == "cuda"
 
 
@@ -319,9 +340,9 @@ def _seed(*parts: int) -> int:
 def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs, rt, report):
     order = shard_indices(epoch_order(len(y), cfg.seed, epoch), rt.rank, rt.world).to(rt.device)
     gen = torch.Generator(device=rt.device).manual_seed(_seed(cfg.seed, epoch, rt.rank, 7))
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and cuda_dev(rt)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
            else contextlib.nullcontext())
-    channels_last = cfg.channels_last and cuda_dev(rt)
+    channels_last = cfg.channels_last and _on_cuda(rt)
     loss_sum = torch.zeros((), device=rt.device)
     correct = torch.zeros((), device=rt.device, dtype=torch.int64)
     seen = 0
@@ -366,7 +387,7 @@ def _evaluate(model, x, y, rows, cfg, rt) -> dict:
             torch.distributed.broadcast(b, 0)
     rows = torch.arange(len(y), device=y.device) if rows is None else rows.to(y.device)
     mine = rows[rt.rank::rt.world]
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and cuda_dev(rt)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
            else contextlib.nullcontext())
     model.eval()
     loss_sum = torch.zeros((), device=rt.device, dtype=torch.float64)
