@@ -110,9 +110,46 @@ def corrupt(
 
 # ----------------------------------------------------------------------------- train
 @app.command()
-def train():
-    """Train a registry model on a dataset with a named recipe."""
-    _pending(5, "train")
+def train(
+    model: Optional[str] = typer.Option(None, help="registry model (`failmodes models`); "
+                                        "default: the recipe's, else cifar_resnet18"),
+    width: Optional[int] = typer.Option(None, help="model width (default: the model's own)"),
+    recipe: str = typer.Option("baseline-cosine",
+                               help="baseline-cosine | baseline-multistep | cutout | augmix"),
+    config: Optional[Path] = typer.Option(None, "--config",
+                                          help="YAML recipe file (replaces --recipe)"),
+    data: Optional[str] = typer.Option(None, help="synthetic | cifar10 | imagefolder:PATH | "
+                                       "PATH; default: the recipe's, else cifar10"),
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    subset: Optional[int] = typer.Option(None, help="train on a class-balanced subset of N"),
+    lr: Optional[float] = typer.Option(None, help="override the learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="global batch size"),
+    seed: Optional[int] = typer.Option(None, help="seed of init, data order, augmentation"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    num_threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    test_subset: Optional[int] = typer.Option(None, help="per-epoch test on N images "
+                                              "(the last epoch uses all)"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                           help="torch.compile the network"),
+    out: Path = typer.Option(..., help="run directory (checkpoints, history, curves)"),
+    resume: bool = typer.Option(False, help="continue the run in --out from last.pt"),
+    stop_after: Optional[int] = typer.Option(None, help="stop after N epochs in total "
+                                             "(resume later with --resume)"),
+):
+    """Train a registry model on a dataset with a named recipe (DDP under torchrun)."""
+    from .config import override
+    from .train import load_recipe, train_model
+    try:
+        cfg = override(load_recipe(config or recipe), model=model, width=width, data=data,
+                       epochs=epochs, subset=subset, lr=lr, batch_size=batch_size, seed=seed,
+                       device=device, num_threads=num_threads, test_subset=test_subset,
+                       compile=compile)
+        result = train_model(cfg, out, resume=resume, stop_after=stop_after)
+    except ValueError as e:
+        fail(str(e))
+    if result.main_process:
+        typer.echo(f"{result.checkpoint}  test accuracy {result.test_acc:.4f} "
+                   f"after {len(result.history)}/{cfg.epochs} epochs")
 
 
 # ----------------------------------------------------------------------------- evaluate
