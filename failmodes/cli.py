@@ -154,9 +154,69 @@ def train(
 
 # ----------------------------------------------------------------------------- evaluate
 @app.command()
-def evaluate():
+def evaluate(
+    model: list[str] = typer.Option(..., "--model", help="checkpoint path or registry name; "
+                                    "repeat for several models"),
+    name: Optional[list[str]] = typer.Option(None, "--name", help="store name of each --model, "
+                                             "in order (default: checkpoint stem)"),
+    data: str = typer.Option(..., "--data", help="synthetic | cifar10 | imagefolder:PATH | PATH"),
+    split: str = typer.Option("test", help="data split to evaluate"),
+    suite: Optional[str] = typer.Option(None, help="cifar10-c | cifar10-c-extra | all | sweeps "
+                                        "(default cifar10-c unless --stressors/--sweep)"),
+    stressors: Optional[str] = typer.Option(None, help="comma-separated stressor names"),
+    severities: str = typer.Option("1,2,3,4,5", help="1,2,3 or START:STOP:STEP, e.g. 0:5:0.25"),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="NAME=START:STOP:STEP, "
+                                              "e.g. rotation=-90:90:15; repeatable"),
+    subset: Optional[int] = typer.Option(None, help="class-stratified subset of N images"),
+    seed: int = typer.Option(0, help="stressor randomness seed"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    val: bool = typer.Option(False, "--val", help="also evaluate the clean train-val split "
+                             "(for temperature scaling)"),
+    cifar10c: Optional[Path] = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
+                                            "folder: evaluate on it too and compare"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
+    out: Path = typer.Option(..., "--out", help="run folder (results.sqlite; resumes)"),
+):
     """Evaluate a model over a grid of stressor cells into the results store."""
-    _pending(6, "evaluate")
+    from .evaluate import EvalConfig, StoreError, run_evaluation
+    from rich.console import Console
+    from rich.table import Table
+
+    if name and len(name) != len(model):
+        fail(f"--name given {len(name)} times for {len(model)} --model; give one per model")
+    names = stressors.split(",") if stressors else None
+    cfg = EvalConfig(models=dict(zip(name, model)) if name else list(model), data=data,
+                     split=split, subset=subset,
+                     suite=suite or (None if names or sweep else "cifar10-c"),
+                     stressors=[n.strip() for n in names if n.strip()] if names else None,
+                     severities=severities, sweeps=list(sweep or []), seed=seed,
+                     batch_size=batch_size, device=device, include_val=val,
+                     cifar10c=str(cifar10c) if cifar10c else None, image_size=image_size,
+                     out=str(out))
+    try:
+        summary = run_evaluation(cfg)
+    except (ValueError, StoreError) as e:
+        fail(str(e))
+    if summary is None:  # a non-zero torchrun rank
+        return
+    table = Table(title=f"accuracy per corruption (mean over severities) — {summary['store']}")
+    for col in ("model", "stressor", "family", "levels", "accuracy"):
+        table.add_column(col, justify="right" if col in ("levels", "accuracy") else "left")
+    for r in summary["table"]:
+        table.add_row(r["model"], r["stressor"], r["family"], str(r["severities"]),
+                      f"{r['accuracy'] * 100:.2f}%")
+    console = Console()
+    console.print(table)
+    console.print(f"{summary['computed']} cells computed, {summary['skipped']} already stored, "
+                  f"{len(summary['failed'])} failed; {summary['images']} images in "
+                  f"{summary['wall_s']:.1f} s")
+    for f in summary["failed"]:
+        c = f["cell"]
+        typer.secho(f"failed: {c['model']} {c['stressor']} {c['severity']:g}: {f['error']}",
+                    fg=typer.colors.RED, err=True)
+    if summary["failed"]:
+        raise typer.Exit(1)
 
 
 # ----------------------------------------------------------------------------- analyze
