@@ -96,3 +96,18 @@ def test_registered_and_few_severities(tmp_path, families):
     row = res["tables"]["regimes"][0]
     assert row["regime"] is None and "fewer than 3" in row["note"]
     assert res["summary"]["headline"].startswith("largest drop: 40.0 points under fog")
+
+
+def test_official_cells_borrow_the_main_clean_cell(tmp_path, families):
+    db = tmp_path / "results.sqlite"
+    write_store(db, {"fog": {1.0: 0.8}}, n=200, dataset="cifar10:test@200", clean_acc=0.9).close()
+    write_store(db, {"fog": {1.0: 0.7, 2.0: 0.6}}, n=200, dataset="cifar10c-official:test@200",
+                clean_acc=0.5).close()
+    with ResultsStore(db) as st:  # drop the official clean cell write_store added
+        st.db.execute("DELETE FROM cells WHERE dataset LIKE 'cifar10c-official%' "
+                      "AND stressor='clean'")
+        st.db.commit()
+        rows = curve_points(st)
+    off = [r for r in rows if r["dataset"].startswith("cifar10c-official")]
+    assert [r["severity"] for r in off] == [0, 1, 2]
+    assert off[0]["accuracy"] == pytest.approx(0.9) and off[0]["clean_accuracy"] == pytest.approx(0.9)

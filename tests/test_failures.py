@@ -164,3 +164,14 @@ def test_superclass_yaml_and_builtins(tmp_path):
     assert resolve_superclasses(None, ["a", "b"]) is None
     assert resolve_superclasses("none", CIFAR10) is None
     assert builtin_map("cifar10", CIFAR10).names == ["animals", "vehicles"]
+
+
+def test_validation_clean_cells_stay_apart(tmp_path):
+    db = tmp_path / "results.sqlite"
+    write_store(db, {}, n=100, dataset="synthetic:test", conf_wrong=0.5).close()
+    write_store(db, {}, n=100, dataset="synthetic:train-val@100", conf_wrong=0.99).close()
+    res = failures(tmp_path, tmp_path / "out", gallery=False)
+    assert res["summary"]["clean_hc_count"] == 0           # only the test split's clean cell
+    groups = {m["group"] for m in res["tables"]["confusion_matrices"]}
+    assert groups == {"clean", "clean (val)"}
+    assert not any(p["group"] == "all shifted" for p in res["tables"]["confusion_pairs"])

@@ -26,6 +26,7 @@ from .registry import STORE_NAME, register_analysis, write_result
 from .regimes import GRACEFUL_DROP_POINTS, REGIMES, Regime, classify_regime
 
 CLEAN = "clean"
+OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy files
 REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
                  "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange"}
 
@@ -41,11 +42,31 @@ def stressor_info(name: str) -> tuple[str, float]:
     return s.family, float(s.identity)
 
 
+def dataset_role(dataset: str) -> str:
+    """``official`` (published CIFAR-10-C files), ``val`` (a validation split) or ``main``
+    for a store dataset key such as ``cifar10:test@2000``."""
+    name, _, rest = dataset.partition(":")
+    if name == OFFICIAL_DATASET:
+        return "official"
+    return "val" if rest.split("@")[0].endswith("-val") else "main"
+
+
+def _clean_for(clean: dict, model: str, dataset: str):
+    """The clean cell of a curve: its own dataset's; for the official CIFAR-10-C cells, the
+    main dataset's with the same ``split@n`` (the same images, uncorrupted)."""
+    if (model, dataset) in clean or dataset_role(dataset) != "official":
+        return clean.get((model, dataset))
+    tail = dataset.partition(":")[2]
+    return next((p for (m, d), p in clean.items() if m == model and dataset_role(d) == "main"
+                 and d.partition(":")[2] == tail), None)
+
+
 def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
     """One row per (model, dataset, stressor, severity) with seeds pooled: n, n_seeds,
     accuracy, mean_conf, mean_p_true (fractions), family, and ``clean_accuracy``. The
     model's clean cell is added to every curve at the stressor's identity value unless the
-    store holds that severity itself."""
+    store holds that severity itself (official CIFAR-10-C curves borrow the main dataset's
+    clean cell of the same split and subset)."""
     pooled: dict[tuple, dict] = {}
     for r in store.accuracy_table(model):
         key = (r["model"], r["dataset"], r["stressor"], float(r["severity"]))
@@ -62,7 +83,7 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
     for m, d, s in stressors:
         family, identity = stressor_info(s)
         pts = {sev: p for (m2, d2, s2, sev), p in pooled.items() if (m2, d2, s2) == (m, d, s)}
-        c = clean.get((m, d))
+        c = _clean_for(clean, m, d)
         if c is not None and identity not in pts:
             pts[identity] = c
         for sev in sorted(pts):

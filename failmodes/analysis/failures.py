@@ -23,7 +23,7 @@ import numpy as np
 
 from ..evaluate.store import Cell, ResultsStore
 from ._figures import grid_shape, new_figure, save, slug
-from .curves import CLEAN, stressor_info
+from .curves import CLEAN, OFFICIAL_DATASET, dataset_role, stressor_info
 from .registry import STORE_NAME, register_analysis, write_result
 from .superclasses import SuperclassMap, resolve_superclasses
 
@@ -32,28 +32,43 @@ GALLERY_PER_CELL = 2     # shifted gallery: at most this many cases from one cel
 MAX_MATRIX_CLASSES = 20  # confusion-matrix and per-class figures only up to this many classes
 
 
+RUN_CONFIGS = ("eval_config.json", "config.json")  # the engine's name first
+
+
 def cell_images(run_dir: Path, cell: Cell, indices) -> "torch.Tensor":
     """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
 
-    Re-created from the run's evaluated dataset (``run_dir/config.json`` keys ``data``,
-    ``split``; a ``config`` sub-mapping is read too) and the cell's stressor applied with
-    the cell's severity, seed and the images' dataset indices, which fixes its randomness.
+    Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
+    keys ``data``, ``split``, ``image_size``, ``cifar10c``; a ``config`` sub-mapping is
+    read too): the cell's split (from its dataset key ``name:split@n``) is loaded, the rows
+    with these dataset indices taken, and the cell's stressor applied with the cell's
+    severity, seed and indices, which fixes its randomness. Official CIFAR-10-C cells
+    read the published ``.npy`` rows instead.
     """
     import torch
 
-    from ..data import load_dataset
+    from ..data import load_cifar10c, load_dataset
     from ..stressors import get_stressor
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: cannot re-create the evaluated images")
+    path = next((Path(run_dir) / n for n in RUN_CONFIGS if (Path(run_dir) / n).is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"{Path(run_dir) / RUN_CONFIGS[0]} not found: cannot "
+                                "re-create the evaluated images")
     cfg = json.loads(path.read_text())
     cfg = cfg.get("config", cfg)
     if "data" not in cfg:
         raise KeyError(f"{path} has no 'data' key naming the evaluated dataset")
-    ds = load_dataset(str(cfg["data"]), str(cfg.get("split", "test")))
+    split = cell.dataset.partition(":")[2].split("@")[0] or str(cfg.get("split", "test"))
+    if cell.dataset.startswith(OFFICIAL_DATASET + ":"):
+        ds = load_cifar10c(cfg["cifar10c"], cell.stressor, int(cell.severity))
+    else:
+        ds = load_dataset(str(cfg["data"]), split, image_size=cfg.get("image_size"))
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
-    x = ds.images[idx].permute(0, 3, 1, 2).float().div(255.0)
-    if cell.stressor != CLEAN:
+    pos = torch.searchsorted(ds.indices, idx).clamp_max(len(ds) - 1)
+    if not torch.equal(ds.indices[pos], idx):
+        raise KeyError(f"dataset {cell.dataset} has no image with index "
+                       f"{int(idx[ds.indices[pos] != idx][0])}")
+    x = ds.images[pos].permute(0, 3, 1, 2).float().div(255.0)
+    if cell.stressor != CLEAN and dataset_role(cell.dataset) != "official":
         x = get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
     return x
 
@@ -65,11 +80,15 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _group(cell: Cell) -> str:
-    """The pooling group of a cell: clean, its corruption family, or the sweep's name."""
+    """The pooling group of a cell: clean, its corruption family, or the sweep's name;
+    tagged ``(val)`` / ``(official)`` outside the main dataset."""
     if cell.stressor == CLEAN:
-        return CLEAN
-    fam, _ = stressor_info(cell.stressor)
-    return cell.stressor if fam in ("sweep", "unknown") else fam
+        g = CLEAN
+    else:
+        fam, _ = stressor_info(cell.stressor)
+        g = cell.stressor if fam in ("sweep", "unknown") else fam
+    role = dataset_role(cell.dataset)
+    return g if role == "main" else f"{g} ({role})"
 
 
 def _cell_dict(cell: Cell) -> dict:
@@ -261,7 +280,9 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
 
 def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
     cases, cells = res["cases_raw"], res["cells"]
-    clean = [c for c in cases if c["cell"]["stressor"] == CLEAN][:GALLERY_SIZE]
+    is_clean = lambda c: (c["cell"]["stressor"] == CLEAN  # noqa: E731
+                          and dataset_role(c["cell"]["dataset"]) == "main")
+    clean = [c for c in cases if is_clean(c)][:GALLERY_SIZE]
     shifted, per_cell = [], defaultdict(int)
     for c in cases:
         if c["cell"]["stressor"] != CLEAN and per_cell[c["_cell_id"]] < GALLERY_PER_CELL:
@@ -302,7 +323,8 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
                                                      else len(order), kv[0])))
     chosen = _select_cases(cands, max_cases)
     # Also guarantee the clean gallery its most confident cases.
-    clean_ids = {cl.id for cl in cells if cl.stressor == CLEAN}
+    clean_ids = {cl.id for cl in cells
+                 if cl.stressor == CLEAN and dataset_role(cl.dataset) == "main"}
     clean_c = [x for x in _select_cases([x for x in cands if x[1] in clean_ids], GALLERY_SIZE)
                if x not in chosen]
     by_id = {cl.id: cl for cl in cells}
@@ -323,7 +345,7 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     pairs = []
     for g, m in mats.items():
         pairs += [{"model": model, "group": g, **r} for r in top_pairs(m, names, k_pairs)]
-    shifted = [m for g, m in mats.items() if g != CLEAN]
+    shifted = [m for g, m in mats.items() if not g.startswith(CLEAN)]
     if shifted:
         pairs += [{"model": model, "group": "all shifted", **r}
                   for r in top_pairs(sum(shifted), names, k_pairs)]
@@ -349,7 +371,8 @@ def _pool(rows: list[dict]) -> dict:
 
 
 def _summarise(model, rows, pairs, smap, threshold):
-    clean = _pool([r for r in rows if r["stressor"] == CLEAN])
+    main = [r for r in rows if dataset_role(r["dataset"]) == "main"]
+    clean = _pool([r for r in main if r["stressor"] == CLEAN])
     shifted = _pool([r for r in rows if r["stressor"] != CLEAN])
     s = {"clean_hc_count": clean["n_hc"], "clean_hc_rate": clean["rate"],
          "clean_hc_share_of_errors": clean["share"],
@@ -373,7 +396,7 @@ def _summarise(model, rows, pairs, smap, threshold):
                 for p in top) + ".")
     if smap is not None:
         s["superclass_map"] = smap.source
-        for tag, sel in (("clean", [r for r in rows if r["stressor"] == CLEAN]),
+        for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),
                          ("shifted", [r for r in rows if r["stressor"] != CLEAN])):
             n_err = sum(r["n_errors_in_superclasses"] for r in sel)
             if not sel:
