@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -47,7 +48,6 @@ def cell_images(run_dir: Path, cell: Cell, indices) -> "torch.Tensor":
     """
     import torch
 
-    from ..data import load_cifar10c, load_dataset
     from ..stressors import get_stressor
     path = next((Path(run_dir) / n for n in RUN_CONFIGS if (Path(run_dir) / n).is_file()), None)
     if path is None:
@@ -59,9 +59,9 @@ def cell_images(run_dir: Path, cell: Cell, indices) -> "torch.Tensor":
         raise KeyError(f"{path} has no 'data' key naming the evaluated dataset")
     split = cell.dataset.partition(":")[2].split("@")[0] or str(cfg.get("split", "test"))
     if cell.dataset.startswith(OFFICIAL_DATASET + ":"):
-        ds = load_cifar10c(cfg["cifar10c"], cell.stressor, int(cell.severity))
+        ds = _load(("cifar10c", cfg["cifar10c"], cell.stressor, int(cell.severity)))
     else:
-        ds = load_dataset(str(cfg["data"]), split, image_size=cfg.get("image_size"))
+        ds = _load(("data", str(cfg["data"]), split, cfg.get("image_size")))
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     pos = torch.searchsorted(ds.indices, idx).clamp_max(len(ds) - 1)
     if not torch.equal(ds.indices[pos], idx):
@@ -71,6 +71,16 @@ def cell_images(run_dir: Path, cell: Cell, indices) -> "torch.Tensor":
     if cell.stressor != CLEAN and dataset_role(cell.dataset) != "official":
         x = get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
     return x
+
+
+@functools.lru_cache(maxsize=2)
+def _load(key: tuple):
+    # A gallery asks for the same split once per cell; decoding (or regenerating the
+    # synthetic set, ~1 s per 2000 images) once per gallery is enough.
+    from ..data import load_cifar10c, load_dataset
+    if key[0] == "cifar10c":
+        return load_cifar10c(key[1], key[2], key[3])
+    return load_dataset(key[1], key[2], image_size=key[3])
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

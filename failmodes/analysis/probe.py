@@ -97,7 +97,7 @@ def load_probe_image(image) -> tuple[np.ndarray, str]:
 
 def fit_to_input(img: np.ndarray, size: int) -> tuple[torch.Tensor, str]:
     """uint8 H×W×3 → float 1×3×size×size in [0, 1] on the 8-bit grid, and what was done."""
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
     h, w = img.shape[:2]
     if (h, w) == (size, size):
         return x, f"{w}×{h}, the model's input size: not resized"
