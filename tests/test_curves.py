@@ -11,9 +11,9 @@ from synthetic_store import curve, write_store
 
 # The published families, used only for names the stressor registry does not hold yet.
 FAMILY = {"gaussian_noise": "noise", "motion_blur": "blur", "fog": "weather",
-          "contrast": "digital", "brightness": "weather", "rotation": "sweep"}
+          "contrast": "digital", "snow": "weather", "rotation": "sweep"}
 SHAPES = {"contrast": "linear", "fog": "threshold-collapse",
-          "motion_blur": "early-damage-plateau", "brightness": "graceful"}
+          "motion_blur": "early-damage-plateau", "snow": "graceful"}
 
 
 @pytest.fixture
@@ -67,13 +67,13 @@ def test_headline_family_and_ranking(run_dir, tmp_path):
     assert s["headline"] == "largest drop: 75.0 points under gaussian_noise at severity 5"
     assert s["largest_drop_stressor"] == "gaussian_noise" and s["largest_drop_severity"] == 5
     rank = [r["stressor"] for r in res["tables"]["damage_ranking"]]
-    assert rank[0] == "gaussian_noise" and rank[-1] == "brightness"
+    assert rank[0] == "gaussian_noise" and rank[-1] == "snow"
     fam = {r["family"]: r for r in res["tables"]["family_drops"]}
     assert set(fam) == {"noise", "blur", "weather", "digital"}
     assert fam["noise"]["mean_drop"] == pytest.approx(100 * (0.9 - (0.8 + 0.6 + 0.4 + 0.25 + 0.15) / 5))
-    # weather averages fog and brightness
+    # weather averages fog and snow
     fog = next(r for r in res["tables"]["damage_ranking"] if r["stressor"] == "fog")
-    bri = next(r for r in res["tables"]["damage_ranking"] if r["stressor"] == "brightness")
+    bri = next(r for r in res["tables"]["damage_ranking"] if r["stressor"] == "snow")
     assert fam["weather"]["mean_drop"] == pytest.approx((fog["mean_drop"] + bri["mean_drop"]) / 2)
     assert s["n_graceful"] == 1 and s["n_threshold_collapse"] == 1
 
@@ -87,6 +87,19 @@ def test_two_sided_sweep_is_folded(tmp_path, families):
         rows = curve_points(st)
     regime, folded = fit_regime(rows)
     assert folded and regime.label == "threshold-collapse" and abs(regime.breakpoint - 90) <= 15
+
+
+def test_one_sided_sweep_uses_distance_from_identity(tmp_path, monkeypatch):
+    # jpeg_quality: identity 101, damage grows as quality falls; collapse below quality 41
+    monkeypatch.setattr(curves_mod, "stressor_info", lambda name: ("sweep", 101.0))
+    pts = {float(q): (0.9 if q >= 41 else 0.9 - 0.015 * (41 - q)) for q in range(1, 101, 10)}
+    write_store(tmp_path / "results.sqlite", {"jpeg_quality": pts}, n=2000).close()
+    with ResultsStore(tmp_path / "results.sqlite", readonly=True) as st:
+        rows = curve_points(st)
+    assert rows[-1]["severity"] == 101.0 and rows[-1]["accuracy"] == pytest.approx(0.9)
+    regime, folded = fit_regime(rows)
+    assert not folded and regime.label == "threshold-collapse"
+    assert abs(regime.breakpoint - 60) <= 10          # 101 − 41
 
 
 def test_registered_and_few_severities(tmp_path, families):

@@ -111,11 +111,13 @@ def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     """The regime of one curve's points (rows of ``curve_points``) and whether the axis
-    was folded (two-sided sweeps); None with fewer than 3 distinct severities."""
+    was folded (a sweep with values on both sides of its identity); None with fewer than
+    3 distinct severities. The regime's axis is the distance from the identity value
+    (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
     family, identity = stressor_info(points[0]["stressor"])
     sev = np.array([p["severity"] for p in points])
     folded = bool(np.any(sev < identity) and np.any(sev > identity))
-    x = np.abs(sev - identity) if folded else sev
+    x = np.abs(sev - identity)
     acc = np.array([p["accuracy"] for p in points])
     n = np.array([p["n"] for p in points], dtype=np.float64)
     if folded:  # pool the two sides of each |value| (image-weighted)
@@ -244,10 +246,13 @@ def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, datas
         if regime is not None:
             color = REGIME_COLORS[regime.label]
             if not folded:
+                _, identity = stressor_info(s)
                 xs = np.linspace(x.min(), x.max(), 100)
-                ax.plot(xs, regime.predict(xs), "-", color=color, lw=2, alpha=0.5)
-            if regime.breakpoint is not None and regime.label != "graceful" and not folded:
-                ax.axvline(regime.breakpoint, color=color, lw=0.8, ls="--")
+                ax.plot(xs, regime.predict(np.abs(xs - identity)), "-", color=color, lw=2,
+                        alpha=0.5)
+                if regime.breakpoint is not None and regime.label != "graceful":
+                    knee = identity + np.sign(x.mean() - identity) * regime.breakpoint
+                    ax.axvline(knee, color=color, lw=0.8, ls="--")
             title += f"\n{regime.label}" + (" (|value|)" if folded else "")
             ax.set_title(title, fontsize=9, color=color)
         else:
