@@ -221,16 +221,82 @@ def evaluate(
 
 # ----------------------------------------------------------------------------- analyze
 @app.command()
-def analyze():
+def analyze(
+    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis]"),
+    threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
+                                    help="confidence above which an error is high-confidence"),
+    superclasses: Optional[str] = typer.Option(
+        None, help="superclass map: YAML file, cifar10, imagenet or none "
+                   "[default: built in when the class names allow]"),
+):
     """Degradation curves, regimes, high-confidence failures and confusions of a run."""
-    _pending(7, "analyze")
+    from rich.console import Console
+    from rich.table import Table
+
+    from .analysis.analyze import analyze_run
+    from .analysis.superclasses import SuperclassError
+    try:
+        results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
+    except SuperclassError as e:
+        fail(str(e))
+    console = Console()
+    curves = results.get("curves", {})
+    console.print(curves.get("summary", {}).get("headline", ""), style="bold")
+    rows = curves.get("tables", {}).get("regimes", [])
+    several = len({r["model"] for r in rows}) > 1
+    table = Table(title="regimes (rates and drop in accuracy points, per unit severity)")
+    cols = (["model"] if several else []) + ["stressor", "regime", "break", "before", "after",
+                                             "drop", "confidence"]
+    for col in cols:
+        table.add_column(col, no_wrap=col in ("stressor", "regime"))
+    f = lambda v, fmt: "" if v is None else format(v + 0.0, fmt)  # noqa: E731  (+0.0: no -0)
+    for r in rows:
+        table.add_row(*([r["model"]] if several else []), r["stressor"], r["regime"] or "-",
+                      f(r.get("breakpoint"), ".2g"), f(r.get("slope_before"), ".1f"),
+                      f(r.get("slope_after"), ".1f"), f(r.get("total_drop"), ".1f"),
+                      r.get("confidence") or "")
+    console.print(table)
+    for note in results.get("failures", {}).get("notes", []):
+        console.print(note)
+    console.print(f"written to {out or run_dir / 'analysis'}")
 
 
 # ----------------------------------------------------------------------------- probe
 @app.command()
-def probe():
+def probe(
+    image: str = typer.Argument(..., help="image file, or skimage:NAME (e.g. skimage:chelsea)"),
+    model: str = typer.Option(..., help="registry name or checkpoint path"),
+    stressor: str = typer.Option(..., help="stressor name, e.g. rotation or gaussian_noise_std"),
+    values: str = typer.Option(..., help="START:STOP:STEP (stop included) or v1,v2,..."),
+    label: Optional[str] = typer.Option(None, help="target class (index or name) "
+                                                   "[default: the clean top-1]"),
+    space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
+    seed: int = typer.Option(0, help="stressor seed"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    out: Path = typer.Option(Path("out/probe"), help="output folder"),
+):
     """Sweep one image through a stressor and plot how the prediction changes."""
-    _pending(7, "probe")
+    from rich.console import Console
+    from rich.table import Table
+
+    from .analysis.probe import ProbeError
+    from .analysis.probe import probe as run_probe
+    try:
+        r = run_probe(image, model, stressor, values, label=label, space=space, seed=seed,
+                      device=device, out_dir=out)
+    except ProbeError as e:
+        fail(str(e))
+    t = r["target"]
+    table = Table(title=f"{r['model']} on {r['image']['source']} under {r['stressor']} "
+                        f"({r['space']}); target {t['name']} ({t['chosen_as']})")
+    for col in ("value", "top-1", "conf", f"p({t['name']})"):
+        table.add_column(col)
+    for row in r["rows"]:
+        table.add_row(f"{row['value']:g}", row["top1"]["name"], f"{row['top1']['prob']:.3f}",
+                      f"{row['p_target']:.3f}")
+    Console().print(table)
+    Console().print(f"{r['image']['resize']}; written to {out}")
 
 
 # ----------------------------------------------------------------------------- calibrate
