@@ -293,12 +293,14 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
         raise CalibrationInputError("temperature fit: no images to fit on")
     z = logits.double()
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
-    res = minimize_scalar(lambda u: float(F.cross_entropy(z * math.exp(-u), labels)),
-                          bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+    f = lambda u: float(F.cross_entropy(z * math.exp(-u), labels))  # noqa: E731
+    res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     u = float(res.x)
     t = math.exp(u)
-    # Brent never evaluates the end points; a monotone NLL ends within xatol of one.
-    at_bound = min(u - lo, hi - u) < 1e-3
+    # Brent never evaluates the end points: a monotone NLL ends near one, and a NLL that
+    # underflows to a flat 0 (no errors at all) stops anywhere on the plateau.
+    fu = f(u)
+    at_bound = min(u - lo, hi - u) < 1e-3 or f(lo) <= fu or f(hi) <= fu
     return TemperatureFit(temperature=t, nll_before=nll(z, labels), nll_after=nll(z, labels, t),
                           n=int(z.shape[0]), at_bound=at_bound)
 
