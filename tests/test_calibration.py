@@ -321,3 +321,18 @@ def test_cli_calibrate(run, tmp_path):
     assert "corruptions" in res.output and (tmp_path / "calibration.json").is_file()
     bad = CliRunner().invoke(app, ["calibrate", str(tmp_path / "nope")])
     assert bad.exit_code != 0 and "no results store" in bad.output
+
+
+def test_without_any_clean_cell_reports_raw_numbers_and_no_temperature(tmp_path):
+    store = ResultsStore(tmp_path / "results.sqlite")
+    store.register_model("toy", spec="toy", arch="toy", weights_hash="h", class_names=["a", "b"])
+    z, y = _calibrated(n=200, c=2, seed=6)
+    store.write_cell(CellKey("toy", "synthetic:test", "gaussian_noise", 2.0),
+                     per_image_rows(z, y, torch.arange(200)))
+    store.close()
+    result = calibrate_run(tmp_path, tmp_path / "out")
+    assert any(n.startswith("NO TEMPERATURE for toy") for n in result["notes"])
+    (row,) = result["tables"]["cells"]
+    assert row["ece"] >= 0 and math.isnan(row["ece_ts"])
+    assert result["temperatures"]["toy"]["temperature"] is None
+    assert read_temperatures(tmp_path / "results.sqlite") == {}

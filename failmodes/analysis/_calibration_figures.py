@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 DPI = 110
 RAW, TS = "raw", "T-scaled"
-FAMILIES = ("noise", "blur", "weather", "digital", "other")
+FAMILIES = ("noise", "blur", "weather", "digital")
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -121,8 +121,8 @@ def ece_vs_severity(path: Path, model: str, rows: list[dict], clean: dict | None
         cmap = _colors(len(by[fam]))
         for color, (name, rs) in zip(cmap, by[fam].items()):
             sev = sorted({float(r["severity"]) for r in rs})
-            mean = lambda k, s: np.nanmean([r[k] for r in rs if float(r["severity"]) == s])  # noqa: E731
-            x, y, yt = list(sev), [mean("ece", s) for s in sev], [mean("ece_ts", s) for s in sev]
+            x = list(sev)
+            y, yt = [_mean_at(rs, "ece", s) for s in sev], [_mean_at(rs, "ece_ts", s) for s in sev]
             if clean is not None:
                 x, y, yt = [0.0] + x, [clean["ece"]] + y, [clean["ece_ts"]] + yt
             y, yt = 100 * np.asarray(y), 100 * np.asarray(yt)
@@ -143,6 +143,12 @@ def ece_vs_severity(path: Path, model: str, rows: list[dict], clean: dict | None
     return path, (f"Expected calibration error of {model} vs corruption severity, per family "
                   "and corruption; solid lines before, dashed lines after temperature scaling "
                   "(T fitted on clean data).")
+
+
+def _mean_at(rows: list[dict], key: str, severity: float) -> float:
+    vals = [r[key] for r in rows if float(r["severity"]) == severity
+            and r[key] is not None and not np.isnan(r[key])]
+    return float(np.mean(vals)) if vals else float("nan")
 
 
 def risk_coverage(path: Path, model: str, grid: np.ndarray, curves: dict) -> tuple[Path, str]:

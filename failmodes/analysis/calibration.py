@@ -36,14 +36,15 @@ import numpy as np
 import torch
 
 from ..evaluate.store import Cell, ResultsStore, StoreError
-from ._calibration_core import (COVERAGES, DANGEROUS_CONF, CalibrationInputError, Scores,
+from ..stressors import CORRUPTION_FAMILIES, StressorError, get_stressor
+from ._calibration_core import (DANGEROUS_CONF, CalibrationInputError, Scores,
                                 TemperatureFit, bins_ece, cell_metrics, fit_temperature,
                                 reliability_bins, risk_coverage, scores_from_logits,
                                 scores_from_rows)
 from .registry import STORE_NAME, register_analysis, write_result
 
 __all__ = ["CalibrationInputError", "TEMPERATURES_SCHEMA", "VAL_SUFFIX", "calibrate_run",
-           "read_temperatures", "save_temperature", "shift_table"]
+           "family_of", "read_temperatures", "save_temperature", "shift_table"]
 
 VAL_SUFFIX = ":train-val"
 # The seeded split of the clean test cell used when no validation cell exists.
@@ -182,6 +183,11 @@ def _calibrate_model(store: ResultsStore, model: str, n_bins: int,
         rep.rows.append(row)
         if cell.dataset == dataset:
             _pool(rep.pools, _pool_label(row), raw, ts)
+    unknown = sorted({r["stressor"] for r in rep.rows if r["family"] == "other"})
+    if unknown:
+        rep.notes.append(f"{model}: stressor(s) {', '.join(unknown)} are not in the stressor "
+                         "registry (family 'other'): listed per cell but left out of the "
+                         "corruption averages and figures.")
     if no_logits:
         rep.notes.append(f"{model}: {no_logits} cell(s) have no stored logits; their Brier "
                          "score and every after-T number are blank.")
@@ -253,7 +259,6 @@ def family_of(stressor: str) -> str:
     (a name the stressor registry does not know)."""
     if stressor == "clean":
         return "clean"
-    from ..stressors import StressorError, get_stressor
     try:
         return get_stressor(stressor).family
     except StressorError:
@@ -273,13 +278,11 @@ def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, dangero
 
 
 def _pool_label(row: dict):
-    """Pools for figures: "clean", or the severity of a corruption cell; sweeps are not
-    pooled (their severities are in natural units)."""
+    """Pools for figures: "clean", or the severity of a corruption cell; sweeps (natural
+    units) and stressors the registry does not know are not pooled."""
     if row["family"] == "clean":
         return "clean"
-    if row["family"] == "sweep":
-        return None
-    return float(row["severity"])
+    return float(row["severity"]) if row["family"] in CORRUPTION_FAMILIES else None
 
 
 def _pool(pools: dict, label, raw: Scores, ts: Scores | None) -> None:
@@ -312,7 +315,7 @@ def _family_rows(rep: _ModelReport) -> list[dict]:
         groups = defaultdict(list)
         for r in rows:
             groups[r["family"]].append(r)
-            if r["family"] not in ("clean", "sweep"):
+            if r["family"] in CORRUPTION_FAMILIES:
                 groups["corruptions"].append(r)
         for fam in FAMILY_ORDER:
             if groups.get(fam):
@@ -324,7 +327,7 @@ def _severity_rows(rep: _ModelReport) -> list[dict]:
     rows = [r for r in rep.rows if r["dataset"] == rep.dataset]
     groups = defaultdict(list)
     for r in rows:
-        if r["family"] not in ("clean", "sweep"):
+        if r["family"] in CORRUPTION_FAMILIES:
             groups[float(r["severity"])].append(r)
     out = [_mean_rows([r for r in rows if r["family"] == "clean"], model=rep.model,
                       dataset=rep.dataset, severity=0.0, level="clean")] \
@@ -391,7 +394,7 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
             figures.append(figs.confidence_hist(fig_dir / f"calibration_confidence_{slug}.png",
                                                 rep.model, panels))
         by_corr = [r for r in rep.rows if r["dataset"] == rep.dataset
-                   and r["family"] not in ("clean", "sweep")]
+                   and r["family"] in CORRUPTION_FAMILIES]
         if by_corr:
             clean_row = next((r for r in rep.rows if r["family"] == "clean"
                               and r["dataset"] == rep.dataset), None)
@@ -476,7 +479,7 @@ def _model_findings(rep: _ModelReport, fam: list[dict], dangerous_conf: float) -
         return [s + "."]
     s += (f"; under shift (mean of {shifted['n_cells']} corruption cells) ECE "
           f"{_pct(shifted['ece'])} -> {_pct(shifted['ece_ts'])}")
-    fams = [r for r in fam if r["family"] in ("noise", "blur", "weather", "digital", "other")
+    fams = [r for r in fam if r["family"] in CORRUPTION_FAMILIES
             and r["dataset"] == clean["dataset"]]
     if fams:
         worst = max(fams, key=lambda r: r["ece_ts"] if not math.isnan(r["ece_ts"]) else -1)
