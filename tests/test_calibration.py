@@ -14,7 +14,8 @@ from failmodes.analysis._calibration_core import (CalibrationInputError, adaptiv
                                                   fit_temperature, nll, reliability_bins,
                                                   risk_coverage, scores_from_logits,
                                                   scores_from_rows, selective_accuracy)
-from failmodes.analysis.calibration import calibrate_run, read_temperatures, shift_table
+from failmodes.analysis.calibration import (calibrate_run, is_validation, read_temperatures,
+                                            shift_table)
 from failmodes.evaluate import CellKey, ResultsStore, per_image_rows
 
 
@@ -239,7 +240,7 @@ def _make_store(path, *, with_val=True, nan_cell=False):
                                  (bad.astype(np.float32).tobytes(), cid))
 
     if with_val:
-        cell("synthetic:train-val", "clean", 0.0, 0.0)
+        cell("synthetic:train-val@600", "clean", 0.0, 0.0)  # the engine's subset key
     cell("synthetic:test", "clean", 0.0, 0.0)
     for s in (1, 3, 5):
         cell("synthetic:test", "gaussian_noise", float(s), 0.4 * s)
@@ -290,6 +291,11 @@ def test_analysis_tables_report_before_and_after_per_family(run):
     assert curves["clean"]["raw"][-1] == pytest.approx(1 - fam["clean"]["accuracy"])
     header, rows = shift_table(result)
     assert len(rows) == 3 and "->" in rows[0][header.index("ECE")]
+
+
+def test_validation_keys():
+    assert is_validation("cifar10:train-val") and is_validation("cifar10:train-val@5000")
+    assert not is_validation("cifar10:test@2000") and not is_validation("cifar10c-official:test")
 
 
 def test_analysis_is_registered():

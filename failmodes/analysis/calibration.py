@@ -3,8 +3,8 @@ shifts?
 
 For every model in a run's store this analysis
 
-1. fits a temperature T on the clean validation cell (dataset spec ending in
-   ``:train-val``, stressor ``clean``) by minimising the NLL; without one it fits on a
+1. fits a temperature T on the clean validation cell (dataset key ``<name>:train-val``,
+   optionally ``@<n>``, stressor ``clean``) by minimising the NLL; without one it fits on a
    seeded random half of the clean test cell and reports every cell on the other half
    only (and says so loudly in the notes);
 2. stores T in ``out_dir/calibration.json`` and in the store's ``temperatures`` table
@@ -43,10 +43,10 @@ from ._calibration_core import (DANGEROUS_CONF, CalibrationInputError, Scores,
                                 scores_from_rows)
 from .registry import STORE_NAME, register_analysis, write_result
 
-__all__ = ["CalibrationInputError", "TEMPERATURES_SCHEMA", "VAL_SUFFIX", "calibrate_run",
-           "family_of", "read_temperatures", "save_temperature", "shift_table"]
+__all__ = ["CalibrationInputError", "TEMPERATURES_SCHEMA", "calibrate_run", "family_of",
+           "is_validation", "read_temperatures", "save_temperature", "shift_table"]
 
-VAL_SUFFIX = ":train-val"
+OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy
 # The seeded split of the clean test cell used when no validation cell exists.
 FALLBACK_SPLIT_SEED = 0
 FAMILY_ORDER = ("clean", "noise", "blur", "weather", "digital", "other", "sweep", "corruptions")
@@ -162,16 +162,16 @@ class _ModelReport:
 def _calibrate_model(store: ResultsStore, model: str, n_bins: int,
                      dangerous_conf: float) -> _ModelReport | None:
     cells = store.cells(model=model)
-    val = [c for c in cells if c.dataset.endswith(VAL_SUFFIX) and c.stressor == "clean"]
-    test = [c for c in cells if not c.dataset.endswith(VAL_SUFFIX)]
+    val = [c for c in cells if is_validation(c.dataset) and c.stressor == "clean"]
+    test = [c for c in cells if not is_validation(c.dataset)]
     if not test:
         return None
-    dataset = Counter(c.dataset for c in test).most_common(1)[0][0]
+    dataset = _primary_dataset(test)
     clean = [c for c in test if c.stressor == "clean" and c.dataset == dataset]
     fit, fitted_on, keep_idx, notes = _fit_for_model(store, model, val, clean)
     save_temperature(store, model, fit, fitted_on)
     rep = _ModelReport(model, dataset, fit, fitted_on, notes=notes)
-    ignored = [c for c in cells if c.dataset.endswith(VAL_SUFFIX) and c.stressor != "clean"]
+    ignored = [c for c in cells if is_validation(c.dataset) and c.stressor != "clean"]
     if ignored:
         rep.notes.append(f"{model}: {len(ignored)} shifted cell(s) on the validation split are "
                          "not reported (validation is only used to fit T).")
@@ -192,6 +192,20 @@ def _calibrate_model(store: ResultsStore, model: str, n_bins: int,
         rep.notes.append(f"{model}: {no_logits} cell(s) have no stored logits; their Brier "
                          "score and every after-T number are blank.")
     return rep
+
+
+def is_validation(dataset: str) -> bool:
+    """True for a validation split's store key, e.g. ``cifar10:train-val@5000``."""
+    return dataset.partition(":")[2].split("@")[0].endswith("-val")
+
+
+def _primary_dataset(test: list[Cell]) -> str:
+    """The dataset the summary and figures follow: a generated (not official CIFAR-10-C)
+    one with a clean cell and the most cells; else simply the one with the most cells."""
+    counts = Counter(c.dataset for c in test)
+    has_clean = {c.dataset for c in test if c.stressor == "clean"}
+    main = [d for d in counts if d in has_clean and d.partition(":")[0] != OFFICIAL_DATASET]
+    return max(main or counts, key=lambda d: counts[d])
 
 
 def _fit_for_model(store, model, val: list[Cell], clean: list[Cell]):
@@ -225,7 +239,7 @@ def _fit_for_model(store, model, val: list[Cell], clean: list[Cell]):
     keep = np.sort(rows["idx"][rep_pos.numpy()])
     fitted_on = (f"random half of {clean[0].dataset} clean (n={fit.n}, seed "
                  f"{FALLBACK_SPLIT_SEED}); all cells reported on the other {len(keep)} images")
-    notes.append(f"WARNING {model}: no clean validation cell (dataset '*{VAL_SUFFIX}'), so T was "
+    notes.append(f"WARNING {model}: no clean validation cell (dataset '*:train-val'), so T was "
                  f"fitted on a random half of the clean test cell ({fit.n} images) and EVERY "
                  f"cell is reported on the other half only ({len(keep)} images). Evaluate with "
                  "the validation split for a proper held-out fit.")
