@@ -268,6 +268,9 @@ def test_analysis_writes_json_figures_and_temperature(run):
     assert read_temperatures(d / "results.sqlite")["toy"]["temperature"] == pytest.approx(
         t["temperature"])
     assert result["summary"]["toy/temperature"] == pytest.approx(t["temperature"])
+    (head,) = result["tables"]["models"]
+    assert head["ece_clean"] > head["ece_clean_ts"] and head["ece_shifted"] > head["ece_clean_ts"]
+    assert result["summary"]["toy/ece_shifted_ts"] == head["ece_shifted_ts"]
 
 
 def test_analysis_tables_report_before_and_after_per_family(run):

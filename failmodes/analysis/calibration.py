@@ -119,7 +119,7 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_b
     ``out_dir/calibration.json`` and ``out_dir/figures/calibration_*.png``.
 
     ``out_dir`` defaults to ``run_dir/analysis``. Returns the analysis dict (summary,
-    figures, tables: cells / families / severities / temperatures, notes, plus
+    figures, tables: models / cells / families / severities / temperatures, notes, plus
     ``temperatures``, ``reliability`` and ``risk_coverage`` raw data).
     """
     run_dir = Path(run_dir)
@@ -360,7 +360,7 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
               models: list[str]) -> dict:
     from . import _calibration_figures as figs
     notes, figures, temps = [], [], {}
-    cells, families, severities = [], [], []
+    cells, families, severities, model_rows = [], [], [], []
     reliability, rc = {}, {}
     summary: dict = {}
     fig_dir = Path(out_dir) / "figures"
@@ -375,7 +375,10 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
                              "n_fit": f.n, "nll_before": f.nll_before, "nll_after": f.nll_after,
                              "at_bound": f.at_bound} if f else
                             {"temperature": None, "fitted_on": "not fitted"})
-        summary.update(_model_summary(rep, fam))
+        head = _model_row(rep, fam)
+        model_rows.append(head)
+        summary.update({f"{rep.model}/{k}": v for k, v in head.items()
+                        if k not in ("model", "dataset")})
         notes += _model_findings(rep, fam, dangerous_conf)
         # ---------------------------------------------------------- pooled views
         severe = _most_severe(rep)
@@ -426,7 +429,8 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
     if not reports:
         notes.append("the store has no test cells; evaluate a model first.")
     return {"summary": summary, "figures": figures,
-            "tables": {"cells": cells, "families": families, "severities": severities,
+            "tables": {"models": model_rows, "cells": cells, "families": families,
+                       "severities": severities,
                        "temperatures": [{"model": m, **t} for m, t in temps.items()]},
             "notes": notes, "n_bins": n_bins, "dangerous_conf": dangerous_conf,
             "temperatures": temps, "reliability": reliability, "risk_coverage": rc}
@@ -463,17 +467,19 @@ def _pick(fam: list[dict], family: str, dataset: str) -> dict | None:
     return next((r for r in fam if r["family"] == family and r["dataset"] == dataset), None)
 
 
-def _model_summary(rep: _ModelReport, fam: list[dict]) -> dict:
-    m = rep.model
-    out = {f"{m}/temperature": rep.fit.temperature if rep.fit else None}
+def _model_row(rep: _ModelReport, fam: list[dict]) -> dict:
+    """The headline numbers of one model: clean and shifted (mean over the corruption cells
+    of the primary dataset), before and after T (``_ts``)."""
+    out = {"model": rep.model, "dataset": rep.dataset,
+           "temperature": rep.fit.temperature if rep.fit else None}
     clean, shifted = _pick(fam, "clean", rep.dataset), _pick(fam, "corruptions", rep.dataset)
     for scope, row in (("clean", clean), ("shifted", shifted)):
         if row is None:
             continue
-        out[f"{m}/accuracy_{scope}"] = row["accuracy"]
+        out[f"accuracy_{scope}"] = row["accuracy"]
         for k in ("ece", "nll", "brier", "dangerous_rate", "auroc_msp"):
-            out[f"{m}/{k}_{scope}"] = row[k]
-            out[f"{m}/{k}_{scope}_ts"] = row[f"{k}_ts"]
+            out[f"{k}_{scope}"] = row[k]
+            out[f"{k}_{scope}_ts"] = row[f"{k}_ts"]
     return out
 
 
