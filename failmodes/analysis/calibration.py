@@ -380,46 +380,10 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
         summary.update({f"{rep.model}/{k}": v for k, v in head.items()
                         if k not in ("model", "dataset")})
         notes += _model_findings(rep, fam, dangerous_conf)
-        # ---------------------------------------------------------- pooled views
-        severe = _most_severe(rep)
-        panels = []
-        for label, title in (("clean", "clean"), severe):
-            p = rep.pools.get(label)
-            if p is None:
-                continue
-            correct = _cat(p["correct"])
-            raw, ts = _cat(p["raw"]), _cat(p["ts"])
-            panels.append({"title": title, "correct": correct, "raw": raw, "ts": ts,
-                           "bins_raw": reliability_bins(raw, correct, n_bins),
-                           "bins_ts": reliability_bins(ts, correct, n_bins) if ts is not None
-                           else None})
-        reliability[rep.model] = [
-            {"title": p["title"], "n": int(p["correct"].numel()),
-             **{f"{k}": _bins_json(p[f"bins_{k}"]) for k in ("raw", "ts")}} for p in panels]
-        curves = {}
-        for label in sorted(rep.pools, key=lambda x: (-1.0 if x == "clean" else x)):
-            p = rep.pools[label]
-            correct = _cat(p["correct"])
-            name = "clean" if label == "clean" else f"severity {label:g}"
-            curves[name] = {k: _rc_grid(*risk_coverage(_cat(p[k]), correct))
-                            for k in ("raw", "ts") if p[k]}
+        rel, curves, figs_m = _model_views(rep, n_bins, fig_dir)
+        reliability[rep.model] = rel
         rc[rep.model] = {"coverage": RC_GRID.round(4).tolist(), "curves": curves}
-        slug = _slug(rep.model)
-        if panels:
-            figures.append(figs.reliability(fig_dir / f"calibration_reliability_{slug}.png",
-                                            rep.model, panels, bins_ece))
-            figures.append(figs.confidence_hist(fig_dir / f"calibration_confidence_{slug}.png",
-                                                rep.model, panels))
-        by_corr = [r for r in rep.rows if r["dataset"] == rep.dataset
-                   and r["family"] in CORRUPTION_FAMILIES]
-        if by_corr:
-            clean_row = next((r for r in rep.rows if r["family"] == "clean"
-                              and r["dataset"] == rep.dataset), None)
-            figures.append(figs.ece_vs_severity(fig_dir / f"calibration_ece_severity_{slug}.png",
-                                                rep.model, by_corr, clean_row))
-        if curves:
-            figures.append(figs.risk_coverage(fig_dir / f"calibration_risk_coverage_{slug}.png",
-                                              rep.model, RC_GRID, curves))
+        figures += figs_m
     if families:
         figures.append(figs.family_bars(fig_dir / "calibration_ece_by_family.png", families))
     figures = [{"path": str(p.relative_to(out_dir)), "caption": c} for p, c in figures]
@@ -434,6 +398,49 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
                        "temperatures": [{"model": m, **t} for m, t in temps.items()]},
             "notes": notes, "n_bins": n_bins, "dangerous_conf": dangerous_conf,
             "temperatures": temps, "reliability": reliability, "risk_coverage": rc}
+
+
+def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, dict, list]:
+    """Pooled views of one model: reliability bins (clean, most severe level), risk-coverage
+    curves per severity, and its figures as (path, caption)."""
+    from . import _calibration_figures as figs
+    panels = []
+    for label, title in (("clean", "clean"), _most_severe(rep)):
+        p = rep.pools.get(label)
+        if p is None:
+            continue
+        correct, raw, ts = _cat(p["correct"]), _cat(p["raw"]), _cat(p["ts"])
+        panels.append({"title": title, "correct": correct, "raw": raw, "ts": ts,
+                       "bins_raw": reliability_bins(raw, correct, n_bins),
+                       "bins_ts": reliability_bins(ts, correct, n_bins) if ts is not None
+                       else None})
+    reliability = [{"title": p["title"], "n": int(p["correct"].numel()),
+                    "raw": _bins_json(p["bins_raw"]), "ts": _bins_json(p["bins_ts"])}
+                   for p in panels]
+    curves = {}
+    for label in sorted(rep.pools, key=lambda x: (-1.0 if x == "clean" else x)):
+        p = rep.pools[label]
+        correct = _cat(p["correct"])
+        name = "clean" if label == "clean" else f"severity {label:g}"
+        curves[name] = {k: _rc_grid(*risk_coverage(_cat(p[k]), correct))
+                        for k in ("raw", "ts") if p[k]}
+    slug, out = _slug(rep.model), []
+    if panels:
+        out.append(figs.reliability(fig_dir / f"calibration_reliability_{slug}.png",
+                                    rep.model, panels, bins_ece))
+        out.append(figs.confidence_hist(fig_dir / f"calibration_confidence_{slug}.png",
+                                        rep.model, panels))
+    by_corr = [r for r in rep.rows if r["dataset"] == rep.dataset
+               and r["family"] in CORRUPTION_FAMILIES]
+    if by_corr:
+        clean_row = next((r for r in rep.rows if r["family"] == "clean"
+                          and r["dataset"] == rep.dataset), None)
+        out.append(figs.ece_vs_severity(fig_dir / f"calibration_ece_severity_{slug}.png",
+                                        rep.model, by_corr, clean_row))
+    if curves:
+        out.append(figs.risk_coverage(fig_dir / f"calibration_risk_coverage_{slug}.png",
+                                      rep.model, RC_GRID, curves))
+    return reliability, curves, out
 
 
 def _most_severe(rep: _ModelReport) -> tuple:
