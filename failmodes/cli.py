@@ -301,9 +301,34 @@ def probe(
 
 # ----------------------------------------------------------------------------- calibrate
 @app.command()
-def calibrate():
+def calibrate(
+    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    out: Optional[Path] = typer.Option(None, "--out", help="where JSON and figures go "
+                                       "[default: RUN_DIR/analysis]"),
+    bins: int = typer.Option(15, "--bins", help="equal-width (and equal-mass) ECE bins"),
+):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
-    _pending(8, "calibrate")
+    from .analysis.calibration import calibrate_run, shift_table
+    from .evaluate import StoreError
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        result = calibrate_run(run_dir, out, n_bins=bins)
+    except (ValueError, StoreError) as e:
+        fail(str(e))
+    header, rows = shift_table(result)
+    table = Table(title="calibration: clean vs shifted, before -> after temperature scaling")
+    for col in header:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for note in result["notes"]:
+        console.print(f"- {note}", markup=False)
+    console.print(f"wrote {(out or run_dir / 'analysis') / 'calibration.json'} and "
+                  f"{len(result['figures'])} figure(s)", markup=False)
 
 
 # ----------------------------------------------------------------------------- cam
