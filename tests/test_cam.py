@@ -12,7 +12,7 @@ from failmodes.analysis._cam_core import (CamError, superclass_lookup, border_ma
                                           categorize_failure, center_of_mass, compute_cams,
                                           drift_metrics, overlap, resolve_layer, spearman)
 from failmodes.analysis.cam import DriftResult, cam_analysis, drift_failure_link
-from failmodes.data import load_dataset
+from failmodes.data import CIFAR10_CLASSES as CIFAR10, load_dataset
 from failmodes.models import create_model
 
 
@@ -185,7 +185,7 @@ def test_entropy_and_overlap():
 
 # ----------------------------------------------------------------------------- categories
 def test_category_rule_on_crafted_cases():
-    sc = superclass_lookup("fine")
+    sc = superclass_lookup("auto", CIFAR10)
     # Same superclass wins whatever the CAMs say.
     assert categorize_failure("cat", "dog", 0.95, 0.0, sc) == "fine_grained"
     assert categorize_failure("automobile", "truck", 0.2, 0.9, sc) == "fine_grained"
@@ -194,6 +194,8 @@ def test_category_rule_on_crafted_cases():
         == "fine_grained"
     with pytest.raises(CamError, match="coarse"):
         superclass_lookup("wordnet")
+    assert superclass_lookup("auto", ["disk", "ring"])("disk") is None  # no map: never fine
+    assert superclass_lookup("auto", list(CIFAR10))("deer") == "mammal"
     # Cross-superclass with evidence on the border band, or away from the true-class CAM.
     assert categorize_failure("ship", "airplane", 0.9, 0.8, sc) == "context"
     assert categorize_failure("ship", "bird", 0.3, 0.2, sc) == "context"
@@ -285,3 +287,16 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     assert len(res["figures"]) == 3 and res["notes"]
     with pytest.raises(CamError, match="nope"):
         cam_analysis(store, lambda name: trained, test, tmp_path / "o2", models=["nope"])
+
+
+def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
+    from typer.testing import CliRunner
+    from failmodes.analysis._cam_core import METHODS
+    from failmodes.cli import app
+    runner = CliRunner()
+    res = runner.invoke(app, ["cam", "--help"])
+    assert res.exit_code == 0
+    for m in METHODS:
+        assert m in res.output
+    res = runner.invoke(app, ["cam", str(tmp_path), "--method", "lime"])
+    assert res.exit_code == 2 and "gradcam++" in res.output

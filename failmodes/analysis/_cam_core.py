@@ -255,21 +255,39 @@ def drift_metrics(cams, ref, band: float = BORDER_BAND) -> dict[str, np.ndarray]
 FAILURE_TYPES = ("fine_grained", "context", "other")
 
 
-def superclass_lookup(kind: str = "fine") -> Callable[[str], str | None]:
-    """``name -> superclass`` (None when unknown). ``kind`` "fine" (default) or "coarse"
-    picks the CIFAR-10 map; the failures analysis's map (``failures.superclass_of``) is
-    used instead when it exposes one and ``kind`` is "failures"."""
-    if kind == "failures":
-        from . import failures
-        fn = getattr(failures, "superclass_of", None)
-        if not callable(fn):
-            raise CamError("failmodes.analysis.failures exposes no superclass_of; "
-                           "use superclasses fine or coarse")
-        return fn
+def superclass_lookup(kind: str = "auto", class_names: Sequence[str] = ()
+                      ) -> Callable[[str], str | None]:
+    """``name -> superclass`` (None when unknown).
+
+    ``kind``: "fine" or "coarse" (the CIFAR-10 maps above); "failures" (the failures
+    analysis's ``superclass_of``, e.g. for ImageNet); "auto" (default): "fine" for the
+    CIFAR-10 class set, else "failures" when that module exposes a map, else no map (no
+    failure is then fine-grained).
+    """
     maps = {"fine": CIFAR10_SUPERCLASS, "coarse": CIFAR10_SUPERCLASS_COARSE}
+    if kind == "auto":
+        if set(class_names) == set(CIFAR10_SUPERCLASS):
+            return CIFAR10_SUPERCLASS.get
+        fn = _failures_map()
+        return fn if fn is not None else (lambda name: None)
+    if kind == "failures":
+        fn = _failures_map()
+        if fn is None:
+            raise CamError("failmodes.analysis.failures exposes no superclass_of; "
+                           "use superclasses auto, fine or coarse")
+        return fn
     if kind not in maps:
-        raise CamError(f"unknown superclass map {kind!r}; choose fine, coarse or failures")
+        raise CamError(f"unknown superclass map {kind!r}; choose auto, fine, coarse or failures")
     return maps[kind].get
+
+
+def _failures_map():
+    try:
+        from . import failures
+    except ImportError:
+        return None
+    fn = getattr(failures, "superclass_of", None)
+    return fn if callable(fn) else None
 
 
 def categorize_failure(true_name: str, pred_name: str, pred_border_share: float,

@@ -58,7 +58,7 @@ __all__ = ["CamError", "DriftResult", "METHODS", "attention_drift", "cam_analysi
 def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
             layer: str | None = None, stressors: Sequence[str] | None = None,
             seed: int = 0, target: str = "clean", failures_per_cell: int = 8,
-            conf_threshold: float = CONF_THRESHOLD, superclasses: str = "fine",
+            conf_threshold: float = CONF_THRESHOLD, superclasses: str = "auto",
             device: str = "auto", batch_size: int = 128,
             models: Sequence[str] | None = None) -> dict:
     """The ``cam`` analysis of the run in ``run_dir`` (its store and models), written to
@@ -66,6 +66,7 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
 
     ``stressors`` None = every corruption the store holds cells of, at its severities.
     """
+    _check_options(method, target, sample)
     from ..evaluate import open_run
     run_dir = Path(run_dir)
     if not (run_dir / STORE_NAME).exists():
@@ -93,17 +94,12 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                  method: str = "gradcam", sample: int = 200, layer: str | None = None,
                  stressors: Sequence[str] | None = None, seed: int = 0, target: str = "clean",
                  failures_per_cell: int = 8, conf_threshold: float = CONF_THRESHOLD,
-                 superclasses: str = "fine", batch_size: int = 128,
+                 superclasses: str = "auto", batch_size: int = 128,
                  models: Sequence[str] | None = None, montage_cols: int = 8) -> dict:
     """The analysis on an open ``ResultsStore``, a ``name -> Classifier`` loader and the
     run's ``Dataset`` (whose ``indices`` are the store's ``idx``). See ``run_cam``."""
-    if method not in METHODS:
-        raise CamError(f"unknown CAM method {method!r}; choose from {', '.join(METHODS)}")
-    if target not in ("clean", "pred"):
-        raise CamError(f"unknown drift target {target!r}; choose clean or pred")
-    if sample < 1:
-        raise CamError(f"--sample must be positive, got {sample}")
-    superclass_of = superclass_lookup(superclasses)
+    _check_options(method, target, sample)
+    superclass_of = superclass_lookup(superclasses, dataset.classes)
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     names = [m["name"] for m in store.models()]
@@ -116,8 +112,9 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
     if not names:
         raise CamError(f"{store.path} holds no models; run `failmodes evaluate` first")
 
-    result = {"summary": {}, "figures": [], "tables": {"cam_drift": [], "cam_failure_types": [],
-                                                        "cam_failures": [], "cam_drift_link": []},
+    result = {"summary": {}, "figures": [], "tables": {"cam_drift_max_severity": [], "cam_drift": [],
+                                                        "cam_failure_types": [],
+                                                        "cam_drift_link": []},
               "notes": [], "models": {},
               "config": {"method": method, "layer": layer, "sample": sample, "seed": seed,
                          "target": target, "failures_per_cell": failures_per_cell,
@@ -145,15 +142,19 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                 "largest_drift_stressor": largest, "link": link, "failure_types": types,
                 "n_failures_categorised": len(fails.records),
                 "n_high_conf_failures": fails.n_total,
-                "prediction_reproduced": fails.reproduced}
+                "prediction_reproduced": fails.reproduced, "failures": fails.records}
         result["models"][name] = mres
-        for row in drift.table():
+        rows = drift.table()
+        for row in rows:
             result["tables"]["cam_drift"].append({"model": name, **row})
+        top = {}
+        for row in rows:  # the highest severity of each stressor
+            if row["stressor"] not in top or row["severity"] > top[row["stressor"]]["severity"]:
+                top[row["stressor"]] = row
+        result["tables"]["cam_drift_max_severity"] += [{"model": name, **r} for r in top.values()]
         for group, counts in types.items():
             result["tables"]["cam_failure_types"].append({"model": name, "group": group,
                                                           **counts})
-        for r in fails.records:
-            result["tables"]["cam_failures"].append({"model": name, **r})
         result["tables"]["cam_drift_link"].append({"model": name, **_flat_link(link)})
 
         figs = [
@@ -178,6 +179,15 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
 
     write_result(out_dir, "cam", result)
     return result
+
+
+def _check_options(method: str, target: str, sample: int) -> None:
+    if method not in METHODS:
+        raise CamError(f"unknown CAM method {method!r}; choose from {', '.join(METHODS)}")
+    if target not in ("clean", "pred"):
+        raise CamError(f"unknown drift target {target!r}; choose clean or pred")
+    if sample < 1:
+        raise CamError(f"--sample must be positive, got {sample}")
 
 
 def _safe(name: str) -> str:
@@ -429,7 +439,7 @@ def explain_failures(model, dataset, store, model_name: str, *,
     from ..stressors import get_stressor
     device = next(model.parameters()).device
     classes = list(dataset.classes)
-    superclass_of = superclass_of or superclass_lookup("fine")
+    superclass_of = superclass_of or superclass_lookup("auto", classes)
     pos = {int(i): p for p, i in enumerate(dataset.indices.tolist())}
     band_area = 1 - (1 - 2 * BORDER_BAND) ** 2
     records, examples, n_total = [], [], {}
