@@ -29,7 +29,6 @@ ResNet-18 is ~19 000 CAMs, about 3 minutes on one CPU core (a few seconds on a G
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,9 +111,8 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
     if not names:
         raise CamError(f"{store.path} holds no models; run `failmodes evaluate` first")
 
-    result = {"summary": {}, "figures": [], "tables": {"cam_drift_max_severity": [], "cam_drift": [],
-                                                        "cam_failure_types": [],
-                                                        "cam_drift_link": []},
+    tables = ("cam_drift_max_severity", "cam_drift", "cam_failure_types", "cam_drift_link")
+    result = {"summary": {}, "figures": [], "tables": {t: [] for t in tables},
               "notes": [], "models": {},
               "config": {"method": method, "layer": layer, "sample": sample, "seed": seed,
                          "target": target, "failures_per_cell": failures_per_cell,
@@ -124,61 +122,68 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                          "overlap_threshold": OVERLAP_THRESHOLD,
                          "drift": "1 - Spearman correlation with the clean CAM"}}
     for name in names:
-        model = load_model(name)
-        grid = _stressor_grid(store, name, stressors)
-        tag = _safe(name)
-        log.info("cam: %s: drift over %d stressors", name, len(grid))
-        drift = attention_drift(model, dataset, grid, sample=sample, seed=seed,
-                                method=method, layer=layer, target=target,
-                                batch_size=batch_size)
-        link = drift_failure_link(drift, _store_accuracy(store, name))
-        fails = explain_failures(model, dataset, store, name, stressors=[g[0] for g in grid],
-                                 method=method, layer=layer, per_cell=failures_per_cell,
-                                 conf_threshold=conf_threshold, batch_size=batch_size,
-                                 superclass_of=superclass_of)
-        types = failure_type_counts(fails)
-        largest = drift.largest_drift()
-        mres = {"sample_indices": drift.indices.tolist(), "drift": drift.curves(),
-                "largest_drift_stressor": largest, "link": link, "failure_types": types,
-                "n_failures_categorised": len(fails.records),
-                "n_high_conf_failures": fails.n_total,
-                "prediction_reproduced": fails.reproduced, "failures": fails.records}
-        result["models"][name] = mres
-        rows = drift.table()
-        for row in rows:
-            result["tables"]["cam_drift"].append({"model": name, **row})
-        top = {}
-        for row in rows:  # the highest severity of each stressor
-            if row["stressor"] not in top or row["severity"] > top[row["stressor"]]["severity"]:
-                top[row["stressor"]] = row
-        result["tables"]["cam_drift_max_severity"] += [{"model": name, **r} for r in top.values()]
-        for group, counts in types.items():
-            result["tables"]["cam_failure_types"].append({"model": name, "group": group,
-                                                          **counts})
-        result["tables"]["cam_drift_link"].append({"model": name, **_flat_link(link)})
-
-        figs = [
-            (plot_drift_curves(drift, out_dir / "figures" / f"cam_drift_{tag}.png", name),
-             f"{name}: CAM drift from the clean CAM vs severity, one line per corruption "
-             f"({len(drift.indices)} fixed images)"),
-        ]
-        if largest is not None:
-            figs.append((plot_montage(model, dataset, drift, largest,
-                                      out_dir / "figures" / f"cam_montage_{tag}.png", name,
-                                      method=method, layer=layer, cols=montage_cols),
-                         f"{name}: CAM overlays under {largest} (largest drift), rows = "
-                         "severity 0–5, columns = images"))
-        if fails.examples:
-            figs.append((plot_failures(fails.examples, dataset.classes,
-                                       out_dir / "figures" / f"cam_failures_{tag}.png", name),
-                         f"{name}: high-confidence failures (conf > {conf_threshold}): image, "
-                         "CAM of the predicted (wrong) class, CAM of the true class"))
-        for path, caption in figs:
-            result["figures"].append({"path": f"figures/{path.name}", "caption": caption})
-        _summarise(result, name, mres, prefix=len(names) > 1)
+        _model_section(result, store, name, load_model(name), dataset, out_dir,
+                       stressors=stressors, sample=sample, seed=seed, method=method,
+                       layer=layer, target=target, failures_per_cell=failures_per_cell,
+                       conf_threshold=conf_threshold, superclass_of=superclass_of,
+                       batch_size=batch_size, montage_cols=montage_cols)
+        _summarise(result, name, result["models"][name], prefix=len(names) > 1)
 
     write_result(out_dir, "cam", result)
     return result
+
+
+def _model_section(result: dict, store, name: str, model, dataset, out_dir: Path, *,
+                   stressors, sample, seed, method, layer, target, failures_per_cell,
+                   conf_threshold, superclass_of, batch_size, montage_cols) -> None:
+    """Drift, link, failures and figures of one model, added to ``result``."""
+    grid = _stressor_grid(store, name, stressors)
+    log.info("cam: %s: drift over %d stressors", name, len(grid))
+    drift = attention_drift(model, dataset, grid, sample=sample, seed=seed, method=method,
+                            layer=layer, target=target, batch_size=batch_size)
+    link = drift_failure_link(drift, _store_accuracy(store, name))
+    fails = explain_failures(model, dataset, store, name, stressors=[g[0] for g in grid],
+                             method=method, layer=layer, per_cell=failures_per_cell,
+                             conf_threshold=conf_threshold, batch_size=batch_size,
+                             superclass_of=superclass_of)
+    types = failure_type_counts(fails)
+    largest = drift.largest_drift()
+    result["models"][name] = {
+        "sample_indices": drift.indices.tolist(), "drift": drift.curves(),
+        "largest_drift_stressor": largest, "link": link, "failure_types": types,
+        "n_failures_categorised": len(fails.records), "n_high_conf_failures": fails.n_total,
+        "prediction_reproduced": fails.reproduced, "failures": fails.records}
+
+    tables = result["tables"]
+    rows = drift.table()
+    tables["cam_drift"] += [{"model": name, **r} for r in rows]
+    top = {}
+    for r in rows:  # the highest severity of each stressor
+        if r["stressor"] not in top or r["severity"] > top[r["stressor"]]["severity"]:
+            top[r["stressor"]] = r
+    tables["cam_drift_max_severity"] += [{"model": name, **r} for r in top.values()]
+    tables["cam_failure_types"] += [{"model": name, "group": g, **c} for g, c in types.items()]
+    tables["cam_drift_link"].append({"model": name, **_flat_link(link)})
+
+    figdir, tag, figs = out_dir / "figures", _safe(name), []
+    if drift.cells:
+        figs.append((plot_drift_curves(drift, figdir / f"cam_drift_{tag}.png", name),
+                     f"{name}: CAM drift from the clean CAM vs severity, one line per "
+                     f"corruption ({len(drift.indices)} fixed images)"))
+        sev = drift.severities(largest)
+        figs.append((plot_montage(model, dataset, drift, largest,
+                                  figdir / f"cam_montage_{tag}.png", name, method=method,
+                                  layer=layer, cols=montage_cols),
+                     f"{name}: CAM overlays under {largest} (largest drift); rows = severity "
+                     f"0 (clean) to {sev[-1]:g}, columns = images"))
+    else:
+        result["notes"].append(f"{name}: the store holds no corruption cells; no drift "
+                               "analysis (evaluate corruptions or pass --stressors).")
+    if fails.examples:
+        figs.append((plot_failures(fails.examples, figdir / f"cam_failures_{tag}.png", name),
+                     f"{name}: high-confidence failures (conf > {conf_threshold:g}): image, "
+                     "CAM of the predicted (wrong) class, CAM of the true class"))
+    result["figures"] += [{"path": f"figures/{p.name}", "caption": c} for p, c in figs]
 
 
 def _check_options(method: str, target: str, sample: int) -> None:
@@ -620,8 +625,7 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
     return path
 
 
-def plot_failures(examples: list, classes: Sequence[str], path: Path, model_name: str,
-                  rows: int = 8) -> Path:
+def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) -> Path:
     """Rows of (image, CAM of the predicted class, CAM of the true class): up to 3 clean
     failures, then the most confident corrupted ones, one per stressor."""
     from matplotlib.figure import Figure
