@@ -192,7 +192,7 @@ def test_category_rule_on_crafted_cases():
     # The coarse animals/vehicles map makes ship -> airplane fine-grained; the default does not.
     assert categorize_failure("ship", "airplane", 0.2, 0.9, superclass_lookup("coarse")) \
         == "fine_grained"
-    with pytest.raises(CamError, match="coarse"):
+    with pytest.raises(ValueError, match="wordnet"):
         superclass_lookup("wordnet")
     assert superclass_lookup("auto", ["disk", "ring"])("disk") is None  # no map: never fine
     assert superclass_lookup("auto", list(CIFAR10))("deer") == "mammal"
@@ -266,8 +266,11 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
             logits = trained(xs)
         store.write_cell(CellKey("cnn", "synthetic:test", name, sev, 0),
                          per_image_rows(logits, test.labels, test.indices))
+    # Cells of another data set (official CIFAR-10-C, validation) must stay out.
+    wrong = per_image_rows(torch.zeros(300, 10), (test.labels + 1) % 10, test.indices)
+    store.write_cell(CellKey("cnn", "cifar10c-official:test", "gaussian_noise", 2.0, 0), wrong)
     res = cam_analysis(store, lambda name: trained, test, tmp_path / "out", sample=40,
-                       failures_per_cell=4, conf_threshold=0.5)
+                       failures_per_cell=4, conf_threshold=0.5, dataset_key="synthetic:test")
     saved = json.loads((tmp_path / "out" / "cam.json").read_text())
     m = saved["models"]["cnn"]
     assert len(m["sample_indices"]) == 40

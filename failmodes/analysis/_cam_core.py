@@ -255,39 +255,31 @@ def drift_metrics(cams, ref, band: float = BORDER_BAND) -> dict[str, np.ndarray]
 FAILURE_TYPES = ("fine_grained", "context", "other")
 
 
-def superclass_lookup(kind: str = "auto", class_names: Sequence[str] = ()
+def superclass_lookup(spec: str = "auto", class_names: Sequence[str] = ()
                       ) -> Callable[[str], str | None]:
-    """``name -> superclass`` (None when unknown).
+    """``class name -> superclass`` (None when unknown: never fine-grained).
 
-    ``kind``: "fine" or "coarse" (the CIFAR-10 maps above); "failures" (the failures
-    analysis's ``superclass_of``, e.g. for ImageNet); "auto" (default): "fine" for the
-    CIFAR-10 class set, else "failures" when that module exposes a map, else no map (no
-    failure is then fine-grained).
+    ``spec``: "fine" or "coarse" (the CIFAR-10 maps above); "auto" (default): "fine" for
+    the CIFAR-10 class set, else the failures analysis's automatic map (ImageNet for 1000
+    classes), else none; anything else (``cifar10``, ``imagenet``, ``none``, a YAML path)
+    goes to ``failmodes.analysis.superclasses.resolve_superclasses``.
     """
     maps = {"fine": CIFAR10_SUPERCLASS, "coarse": CIFAR10_SUPERCLASS_COARSE}
-    if kind == "auto":
-        if set(class_names) == set(CIFAR10_SUPERCLASS):
-            return CIFAR10_SUPERCLASS.get
-        fn = _failures_map()
-        return fn if fn is not None else (lambda name: None)
-    if kind == "failures":
-        fn = _failures_map()
-        if fn is None:
-            raise CamError("failmodes.analysis.failures exposes no superclass_of; "
-                           "use superclasses auto, fine or coarse")
-        return fn
-    if kind not in maps:
-        raise CamError(f"unknown superclass map {kind!r}; choose auto, fine, coarse or failures")
-    return maps[kind].get
-
-
-def _failures_map():
+    if spec in maps:
+        return maps[spec].get
+    if spec == "auto" and set(class_names) == set(CIFAR10_SUPERCLASS):
+        return CIFAR10_SUPERCLASS.get
     try:
-        from . import failures
+        from .superclasses import resolve_superclasses
     except ImportError:
-        return None
-    fn = getattr(failures, "superclass_of", None)
-    return fn if callable(fn) else None
+        if spec == "auto":
+            return lambda name: None
+        raise CamError(f"unknown superclass map {spec!r}; choose auto, fine or coarse") from None
+    m = resolve_superclasses(None if spec == "auto" else spec, list(class_names))
+    if m is None:
+        return lambda name: None
+    lookup = {c: m.names[g] for c, g in zip(class_names, m.group_of.tolist()) if g >= 0}
+    return lookup.get
 
 
 def categorize_failure(true_name: str, pred_name: str, pred_border_share: float,

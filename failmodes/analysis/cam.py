@@ -73,8 +73,8 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
                        "first")
     ctx = open_run(run_dir)
     dev = _device(device)
-    return cam_analysis(ctx.store, lambda name: ctx.model(name).to(dev), ctx.dataset(),
-                        out_dir, method=method, sample=sample, layer=layer,
+    return cam_analysis(ctx.store, lambda name: ctx.model(name, dev), ctx.dataset(),
+                        out_dir, dataset_key=ctx.dataset_key(), method=method, sample=sample, layer=layer,
                         stressors=stressors, seed=seed, target=target,
                         failures_per_cell=failures_per_cell, conf_threshold=conf_threshold,
                         superclasses=superclasses, batch_size=batch_size, models=models)
@@ -90,13 +90,15 @@ def _device(device: str) -> torch.device:
 
 
 def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, out_dir, *,
-                 method: str = "gradcam", sample: int = 200, layer: str | None = None,
+                 dataset_key: str | None = None, method: str = "gradcam", sample: int = 200, layer: str | None = None,
                  stressors: Sequence[str] | None = None, seed: int = 0, target: str = "clean",
                  failures_per_cell: int = 8, conf_threshold: float = CONF_THRESHOLD,
                  superclasses: str = "auto", batch_size: int = 128,
                  models: Sequence[str] | None = None, montage_cols: int = 8) -> dict:
     """The analysis on an open ``ResultsStore``, a ``name -> Classifier`` loader and the
-    run's ``Dataset`` (whose ``indices`` are the store's ``idx``). See ``run_cam``."""
+    run's ``Dataset`` (whose ``indices`` are the store's ``idx``); only cells of
+    ``dataset_key`` (None = all) are read, so validation and official CIFAR-10-C cells,
+    whose images the stressors cannot rebuild, stay out. See ``run_cam``."""
     _check_options(method, target, sample)
     superclass_of = superclass_lookup(superclasses, dataset.classes)
     out_dir = Path(out_dir)
@@ -126,7 +128,8 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                        stressors=stressors, sample=sample, seed=seed, method=method,
                        layer=layer, target=target, failures_per_cell=failures_per_cell,
                        conf_threshold=conf_threshold, superclass_of=superclass_of,
-                       batch_size=batch_size, montage_cols=montage_cols)
+                       batch_size=batch_size, montage_cols=montage_cols,
+                       dataset_key=dataset_key)
         _summarise(result, name, result["models"][name], prefix=len(names) > 1)
 
     write_result(out_dir, "cam", result)
@@ -135,14 +138,17 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
 
 def _model_section(result: dict, store, name: str, model, dataset, out_dir: Path, *,
                    stressors, sample, seed, method, layer, target, failures_per_cell,
-                   conf_threshold, superclass_of, batch_size, montage_cols) -> None:
+                   conf_threshold, superclass_of, batch_size, montage_cols,
+                   dataset_key) -> None:
     """Drift, link, failures and figures of one model, added to ``result``."""
-    grid = _stressor_grid(store, name, stressors)
+    cells = [c for c in store.cells(model=name)
+             if dataset_key is None or c.dataset == dataset_key]
+    grid = _stressor_grid(cells, stressors)
     log.info("cam: %s: drift over %d stressors", name, len(grid))
     drift = attention_drift(model, dataset, grid, sample=sample, seed=seed, method=method,
                             layer=layer, target=target, batch_size=batch_size)
-    link = drift_failure_link(drift, _store_accuracy(store, name))
-    fails = explain_failures(model, dataset, store, name, stressors=[g[0] for g in grid],
+    link = drift_failure_link(drift, _store_accuracy(store, name, dataset_key))
+    fails = explain_failures(model, dataset, store, cells, stressors=[g[0] for g in grid],
                              method=method, layer=layer, per_cell=failures_per_cell,
                              conf_threshold=conf_threshold, batch_size=batch_size,
                              superclass_of=superclass_of)
@@ -199,13 +205,14 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _stressor_grid(store, model: str, stressors: Sequence[str] | None
+def _stressor_grid(cells, stressors: Sequence[str] | None
                    ) -> list[tuple[str, list[float], int]]:
-    """(stressor, severities, seed) to run: the store's cells of each corruption (or of the
-    named stressors; those not in the store get severities 1–5 and seed 0)."""
+    """(stressor, severities, seed) to run from the store's ``cells``: every corruption
+    stored, at its integer severities (all stored ones when none is an integer), with the
+    cell's stressor seed; named ``stressors`` not in the store get severities 1–5, seed 0."""
     from ..stressors import get_stressor, list_stressors
     stored: dict[str, dict[float, int]] = {}
-    for c in store.cells(model=model):
+    for c in cells:
         if c.stressor != "clean":
             stored.setdefault(c.stressor, {}).setdefault(float(c.severity), c.seed)
     if stressors is None:
@@ -218,19 +225,22 @@ def _stressor_grid(store, model: str, stressors: Sequence[str] | None
     for s in order:
         if s in stored:
             sev = sorted(stored[s])
-            grid.append((s, sev, stored[s][sev[0]]))
+            whole = [v for v in sev if v == int(v)]
+            grid.append((s, whole or sev, stored[s][sev[0]]))
         elif get_stressor(s).is_corruption:
             grid.append((s, list(DEFAULT_SEVERITIES), 0))
         else:
-            raise CamError(f"sweep {s!r} has no cells for {model!r} in the store; evaluate it "
-                           "first (its values come from the store)")
+            raise CamError(f"sweep {s!r} has no cells in the store; evaluate it first "
+                           "(its values come from the store)")
     return grid
 
 
-def _store_accuracy(store, model: str) -> dict[tuple[str, float], float]:
+def _store_accuracy(store, model: str, dataset_key: str | None
+                    ) -> dict[tuple[str, float], float]:
     acc = {}
     for row in store.accuracy_table(model):
-        acc.setdefault((row["stressor"], float(row["severity"])), float(row["accuracy"]))
+        if dataset_key is None or row["dataset"] == dataset_key:
+            acc.setdefault((row["stressor"], float(row["severity"])), float(row["accuracy"]))
     return acc
 
 
@@ -429,14 +439,15 @@ class Failures:
     reproduced: float         # fraction whose recomputed prediction equals the stored one
 
 
-def explain_failures(model, dataset, store, model_name: str, *,
+def explain_failures(model, dataset, store, cells, *,
                      stressors: Sequence[str] | None = None, method: str = "gradcam",
                      layer: str | None = None, per_cell: int = 8,
                      conf_threshold: float = CONF_THRESHOLD, batch_size: int = 128,
                      superclass_of: Callable[[str], str | None] | None = None) -> Failures:
     """CAMs of the predicted (wrong) and the true class for the ``per_cell`` most confident
-    failures (wrong, conf > ``conf_threshold``) of each clean and corrupted cell of
-    ``model_name``, each tagged with a failure type (``categorize_failure``).
+    failures (wrong, conf > ``conf_threshold``) of each clean and corrupted cell in
+    ``cells`` (store ``Cell`` records of one model and data set), each tagged with a
+    failure type (``categorize_failure``).
 
     Corrupted images are rebuilt from the data set with the cell's stressor, severity and
     seed at the images' dataset indices: the same pixels the evaluation saw.
@@ -449,7 +460,7 @@ def explain_failures(model, dataset, store, model_name: str, *,
     band_area = 1 - (1 - 2 * BORDER_BAND) ** 2
     records, examples, n_total = [], [], {}
     n_same = n_checked = 0
-    for cell in store.cells(model=model_name):
+    for cell in cells:
         if cell.stressor != "clean" and (stressors is not None and cell.stressor not in stressors):
             continue
         group = "clean" if cell.stressor == "clean" else get_stressor(cell.stressor).family
