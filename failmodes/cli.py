@@ -333,9 +333,35 @@ def calibrate(
 
 # ----------------------------------------------------------------------------- cam
 @app.command()
-def cam():
+def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+        out: Optional[Path] = typer.Option(None, help="where cam.json and figures/ go "
+                                           "(default: RUN_DIR)"),
+        method: str = typer.Option("gradcam", help="gradcam | gradcam++ | scorecam "
+                                   "(gradient-free, one forward pass per channel: slow)"),
+        sample: int = typer.Option(200, help="fixed images for attention drift (same for "
+                                   "every model)"),
+        layer: Optional[str] = typer.Option(None, help="module to hook, e.g. layer4.1 "
+                                            "(default: the model's last conv block)"),
+        stressors: Optional[str] = typer.Option(None, help="comma-separated stressors "
+                                                "(default: every corruption in the store)"),
+        target: str = typer.Option("clean", help="drift CAM target: clean (the clean-"
+                                   "predicted class) or pred (each level's prediction)"),
+        failures_per_cell: int = typer.Option(8, help="high-confidence failures explained "
+                                              "per cell (most confident first)"),
+        device: str = typer.Option("auto", help="auto | cpu | cuda"),
+        seed: int = typer.Option(0, help="chooses the drift sample")):
     """Grad-CAM failure explanations and attention drift under corruption."""
-    _pending(9, "cam")
+    from .analysis.cam import CamError, run_cam
+    names = [s.strip() for s in stressors.split(",") if s.strip()] if stressors else None
+    try:
+        res = run_cam(run_dir, out or run_dir, method=method, sample=sample, layer=layer,
+                      stressors=names, target=target, failures_per_cell=failures_per_cell,
+                      device=device, seed=seed)
+    except CamError as e:
+        fail(str(e))
+    for note in res["notes"]:
+        typer.echo(note)
+    typer.echo(f"wrote {(out or run_dir) / 'cam.json'} and {len(res['figures'])} figures")
 
 
 # ----------------------------------------------------------------------------- run
