@@ -366,16 +366,57 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
 
 # ----------------------------------------------------------------------------- run
 @app.command()
-def run():
+def run(
+    study: Optional[Path] = typer.Argument(None, help="study YAML file (or use --preset)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="built-in study: demo (offline, "
+                                         "~2 min on CPU) | quick (CIFAR-10, ~20 min on CPU) | "
+                                         "paper (full protocol, GPU)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<study>); "
+                                       "re-running resumes it"),
+    data: Optional[str] = typer.Option(None, "--data", help="override the data: cifar10 | "
+                                       "synthetic | PATH of an image folder {train,test}/<class>/"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
+):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
-    _pending(10, "run")
+    from .study import prepare_and_run
+
+    if (study is None) == (preset is None):
+        fail("give a study file or --preset NAME (demo, quick, paper), not both")
+    command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
+    try:
+        result = prepare_and_run(study, preset, command=command, out=out, data=data,
+                                 device=device, seed=seed)
+    except ValueError as e:  # StudyError, TrainError, EvalError: one line each
+        fail(str(e))
+    typer.echo(f"report: {result.report}")
+    for f in result.failures:
+        typer.secho(f"warning: {f}", fg=typer.colors.YELLOW, err=True)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+    return shlex.quote(arg)
 
 
 # ----------------------------------------------------------------------------- compare
 @app.command()
-def compare():
+def compare(
+    run_a: Path = typer.Argument(..., help="run folder A (its baseline model is the reference)"),
+    run_b: Path = typer.Argument(..., help="run folder B"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for compare.html "
+                                       "(default <parent of A>/<A>-vs-<B>)"),
+):
     """Compare two runs in one report."""
-    _pending(10, "compare")
+    from .report import compare_runs
+
+    try:
+        path = compare_runs(run_a, run_b, out)
+    except ValueError as e:  # CompareError: a folder without a store
+        fail(str(e))
+    typer.echo(f"comparison: {path}")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
