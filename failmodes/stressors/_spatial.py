@@ -128,45 +128,55 @@ def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- PIL box
 @functools.lru_cache(maxsize=64)
-def _pil_box_coeffs(in_size: int, out_size: int) -> torch.Tensor:
-    """PIL's fixed-point BOX resampling matrix (out, in) as float64 integers.
+def _pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's BOX resampling as a 0/1 tap matrix (out, in) and one weight per output.
 
     Follows Resample.c: precompute_coeffs (support 0.5 * scale, centre (i + 0.5) * scale,
-    bounds rounded with int(v + 0.5)) and normalize_coeffs_8bpc (22 fractional bits).
+    bounds rounded with int(v + 0.5), box(u) = 1 on (-0.5, 0.5]) and
+    normalize_coeffs_8bpc (weights rounded to 22 fractional bits). A box weighs its taps
+    equally, so output j is (k_j * sum of its taps + 2^21) >> 22.
     """
-    precision = 1 << 22
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
-    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
+    weight = torch.zeros(out_size, dtype=torch.float64)
     for xx in range(out_size):
         center = (xx + 0.5) * scale
         ss = 1.0 / filterscale
         xmin = max(int(center - support + 0.5), 0)
         xmax = min(int(center + support + 0.5), in_size) - xmin
-        ws = []
-        for x in range(xmax):
-            u = (x + xmin - center + 0.5) * ss
-            ws.append(1.0 if -0.5 < u <= 0.5 else 0.0)
-        tot = sum(ws)
-        for x, wv in enumerate(ws):
-            k = wv / tot if tot != 0 else wv
-            m[xx, xmin + x] = int(0.5 + k * precision)
-    return m
+        inside = [x for x in range(xmax) if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5]
+        for x in inside:
+            taps[xx, xmin + x] = 1.0
+        if inside:
+            weight[xx] = int(0.5 + (1.0 / len(inside)) * (1 << 22)) / float(1 << 22)
+    return taps, weight
+
+
+# floor(S * k/2^22 + 0.5) in float32 equals PIL's (k*S + 2^21) >> 22 for every tap sum S
+# of boxes up to 160 taps wide (checked exhaustively); wider boxes take float64.
+_BOX_FLOAT32_MAX_TAPS = 160
+
+
+def _pil_box_pass(y: torch.Tensor, out_size: int) -> torch.Tensor:
+    # One PIL pass along the last axis; the tap sums are small integers, exact in float32.
+    taps, weight = _pil_box_matrix(y.shape[-1], out_size)
+    s = y @ taps.to(y.device).T
+    if taps.sum(1).max() > _BOX_FLOAT32_MAX_TAPS:
+        s, weight = s.to(torch.float64), weight.to(y.device)
+    else:
+        weight = weight.to(y.device, torch.float32)
+    return torch.floor_(s.mul_(weight).add_(0.5)).clamp_(0, 255).to(y.dtype)
 
 
 def pil_box_resize(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     """PIL ``Image.resize((out_w, out_h), Image.BOX)`` on uint8-valued floats (…, H, W)
     in 0..255: horizontal pass then vertical, each rounded and clipped to uint8 as PIL does."""
     h, w = x.shape[-2:]
-    y = x.to(torch.float64)
-    half = float(1 << 21)
+    y = x.to(torch.float32)
     if out_w != w:
-        mw = _pil_box_coeffs(w, out_w).to(y.device)
-        y = torch.floor((y @ mw.T + half) / (1 << 22)).clamp_(0, 255)
+        y = _pil_box_pass(y, out_w)
     if out_h != h:
-        mh = _pil_box_coeffs(h, out_h).to(y.device)
-        # One large matmul over the transposed batch rather than N·C small ones.
-        y = torch.floor((y.transpose(-1, -2) @ mh.T + half) / (1 << 22)).clamp_(0, 255)
-        y = y.transpose(-1, -2)
+        y = _pil_box_pass(y.transpose(-1, -2), out_h).transpose(-1, -2)
     return y.to(x.dtype)
