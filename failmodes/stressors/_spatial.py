@@ -15,6 +15,12 @@ import torch
 import torch.nn.functional as F
 
 
+def to_u8(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats to the 8-bit values (0..255, rounded, still float) that the
+    reference's PIL images hold."""
+    return x.clamp(0, 1).mul_(255.0).round_()
+
+
 # ----------------------------------------------------------------------------- borders
 def border_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
     """Map integer indices (any range) into ``[0, n)`` with a named border rule.
@@ -25,13 +31,18 @@ def border_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
     """
     if mode == "nearest" or n == 1:
         return i.clamp(0, n - 1)
-    if mode == "reflect":
-        i = torch.remainder(i, 2 * n)
-        return torch.where(i >= n, 2 * n - 1 - i, i)
-    if mode == "reflect101":
-        i = torch.remainder(i, 2 * n - 2)
-        return torch.where(i >= n, 2 * n - 2 - i, i)
-    raise ValueError(f"unknown border mode {mode!r}")
+    if mode not in ("reflect", "reflect101"):
+        raise ValueError(f"unknown border mode {mode!r}")
+    period = 2 * n if mode == "reflect" else 2 * n - 2
+    lo, hi = (v.item() for v in torch.aminmax(i))
+    if lo < -period // 2 or hi >= period:
+        # Far outside (wide kernels on small images): fold whole periods first. Rare,
+        # and integer division is the slow part of this function, hence the check.
+        i = torch.remainder(i, period)
+    if mode == "reflect101":  # valid on [-(n-1), 2(n-1)]
+        return (n - 1) - ((n - 1) - i.abs()).abs()
+    i = torch.where(i < 0, -1 - i, i)  # valid on [-n, 2n-1]
+    return torch.where(i >= n, 2 * n - 1 - i, i)
 
 
 # ----------------------------------------------------------------------------- filters
@@ -100,15 +111,16 @@ def bilinear_gather(img: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
     fx = (xs - x0).to(img.dtype).unsqueeze(1)
     y0 = y0.long()
     x0 = x0.long()
-    rows = [border_index(y0, h, mode) * w, border_index(y0 + 1, h, mode) * w]
-    cols = [border_index(x0, w, mode), border_index(x0 + 1, w, mode)]
+    r0, r1 = border_index(y0, h, mode) * w, border_index(y0 + 1, h, mode) * w
+    c0, c1 = border_index(x0, w, mode), border_index(x0 + 1, w, mode)
     flat = img.reshape(n, c, h * w)
-    out = 0
-    for r, wy in zip(rows, (1 - fy, fy)):
-        for q, wx in zip(cols, (1 - fx, fx)):
-            idx = (r + q).reshape(n, 1, -1).expand(n, c, -1)
-            out = out + (wy * wx) * flat.gather(2, idx).reshape(n, c, *ys.shape[1:])
-    return out
+
+    def tap(r, q):
+        idx = (r + q).reshape(n, 1, -1).expand(n, c, -1)
+        return flat.gather(2, idx).reshape(n, c, *ys.shape[1:])
+
+    top = torch.lerp(tap(r0, c0), tap(r0, c1), fx)
+    return torch.lerp(top, torch.lerp(tap(r1, c0), tap(r1, c1), fx), fy)
 
 
 def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
@@ -164,10 +176,10 @@ def _pil_box_pass(y: torch.Tensor, out_size: int) -> torch.Tensor:
     taps, weight = _pil_box_matrix(y.shape[-1], out_size)
     s = y @ taps.to(y.device).T
     if taps.sum(1).max() > _BOX_FLOAT32_MAX_TAPS:
-        s, weight = s.to(torch.float64), weight.to(y.device)
-    else:
-        weight = weight.to(y.device, torch.float32)
-    return torch.floor_(s.mul_(weight).add_(0.5)).clamp_(0, 255).to(y.dtype)
+        s = s.to(torch.float64).mul_(weight.to(y.device)).add_(0.5).floor_().clamp_(0, 255)
+        return s.to(y.dtype)
+    # s·weight <= 255 + 2^-22·s here, so the floor never leaves 0..255: no clamp needed.
+    return s.mul_(weight.to(y.device, torch.float32)).add_(0.5).floor_()
 
 
 def pil_box_resize(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._rng import ImageRNG
-from ._spatial import bilinear_gather, gaussian_filter, pil_box_resize
+from ._spatial import bilinear_gather, gaussian_filter, pil_box_resize, to_u8
 from .registry import register_stressor
 
 # Severity tables: row 0 = identity, rows 1..5 = make_cifar_c.py / make_imagenet_c.py.
@@ -174,19 +174,14 @@ def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- PIL ops
-def _to_u8(x: torch.Tensor) -> torch.Tensor:
-    # The reference works on PIL images: the 8-bit values of the clean image.
-    return torch.round(x.clamp(0, 1) * 255.0)
-
-
 @register_stressor("pixelate", family="digital", tables=PIXELATE,
                    param_names=("fraction",), benchmark=True)
 def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL BOX resize to ``int(side * c)`` and back."""
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
-    small = pil_box_resize(_to_u8(x), sh, sw)
-    return pil_box_resize(small, h, w) / 255.0
+    small = pil_box_resize(to_u8(x), sh, sw)
+    return pil_box_resize(small, h, w).div_(255.0)
 
 
 @register_stressor("jpeg_compression", family="digital", tables=JPEG,
@@ -197,7 +192,7 @@ def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
     quality = int(round(p[0]))
     n, _, h, w = x.shape
-    arr = _to_u8(x).to("cpu", torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    arr = to_u8(x).to("cpu", torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     out = np.empty_like(arr)
     # Per image on CPU through PIL: the codec (quantisation tables, 4:2:0, libjpeg's
     # DCT and upsampling) is where the reference's numbers come from. Decoding with
