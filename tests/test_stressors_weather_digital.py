@@ -319,12 +319,3 @@ def test_corrupt_command_reports_bad_input_in_one_line(image_dir, tmp_path):
     res = runner.invoke(app, ["corrupt", str(image_dir), "--stressor", "fog", "--severity", "7",
                               "--out", str(tmp_path)])
     assert res.exit_code != 0 and "outside" in res.output
-
-
-def test_rng_cpu_hash_path_equals_the_int64_torch_path():
-    from failmodes.stressors._rng import _hash_numpy, _hash_torch
-
-    keys = torch.tensor([[0], [1], [0xFFFFFFFF], [0x9E3779B1], [123456789]], dtype=torch.int64)
-    want = _hash_torch(keys, 4099)
-    got = torch.from_numpy(_hash_numpy(keys.numpy(), 4099).astype(np.int64))
-    assert torch.equal(got, want)
