@@ -80,7 +80,7 @@ def fake_run(tmp_path, fake_registry) -> Path:
                                  {"model": "net-b", "mce": 0.8, "relative_mce": 0.7123}],
                    "per_class": [{"class": c, "accuracy": 0.5} for c in CLASSES]},
         "notes": [f"class {EVIL} is hardest"]})
-    registry.write_result(run, "curves", {
+    registry.write_result(run / "analysis", "curves", {
         "summary": {"headline": "Largest drop: 50 points under fog at severity 5"},
         "figures": [], "notes": [],
         "tables": {"regimes": [{"model": "net-a", "stressor": "fog",

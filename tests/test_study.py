@@ -115,9 +115,9 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
     res = run_study(cfg, command="failmodes run tiny.yaml")
     out = tmp_path / "runs" / "tiny"
     html = res.report.read_text()
-    assert res.report == out / "report.html" and res.failures == []
+    assert res.report.resolve() == out / "report.html" and res.failures == []
     for f in ("results.json", "results.sqlite", "study.resolved.json", "study_state.json",
-              "tables/accuracy_cells.csv", "tables/comparison.csv", "metrics.json",
+              "tables/accuracy_cells.csv", "tables/comparison.csv", "analysis/metrics.json",
               "models/base/model.pt", "models/cut/history.json"):
         assert (out / f).exists(), f
     results = json.loads((out / "results.json").read_text())

@@ -284,7 +284,8 @@ def _analysis_section(run: RunData, a) -> Section:
         s.tables.append(t)
     for f in res.get("figures") or []:
         if isinstance(f, dict) and f.get("path"):
-            s.figures.append(figure(run.run_dir, str(f["path"]), str(f.get("caption", ""))))
+            s.figures.append(figure(a.base or run.run_dir, str(f["path"]),
+                                    str(f.get("caption", ""))))
     for tname, rows in (res.get("tables") or {}).items():
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             s.tables.append(table(str(tname).replace("_", " "), rows,

@@ -9,7 +9,7 @@ Layout of ``runs/<study>/``::
     study.resolved.json        the resolved study and library versions
     study_state.json           the commands that ran and each step's status and timing
     models/<name>/model.pt     trained checkpoints (+ history.json, training_curves.png)
-    <analysis>.json            one per analysis
+    analysis/<name>.json       one per analysis (+ analysis/figures/)
     probes/<probe>/            single-image probe outputs
 
 >>> result = run_study(load_preset("demo"))      # doctest: +SKIP
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import override, save_resolved, to_dict
+from ..report._collect import ANALYSIS_DIR
 from .config import ProbeSpec, StudyConfig, StudyError
 
 STATE_NAME = "study_state.json"
@@ -261,12 +262,12 @@ def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
         fp = _fingerprint(out, opts)
         prev = state.step(key)
         if prev.get("status") == "ok" and prev.get("fingerprint") == fp \
-                and (out / f"{name}.json").is_file():
+                and (out / ANALYSIS_DIR / f"{name}.json").is_file():
             continue
         _say(cfg, f"analysis {name}")
         t, c = time.perf_counter(), time.process_time()
         try:
-            a.fn(out, out, **opts)
+            a.fn(out, out / ANALYSIS_DIR, **opts)
         except Exception as e:  # recorded, shown in the report and returned: never hidden
             msg = f"{type(e).__name__}: {e}"
             state.set(key, status="failed", error=msg + "\n" + _tail(), fingerprint=fp,
