@@ -280,7 +280,7 @@ def _analysis_section(run: RunData, a) -> Section:
                                                   if m in vals}}
                 for k, vals in per_model.items()]
         t = table("Headline numbers per model", rows, max_rows=80)
-        t.open = True
+        t.open = len(rows) <= 16
         s.tables.append(t)
     for f in res.get("figures") or []:
         if isinstance(f, dict) and f.get("path"):

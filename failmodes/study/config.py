@@ -35,7 +35,8 @@ class ModelSpec:
     """One model of a study: trained from ``recipe`` unless ``checkpoint`` is given.
 
     ``arch`` is a model-registry name (``failmodes models``); ``width``, ``epochs``,
-    ``train_subset`` (images), ``batch_size`` and ``lr`` override the recipe.
+    ``train_subset`` (images), ``batch_size`` and ``lr`` override the recipe;
+    ``test_subset`` test images are scored after each epoch (the last epoch: all of them).
     """
 
     name: str
@@ -47,6 +48,7 @@ class ModelSpec:
     train_subset: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    test_subset: int | None = None
 
 
 @dataclass
@@ -142,7 +144,7 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         seen.add(m.name)
         if m.checkpoint is None and not m.recipe:
             raise StudyError(f"{key} ({m.name}) needs a recipe to train or a checkpoint")
-        for k in ("width", "epochs", "train_subset", "batch_size"):
+        for k in ("width", "epochs", "train_subset", "batch_size", "test_subset"):
             v = getattr(m, k)
             if v is not None and v <= 0:
                 raise StudyError(f"{key}.{k} must be positive, got {v}")

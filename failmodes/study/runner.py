@@ -155,7 +155,8 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     from ..train.recipes import RUNTIME_FIELDS
     tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
                   epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
-                  lr=spec.lr, data=cfg.data, seed=cfg.seed, device=cfg.device)
+                  lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
+                  device=cfg.device)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
         saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
