@@ -141,3 +141,16 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
                                                cfg.models[1]])
     with pytest.raises(StudyError, match=r"models\[base\].*epochs=1 \(now 2\)"):
         run_study(changed)
+
+
+def test_cli_run_fails_early_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+    from failmodes.cli import app
+    p = _write(tmp_path, "name: t\ndata: synthetic\nmodels: [{name: a, arch: small_cnn}]\n"
+                         "analysis_options: {cam: {samples: 3}}\n")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", str(p), "--out", str(out)])
+    assert r.exit_code == 2 and not out.exists()  # nothing written before the check
+    assert "error: analysis_options.cam: unknown option(s) samples" in r.output
+    r = CliRunner().invoke(app, ["run"])
+    assert r.exit_code == 2 and "exactly one of" in r.output

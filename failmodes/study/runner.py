@@ -119,12 +119,12 @@ def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
     ``StudyResult.failures``, and the other steps still run.
     """
     t0 = time.perf_counter()
+    check_analyses(cfg)  # a typo in an analysis option fails now, not after training
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
     state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
     save_resolved(cfg, out / RESOLVED_NAME, versions=study_versions())
-    check_analyses(cfg)  # a typo in an analysis option fails now, not after training
     checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models}
     failures = evaluate_all(cfg, checkpoints, out, state, command)
     failures += run_analyses(cfg, out, state)
@@ -348,7 +348,7 @@ def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None =
     """Load a study file or a preset, apply the CLI overrides, and run it."""
     from .config import load_preset, load_study, resolve_study
     if (study is None) == (preset is None):
-        raise StudyError("give a study file or a preset name, not both")
+        raise StudyError("give exactly one of: a study file, a preset name")
     cfg = load_preset(preset) if preset else load_study(study)
     cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
                         out=str(out) if out is not None else None, data=data, device=device,
