@@ -92,7 +92,7 @@ def table(title: str, rows: list[dict], csv: str | None = None,
                  open=len(rows) <= 12 and len(columns) <= 10)
 
 
-_NUMBER = re.compile(r"^[+±-]?\d[\d.,]*(e[+-]?\d+)?( ?(%|pt|s))?$")
+_NUMBER = re.compile(r"^[+±-]?\d[\d.,]*(e[+-]?\d+)?( ?(%|pt|s))?\*?$")
 
 
 def _numberlike(text: str) -> bool:

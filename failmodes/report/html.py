@@ -15,7 +15,7 @@ import jinja2
 
 from . import figures as F
 from ._collect import RunData, collect_run, read_json, stressor_family
-from ._format import Figure, Table, figure, fmt, pct, points, table
+from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
 
 REPORT_NAME = "report.html"
@@ -34,7 +34,7 @@ INTROS = {
               "threshold-collapse (flat, then a cliff) or early-damage-plateau.",
     "comparison": "Per-corruption accuracy of each model minus the baseline, on the very same "
                   "corrupted images (paired). Intervals are 95 % paired normal intervals "
-                  "over images; a delta whose interval excludes zero is marked.",
+                  "over images; a delta whose interval excludes zero is marked with *.",
     "failures": "Wrong predictions made with high confidence, the most frequent confusions and "
                 "accuracy at the superclass level (does a wrong answer stay in the right "
                 "family?).",
@@ -347,9 +347,15 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
         s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
                                 f"Accuracy of each model minus {base}, per corruption."))
     fmts = {base: _pt_abs}
+    shown = [dict(r) for r in rows]
     for m in others:
-        fmts[m], fmts[f"Δ {m}"], fmts[f"±95% {m}"] = _pt_abs, _pt_delta, _pt_ci
-    s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", rows,
+        fmts[m], fmts[f"±95% {m}"] = _pt_abs, _pt_ci
+        fmts[f"Δ {m}"] = str
+        for r in shown:
+            d, ci = r.get(f"Δ {m}"), r.get(f"±95% {m}")
+            r[f"Δ {m}"] = _pt_delta(d) + ("*" if d is not None and ci is not None
+                                          and abs(d) > ci else "")
+    s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", shown,
                           csv=f"{TABLE_DIR}/comparison.csv", formatters=fmts))
     for m in others:
         d = deltas[m]
