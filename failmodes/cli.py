@@ -377,6 +377,8 @@ def run(
                                        "synthetic | PATH of an image folder {train,test}/<class>/"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is "
+                                          "fastest on a machine shared with other jobs)"),
 ):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
     from .study import prepare_and_run
@@ -386,7 +388,7 @@ def run(
     command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
     try:
         result = prepare_and_run(study, preset, command=command, out=out, data=data,
-                                 device=device, seed=seed)
+                                 device=device, seed=seed, threads=threads)
     except ValueError as e:  # StudyError, TrainError, EvalError: one line each
         fail(str(e))
     typer.echo(f"report: {result.report}")

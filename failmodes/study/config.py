@@ -72,7 +72,8 @@ class StudyConfig:
     values (``"-90:90:15"`` or a list); ``analyses`` None means every registered analysis;
     ``baseline`` names the model that relative mCE and the comparison deltas refer to
     (default: the first model); ``val_subset`` clean images of the held-out training
-    split are evaluated for temperature scaling."""
+    split are evaluated for temperature scaling; ``threads`` sets torch's CPU threads
+    (None: torch's default; 1 is fastest on a machine shared with other jobs)."""
 
     name: str
     data: str = "cifar10"
@@ -90,6 +91,7 @@ class StudyConfig:
     baseline: str | None = None
     seed: int = 42
     device: str = "auto"
+    threads: int | None = None
     batch_size: int = 256
     out: str | None = None
     description: str = ""
@@ -151,7 +153,7 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
     if cfg.baseline is not None and cfg.baseline not in seen:
         raise StudyError(f"{where}: baseline {cfg.baseline!r} is not one of the models "
                          f"({', '.join(seen)})")
-    for k in ("subset", "val_subset", "batch_size"):
+    for k in ("subset", "val_subset", "batch_size", "threads"):
         v = getattr(cfg, k)
         if v is not None and v <= 0:
             raise StudyError(f"{where}: {k} must be positive, got {v}")

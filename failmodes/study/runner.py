@@ -118,6 +118,17 @@ def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
     an analysis or probe that fails is recorded, shown in the report, and listed in
     ``StudyResult.failures``, and the other steps still run.
     """
+    import torch
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, command)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
     t0 = time.perf_counter()
     check_analyses(cfg)  # a typo in an analysis option fails now, not after training
     out = cfg.out_dir
@@ -344,7 +355,8 @@ def _probe(cfg: StudyConfig, p: ProbeSpec, pdir: Path) -> Path:
 
 def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None = None, *,
                     command: str | None = None, out=None, data: str | None = None,
-                    device: str | None = None, seed: int | None = None) -> StudyResult:
+                    device: str | None = None, seed: int | None = None,
+                    threads: int | None = None) -> StudyResult:
     """Load a study file or a preset, apply the CLI overrides, and run it."""
     from .config import load_preset, load_study, resolve_study
     if (study is None) == (preset is None):
@@ -352,5 +364,5 @@ def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None =
     cfg = load_preset(preset) if preset else load_study(study)
     cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
                         out=str(out) if out is not None else None, data=data, device=device,
-                        seed=seed)
+                        seed=seed, threads=threads)
     return run_study(cfg, command=command)
