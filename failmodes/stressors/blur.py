@@ -158,7 +158,7 @@ def glass_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     passes = math.ceil(iterations - 1e-9)
     hp, wp = h - 2 * m, w - 2 * m
     if passes > 0 and hp > 0 and wp > 0:
-        u = rng.uniform((passes, hp, wp, 2), dtype=torch.float64)
+        u = rng.uniform((passes, hp, wp, 2))
         d = torch.floor(u * (2 * delta) - delta).long()  # [..., 0] = dx, [..., 1] = dy
         frac = iterations - (passes - 1)
         if frac < 1.0 - 1e-9:
