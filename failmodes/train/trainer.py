@@ -1,6 +1,7 @@
 """The training loop: data resident on the device, batched augmentation, SGD, per-epoch
 checkpoints that resume exactly, DDP under ``torchrun``.
 
+>>> from failmodes.config import override
 >>> from failmodes.train import load_recipe, train_model
 >>> cfg = override(load_recipe("baseline-cosine"), model="small_cnn", data="synthetic",
 ...                epochs=1, subset=512)
