@@ -58,6 +58,8 @@ def test_high_confidence_counts(result, run_dir):
     assert noisy["n_errors"] == 250 and noisy["n_hc_failures"] == 0
     s = result["summary"]
     assert s["clean_hc_count"] == 50 and s["shifted_hc_count"] == 0 and s["threshold"] == 0.9
+    (per_model,) = result["tables"]["models"]     # one row per model, for the report
+    assert per_model["model"] == "m" and per_model["clean_hc_rate"] == pytest.approx(0.1)
     assert get_analysis("failures").order == 30
 
 

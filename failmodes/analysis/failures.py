@@ -272,6 +272,7 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
             res = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
             for k, v in res["tables"].items():
                 tables[k].extend(v)
+            tables["models"].append({"model": model, **res["summary"]})
             prefix = "" if len(models) == 1 else f"{model}:"
             summary.update({prefix + k: v for k, v in res["summary"].items()})
             notes.extend(res["notes"])
