@@ -1,6 +1,8 @@
 """Curves analysis on crafted stores: regimes per corruption, family drops, ranking, headline."""
 import json
 
+import numpy as np
+
 import pytest
 
 from failmodes.analysis import curves as curves_mod
@@ -124,3 +126,16 @@ def test_official_cells_borrow_the_main_clean_cell(tmp_path, families):
     off = [r for r in rows if r["dataset"].startswith("cifar10c-official")]
     assert [r["severity"] for r in off] == [0, 1, 2]
     assert off[0]["accuracy"] == pytest.approx(0.9) and off[0]["clean_accuracy"] == pytest.approx(0.9)
+
+
+def test_plateau_at_chance_is_flagged(tmp_path, families):
+    # early damage that bottoms out at 10 % on a 10-class model: the chance floor
+    pts = {float(s): 0.10 + 0.80 * np.exp(-s / 0.5) for s in (1, 2, 3, 4, 5)}
+    write_store(tmp_path / "results.sqlite", {"gaussian_noise": pts, "motion_blur":
+                curve("early-damage-plateau", [1, 2, 3, 4, 5])}, n=2000).close()
+    res = curves(tmp_path, tmp_path / "out")
+    rows = {r["stressor"]: r for r in res["tables"]["regimes"]}
+    assert rows["gaussian_noise"]["regime"] == "early-damage-plateau"
+    assert rows["gaussian_noise"]["plateau_at_chance"] is True
+    assert rows["motion_blur"]["plateau_at_chance"] is False     # plateau at 50 %
+    assert any("chance accuracy" in n and "gaussian_noise" in n for n in res["notes"])
