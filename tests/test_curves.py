@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-
 import pytest
 
 from failmodes.analysis import curves as curves_mod
