@@ -177,3 +177,16 @@ def test_validation_clean_cells_stay_apart(tmp_path):
     groups = {m["group"] for m in res["tables"]["confusion_matrices"]}
     assert groups == {"clean", "clean (val)"}
     assert not any(p["group"] == "all shifted" for p in res["tables"]["confusion_pairs"])
+
+
+def test_gallery_picks_cap_each_shifted_cell():
+    from failmodes.analysis.failures import GALLERY_PER_CELL, GALLERY_SIZE, _gallery_picks
+    # cell 1 is clean; cells 2..4 are shifted; cell 2 holds the 30 most confident failures
+    cands = [(0.999 - 1e-4 * i, 2, i) for i in range(30)]
+    cands += [(0.95, 3, i) for i in range(5)] + [(0.94, 4, i) for i in range(5)]
+    cands += [(0.93, 1, i) for i in range(40)]
+    g = _gallery_picks(cands, clean_ids={1})
+    assert len(g["clean"]) == GALLERY_SIZE and all(cid == 1 for cid, _ in g["clean"])
+    per_cell = Counter(cid for cid, _ in g["shifted"])
+    assert per_cell == {2: GALLERY_PER_CELL, 3: GALLERY_PER_CELL, 4: GALLERY_PER_CELL}
+    assert g["shifted"][0] == (2, 0)       # the most confident first
