@@ -138,3 +138,12 @@ def test_plateau_at_chance_is_flagged(tmp_path, families):
     assert rows["gaussian_noise"]["plateau_at_chance"] is True
     assert rows["motion_blur"]["plateau_at_chance"] is False     # plateau at 50 %
     assert any("chance accuracy" in n and "gaussian_noise" in n for n in res["notes"])
+
+
+def test_confidence_rising_under_shift_is_noted(tmp_path, families):
+    # wrong answers are more confident (0.97) than right ones (0.8): conf rises with damage
+    write_store(tmp_path / "results.sqlite", {"gaussian_noise": {1.0: 0.7, 3.0: 0.4},
+                "snow": {1.0: 0.9, 3.0: 0.89}}, n=500, conf_wrong=0.97).close()
+    res = curves(tmp_path, tmp_path / "out")
+    note = next(n for n in res["notes"] if "confidence rises" in n)
+    assert "gaussian_noise" in note and "snow" not in note

@@ -190,3 +190,15 @@ def test_gallery_picks_cap_each_shifted_cell():
     per_cell = Counter(cid for cid, _ in g["shifted"])
     assert per_cell == {2: GALLERY_PER_CELL, 3: GALLERY_PER_CELL, 4: GALLERY_PER_CELL}
     assert g["shifted"][0] == (2, 0)       # the most confident first
+
+
+def test_sink_class_is_reported(tmp_path):
+    frog = CIFAR10.index("frog")
+    to_frog = {k: frog for k in range(10) if k != frog}
+    write_store(tmp_path / "results.sqlite", {"gaussian_noise": {5.0: 0.2}}, n=300,
+                confusions=to_frog).close()
+    res = failures(tmp_path, tmp_path / "out", gallery=False)
+    noisy = next(r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise")
+    assert noisy["most_predicted"] == "frog" and noisy["most_predicted_share"] >= 0.7
+    assert res["summary"]["sink_classes"] == "frog"
+    assert any("sink class 'frog'" in n for n in res["notes"])

@@ -359,6 +359,19 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
             notes.append(f"{m}: {worst['family']} corruptions hurt most "
                          f"({worst['mean_drop']:.1f} points on average), "
                          f"{best['family']} least ({best['mean_drop']:.1f}).")
+    for m in dict.fromkeys(r["model"] for r in regimes):
+        rising = []
+        for (m2, d, st), pts in _group(rows).items():
+            if m2 != m or len(pts) < 2:
+                continue
+            clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
+            far = max(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
+            if (far["mean_conf"] > clean["mean_conf"]
+                    and clean["accuracy"] - far["accuracy"] >= GRACEFUL_DROP_POINTS / 100):
+                rising.append(st)
+        if rising:
+            notes.append(f"{m}: mean confidence rises while accuracy falls under "
+                         f"{', '.join(rising)}: the model grows surer as it grows wrong.")
     if any(r["clean_accuracy"] is None for r in rows):
         notes.append("some models have no clean cell; their drops are relative to the "
                      "lowest stored severity.")

@@ -106,15 +106,26 @@ def _cell_dict(cell: Cell) -> dict:
             "severity": cell.severity, "seed": cell.seed}
 
 
-def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None) -> dict:
+SINK_SHARE = 0.5  # a class taking this share of a cell's predictions is a sink
+
+
+def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None,
+                 names: list[str] | None = None) -> dict:
     """Per-cell counts: n, accuracy, errors, high-confidence failures (count, rate, share of
-    errors) and, with a superclass map, superclass accuracy and the stays-within rate."""
+    errors), the most predicted class and its share of predictions (a *sink* class when
+    ≥ ``SINK_SHARE``) and, with a superclass map, superclass accuracy and the
+    stays-within rate."""
     wrong = pred["pred"] != pred["label"]
     hc = wrong & (pred["conf"] > threshold)
     n, ne, nh = len(wrong), int(wrong.sum()), int(hc.sum())
     row = {**_cell_dict(cell), "n": n, "accuracy": 1 - ne / n if n else None, "n_errors": ne,
            "n_hc_failures": nh, "hc_rate": nh / n if n else None,
            "hc_share_of_errors": nh / ne if ne else None}
+    if n:
+        counts = np.bincount(pred["pred"])
+        top = int(counts.argmax())
+        row["most_predicted"] = names[top] if names else top
+        row["most_predicted_share"] = float(counts[top] / n)
     if smap is not None:
         g = smap.singleton_groups()
         row["superclass_accuracy"] = float(np.mean(g[pred["pred"]] == g[pred["label"]]))
@@ -331,7 +342,7 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     mats: dict[str, np.ndarray] = {}
     for cell in cells:
         p = store.predictions(cell)
-        rows.append(failure_rows(cell, p, threshold, smap))
+        rows.append(failure_rows(cell, p, threshold, smap, names))
         m = mats.setdefault(_group(cell), np.zeros((c, c), dtype=np.int64))
         np.add.at(m, (p["label"], p["pred"]), 1)
         hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > threshold))
@@ -408,6 +419,20 @@ def _summarise(model, rows, pairs, smap, threshold):
             notes.append(f"{model}: most frequent confusions ({g}): " + ", ".join(
                 f"{p['true']}→{p['predicted']} {p['count']} (reverse {p['reverse_count']})"
                 for p in top) + ".")
+    sinks = defaultdict(list)
+    for r in rows:
+        if r["stressor"] != CLEAN and (r.get("most_predicted_share") or 0) >= SINK_SHARE:
+            sinks[r["most_predicted"]].append(r)
+    for cls, rs in sorted(sinks.items(), key=lambda kv: -len(kv[1])):
+        worst = max(rs, key=lambda r: r["most_predicted_share"])
+        where = sorted({r["stressor"] for r in rs})
+        notes.append(f"{model}: sink class {cls!r} takes ≥ {100 * SINK_SHARE:.0f}% of the "
+                     f"predictions in {len(rs)} shifted cells ({', '.join(where[:6])}"
+                     f"{', …' if len(where) > 6 else ''}); up to "
+                     f"{100 * worst['most_predicted_share']:.0f}% under {worst['stressor']} "
+                     f"{worst['severity']:g}.")
+    if sinks:
+        s["sink_classes"] = ", ".join(sinks)
     if smap is not None:
         s["superclass_map"] = smap.source
         for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),
