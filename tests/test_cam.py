@@ -1,0 +1,305 @@
+"""Grad-CAM analysis: CAM computation, drift metrics on hand-made maps, the failure rule,
+the Adebayo et al. (2018) randomisation sanity check and the analysis end to end."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from failmodes.analysis._cam_core import (CamError, superclass_lookup, border_mask,
+                                          border_share, cam_entropy, cam_mode,
+                                          categorize_failure, center_of_mass, compute_cams,
+                                          drift_metrics, overlap, resolve_layer, spearman)
+from failmodes.analysis.cam import DriftResult, cam_analysis, drift_failure_link
+from failmodes.data import CIFAR10_CLASSES as CIFAR10, load_dataset
+from failmodes.models import create_model
+
+
+def _x(ds, n, start=0):
+    return ds.images[start:start + n].permute(0, 3, 1, 2).float() / 255
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return load_dataset("synthetic", "train"), load_dataset("synthetic", "test")
+
+
+@pytest.fixture(scope="module")
+def trained(synth):
+    """small_cnn (width 16) trained ~10 s on 3000 synthetic images: ~80 % test accuracy."""
+    train, test = synth
+    torch.manual_seed(0)
+    m = create_model("small_cnn", class_names=train.classes, width=16)
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    x, y = _x(train, 3000), train.labels[:3000]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), 100):
+            b = perm[i:i + 100]
+            loss = torch.nn.functional.cross_entropy(m(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    m.eval()
+    with torch.no_grad():
+        acc = (m(_x(test, 400)).argmax(1) == test.labels[:400]).float().mean().item()
+    assert acc > 0.6, f"fixture model did not learn ({acc:.2f})"
+    return m
+
+
+# ----------------------------------------------------------------------------- computing CAMs
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])
+def test_cams_shape_range(trained, synth, method):
+    x = _x(synth[1], 3)
+    cams = compute_cams(trained, x, method=method)
+    assert cams.shape == (3, 32, 32) and cams.dtype == torch.float32
+    assert cams.min() >= 0 and cams.max() <= 1
+    assert torch.allclose(cams.amax(dim=(1, 2)), torch.ones(3), atol=1e-4)  # min-max scaled
+
+
+def test_batched_equals_one_by_one(trained, synth):
+    x = _x(synth[1], 7)
+    t = torch.tensor([0, 3, 5, 1, 9, 2, 2])
+    whole = compute_cams(trained, x, t, batch_size=4)
+    single = torch.cat([compute_cams(trained, x[i:i + 1], t[i:i + 1]) for i in range(7)])
+    assert torch.allclose(whole, single, atol=1e-5)
+
+
+def test_default_target_is_prediction_and_targets_matter(trained, synth):
+    x = _x(synth[1], 8)
+    with torch.no_grad():
+        pred = trained(x).argmax(1)
+    auto, logits = compute_cams(trained, x, return_logits=True)
+    assert torch.equal(logits.argmax(1), pred)
+    assert torch.allclose(auto, compute_cams(trained, x, pred), atol=1e-6)
+    other = compute_cams(trained, x, (pred + 5) % 10)
+    assert np.nanmean(spearman(auto, other)) < 0.9  # another class, another map
+
+
+def test_modes_and_grads_restored(trained, synth):
+    m = trained
+    m.zero_grad(set_to_none=True)
+    m.train()
+    m.net.features[0].eval()  # a mixed state: must come back exactly
+    p0 = next(m.parameters())
+    p0.grad = torch.full_like(p0, 7.0)
+    m.net.fc.weight.requires_grad_(False)
+    x = _x(synth[1], 2)
+    x0 = x.clone()
+    try:
+        compute_cams(m, x)
+        with torch.no_grad():  # callers inside no_grad still get CAMs
+            compute_cams(m, x, method="gradcam++")
+        assert m.training and m.net.features[1].training and not m.net.features[0].training
+        assert torch.equal(p0.grad, torch.full_like(p0, 7.0))
+        assert not m.net.fc.weight.requires_grad and p0.requires_grad
+        assert m.net.fc.bias.grad is None
+        assert torch.equal(x, x0) and not x.requires_grad
+    finally:
+        m.eval()
+        m.net.fc.weight.requires_grad_(True)
+        p0.grad = None
+
+
+def test_cam_mode_restores_on_error(trained):
+    trained.train()
+    with pytest.raises(RuntimeError):
+        with cam_mode(trained):
+            assert not trained.training
+            raise RuntimeError("boom")
+    assert trained.training
+    trained.eval()
+
+
+def test_layer_override_and_errors(trained, synth):
+    assert resolve_layer(trained) is trained.net.features[3]
+    assert resolve_layer(trained, "features.2") is trained.net.features[2]
+    assert resolve_layer(trained, "net.features.2") is trained.net.features[2]
+    x = _x(synth[1], 2)
+    a = compute_cams(trained, x, layer="features.2")
+    assert a.shape == (2, 32, 32)
+    with pytest.raises(CamError, match="features"):
+        resolve_layer(trained, "layer9")
+    with pytest.raises(CamError, match="gradcam"):
+        compute_cams(trained, x, method="lime")
+    with pytest.raises(CamError, match="targets"):
+        compute_cams(trained, x, [1, 2, 3])
+
+
+def test_every_registry_cifar_model_has_a_cam_layer():
+    for name, kw in (("cifar_resnet18", {"width": 4}), ("cifar_densenet121", {"growth": 4}),
+                     ("small_cnn", {"width": 4})):
+        m = create_model(name, **kw)
+        cams = compute_cams(m, torch.rand(2, 3, 32, 32))
+        assert cams.shape == (2, 32, 32) and torch.isfinite(cams).all()
+
+
+# ----------------------------------------------------------------------------- measurements
+def _maps():
+    border = torch.tensor(border_mask(32, 32), dtype=torch.float32)
+    centre = 1 - border
+    blob = torch.zeros(32, 32)
+    blob[14:18, 10:14] = 1.0  # centre of mass (15.5, 11.5)
+    return border, centre, blob
+
+
+def test_border_share_on_hand_made_maps():
+    border, centre, blob = _maps()
+    assert border.sum() == 32 * 32 - 16 * 16  # outer 8 px on every side of 32
+    s = border_share(torch.stack([border, centre, torch.ones(32, 32), blob]))
+    assert np.allclose(s, [1.0, 0.0, 0.75, 0.0])
+    ring = torch.zeros(32, 32)
+    ring[:3], ring[:, -3:] = 1, 1
+    assert border_share(ring[None])[0] == pytest.approx(1.0)
+    assert math.isnan(border_share(torch.zeros(1, 32, 32))[0])  # empty map: no share
+
+
+def test_drift_metrics_on_hand_made_maps():
+    _, centre, blob = _maps()
+    noise = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0))
+    ref = torch.stack([blob, centre + 0.1 * noise[0]])
+    d = drift_metrics(ref, ref)
+    assert np.allclose(d["pearson"], 1) and np.allclose(d["spearman"], 1)
+    assert np.allclose(d["com_shift_px"], 0)
+    moved = torch.roll(blob, shifts=(3, -4), dims=(0, 1))  # 5 px away
+    d = drift_metrics(moved[None], blob[None])
+    assert d["com_shift_px"][0] == pytest.approx(5.0)
+    assert d["pearson"][0] < 0.1
+    assert np.allclose(center_of_mass(blob[None]), [[15.5, 11.5]])
+    # Spearman is invariant to monotone rescaling, Pearson is not.
+    d = drift_metrics((noise ** 3), noise)
+    assert d["spearman"][0] == pytest.approx(1.0) and d["pearson"][0] < 0.99
+
+
+def test_entropy_and_overlap():
+    one = torch.zeros(1, 32, 32)
+    one[0, 5, 5] = 1
+    assert cam_entropy(one)[0] == pytest.approx(0.0)
+    assert cam_entropy(torch.ones(1, 32, 32))[0] == pytest.approx(1.0)
+    border, centre, blob = _maps()
+    assert overlap(border[None], centre[None])[0] == pytest.approx(0.0)
+    assert overlap(blob[None], (3 * blob)[None])[0] == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- categories
+def test_category_rule_on_crafted_cases():
+    sc = superclass_lookup("auto", CIFAR10)
+    # Same superclass wins whatever the CAMs say.
+    assert categorize_failure("cat", "dog", 0.95, 0.0, sc) == "fine_grained"
+    assert categorize_failure("automobile", "truck", 0.2, 0.9, sc) == "fine_grained"
+    # The coarse animals/vehicles map makes ship -> airplane fine-grained; the default does not.
+    assert categorize_failure("ship", "airplane", 0.2, 0.9, superclass_lookup("coarse")) \
+        == "fine_grained"
+    with pytest.raises(ValueError, match="wordnet"):
+        superclass_lookup("wordnet")
+    assert superclass_lookup("auto", ["disk", "ring"])("disk") is None  # no map: never fine
+    assert superclass_lookup("auto", list(CIFAR10))("deer") == "mammal"
+    # Cross-superclass with evidence on the border band, or away from the true-class CAM.
+    assert categorize_failure("ship", "airplane", 0.9, 0.8, sc) == "context"
+    assert categorize_failure("ship", "bird", 0.3, 0.2, sc) == "context"
+    # Cross-superclass, on the object, overlapping the true evidence.
+    assert categorize_failure("ship", "bird", 0.3, 0.8, sc) == "other"
+    # Unknown superclasses never count as fine-grained; NaN statistics fall to other.
+    assert categorize_failure("disk", "ring", 0.3, 0.8, lambda n: None) == "other"
+    assert categorize_failure("ship", "bird", float("nan"), float("nan"), sc) == "other"
+
+
+# ----------------------------------------------------------------------------- sanity check
+def test_randomised_weights_give_different_cams(trained, synth):
+    """Adebayo et al. 2018: a saliency method that survives weight randomisation explains
+    the input, not the model. Grad-CAM must not."""
+    x = _x(synth[1], 64)
+    with torch.no_grad():
+        pred = trained(x).argmax(1)
+    torch.manual_seed(1)
+    rand = create_model("small_cnn", class_names=synth[1].classes, width=16).eval()
+    a = compute_cams(trained, x, pred)
+    b = compute_cams(rand, x, pred)
+    rho_random = np.nanmean(spearman(a, b))
+    rho_self = np.nanmean(spearman(a, compute_cams(trained, x, pred)))
+    assert rho_self == pytest.approx(1.0)
+    assert rho_random < 0.5, rho_random
+
+
+# ----------------------------------------------------------------------------- drift link
+def test_drift_failure_link_on_crafted_result():
+    n = 6
+    labels = np.zeros(n, dtype=int)
+    r = DriftResult(np.arange(n), labels, labels.copy(),
+                    {"entropy": np.full(n, 0.9), "border_share": np.full(n, 0.5)})
+    for k, v in enumerate([1.0, 2.0, 3.0, 4.0]):
+        pred = labels.copy()
+        pred[:k] = 1  # k images flip at severity k: the accuracy drop grows with drift
+        sp = np.full(n, 0.9 - 0.2 * k)
+        sp[:k] = 0.0  # flippers drift completely
+        r.cells[("gaussian_noise", v)] = {"spearman": sp, "pred": pred,
+                                          **{m: np.zeros(n) for m in ("pearson", "com_shift_px",
+                                                                      "entropy", "border_share")}}
+    link = drift_failure_link(r)
+    assert link["cells"]["n"] == 4
+    assert link["cells"]["drift"]["spearman_r"] == pytest.approx(1.0)
+    assert link["images"]["n_flip"] == 0 + 1 + 2 + 3 and link["images"]["n_stay"] == 24 - 6
+    assert link["images"]["mean_drift_flip"] == pytest.approx(1.0)
+    assert link["images"]["p"] < 0.01
+    # A store accuracy overrides the sample's when it has the cell.
+    acc = {("clean", 0.0): 0.9, **{("gaussian_noise", v): 0.9 - 0.1 * v for v in range(1, 5)}}
+    assert drift_failure_link(r, acc)["cells"]["accuracy_source"] == ["store"]
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_cam_analysis_end_to_end(trained, synth, tmp_path):
+    from failmodes.evaluate import CellKey, ResultsStore, per_image_rows
+    from failmodes.models import weights_hash
+    from failmodes.stressors import get_stressor
+    test = synth[1].select(torch.arange(300))
+    store = ResultsStore(tmp_path / "results.sqlite")
+    store.register_model("cnn", spec="small_cnn", arch="small_cnn",
+                         weights_hash=weights_hash(trained), class_names=test.classes)
+    x = _x(test, 300)
+    st = get_stressor("gaussian_noise")
+    for name, sev in (("clean", 0.0), ("gaussian_noise", 1.0), ("gaussian_noise", 3.0),
+                      ("gaussian_noise", 5.0)):
+        xs = x if name == "clean" else st(x, sev, seed=0, indices=test.indices)
+        with torch.no_grad():
+            logits = trained(xs)
+        store.write_cell(CellKey("cnn", "synthetic:test", name, sev, 0),
+                         per_image_rows(logits, test.labels, test.indices))
+    # Cells of another data set (official CIFAR-10-C, validation) must stay out.
+    wrong = per_image_rows(torch.zeros(300, 10), (test.labels + 1) % 10, test.indices)
+    store.write_cell(CellKey("cnn", "cifar10c-official:test", "gaussian_noise", 2.0, 0), wrong)
+    res = cam_analysis(store, lambda name: trained, test, tmp_path / "out", sample=40,
+                       failures_per_cell=4, conf_threshold=0.5, dataset_key="synthetic:test")
+    saved = json.loads((tmp_path / "out" / "cam.json").read_text())
+    m = saved["models"]["cnn"]
+    assert len(m["sample_indices"]) == 40
+    c = m["drift"]["gaussian_noise"]
+    assert c["severity"] == [0.0, 1.0, 3.0, 5.0] and c["spearman"][0] == 1.0
+    assert c["spearman"][3] < c["spearman"][1]  # more noise, more drift
+    assert m["link"]["cells"]["n"] == 3 and m["link"]["cells"]["accuracy_source"] == ["store"]
+    assert m["largest_drift_stressor"] == "gaussian_noise"
+    assert m["prediction_reproduced"] == 1.0  # the store's failures were rebuilt exactly
+    types = m["failure_types"]
+    for g in types.values():
+        assert g["fine_grained"] + g["context"] + g["other"] == g["n_categorised"]
+        assert g["fine_grained"] == 0  # synthetic classes have no superclass
+    assert {r["group"] for r in saved["tables"]["cam_failure_types"]} >= {"noise", "all_corrupted"}
+    for f in res["figures"]:
+        assert (tmp_path / "out" / f["path"]).stat().st_size > 1000
+    assert len(res["figures"]) == 3 and res["notes"]
+    with pytest.raises(CamError, match="nope"):
+        cam_analysis(store, lambda name: trained, test, tmp_path / "o2", models=["nope"])
+
+
+def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
+    from typer.testing import CliRunner
+    from failmodes.analysis._cam_core import METHODS
+    from failmodes.cli import app
+    runner = CliRunner()
+    res = runner.invoke(app, ["cam", "--help"])
+    assert res.exit_code == 0
+    for m in METHODS:
+        assert m in res.output
+    res = runner.invoke(app, ["cam", str(tmp_path), "--method", "lime"])
+    assert res.exit_code == 2 and "gradcam++" in res.output
