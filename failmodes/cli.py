@@ -274,6 +274,7 @@ def probe(
                                                    "[default: the clean top-1]"),
     space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
     seed: int = typer.Option(0, help="stressor seed"),
+    repeats: int = typer.Option(1, help="average probabilities over this many stressor draws"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     out: Path = typer.Option(Path("out/probe"), help="output folder"),
 ):
@@ -285,7 +286,7 @@ def probe(
     from .analysis.probe import probe as run_probe
     try:
         r = run_probe(image, model, stressor, values, label=label, space=space, seed=seed,
-                      device=device, out_dir=out)
+                      repeats=repeats, device=device, out_dir=out)
     except ProbeError as e:
         fail(str(e))
     t = r["target"]

@@ -128,3 +128,12 @@ def test_chelsea_is_an_egyptian_cat_with_efficientnet_lite0():
         assert row["p_target_superclass"] >= row["p_target"] - 1e-6
     assert r["rows"][1]["p_target"] < r["rows"][0]["p_target"]   # severity-5 noise hurts
     assert r["image"]["size"] == [451, 300] and "shorter side to 224" in r["image"]["resize"]
+
+
+def test_repeats_average_the_draws(cnn, image):
+    one = [probe(image, cnn, "gaussian_noise", [3], seed=s)["rows"][0]["p_target"] for s in (0, 1, 2)]
+    mean = probe(image, cnn, "gaussian_noise", [3], seed=0, repeats=3)
+    assert mean["rows"][0]["p_target"] == pytest.approx(np.mean(one), abs=1e-6)
+    assert mean["repeats"] == 3
+    with pytest.raises(ProbeError, match="repeats"):
+        probe(image, cnn, "gaussian_noise", [3], repeats=0)

@@ -149,7 +149,7 @@ def _resolve_label(label, names: list[str]) -> int:
 
 
 def probe(image, model, stressor, values, *, label: int | str | None = None,
-          space: str = "auto", seed: int = 0, device: str = "auto",
+          space: str = "auto", seed: int = 0, repeats: int = 1, device: str = "auto",
           out_dir: str | os.PathLike | None = None, batch_size: int = 16) -> dict:
     """Sweep one image through ``stressor`` at ``values`` and record the predictions.
 
@@ -159,6 +159,8 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     values: numbers or a ``"a:b:step"`` / ``"a,b"`` string, in the stressor's unit.
     label: target class (index or name); default the clean image's top-1.
     space: ``auto`` (the stressor as named) or ``pixel`` / ``normalized`` (noise sweeps).
+    repeats: probabilities are averaged over this many stressor draws (seeds ``seed`` …
+        ``seed + repeats − 1``), which smooths random stressors; the strip shows the first.
     out_dir: when given, writes ``probe_<stressor>.json`` and the strip and curve figures.
     Returns {image, model, stressor, space, values, target, clean_top5, rows, figures};
     each row: value, top1, p_target, p_target_superclass (summed over the target's
@@ -167,6 +169,8 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     """
     from ..models import Classifier, create_model
     vals = parse_values(values)
+    if repeats < 1:
+        raise ProbeError(f"--repeats must be at least 1, got {repeats}")
     st = _resolve_stressor(stressor, space)
     for v in vals:
         st._check_severity(v)  # fail before any model work, naming the bad value
@@ -184,13 +188,16 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     x, resize_note = fit_to_input(img, net.input_size)
     x = x.to(dev)
     idx = torch.zeros(1, dtype=torch.int64)
-    stressed = torch.cat([st(x, v, seed=seed, indices=idx) for v in vals])
     with torch.inference_mode():
-        probs = torch.cat([torch.softmax(net(stressed[i:i + batch_size]).float(), 1)
-                           for i in range(0, len(vals), batch_size)]
-                          + [torch.softmax(net(x).float(), 1)]).cpu().numpy()
-    clean = probs[-1]
-    probs = probs[:-1]
+        clean = torch.softmax(net(x).float(), 1)[0].cpu().numpy()
+        draws = []
+        for r in range(repeats):
+            stressed_r = torch.cat([st(x, v, seed=seed + r, indices=idx) for v in vals])
+            draws.append(torch.cat([torch.softmax(net(stressed_r[i:i + batch_size]).float(), 1)
+                                    for i in range(0, len(vals), batch_size)]).cpu().numpy())
+            if r == 0:
+                stressed = stressed_r
+    probs = np.mean(draws, axis=0)
     if label is None:
         target, why = int(clean.argmax()), "clean top-1"
     else:
@@ -208,7 +215,7 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     result = {"image": {"source": source, "size": [int(img.shape[1]), int(img.shape[0])],
                         "input_size": net.input_size, "resize": resize_note},
               "model": model_name, "stressor": st.name, "unit": st.unit,
-              "space": _space_text(st, net.input_size), "seed": seed, "values": vals,
+              "space": _space_text(st, net.input_size), "seed": seed, "repeats": repeats, "values": vals,
               "target": {"id": target, "name": names[target], "chosen_as": why,
                          "clean_prob": float(clean[target]), "superclass": group(target)},
               "clean_top5": top5(clean), "rows": rows, "figures": []}
@@ -264,8 +271,9 @@ def plot_curve(result: dict, out_dir: Path) -> dict:
     ax.set_xlabel(f"{result['stressor']} value ({result['space']})", fontsize=8)
     ax.set_ylabel("probability")
     ax.legend(fontsize=7)
-    ax.set_title(f"{result['model']}: {result['image']['source']}\n{result['image']['resize']}",
-                 fontsize=8)
+    avg = f", mean of {result['repeats']} draws" if result.get("repeats", 1) > 1 else ""
+    ax.set_title(f"{result['model']}: {result['image']['source']}{avg}\n"
+                 f"{result['image']['resize']}", fontsize=8)
     fig.tight_layout()
     return save(fig, out_dir, f"probe_curve_{slug(result['stressor'])}.png",
                 f"Probability of {tgt['name']} vs {result['stressor']} value "
