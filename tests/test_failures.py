@@ -202,3 +202,12 @@ def test_sink_class_is_reported(tmp_path):
     assert noisy["most_predicted"] == "frog" and noisy["most_predicted_share"] >= 0.7
     assert res["summary"]["sink_classes"] == "frog"
     assert any("sink class 'frog'" in n for n in res["notes"])
+
+
+def test_family_confusions_pool_integer_levels_only(tmp_path):
+    write_store(tmp_path / "results.sqlite",
+                {"gaussian_noise": {1.0: 0.7, 1.5: 0.6, 2.0: 0.5}}, n=100).close()
+    res = failures(tmp_path, tmp_path / "out", gallery=False)
+    mats = {m["group"]: np.array(m["counts"]) for m in res["tables"]["confusion_matrices"]}
+    assert mats["noise"].sum() == 200                      # severities 1 and 2, not 1.5
+    assert len([r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise"]) == 3

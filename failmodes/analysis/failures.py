@@ -5,7 +5,9 @@
   errors); a JSON record per case (the ``max_cases`` most confident per model) and a
   gallery of the most confident ones, clean and shifted.
 - **Confusions**: count matrices, per-class accuracy and the most frequent (true →
-  predicted) pairs, on clean data and pooled per corruption family (all severities).
+  predicted) pairs, on clean data, pooled per corruption family (integer severities
+  1–5, so a corruption that also has a fine grid does not outweigh the others) and per
+  sweep (all values).
 - **Superclasses** (``superclasses.py``): accuracy at class and superclass level per cell,
   and the share of errors that stay within the true class's superclass.
 
@@ -233,8 +235,8 @@ def plot_confusions(mats: dict[str, np.ndarray], names: list[str], out_dir: Path
     fig.suptitle(f"{model}: confusion matrices, % of each true class (rows)", fontsize=10)
     fig.tight_layout()
     return save(fig, out_dir, f"confusion_{slug(model)}.png",
-                f"Confusion matrices of {model}, clean and pooled per corruption family "
-                "(all severities); rows are true classes, in % of the row.")
+                f"Confusion matrices of {model}, clean, pooled per corruption family "
+                "(severities 1–5) and per sweep; rows are true classes, in % of the row.")
 
 
 def plot_per_class(acc: dict[str, np.ndarray], names: list[str], out_dir: Path,
@@ -343,8 +345,12 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     for cell in cells:
         p = store.predictions(cell)
         rows.append(failure_rows(cell, p, threshold, smap, names))
-        m = mats.setdefault(_group(cell), np.zeros((c, c), dtype=np.int64))
-        np.add.at(m, (p["label"], p["pred"]), 1)
+        g = _group(cell)
+        # Families pool the integer levels only, so a corruption that also has a fine
+        # grid does not outweigh its family's others.
+        if g == cell.stressor or g.startswith(CLEAN) or float(cell.severity).is_integer():
+            m = mats.setdefault(g, np.zeros((c, c), dtype=np.int64))
+            np.add.at(m, (p["label"], p["pred"]), 1)
         hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > threshold))
         hc = hc[np.argsort(-p["conf"][hc], kind="stable")[:keep]]
         cands.extend((float(p["conf"][i]), cell.id, int(i)) for i in hc)
