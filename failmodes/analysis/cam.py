@@ -500,8 +500,10 @@ def explain_failures(model, dataset, store, cells, *,
 def failure_type_counts(fails: Failures) -> dict[str, dict]:
     """``{group: {"n_high_conf": ..., "n_categorised": ..., type: count, ...}}`` for "clean",
     each corruption family and "all_corrupted"."""
+    from ..stressors import CORRUPTION_FAMILIES
     out: dict[str, dict] = {}
-    groups = list(fails.n_total)
+    rank = {g: i for i, g in enumerate(("clean",) + CORRUPTION_FAMILIES)}
+    groups = sorted(fails.n_total, key=lambda g: rank.get(g, len(rank)))
     for g in groups + ["all_corrupted"]:
         recs = [r for r in fails.records
                 if (r["family"] == g) or (g == "all_corrupted" and r["family"] != "clean")]
@@ -541,7 +543,7 @@ def _summarise(result: dict, name: str, m: dict, prefix: bool) -> None:
     if r == r:  # not NaN
         notes.append(f"{pre}across {link['cells']['n']} corruption × severity cells, mean CAM "
                      f"drift (1 − Spearman with the clean CAM) and accuracy drop have Spearman "
-                     f"r = {r:.2f} (p = {link['cells']['drift']['p']:.2g}).")
+                     f"r = {r:.2f} ({_p(link['cells']['drift']['p'])}).")
     i = link["images"]
     if i["n_flip"] and i["n_stay"]:
         notes.append(f"{pre}images that flip from right to wrong drift more "
@@ -549,13 +551,17 @@ def _summarise(result: dict, name: str, m: dict, prefix: bool) -> None:
                      f"{pre}images that flip from right to wrong do not drift more ")
         notes[-1] += (f"(mean drift {i['mean_drift_flip']:.2f}, n = {i['n_flip']}) than those "
                       f"that stay right ({i['mean_drift_stay']:.2f}, n = {i['n_stay']}); "
-                      f"Mann–Whitney p = {i['p']:.2g}.")
+                      f"Mann–Whitney {_p(i['p'])}.")
     if largest is not None:
         c = curves[largest]
         notes.append(f"{pre}largest drift under {largest}: Spearman with the clean CAM "
                      f"{c['spearman'][-1]:.2f} at severity {c['severity'][-1]:g}; border-band "
                      f"share {c['border_share'][0]:.2f} clean → {c['border_share'][-1]:.2f} "
                      f"(a uniform map gives {result['config']['border_area']:.2f}).")
+
+
+def _p(p: float) -> str:
+    return "p < 1e-300" if p == 0 else f"p = {p:.2g}"
 
 
 # ----------------------------------------------------------------------------- figures
