@@ -21,7 +21,8 @@ under corruption, and whether drift predicts failure.
   cell, so one image counts once per cell).
 
 Default cost: Grad-CAM of 200 images × 19 corruptions × 5 severities with a width-16
-ResNet-18 is ~19 000 CAMs, about 3 minutes on one CPU core (a few seconds on a GPU).
+ResNet-18 is ~19 000 CAMs, about 4 minutes on one busy CPU core (bench/cam_drift.py);
+the whole analysis of a small CNN took 100 s. ``sample`` and ``stressors`` cut it down.
 
 >>> result = run_cam("runs/demo", "runs/demo", sample=100, stressors=["fog", "gaussian_noise"])
 >>> result["summary"]["drift_acc_spearman_r"]
@@ -71,13 +72,14 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
     if not (run_dir / STORE_NAME).exists():
         raise CamError(f"no results store at {run_dir / STORE_NAME}; run `failmodes evaluate` "
                        "first")
-    ctx = open_run(run_dir)
     dev = _device(device)
-    return cam_analysis(ctx.store, lambda name: ctx.model(name, dev), ctx.dataset(),
-                        out_dir, dataset_key=ctx.dataset_key(), method=method, sample=sample, layer=layer,
-                        stressors=stressors, seed=seed, target=target,
-                        failures_per_cell=failures_per_cell, conf_threshold=conf_threshold,
-                        superclasses=superclasses, batch_size=batch_size, models=models)
+    with open_run(run_dir) as ctx:
+        return cam_analysis(ctx.store, lambda name: ctx.model(name, dev), ctx.dataset(),
+                            out_dir, dataset_key=ctx.dataset_key(), method=method,
+                            sample=sample, layer=layer, stressors=stressors, seed=seed,
+                            target=target, failures_per_cell=failures_per_cell,
+                            conf_threshold=conf_threshold, superclasses=superclasses,
+                            batch_size=batch_size, models=models)
 
 
 def _device(device: str) -> torch.device:
@@ -90,7 +92,8 @@ def _device(device: str) -> torch.device:
 
 
 def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, out_dir, *,
-                 dataset_key: str | None = None, method: str = "gradcam", sample: int = 200, layer: str | None = None,
+                 dataset_key: str | None = None, method: str = "gradcam", sample: int = 200,
+                 layer: str | None = None,
                  stressors: Sequence[str] | None = None, seed: int = 0, target: str = "clean",
                  failures_per_cell: int = 8, conf_threshold: float = CONF_THRESHOLD,
                  superclasses: str = "auto", batch_size: int = 128,
