@@ -41,51 +41,294 @@ def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*r
 
 # ----------------------------------------------------------------------------- stressors
 @app.command()
-def stressors(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*blur*'")):
-    """List every stressor with its family and parameters."""
-    _pending(4, "stressors")
+def stressors(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*blur*'"),
+              as_json: bool = typer.Option(False, "--json", help="print the full descriptions "
+                                           "(both parameter tables) as JSON")):
+    """List every stressor with its family and parameters (CIFAR-10-C table for corruptions)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .stressors import describe_stressors
+
+    rows = describe_stressors(pattern)
+    if not rows:
+        fail(f"no stressor matches {pattern!r}; `failmodes stressors` lists them all")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="failmodes stressors")
+    for col in ("name", "family", "benchmark"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("unit")
+    table.add_column("parameters (severity 1..5, 32 px)")
+    for d in rows:
+        if "tables" in d:
+            names = ", ".join(d["param_names"])
+            levels = "  ".join(str(r[0]) if len(r) == 1 else "(" + ", ".join(map(str, r)) + ")"
+                               for r in d["tables"]["cifar"])
+            params = f"{names}: {levels}"
+        else:
+            params = f"{d['range'][0]:g} .. {d['range'][1]:g}, identity {d['identity']:g}"
+        table.add_row(d["name"], d["family"], "yes" if d["benchmark"] else "no", d["unit"], params)
+    Console().print(table)
 
 
 # ----------------------------------------------------------------------------- corrupt
 @app.command()
-def corrupt():
+def corrupt(
+    path: Path = typer.Argument(..., help="an image file, or a folder searched recursively"),
+    stressor: Optional[str] = typer.Option(None, "--stressor", "-s",
+                                           help="stressor to apply, e.g. fog (see `failmodes stressors`)"),
+    severity: float = typer.Option(3.0, "--severity", help="0..5 for corruptions (fractions "
+                                   "interpolate), natural units for sweeps"),
+    out: Path = typer.Option(..., "--out", help="folder for the PNGs and the contact sheet"),
+    seed: int = typer.Option(0, "--seed", help="noise seed; image i of the sorted file list is index i"),
+    params: str = typer.Option("auto", "--params", help="severity table: auto (CIFAR below 64 px, "
+                               "else ImageNet), cifar or imagenet"),
+    sheet: bool = typer.Option(True, "--sheet/--no-sheet",
+                               help="also write contact_sheet.png: first image, stressors x severities 0..5"),
+    stressors_: Optional[str] = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
+                                             "separated (default: all 19 corruptions)"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+):
     """Write corrupted copies of an image or folder (and a contact sheet)."""
-    _pending(4, "corrupt")
+    from .stressors.io import corrupt_path
+
+    rows = [s.strip() for s in stressors_.split(",") if s.strip()] if stressors_ else None
+    try:
+        res = corrupt_path(path, stressor, severity, out=out, seed=seed, params=params,
+                           sheet=sheet, sheet_stressors=rows, device=device)
+    except ValueError as e:
+        fail(str(e))
+    for bad, why in res.skipped:
+        typer.secho(f"skipped {bad}: {why}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"wrote {len(res.written)} image(s) to {out}"
+               + (f" and the contact sheet {res.sheet}" if res.sheet else ""))
 
 
 # ----------------------------------------------------------------------------- train
 @app.command()
-def train():
-    """Train a registry model on a dataset with a named recipe."""
-    _pending(5, "train")
+def train(
+    model: Optional[str] = typer.Option(None, help="registry model (`failmodes models`); "
+                                        "default: the recipe's, else cifar_resnet18"),
+    width: Optional[int] = typer.Option(None, help="model width (default: the model's own)"),
+    recipe: str = typer.Option("baseline-cosine",
+                               help="baseline-cosine | baseline-multistep | cutout | augmix"),
+    config: Optional[Path] = typer.Option(None, "--config",
+                                          help="YAML recipe file (replaces --recipe)"),
+    data: Optional[str] = typer.Option(None, help="synthetic | cifar10 | imagefolder:PATH | "
+                                       "PATH; default: the recipe's, else cifar10"),
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    subset: Optional[int] = typer.Option(None, help="train on a class-balanced subset of N"),
+    lr: Optional[float] = typer.Option(None, help="override the learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="global batch size"),
+    seed: Optional[int] = typer.Option(None, help="seed of init, data order, augmentation"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    num_threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    test_subset: Optional[int] = typer.Option(None, help="per-epoch test on N images "
+                                              "(the last epoch uses all)"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                           help="torch.compile the network"),
+    out: Path = typer.Option(..., help="run directory (checkpoints, history, curves)"),
+    resume: bool = typer.Option(False, help="continue the run in --out from last.pt"),
+    stop_after: Optional[int] = typer.Option(None, help="stop after N epochs in total "
+                                             "(resume later with --resume)"),
+):
+    """Train a registry model on a dataset with a named recipe (DDP under torchrun)."""
+    from .config import override
+    from .train import load_recipe, train_model
+    try:
+        cfg = override(load_recipe(config or recipe), model=model, width=width, data=data,
+                       epochs=epochs, subset=subset, lr=lr, batch_size=batch_size, seed=seed,
+                       device=device, num_threads=num_threads, test_subset=test_subset,
+                       compile=compile)
+        result = train_model(cfg, out, resume=resume, stop_after=stop_after)
+    except ValueError as e:
+        fail(str(e))
+    if result.main_process:
+        typer.echo(f"{result.checkpoint}  test accuracy {result.test_acc:.4f} "
+                   f"after {len(result.history)}/{cfg.epochs} epochs")
 
 
 # ----------------------------------------------------------------------------- evaluate
 @app.command()
-def evaluate():
+def evaluate(
+    model: list[str] = typer.Option(..., "--model", help="checkpoint path or registry name; "
+                                    "repeat for several models"),
+    name: Optional[list[str]] = typer.Option(None, "--name", help="store name of each --model, "
+                                             "in order (default: checkpoint stem)"),
+    data: str = typer.Option(..., "--data", help="synthetic | cifar10 | imagefolder:PATH | PATH"),
+    split: str = typer.Option("test", help="data split to evaluate"),
+    suite: Optional[str] = typer.Option(None, help="cifar10-c | cifar10-c-extra | all | sweeps "
+                                        "(default cifar10-c unless --stressors/--sweep)"),
+    stressors: Optional[str] = typer.Option(None, help="comma-separated stressor names"),
+    severities: str = typer.Option("1,2,3,4,5", help="1,2,3 or START:STOP:STEP, e.g. 0:5:0.25"),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="NAME=START:STOP:STEP, "
+                                              "e.g. rotation=-90:90:15; repeatable"),
+    subset: Optional[int] = typer.Option(None, help="class-stratified subset of N images"),
+    seed: int = typer.Option(0, help="stressor randomness seed"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    val: bool = typer.Option(False, "--val", help="also evaluate the clean train-val split "
+                             "(for temperature scaling)"),
+    cifar10c: Optional[Path] = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
+                                            "folder: evaluate on it too and compare"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
+    out: Path = typer.Option(..., "--out", help="run folder (results.sqlite; resumes)"),
+):
     """Evaluate a model over a grid of stressor cells into the results store."""
-    _pending(6, "evaluate")
+    from .evaluate import EvalConfig, StoreError, run_evaluation
+    from rich.console import Console
+    from rich.table import Table
+
+    if name and len(name) != len(model):
+        fail(f"--name given {len(name)} times for {len(model)} --model; give one per model")
+    names = stressors.split(",") if stressors else None
+    cfg = EvalConfig(models=dict(zip(name, model)) if name else list(model), data=data,
+                     split=split, subset=subset,
+                     suite=suite or (None if names or sweep else "cifar10-c"),
+                     stressors=[n.strip() for n in names if n.strip()] if names else None,
+                     severities=severities, sweeps=list(sweep or []), seed=seed,
+                     batch_size=batch_size, device=device, include_val=val,
+                     cifar10c=str(cifar10c) if cifar10c else None, image_size=image_size,
+                     out=str(out))
+    try:
+        summary = run_evaluation(cfg)
+    except (ValueError, StoreError) as e:
+        fail(str(e))
+    if summary is None:  # a non-zero torchrun rank
+        return
+    table = Table(title=f"accuracy per corruption (mean over severities) — {summary['store']}")
+    for col in ("model", "stressor", "family", "levels", "accuracy"):
+        table.add_column(col, justify="right" if col in ("levels", "accuracy") else "left")
+    for r in summary["table"]:
+        table.add_row(r["model"], r["stressor"], r["family"], str(r["severities"]),
+                      f"{r['accuracy'] * 100:.2f}%")
+    console = Console()
+    console.print(table)
+    console.print(f"{summary['computed']} cells computed, {summary['skipped']} already stored, "
+                  f"{len(summary['failed'])} failed; {summary['images']} images in "
+                  f"{summary['wall_s']:.1f} s")
+    for f in summary["failed"]:
+        c = f["cell"]
+        typer.secho(f"failed: {c['model']} {c['stressor']} {c['severity']:g}: {f['error']}",
+                    fg=typer.colors.RED, err=True)
+    if summary["failed"]:
+        raise typer.Exit(1)
 
 
 # ----------------------------------------------------------------------------- analyze
 @app.command()
-def analyze():
+def analyze(
+    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis]"),
+    threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
+                                    help="confidence above which an error is high-confidence"),
+    superclasses: Optional[str] = typer.Option(
+        None, help="superclass map: YAML file, cifar10, imagenet or none "
+                   "[default: built in when the class names allow]"),
+):
     """Degradation curves, regimes, high-confidence failures and confusions of a run."""
-    _pending(7, "analyze")
+    from rich.console import Console
+    from rich.table import Table
+
+    from .analysis.analyze import analyze_run
+    from .analysis.superclasses import SuperclassError
+    try:
+        results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
+    except SuperclassError as e:
+        fail(str(e))
+    console = Console()
+    curves = results.get("curves", {})
+    console.print(curves.get("summary", {}).get("headline", ""), style="bold")
+    rows = curves.get("tables", {}).get("regimes", [])
+    several = len({r["model"] for r in rows}) > 1
+    table = Table(title="regimes (rates and drop in accuracy points, per unit severity)")
+    cols = (["model"] if several else []) + ["stressor", "regime", "break", "before", "after",
+                                             "drop", "confidence"]
+    for col in cols:
+        table.add_column(col, no_wrap=col in ("stressor", "regime"))
+    f = lambda v, fmt: "" if v is None else format(v + 0.0, fmt)  # noqa: E731  (+0.0: no -0)
+    for r in rows:
+        table.add_row(*([r["model"]] if several else []), r["stressor"], r["regime"] or "-",
+                      f(r.get("breakpoint"), ".2g"), f(r.get("slope_before"), ".1f"),
+                      f(r.get("slope_after"), ".1f"), f(r.get("total_drop"), ".1f"),
+                      r.get("confidence") or "")
+    console.print(table)
+    for note in results.get("failures", {}).get("notes", []):
+        console.print(note)
+    console.print(f"written to {out or run_dir / 'analysis'}")
 
 
 # ----------------------------------------------------------------------------- probe
 @app.command()
-def probe():
+def probe(
+    image: str = typer.Argument(..., help="image file, or skimage:NAME (e.g. skimage:chelsea)"),
+    model: str = typer.Option(..., help="registry name or checkpoint path"),
+    stressor: str = typer.Option(..., help="stressor name, e.g. rotation or gaussian_noise_std"),
+    values: str = typer.Option(..., help="START:STOP:STEP (stop included) or v1,v2,..."),
+    label: Optional[str] = typer.Option(None, help="target class (index or name) "
+                                                   "[default: the clean top-1]"),
+    space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
+    seed: int = typer.Option(0, help="stressor seed"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    out: Path = typer.Option(Path("out/probe"), help="output folder"),
+):
     """Sweep one image through a stressor and plot how the prediction changes."""
-    _pending(7, "probe")
+    from rich.console import Console
+    from rich.table import Table
+
+    from .analysis.probe import ProbeError
+    from .analysis.probe import probe as run_probe
+    try:
+        r = run_probe(image, model, stressor, values, label=label, space=space, seed=seed,
+                      device=device, out_dir=out)
+    except ProbeError as e:
+        fail(str(e))
+    t = r["target"]
+    table = Table(title=f"{r['model']} on {r['image']['source']} under {r['stressor']} "
+                        f"({r['space']}); target {t['name']} ({t['chosen_as']})")
+    for col in ("value", "top-1", "conf", f"p({t['name']})"):
+        table.add_column(col)
+    for row in r["rows"]:
+        table.add_row(f"{row['value']:g}", row["top1"]["name"], f"{row['top1']['prob']:.3f}",
+                      f"{row['p_target']:.3f}")
+    Console().print(table)
+    Console().print(f"{r['image']['resize']}; written to {out}")
 
 
 # ----------------------------------------------------------------------------- calibrate
 @app.command()
-def calibrate():
+def calibrate(
+    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    out: Optional[Path] = typer.Option(None, "--out", help="where JSON and figures go "
+                                       "[default: RUN_DIR/analysis]"),
+    bins: int = typer.Option(15, "--bins", help="equal-width (and equal-mass) ECE bins"),
+):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
-    _pending(8, "calibrate")
+    from .analysis.calibration import calibrate_run, shift_table
+    from .evaluate import StoreError
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        result = calibrate_run(run_dir, out, n_bins=bins)
+    except (ValueError, StoreError) as e:
+        fail(str(e))
+    header, rows = shift_table(result)
+    table = Table(title="calibration: clean vs shifted, before -> after temperature scaling")
+    for col in header:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for note in result["notes"]:
+        console.print(f"- {note}", markup=False)
+    console.print(f"wrote {(out or run_dir / 'analysis') / 'calibration.json'} and "
+                  f"{len(result['figures'])} figure(s)", markup=False)
 
 
 # ----------------------------------------------------------------------------- cam
@@ -123,16 +366,57 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
 
 # ----------------------------------------------------------------------------- run
 @app.command()
-def run():
+def run(
+    study: Optional[Path] = typer.Argument(None, help="study YAML file (or use --preset)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="built-in study: demo (offline, "
+                                         "~2 min on CPU) | quick (CIFAR-10, ~20 min on CPU) | "
+                                         "paper (full protocol, GPU)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<study>); "
+                                       "re-running resumes it"),
+    data: Optional[str] = typer.Option(None, "--data", help="override the data: cifar10 | "
+                                       "synthetic | PATH of an image folder {train,test}/<class>/"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
+):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
-    _pending(10, "run")
+    from .study import prepare_and_run
+
+    if (study is None) == (preset is None):
+        fail("give a study file or --preset NAME (demo, quick, paper), not both")
+    command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
+    try:
+        result = prepare_and_run(study, preset, command=command, out=out, data=data,
+                                 device=device, seed=seed)
+    except ValueError as e:  # StudyError, TrainError, EvalError: one line each
+        fail(str(e))
+    typer.echo(f"report: {result.report}")
+    for f in result.failures:
+        typer.secho(f"warning: {f}", fg=typer.colors.YELLOW, err=True)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+    return shlex.quote(arg)
 
 
 # ----------------------------------------------------------------------------- compare
 @app.command()
-def compare():
+def compare(
+    run_a: Path = typer.Argument(..., help="run folder A (its baseline model is the reference)"),
+    run_b: Path = typer.Argument(..., help="run folder B"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for compare.html "
+                                       "(default <parent of A>/<A>-vs-<B>)"),
+):
     """Compare two runs in one report."""
-    _pending(10, "compare")
+    from .report import compare_runs
+
+    try:
+        path = compare_runs(run_a, run_b, out)
+    except ValueError as e:  # CompareError: a folder without a store
+        fail(str(e))
+    typer.echo(f"comparison: {path}")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -8,6 +8,7 @@ and real degradation under corruption without downloading anything.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -17,6 +18,13 @@ CLASSES = ["disk", "square", "triangle", "plus", "ring",
            "hbars", "vbars", "checker", "diagonal", "xcross"]
 SIZES = {"train": 6000, "test": 2000}
 SPLIT_SEEDS = {"train": 1, "test": 2}
+
+
+@lru_cache(maxsize=8)
+def _cached(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Generation costs seconds and tests load the same split many times; callers never
+    # write into a Dataset's images, so sharing the tensors is safe.
+    return make_synthetic(n, size, seed)
 
 
 def make_synthetic(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +76,6 @@ def load_synthetic(split: str = "test", n: int | None = None, size: int = 32) ->
     from .dataset import DataError
     if split not in SIZES:
         raise DataError(f"synthetic: unknown split {split!r}; choose train or test")
-    images, labels = make_synthetic(n or SIZES[split], size, SPLIT_SEEDS[split])
+    images, labels = _cached(n or SIZES[split], size, SPLIT_SEEDS[split])
     mean, std = channel_stats(images)
     return Dataset(images, labels, list(CLASSES), "synthetic", split, mean, std)

@@ -1,6 +1,8 @@
 """Stressors: CIFAR-10-C / ImageNet-C corruptions and parametric sweeps, batched in torch."""
-from .registry import (CORRUPTION_FAMILIES, Stressor, StressorError, get_stressor,
-                       list_stressors, quantize, register_stressor, suite)
+from .registry import (CORRUPTION_FAMILIES, Stressor, StressorError, describe_stressors,
+                       get_stressor, list_stressors, quantize, register_stressor, suite)
+from .sweeps import parse_sweep, parse_values
 
-__all__ = ["CORRUPTION_FAMILIES", "Stressor", "StressorError", "get_stressor",
-           "list_stressors", "quantize", "register_stressor", "suite"]
+__all__ = ["CORRUPTION_FAMILIES", "Stressor", "StressorError", "describe_stressors", "get_stressor",
+           "list_stressors", "parse_sweep", "parse_values", "quantize", "register_stressor",
+           "suite"]

@@ -2,8 +2,12 @@
 
 Why our own generator: the Stressor contract says image *i*'s noise depends only on
 (stressor, severity, seed, dataset index i), never on batch size, order or device.
-A stateless hash of (key_i, element counter) gives exactly that, batched, on any
+A stateless hash of (key_i, stream, element counter) gives exactly that, batched, on any
 device, with no Python loop over images; torch.Generator streams cannot.
+
+The element hash is murmur3's 32-bit finaliser on int32 tensors (multiplication wraps
+mod 2**32, shifts are masked to be logical), run in cache-sized chunks of images on CPU:
+about as fast as ``torch.rand`` (measured ~16 us per 32×32×3 image on one core).
 """
 from __future__ import annotations
 
@@ -14,21 +18,37 @@ import numpy as np
 import torch
 
 _M32 = 0xFFFFFFFF
+# Elements per CPU chunk: 64 Ki int32 stay in L2, which makes the hash ~6x faster than
+# running it over a whole batch in main memory.
+_CPU_CHUNK = 1 << 16
+_GOLDEN = -1640531535  # 0x9E3779B1 as int32: Weyl increment of the element counter
+_C1 = -2048144789  # 0x85EBCA6B as int32
+_C2 = -1028477387  # 0xC2B2AE35 as int32
+_INV24 = 1.0 / 16777216.0
 
 
-def _mul32(h: torch.Tensor, m: int) -> torch.Tensor:
-    # (h * m) mod 2**32 without int64 overflow: split h into 16-bit halves.
-    lo = h & 0xFFFF
-    hi = h >> 16
-    return (lo * m + (((hi * (m & 0xFFFF)) & 0xFFFF) << 16)) & _M32
+def _as_i32(v: int) -> int:
+    v &= _M32
+    return v - (1 << 32) if v >= (1 << 31) else v
 
 
-def _fmix32(h: torch.Tensor) -> torch.Tensor:
-    """murmur3's 32-bit finaliser on int64 tensors holding values < 2**32."""
-    h = h ^ (h >> 16)
-    h = _mul32(h, 0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = _mul32(h, 0xC2B2AE35)
+def _fmix32_(h: torch.Tensor) -> torch.Tensor:
+    """murmur3's finaliser, in place on an int32 tensor (wrapping arithmetic)."""
+    h ^= (h >> 16) & 0xFFFF
+    h *= _C1
+    h ^= (h >> 13) & 0x7FFFF
+    h *= _C2
+    h ^= (h >> 16) & 0xFFFF
+    return h
+
+
+def _fmix32_py(h: int) -> int:
+    """The same finaliser on a Python int (the slow, obvious reference; used for keys)."""
+    h &= _M32
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M32
     return h ^ (h >> 16)
 
 
@@ -60,48 +80,175 @@ class ImageRNG:
                    device: torch.device) -> "ImageRNG":
         base = base_key(name, round(float(severity), 6), int(seed))
         idx = indices.to(device=device, dtype=torch.int64) & _M32
-        keys = _fmix32(_fmix32(idx ^ base) ^ ((base * 0x9E3779B1) & _M32))
-        return cls(keys)
+        k = _fmix32_(_i32(idx ^ base))
+        k ^= _as_i32(_fmix32_py(base * 0x9E3779B1))
+        k = _fmix32_(k)
+        return cls(k.to(torch.int64) & _M32)
 
     def __len__(self) -> int:
         return self.keys.numel()
 
-    def _bits(self, shape) -> torch.Tensor:
-        """Raw 32-bit hashes (N, *shape) as int64."""
+    # ---------------------------------------------------------------- raw bits
+    def _next_stream(self) -> int:
         self._stream += 1
-        n_el = math.prod(shape)
-        counter = torch.arange(n_el, device=self.device, dtype=torch.int64)
-        stream = _fmix32(torch.tensor(self._stream * 0x27D4EB2F & _M32, device=self.device))
-        k = _fmix32(self.keys ^ stream).view(-1, 1)
-        h = _fmix32(_fmix32(counter.view(1, -1) ^ k) + (k * 3 & _M32) & _M32)
-        return h.view(len(self), *shape)
+        return self._stream
 
+    def _stream_keys(self, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two int32 per-image keys (N,) for one stream: an additive and an xor key."""
+        k = _i32(self.keys)
+        k ^= _as_i32(_fmix32_py(stream * 0x27D4EB2F))
+        k1 = _fmix32_(k)
+        k2 = _fmix32_(k1 ^ 0x5BD1E995)
+        return k1, k2
+
+    def _hash(self, k1: torch.Tensor, k2: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
+        # The xor key breaks the additive structure, so two images never share a shifted
+        # run of the same numbers (which k1 + counter alone would allow).
+        h = counter * _GOLDEN + k1
+        h ^= k2
+        return _fmix32_(h)
+
+    def _chunked(self, n_el: int, fill, out: torch.Tensor) -> torch.Tensor:
+        """Call ``fill(rows, counter, out_rows)`` over image chunks (CPU) or all at once."""
+        counter = torch.arange(n_el, device=self.device, dtype=torch.int32)
+        n = len(self)
+        step = n if self.device.type != "cpu" else max(1, _CPU_CHUNK // max(n_el, 1))
+        for s in range(0, n, step):
+            fill(slice(s, min(n, s + step)), counter, out[s:s + step])
+        return out
+
+    def _uniform_flat(self, n_el: int, dtype) -> torch.Tensor:
+        k1, k2 = self._stream_keys(self._next_stream())
+        out = torch.empty(len(self), n_el, device=self.device, dtype=dtype)
+
+        def fill(rows, counter, o):
+            h = self._hash(k1[rows, None], k2[rows, None], counter)
+            torch.mul((h >> 8) & 0xFFFFFF, _INV24, out=o)
+
+        return self._chunked(n_el, fill, out)
+
+    # ---------------------------------------------------------------- draws
     def uniform(self, shape=(), dtype=torch.float32) -> torch.Tensor:
         """Uniform [0, 1) with 24 bits of resolution, (N, *shape)."""
-        return ((self._bits(tuple(shape)) >> 8).to(dtype)) * (1.0 / 16777216.0)
+        shape = tuple(shape)
+        return self._uniform_flat(math.prod(shape), dtype).view(len(self), *shape)
+
+    def uniform_at(self, stream: int, rows: torch.Tensor, counter: torch.Tensor,
+                   dtype=torch.float64) -> torch.Tensor:
+        """Uniforms for selected (image row, element) pairs of a given ``stream``.
+
+        The value at (row, element) is the same whatever else is selected, which lets
+        rejection samplers redraw only the rejected elements and stay batch-invariant.
+        """
+        k1, k2 = self._stream_keys(stream)
+        h = self._hash(k1[rows], k2[rows], counter.to(torch.int32))
+        return ((h >> 8) & 0xFFFFFF).to(dtype) * _INV24
 
     def normal(self, shape=(), dtype=torch.float32) -> torch.Tensor:
-        """Standard normal via Box-Muller, (N, *shape)."""
-        u1 = self.uniform(shape, torch.float64).clamp_min(1e-12)
-        u2 = self.uniform(shape, torch.float64)
-        return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * math.pi * u2)).to(dtype)
+        """Standard normal via Box-Muller (both the cos and sin halves), (N, *shape).
+
+        24-bit uniforms cap |z| at 5.77; the probability mass beyond is 8e-9.
+        """
+        shape = tuple(shape)
+        n_el = math.prod(shape)
+        half = (n_el + 1) // 2
+        k1, k2 = self._stream_keys(self._next_stream())
+        out = torch.empty(len(self), 2 * half, device=self.device, dtype=torch.float32)
+
+        def fill(rows, counter, o):
+            h = self._hash(k1[rows, None], k2[rows, None], counter)
+            u = ((h >> 8) & 0xFFFFFF).float()
+            # (0, 1] for the log, [0, 2pi) for the angle.
+            r = torch.sqrt(torch.log((u[:, :half] + 1.0) * _INV24).mul_(-2.0))
+            theta = u[:, half:].mul_(2.0 * math.pi * _INV24)
+            torch.mul(r, torch.cos(theta), out=o[:, :half])
+            torch.mul(r, torch.sin(theta), out=o[:, half:])
+
+        self._chunked(2 * half, fill, out)
+        return out[:, :n_el].to(dtype).reshape(len(self), *shape)
 
     def randint(self, low: int, high: int, shape=()) -> torch.Tensor:
         """Integers uniform in [low, high) (numpy's convention), (N, *shape) int64."""
         return low + (self.uniform(shape, torch.float64) * (high - low)).floor().long()
 
     def poisson(self, rate: torch.Tensor) -> torch.Tensor:
-        """Poisson samples with per-element ``rate`` (N, ...), float.
+        """Exact Poisson samples with per-element ``rate`` (N, ...) >= 0, float64.
 
-        Each image gets a CPU torch.Generator seeded by its key: torch's Poisson sampler
-        is exact for every rate, which a hash-based inversion would not be.
+        numpy's algorithms, batched: inversion by sequential search below rate 10,
+        Hörmann's PTRS transformed rejection above. Rejected elements redraw from fixed
+        per-round streams, so every sample depends only on its image key and position.
         """
-        out = torch.empty_like(rate, device="cpu")
-        rates = rate.detach().to("cpu")
-        for i, (key, r) in enumerate(zip(self.generators(), rates)):
-            out[i] = torch.poisson(r, generator=key)
-        return out.to(rate.device)
+        n = len(self)
+        lam = rate.detach().to(torch.float64).reshape(n, -1)
+        out = torch.zeros_like(lam)
+        base = self._stream
+        self._stream += 2 + 2 * _PTRS_MAX_ROUNDS  # a fixed budget keeps later draws aligned
+        small = torch.nonzero((lam > 0) & (lam < 10))
+        if small.numel():
+            rows, cols = small[:, 0], small[:, 1]
+            out[rows, cols] = _poisson_inversion(
+                lam[rows, cols], self.uniform_at(base + 1, rows, cols))
+        big = torch.nonzero(lam >= 10)
+        if big.numel():
+            out[big[:, 0], big[:, 1]] = _poisson_ptrs(self, base + 2, big, lam[big[:, 0], big[:, 1]])
+        return out.view(rate.shape)
 
+    def poisson_levels(self, levels: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """Exact Poisson samples with rate ``lam[levels]``, float32 (N, ...).
+
+        ``levels`` (N, ...) integer indexes a small table ``lam`` (L,) of distinct rates
+        (shot noise on 8-bit images has 256). Inversion of the 24-bit uniform on integer
+        CDF thresholds with a guide table: a gather or two per element, ~5x faster than
+        numpy's sampler; the probabilities are exact to 2**-24.
+        """
+        n_lv = lam.numel()
+        lam = lam.to(device=self.device, dtype=torch.float64).reshape(-1)
+        lmax = float(lam.max()) if n_lv else 0.0
+        n_k = int(lmax + 12.0 * math.sqrt(lmax) + 32)  # support; the tail beyond is < 1e-25
+        k = torch.arange(n_k, device=self.device, dtype=torch.float64)
+        logpmf = k * torch.log(lam)[:, None] - lam[:, None] - torch.lgamma(k + 1)
+        pmf = torch.where(lam[:, None] > 0, torch.exp(logpmf), (k == 0).double())
+        # thresh[l, k] = CDF(k) in units of 2**-24: sample = min{k : u24 < thresh[l, k]}.
+        thresh = torch.round(torch.cumsum(pmf, 1).clamp_(max=1.0) * 16777216.0)
+        thresh[:, -1] = 16777216.0
+        # Guide entry m: the sample for the lowest u24 of bin m, a lower bound for the bin.
+        shift = max(0, 24 - max(1, 2 * n_k - 1).bit_length())
+        n_guide = 1 << (24 - shift)
+        starts = (torch.arange(n_guide, device=self.device, dtype=torch.float64) * (1 << shift))
+        guide = torch.searchsorted(thresh, starts.expand(n_lv, -1).contiguous(), right=True)
+        guide += torch.arange(n_lv, device=self.device)[:, None] * n_k
+        flat_t = thresh.to(torch.int32).reshape(-1)
+        flat_g = guide.to(torch.int32).reshape(-1)
+        stream = self._next_stream()
+        k1, k2 = self._stream_keys(stream)
+        lv = levels.to(self.device, torch.int32).reshape(len(self), -1)
+        out = torch.empty(lv.shape, device=self.device, dtype=torch.int32)
+        left = []
+
+        def fill(rows, counter, o):
+            u = (self._hash(k1[rows, None], k2[rows, None], counter) >> 8) & 0xFFFFFF
+            lvr = lv[rows]
+            idx = flat_g.index_select(0, (lvr * n_guide + (u >> shift)).view(-1)).view(u.shape)
+            idx += flat_t.index_select(0, idx.view(-1)).view(u.shape) <= u
+            torch.sub(idx, lvr * n_k, out=o)
+            miss = torch.nonzero(flat_t.index_select(0, idx.view(-1)).view(u.shape) <= u)
+            if miss.numel():
+                left.append(miss + torch.tensor([rows.start, 0], device=self.device))
+
+        self._chunked(lv.shape[1], fill, out)
+        if left:  # the few longer walks, sparse over the whole batch
+            rows, cols = torch.cat(left).unbind(1)
+            u = (self.uniform_at(stream, rows, cols) * 16777216.0).to(torch.int32)
+            base = lv[rows, cols] * n_k
+            idx = base + out[rows, cols]
+            act = torch.arange(rows.numel(), device=self.device)
+            while act.numel():
+                idx[act] += 1
+                act = act[flat_t.index_select(0, idx[act]) <= u[act]]
+            out[rows, cols] = idx - base
+        return out.view(levels.shape).to(torch.float32)
+
+    # ---------------------------------------------------------------- escape hatches
     def generators(self) -> list[torch.Generator]:
         """One CPU torch.Generator per image, for samplers torch has but we do not."""
         self._stream += 1
@@ -112,3 +259,56 @@ class ImageRNG:
         """One numpy Generator per image, for ops that must run per image on CPU."""
         self._stream += 1
         return [np.random.default_rng([k, self._stream]) for k in self.keys.to("cpu").tolist()]
+
+
+def _i32(v: torch.Tensor) -> torch.Tensor:
+    """int64 values in [0, 2**32) -> the int32 with the same bits."""
+    v = v & _M32
+    return torch.where(v >= (1 << 31), v - (1 << 32), v).to(torch.int32)
+
+
+_PTRS_MAX_ROUNDS = 64
+
+
+def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    # Smallest k with CDF(k) >= u; at rates < 10 the search ends by k ~ 40.
+    k = torch.zeros_like(lam)
+    p = torch.exp(-lam)
+    cdf = p.clone()
+    for j in range(1, 200):
+        active = u > cdf
+        if not bool(active.any()):
+            break
+        k = torch.where(active, float(j), k)
+        p = p * lam / j
+        cdf = cdf + p
+    return k
+
+
+def _poisson_ptrs(rng: ImageRNG, stream: int, where: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    # Hörmann (1993) PTRS, as numpy's random_poisson_ptrs, one vectorised round per loop.
+    slam = torch.sqrt(lam)
+    loglam = torch.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    log_invalpha = torch.log(1.1239 + 1.1328 / (b - 3.4))
+    vr = 0.9277 - 3.6224 / (b - 2)
+    out = torch.empty_like(lam)
+    todo = torch.arange(lam.numel(), device=lam.device)
+    for r in range(_PTRS_MAX_ROUNDS):
+        rows, cols = where[todo, 0], where[todo, 1]
+        uu = rng.uniform_at(stream + 2 * r, rows, cols) - 0.5
+        v = rng.uniform_at(stream + 2 * r + 1, rows, cols)
+        us = 0.5 - uu.abs()
+        a_, b_, l_ = a[todo], b[todo], lam[todo]
+        k = torch.floor((2 * a_ / us.clamp_min(1e-12) + b_) * uu + l_ + 0.43)
+        ok = (us >= 0.07) & (v <= vr[todo])
+        bad = (k < 0) | ((us < 0.013) & (v > us)) | (us <= 0)
+        lhs = torch.log(v) + log_invalpha[todo] - torch.log(a_ / (us * us).clamp_min(1e-24) + b_)
+        rhs = -l_ + k * loglam[todo] - torch.lgamma(k.clamp_min(0) + 1)
+        ok = ok | (~bad & (lhs <= rhs))
+        out[todo[ok]] = k[ok]
+        todo = todo[~ok]
+        if todo.numel() == 0:
+            return out
+    raise RuntimeError("Poisson sampler did not converge")  # probability < 1e-40

@@ -1,1 +1,208 @@
-"""digital stressors (see registry.py for the contract)."""
+"""Digital corruptions (CIFAR-10-C family "digital": brightness, contrast,
+elastic_transform, pixelate, jpeg_compression; extra: saturate).
+
+Ported from ``make_cifar_c.py`` / ``make_imagenet_c.py`` (hendrycks/robustness):
+brightness and saturate go through scikit-image's HSV round trip (rgb2hsv/hsv2rgb,
+batched here in float64); elastic_transform is cv2.warpAffine of a random affine
+(bilinear, reflect-101 border, OpenCV 3.4's 1/32-px fixed-point coordinates), then
+scipy's order-1 map_coordinates (reflect border) along a Gaussian-smoothed random
+field; pixelate is PIL's BOX resize down and up (its fixed-point arithmetic emulated
+exactly); jpeg_compression goes through PIL itself.
+
+Elastic parameters are fractions of the image side (the reference multiplies by 32 for
+CIFAR and by 244 for 224-px ImageNet); pixelate keeps the published fraction of the
+side; the others do not depend on the image size.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from ._rng import ImageRNG
+from ._spatial import bilinear_gather, gaussian_filter, pil_box_resize
+from .registry import register_stressor
+
+# Severity tables: row 0 = identity, rows 1..5 = make_cifar_c.py / make_imagenet_c.py.
+BRIGHTNESS = {"cifar": [(0.0,), (0.05,), (0.1,), (0.15,), (0.2,), (0.3,)],
+              "imagenet": [(0.0,), (0.1,), (0.2,), (0.3,), (0.4,), (0.5,)]}
+CONTRAST = {"cifar": [(1.0,), (0.75,), (0.5,), (0.4,), (0.3,), (0.15,)],
+            "imagenet": [(1.0,), (0.4,), (0.3,), (0.2,), (0.1,), (0.05,)]}
+# saturate: saturation factor, saturation offset.
+SATURATE = {"cifar": [(1.0, 0.0), (0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
+            "imagenet": [(1.0, 0.0), (0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)]}
+# PIL JPEG quality (rounded to an integer for fractional severities).
+JPEG = {"cifar": [(100,), (80,), (65,), (58,), (50,), (40,)],
+        "imagenet": [(100,), (25,), (18,), (15,), (10,), (7,)]}
+# pixelate: side fraction of the intermediate image, int(side * fraction).
+PIXELATE = {"cifar": [(1.0,), (0.95,), (0.9,), (0.85,), (0.75,), (0.65,)],
+            "imagenet": [(1.0,), (0.6,), (0.5,), (0.4,), (0.3,), (0.25,)]}
+# elastic: field amplitude, field smoothing sigma, affine jitter, as fractions of the
+# image side. CIFAR: IMSIZE (32) * k. ImageNet: 244 * k px on 224-px images ("244
+# should have been 224" in the reference), i.e. 244/224 * k of the side.
+_IN = 244.0 / 224.0
+ELASTIC = {"cifar": [(0.0, 0.0, 0.0), (0.0, 0.0, 0.08), (0.05, 0.2, 0.07),
+                     (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)],
+           "imagenet": [(0.0, 0.0, 0.0), (_IN * 2, _IN * 0.7, _IN * 0.1),
+                        (_IN * 2, _IN * 0.08, _IN * 0.2), (_IN * 0.05, _IN * 0.01, _IN * 0.02),
+                        (_IN * 0.07, _IN * 0.01, _IN * 0.02),
+                        (_IN * 0.12, _IN * 0.01, _IN * 0.02)]}
+
+
+# ----------------------------------------------------------------------------- HSV
+def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """skimage.color.rgb2hsv on (N, 3, H, W): hue in [0, 1), grey pixels get h = s = 0.
+
+    Where two channels tie for the maximum, blue wins over green over red, as the
+    reference's successive masked assignments do.
+    """
+    r, g, b = rgb.unbind(1)
+    v = rgb.amax(1)
+    delta = v - rgb.amin(1)
+    safe = torch.where(delta == 0, torch.ones_like(delta), delta)
+    s = torch.where(delta == 0, torch.zeros_like(v), delta / torch.where(v == 0, torch.ones_like(v), v))
+    h = (g - b) / safe
+    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
+    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
+    h = torch.remainder(h / 6.0, 1.0)
+    h = torch.where(delta == 0, torch.zeros_like(h), h)
+    return torch.stack((h, s, v), 1)
+
+
+# hsv2rgb's six sectors pick (r, g, b) from (v, p, q, t): np.choose in the reference.
+_SECTOR_PICK = torch.tensor([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]])
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb on (N, 3, H, W)."""
+    h, s, v = hsv.unbind(1)
+    hi = torch.floor(h * 6)
+    f = h * 6 - hi
+    vpqt = torch.stack((v, v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)), 1)
+    sector = torch.remainder(hi, 6).long()  # (N, H, W)
+    pick = _SECTOR_PICK.to(hsv.device)[sector].permute(0, 3, 1, 2)  # (N, 3, H, W)
+    return vpqt.gather(1, pick)
+
+
+def _as_reference_float(x: torch.Tensor) -> torch.Tensor:
+    # The reference computes np.array(uint8_image) / 255. in float64; recover those exact
+    # doubles (a float32 k/255 widened to float64 is a different number).
+    return torch.round(x.to(torch.float64) * 255.0) / 255.0
+
+
+def _truncate(y: torch.Tensor, dtype) -> torch.Tensor:
+    # np.uint8(np.clip(y, 0, 1) * 255) in float64, so that results that are integers in
+    # exact arithmetic but land a hair below in floating point drop a level exactly as
+    # they did in the reference (the registry's own quantisation forgives that hair).
+    return (torch.floor(y.clamp(0, 1) * 255.0) / 255.0).to(dtype)
+
+
+def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+    hsv = rgb_to_hsv(_as_reference_float(x))
+    hsv[:, channel] = (hsv[:, channel] * scale + shift).clamp(0, 1)
+    return _truncate(hsv_to_rgb(hsv), x.dtype)
+
+
+@register_stressor("brightness", family="digital", tables=BRIGHTNESS,
+                   param_names=("value_shift",), benchmark=True)
+def brightness(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """HSV value raised by ``c`` (clipped to 1)."""
+    return _hsv_edit(x, 2, 1.0, p[0])
+
+
+@register_stressor("saturate", family="digital", tables=SATURATE,
+                   param_names=("saturation_factor", "saturation_shift"))
+def saturate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """HSV saturation scaled by ``c0`` and shifted by ``c1`` (clipped to [0, 1])."""
+    return _hsv_edit(x, 1, p[0], p[1])
+
+
+@register_stressor("contrast", family="digital", tables=CONTRAST,
+                   param_names=("factor",), benchmark=True)
+def contrast(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """Each channel pulled towards its image mean by the factor ``c``."""
+    x64 = _as_reference_float(x)
+    means = x64.mean((2, 3), keepdim=True)
+    return _truncate((x64 - means) * p[0] + means, x.dtype)
+
+
+# ----------------------------------------------------------------------------- elastic
+def _affine_source_coords(pts_src: torch.Tensor, pts_dst: torch.Tensor, h: int, w: int):
+    """For cv2.warpAffine(img, getAffineTransform(src, dst)): where each output pixel
+    samples the input, (N, h, w) rows and cols, on cv2's 1/32-px grid."""
+    n = pts_src.shape[0]
+    ones = torch.ones(n, 3, 1, dtype=pts_dst.dtype, device=pts_dst.device)
+    # The inverse map takes dst points to src points: [x y 1] @ A = src.
+    a = torch.linalg.solve(torch.cat([pts_dst, ones], 2), pts_src)  # (N, 3, 2)
+    ys = torch.arange(h, dtype=a.dtype, device=a.device).view(1, h, 1, 1)
+    xs = torch.arange(w, dtype=a.dtype, device=a.device).view(1, 1, w, 1)
+    a = a.view(n, 1, 1, 3, 2)
+    # OpenCV 3.4 (the reference's) warpAffine works in fixed point: the row term and the
+    # column term are each rounded to 1/1024 px, then the sum to 1/32 px (INTER_BITS = 5).
+    row_term = torch.round((a[..., 1, :] * ys + a[..., 2, :]) * 1024.0)
+    col_term = torch.round(a[..., 0, :] * xs * 1024.0)
+    src = torch.floor((row_term + col_term + 16.0) / 32.0) / 32.0  # (N, h, w, 2)
+    return src[..., 1], src[..., 0]
+
+
+@register_stressor("elastic_transform", family="digital", tables=ELASTIC,
+                   param_names=("alpha", "sigma", "affine"), benchmark=True)
+def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """A random affine warp, then a smooth random displacement field (fractions of side)."""
+    n, _, h, w = x.shape
+    side = min(h, w)
+    alpha, sigma, jitter = (float(v) * side for v in p)
+    # As the reference: centre from (h, w) // 2 used as (x, y), square of side // 3.
+    c0, c1, sq = float(h // 2), float(w // 2), float(side // 3)
+    pts1 = torch.tensor([[c0 + sq, c1 + sq], [c0 + sq, c1 - sq], [c0 - sq, c1 - sq]],
+                        dtype=torch.float32, device=x.device).expand(n, 3, 2)
+    jit = (rng.uniform((3, 2), dtype=torch.float64) * (2 * jitter) - jitter).to(torch.float32)
+    pts2 = pts1 + jit
+    sy, sx = _affine_source_coords(pts1.double(), pts2.double(), h, w)
+    img = bilinear_gather(x, sy, sx, "reflect101")
+
+    def field():
+        u = rng.uniform((h, w), dtype=torch.float64) * 2 - 1
+        return (gaussian_filter(u, sigma, "reflect", 3.0) * alpha).to(torch.float32)
+
+    dx, dy = field(), field()
+    rows = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    cols = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
+    return bilinear_gather(img, rows + dy, cols + dx, "reflect")
+
+
+# ----------------------------------------------------------------------------- PIL ops
+def _to_u8(x: torch.Tensor) -> torch.Tensor:
+    # The reference works on PIL images: the 8-bit values of the clean image.
+    return torch.round(x.clamp(0, 1) * 255.0)
+
+
+@register_stressor("pixelate", family="digital", tables=PIXELATE,
+                   param_names=("fraction",), benchmark=True)
+def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """PIL BOX resize to ``int(side * c)`` and back."""
+    h, w = x.shape[-2:]
+    sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
+    small = pil_box_resize(_to_u8(x), sh, sw)
+    return pil_box_resize(small, h, w) / 255.0
+
+
+@register_stressor("jpeg_compression", family="digital", tables=JPEG,
+                   param_names=("quality",), benchmark=True)
+def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """PIL JPEG encode/decode at ``quality`` (4:2:0 chroma, PIL's defaults)."""
+    from PIL import Image
+
+    quality = int(round(p[0]))
+    arr = _to_u8(x).to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = np.empty_like(arr)
+    # Per image on CPU through PIL: the codec (quantisation tables, chroma subsampling,
+    # libjpeg's DCT and upsampling) is what the reference's numbers come from.
+    for i, a in enumerate(arr):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "JPEG", quality=quality)
+        buf.seek(0)
+        out[i] = np.asarray(Image.open(buf).convert("RGB"))
+    y = torch.from_numpy(out).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype)
+    return y / 255.0

@@ -65,6 +65,10 @@ class Stressor:
     rounding: str = "floor"  # how the float result meets the 8-bit grid: floor | round
     # True for the 15 CIFAR-10-C benchmark corruptions, False for the 4 extras and sweeps.
     benchmark: bool = False
+    # Fractional severities: "params" interpolates the table rows (the default); "outputs"
+    # blends the op's outputs at the two neighbouring rows, for deterministic ops whose
+    # parameters act discretely (defocus's binary disk) so in-between rows mean little.
+    interpolate: str = "params"
 
     @property
     def is_corruption(self) -> bool:
@@ -104,10 +108,15 @@ class Stressor:
                                 f"expected ({n},)")
         if severity == self.identity or n == 0:
             return images.clone()
-        p = self.resolve(severity, images.shape[-2], params)
         rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
-        y = self.op(x, p, rng)
+        lo = math.floor(severity)
+        if self.interpolate == "outputs" and self.tables is not None and severity != lo:
+            rows = self.tables[self.table_family(images.shape[-2], params)]
+            a, b = self.op(x, tuple(rows[lo]), rng), self.op(x, tuple(rows[lo + 1]), rng)
+            y = torch.lerp(a, b, severity - lo)
+        else:
+            y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
         return quantize(y, self.rounding).to(images.dtype)
 
     def _check_severity(self, severity) -> float:
@@ -123,7 +132,8 @@ class Stressor:
 
     def describe(self) -> dict:
         """A JSON-able summary: name, family, unit, range and the parameter tables."""
-        d = {"name": self.name, "family": self.family, "unit": self.unit,
+        d = {"name": self.name, "family": self.family, "benchmark": self.benchmark,
+             "unit": self.unit,
              "range": list(self.value_range), "identity": self.identity,
              "description": self.description, "param_names": list(self.param_names)}
         if self.tables is not None:
@@ -134,6 +144,10 @@ class Stressor:
 def _lerp(u, v, t):
     if isinstance(u, (tuple, list)):
         return type(u)(_lerp(a, b, t) for a, b in zip(u, v))
+    if u == math.inf:
+        # An infinite identity entry (shot noise's photon count) interpolates its
+        # reciprocal linearly: 1/c goes 0 -> 1/v as t goes 0 -> 1.
+        return v / t
     return u + (v - u) * t
 
 
@@ -143,9 +157,9 @@ def quantize(y: torch.Tensor, rounding: str = "floor") -> torch.Tensor:
     The 1e-4 grey-level slack keeps values that are exactly on the grid in exact
     arithmetic (128.0 computed as 127.99999) from dropping a level.
     """
-    y = y.clamp(0.0, 1.0) * 255.0
-    y = torch.floor(y + 1e-4) if rounding == "floor" else torch.round(y)
-    return y.clamp_(0, 255) / 255.0
+    y = y * 255.0
+    y = y.add_(1e-4).floor_() if rounding == "floor" else y.round_()
+    return y.clamp_(0, 255).div_(255.0)
 
 
 def _check_images(images, name: str) -> None:
@@ -158,11 +172,13 @@ def _check_images(images, name: str) -> None:
     if not images.is_floating_point():
         raise StressorError(f"{name}: images must be float in [0, 1], got {images.dtype} "
                             "(divide uint8 by 255)")
-    if images.numel() and not torch.isfinite(images).all():
-        raise StressorError(f"{name}: images contain NaN or inf")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise StressorError(f"{name}: images must lie in [0, 1], got "
-                            f"[{images.min().item():.3g}, {images.max().item():.3g}]")
+    if images.numel():
+        # One pass: min/max propagate NaN, and inf shows up as an end of the range.
+        lo, hi = (v.item() for v in torch.aminmax(images))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise StressorError(f"{name}: images contain NaN or inf")
+        if lo < 0 or hi > 1:
+            raise StressorError(f"{name}: images must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]")
 
 
 _REGISTRY: dict[str, Stressor] = {}
@@ -171,7 +187,8 @@ _REGISTRY: dict[str, Stressor] = {}
 def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       param_names: Sequence[str] = (), unit: str = "severity",
                       value_range: tuple[float, float] | None = None, identity: float = 0.0,
-                      description: str = "", rounding: str = "floor", benchmark: bool = False):
+                      description: str = "", rounding: str = "floor", benchmark: bool = False,
+                      interpolate: str = "params"):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
     Corruptions pass ``tables`` ({"cifar": rows, "imagenet": rows}, rows[0] = identity);
@@ -192,7 +209,8 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                                    param_names=tuple(param_names), unit=unit,
                                    value_range=rng, identity=identity,
                                    description=description or (op.__doc__ or "").strip().split("\n")[0],
-                                   rounding=rounding, benchmark=benchmark)
+                                   rounding=rounding, benchmark=benchmark,
+                                   interpolate=interpolate)
         return op
 
     return wrap
@@ -218,6 +236,11 @@ def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
              if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
     rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
     return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def describe_stressors(pattern: str = "*") -> list[dict]:
+    """``describe()`` of every stressor matching ``pattern``, in listing order (CLI, report)."""
+    return [_REGISTRY[n].describe() for n in list_stressors(pattern)]
 
 
 def suite(name: str) -> list[str]:

@@ -1,1 +1,199 @@
-"""sweeps stressors (see registry.py for the contract)."""
+"""Parametric sweeps: stressors whose ``severity`` is a value in natural units.
+
+Each sweep has an identity value (the clean image), a range, and rounds to the nearest
+8-bit level (there is no reference to mirror, so no truncation). A sweep is written
+``name=start:stop:step`` or ``name=v1,v2,...``:
+
+>>> parse_sweep("rotation=-90:90:45")
+('rotation', [-90.0, -45.0, 0.0, 45.0, 90.0])
+>>> get_stressor("rotation")(torch.rand(2, 3, 32, 32), 30.0).shape
+torch.Size([2, 3, 32, 32])
+"""
+from __future__ import annotations
+
+import io
+import math
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ._rng import ImageRNG
+from .blur import gaussian_filter
+from .registry import StressorError, get_stressor, register_stressor
+
+# The ImageNet normalisation std per RGB channel (torchvision's), for noise added after it.
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Most values a sweep spec may expand to: a typo such as 0:360:0.001 fails instead of
+# queuing 360 000 cells.
+MAX_SWEEP_VALUES = 10_000
+
+
+@register_stressor("gaussian_noise_std", family="sweep", unit="std (pixel, [0,1] scale)",
+                   value_range=(0.0, 1.0), identity=0.0, rounding="round",
+                   description="Additive Gaussian noise, std in [0, 1] pixel units, every channel alike.")
+def gaussian_noise_std(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (std,) = p
+    return x + std * rng.normal(x.shape[1:], dtype=x.dtype)
+
+
+@register_stressor("gaussian_noise_std_normalized", family="sweep",
+                   unit="std (ImageNet-normalised units)", value_range=(0.0, 4.0),
+                   identity=0.0, rounding="round",
+                   description="Gaussian noise of this std added after ImageNet normalisation: "
+                               "pixel std = value x (0.229, 0.224, 0.225) per RGB channel.")
+def gaussian_noise_std_normalized(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (std,) = p
+    scale = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * std
+    return x + scale * rng.normal(x.shape[1:], dtype=x.dtype)
+
+
+@register_stressor("rotation", family="sweep", unit="degrees (counter-clockwise)",
+                   value_range=(-360.0, 360.0), identity=0.0, rounding="round",
+                   description="Rotation about the image centre, bilinear; corners outside "
+                               "the source are filled with black (0).")
+def rotation(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (deg,) = p
+    n, _, h, w = x.shape
+    a = math.radians(deg)
+    cos, sin = math.cos(a), math.sin(a)
+    # affine_grid maps output to input in [-1, 1] coordinates; the H/W factors keep the
+    # rotation rigid on non-square images. Positive angles turn the content
+    # counter-clockwise on screen (y points down), as torchvision's rotate.
+    theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]],
+                         dtype=x.dtype, device=x.device).expand(n, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@register_stressor("gaussian_blur_sigma", family="sweep", unit="sigma (pixels)",
+                   value_range=(0.0, 20.0), identity=0.0, rounding="round",
+                   description="Gaussian blur of this std in pixels (truncated at 4 sigma, "
+                               "edge pixels repeated), as gaussian_blur.")
+def gaussian_blur_sigma(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (sigma,) = p
+    return gaussian_filter(x, sigma)
+
+
+@register_stressor("brightness_shift", family="sweep", unit="added intensity ([0,1] scale)",
+                   value_range=(-1.0, 1.0), identity=0.0, rounding="round",
+                   description="Adds the value to every pixel and channel, then clips to [0, 1].")
+def brightness_shift(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (shift,) = p
+    return x + shift
+
+
+@register_stressor("contrast_factor", family="sweep", unit="factor", value_range=(0.0, 10.0),
+                   identity=1.0, rounding="round",
+                   description="Scales each channel around its per-image mean (as CIFAR-10-C "
+                               "contrast): 0 = flat mean colour, 1 = unchanged, >1 = more.")
+def contrast_factor(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (f,) = p
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    return (x - mean) * f + mean
+
+
+@register_stressor("jpeg_quality", family="sweep", unit="PIL JPEG quality",
+                   value_range=(1.0, 101.0), identity=101.0, rounding="round",
+                   description="PIL JPEG round trip at this quality (rounded to an integer, "
+                               "1-100; 101 = no compression, the clean image).")
+def jpeg_quality(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (q,) = p
+    q = int(round(q))
+    if q > 100:
+        return x
+    # JPEG is libjpeg through PIL, so this step runs per image on CPU.
+    u8 = (x * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = np.empty_like(u8)
+    for i, img in enumerate(u8):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=q)
+        buf.seek(0)
+        out[i] = np.asarray(Image.open(buf).convert("RGB"))
+    return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype) / 255.0
+
+
+@register_stressor("occlusion", family="sweep", unit="fraction of image area",
+                   value_range=(0.0, 1.0), identity=0.0, rounding="round",
+                   description="A centred mid-grey (0.5) rectangle of the image's aspect covering "
+                               "this fraction of the area; partial edge pixels are blended, so "
+                               "the covered area is exact.")
+def occlusion(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    (frac,) = p
+    h, w = x.shape[-2:]
+    side = math.sqrt(frac)
+    cover = _coverage(h, side * h, x).view(-1, 1) * _coverage(w, side * w, x).view(1, -1)
+    return x * (1 - cover) + 0.5 * cover
+
+
+def _coverage(n: int, length: float, like: torch.Tensor) -> torch.Tensor:
+    # Overlap of each pixel [i, i+1) with the centred interval of this length.
+    lo, hi = (n - length) / 2, (n + length) / 2
+    i = torch.arange(n, dtype=like.dtype, device=like.device)
+    return (torch.clamp(i + 1, max=hi) - torch.clamp(i, min=lo)).clamp(0, 1)
+
+
+# ----------------------------------------------------------------------------- parsing
+def parse_values(spec: str) -> list[float]:
+    """Values of a sweep spec: ``start:stop:step`` (stop included when it lands on the
+    grid, decimal arithmetic so 0:1:0.1 gives 0.3, not 0.30000000000000004) or a comma
+    list ``1,2,5``.
+
+    >>> parse_values("0:1:0.25")
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> parse_values("90:-90:-90")
+    [90.0, 0.0, -90.0]
+    """
+    text = str(spec).strip()
+    if not text:
+        raise StressorError("empty sweep values; write start:stop:step or a comma list, e.g. 0:1:0.1")
+    parts = [_number(t, text) for t in text.split(":" if ":" in text else ",")]
+    if ":" not in text:
+        return _finite([float(v) for v in parts], text)
+    if len(parts) != 3:
+        raise StressorError(f"sweep range {text!r} needs start:stop:step")
+    start, stop, step = parts
+    if step == 0 or (stop - start) * step < 0:
+        raise StressorError(f"sweep range {text!r}: step {step} never reaches {stop}")
+    count = int((stop - start) / step) + 1
+    if count > MAX_SWEEP_VALUES:
+        raise StressorError(f"sweep range {text!r} has {count} values "
+                            f"(more than {MAX_SWEEP_VALUES}); use a larger step")
+    return _finite([float(start + i * step) for i in range(count)], text)
+
+
+def _number(token: str, text: str) -> Decimal:
+    try:
+        d = Decimal(token.strip())
+    except InvalidOperation:
+        raise StressorError(f"sweep values {text!r}: {token.strip()!r} is not a number; write "
+                            "start:stop:step or a comma list, e.g. -90:90:15 or 0,0.1,0.2") from None
+    if not d.is_finite():
+        raise StressorError(f"sweep values {text!r} contain {token.strip()}")
+    return d
+
+
+def _finite(values: list[float], text: str) -> list[float]:
+    if not all(math.isfinite(v) for v in values):
+        raise StressorError(f"sweep values {text!r} overflow a float")
+    return values
+
+
+def parse_sweep(spec: str) -> tuple[str, list[float]]:
+    """``"rotation=-90:90:15"`` -> ``("rotation", [-90.0, -75.0, ..., 90.0])``.
+
+    The name must be a registered stressor (corruptions take severities 0..5) and every
+    value must lie in its range.
+    """
+    name, sep, values = str(spec).partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise StressorError(f"sweep {spec!r} must look like name=start:stop:step or "
+                            "name=v1,v2 (e.g. rotation=-90:90:15)")
+    stressor = get_stressor(name)
+    vals = parse_values(values)
+    for v in vals:
+        stressor._check_severity(v)
+    return name, vals

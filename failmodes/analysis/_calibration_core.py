@@ -1,0 +1,310 @@
+"""Functional core of the calibration analysis: tensors in, numbers out, no I/O.
+
+Everything works on one cell at a time. ``scores_from_logits`` turns logits N×C (and an
+optional temperature) into the per-image ``Scores`` that every metric reads;
+``scores_from_rows`` does the same from the store's per-image fields when no logits were
+stored (then Brier and temperature scaling are unavailable).
+
+>>> s = scores_from_logits(torch.randn(100, 10), torch.randint(0, 10, (100,)))
+>>> m = cell_metrics(s, n_bins=15)
+>>> sorted(m)[:3]
+['acc_at_cov80', 'acc_at_cov90', 'accuracy']
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Wrong with confidence above this is a "dangerous" failure (the seeds' threshold).
+DANGEROUS_CONF = 0.9
+# Temperature search interval: wide enough for any trained net, narrow enough that a
+# separable toy set (NLL -> 0 as T -> 0) stops at the bound instead of underflowing.
+T_BOUNDS = (0.01, 100.0)
+# Coverages at which selective accuracy is reported (fraction of images kept).
+COVERAGES = (0.8, 0.9)
+
+
+class CalibrationInputError(ValueError):
+    """Logits, labels or options unusable for calibration; one line naming what and why."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-image scores of one cell (all float64/bool tensors of length N on one device).
+
+    ``conf`` max probability, ``correct`` top-1 hit, ``p_true`` probability of the label,
+    ``entropy`` in nats, ``margin`` top-1 minus top-2 probability, ``sq_norm`` Σ_c p_c²
+    (None when only store rows were available), ``n_classes`` C.
+    """
+
+    conf: torch.Tensor
+    correct: torch.Tensor
+    p_true: torch.Tensor
+    entropy: torch.Tensor
+    margin: torch.Tensor
+    sq_norm: torch.Tensor | None
+    n_classes: int
+
+    def subset(self, mask: torch.Tensor) -> "Scores":
+        return Scores(self.conf[mask], self.correct[mask], self.p_true[mask],
+                      self.entropy[mask], self.margin[mask],
+                      None if self.sq_norm is None else self.sq_norm[mask], self.n_classes)
+
+
+def check_logits(logits: torch.Tensor, labels: torch.Tensor, where: str = "logits") -> None:
+    """Raise ``CalibrationInputError`` unless logits are finite N×C and labels in [0, C)."""
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if hasattr(logits, "shape") else type(logits).__name__
+        raise CalibrationInputError(f"{where}: logits must be an N×C tensor, got {shape}")
+    n, c = logits.shape
+    if c < 2:
+        raise CalibrationInputError(f"{where}: need at least 2 classes, got {c}")
+    if labels.shape != (n,):
+        raise CalibrationInputError(f"{where}: {n} logit rows but labels of shape "
+                                    f"{tuple(labels.shape)}")
+    bad = (~torch.isfinite(logits)).any(dim=1)
+    if bool(bad.any()):
+        raise CalibrationInputError(
+            f"{where}: logits contain NaN or inf in {int(bad.sum())} of {n} rows (first at "
+            f"row {int(bad.nonzero()[0, 0])}); re-evaluate this cell (the evaluator marks such "
+            "cells failed)")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= c):
+        raise CalibrationInputError(f"{where}: labels must lie in [0, {c}), got "
+                                    f"[{int(labels.min())}, {int(labels.max())}]")
+
+
+def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
+                       where: str = "logits") -> Scores:
+    """Scores of ``softmax(logits / temperature)``; logits N×C float, labels N int."""
+    labels = torch.as_tensor(labels, device=logits.device).long()
+    check_logits(logits, labels, where)
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise CalibrationInputError(f"{where}: temperature must be finite and > 0, got "
+                                    f"{temperature!r}")
+    # float64: confidences of 0.9999999 must not round to 1.0 before binning and NLL.
+    logp = torch.log_softmax(logits.double() / temperature, dim=1)
+    p = logp.exp()
+    top2 = p.topk(2, dim=1).values
+    return Scores(conf=top2[:, 0], correct=p.argmax(1).eq(labels),
+                  p_true=p.gather(1, labels.view(-1, 1)).squeeze(1),
+                  entropy=-(p * logp).sum(1), margin=top2[:, 0] - top2[:, 1],
+                  sq_norm=(p * p).sum(1), n_classes=int(logits.shape[1]))
+
+
+def scores_from_rows(rows: dict, n_classes: int) -> Scores:
+    """Scores from the store's per-image fields (conf, pred, label, p_true, entropy, margin)."""
+    t = lambda k: torch.as_tensor(np.asarray(rows[k]), dtype=torch.float64)  # noqa: E731
+    correct = torch.as_tensor(np.asarray(rows["pred"]) == np.asarray(rows["label"]))
+    return Scores(conf=t("conf"), correct=correct, p_true=t("p_true"), entropy=t("entropy"),
+                  margin=t("margin"), sq_norm=None, n_classes=int(n_classes))
+
+
+# ---------------------------------------------------------------- calibration error
+def reliability_bins(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> dict:
+    """Equal-width top-label reliability bins on [0, 1] (the last bin is closed at 1).
+
+    Returns numpy arrays of length ``n_bins``: ``edges`` (n_bins + 1), ``count``,
+    ``confidence`` (mean max-probability, NaN when empty) and ``accuracy``.
+    Bucketing matches torchmetrics (bin i holds [i/n, (i+1)/n)); torchmetrics keeps
+    confidence == 1.0 in an extra bin, we fold it into the last one so a diagram has
+    ``n_bins`` bars; the weighted gap differs only if that extra bin's gap changes sign.
+    """
+    _check_bins(n_bins)
+    conf32 = conf.float()  # torchmetrics bins float32 confidences; match its edges exactly
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf32.dtype, device=conf.device)
+    idx = (torch.bucketize(conf32, edges, right=True) - 1).clamp_(0, n_bins - 1)
+    count = torch.zeros(n_bins, dtype=torch.float64, device=conf.device)
+    count.scatter_add_(0, idx, torch.ones_like(conf, dtype=torch.float64))
+    s_conf = torch.zeros_like(count).scatter_add_(0, idx, conf32.double())
+    s_acc = torch.zeros_like(count).scatter_add_(0, idx, correct.double())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c, n = count.cpu().numpy(), s_conf.cpu().numpy()
+        return {"edges": edges.double().cpu().numpy(), "count": c.astype(np.int64),
+                "confidence": n / c, "accuracy": s_acc.cpu().numpy() / c}
+
+
+def bins_ece(bins: dict) -> tuple[float, float]:
+    """(ECE, MCE) from ``reliability_bins``: count-weighted and max |accuracy - confidence|."""
+    c = bins["count"]
+    if c.sum() == 0:
+        return float("nan"), float("nan")
+    gap = np.abs(bins["accuracy"] - bins["confidence"])[c > 0]
+    return float((gap * c[c > 0]).sum() / c.sum()), float(gap.max())
+
+
+def ece_mce(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> tuple[float, float]:
+    """Top-label ECE (L1) and MCE (max) with ``n_bins`` equal-width bins, by torchmetrics.
+
+    Top-label calibration only needs (max-probability, hit) pairs, so torchmetrics'
+    binary form on them is exactly its ``multiclass_calibration_error`` (tested).
+    """
+    from torchmetrics.functional.classification import binary_calibration_error
+    _check_bins(n_bins)
+    if conf.numel() == 0:
+        return float("nan"), float("nan")
+    # float32 like torchmetrics' multiclass update, so both paths bin identically.
+    p, t = conf.float(), correct.long()
+    ece = binary_calibration_error(p, t, n_bins=n_bins, norm="l1")
+    mce = binary_calibration_error(p, t, n_bins=n_bins, norm="max")
+    return float(ece), float(mce)
+
+
+def adaptive_ece(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> float:
+    """Equal-mass (adaptive) ECE: sort by confidence, ``n_bins`` bins of N/n_bins images.
+
+    Written here because torchmetrics only has equal-width bins. Bin sizes differ by at
+    most one (``torch.tensor_split``); ties straddling a boundary are split by position.
+    """
+    _check_bins(n_bins)
+    n = conf.numel()
+    if n == 0:
+        return float("nan")
+    order = torch.argsort(conf, stable=True)
+    c, a = conf[order].double(), correct[order].double()
+    total = 0.0
+    for cc, aa in zip(torch.tensor_split(c, min(n_bins, n)), torch.tensor_split(a, min(n_bins, n))):
+        total += cc.numel() * abs(float(aa.mean()) - float(cc.mean()))
+    return total / n
+
+
+# ---------------------------------------------------------------- proper scores
+def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood in nats of ``softmax(logits / T)`` (float64)."""
+    return float(F.cross_entropy(logits.double() / temperature, labels.long()))
+
+
+def brier(scores: Scores) -> float:
+    """Multiclass Brier score Σ_c (p_c - y_c)², averaged over images; range [0, 2].
+
+    torchmetrics has no multiclass Brier score. Σ_c (p_c - y_c)² = Σ p² - 2 p_y + 1.
+    """
+    if scores.sq_norm is None or scores.conf.numel() == 0:
+        return float("nan")
+    return float((scores.sq_norm - 2 * scores.p_true + 1).mean())
+
+
+# ---------------------------------------------------------------- failure prediction
+def failure_detection(scores: Scores) -> dict:
+    """AUROC and AUPR (errors as positives) of three uncertainty scores, by torchmetrics.
+
+    ``msp`` ranks by 1 - max probability, ``entropy`` by entropy / ln C, ``margin`` by
+    1 - (top-1 - top-2): all in [0, 1], so torchmetrics never applies its sigmoid.
+    NaN when the cell has no errors or no hits (the ranking is undefined).
+    """
+    from torchmetrics.functional.classification import (binary_auroc,
+                                                        binary_average_precision)
+    errors = (~scores.correct).long()
+    out = {}
+    n_err = int(errors.sum())
+    defined = 0 < n_err < errors.numel()
+    detectors = {"msp": 1 - scores.conf,
+                 "entropy": scores.entropy / math.log(scores.n_classes),
+                 "margin": 1 - scores.margin}
+    for name, u in detectors.items():
+        u = u.float().clamp(0, 1)
+        out[f"auroc_{name}"] = float(binary_auroc(u, errors)) if defined else float("nan")
+        out[f"aupr_{name}"] = (float(binary_average_precision(u, errors)) if defined
+                               else float("nan"))
+    return out
+
+
+def risk_coverage(conf: torch.Tensor, correct: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Selective risk (error rate of the kept images) when keeping the k most confident,
+    k = 1..N. Returns (coverage k/N, risk), both length N, numpy float64.
+
+    Ties in confidence are broken by position (stable sort), so a saturated model's
+    curve at the top depends on image order; AURC is the mean of ``risk``.
+    """
+    n = conf.numel()
+    order = torch.argsort(-conf.double(), stable=True)
+    err = (~correct[order]).double().cumsum(0)
+    k = torch.arange(1, n + 1, dtype=torch.float64, device=conf.device)
+    return (k / n).cpu().numpy(), (err / k).cpu().numpy()
+
+
+def selective_accuracy(coverage: np.ndarray, risk: np.ndarray, at: float) -> float:
+    """Accuracy of the ceil(at·N) most confident images (``at`` in (0, 1])."""
+    n = len(risk)
+    if n == 0:
+        return float("nan")
+    k = min(n, max(1, math.ceil(at * n - 1e-9)))
+    return float(1.0 - risk[k - 1])
+
+
+def cell_metrics(scores: Scores, n_bins: int = 15,
+                 dangerous_conf: float = DANGEROUS_CONF) -> dict:
+    """Every per-cell number of the calibration analysis, as a flat dict of floats.
+
+    Keys: n, accuracy, mean_conf, ece, ece_adaptive, mce, nll, brier, dangerous_rate (wrong
+    and conf > ``dangerous_conf``, fraction of all images), dangerous_share (fraction of
+    the errors), auroc/aupr of msp/entropy/margin, acc_at_cov80/90, aurc.
+    """
+    n = scores.conf.numel()
+    if n == 0:
+        raise CalibrationInputError("cell has no images")
+    ece, mce = ece_mce(scores.conf, scores.correct, n_bins)
+    wrong = ~scores.correct
+    danger = wrong & (scores.conf > dangerous_conf)
+    cov, risk = risk_coverage(scores.conf, scores.correct)
+    m = {"n": n, "accuracy": float(scores.correct.double().mean()),
+         "mean_conf": float(scores.conf.mean()), "ece": ece,
+         "ece_adaptive": adaptive_ece(scores.conf, scores.correct, n_bins), "mce": mce,
+         # -log p_true, clamped like the store's entropy so a saturated row stays finite.
+         "nll": float(-torch.log(scores.p_true.clamp_min(1e-300)).mean()),
+         "brier": brier(scores),
+         "dangerous_rate": float(danger.double().mean()),
+         "dangerous_share": (float(danger.sum()) / int(wrong.sum())) if bool(wrong.any())
+         else float("nan")}
+    m.update(failure_detection(scores))
+    for c in COVERAGES:
+        m[f"acc_at_cov{round(c * 100)}"] = selective_accuracy(cov, risk, c)
+    m["aurc"] = float(risk.mean())
+    return m
+
+
+# ---------------------------------------------------------------- temperature scaling
+@dataclass(frozen=True)
+class TemperatureFit:
+    temperature: float
+    nll_before: float   # nats, at T = 1
+    nll_after: float    # nats, at the fitted T
+    n: int              # images it was fitted on
+    at_bound: bool      # the optimum hit T_BOUNDS: the data cannot pin T down
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
+                    bounds: tuple[float, float] = T_BOUNDS) -> TemperatureFit:
+    """Temperature minimising the NLL of ``softmax(logits / T)`` (Guo et al. 2017).
+
+    A bounded Brent search on log T (scipy): NLL is convex in 1/T, hence unimodal in
+    log T, so the 1-D search cannot stall the way LBFGS on a flat tail can.
+
+    >>> fit_temperature(3 * torch.randn(5000, 10), torch.randint(0, 10, (5000,))).temperature > 1
+    True
+    """
+    from scipy.optimize import minimize_scalar
+    labels = torch.as_tensor(labels, device=logits.device).long()
+    check_logits(logits, labels, "temperature fit")
+    if logits.shape[0] == 0:
+        raise CalibrationInputError("temperature fit: no images to fit on")
+    z = logits.double()
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    f = lambda u: float(F.cross_entropy(z * math.exp(-u), labels))  # noqa: E731
+    res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+    u = float(res.x)
+    t = math.exp(u)
+    # Brent never evaluates the end points: a monotone NLL ends near one, and a NLL that
+    # underflows to a flat 0 (no errors at all) stops anywhere on the plateau.
+    fu = f(u)
+    at_bound = min(u - lo, hi - u) < 1e-3 or f(lo) <= fu or f(hi) <= fu
+    return TemperatureFit(temperature=t, nll_before=nll(z, labels), nll_after=nll(z, labels, t),
+                          n=int(z.shape[0]), at_bound=at_bound)
+
+
+def _check_bins(n_bins) -> None:
+    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
+        raise CalibrationInputError(f"number of bins must be an integer >= 1, got {n_bins!r}")

@@ -1,0 +1,345 @@
+"""Degradation curves and their regimes: accuracy, mean confidence and mean true-class
+probability vs severity for every stressor and model, the regime of each accuracy curve
+(``regimes.py``), the drop per corruption family, the ranking of corruptions by damage,
+and the headline the report leads with.
+
+Drops are in percentage points of accuracy, relative to the model's clean cell (severity
+0 of every curve). Cells of several seeds at one severity are pooled (image-weighted).
+Sweeps that run both ways from their identity (rotation −180…180) are folded onto
+|value − identity| for the regime fit; their plotted curves stay unfolded.
+
+>>> result = curves(Path("runs/x"), Path("runs/x/analysis"))
+>>> result["summary"]["headline"]
+'largest drop: 61.2 points under gaussian_noise at severity 5'
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluate.store import ResultsStore
+from ..stressors.registry import CORRUPTION_FAMILIES, CIFAR10C_ORDER, SWEEP_FAMILY
+from ._figures import grid_shape, new_figure, save, slug
+from .registry import STORE_NAME, register_analysis, write_result
+from .regimes import GRACEFUL_DROP_POINTS, REGIMES, Regime, classify_regime
+
+CLEAN = "clean"
+OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy files
+REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
+                 "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange"}
+
+
+def stressor_info(name: str) -> tuple[str, float]:
+    """(family, identity value) of a stressor; ``unknown``/0 for names not in the registry
+    (a store written by another version)."""
+    from ..stressors import StressorError, get_stressor
+    try:
+        s = get_stressor(name)
+    except StressorError:
+        return "unknown", 0.0
+    return s.family, float(s.identity)
+
+
+def dataset_role(dataset: str) -> str:
+    """``official`` (published CIFAR-10-C files), ``val`` (a validation split) or ``main``
+    for a store dataset key such as ``cifar10:test@2000``."""
+    name, _, rest = dataset.partition(":")
+    if name == OFFICIAL_DATASET:
+        return "official"
+    return "val" if rest.split("@")[0].endswith("-val") else "main"
+
+
+def _clean_for(clean: dict, model: str, dataset: str):
+    """The clean cell of a curve: its own dataset's; for the official CIFAR-10-C cells, the
+    main dataset's with the same ``split@n`` (the same images, uncorrupted)."""
+    if (model, dataset) in clean or dataset_role(dataset) != "official":
+        return clean.get((model, dataset))
+    tail = dataset.partition(":")[2]
+    return next((p for (m, d), p in clean.items() if m == model and dataset_role(d) == "main"
+                 and d.partition(":")[2] == tail), None)
+
+
+def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
+    """One row per (model, dataset, stressor, severity) with seeds pooled: n, n_seeds,
+    accuracy, mean_conf, mean_p_true (fractions), family, and ``clean_accuracy``. The
+    model's clean cell is added to every curve at the stressor's identity value unless the
+    store holds that severity itself (official CIFAR-10-C curves borrow the main dataset's
+    clean cell of the same split and subset)."""
+    pooled: dict[tuple, dict] = {}
+    for r in store.accuracy_table(model):
+        key = (r["model"], r["dataset"], r["stressor"], float(r["severity"]))
+        p = pooled.setdefault(key, {"n": 0, "n_seeds": 0, "acc": 0.0, "conf": 0.0, "pt": 0.0})
+        n = int(r["n"])
+        p["n"] += n
+        p["n_seeds"] += 1
+        p["acc"] += r["accuracy"] * n
+        p["conf"] += r["mean_conf"] * n
+        p["pt"] += r["mean_p_true"] * n
+    clean = {(m, d): p for (m, d, s, _), p in pooled.items() if s == CLEAN}
+    rows = []
+    stressors = sorted({(m, d, s) for (m, d, s, _) in pooled if s != CLEAN}, key=_order_key)
+    for m, d, s in stressors:
+        family, identity = stressor_info(s)
+        pts = {sev: p for (m2, d2, s2, sev), p in pooled.items() if (m2, d2, s2) == (m, d, s)}
+        c = _clean_for(clean, m, d)
+        if c is not None and identity not in pts:
+            pts[identity] = c
+        for sev in sorted(pts):
+            p = pts[sev]
+            rows.append({"model": m, "dataset": d, "stressor": s, "family": family,
+                         "severity": sev, "n": p["n"], "n_seeds": p["n_seeds"],
+                         "accuracy": p["acc"] / p["n"], "mean_conf": p["conf"] / p["n"],
+                         "mean_p_true": p["pt"] / p["n"],
+                         "clean_accuracy": c["acc"] / c["n"] if c else None})
+    return rows
+
+
+def _order_key(key):
+    m, d, s = key
+    rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
+    return (m, d, rank.get(s, len(rank)), s)
+
+
+def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out = defaultdict(list)
+    for r in rows:
+        out[(r["model"], r["dataset"], r["stressor"])].append(r)
+    return dict(out)
+
+
+def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
+    """The regime of one curve's points (rows of ``curve_points``) and whether the axis
+    was folded (a sweep with values on both sides of its identity); None with fewer than
+    3 distinct severities. The regime's axis is the distance from the identity value
+    (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
+    family, identity = stressor_info(points[0]["stressor"])
+    sev = np.array([p["severity"] for p in points])
+    folded = bool(np.any(sev < identity) and np.any(sev > identity))
+    x = np.abs(sev - identity)
+    acc = np.array([p["accuracy"] for p in points])
+    n = np.array([p["n"] for p in points], dtype=np.float64)
+    if folded:  # pool the two sides of each |value| (image-weighted)
+        ux = np.unique(x)
+        acc = np.array([np.sum(acc[x == u] * n[x == u]) / np.sum(n[x == u]) for u in ux])
+        n = np.array([np.sum(n[x == u]) for u in ux])
+        x = ux
+    if len(np.unique(x)) < 3:
+        return None, folded
+    return classify_regime(x, acc, n), folded
+
+
+def regimes_table(rows: list[dict]) -> tuple[list[dict], dict]:
+    """Rows (one per curve) with the regime and its evidence; and the fitted Regime
+    objects keyed by (model, dataset, stressor) for plotting."""
+    table, fitted = [], {}
+    for key, pts in _group(rows).items():
+        regime, folded = fit_regime(pts)
+        fitted[key] = (regime, folded)
+        base = pts[0]["clean_accuracy"]
+        if base is None:
+            base = pts[0]["accuracy"]
+        worst = min(pts, key=lambda p: p["accuracy"])
+        row = {"model": key[0], "dataset": key[1], "stressor": key[2],
+               "family": pts[0]["family"], "n_severities": len(pts),
+               "clean_accuracy": base, "max_drop": 100 * (base - worst["accuracy"]),
+               "worst_severity": worst["severity"], "folded": folded}
+        if regime is None:
+            row.update({"regime": None, "note": "fewer than 3 severities: no regime"})
+        else:
+            d = regime.to_dict()
+            row.update({"regime": d.pop("label"), **{k: d[k] for k in (
+                "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
+                "fitted_drop", "bic_margin", "runner_up", "label_margin", "confidence")}})
+        table.append(row)
+    return table, fitted
+
+
+def _integer_levels(pts: list[dict]) -> list[dict]:
+    """Severities > 0 on the integer CIFAR-10-C levels when the curve has any, else all."""
+    pos = [p for p in pts if p["severity"] > 0]
+    ints = [p for p in pos if float(p["severity"]).is_integer()]
+    return ints or pos
+
+
+def damage_ranking(rows: list[dict]) -> list[dict]:
+    """Corruptions of each model ranked by mean drop over severities 1–5 (points)."""
+    out = []
+    by_model = defaultdict(list)
+    for (m, d, s), pts in _group(rows).items():
+        if pts[0]["family"] == SWEEP_FAMILY:
+            continue
+        base = pts[0]["clean_accuracy"]
+        if base is None:
+            continue
+        levels = _integer_levels(pts)
+        if not levels:
+            continue
+        drops = [100 * (base - p["accuracy"]) for p in levels]
+        worst = int(np.argmax(drops))
+        by_model[(m, d)].append({"model": m, "dataset": d, "stressor": s,
+                                 "family": pts[0]["family"], "mean_drop": float(np.mean(drops)),
+                                 "max_drop": drops[worst], "at_severity": levels[worst]["severity"]})
+    for key in by_model:
+        ranked = sorted(by_model[key], key=lambda r: -r["mean_drop"])
+        for i, r in enumerate(ranked, 1):
+            out.append({"rank": i, **r})
+    return out
+
+
+def family_drops(ranking: list[dict]) -> list[dict]:
+    """Mean drop (points, over corruptions and severities 1–5) per family and model."""
+    out = []
+    groups = defaultdict(list)
+    for r in ranking:
+        groups[(r["model"], r["dataset"], r["family"])].append(r)
+    models = sorted({(r["model"], r["dataset"]) for r in ranking}, key=lambda k: k)
+    for m, d in models:
+        for fam in CORRUPTION_FAMILIES:
+            rs = groups.get((m, d, fam))
+            if not rs:
+                continue
+            worst = max(rs, key=lambda r: r["mean_drop"])
+            out.append({"model": m, "dataset": d, "family": fam, "n_corruptions": len(rs),
+                        "mean_drop": float(np.mean([r["mean_drop"] for r in rs])),
+                        "worst_corruption": worst["stressor"], "worst_mean_drop": worst["mean_drop"]})
+    return out
+
+
+def headline(rows: list[dict]) -> dict | None:
+    """The largest drop of any corruption cell (sweeps only when there is no corruption):
+    {model, stressor, severity, drop (points), sentence}."""
+    cands = [r for r in rows if r["clean_accuracy"] is not None and r["severity"] != 0]
+    corr = [r for r in cands if r["family"] != SWEEP_FAMILY]
+    cands = corr or cands
+    if not cands:
+        return None
+    r = max(cands, key=lambda r: r["clean_accuracy"] - r["accuracy"])
+    drop = 100 * (r["clean_accuracy"] - r["accuracy"])
+    models = {x["model"] for x in rows}
+    where = "severity" if r["family"] != SWEEP_FAMILY else "value"
+    text = f"largest drop: {drop:.1f} points under {r['stressor']} at {where} {r['severity']:g}"
+    if len(models) > 1:
+        text += f" ({r['model']})"
+    return {"model": r["model"], "stressor": r["stressor"], "severity": r["severity"],
+            "drop": drop, "sentence": text}
+
+
+# ---------------------------------------------------------------------------- figures
+def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, dataset: str) -> dict:
+    """A grid of curves for one model: accuracy, mean confidence and mean true-class
+    probability (percent) vs severity, the fitted regime shape, the regime in the title."""
+    groups = [(k, pts) for k, pts in _group(rows).items() if k[0] == model and k[1] == dataset]
+    nr, nc = grid_shape(len(groups))
+    fig = new_figure(3.0 * nc, 2.6 * nr)
+    for i, ((m, d, s), pts) in enumerate(groups):
+        ax = fig.add_subplot(nr, nc, i + 1)
+        x = np.array([p["severity"] for p in pts])
+        ax.plot(x, [100 * p["accuracy"] for p in pts], "o-", ms=3, color="k", label="accuracy")
+        ax.plot(x, [100 * p["mean_conf"] for p in pts], "--", color="tab:purple",
+                label="mean confidence")
+        ax.plot(x, [100 * p["mean_p_true"] for p in pts], ":", color="tab:gray",
+                label="mean p(true)")
+        regime, folded = fitted[(m, d, s)]
+        title = s
+        if regime is not None:
+            color = REGIME_COLORS[regime.label]
+            if not folded:
+                _, identity = stressor_info(s)
+                xs = np.linspace(x.min(), x.max(), 100)
+                ax.plot(xs, regime.predict(np.abs(xs - identity)), "-", color=color, lw=2,
+                        alpha=0.5)
+                if regime.breakpoint is not None and regime.label != "graceful":
+                    knee = identity + np.sign(x.mean() - identity) * regime.breakpoint
+                    ax.axvline(knee, color=color, lw=0.8, ls="--")
+            title += f"\n{regime.label}" + (" (|value|)" if folded else "")
+            ax.set_title(title, fontsize=9, color=color)
+        else:
+            ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 102)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"{model} on {dataset}: accuracy / confidence / p(true) in % vs severity "
+                 "(clean = 0; thick line = fitted regime shape)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_dir, f"curves_{slug(model)}_{slug(dataset)}.png",
+                f"Degradation curves of {model} on {dataset} with regime labels "
+                f"(graceful = fitted drop < {GRACEFUL_DROP_POINTS:g} points).")
+
+
+def plot_family_drops(fam: list[dict], out_dir: Path) -> dict:
+    keys = sorted({(r["model"], r["dataset"]) for r in fam})
+    fams = [f for f in CORRUPTION_FAMILIES if any(r["family"] == f for r in fam)]
+    fig = new_figure(1.6 + 1.4 * len(fams) * max(1, len(keys)) ** 0.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    w = 0.8 / max(len(keys), 1)
+    for j, key in enumerate(keys):
+        vals = [next((r["mean_drop"] for r in fam if (r["model"], r["dataset"]) == key
+                      and r["family"] == f), np.nan) for f in fams]
+        xs = np.arange(len(fams)) + (j - (len(keys) - 1) / 2) * w
+        bars = ax.bar(xs, vals, w, label=f"{key[0]} ({key[1]})")
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(np.arange(len(fams)), fams)
+    ax.set_ylabel("mean accuracy drop (points)")
+    ax.set_title("Drop per corruption family (mean over corruptions, severities 1–5)",
+                 fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, out_dir, "family_drops.png",
+                "Mean accuracy drop per corruption family, in points vs clean.")
+
+
+# ---------------------------------------------------------------------------- the analysis
+@register_analysis("curves", title="Degradation curves and regimes", order=20)
+def curves(run_dir: Path, out_dir: Path) -> dict:
+    """Curves, regimes, family drops, damage ranking and the headline of a run's store."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+        rows = curve_points(store)
+    regimes, fitted = regimes_table(rows)
+    ranking = damage_ranking(rows)
+    fam = family_drops(ranking)
+    head = headline(rows)
+    figures = [plot_curves(rows, fitted, out_dir, m, d)
+               for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows)]
+    if fam:
+        figures.append(plot_family_drops(fam, out_dir))
+    counts = {lab: sum(r["regime"] == lab for r in regimes) for lab in REGIMES}
+    summary = {"headline": head["sentence"] if head else "no stressed cells in the store",
+               "largest_drop_points": head["drop"] if head else None,
+               "largest_drop_stressor": head["stressor"] if head else None,
+               "largest_drop_severity": head["severity"] if head else None,
+               "n_curves": len(regimes),
+               **{f"n_{lab.replace('-', '_')}": c for lab, c in counts.items()}}
+    notes = _notes(regimes, fam, rows)
+    result = {"summary": summary, "figures": figures,
+              "tables": {"regimes": regimes, "curves": rows, "family_drops": fam,
+                         "damage_ranking": ranking},
+              "notes": notes}
+    write_result(out_dir, "curves", result)
+    return result
+
+
+def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
+    notes = []
+    for m in dict.fromkeys(r["model"] for r in regimes):
+        by = defaultdict(list)
+        for r in regimes:
+            if r["model"] == m and r["regime"] is not None:
+                by[r["regime"]].append(r["stressor"])
+        if by:
+            parts = [f"{lab}: {', '.join(by[lab])}" for lab in REGIMES if by.get(lab)]
+            notes.append(f"{m} regimes — " + "; ".join(parts) + ".")
+        f = [r for r in fam if r["model"] == m]
+        if f:
+            worst = max(f, key=lambda r: r["mean_drop"])
+            best = min(f, key=lambda r: r["mean_drop"])
+            notes.append(f"{m}: {worst['family']} corruptions hurt most "
+                         f"({worst['mean_drop']:.1f} points on average), "
+                         f"{best['family']} least ({best['mean_drop']:.1f}).")
+    if any(r["clean_accuracy"] is None for r in rows):
+        notes.append("some models have no clean cell; their drops are relative to the "
+                     "lowest stored severity.")
+    return notes

@@ -1,0 +1,424 @@
+"""High-confidence failures, confusions and superclasses of a run.
+
+- A **high-confidence failure** is a wrong prediction whose top-1 probability exceeds
+  ``threshold`` (default 0.9). Per cell: count, rate (of all images) and share (of all
+  errors); a JSON record per case (the ``max_cases`` most confident per model) and a
+  gallery of the most confident ones, clean and shifted.
+- **Confusions**: count matrices, per-class accuracy and the most frequent (true →
+  predicted) pairs, on clean data and pooled per corruption family (all severities).
+- **Superclasses** (``superclasses.py``): accuracy at class and superclass level per cell,
+  and the share of errors that stay within the true class's superclass.
+
+>>> result = failures(Path("runs/x"), Path("runs/x/analysis"), threshold=0.9)
+>>> result["summary"]["clean_hc_rate"]
+0.012
+"""
+from __future__ import annotations
+
+import functools
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluate.store import Cell, ResultsStore
+from ._figures import grid_shape, new_figure, save, slug
+from .curves import CLEAN, OFFICIAL_DATASET, dataset_role, stressor_info
+from .registry import STORE_NAME, register_analysis, write_result
+from .superclasses import SuperclassMap, resolve_superclasses
+
+GALLERY_SIZE = 16        # images per gallery figure
+GALLERY_PER_CELL = 2     # shifted gallery: at most this many cases from one cell, for variety
+MAX_MATRIX_CLASSES = 20  # confusion-matrix and per-class figures only up to this many classes
+
+
+RUN_CONFIGS = ("eval_config.json", "config.json")  # the engine's name first
+
+
+def cell_images(run_dir: Path, cell: Cell, indices) -> "torch.Tensor":
+    """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
+
+    Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
+    keys ``data``, ``split``, ``image_size``, ``cifar10c``; a ``config`` sub-mapping is
+    read too): the cell's split (from its dataset key ``name:split@n``) is loaded, the rows
+    with these dataset indices taken, and the cell's stressor applied with the cell's
+    severity, seed and indices, which fixes its randomness. Official CIFAR-10-C cells
+    read the published ``.npy`` rows instead.
+    """
+    import torch
+
+    from ..stressors import get_stressor
+    path = next((Path(run_dir) / n for n in RUN_CONFIGS if (Path(run_dir) / n).is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"{Path(run_dir) / RUN_CONFIGS[0]} not found: cannot "
+                                "re-create the evaluated images")
+    cfg = json.loads(path.read_text())
+    cfg = cfg.get("config", cfg)
+    if "data" not in cfg:
+        raise KeyError(f"{path} has no 'data' key naming the evaluated dataset")
+    split = cell.dataset.partition(":")[2].split("@")[0] or str(cfg.get("split", "test"))
+    if cell.dataset.startswith(OFFICIAL_DATASET + ":"):
+        ds = _load(("cifar10c", cfg["cifar10c"], cell.stressor, int(cell.severity)))
+    else:
+        ds = _load(("data", str(cfg["data"]), split, cfg.get("image_size")))
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+    pos = torch.searchsorted(ds.indices, idx).clamp_max(len(ds) - 1)
+    if not torch.equal(ds.indices[pos], idx):
+        raise KeyError(f"dataset {cell.dataset} has no image with index "
+                       f"{int(idx[ds.indices[pos] != idx][0])}")
+    x = ds.images[pos].permute(0, 3, 1, 2).float().div(255.0)
+    if cell.stressor != CLEAN and dataset_role(cell.dataset) != "official":
+        x = get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
+    return x
+
+
+@functools.lru_cache(maxsize=2)
+def _load(key: tuple):
+    # A gallery asks for the same split once per cell; decoding (or regenerating the
+    # synthetic set, ~1 s per 2000 images) once per gallery is enough.
+    from ..data import load_cifar10c, load_dataset
+    if key[0] == "cifar10c":
+        return load_cifar10c(key[1], key[2], key[3])
+    return load_dataset(key[1], key[2], image_size=key[3])
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _group(cell: Cell) -> str:
+    """The pooling group of a cell: clean, its corruption family, or the sweep's name;
+    tagged ``(val)`` / ``(official)`` outside the main dataset."""
+    if cell.stressor == CLEAN:
+        g = CLEAN
+    else:
+        fam, _ = stressor_info(cell.stressor)
+        g = cell.stressor if fam in ("sweep", "unknown") else fam
+    role = dataset_role(cell.dataset)
+    return g if role == "main" else f"{g} ({role})"
+
+
+def _cell_dict(cell: Cell) -> dict:
+    return {"model": cell.model, "dataset": cell.dataset, "stressor": cell.stressor,
+            "severity": cell.severity, "seed": cell.seed}
+
+
+def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None) -> dict:
+    """Per-cell counts: n, accuracy, errors, high-confidence failures (count, rate, share of
+    errors) and, with a superclass map, superclass accuracy and the stays-within rate."""
+    wrong = pred["pred"] != pred["label"]
+    hc = wrong & (pred["conf"] > threshold)
+    n, ne, nh = len(wrong), int(wrong.sum()), int(hc.sum())
+    row = {**_cell_dict(cell), "n": n, "accuracy": 1 - ne / n if n else None, "n_errors": ne,
+           "n_hc_failures": nh, "hc_rate": nh / n if n else None,
+           "hc_share_of_errors": nh / ne if ne else None}
+    if smap is not None:
+        g = smap.singleton_groups()
+        row["superclass_accuracy"] = float(np.mean(g[pred["pred"]] == g[pred["label"]]))
+        mapped = wrong & (smap.group_of[pred["label"]] >= 0)
+        within = mapped & (smap.group_of[pred["pred"]] == smap.group_of[pred["label"]])
+        row["n_errors_in_superclasses"] = int(mapped.sum())
+        row["errors_within_superclass"] = (float(within.sum() / mapped.sum())
+                                           if mapped.any() else None)
+    return row
+
+
+def top_pairs(counts: np.ndarray, class_names: list[str], k: int = 10) -> list[dict]:
+    """The ``k`` most frequent off-diagonal (true → predicted) pairs of a count matrix, and
+    each pair's share of all errors."""
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    total = off.sum()
+    flat = np.argsort(-off, axis=None, kind="stable")[:k]
+    out = []
+    for f in flat:
+        t, p = np.unravel_index(f, off.shape)
+        if off[t, p] == 0:
+            break
+        out.append({"true": class_names[t], "predicted": class_names[p], "count": int(off[t, p]),
+                    "share_of_errors": float(off[t, p] / total),
+                    "reverse_count": int(off[p, t])})
+    return out
+
+
+def _case(cell: Cell, pred: dict, i: int, names: list[str], probs: np.ndarray | None,
+          top5: np.ndarray | None) -> dict:
+    idx = int(pred["idx"][i])
+    if probs is not None:
+        order = np.argsort(-probs[i])[:3]
+        top3 = [{"id": int(c), "name": names[c], "prob": float(probs[i, c])} for c in order]
+    else:
+        ids = [int(c) for c in (top5[i][:3] if top5 is not None and len(top5[i]) else
+                                [pred["pred"][i]])]
+        top3 = [{"id": c, "name": names[c], "prob": float(pred["conf"][i]) if j == 0 else None}
+                for j, c in enumerate(ids)]
+    sev = f"{cell.severity:g}"
+    return {"case_id": f"{cell.model}/{cell.stressor}@{sev}/seed{cell.seed}/{idx}",
+            "dataset_index": idx, "cell": _cell_dict(cell),
+            "true": {"id": int(pred["label"][i]), "name": names[int(pred["label"][i])]},
+            "predicted": {"id": int(pred["pred"][i]), "name": names[int(pred["pred"][i])]},
+            "confidence": float(pred["conf"][i]), "top3": top3}
+
+
+def _select_cases(cands: list[tuple], max_cases: int) -> list[tuple]:
+    """Most confident first; ties keep the store's cell order."""
+    return sorted(cands, key=lambda c: -c[0])[:max_cases]
+
+
+# ---------------------------------------------------------------------------- figures
+def plot_gallery(run_dir: Path, out_dir: Path, model: str, cases: list[dict], cells: dict,
+                 title: str, filename: str) -> dict | None:
+    """A grid of the cases' images with true, predicted, confidence and cell; None when the
+    images cannot be re-created (the caller notes why)."""
+    by_cell = defaultdict(list)
+    for j, c in enumerate(cases):
+        by_cell[c["_cell_id"]].append(j)
+    images = [None] * len(cases)
+    for cid, js in by_cell.items():
+        x = cell_images(run_dir, cells[cid], [cases[j]["dataset_index"] for j in js])
+        for j, img in zip(js, x):
+            images[j] = img.permute(1, 2, 0).cpu().numpy()
+    nr, nc = grid_shape(len(cases), 8)
+    fig = new_figure(1.7 * nc, 2.4 * nr)
+    for j, (c, img) in enumerate(zip(cases, images)):
+        ax = fig.add_subplot(nr, nc, j + 1)
+        ax.imshow(img, interpolation="nearest")
+        where = ("clean" if c["cell"]["stressor"] == CLEAN
+                 else f"{c['cell']['stressor']}@{c['cell']['severity']:g}")
+        ax.set_title(f"true {c['true']['name'][:14]}\npred {c['predicted']['name'][:14]}"
+                     f" {c['confidence']:.3f}\n{where[:22]}", fontsize=6.5)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save(fig, out_dir, filename, title)
+
+
+def plot_confusions(mats: dict[str, np.ndarray], names: list[str], out_dir: Path,
+                    model: str) -> dict:
+    groups = list(mats)
+    nr, nc = grid_shape(len(groups), 3)
+    fig = new_figure(4.2 * nc, 3.9 * nr)
+    c = len(names)
+    for i, g in enumerate(groups):
+        m = mats[g].astype(np.float64)
+        rowsum = m.sum(1, keepdims=True)
+        frac = np.divide(m, rowsum, out=np.zeros_like(m), where=rowsum > 0)
+        ax = fig.add_subplot(nr, nc, i + 1)
+        ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+        ax.set_xticks(range(c), [n[:8] for n in names], rotation=90, fontsize=6)
+        ax.set_yticks(range(c), [n[:8] for n in names], fontsize=6)
+        if c <= 12:
+            for t in range(c):
+                for p in range(c):
+                    if frac[t, p] >= 0.01:
+                        ax.text(p, t, f"{100 * frac[t, p]:.0f}", ha="center", va="center",
+                                fontsize=5, color="white" if frac[t, p] > 0.5 else "black")
+        ax.set_title(f"{g} (n={int(m.sum())})", fontsize=8)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+    fig.suptitle(f"{model}: confusion matrices, % of each true class (rows)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_dir, f"confusion_{slug(model)}.png",
+                f"Confusion matrices of {model}, clean and pooled per corruption family "
+                "(all severities); rows are true classes, in % of the row.")
+
+
+def plot_per_class(acc: dict[str, np.ndarray], names: list[str], out_dir: Path,
+                   model: str) -> dict:
+    groups = list(acc)
+    fig = new_figure(max(6.0, 0.9 * len(names) + 1), 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    w = 0.8 / len(groups)
+    for j, g in enumerate(groups):
+        xs = np.arange(len(names)) + (j - (len(groups) - 1) / 2) * w
+        ax.bar(xs, 100 * acc[g], w, label=g)
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, fontsize=7, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=min(len(groups), 6))
+    ax.set_title(f"{model}: per-class accuracy, clean and per corruption family", fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_dir, f"per_class_{slug(model)}.png",
+                f"Per-class accuracy of {model}, clean and pooled per corruption family.")
+
+
+# ---------------------------------------------------------------------------- the analysis
+@register_analysis("failures", title="High-confidence failures, confusions, superclasses",
+                   order=30)
+def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
+             superclasses: str | None = None, max_cases: int = 100, top_k_pairs: int = 10,
+             gallery: bool = True) -> dict:
+    """High-confidence failures (conf > ``threshold``), confusions and superclass accuracy.
+
+    superclasses: None = built-in map when the class names allow (CIFAR-10, ImageNet),
+        ``"none"``, ``"cifar10"`` / ``"imagenet"``, or a YAML file.
+    max_cases: JSON case records kept per model: the most confident ``max_cases``, plus the
+        most confident clean ones the clean gallery shows.
+    gallery: draw the galleries (re-creates the images from the run's config.json).
+    """
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"--threshold must be in [0, 1), got {threshold}")
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    tables = defaultdict(list)
+    figures, notes, summary = [], [], {"threshold": threshold}
+    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+        models = [m["name"] for m in store.models()]
+        for model in models:
+            names = store.class_names(model)
+            smap = resolve_superclasses(superclasses, names)
+            res = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
+            for k, v in res["tables"].items():
+                tables[k].extend(v)
+            prefix = "" if len(models) == 1 else f"{model}:"
+            summary.update({prefix + k: v for k, v in res["summary"].items()})
+            notes.extend(res["notes"])
+            if len(names) <= MAX_MATRIX_CLASSES:
+                figures.append(plot_confusions(res["matrices"], names, out_dir, model))
+                figures.append(plot_per_class(res["per_class"], names, out_dir, model))
+            else:
+                notes.append(f"{model}: {len(names)} classes, so no confusion-matrix or "
+                             "per-class figure (see the tables and top pairs).")
+            if gallery:
+                figures.extend(_galleries(run_dir, out_dir, model, res, threshold, notes))
+    result = {"summary": summary, "figures": figures, "tables": dict(tables), "notes": notes}
+    write_result(out_dir, "failures", result)
+    return result
+
+
+def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
+    cases, cells = res["cases_raw"], res["cells"]
+    is_clean = lambda c: (c["cell"]["stressor"] == CLEAN  # noqa: E731
+                          and dataset_role(c["cell"]["dataset"]) == "main")
+    clean = [c for c in cases if is_clean(c)][:GALLERY_SIZE]
+    shifted, per_cell = [], defaultdict(int)
+    for c in cases:
+        if c["cell"]["stressor"] != CLEAN and per_cell[c["_cell_id"]] < GALLERY_PER_CELL:
+            per_cell[c["_cell_id"]] += 1
+            shifted.append(c)
+    shifted = shifted[:GALLERY_SIZE]
+    out = []
+    for which, sel in (("clean", clean), ("shifted", shifted)):
+        if not sel:
+            continue
+        try:
+            fig = plot_gallery(run_dir, out_dir, model, sel, cells,
+                               f"{model}: most confident {which} failures (conf > {thr:g})",
+                               f"gallery_{which}_{slug(model)}.png")
+        except (OSError, KeyError, ValueError) as e:  # missing config or data: no gallery
+            notes.append(f"{model}: no {which} failure gallery ({str(e).splitlines()[0]})")
+            continue
+        out.append(fig)
+    return out
+
+
+def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) -> dict:
+    c = len(names)
+    cells = store.cells(model=model)
+    rows, cands = [], []
+    mats: dict[str, np.ndarray] = {}
+    for cell in cells:
+        p = store.predictions(cell)
+        rows.append(failure_rows(cell, p, threshold, smap))
+        g = _group(cell)
+        m = mats.setdefault(g, np.zeros((c, c), dtype=np.int64))
+        np.add.at(m, (p["label"], p["pred"]), 1)
+        hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > threshold))
+        cands.extend((float(p["conf"][i]), cell.id, int(i)) for i in hc)
+    # Clean first, then families in the canonical order, then the rest.
+    order = [CLEAN, "noise", "blur", "weather", "digital"]
+    mats = dict(sorted(mats.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
+                                                     else len(order), kv[0])))
+    chosen = _select_cases(cands, max_cases)
+    # Also guarantee the clean gallery its most confident cases.
+    clean_ids = {cl.id for cl in cells
+                 if cl.stressor == CLEAN and dataset_role(cl.dataset) == "main"}
+    clean_c = [x for x in _select_cases([x for x in cands if x[1] in clean_ids], GALLERY_SIZE)
+               if x not in chosen]
+    by_id = {cl.id: cl for cl in cells}
+    cases = []
+    for cid in dict.fromkeys(x[1] for x in chosen + clean_c):
+        cell = by_id[cid]
+        full = store.predictions(cell, logits=True)
+        probs = _softmax(full["logits"].astype(np.float64)) if full.get("logits") is not None else None
+        top5 = store.top5(cell) if probs is None else None
+        for conf, cid2, i in chosen + clean_c:
+            if cid2 == cid:
+                case = _case(cell, full, i, names, probs, top5)
+                case["_cell_id"] = cid
+                cases.append(case)
+    cases.sort(key=lambda x: -x["confidence"])
+    per_class = {g: np.divide(np.diag(m), m.sum(1), out=np.full(c, np.nan),
+                              where=m.sum(1) > 0) for g, m in mats.items()}
+    pairs = []
+    for g, m in mats.items():
+        pairs += [{"model": model, "group": g, **r} for r in top_pairs(m, names, k_pairs)]
+    shifted = [m for g, m in mats.items() if not g.startswith(CLEAN)]
+    if shifted:
+        pairs += [{"model": model, "group": "all shifted", **r}
+                  for r in top_pairs(sum(shifted), names, k_pairs)]
+    pcl = [{"model": model, "group": g, "class": names[i], "accuracy": float(a[i])}
+           for g, a in per_class.items() for i in range(c)]
+    summary, notes = _summarise(model, rows, pairs, smap, threshold)
+    cases_json = [{k: v for k, v in x.items() if k != "_cell_id"} for x in cases]
+    return {"tables": {"cells": rows, "cases": cases_json, "confusion_pairs": pairs,
+                       "per_class_accuracy": pcl,
+                       "confusion_matrices": [{"model": model, "group": g,
+                                               "classes": names, "counts": m.tolist()}
+                                              for g, m in mats.items()]},
+            "summary": summary, "notes": notes, "matrices": mats, "per_class": per_class,
+            "cases_raw": cases, "cells": by_id}
+
+
+def _pool(rows: list[dict]) -> dict:
+    n = sum(r["n"] for r in rows)
+    ne = sum(r["n_errors"] for r in rows)
+    nh = sum(r["n_hc_failures"] for r in rows)
+    return {"n": n, "n_errors": ne, "n_hc": nh, "rate": nh / n if n else None,
+            "share": nh / ne if ne else None}
+
+
+def _summarise(model, rows, pairs, smap, threshold):
+    main = [r for r in rows if dataset_role(r["dataset"]) == "main"]
+    clean = _pool([r for r in main if r["stressor"] == CLEAN])
+    shifted = _pool([r for r in rows if r["stressor"] != CLEAN])
+    s = {"clean_hc_count": clean["n_hc"], "clean_hc_rate": clean["rate"],
+         "clean_hc_share_of_errors": clean["share"],
+         "shifted_hc_count": shifted["n_hc"], "shifted_hc_rate": shifted["rate"],
+         "shifted_hc_share_of_errors": shifted["share"]}
+    notes = []
+    if clean["n"]:
+        notes.append(f"{model}: {clean['n_hc']} of {clean['n']} clean images "
+                     f"({100 * (clean['rate'] or 0):.1f}%) are wrong with confidence > "
+                     f"{threshold:g}: {100 * (clean['share'] or 0):.0f}% of clean errors.")
+    if shifted["n"]:
+        notes.append(f"{model}: under shift {100 * (shifted['rate'] or 0):.1f}% of images are "
+                     f"confidently wrong ({100 * (shifted['share'] or 0):.0f}% of errors).")
+    for g in (CLEAN, "all shifted"):
+        top = [p for p in pairs if p["group"] == g][:3]
+        if top:
+            s[f"top_confusion_{g.replace(' ', '_')}"] = (
+                f"{top[0]['true']}→{top[0]['predicted']} ({top[0]['count']})")
+            notes.append(f"{model}: most frequent confusions ({g}): " + ", ".join(
+                f"{p['true']}→{p['predicted']} {p['count']} (reverse {p['reverse_count']})"
+                for p in top) + ".")
+    if smap is not None:
+        s["superclass_map"] = smap.source
+        for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),
+                         ("shifted", [r for r in rows if r["stressor"] != CLEAN])):
+            n_err = sum(r["n_errors_in_superclasses"] for r in sel)
+            if not sel:
+                continue
+            within = sum((r["errors_within_superclass"] or 0) * r["n_errors_in_superclasses"]
+                         for r in sel)
+            n = sum(r["n"] for r in sel)
+            s[f"{tag}_superclass_accuracy"] = sum(r["superclass_accuracy"] * r["n"]
+                                                  for r in sel) / n
+            s[f"{tag}_errors_within_superclass"] = within / n_err if n_err else None
+            if n_err:
+                notes.append(f"{model}: {100 * within / n_err:.0f}% of {tag} errors stay "
+                             f"within the true class's superclass ({smap.source}: "
+                             f"{', '.join(smap.names)}).")
+    return s, notes

@@ -1,0 +1,96 @@
+"""Reopen an evaluated run: its store, resolved config, models and data, for analyses.
+
+>>> ctx = open_run("runs/r18")                                   # doctest: +SKIP
+>>> cell = ctx.store.cells(model="r18", stressor="fog")[0]        # doctest: +SKIP
+>>> ds = ctx.dataset()          # the images behind cell rows: same subset, same indices
+>>> model = ctx.model("r18")    # eval mode, weights checked against the store's hash
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import from_dict
+from ..data import Dataset
+from ..models import Classifier, weights_hash
+from .grid import (CONFIG_NAME, IN_MEMORY, STORE_NAME, VAL_SPLIT, EvalConfig, EvalError,
+                   build_model, load_eval_dataset, resolve_device)
+from .store import ResultsStore, StoreError
+
+
+@dataclass
+class RunContext:
+    """An evaluated run folder: ``store`` (ResultsStore), ``config`` (resolved EvalConfig)."""
+
+    run_dir: Path
+    store: ResultsStore
+    config: EvalConfig
+
+    def model_names(self) -> list[str]:
+        return [m["name"] for m in self.store.models()]
+
+    def model(self, name: str, device: torch.device | str | None = None) -> Classifier:
+        """The model ``name`` rebuilt from its stored spec, in eval mode on ``device``
+        (default: the run's device). Raises EvalError when the weights changed since."""
+        rec = next((m for m in self.store.models() if m["name"] == name), None)
+        if rec is None:
+            raise EvalError(f"model {name!r} is not in {self.store.path}; "
+                            f"choose from {', '.join(self.model_names())}")
+        meta = rec["meta"]
+        if rec["spec"] == IN_MEMORY:
+            raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt")
+        if meta.get("source") == "checkpoint":
+            spec = meta.get("checkpoint", rec["spec"])
+        else:
+            spec = {"arch": rec["arch"], **meta.get("arch_kwargs", {})}
+        dev = resolve_device(self.config.device) if device is None else torch.device(device)
+        model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0), device="cpu")
+        if weights_hash(model) != rec["weights_hash"]:
+            raise EvalError(f"model {name!r}: the weights of {spec} changed since this run was "
+                            "evaluated (hash mismatch); re-evaluate into a new --out")
+        return model.to(dev).eval()
+
+    def dataset(self, split: str | None = None) -> Dataset:
+        """The evaluated data: the config's split (or ``"train-val"``), subset applied,
+        dataset indices as stored in the cells' rows."""
+        return load_eval_dataset(self.config, split)[0]
+
+    def dataset_key(self, split: str | None = None) -> str:
+        """The store's dataset string for ``split`` (e.g. ``"cifar10:test@2000"``)."""
+        return load_eval_dataset(self.config, split)[1]
+
+    @property
+    def val_split(self) -> str:
+        return VAL_SPLIT
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_run(run_dir: str | Path, readonly: bool = True) -> RunContext:
+    """Open ``run_dir`` (holding results.sqlite and eval_config.json) for analysis."""
+    run_dir = Path(run_dir)
+    store = ResultsStore(run_dir / STORE_NAME, readonly=readonly)
+    cfg_path = run_dir / CONFIG_NAME
+    try:
+        if cfg_path.is_file():
+            raw = json.loads(cfg_path.read_text())["config"]
+        else:  # the store keeps every run's config too
+            row = store.db.execute("SELECT config_json FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise StoreError(f"{run_dir} has no {CONFIG_NAME} and its store records no run")
+            raw = json.loads(row[0])
+        config = from_dict(EvalConfig, raw, where=str(cfg_path))
+    except Exception:
+        store.close()
+        raise
+    return RunContext(run_dir, store, config)

@@ -1,0 +1,111 @@
+"""Small value formatters and the table/figure records the templates render."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Tables longer than this show their first rows; the full table is in the CSV beside it.
+MAX_ROWS = 30
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+         ".svg": "image/svg+xml", ".gif": "image/gif", ".webp": "image/webp"}
+
+
+@dataclass
+class Figure:
+    src: str | None            # a data: URI, or None when the file is missing
+    caption: str
+    name: str                  # file name, shown when the image is missing
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    total: int
+    csv: str | None = None     # relative path of the full table
+    numeric: list[bool] = field(default_factory=list)
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+def fmt(v, digits: int = 4) -> str:
+    """A table cell: floats to ``digits`` significant digits, None as an em dash."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "—"
+        if v == 0:
+            return "0"
+        if abs(v) >= 1e5 or abs(v) < 1e-3:
+            return f"{v:.{digits - 1}e}"
+        return f"{v:.{digits}g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt(x, digits) for x in v)
+    if isinstance(v, dict):
+        return json.dumps(v, default=str)[:200]
+    return str(v)
+
+
+def pct(v, digits: int = 1) -> str:
+    """A fraction in [0, 1] as a percentage."""
+    return "—" if v is None else f"{100 * v:.{digits}f} %"
+
+
+def points(v, digits: int = 1, signed: bool = True) -> str:
+    """Accuracy points (already in %): +1.2 pt."""
+    if v is None:
+        return "—"
+    return f"{v:+.{digits}f} pt" if signed else f"{v:.{digits}f} pt"
+
+
+def table(title: str, rows: list[dict], csv: str | None = None,
+          columns: list[str] | None = None, formatters: dict | None = None,
+          max_rows: int = MAX_ROWS) -> Table:
+    """A Table from row dicts: columns in order of first appearance (or as given)."""
+    if columns is None:
+        columns = []
+        for r in rows:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+    formatters = formatters or {}
+    shown = rows[:max_rows]
+    cells = [[formatters.get(c, fmt)(r.get(c)) for c in columns] for r in shown]
+    numeric = [all(_numberlike(x[j]) or x[j] == "—" for x in cells)
+               and any(_numberlike(x[j]) for x in cells) for j in range(len(columns))]
+    return Table(title, columns, cells, len(rows), csv, numeric)
+
+
+_NUMBER = re.compile(r"^[+±-]?\d[\d.,]*(e[+-]?\d+)?( ?(%|pt|s))?$")
+
+
+def _numberlike(text: str) -> bool:
+    return bool(_NUMBER.match(text))
+
+
+def data_uri(path: Path) -> str | None:
+    """The file as a base64 data: URI, or None when it is missing or not an image type."""
+    mime = _MIME.get(path.suffix.lower())
+    if mime is None or not path.is_file():
+        return None
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def figure(base: Path, rel: str, caption: str) -> Figure:
+    """Embed ``base / rel``; a path leaving ``base`` (``..``, absolute) is refused, as data."""
+    base = Path(base).resolve()
+    p = (base / rel).resolve()
+    inside = p == base or base in p.parents
+    return Figure(data_uri(p) if inside else None, caption, Path(rel).name)

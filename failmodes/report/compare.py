@@ -1,0 +1,116 @@
+"""``failmodes compare RUN_A RUN_B``: one HTML page comparing two run folders — their
+headline numbers side by side and per-corruption accuracy deltas of every model of B
+against A's baseline, paired on the images both runs evaluated.
+
+>>> compare_runs("runs/quick", "runs/quick-augmix")   # runs/quick-vs-quick-augmix/compare.html
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+from . import figures as F
+from ._collect import RunData, collect_run
+from ._format import fmt, figure, pct, table
+from .comparison import cell_deltas, corruption_deltas, model_facts
+from .export import _write_csv
+from .html import FIG_DIR, TABLE_DIR, Section, _atomic_write, _env, _pt_ci, _pt_delta
+from ..analysis.registry import STORE_NAME
+
+COMPARE_NAME = "compare.html"
+
+
+class CompareError(ValueError):
+    """A run folder to compare is missing or holds no results store."""
+
+
+def _open(run_dir: Path, which: str) -> RunData:
+    if not (run_dir / STORE_NAME).is_file():
+        raise CompareError(f"{which}: {run_dir} holds no {STORE_NAME}; pass a run folder "
+                           "written by `failmodes run` or `failmodes evaluate`")
+    return collect_run(run_dir)
+
+
+def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
+                 out: str | os.PathLike | None = None) -> Path:
+    """Write ``out/compare.html`` (default ``<parent of A>/<A>-vs-<B>/``), a CSV of the
+    deltas and a figure; returns the HTML path."""
+    a_dir, b_dir = Path(run_a), Path(run_b)
+    a, b = _open(a_dir, "run A"), _open(b_dir, "run B")
+    out_dir = Path(out) if out else a_dir.parent / f"{a_dir.name}-vs-{b_dir.name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ref = a.baseline
+    label = {("A", m): f"A:{m}" for m in a.model_names}
+    label.update({("B", m): f"B:{m}" for m in b.model_names})
+
+    facts = [dict(f, run="A") for f in model_facts(a.acc)] + \
+            [dict(f, run="B") for f in model_facts(b.acc)]
+    side = [{"run": f["run"], "model": f["model"], "clean accuracy": pct(f["clean_acc"]),
+             "mean corruption accuracy": pct(f["mean_corruption_acc"]),
+             "corruption cells": f["n_corruption_cells"],
+             "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
+                              f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
+                              else "—")} for f in facts]
+    summary = Section("side-by-side", "Summary side by side")
+    summary.tables.append(table("Models", side, formatters={c: str for c in side[0]})
+                          if side else table("Models", []))
+    summary.tables += _analysis_summaries(a, b)
+
+    deltas_sec = Section("deltas", f"Per-corruption deltas vs A:{ref}",
+                         intro="Accuracy of each model of run B minus the baseline of run A "
+                               "on the images both runs evaluated (paired), in points; "
+                               "± is the 95 % paired interval.")
+    deltas = {label[("B", m)]: corruption_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m,
+                                                 a.dataset)
+              for m in b.model_names}
+    rows = []
+    for m, ds in deltas.items():
+        rows += [{"model": m, "corruption": d["stressor"], "family": d["family"],
+                  "images": d["n"], "Δ accuracy": d["delta"], "±95%": d["ci95"],
+                  "beyond the interval": d["significant"]} for d in ds]
+    if rows:
+        _write_csv(out_dir / TABLE_DIR / "compare_deltas.csv", rows)
+        path = F.comparison_bars(deltas, f"A:{ref}", out_dir / FIG_DIR / "compare_deltas.png")
+        if path:
+            deltas_sec.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
+                                             f"Run B's models minus A:{ref}, per corruption."))
+        deltas_sec.tables.append(table("Deltas per corruption", rows,
+                                       csv=f"{TABLE_DIR}/compare_deltas.csv",
+                                       formatters={"Δ accuracy": _pt_delta, "±95%": _pt_ci},
+                                       max_rows=120))
+        clean = [d for m in b.model_names
+                 for d in cell_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m, a.dataset)
+                 if d["stressor"] == "clean"]
+        for m, d in zip(b.model_names, clean):
+            deltas_sec.notes.append(f"Clean accuracy of B:{m} minus A:{ref}: "
+                                    f"{d['delta']:+.1f} ± {d['ci95']:.1f} points "
+                                    f"on {d['n']} shared images.")
+    else:
+        deltas_sec.status = "empty"
+        deltas_sec.message = ("The two runs share no corruption cells on the same images "
+                              "(different data, subset, seed or stressors), so no paired "
+                              "delta can be computed; compare the summaries above instead.")
+    html = _env().get_template("compare.html.j2").render(
+        a=str(a_dir), b=str(b_dir), a_title=a.title, b_title=b.title,
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        sections=[summary, deltas_sec])
+    return _atomic_write(out_dir / COMPARE_NAME, html)
+
+
+def _analysis_summaries(a: RunData, b: RunData) -> list:
+    out = []
+    for name in dict.fromkeys([x.name for x in a.analyses] + [x.name for x in b.analyses]):
+        sa, sb = a.ok(name), b.ok(name)
+        if not sa and not sb:
+            continue
+        ka, kb = (sa or {}).get("summary") or {}, (sb or {}).get("summary") or {}
+        keys = [k for k in dict.fromkeys(list(ka) + list(kb))
+                if not isinstance(ka.get(k, kb.get(k)), (dict, list))]
+        rows = [{"number": k.replace("_", " "),
+                 "A": fmt(ka.get(k)) if sa else "not run", "B": fmt(kb.get(k)) if sb else "not run"}
+                for k in keys]
+        if rows:
+            title = (a.analysis(name) or b.analysis(name)).title
+            out.append(table(f"{title}: summary", rows, formatters={c: str for c in rows[0]}))
+    return out

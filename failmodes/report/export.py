@@ -1,0 +1,73 @@
+"""Machine-readable outputs beside the report: ``results.json`` (headline numbers, every
+cell's accuracy, each analysis's status and summary) and CSV tables under ``tables/``."""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+from pathlib import Path
+
+from ._collect import RunData
+from .comparison import model_facts
+
+RESULTS_NAME = "results.json"
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+    return _atomic(path, buf.getvalue())
+
+
+def _atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
+    """Write ``tables/*.csv`` and ``results.json`` for ``run``; returns name -> path."""
+    from .html import TABLE_DIR, _csv_name
+    root = run.run_dir
+    out = {}
+    if run.acc:
+        out["accuracy_cells"] = _write_csv(root / TABLE_DIR / "accuracy_cells.csv", run.acc)
+    if comparison_rows:
+        out["comparison"] = _write_csv(root / TABLE_DIR / "comparison.csv", comparison_rows)
+    for a in run.analyses:
+        if a.status != "ok":
+            continue
+        for tname, rows in (a.result.get("tables") or {}).items():
+            if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+                out[f"{a.name}__{tname}"] = _write_csv(root / _csv_name(a.name, tname), rows)
+    results = {
+        "study": run.title,
+        "generated": _dt.datetime.now().isoformat(timespec="seconds"),
+        "baseline": run.baseline,
+        "models": model_facts(run.acc),
+        "cells": run.acc,
+        "failed_cells": run.failed_cells,
+        "comparison": comparison_rows,
+        "analyses": {a.name: {"status": a.status, "message": a.message,
+                              "summary": a.result.get("summary") if a.status == "ok" else None}
+                     for a in run.analyses},
+        "probes": [{"spec": p["spec"], "status": p["status"], "error": p["error"]}
+                   for p in run.probes],
+        "tables": {k: str(v.relative_to(root)) for k, v in out.items()},
+    }
+    from ..analysis.registry import _finite
+    out["results"] = _atomic(root / RESULTS_NAME, json.dumps(_finite(results), indent=1,
+                                                              default=str))
+    return out

@@ -1,0 +1,400 @@
+"""The study report: one self-contained HTML file (figures as data: URIs, inline CSS, no
+script, no network) rendered with jinja2, autoescaped: class names, file names and error
+texts are data, never markup.
+
+>>> path = render_report("runs/demo")        # writes runs/demo/report.html
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from . import figures as F
+from ._collect import RunData, collect_run, read_json, stressor_family
+from ._format import Figure, Table, figure, fmt, pct, points, table
+from .comparison import comparison_table, corruption_deltas, model_facts
+
+REPORT_NAME = "report.html"
+FIG_DIR = "figures"
+TABLE_DIR = "tables"
+
+# What each section shows and how to read it: one paragraph above its content.
+INTROS = {
+    "training": "Loss and accuracy per epoch for every model trained by this study "
+                "(train dashed, test solid). A widening gap means over-fitting; a test "
+                "curve still rising means the budget stopped training early.",
+    "metrics": "Accuracy for every corruption × severity cell, per model, and the corruption "
+               "error (CE) and mCE of Hendrycks & Dietterich (2019) against the baseline.",
+    "curves": "How accuracy and confidence fall as severity rises. Each curve is fitted with "
+              "competing shapes and labelled with its failure regime: graceful, linear, "
+              "threshold-collapse (flat, then a cliff) or early-damage-plateau.",
+    "comparison": "Per-corruption accuracy of each model minus the baseline, on the very same "
+                  "corrupted images (paired). Intervals are 95 % paired normal intervals "
+                  "over images; a delta whose interval excludes zero is marked.",
+    "failures": "Wrong predictions made with high confidence, the most frequent confusions and "
+                "accuracy at the superclass level (does a wrong answer stay in the right "
+                "family?).",
+    "calibration": "Whether confidence can be trusted under shift: expected calibration error "
+                   "on clean and corrupted data, before and after temperature scaling, and "
+                   "how well confidence flags errors.",
+    "cam": "Grad-CAM on a fixed sample: where each model looks on clean images and how that "
+           "attention drifts as corruption grows, and explanations of confident failures.",
+    "sweeps": "Accuracy along parametric sweeps (natural units), and single-image probes: one "
+              "photo pushed through a stressor with the prediction at each level.",
+    "appendix": "Everything needed to reproduce this report.",
+}
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    status: str = "ok"             # ok | failed | missing | skipped | empty
+    message: str = ""
+    intro: str = ""
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float | None = None
+    # Appendix only: the resolved study as YAML and the commands that built the run.
+    resolved_yaml: str | None = None
+    commands: list[dict] = field(default_factory=list)
+
+
+def _env() -> jinja2.Environment:
+    # autoescape=True for every template: nothing from a run is ever trusted as HTML.
+    return jinja2.Environment(loader=jinja2.PackageLoader("failmodes.report", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+# ----------------------------------------------------------------------------- summary
+def _rows_with(result: dict | None, *cols: str) -> list[dict]:
+    """Rows of any table of an analysis result that have a ``model`` and one of ``cols``."""
+    out = []
+    for rows in (result or {}).get("tables", {}).values():
+        if isinstance(rows, list):
+            out += [r for r in rows if isinstance(r, dict) and "model" in r
+                    and any(c in r for c in cols)]
+    return out
+
+
+def _per_model(result: dict | None, *cols: str) -> dict[str, object]:
+    got = {}
+    for r in _rows_with(result, *cols):
+        for c in cols:
+            if r.get(c) is not None and r["model"] not in got:
+                got[r["model"]] = r[c]
+    return got
+
+
+def _summary(run: RunData, facts: list[dict]) -> dict:
+    """The first screen: headline sentences, per-model numbers, regimes, confusions."""
+    metrics, curves = run.ok("metrics"), run.ok("curves")
+    calib, fails = run.ok("calibration"), run.ok("failures")
+    base = run.baseline
+    headline = []
+    if curves and curves.get("summary", {}).get("headline"):
+        headline.append(str(curves["summary"]["headline"]))
+    else:
+        worst = max((f for f in facts if f["largest_drop"] is not None),
+                    key=lambda f: f["largest_drop"], default=None)
+        if worst:
+            headline.append(f"Largest drop: {100 * worst['largest_drop']:.1f} points for "
+                            f"{worst['model']} under {worst['worst_stressor']} at severity "
+                            f"{fmt(worst['worst_severity'])} (from {pct(worst['clean_acc'])} "
+                            f"to {pct(worst['worst_acc'])}).")
+    rel_mce = _per_model(metrics, "relative_mce", "rel_mce")
+    mce = _per_model(metrics, "mce", "mCE")
+    ece_clean = _per_model(calib, "ece_clean", "clean_ece")
+    ece_shift = _per_model(calib, "ece_shifted", "shifted_ece", "ece_corrupted")
+    danger = _per_model(calib, "dangerous_rate", "dangerous_failure_rate") or \
+        _per_model(fails, "dangerous_rate", "high_conf_error_rate", "dangerous_failure_rate")
+    rows = []
+    for f in facts:
+        m = f["store_model"]
+        rows.append({
+            "model": f["model"] + (" (baseline)" if m == base else ""),
+            "clean accuracy": pct(f["clean_acc"]),
+            "mean corruption accuracy": pct(f["mean_corruption_acc"]),
+            "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
+                             f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
+                             else "—"),
+            "mCE": fmt(mce.get(m)), "relative mCE": fmt(rel_mce.get(m)),
+            "ECE clean → shifted": (f"{fmt(ece_clean.get(m), 3)} → {fmt(ece_shift.get(m), 3)}"
+                                    if m in ece_clean or m in ece_shift else "—"),
+            "dangerous failures": pct(danger[m]) if isinstance(danger.get(m), float) else "—",
+        })
+    models = table("Models at a glance", rows, formatters={c: str for c in rows[0]}) \
+        if rows else None
+    gaps = []
+    for name, what in (("metrics", "mCE and relative mCE"), ("calibration", "ECE and the "
+                       "dangerous-failure rate"), ("curves", "the regimes table"),
+                       ("failures", "the top confusions")):
+        a = run.analysis(name)
+        if a is None or a.status != "ok":
+            why = {"failed": "failed", "skipped": "was left out", "missing": "has not run"}.get(
+                a.status if a else "", "is not available in this installation")
+            gaps.append(f"{what[0].upper() + what[1:]}: the {name} analysis {why}.")
+    regimes = _first_table(curves, "regimes")
+    confusions = _first_table(fails, "confusion_pairs", "top_confusions", "confusions")
+    return {"headline": headline, "models": models, "gaps": gaps,
+            "regimes": table("Failure regimes", regimes, csv=_csv_name("curves", "regimes"))
+            if regimes else None,
+            "confusions": table("Top confusion pairs", confusions[:10]) if confusions else None,
+            "cards": _cards(facts, base)}
+
+
+def _first_table(result: dict | None, *names: str) -> list[dict]:
+    tables = (result or {}).get("tables", {})
+    for n in names:
+        if isinstance(tables.get(n), list) and tables[n]:
+            return tables[n]
+    return []
+
+
+def _cards(facts: list[dict], base: str | None) -> list[dict]:
+    f = next((f for f in facts if f["store_model"] == base), facts[0] if facts else None)
+    if f is None:
+        return []
+    drop = f["largest_drop"]
+    return [
+        {"label": "clean accuracy", "value": pct(f["clean_acc"]), "sub": f["model"]},
+        {"label": "mean corruption accuracy", "value": pct(f["mean_corruption_acc"]),
+         "sub": f"over {f['n_corruption_cells']} corruption cells"},
+        {"label": "largest drop", "value": f"{100 * drop:.1f} pt" if drop is not None else "—",
+         "sub": (f"{f['worst_stressor']} at severity {fmt(f['worst_severity'])}"
+                 if drop is not None else "no corruption cells")},
+        {"label": "test images", "value": fmt(f["n_images"]), "sub": f["dataset"]},
+    ]
+
+
+# ----------------------------------------------------------------------------- sections
+def _csv_name(analysis: str, tname: str) -> str:
+    return f"{TABLE_DIR}/{analysis}__{tname}.csv"
+
+
+def _analysis_section(run: RunData, a) -> Section:
+    s = Section(a.name, a.title, a.status, a.message, INTROS.get(a.name, ""), seconds=a.seconds)
+    if a.status != "ok":
+        return s
+    res = a.result
+    s.facts = [(k.replace("_", " "), fmt(v)) for k, v in (res.get("summary") or {}).items()
+               if not isinstance(v, (dict, list))]
+    for f in res.get("figures") or []:
+        if isinstance(f, dict) and f.get("path"):
+            s.figures.append(figure(run.run_dir, str(f["path"]), str(f.get("caption", ""))))
+    for tname, rows in (res.get("tables") or {}).items():
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+            s.tables.append(table(str(tname).replace("_", " "), rows,
+                                  csv=_csv_name(a.name, tname)))
+    s.notes = [str(n) for n in res.get("notes") or []]
+    if not (s.facts or s.figures or s.tables or s.notes):
+        s.status, s.message = "empty", "The analysis ran but reported nothing."
+    return s
+
+
+def _training_section(run: RunData) -> Section:
+    s = Section("training", "Training curves", intro=INTROS["training"])
+    steps = run.state.get("steps", {})
+    histories, rows = {}, []
+    for m in run.model_names:
+        hist = read_json(run.run_dir / "models" / m / "history.json")
+        st = steps.get(f"train:{m}", {})
+        if isinstance(hist, list) and hist:
+            histories[m] = hist
+        last = hist[-1] if isinstance(hist, list) and hist else {}
+        rows.append({"model": m, "source": st.get("source", "—"),
+                     "epochs": len(hist) if isinstance(hist, list) else None,
+                     "final train acc": last.get("train_acc"),
+                     "final test acc": last.get("test_acc"),
+                     "training time (s)": st.get("seconds"),
+                     "checkpoint": st.get("checkpoint", "—")})
+    if not run.model_names:
+        s.status, s.message = "missing", "No model has been evaluated in this run folder yet."
+        return s
+    path = F.training_curves(histories, run.run_dir / FIG_DIR / "report_training_curves.png") \
+        if histories else None
+    if path:
+        s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
+                                "Loss and accuracy per epoch (train dashed, test solid)."))
+    else:
+        s.notes.append("No training history is recorded in this run folder: the models "
+                       "were loaded from checkpoints trained elsewhere, or training has "
+                       "not run yet.")
+    s.tables.append(table("Models", rows))
+    return s
+
+
+def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[dict]]:
+    s = Section("comparison", "Model comparison", intro=INTROS["comparison"])
+    base, names = run.baseline, run.model_names
+    if len(names) < 2:
+        s.status = "empty"
+        s.message = ("This run has one model, so there is nothing to compare; add a second "
+                     "model to the study, or use `failmodes compare RUN_A RUN_B`.")
+        return s, []
+    others = [m for m in names if m != base]
+    store = run.run_dir / "results.sqlite"
+    rows = comparison_table(store, run.acc, base, others, run.dataset)
+    deltas = {m: corruption_deltas(store, base, store, m, run.dataset) for m in others}
+    colors = F.model_colors(names)
+    path = F.comparison_bars(deltas, base, run.run_dir / FIG_DIR / "report_comparison.png",
+                             colors)
+    if path:
+        s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
+                                f"Accuracy of each model minus {base}, per corruption."))
+    fmts = {base: _pt_abs}
+    for m in others:
+        fmts[m], fmts[f"Δ {m}"], fmts[f"±95% {m}"] = _pt_abs, _pt_delta, _pt_ci
+    s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", rows,
+                          csv=f"{TABLE_DIR}/comparison.csv", formatters=fmts))
+    for m in others:
+        d = deltas[m]
+        if not d:
+            continue
+        better = [r for r in d if r["significant"] and r["delta"] > 0]
+        worse = [r for r in d if r["significant"] and r["delta"] < 0]
+        best = max(d, key=lambda r: r["delta"])
+        s.notes.append(f"{m} vs {base}: better on {len(better)} and worse on {len(worse)} of "
+                       f"{len(d)} corruptions beyond the 95 % interval; the largest gain is "
+                       f"{best['delta']:+.1f} points under {best['stressor']}.")
+    return s, rows
+
+
+def _pt_abs(v):
+    return "—" if v is None else f"{v:.1f}"
+
+
+def _pt_delta(v):
+    return "—" if v is None else f"{v:+.1f}"
+
+
+def _pt_ci(v):
+    return "—" if v is None else f"±{v:.1f}"
+
+
+def _sweeps_section(run: RunData) -> Section:
+    s = Section("sweeps", "Sweeps and probes", intro=INTROS["sweeps"])
+    sweeps = sorted({r["stressor"] for r in run.acc if stressor_family(r["stressor"]) == "sweep"})
+    if sweeps:
+        from ..stressors import get_stressor
+        units = {n: get_stressor(n).unit for n in sweeps}
+        path = F.sweep_curves(run.acc, sweeps, run.model_names,
+                              run.run_dir / FIG_DIR / "report_sweeps.png", units)
+        if path:
+            s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
+                                    "Accuracy along each sweep (dotted: clean accuracy)."))
+    for p in run.probes:
+        spec = p["spec"]
+        what = (f"{spec.get('model', '?')} on {spec.get('image', '?')} under "
+                f"{spec.get('stressor', '?')}")
+        if p["status"] != "ok" or not p["result"]:
+            s.notes.append(f"Probe {what}: failed — {p.get('error') or 'no result written'}.")
+            continue
+        res = p["result"]
+        base = run.run_dir / Path(p.get("dir", ""))
+        for f in res.get("figures") or []:
+            if isinstance(f, dict) and f.get("path"):
+                s.figures.append(figure(base, str(f["path"]), f"Probe: {what}. "
+                                        + str(f.get("caption", ""))))
+        for n in res.get("notes") or []:
+            s.notes.append(f"Probe {what}: {n}")
+        rows = [_probe_row(r) for r in res.get("rows") or [] if isinstance(r, dict)]
+        if rows:
+            target = res.get("target")
+            tname = target.get("name") if isinstance(target, dict) else target
+            s.tables.append(table(f"Probe: {what} (target class: {tname or '?'})", rows,
+                                  max_rows=40))
+    if not s.figures and not s.notes:
+        s.status = "empty"
+        s.message = "This study has no sweeps and no probes."
+    return s
+
+
+def _probe_row(r: dict) -> dict:
+    top1 = r.get("top1")
+    name = top1.get("name") if isinstance(top1, dict) else top1
+    prob = top1.get("prob") if isinstance(top1, dict) else None
+    return {"value": r.get("value"), "top-1": name, "top-1 prob": prob,
+            "p(target)": r.get("p_target")}
+
+
+def _appendix(run: RunData) -> Section:
+    import yaml
+    s = Section("appendix", "Reproducibility", intro=INTROS["appendix"])
+    cfg = (run.resolved or {}).get("config")
+    versions = (run.resolved or {}).get("versions") or {}
+    if cfg is not None:
+        s.facts.append(("seed", fmt(cfg.get("seed"))))
+        s.facts.append(("device", str(cfg.get("device"))))
+    s.facts += [(k, str(v)) for k, v in versions.items()]
+    s.resolved_yaml = yaml.safe_dump(cfg, sort_keys=False) if cfg is not None else None
+    s.commands = [{"time": c.get("time", ""), "command": c.get("command", ""),
+                   "cwd": c.get("cwd", "")} for c in run.state.get("commands", [])]
+    steps = [{"step": k, "status": v.get("status"), "seconds": v.get("seconds"),
+              "finished": v.get("finished"), "detail": v.get("detail") or v.get("error")}
+             for k, v in run.state.get("steps", {}).items()]
+    if steps:
+        s.tables.append(table("Study steps (latest invocation that ran each)", steps))
+    if run.store_runs:
+        s.tables.append(table("Evaluation runs recorded in the store",
+                              [{"id": r["id"], "started": r["started"], "command": r["command"]}
+                               for r in run.store_runs]))
+    if run.failed_cells:
+        s.tables.append(table("Cells that failed to evaluate", run.failed_cells))
+    return s
+
+
+# ----------------------------------------------------------------------------- render
+def build_sections(run: RunData) -> tuple[dict, list[Section], list[dict]]:
+    """The summary, the sections in report order and the comparison rows of a run."""
+    facts = model_facts(run.acc)
+    summary = _summary(run, facts)
+    sections = [_training_section(run)]
+    comp, comp_rows = _comparison_section(run, facts)
+    names = [a.name for a in run.analyses]
+    anchor = "curves" if "curves" in names else ("metrics" if "metrics" in names else None)
+    if anchor is None:
+        sections.append(comp)
+    for a in run.analyses:
+        sections.append(_analysis_section(run, a))
+        if a.name == anchor:
+            sections.append(comp)
+    sections.append(_sweeps_section(run))
+    sections.append(_appendix(run))
+    return summary, sections, comp_rows
+
+
+def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write ``run_dir/report.html`` (or ``out``), plus its report-level figures under
+    ``run_dir/figures``; returns the report path. Works on a partial run: sections whose
+    analysis has not run say so."""
+    from .export import export_tables
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} not found")
+    run = collect_run(run_dir)
+    summary, sections, comp_rows = build_sections(run)
+    export_tables(run, comp_rows)
+    cfg = (run.resolved or {}).get("config") or {}
+    html = _env().get_template("report.html.j2").render(
+        title=run.title, description=cfg.get("description", ""), run_dir=str(run_dir),
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        summary=summary, sections=sections, models=run.model_names, baseline=run.baseline,
+        n_cells=len(run.acc), n_failed=len(run.failed_cells))
+    out = Path(out) if out else run_dir / REPORT_NAME
+    return _atomic_write(out, html)
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

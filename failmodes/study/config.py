@@ -1,0 +1,201 @@
+"""The study file: which data, which models (a recipe to train or a checkpoint), which
+stressors, sweeps, probes and analyses; one YAML file -> ``StudyConfig``.
+
+Unknown keys and wrong types fail at load time, naming the file and the key. Relative
+paths (``data``, ``checkpoint``, probe images, ``out``) are taken from the current
+directory, like every other ``failmodes`` command.
+
+>>> cfg = load_preset("demo")
+>>> cfg.name, [m.name for m in cfg.models]
+('demo', ['small_cnn-baseline', 'small_cnn-cutout'])
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, from_dict, load_yaml, override
+
+__all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "list_presets", "load_preset",
+           "load_study", "resolve_study", "study_from_dict", "sweep_values"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+class StudyError(ConfigError):
+    """A study file or a study option is wrong; one line naming the key and the fix."""
+
+
+@dataclass
+class ModelSpec:
+    """One model of a study: trained from ``recipe`` unless ``checkpoint`` is given.
+
+    ``arch`` is a model-registry name (``failmodes models``); ``width``, ``epochs``,
+    ``train_subset`` (images), ``batch_size`` and ``lr`` override the recipe.
+    """
+
+    name: str
+    arch: str = "cifar_resnet18"
+    recipe: str | None = "baseline-cosine"
+    checkpoint: str | None = None
+    width: int | None = None
+    epochs: int | None = None
+    train_subset: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+
+
+@dataclass
+class ProbeSpec:
+    """A single-image probe: ``image`` is a file or ``skimage:<name>`` (e.g. skimage:chelsea);
+    ``values`` a list or ``start:stop:step`` in the stressor's natural unit; ``space``
+    ``pixel`` or ``normalized`` says where a noise std is added (``auto``: as named)."""
+
+    image: str
+    model: str = "efficientnet_lite0"
+    stressor: str = "rotation"
+    values: str | list[float] = "-180:180:30"
+    label: int | str | None = None
+    space: str = "auto"
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study does. ``suites`` and ``stressors`` add up (suite names:
+    ``cifar10-c``, ``cifar10-c-extra``, ``all``); ``sweeps`` maps a sweep stressor to its
+    values (``"-90:90:15"`` or a list); ``analyses`` None means every registered analysis;
+    ``baseline`` names the model that relative mCE and the comparison deltas refer to
+    (default: the first model); ``val_subset`` clean images of the held-out training
+    split are evaluated for temperature scaling."""
+
+    name: str
+    data: str = "cifar10"
+    split: str = "test"
+    subset: int | None = None
+    val_subset: int | None = 2000
+    models: list[ModelSpec] = field(default_factory=list)
+    suites: list[str] = field(default_factory=lambda: ["all"])
+    stressors: list[str] = field(default_factory=list)
+    severities: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
+    sweeps: dict[str, Any] = field(default_factory=dict)
+    probes: list[ProbeSpec] = field(default_factory=list)
+    analyses: list[str] | None = None
+    analysis_options: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+    seed: int = 42
+    device: str = "auto"
+    batch_size: int = 256
+    out: str | None = None
+    description: str = ""
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / self.name
+
+    @property
+    def baseline_model(self) -> str | None:
+        return self.baseline or (self.models[0].name if self.models else None)
+
+
+def list_presets() -> list[str]:
+    """Names of the built-in studies (``failmodes/presets/*.yaml``)."""
+    root = resources.files("failmodes") / "presets"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> StudyConfig:
+    """A built-in study by name: ``demo``, ``quick`` or ``paper``."""
+    if name not in list_presets():
+        raise StudyError(f"unknown preset {name!r}; choose from {', '.join(list_presets())}")
+    with resources.as_file(resources.files("failmodes") / "presets" / f"{name}.yaml") as p:
+        return resolve_study(load_yaml(StudyConfig, p), where=f"preset {name}")
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and check a study YAML file."""
+    return resolve_study(load_yaml(StudyConfig, path), where=str(path))
+
+
+def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyConfig:
+    """Apply non-None CLI ``overrides`` (out, data, device, seed, ...) and check the whole
+    study for mistakes a YAML type check cannot see (names, duplicates, sweep syntax)."""
+    try:
+        cfg = override(cfg, **overrides)
+    except ConfigError as e:
+        raise StudyError(str(e)) from None
+    if not _NAME_RE.match(cfg.name):
+        raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+'")
+    if not cfg.models:
+        raise StudyError(f"{where}: models is empty; list at least one model")
+    seen = set()
+    for i, m in enumerate(cfg.models):
+        key = f"{where}: models[{i}]"
+        if not _NAME_RE.match(m.name):
+            raise StudyError(f"{key}.name {m.name!r} must be letters, digits, '_', '-', '.', '+'")
+        if m.name in seen:
+            raise StudyError(f"{key}.name {m.name!r} is used twice; model names must be unique")
+        seen.add(m.name)
+        if m.checkpoint is None and not m.recipe:
+            raise StudyError(f"{key} ({m.name}) needs a recipe to train or a checkpoint")
+        for k in ("width", "epochs", "train_subset", "batch_size"):
+            v = getattr(m, k)
+            if v is not None and v <= 0:
+                raise StudyError(f"{key}.{k} must be positive, got {v}")
+    if cfg.baseline is not None and cfg.baseline not in seen:
+        raise StudyError(f"{where}: baseline {cfg.baseline!r} is not one of the models "
+                         f"({', '.join(seen)})")
+    for k in ("subset", "val_subset", "batch_size"):
+        v = getattr(cfg, k)
+        if v is not None and v <= 0:
+            raise StudyError(f"{where}: {k} must be positive, got {v}")
+    for s in cfg.severities:
+        if not 0 <= s <= 5:
+            raise StudyError(f"{where}: severities must lie in [0, 5], got {s}")
+    for name, values in cfg.sweeps.items():
+        sweep_values(values, f"{where}: sweeps.{name}")
+    for i, p in enumerate(cfg.probes):
+        sweep_values(p.values, f"{where}: probes[{i}].values")
+    for name in cfg.analysis_options:
+        if cfg.analyses is not None and name not in cfg.analyses:
+            raise StudyError(f"{where}: analysis_options.{name} is given but {name!r} is not "
+                             "in analyses")
+    return cfg
+
+
+def sweep_values(values, where: str = "sweep") -> list[float]:
+    """``"start:stop:step"`` (stop included when it falls on the grid) or a list -> floats.
+
+    >>> sweep_values("-90:90:45")
+    [-90.0, -45.0, 0.0, 45.0, 90.0]
+    """
+    if isinstance(values, (list, tuple)):
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 for v in values):
+            raise StudyError(f"{where}: expected a non-empty list of numbers, got {values!r}")
+        return [float(v) for v in values]
+    if isinstance(values, str):
+        parts = values.split(":")
+        try:
+            start, stop, step = (float(p) for p in parts)
+        except ValueError:
+            raise StudyError(f"{where}: {values!r} is not start:stop:step "
+                             "(e.g. -90:90:15) or a list of numbers") from None
+        if step <= 0 or stop < start:
+            raise StudyError(f"{where}: {values!r} needs step > 0 and stop >= start")
+        n = int(round((stop - start) / step + 1e-9)) + 1
+        out = [round(start + i * step, 10) for i in range(n)]
+        return [v for v in out if v <= stop + 1e-9]
+    raise StudyError(f"{where}: expected start:stop:step or a list, got {values!r}")
+
+
+def study_to_dict(cfg: StudyConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def study_from_dict(data: dict, where: str = "study") -> StudyConfig:
+    """A checked study from a mapping (what a YAML file holds)."""
+    return resolve_study(from_dict(StudyConfig, data, where), where=where)

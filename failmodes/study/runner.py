@@ -1,0 +1,308 @@
+"""Run a study: train what is missing, evaluate what is missing, run the analyses and the
+probes, write the report. Every step is incremental, so re-running after a kill (or after
+adding a model, a stressor or an analysis) does only the new work.
+
+Layout of ``runs/<study>/``::
+
+    report.html  results.json  tables/*.csv  figures/*.png
+    results.sqlite             the store (one row per image per cell)
+    study.resolved.json        the resolved study and library versions
+    study_state.json           the commands that ran and each step's status and timing
+    models/<name>/model.pt     trained checkpoints (+ history.json, training_curves.png)
+    <analysis>.json            one per analysis
+    probes/<probe>/            single-image probe outputs
+
+>>> result = run_study(load_preset("demo"))      # doctest: +SKIP
+>>> result.report
+PosixPath('runs/demo/report.html')
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import override, save_resolved, to_dict
+from .config import ProbeSpec, StudyConfig, StudyError
+
+STATE_NAME = "study_state.json"
+RESOLVED_NAME = "study.resolved.json"
+FINAL_CHECKPOINT = "model.pt"  # what failmodes.train writes once every epoch is done
+
+
+@dataclass
+class StudyResult:
+    """``failures``: one line per analysis, probe or cell that failed (the report shows them)."""
+
+    out_dir: Path
+    report: Path
+    seconds: float
+    failures: list[str] = field(default_factory=list)
+
+
+class _State:
+    """``study_state.json``: the commands that built the run and every step's outcome."""
+
+    def __init__(self, out: Path):
+        self.path = out / STATE_NAME
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            self.data = {}
+        self.data.setdefault("commands", [])
+        self.data.setdefault("steps", {})
+
+    def step(self, key: str) -> dict:
+        return self.data["steps"].get(key, {})
+
+    def set(self, key: str, **record) -> None:
+        record["finished"] = _now()
+        self.data["steps"][key] = record
+        self.save()
+
+    def command(self, command: str) -> None:
+        self.data["commands"].append({"time": _now(), "command": command, "cwd": os.getcwd()})
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.data, indent=1, default=str))
+        os.replace(tmp, self.path)
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _say(cfg: StudyConfig, msg: str) -> None:
+    print(f"[{cfg.name}] {msg}", file=sys.stderr, flush=True)
+
+
+def study_versions() -> dict:
+    """Library versions and the machine, for the reproducibility appendix."""
+    import platform
+    from importlib import metadata
+
+    import torch
+    from ..models import library_versions
+    v = dict(library_versions())
+    for dist in ("jinja2", "matplotlib", "torchmetrics", "grad-cam", "scikit-image", "scipy",
+                 "pillow", "efficientnet-lite-pytorch"):
+        try:
+            v[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    v["platform"] = platform.platform()
+    v["cpu_threads"] = torch.get_num_threads()
+    v["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return v
+
+
+def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
+    """Run every missing step of ``cfg`` and write ``<out>/report.html``.
+
+    Training or evaluation errors stop the study (nothing downstream could be right);
+    an analysis or probe that fails is recorded, shown in the report, and listed in
+    ``StudyResult.failures``, and the other steps still run.
+    """
+    t0 = time.perf_counter()
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    state = _State(out)
+    state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
+    save_resolved(cfg, out / RESOLVED_NAME, versions=study_versions())
+    checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models}
+    failures = evaluate_all(cfg, checkpoints, out, state, command)
+    failures += run_analyses(cfg, out, state)
+    failures += run_probes(cfg, out, state)
+    _say(cfg, "writing the report")
+    from ..report import render_report
+    report = render_report(out)
+    seconds = time.perf_counter() - t0
+    _say(cfg, f"done in {seconds:.0f} s: {report}")
+    return StudyResult(out, report, seconds, failures)
+
+
+# ----------------------------------------------------------------------------- training
+def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
+    """The checkpoint of one model: given, already trained, or trained now (resuming a
+    killed run from its last epoch)."""
+    model_dir = out / "models" / spec.name
+    key = f"train:{spec.name}"
+    if spec.checkpoint is not None:
+        ckpt = Path(spec.checkpoint).expanduser().resolve()
+        if not ckpt.is_file():
+            raise StudyError(f"models[{spec.name}].checkpoint {spec.checkpoint} not found")
+        if state.step(key).get("checkpoint") != str(ckpt):
+            _copy_history(ckpt, model_dir)
+            state.set(key, status="ok", source="checkpoint", checkpoint=str(ckpt), seconds=0.0)
+        return ckpt
+    final = model_dir / FINAL_CHECKPOINT
+    if final.is_file():
+        if state.step(key).get("status") != "ok":
+            state.set(key, status="ok", source=f"recipe {spec.recipe} (trained earlier)",
+                      checkpoint=str(final.relative_to(out)), seconds=None)
+        return final
+    from ..train import load_recipe, train_model
+    tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
+                  epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
+                  lr=spec.lr, data=cfg.data, seed=cfg.seed, device=cfg.device)
+    _say(cfg, f"training {spec.name}: {spec.arch} with {spec.recipe}, {tc.epochs} epochs"
+         + (f" on {tc.subset} images" if tc.subset else ""))
+    t = time.perf_counter()
+    result = train_model(tc, model_dir, resume=True)
+    state.set(key, status="ok", source=f"recipe {spec.recipe}",
+              checkpoint=str(Path(result.checkpoint).relative_to(out)),
+              seconds=round(time.perf_counter() - t, 1), detail=f"{tc.epochs} epochs")
+    return Path(result.checkpoint)
+
+
+def _copy_history(ckpt: Path, model_dir: Path) -> None:
+    # A checkpoint trained elsewhere carries its per-epoch history: keep it for the report.
+    from ..models import load_checkpoint
+    _, payload = load_checkpoint(ckpt)
+    if payload.get("history"):
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "history.json").write_text(json.dumps(payload["history"], indent=1))
+
+
+# ----------------------------------------------------------------------------- evaluation
+def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
+    """The one EvalConfig of the study: every model, the suites expanded, clean train-val
+    cells for temperature scaling."""
+    from ..evaluate import EvalConfig
+    from ..stressors import suite
+    names: list[str] = []
+    for s in cfg.suites:
+        names += [n for n in suite(s) if n not in names]
+    names += [n for n in cfg.stressors if n not in names]
+    sweeps = [f"{k}={v if isinstance(v, str) else ','.join(str(x) for x in v)}"
+              for k, v in cfg.sweeps.items()]
+    return EvalConfig(models={n: str(p) for n, p in checkpoints.items()}, data=cfg.data,
+                      split=cfg.split, subset=cfg.subset, stressors=names,
+                      severities=[float(s) for s in cfg.severities], sweeps=sweeps,
+                      seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
+                      include_val=True, val_subset=cfg.val_subset, out=str(out))
+
+
+def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, state: _State,
+                 command: str | None) -> list[str]:
+    from ..evaluate import run_evaluation
+    ec = eval_config(cfg, checkpoints, out)
+    _say(cfg, f"evaluating {len(checkpoints)} model(s) on {len(ec.stressors)} stressors × "
+         f"{len(ec.severities)} severities + {len(ec.sweeps)} sweep(s) (stored cells are kept)")
+    t = time.perf_counter()
+    summary = run_evaluation(ec, command=f"{command or 'run_study'}  # evaluate step")
+    failed = [f"cell {f['cell']['model']} {f['cell']['stressor']} {f['cell']['severity']:g}: "
+              f"{f['error']}" for f in summary.get("failed", [])]
+    state.set("evaluate", status="ok" if not failed else "partial",
+              seconds=round(time.perf_counter() - t, 1),
+              detail=f"{summary['computed']} cells computed, {summary['skipped']} kept, "
+                     f"{len(failed)} failed")
+    return failed
+
+
+# ----------------------------------------------------------------------------- analyses
+def _fingerprint(out: Path, extra) -> str:
+    """Changes whenever a cell is added or replaced, or the step's options change."""
+    from ..analysis.registry import STORE_NAME
+    from ..evaluate.store import ResultsStore
+    with ResultsStore(out / STORE_NAME, readonly=True) as st:
+        cells = st.db.execute("SELECT count(*), max(id), max(finished) FROM cells").fetchone()
+        models = st.db.execute("SELECT group_concat(name || weights_hash) FROM models").fetchone()
+    blob = json.dumps([cells, models, extra], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
+    """Every selected analysis, in registry order, skipping those whose inputs are unchanged."""
+    from ..analysis import get_analysis, list_analyses
+    names = [a.name for a in list_analyses()] if cfg.analyses is None else list(cfg.analyses)
+    failures = []
+    for name in names:
+        a = get_analysis(name)
+        opts = dict(cfg.analysis_options.get(name, {}))
+        key = f"analysis:{name}"
+        fp = _fingerprint(out, opts)
+        prev = state.step(key)
+        if prev.get("status") == "ok" and prev.get("fingerprint") == fp \
+                and (out / f"{name}.json").is_file():
+            continue
+        _say(cfg, f"analysis {name}")
+        t = time.perf_counter()
+        try:
+            a.fn(out, out, **opts)
+        except Exception as e:  # recorded, shown in the report and returned: never hidden
+            msg = f"{type(e).__name__}: {e}"
+            state.set(key, status="failed", error=msg + "\n" + _tail(), fingerprint=fp,
+                      seconds=round(time.perf_counter() - t, 1))
+            failures.append(f"analysis {name}: {msg}")
+            _say(cfg, f"analysis {name} FAILED: {msg}")
+            continue
+        state.set(key, status="ok", fingerprint=fp, seconds=round(time.perf_counter() - t, 1))
+    return failures
+
+
+def _tail(lines: int = 6) -> str:
+    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])
+
+
+# ----------------------------------------------------------------------------- probes
+def probe_key(i: int, p: ProbeSpec) -> str:
+    image = p.image.split(":")[-1].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return f"probe:{i:02d}-{image}-{p.stressor}"
+
+
+def run_probes(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
+    failures = []
+    for i, p in enumerate(cfg.probes):
+        key = probe_key(i, p)
+        spec = to_dict(p)
+        prev = state.step(key)
+        if prev.get("status") == "ok" and prev.get("spec") == spec \
+                and (out / prev.get("json", "")).is_file():
+            continue
+        pdir = out / "probes" / key.split(":", 1)[1]
+        _say(cfg, f"probe {p.model} on {p.image} under {p.stressor}")
+        t = time.perf_counter()
+        try:
+            rel = _probe(cfg, p, pdir).relative_to(out)
+        except Exception as e:  # recorded and reported like an analysis failure
+            msg = f"{type(e).__name__}: {e}"
+            state.set(key, status="failed", spec=spec, error=msg + "\n" + _tail(),
+                      seconds=round(time.perf_counter() - t, 1))
+            failures.append(f"probe {key}: {msg}")
+            continue
+        state.set(key, status="ok", spec=spec, json=str(rel),
+                  seconds=round(time.perf_counter() - t, 1))
+    return failures
+
+
+def _probe(cfg: StudyConfig, p: ProbeSpec, pdir: Path) -> Path:
+    """Run one probe into ``pdir``; returns its JSON (figures listed relative to ``pdir``)."""
+    from ..analysis.probe import probe
+    from ..analysis.registry import write_result
+    result = probe(p.image, p.model, p.stressor, p.values, label=p.label, space=p.space,
+                   seed=cfg.seed, device=cfg.device, out_dir=pdir)
+    written = sorted(pdir.glob("probe*.json"))
+    return written[0] if written else write_result(pdir, "probe", result)
+
+
+def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None = None, *,
+                    command: str | None = None, out=None, data: str | None = None,
+                    device: str | None = None, seed: int | None = None) -> StudyResult:
+    """Load a study file or a preset, apply the CLI overrides, and run it."""
+    from .config import load_preset, load_study, resolve_study
+    if (study is None) == (preset is None):
+        raise StudyError("give a study file or a preset name, not both")
+    cfg = load_preset(preset) if preset else load_study(study)
+    cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
+                        out=str(out) if out is not None else None, data=data, device=device,
+                        seed=seed)
+    return run_study(cfg, command=command)

@@ -1,0 +1,134 @@
+"""Training configuration and the named recipes (``failmodes/recipes/*.yaml``).
+
+A recipe is a YAML file of :class:`TrainConfig` keys; users copy one and edit it. Loading
+goes YAML -> dataclass (unknown keys and wrong types fail naming the key and the file)
+-> CLI overrides (:func:`failmodes.config.override`).
+
+>>> cfg = load_recipe("baseline-cosine")
+>>> cfg.lr, cfg.epochs, cfg.schedule, cfg.augment
+(0.1, 35, 'cosine', 'standard')
+>>> "cutout" in list_recipes()
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, load_yaml
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
+SCHEDULES = ("cosine", "multistep")
+AUGMENTS = ("none", "standard", "cutout", "augmix")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved with every checkpoint.
+
+    The model trains on the ``train-train`` part of the training split: a fixed
+    ``val_fraction`` (split seed 42, the data layer's ``train_val_split``) stays held out
+    as ``train-val`` so temperature scaling can be fitted on data the model never saw.
+    The test split is evaluated after every epoch and never used for any decision.
+    """
+
+    recipe: str = "custom"
+    # --- model and data
+    model: str = "cifar_resnet18"
+    width: int | None = None            # None: the model's own default width
+    data: str = "cifar10"               # a load_dataset spec: synthetic, cifar10, PATH, ...
+    image_size: int | None = None       # resize an image folder to N×N on load
+    subset: int | None = None           # class-stratified subset of train-train (None: all)
+    val_fraction: float = 0.1           # held out of the training split (0: train on all)
+    test_subset: int | None = None      # per-epoch test evaluation on a subset (final: all)
+    # --- optimisation
+    epochs: int = 35
+    batch_size: int = 128               # global batch: split across DDP processes
+    lr: float = 0.1                     # for batch_size 128; not rescaled automatically
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "cosine"            # cosine | multistep, stepped every iteration
+    milestones: list[int] = field(default_factory=lambda: [25, 40])  # epochs (multistep)
+    gamma: float = 0.1                  # lr factor at each milestone
+    # --- augmentation
+    augment: str = "standard"           # none | standard (crop+flip) | cutout | augmix
+    crop_padding: int = 4               # px of zero padding for the random crop at 32 px
+    cutout_size: int = 16               # hole side in px at 32 px; scaled with image size
+    augmix_width: int = 3               # chains mixed per image
+    augmix_depth: int = -1              # ops per chain; -1: uniform in 1..3
+    augmix_severity: int = 3            # op magnitude, 1..10 scale of the paper
+    augmix_alpha: float = 1.0           # Dirichlet (chain weights) and Beta (mix) parameter
+    jsd: bool = False                   # Jensen-Shannon consistency loss (AugMix only)
+    jsd_weight: float = 12.0            # lambda of the paper
+    # --- reproducibility and runtime
+    seed: int = 42
+    device: str = "auto"                # auto | cpu | cuda
+    channels_last: bool = True          # CUDA only
+    bf16: bool = True                   # bf16 autocast, CUDA only
+    compile: bool = False               # torch.compile the network
+    num_threads: int | None = None      # torch CPU threads (None: leave as is)
+    eval_batch_size: int = 500
+
+    def __post_init__(self):
+        _check(self)
+
+    def scaled_cutout(self, image_size: int) -> int:
+        """Cutout hole side for ``image_size`` px images (16 px at 32 px)."""
+        return max(1, round(self.cutout_size * image_size / 32))
+
+    def scaled_padding(self, image_size: int) -> int:
+        """Random-crop padding for ``image_size`` px images (4 px at 32 px)."""
+        return max(0, round(self.crop_padding * image_size / 32))
+
+
+# Fields that do not change what a run computes: a resumed run may change them.
+RUNTIME_FIELDS = ("device", "num_threads", "compile", "eval_batch_size")
+
+
+def _check(c: TrainConfig) -> None:
+    def bad(key, value, allowed):
+        raise ConfigError(f"train config: {key}={value!r} is not valid; use {allowed}")
+
+    if c.schedule not in SCHEDULES:
+        bad("schedule", c.schedule, " | ".join(SCHEDULES))
+    if c.augment not in AUGMENTS:
+        bad("augment", c.augment, " | ".join(AUGMENTS))
+    if c.device not in DEVICES:
+        bad("device", c.device, " | ".join(DEVICES))
+    for key in ("epochs", "batch_size", "eval_batch_size", "augmix_width", "augmix_severity"):
+        if getattr(c, key) < 1:
+            bad(key, getattr(c, key), "a positive integer")
+    for key in ("subset", "test_subset", "num_threads", "width", "image_size"):
+        v = getattr(c, key)
+        if v is not None and v < 1:
+            bad(key, v, "a positive integer or null")
+    if not 0 <= c.val_fraction < 1:
+        bad("val_fraction", c.val_fraction, "a fraction in [0, 1)")
+    if c.lr <= 0:
+        bad("lr", c.lr, "a positive number")
+    if c.augmix_depth == 0 or c.augmix_depth < -1:
+        bad("augmix_depth", c.augmix_depth, "-1 (random 1..3) or a positive integer")
+    if c.jsd and c.augment != "augmix":
+        bad("jsd", c.jsd, "false unless augment is augmix")
+    if any(m < 1 for m in c.milestones) or list(c.milestones) != sorted(c.milestones):
+        bad("milestones", c.milestones, "increasing epoch numbers ≥ 1")
+
+
+def list_recipes() -> list[str]:
+    """Names of the built-in recipes, e.g. ``['augmix', 'baseline-cosine', ...]``."""
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str | Path) -> TrainConfig:
+    """A built-in recipe by name, or any YAML file of TrainConfig keys by path."""
+    s = str(name_or_path)
+    path = RECIPE_DIR / f"{s}.yaml" if s in list_recipes() else Path(s).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe {s!r}; built-in: {', '.join(list_recipes())} "
+                          "(or pass the path of a YAML file)")
+    cfg = load_yaml(TrainConfig, path)
+    if cfg.recipe == "custom":
+        cfg.recipe = path.stem
+    return cfg

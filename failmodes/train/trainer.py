@@ -1,0 +1,521 @@
+"""The training loop: data resident on the device, batched augmentation, SGD, per-epoch
+checkpoints that resume exactly, DDP under ``torchrun``.
+
+>>> from failmodes.train import load_recipe, train_model
+>>> cfg = override(load_recipe("baseline-cosine"), model="small_cnn", data="synthetic",
+...                epochs=1, subset=512)
+>>> result = train_model(cfg, "runs/demo")            # doctest: +SKIP
+>>> result.checkpoint, result.history[-1]["test_acc"]  # doctest: +SKIP
+(PosixPath('runs/demo/model.pt'), 0.61)
+
+Files written in ``out_dir``: ``config.json`` (resolved config + library versions),
+``last.pt`` (every epoch, with optimizer/scheduler/RNG state: what ``resume`` reads),
+``model.pt`` (the final model), ``history.csv`` / ``history.json`` (one row per epoch)
+and ``training_curves.png``.
+
+Randomness: the network's initialisation comes from ``seed``; epoch ``e``'s data order
+from a CPU generator seeded with (seed, e) and its augmentation from a device generator
+seeded with (seed, e, rank). Nothing depends on state carried across epochs except the
+weights, the optimizer and the scheduler, which the checkpoint holds, so a resumed run
+reproduces the uninterrupted one bit for bit on a CPU. The learning rate is stepped every
+iteration (cosine over all iterations; multistep milestones given in epochs).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ConfigError, save_resolved, to_dict
+from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
+from .augment import BatchAugment, jsd_loss
+from .recipes import RUNTIME_FIELDS, TrainConfig
+
+SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
+LAST, FINAL = "last.pt", "model.pt"
+
+
+class TrainError(ValueError):
+    """A run cannot start or resume; one line naming the file or key and what to do."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` produced. ``history``: one dict per epoch (epoch, lr,
+    train_loss, train_acc, test_loss, test_acc, test_n, time_s, images_per_s)."""
+
+    checkpoint: Path
+    out_dir: Path
+    history: list[dict]
+    model: Classifier = field(repr=False)
+    main_process: bool = True  # False on DDP ranks other than 0 (they write nothing)
+
+    @property
+    def test_acc(self) -> float:
+        return self.history[-1]["test_acc"] if self.history else float("nan")
+
+
+@dataclass
+class _Runtime:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+                stop_after: int | None = None, progress: bool | None = None) -> TrainResult:
+    """Train ``config.model`` on ``config.data`` and write a run into ``out_dir``.
+
+    resume: continue from ``out_dir/last.pt`` (the same config, bar device/threads/compile;
+        starts from scratch when there is no checkpoint yet).
+    stop_after: stop once this many epochs are done, as if killed (time-boxed sessions);
+        the run resumes later with ``resume=True``.
+    progress: a live progress bar (True), plain log lines (False); None picks the bar on
+        a terminal. Under ``torchrun`` only rank 0 reports and writes files.
+    """
+    out = Path(out_dir)
+    rt = _runtime(config)
+    threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    cuda = [rt.device.index or 0] if rt.device.type == "cuda" else []
+    try:
+        # The run owns the global RNG (initialisation, dropout) without disturbing the caller's.
+        with torch.random.fork_rng(devices=cuda):
+            return _train(config, out, rt, resume, stop_after, progress)
+    finally:
+        torch.set_num_threads(threads)
+        if rt.owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
+    payload = _prepare_out_dir(cfg, out, resume, rt)
+    train, test = _load_data(cfg, rt)
+    model, optimizer, scheduler, steps = _build(cfg, train, rt)
+    history, start = _restore(payload, model, optimizer, scheduler, rt)
+    channels_last = cfg.channels_last and _on_cuda(rt)
+    x_train, y_train = _resident(train, rt.device, channels_last)
+    x_test, y_test = _resident(test, rt.device, channels_last)
+    eval_rows = _eval_rows(cfg, test)
+    net = _wrap(model, cfg, rt)
+    fill = tuple(float(v) for v in model.mean.flatten())  # Cutout holes: the data mean
+    augment = BatchAugment.from_config(cfg, train.image_size[0], fill=fill)
+    report = _Reporter(cfg.epochs, steps, rt.world, progress, rt.main)
+    data_info = _data_info(cfg, train, test)
+    if rt.main:
+        save_resolved(cfg, out / "config.json", versions=library_versions())
+        report.line(f"training {cfg.model} on {len(train)} images of {cfg.data} "
+                    f"({data_info['train_split']}), testing on {len(test)}, "
+                    f"{cfg.epochs} epochs × {steps} steps of {cfg.batch_size} on {rt.device}"
+                    + (f" × {rt.world} processes" if rt.distributed else ""))
+
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    for epoch in range(start, end):
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        tr = _train_epoch(cfg, net, optimizer, scheduler, augment, x_train, y_train,
+                          epoch, steps, cfg.batch_size // rt.world, rt, report)
+        train_time = time.perf_counter() - t0
+        rows = None if epoch == cfg.epochs - 1 else eval_rows  # the last epoch: all of test
+        te = _evaluate(model, x_test, y_test, rows, cfg, rt)
+        history.append({"epoch": epoch + 1, "lr": lr, **tr, **te,
+                        "time_s": round(time.perf_counter() - t0, 3),
+                        "images_per_s": round(steps * cfg.batch_size / train_time, 1)})
+        report.epoch_done(history[-1])
+        if rt.main:
+            extra = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": _rng_state(rt),
+                     "data": data_info, "world_size": rt.world}
+            save_checkpoint(model, out / LAST, config=to_dict(cfg), history=history, extra=extra)
+            write_history(history, out)
+            plot_history(history, out / "training_curves.png")
+        _barrier(rt)
+
+    done = len(history) >= cfg.epochs
+    if done:
+        extra = {"epoch": len(history), "data": data_info, "world_size": rt.world,
+                 "params_in_sync": _params_in_sync(model, rt)}
+        if rt.main:
+            save_checkpoint(model, out / FINAL, config=to_dict(cfg), history=history, extra=extra)
+            report.line(f"done: test accuracy {history[-1]['test_acc']:.4f} -> {out / FINAL}")
+        _barrier(rt)
+    model.eval()
+    return TrainResult(out / (FINAL if done else LAST), out, history, model, rt.main)
+
+
+def _build(cfg: TrainConfig, train, rt: _Runtime):
+    """(model, optimizer, scheduler, steps per epoch); initialisation from ``cfg.seed``."""
+    if cfg.batch_size % rt.world:
+        raise TrainError(f"batch_size {cfg.batch_size} does not split over {rt.world} "
+                         "processes; use a multiple of the process count")
+    local_bs = cfg.batch_size // rt.world
+    steps = max(1, math.ceil(len(train) / rt.world) // local_bs)  # drop the last partial batch
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, width=cfg.width, class_names=train.classes,
+                         mean=train.mean, std=train.std).to(rt.device)
+    model.train()
+    if cfg.channels_last and _on_cuda(rt):
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    return model, optimizer, _scheduler(cfg, optimizer, steps), steps
+
+
+def _restore(payload, model, optimizer, scheduler, rt) -> tuple[list[dict], int]:
+    """Load a ``last.pt`` payload into the run; (history so far, first epoch to train)."""
+    if payload is None:
+        return [], 0
+    extra = payload["extra"]
+    model.net.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(extra["optimizer"])
+    scheduler.load_state_dict(extra["scheduler"])
+    torch.set_rng_state(extra["rng"]["torch"])
+    if _on_cuda(rt) and "cuda" in extra["rng"]:
+        torch.cuda.set_rng_state(extra["rng"]["cuda"], rt.device)
+    return list(payload["history"]), int(extra["epoch"])
+
+
+def _rng_state(rt) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if _on_cuda(rt):
+        state["cuda"] = torch.cuda.get_rng_state(rt.device)
+    return state
+
+
+def _wrap(model, cfg, rt):
+    """The module the steps call: DDP under torchrun, compiled on request."""
+    net = model
+    if rt.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[rt.device.index] if _on_cuda(rt)
+                                      else None)
+    return torch.compile(net) if cfg.compile else net
+
+
+def _on_cuda(rt: _Runtime) -> bool:
+    return rt.device.type == "cuda"
+
+
+# ----------------------------------------------------------------------------- set-up
+def _runtime(cfg: TrainConfig) -> _Runtime:
+    """Device and process group: DDP when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want = cfg.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise TrainError("device cuda requested but CUDA is not available; use --device cpu")
+    use_cuda = want == "cuda" or (want == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    owns = False
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+        owns = True
+    if world > 1:
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return _Runtime(device, rank, world, owns)
+
+
+def _barrier(rt: _Runtime) -> None:
+    if rt.distributed:
+        torch.distributed.barrier()
+
+
+def _prepare_out_dir(cfg: TrainConfig, out: Path, resume: bool, rt: _Runtime) -> dict | None:
+    """The checkpoint to resume from (None: a fresh run); refuse to clobber a run."""
+    last = out / LAST
+    if not resume:
+        if last.exists() or (out / FINAL).exists():
+            raise TrainError(f"{out} already holds a run ({LAST}/{FINAL}); pass --resume to "
+                             "continue it or choose another --out")
+        return None
+    if not last.exists():
+        if rt.main:
+            print(f"resume: no {last} yet; starting from scratch", file=sys.stderr, flush=True)
+        return None
+    _, payload = load_checkpoint(last)
+    saved, now = payload["config"], to_dict(cfg)
+    diff = sorted(k for k in now if k not in RUNTIME_FIELDS and saved.get(k) != now[k])
+    if diff:
+        what = ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in diff)
+        raise TrainError(f"--resume: {last} was trained with {what}; rerun the original "
+                         "command with --resume, or choose another --out")
+    return payload
+
+
+def _load_data(cfg: TrainConfig, rt: _Runtime):
+    """(train, test): ``train-train`` (a fixed val_fraction held out), optionally subset."""
+    from ..data import load_dataset, train_val_split
+    datasets = None
+    for turn in ((0,) if not rt.distributed else (0, 1)):
+        # Rank 0 decodes (and fills the cache) first, so ranks never write it together.
+        if (turn == 0) == rt.main:
+            full = load_dataset(cfg.data, "train", image_size=cfg.image_size)
+            test = load_dataset(cfg.data, "test", image_size=cfg.image_size)
+            datasets = full, test
+        _barrier(rt)
+    full, test = datasets
+    train = full
+    if cfg.val_fraction > 0:
+        train, _ = train_val_split(full, cfg.val_fraction, seed=SPLIT_SEED)
+    train = train.subset(cfg.subset, seed=SPLIT_SEED)
+    if train.image_size != test.image_size:
+        raise TrainError(f"{cfg.data}: train images are {train.image_size} but test images "
+                         f"{test.image_size}; pass image_size to resize both")
+    return train, test
+
+
+def _data_info(cfg, train, test) -> dict:
+    return {"spec": cfg.data, "classes": list(train.classes),
+            "train_split": "train-train" if cfg.val_fraction > 0 else "train",
+            "val_split": "train-val" if cfg.val_fraction > 0 else None,
+            "val_fraction": cfg.val_fraction, "split_seed": SPLIT_SEED,
+            "n_train": len(train), "n_test": len(test), "image_size": list(train.image_size)}
+
+
+def _resident(ds, device, channels_last: bool):
+    """The whole split on the device once: uint8 N×3×H×W (NHWC memory when channels_last)."""
+    x = torch.as_tensor(ds.images).to(device).permute(0, 3, 1, 2)
+    return (x if channels_last else x.contiguous()), ds.labels.to(device)
+
+
+def _eval_rows(cfg, test):
+    if cfg.test_subset is None or cfg.test_subset >= len(test):
+        return None
+    return test.subset(cfg.test_subset, seed=SPLIT_SEED).indices
+
+
+def _scheduler(cfg: TrainConfig, optimizer, steps: int):
+    total = cfg.epochs * steps
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=[m * steps for m in cfg.milestones], gamma=cfg.gamma)
+
+
+# ----------------------------------------------------------------------------- one epoch
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of ``epoch``: a permutation of 0..n-1 from (seed, epoch) alone."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def shard_indices(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """Rank ``rank``'s share of ``order`` (DistributedSampler's scheme): the order padded
+    by wrapping to a multiple of ``world``, then every ``world``-th element."""
+    n = len(order)
+    total = math.ceil(n / world) * world
+    padded = torch.cat([order, order[: total - n]]) if total > n else order
+    return padded[rank::world]
+
+
+def _seed(*parts: int) -> int:
+    s = 0
+    for p in parts:
+        s = (s * 1_000_003 + int(p)) % (2 ** 63 - 1)
+    return s
+
+
+def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs, rt, report):
+    order = shard_indices(epoch_order(len(y), cfg.seed, epoch), rt.rank, rt.world).to(rt.device)
+    gen = torch.Generator(device=rt.device).manual_seed(_seed(cfg.seed, epoch, rt.rank, 7))
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
+           else contextlib.nullcontext())
+    channels_last = cfg.channels_last and _on_cuda(rt)
+    loss_sum = torch.zeros((), device=rt.device)
+    correct = torch.zeros((), device=rt.device, dtype=torch.int64)
+    seen = 0
+    report.epoch_start(epoch)
+    for step in range(steps):
+        idx = order[step * bs:(step + 1) * bs]
+        yb = y[idx]
+        views = augment(x[idx], gen)
+        xb = torch.cat(views) if len(views) > 1 else views[0]
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with amp:
+            logits = net(xb)
+        logits = logits.float()
+        if len(views) == 3:  # AugMix + JSD: clean, aug1, aug2 through one forward
+            logits, l1, l2 = logits.chunk(3)
+            loss = F.cross_entropy(logits, yb) + cfg.jsd_weight * jsd_loss(logits, l1, l2)
+        else:
+            loss = F.cross_entropy(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(yb)
+        correct += (logits.detach().argmax(1) == yb).sum()
+        seen += len(yb)
+        report.step(step + 1, seen, loss_sum, correct)
+    stats = torch.stack([loss_sum.double(), correct.double(),
+                         torch.tensor(float(seen), device=rt.device, dtype=torch.float64)])
+    if rt.distributed:
+        torch.distributed.all_reduce(stats)
+    loss_total, n_correct, n = stats.tolist()
+    return {"train_loss": round(loss_total / n, 6), "train_acc": round(n_correct / n, 6)}
+
+
+@torch.no_grad()
+def _evaluate(model, x, y, rows, cfg, rt) -> dict:
+    """Test loss and accuracy of ``model`` (rank 0's weights and BN statistics), the rows
+    sharded over processes. Leaves the model in training mode, as it found it."""
+    if rt.distributed:  # DDP only syncs BN buffers at forward: evaluate rank 0's exactly
+        for b in model.buffers():
+            torch.distributed.broadcast(b, 0)
+    rows = torch.arange(len(y), device=y.device) if rows is None else rows.to(y.device)
+    mine = rows[rt.rank::rt.world]
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
+           else contextlib.nullcontext())
+    model.eval()
+    loss_sum = torch.zeros((), device=rt.device, dtype=torch.float64)
+    correct = torch.zeros((), device=rt.device, dtype=torch.float64)
+    try:
+        for i in range(0, len(mine), cfg.eval_batch_size):
+            idx = mine[i:i + cfg.eval_batch_size]
+            xb = x[idx].float().div_(255.0)
+            with amp:
+                logits = model(xb).float()
+            loss_sum += F.cross_entropy(logits, y[idx], reduction="sum").double()
+            correct += (logits.argmax(1) == y[idx]).sum().double()
+    finally:
+        model.train()
+    stats = torch.stack([loss_sum, correct])
+    if rt.distributed:
+        torch.distributed.all_reduce(stats)
+    loss_total, n_correct = stats.tolist()
+    return {"test_loss": round(loss_total / len(rows), 6),
+            "test_acc": round(n_correct / len(rows), 6), "test_n": len(rows)}
+
+
+def _params_in_sync(model, rt) -> bool:
+    """DDP keeps every rank's parameters equal; check it at the end (True on one process)."""
+    if not rt.distributed:
+        return True
+    flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
+    lo, hi = flat.clone(), flat.clone()
+    torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
+    torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
+    return bool(torch.equal(lo, hi))
+
+
+# ----------------------------------------------------------------------------- outputs
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_n",
+                  "time_s", "images_per_s")
+
+
+def write_history(history: list[dict], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """``history.csv`` and ``history.json`` in ``out_dir``, each written atomically."""
+    out = Path(out_dir)
+    paths = out / "history.csv", out / "history.json"
+    tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
+    with open(tmp[0], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        w.writeheader()
+        w.writerows(history)
+    tmp[1].write_text(json.dumps(history, indent=1))
+    for t, p in zip(tmp, paths):
+        os.replace(t, p)
+    return paths
+
+
+def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
+    """Training curves: loss and accuracy vs epoch, train vs test (two panels, PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    path = Path(path)
+    ep = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    for ax, key, label in ((axes[0], "loss", "cross-entropy loss"),
+                           (axes[1], "acc", "accuracy")):
+        ax.plot(ep, [h[f"train_{key}"] for h in history], "o-", ms=3, label="train")
+        ax.plot(ep, [h[f"test_{key}"] for h in history], "s-", ms=3, label="test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[1].set_ylim(0, 1)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+class _Reporter:
+    """A rich progress bar per epoch on a terminal; plain log lines otherwise (one per
+    epoch plus one every ~30 s), so logs of batch jobs stay readable."""
+
+    def __init__(self, epochs, steps, world, progress, active):
+        self.epochs, self.steps, self.world, self.active = epochs, steps, world, active
+        self.live = active and (sys.stderr.isatty() if progress is None else progress)
+        self.bar = None
+        self.t0 = self.last = 0.0
+
+    def line(self, text: str) -> None:
+        if self.active:
+            if self.bar is not None:
+                self.bar.console.print(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+
+    def epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.t0 = self.last = time.perf_counter()
+        if self.live:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+            self.bar = Progress(TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(),
+                                MofNCompleteColumn(), TimeRemainingColumn(),
+                                TextColumn("{task.fields[stats]}"), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.steps, stats="")
+
+    def step(self, step, seen, loss_sum, correct) -> None:
+        if not self.active:
+            return
+        now = time.perf_counter()
+        # Reading the device accumulators syncs the GPU: at most twice a second.
+        if now - self.last < (0.5 if self.live else 30.0) and step < self.steps:
+            return
+        self.last = now
+        # Loss and accuracy of this process's images; speed of all processes together.
+        stats = (f"{seen * self.world / (now - self.t0):6.0f} img/s  "
+                 f"loss {float(loss_sum) / seen:.4f}  acc {float(correct) / seen:.4f}")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, stats=stats)
+        elif step < self.steps:
+            print(f"epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps}  {stats}",
+                  file=sys.stderr, flush=True)
+
+    def epoch_done(self, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        self.line(f"epoch {row['epoch']}/{self.epochs}  lr {row['lr']:.4g}  "
+                  f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                  f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
+                  f"{row['images_per_s']:.0f} img/s  {row['time_s']:.1f} s")

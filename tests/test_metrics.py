@@ -1,0 +1,164 @@
+"""Metrics from a store: accuracy tables, CE / mCE / relative mCE by hand, official CIFAR-10-C."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from failmodes.analysis import get_analysis
+from failmodes.analysis.metrics import (compute_metrics, corruption_error,
+                                        relative_corruption_error, stressor_info)
+from failmodes.evaluate import CellKey, EvalConfig, ResultsStore, run_evaluation
+
+N = 20
+LABELS = np.arange(N) % 2
+
+# Top-1 errors of the hand-made store: {model: {(stressor, severity): error}}.
+ERRORS = {
+    "base": {("clean", 0): 0.10, ("gaussian_noise", 1): 0.30, ("gaussian_noise", 2): 0.50,
+             ("shot_noise", 1): 0.20, ("shot_noise", 2): 0.40, ("speckle_noise", 1): 0.60},
+    "m": {("clean", 0): 0.05, ("gaussian_noise", 1): 0.20, ("gaussian_noise", 2): 0.30,
+          ("shot_noise", 1): 0.20, ("shot_noise", 2): 0.20, ("speckle_noise", 1): 0.50},
+}
+
+
+def _rows(error: float) -> dict:
+    wrong = int(round(error * N))
+    pred = LABELS.copy()
+    pred[:wrong] = 1 - pred[:wrong]  # the first `wrong` images are misclassified
+    conf = np.full(N, 0.9)
+    return {"idx": np.arange(N), "label": LABELS, "pred": pred, "conf": conf,
+            "p_true": np.where(pred == LABELS, 0.9, 0.1), "entropy": np.full(N, 0.3),
+            "margin": np.full(N, 0.8)}
+
+
+@pytest.fixture
+def hand_store(tmp_path):
+    run = tmp_path / "run"
+    with ResultsStore(run / "results.sqlite") as st:
+        for model, errs in ERRORS.items():
+            st.register_model(model, spec=model, arch="toy", weights_hash=model,
+                              class_names=["a", "b"])
+            for (stressor, sev), e in errs.items():
+                st.write_cell(CellKey(model, "toy:test", stressor, sev), _rows(e))
+            # The temperature-scaling split is stored but never counted as a test cell.
+            st.write_cell(CellKey(model, "toy:train-val", "clean", 0), _rows(0.5))
+    return run
+
+
+def test_ce_functions_match_their_definitions():
+    assert corruption_error([0.2, 0.3], [0.3, 0.5]) == pytest.approx(0.5 / 0.8)
+    assert math.isnan(corruption_error([0.1], [0.0]))
+    assert relative_corruption_error([0.2, 0.3], 0.05, [0.3, 0.5], 0.1) == pytest.approx(0.4 / 0.6)
+
+
+def test_mce_and_relative_mce_on_a_hand_made_store(hand_store, tmp_path):
+    with ResultsStore(hand_store / "results.sqlite", readonly=True) as st:
+        t = compute_metrics(st)
+    assert t["baseline"] == "base"
+    models = {r["model"]: r for r in t["models"]}
+    assert set(models) == {"base", "m"}  # train-val is not a second dataset
+    m = models["m"]
+    # By hand: CE_gauss = (.2+.3)/(.3+.5), CE_shot = (.2+.2)/(.2+.4); speckle is an extra.
+    assert m["mce"] == pytest.approx(np.mean([0.5 / 0.8, 0.4 / 0.6]))
+    # Relative: gauss ((.2-.05)+(.3-.05))/((.3-.1)+(.5-.1)), shot (.15+.15)/(.1+.3).
+    assert m["relative_mce"] == pytest.approx(np.mean([0.4 / 0.6, 0.3 / 0.4]))
+    assert m["mca"] == pytest.approx(np.mean([1 - 0.25, 1 - 0.20]))
+    assert m["clean_accuracy"] == pytest.approx(0.95)
+    assert m["corruptions"] == 2 and m["corruption_set"] == "benchmark"
+    assert models["base"]["mce"] == pytest.approx(1.0)
+    assert models["base"]["relative_mce"] == pytest.approx(1.0)
+    corr = {(r["model"], r["corruption"]): r for r in t["corruptions"]}
+    assert corr[("m", "speckle_noise")]["ce"] == pytest.approx(0.5 / 0.6)
+    assert not corr[("m", "speckle_noise")]["benchmark"]
+    assert corr[("m", "gaussian_noise")]["accuracy"] == pytest.approx(0.75)
+    fam = stressor_info("gaussian_noise")["family"]
+    fam_row = next(r for r in t["families"] if r["model"] == "m" and r["family"] == fam)
+    members = [r["accuracy"] for r in t["corruptions"] if r["model"] == "m" and r["family"] == fam]
+    assert fam_row["accuracy"] == pytest.approx(np.mean(members))
+    cells = {(r["model"], r["stressor"], r["severity"]): r for r in t["cells"]}
+    assert len(cells) == 12 and cells[("m", "shot_noise", 2.0)]["error"] == pytest.approx(0.2)
+    # Per class: in m's gaussian 2 cell the 6 wrong images are indices 0..5 (3 per class).
+    pc = {r["class"]: r["accuracy"] for r in t["per_class"]
+          if r["model"] == "m" and r["stressor"] == "gaussian_noise" and r["severity"] == 2
+          and r["dataset"] == "toy:test"}
+    assert pc == pytest.approx({"a": 0.7, "b": 0.7})
+
+    with ResultsStore(hand_store / "results.sqlite", readonly=True) as st:
+        flipped = {r["model"]: r for r in compute_metrics(st, baseline="m")["models"]}
+        with pytest.raises(ValueError, match="baseline model 'x'"):
+            compute_metrics(st, baseline="x")
+    assert flipped["m"]["mce"] == pytest.approx(1.0)
+    assert flipped["base"]["mce"] == pytest.approx(np.mean([0.8 / 0.5, 0.6 / 0.4]))
+
+
+def test_metrics_analysis_writes_json_csv_and_heatmaps(hand_store, tmp_path):
+    out = tmp_path / "report"
+    result = get_analysis("metrics").fn(hand_store, out, baseline="base")
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["summary"]["m: mCE"] == pytest.approx(np.mean([0.5 / 0.8, 0.4 / 0.6]))
+    assert saved["summary"]["baseline"] == "base"
+    with open(out / "metrics_corruptions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["corruption"] for r in rows} == {"gaussian_noise", "shot_noise", "speckle_noise"}
+    with open(out / "metrics_cells.csv") as f:
+        assert len(list(csv.DictReader(f))) == 12
+    assert len(result["figures"]) == 2
+    for fig in result["figures"]:
+        assert (out / fig["path"]).read_bytes()[:4] == b"\x89PNG"
+    assert any("hardest corruption is" in n for n in result["notes"])
+
+
+def _fake_cifar10c(tmp_path):
+    """A CIFAR-class image folder of 40 images, and an 'official' .npy folder made by our own
+    gaussian_noise on those images (so on-the-fly and official must agree exactly)."""
+    from PIL import Image
+    from failmodes.data import CIFAR10_CLASSES, load_dataset
+    from failmodes.data.synthetic import make_synthetic
+    from failmodes.stressors import get_stressor
+    images, labels = make_synthetic(40, seed=5)
+    for i, (im, lab) in enumerate(zip(images.numpy(), labels.tolist())):
+        d = tmp_path / "tree" / "test" / CIFAR10_CLASSES[lab]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(d / f"{i:03d}.png")
+    ds = load_dataset(str(tmp_path / "tree"), "test")
+    x = ds.float_batch(0, len(ds))
+    levels = [get_stressor("gaussian_noise")(x, s, seed=0, indices=ds.indices) for s in range(1, 6)]
+    stack = torch.cat(levels).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    (tmp_path / "c10c").mkdir()
+    np.save(tmp_path / "c10c" / "gaussian_noise.npy", stack)
+    np.save(tmp_path / "c10c" / "labels.npy", np.tile(ds.labels.numpy(), 5))
+    return tmp_path / "tree", tmp_path / "c10c"
+
+
+def test_official_cifar10c_cells_and_comparison_table(tmp_path):
+    tree, c10c = _fake_cifar10c(tmp_path)
+    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "width": 8}}, data=str(tree),
+                     stressors=["gaussian_noise"], severities=[1, 2], cifar10c=str(c10c),
+                     batch_size=16, out=str(tmp_path / "run"))
+    s = run_evaluation(cfg, progress="off")
+    assert s["computed"] == 5 and not s["failed"]
+    with ResultsStore(tmp_path / "run" / "results.sqlite", readonly=True) as st:
+        off = st.cells(dataset="cifar10c-official:test")
+        fly = st.cells(dataset="cifar10:test", stressor="gaussian_noise")
+        assert [(c.stressor, c.severity) for c in off] == [("gaussian_noise", 1.0),
+                                                           ("gaussian_noise", 2.0)]
+        for a, b in zip(off, fly):
+            pa, pb = st.predictions(a), st.predictions(b)
+            np.testing.assert_array_equal(pa["pred"], pb["pred"])
+            np.testing.assert_allclose(pa["conf"], pb["conf"], atol=1e-6)
+    result = get_analysis("metrics").fn(tmp_path / "run", tmp_path / "out", figures=False)
+    table = result["tables"]["official"]
+    assert [(r["corruption"], r["severity"]) for r in table] == [("gaussian_noise", 1.0),
+                                                                 ("gaussian_noise", 2.0)]
+    assert all(r["difference"] == 0 and r["n_official"] == 40 for r in table)
+    assert (tmp_path / "out" / "metrics_official.csv").is_file()
+
+    bad = EvalConfig(**{**cfg.__dict__, "cifar10c": str(tree), "out": str(tmp_path / "bad")})
+    with pytest.raises(ValueError, match="labels.npy not found"):
+        run_evaluation(bad, progress="off")
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,235 @@
+"""The HTML report and `failmodes compare` on a fake run folder: a small store filled by
+this file and hand-written analysis JSON, so the renderer is tested on its own."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from failmodes.analysis import registry
+from failmodes.evaluate.store import CellKey, ResultsStore
+from failmodes.report import compare_runs, render_report
+from failmodes.report.comparison import corruption_deltas, model_facts
+
+EVIL = "<script>alert('x')</script>"
+CLASSES = ["cat", "dog", EVIL]
+N = 120
+
+
+def _tiny_png(path: Path, color) -> None:
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 24), color).save(path)
+
+
+def _fill_store(path: Path, models: dict[str, float], seed: int = 0) -> None:
+    """Models with a base accuracy; accuracy falls 0.1 per severity level."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, N)
+    u = rng.random((6, N))  # shared per (severity, image): paired models, like the real grid
+    with ResultsStore(path) as st:
+        st.start_run("failmodes evaluate --fake", {"fake": True}, {"numpy": np.__version__})
+        for name, acc in models.items():
+            st.register_model(name, spec="fake", arch="fake", weights_hash=name,
+                              class_names=CLASSES)
+            cells = [("clean", 0)] + [(s, k) for s in ("gaussian_noise", "fog") for k in range(1, 6)]
+            for stressor, sev in cells:
+                ok = u[sev] < acc - 0.1 * sev
+                pred = np.where(ok, labels, (labels + 1) % 3)
+                conf = np.full(N, 0.8)
+                st.write_cell(CellKey(name, "fake:test", stressor, float(sev), 0), {
+                    "idx": np.arange(N), "label": labels, "pred": pred, "conf": conf,
+                    "p_true": np.where(ok, conf, 0.1), "entropy": np.full(N, 0.5),
+                    "margin": np.full(N, 0.3)})
+
+
+def _fake_analysis(fn_name):
+    def fn(run_dir, out_dir, **kw):  # pragma: no cover - the renderer never calls it
+        raise AssertionError(fn_name)
+    return fn
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """Five registered analyses in report order, isolated from the real modules."""
+    reg = {n: registry.Analysis(n, t, _fake_analysis(n), i) for i, (n, t) in enumerate([
+        ("metrics", "Robustness metrics"), ("curves", "Degradation curves and regimes"),
+        ("failures", "High-confidence failures"), ("calibration", "Calibration under shift"),
+        ("cam", "Grad-CAM drift")])}
+    monkeypatch.setattr(registry, "_REGISTRY", reg)
+    monkeypatch.setattr(registry, "_load_all", lambda: None)
+    return reg
+
+
+@pytest.fixture
+def fake_run(tmp_path, fake_registry) -> Path:
+    run = tmp_path / "runs" / "fake"
+    _fill_store(run / "results.sqlite", {"net-a": 0.9, "net-b": 0.95})
+    _tiny_png(run / "figures" / "heat.png", (200, 30, 30))
+    registry.write_result(run, "metrics", {
+        "summary": {"mean_corruption_accuracy": 0.61, "baseline": "net-a"},
+        "figures": [{"path": "figures/heat.png", "caption": f"heatmap of {EVIL}"},
+                    {"path": "figures/gone.png", "caption": "a figure that was deleted"},
+                    {"path": "../../outside.png", "caption": "a path leaving the run"}],
+        "tables": {"per_model": [{"model": "net-a", "mce": 1.0, "relative_mce": 1.0},
+                                 {"model": "net-b", "mce": 0.8, "relative_mce": 0.7}],
+                   "per_class": [{"class": c, "accuracy": 0.5} for c in CLASSES]},
+        "notes": [f"class {EVIL} is hardest"]})
+    registry.write_result(run, "curves", {
+        "summary": {"headline": "Largest drop: 50 points under fog at severity 5"},
+        "figures": [], "notes": [],
+        "tables": {"regimes": [{"model": "net-a", "stressor": "fog",
+                                "regime": "threshold-collapse", "breakpoint": 3.0}]}})
+    (run / "study_state.json").write_text(json.dumps({
+        "commands": [{"time": "2024-01-01T00:00:00", "command": "failmodes run fake.yaml",
+                      "cwd": "/x"}],
+        "steps": {"analysis:calibration": {"status": "failed",
+                                           "error": "ValueError: <b>bad</b> bins"}}}))
+    return run
+
+
+def test_autoescape_and_self_contained(fake_run):
+    html = render_report(fake_run).read_text()
+    assert EVIL not in html                                  # class names are data
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()                     # the report carries no script
+    assert "<b>bad</b>" not in html and "&lt;b&gt;bad&lt;/b&gt;" in html
+    srcs = re.findall(r'<img[^>]* src="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from a network
+    assert "Figure file <code>gone.png</code> is missing" in html
+    assert "Figure file <code>outside.png</code> is missing" in html  # refused, not embedded
+
+
+def test_missing_and_failed_sections_say_so(fake_run):
+    html = render_report(fake_run).read_text()
+    sec = lambda i: html[html.index(f'<section id="{i}">'):].split("</section>")[0]  # noqa: E731
+    assert "The failures analysis has not run" in sec("failures")
+    assert "This analysis failed" in sec("calibration") and "bins" in sec("calibration")
+    assert "The cam analysis has not run" in sec("cam")
+    assert "not run" in sec("failures") and "<figure" not in sec("failures")
+    # The summary lists what is missing instead of inventing numbers.
+    assert "the calibration analysis failed" in sec("summary")
+    assert "Largest drop: 50 points under fog" in sec("summary")
+    assert "threshold-collapse" in sec("summary")
+    # Sections follow the registry, with the comparison after the curves.
+    order = [m for m in re.findall(r'<section id="([^"]+)">', html)]
+    assert order == ["summary", "training", "metrics", "curves", "comparison", "failures",
+                     "calibration", "cam", "sweeps", "appendix"]
+    assert "failmodes run fake.yaml" in sec("appendix")
+
+
+def test_outputs_and_comparison_numbers(fake_run):
+    render_report(fake_run)
+    res = json.loads((fake_run / "results.json").read_text())
+    assert res["analyses"]["calibration"]["status"] == "failed"
+    assert res["analyses"]["failures"]["status"] == "missing"
+    facts = {f["model"]: f for f in res["models"]}
+    rng = np.random.default_rng(0)
+    rng.integers(0, 3, N)
+    assert facts["net-a"]["clean_acc"] == pytest.approx(np.mean(rng.random((6, N))[0] < 0.9))
+    assert (fake_run / "tables" / "accuracy_cells.csv").read_text().count("\n") == 1 + 2 * 11
+    assert (fake_run / "tables" / "metrics__per_model.csv").exists()
+    # Paired deltas equal the difference of the two models' accuracies on the same images.
+    store = fake_run / "results.sqlite"
+    d = {r["stressor"]: r for r in corruption_deltas(store, "net-a", store, "net-b")}
+    acc = {(r["model"], r["stressor"], r["severity"]): r["accuracy"] for r in res["cells"]}
+    want = np.mean([acc[("net-b", "fog", s)] - acc[("net-a", "fog", s)] for s in range(1, 6)])
+    assert d["fog"]["delta"] == pytest.approx(100 * want)
+    assert d["fog"]["ci95"] > 0 and "clean" not in d
+
+
+def test_model_facts_largest_drop():
+    rows = [{"model": "m", "dataset": "d", "stressor": "clean", "severity": 0.0, "n": 10,
+             "accuracy": 0.9},
+            {"model": "m", "dataset": "d", "stressor": "fog", "severity": 5.0, "n": 10,
+             "accuracy": 0.3},
+            {"model": "m", "dataset": "d", "stressor": "fog", "severity": 1.0, "n": 10,
+             "accuracy": 0.8}]
+    (f,) = model_facts(rows)
+    assert f["largest_drop"] == pytest.approx(0.6) and f["worst_stressor"] == "fog"
+    assert f["worst_severity"] == 5.0 and f["mean_corruption_acc"] == pytest.approx(0.55)
+
+
+def test_report_on_an_empty_run_folder(tmp_path, fake_registry):
+    html = render_report(tmp_path).read_text()
+    assert "No evaluated cells in this run folder yet" in html
+    assert "has not run" in html
+
+
+def test_compare_runs(tmp_path, fake_registry):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _fill_store(a / "results.sqlite", {"net-a": 0.9})
+    _fill_store(b / "results.sqlite", {"net-b": 0.95, EVIL: 0.5})
+    out = compare_runs(a, b, tmp_path / "cmp")
+    html = out.read_text()
+    assert out.name == "compare.html" and EVIL not in html
+    assert "B:net-b" in html and "<img" in html
+    rows = (tmp_path / "cmp" / "tables" / "compare_deltas.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + 2 models × 2 corruptions
+    with pytest.raises(ValueError, match="holds no results.sqlite"):
+        compare_runs(a, tmp_path / "nothing")
+
+
+# ----------------------------------------------------------------------------- chromium
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
+                "--hide-scrollbars"]
+# Injected into a test copy only (the report itself has no script and a CSP forbidding
+# one): after load, write how many <img> decoded, and every error/CSP violation, into the DOM.
+PROBE_JS = """<script>
+window.__errs = [];
+addEventListener('error', e => __errs.push('error:' + (e.message || (e.target && e.target.src || '').slice(0, 60))), true);
+addEventListener('securitypolicyviolation', e => __errs.push('csp:' + e.blockedURI));
+addEventListener('load', () => setTimeout(() => {
+  const im = [...document.images];
+  const ok = im.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute('data-images', ok + '/' + im.length);
+  document.body.setAttribute('data-errors', JSON.stringify(__errs));
+}, 50));
+</script>"""
+
+
+def check_in_chromium(report: Path, tmp_path: Path) -> dict:
+    """Open ``report`` in headless Chromium: screenshot, console messages, image loading."""
+    shot = tmp_path / "report.png"
+    base = [CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}"]
+    r = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,3000",
+                               report.resolve().as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
+    html = report.read_text()
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', html)
+    assert csp, "the report must carry its Content-Security-Policy"
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace(csp.group(1), csp.group(1) + "; script-src 'unsafe-inline'")
+                     .replace("</body>", PROBE_JS + "</body>"))
+    d = subprocess.run(base + ["--dump-dom", probe.resolve().as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    images = re.search(r'data-images="(\d+)/(\d+)"', d.stdout)
+    errors = re.search(r'data-errors="([^"]*)"', d.stdout)
+    return {"shot": shot, "console": console + [ln for ln in d.stderr.splitlines()
+                                                 if ":CONSOLE" in ln],
+            "images": (int(images.group(1)), int(images.group(2))) if images else None,
+            "errors": json.loads(errors.group(1).replace("&quot;", '"')) if errors else None}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's `chromium` is not installed "
+                    "(apt-get install chromium); the browser check needs it")
+def test_report_in_headless_chromium(fake_run, tmp_path):
+    # Drop the deliberately broken figures so every remaining <img> must load.
+    res = json.loads((fake_run / "metrics.json").read_text())
+    res["figures"] = res["figures"][:1]
+    registry.write_result(fake_run, "metrics", res)
+    got = check_in_chromium(render_report(fake_run), tmp_path)
+    assert got["shot"].stat().st_size > 10_000
+    assert got["console"] == []
+    assert got["images"] is not None and got["images"][0] == got["images"][1] >= 2
+    assert got["errors"] == []
