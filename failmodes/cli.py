@@ -91,7 +91,7 @@ def corrupt(
                                help="also write contact_sheet.png: first image, stressors x severities 0..5"),
     stressors_: Optional[str] = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
                                              "separated (default: all 19 corruptions)"),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu or cuda"),
 ):
     """Write corrupted copies of an image or folder (and a contact sheet)."""
     from .stressors.io import corrupt_path

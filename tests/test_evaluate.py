@@ -134,6 +134,18 @@ def test_run_resumes_only_missing_cells_and_records_everything(ckpt, tmp_path):
     assert saved["severities"] == [1.0, 2.0, 3.0] and saved["models"] == {"cnn": ckpt}
 
 
+def test_a_second_writer_on_the_same_run_folder_is_refused(ckpt, tmp_path):
+    from failmodes.evaluate.grid import _RunLock
+    lock = _RunLock(tmp_path / "r")  # as if another evaluation were running there
+    try:
+        with pytest.raises(EvalError, match=f"another evaluation \\(pid {os.getpid()}\\)"):
+            run_evaluation(cfg(tmp_path / "r", ckpt), progress="off")
+        assert not (tmp_path / "r" / "results.sqlite").exists()
+    finally:
+        lock.release()
+    assert run_evaluation(cfg(tmp_path / "r", ckpt), progress="off")["computed"] == 3
+
+
 def test_rows_equal_a_direct_computation(ckpt, tmp_path):
     run_evaluation(cfg(tmp_path / "r", ckpt, severities=[4]), progress="off")
     ctx = open_run(tmp_path / "r")

@@ -38,6 +38,7 @@ from .store import CellKey, ResultsStore, per_image_rows
 
 STORE_NAME = "results.sqlite"
 CONFIG_NAME = "eval_config.json"
+LOCK_NAME = "results.sqlite.lock"
 CLEAN = "clean"
 OFFICIAL_NAME = "cifar10c-official"
 VAL_SPLIT = "train-val"
@@ -437,7 +438,7 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
     """
     t_start = time.perf_counter()
     c = _resolve_with_prebuilt(config, models)
-    dist = Dist()
+    dist, lock = Dist(), None
     try:
         device = resolve_device(c.device)
         if device.type == "cuda" and dist.world > 1:
@@ -446,6 +447,7 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
         groups = _groups(c, plan.keys)
         todo, store = None, None
         if dist.is_main:
+            lock = _RunLock(Path(c.out))
             store, todo = _open_and_record(plan, groups, command)
         todo = dist.broadcast(todo)
         modes = {n: m.training for n, m in plan.models.items()}
@@ -478,6 +480,8 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
             store.close()
         return dist.broadcast(summary)
     finally:
+        if lock is not None:
+            lock.release()
         dist.close()
 
 
@@ -488,6 +492,34 @@ def _resolve_with_prebuilt(config, models) -> EvalConfig:
     given = dict(cfg.models) if isinstance(cfg.models, Mapping) else {}
     given.update({n: IN_MEMORY for n in models})
     return resolve_config(dataclasses.replace(cfg, models=given))
+
+
+class _RunLock:
+    """One writer per run folder: two evaluations into one --out would compute the same
+    cells twice. The OS drops a flock when its holder dies, SIGKILL included."""
+
+    def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(run_dir / LOCK_NAME, "a+")
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform
+            return
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise EvalError(f"another evaluation ({holder}) is writing to {run_dir}; wait for "
+                            "it to finish or pass another --out") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}")
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()
 
 
 def _open_and_record(plan: _Plan, groups: list[Group], command: str | None):

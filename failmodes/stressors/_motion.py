@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ._rng import ImageRNG
+from ._spatial import to_u8
 from .registry import register_stressor
 
 # ImageMagick's MagickEpsilon guards sigma -> 0 in GetMotionBlurKernel.
@@ -85,11 +86,6 @@ def motion_blur_u8(x: torch.Tensor, radius: float, sigma: float,
     # 92 160 of 92 160 pixels agree).
     q16 = torch.floor(acc * 257.0 + 0.5).clamp_(0, 65535)
     return torch.floor(q16 / 257.0).to(x.dtype)
-
-
-def to_u8(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats to the 8-bit values a PNG round trip keeps (rounded), as floats."""
-    return torch.round(x.clamp(0, 1) * 255.0)
 
 
 @register_stressor("motion_blur", family="blur", tables=MOTION_BLUR,

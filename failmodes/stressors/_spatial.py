@@ -15,6 +15,12 @@ import torch
 import torch.nn.functional as F
 
 
+def to_u8(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats to the 8-bit values (0..255, rounded, still float) that the
+    reference's PIL images hold."""
+    return x.clamp(0, 1).mul_(255.0).round_()
+
+
 # ----------------------------------------------------------------------------- borders
 def border_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
     """Map integer indices (any range) into ``[0, n)`` with a named border rule.
@@ -25,13 +31,18 @@ def border_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
     """
     if mode == "nearest" or n == 1:
         return i.clamp(0, n - 1)
-    if mode == "reflect":
-        i = torch.remainder(i, 2 * n)
-        return torch.where(i >= n, 2 * n - 1 - i, i)
-    if mode == "reflect101":
-        i = torch.remainder(i, 2 * n - 2)
-        return torch.where(i >= n, 2 * n - 2 - i, i)
-    raise ValueError(f"unknown border mode {mode!r}")
+    if mode not in ("reflect", "reflect101"):
+        raise ValueError(f"unknown border mode {mode!r}")
+    period = 2 * n if mode == "reflect" else 2 * n - 2
+    lo, hi = (v.item() for v in torch.aminmax(i))
+    if lo < -period // 2 or hi >= period:
+        # Far outside (wide kernels on small images): fold whole periods first. Rare,
+        # and integer division is the slow part of this function, hence the check.
+        i = torch.remainder(i, period)
+    if mode == "reflect101":  # valid on [-(n-1), 2(n-1)]
+        return (n - 1) - ((n - 1) - i.abs()).abs()
+    i = torch.where(i < 0, -1 - i, i)  # valid on [-n, 2n-1]
+    return torch.where(i >= n, 2 * n - 1 - i, i)
 
 
 # ----------------------------------------------------------------------------- filters
@@ -100,15 +111,16 @@ def bilinear_gather(img: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
     fx = (xs - x0).to(img.dtype).unsqueeze(1)
     y0 = y0.long()
     x0 = x0.long()
-    rows = [border_index(y0, h, mode) * w, border_index(y0 + 1, h, mode) * w]
-    cols = [border_index(x0, w, mode), border_index(x0 + 1, w, mode)]
+    r0, r1 = border_index(y0, h, mode) * w, border_index(y0 + 1, h, mode) * w
+    c0, c1 = border_index(x0, w, mode), border_index(x0 + 1, w, mode)
     flat = img.reshape(n, c, h * w)
-    out = 0
-    for r, wy in zip(rows, (1 - fy, fy)):
-        for q, wx in zip(cols, (1 - fx, fx)):
-            idx = (r + q).reshape(n, 1, -1).expand(n, c, -1)
-            out = out + (wy * wx) * flat.gather(2, idx).reshape(n, c, *ys.shape[1:])
-    return out
+
+    def tap(r, q):
+        idx = (r + q).reshape(n, 1, -1).expand(n, c, -1)
+        return flat.gather(2, idx).reshape(n, c, *ys.shape[1:])
+
+    top = torch.lerp(tap(r0, c0), tap(r0, c1), fx)
+    return torch.lerp(top, torch.lerp(tap(r1, c0), tap(r1, c1), fx), fy)
 
 
 def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
@@ -128,45 +140,55 @@ def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- PIL box
 @functools.lru_cache(maxsize=64)
-def _pil_box_coeffs(in_size: int, out_size: int) -> torch.Tensor:
-    """PIL's fixed-point BOX resampling matrix (out, in) as float64 integers.
+def _pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's BOX resampling as a 0/1 tap matrix (out, in) and one weight per output.
 
     Follows Resample.c: precompute_coeffs (support 0.5 * scale, centre (i + 0.5) * scale,
-    bounds rounded with int(v + 0.5)) and normalize_coeffs_8bpc (22 fractional bits).
+    bounds rounded with int(v + 0.5), box(u) = 1 on (-0.5, 0.5]) and
+    normalize_coeffs_8bpc (weights rounded to 22 fractional bits). A box weighs its taps
+    equally, so output j is (k_j * sum of its taps + 2^21) >> 22.
     """
-    precision = 1 << 22
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
-    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
+    weight = torch.zeros(out_size, dtype=torch.float64)
     for xx in range(out_size):
         center = (xx + 0.5) * scale
         ss = 1.0 / filterscale
         xmin = max(int(center - support + 0.5), 0)
         xmax = min(int(center + support + 0.5), in_size) - xmin
-        ws = []
-        for x in range(xmax):
-            u = (x + xmin - center + 0.5) * ss
-            ws.append(1.0 if -0.5 < u <= 0.5 else 0.0)
-        tot = sum(ws)
-        for x, wv in enumerate(ws):
-            k = wv / tot if tot != 0 else wv
-            m[xx, xmin + x] = int(0.5 + k * precision)
-    return m
+        inside = [x for x in range(xmax) if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5]
+        for x in inside:
+            taps[xx, xmin + x] = 1.0
+        if inside:
+            weight[xx] = int(0.5 + (1.0 / len(inside)) * (1 << 22)) / float(1 << 22)
+    return taps, weight
+
+
+# floor(S * k/2^22 + 0.5) in float32 equals PIL's (k*S + 2^21) >> 22 for every tap sum S
+# of boxes up to 160 taps wide (checked exhaustively); wider boxes take float64.
+_BOX_FLOAT32_MAX_TAPS = 160
+
+
+def _pil_box_pass(y: torch.Tensor, out_size: int) -> torch.Tensor:
+    # One PIL pass along the last axis; the tap sums are small integers, exact in float32.
+    taps, weight = _pil_box_matrix(y.shape[-1], out_size)
+    s = y @ taps.to(y.device).T
+    if taps.sum(1).max() > _BOX_FLOAT32_MAX_TAPS:
+        s = s.to(torch.float64).mul_(weight.to(y.device)).add_(0.5).floor_().clamp_(0, 255)
+        return s.to(y.dtype)
+    # s·weight <= 255 + 2^-22·s here, so the floor never leaves 0..255: no clamp needed.
+    return s.mul_(weight.to(y.device, torch.float32)).add_(0.5).floor_()
 
 
 def pil_box_resize(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     """PIL ``Image.resize((out_w, out_h), Image.BOX)`` on uint8-valued floats (…, H, W)
     in 0..255: horizontal pass then vertical, each rounded and clipped to uint8 as PIL does."""
     h, w = x.shape[-2:]
-    y = x.to(torch.float64)
-    half = float(1 << 21)
+    y = x.to(torch.float32)
     if out_w != w:
-        mw = _pil_box_coeffs(w, out_w).to(y.device)
-        y = torch.floor((y @ mw.T + half) / (1 << 22)).clamp_(0, 255)
+        y = _pil_box_pass(y, out_w)
     if out_h != h:
-        mh = _pil_box_coeffs(h, out_h).to(y.device)
-        # One large matmul over the transposed batch rather than N·C small ones.
-        y = torch.floor((y.transpose(-1, -2) @ mh.T + half) / (1 << 22)).clamp_(0, 255)
-        y = y.transpose(-1, -2)
+        y = _pil_box_pass(y.transpose(-1, -2), out_h).transpose(-1, -2)
     return y.to(x.dtype)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._rng import ImageRNG
-from ._spatial import bilinear_gather, gaussian_filter, pil_box_resize
+from ._spatial import bilinear_gather, gaussian_filter, pil_box_resize, to_u8
 from .registry import register_stressor
 
 # Severity tables: row 0 = identity, rows 1..5 = make_cifar_c.py / make_imagenet_c.py.
@@ -88,14 +88,15 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 def _as_reference_float(x: torch.Tensor) -> torch.Tensor:
     # The reference computes np.array(uint8_image) / 255. in float64; recover those exact
     # doubles (a float32 k/255 widened to float64 is a different number).
-    return torch.round(x.to(torch.float64) * 255.0) / 255.0
+    return x.to(torch.float64).mul_(255.0).round_().div_(255.0)
 
 
 def _truncate(y: torch.Tensor, dtype) -> torch.Tensor:
     # np.uint8(np.clip(y, 0, 1) * 255) in float64, so that results that are integers in
     # exact arithmetic but land a hair below in floating point drop a level exactly as
     # they did in the reference (the registry's own quantisation forgives that hair).
-    return (torch.floor(y.clamp(0, 1) * 255.0) / 255.0).to(dtype)
+    # In place: y is always a temporary of the caller's.
+    return y.clamp_(0, 1).mul_(255.0).floor_().div_(255.0).to(dtype)
 
 
 def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
@@ -122,9 +123,9 @@ def saturate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
                    param_names=("factor",), benchmark=True)
 def contrast(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Each channel pulled towards its image mean by the factor ``c``."""
-    x64 = _as_reference_float(x)
-    means = x64.mean((2, 3), keepdim=True)
-    return _truncate((x64 - means) * p[0] + means, x.dtype)
+    # float32 is enough: numpy's mean sums in another order anyway (mad 0.002 levels).
+    means = x.mean((2, 3), keepdim=True)
+    return (x - means).mul_(p[0]).add_(means)
 
 
 # ----------------------------------------------------------------------------- elastic
@@ -173,19 +174,14 @@ def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- PIL ops
-def _to_u8(x: torch.Tensor) -> torch.Tensor:
-    # The reference works on PIL images: the 8-bit values of the clean image.
-    return torch.round(x.clamp(0, 1) * 255.0)
-
-
 @register_stressor("pixelate", family="digital", tables=PIXELATE,
                    param_names=("fraction",), benchmark=True)
 def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL BOX resize to ``int(side * c)`` and back."""
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
-    small = pil_box_resize(_to_u8(x), sh, sw)
-    return pil_box_resize(small, h, w) / 255.0
+    small = pil_box_resize(to_u8(x), sh, sw)
+    return pil_box_resize(small, h, w).div_(255.0)
 
 
 @register_stressor("jpeg_compression", family="digital", tables=JPEG,
@@ -195,14 +191,15 @@ def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     from PIL import Image
 
     quality = int(round(p[0]))
-    arr = _to_u8(x).to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
+    n, _, h, w = x.shape
+    arr = to_u8(x).to("cpu", torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     out = np.empty_like(arr)
-    # Per image on CPU through PIL: the codec (quantisation tables, chroma subsampling,
-    # libjpeg's DCT and upsampling) is what the reference's numbers come from.
+    # Per image on CPU through PIL: the codec (quantisation tables, 4:2:0, libjpeg's
+    # DCT and upsampling) is where the reference's numbers come from. Decoding with
+    # frombytes' "jpeg" decoder gives Image.open's pixels without its header parsing.
     for i, a in enumerate(arr):
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, "JPEG", quality=quality)
-        buf.seek(0)
-        out[i] = np.asarray(Image.open(buf).convert("RGB"))
+        out[i] = np.asarray(Image.frombytes("RGB", (w, h), buf.getvalue(), "jpeg", "RGB", ""))
     y = torch.from_numpy(out).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype)
     return y / 255.0

@@ -20,7 +20,7 @@ import torch
 
 from ._motion import motion_blur_u8
 from ._rng import ImageRNG
-from ._spatial import clipped_zoom, gaussian_filter
+from ._spatial import clipped_zoom, gaussian_filter, to_u8
 from .registry import register_stressor
 
 ASSETS = Path(__file__).with_name("assets")
@@ -144,7 +144,7 @@ def frost(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     c0 = (rng.uniform((), dtype=torch.float64) * (tw - w)).floor().long()
     windows = stack.unfold(2, h, 1).unfold(3, w, 1)  # (5, 3, Hmax-h+1, Wmax-w+1, h, w) view
     crop = windows[idx, :, r0, c0].to(x.dtype)
-    x255 = torch.round(x * 255.0)
+    x255 = to_u8(x)
     return (c_img * x255 + c_frost * crop).clamp(0, 255) / 255.0
 
 
