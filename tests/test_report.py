@@ -85,11 +85,23 @@ def fake_run(tmp_path, fake_registry) -> Path:
         "figures": [], "notes": [],
         "tables": {"regimes": [{"model": "net-a", "stressor": "fog",
                                 "regime": "threshold-collapse", "breakpoint": 3.0}]}})
+    probe_dir = run / "probes" / "00-cat-rotation"
+    _tiny_png(probe_dir / "strip.png", (20, 90, 200))
+    registry.write_result(probe_dir, "probe_rotation", {
+        "target": {"id": 3, "name": EVIL}, "figures": [{"path": "strip.png", "caption": "strip"}],
+        "rows": [{"value": v, "p_target": 0.9 - v / 400, "top1": {"name": "tabby", "prob": 0.5}}
+                 for v in (0.0, 90.0, 180.0)]})
     (run / "study_state.json").write_text(json.dumps({
         "commands": [{"time": "2024-01-01T00:00:00", "command": "failmodes run fake.yaml",
                       "cwd": "/x"}],
         "steps": {"analysis:calibration": {"status": "failed",
-                                           "error": "ValueError: <b>bad</b> bins"}}}))
+                                           "error": "ValueError: <b>bad</b> bins"},
+                  "probe:00-cat-rotation": {"status": "ok", "json": str(
+                      (probe_dir / "probe_rotation.json").relative_to(run)),
+                      "spec": {"image": "skimage:cat", "model": "m", "stressor": "rotation"}},
+                  "probe:01-dog-rotation": {"status": "failed", "error": "OSError: no dog",
+                                            "spec": {"image": "dog.png", "model": "m",
+                                                     "stressor": "rotation"}}}}))
     return run
 
 
@@ -122,6 +134,10 @@ def test_missing_and_failed_sections_say_so(fake_run):
     assert order == ["summary", "training", "metrics", "curves", "comparison", "failures",
                      "calibration", "cam", "sweeps", "appendix"]
     assert "failmodes run fake.yaml" in sec("appendix")
+    # Probes: the table and strip of the one that ran, the reason of the one that failed.
+    assert "m on skimage:cat under rotation" in sec("sweeps") and "tabby" in sec("sweeps")
+    assert "Probe m on dog.png under rotation: failed — OSError: no dog" in sec("sweeps")
+    assert sec("sweeps").count("<img") == 1
     # Per-model analysis numbers reach the summary table and pivot in their section.
     assert "0.712" in sec("summary")
     assert re.search(r"Headline numbers per model.*<th[^>]*>net-a</th><th[^>]*>net-b</th>",
