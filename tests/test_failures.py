@@ -201,6 +201,7 @@ def test_sink_class_is_reported(tmp_path):
     noisy = next(r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise")
     assert noisy["most_predicted"] == "frog" and noisy["most_predicted_share"] >= 0.7
     assert res["summary"]["sink_classes"] == "frog"
+    assert res["summary"]["largest_sink"].startswith("frog 7") and "gaussian_noise 5" in res["summary"]["largest_sink"]
     assert any("sink class 'frog'" in n for n in res["notes"])
 
 
