@@ -223,7 +223,8 @@ def evaluate(
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR, where "
+                                                  "the report reads it]"),
     threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
     superclasses: Optional[str] = typer.Option(
@@ -259,7 +260,7 @@ def analyze(
     console.print(table)
     for note in results.get("failures", {}).get("notes", []):
         console.print(note)
-    console.print(f"written to {out or run_dir / 'analysis'}")
+    console.print(f"written to {out or run_dir}")
 
 
 # ----------------------------------------------------------------------------- probe
@@ -273,6 +274,7 @@ def probe(
                                                    "[default: the clean top-1]"),
     space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
     seed: int = typer.Option(0, help="stressor seed"),
+    repeats: int = typer.Option(1, help="average probabilities over this many stressor draws"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     out: Path = typer.Option(Path("out/probe"), help="output folder"),
 ):
@@ -284,7 +286,7 @@ def probe(
     from .analysis.probe import probe as run_probe
     try:
         r = run_probe(image, model, stressor, values, label=label, space=space, seed=seed,
-                      device=device, out_dir=out)
+                      repeats=repeats, device=device, out_dir=out)
     except ProbeError as e:
         fail(str(e))
     t = r["target"]
@@ -382,7 +384,7 @@ def run(
     from .study import prepare_and_run
 
     if (study is None) == (preset is None):
-        fail("give a study file or --preset NAME (demo, quick, paper), not both")
+        fail("give exactly one of: a study file, --preset NAME (demo, quick, paper)")
     command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
     try:
         result = prepare_and_run(study, preset, command=command, out=out, data=data,

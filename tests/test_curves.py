@@ -1,6 +1,7 @@
 """Curves analysis on crafted stores: regimes per corruption, family drops, ranking, headline."""
 import json
 
+import numpy as np
 import pytest
 
 from failmodes.analysis import curves as curves_mod
@@ -124,3 +125,25 @@ def test_official_cells_borrow_the_main_clean_cell(tmp_path, families):
     off = [r for r in rows if r["dataset"].startswith("cifar10c-official")]
     assert [r["severity"] for r in off] == [0, 1, 2]
     assert off[0]["accuracy"] == pytest.approx(0.9) and off[0]["clean_accuracy"] == pytest.approx(0.9)
+
+
+def test_plateau_at_chance_is_flagged(tmp_path, families):
+    # early damage that bottoms out at 10 % on a 10-class model: the chance floor
+    pts = {float(s): 0.10 + 0.80 * np.exp(-s / 0.5) for s in (1, 2, 3, 4, 5)}
+    write_store(tmp_path / "results.sqlite", {"gaussian_noise": pts, "motion_blur":
+                curve("early-damage-plateau", [1, 2, 3, 4, 5])}, n=2000).close()
+    res = curves(tmp_path, tmp_path / "out")
+    rows = {r["stressor"]: r for r in res["tables"]["regimes"]}
+    assert rows["gaussian_noise"]["regime"] == "early-damage-plateau"
+    assert rows["gaussian_noise"]["plateau_at_chance"] is True
+    assert rows["motion_blur"]["plateau_at_chance"] is False     # plateau at 50 %
+    assert any("chance accuracy" in n and "gaussian_noise" in n for n in res["notes"])
+
+
+def test_confidence_rising_under_shift_is_noted(tmp_path, families):
+    # wrong answers are more confident (0.97) than right ones (0.8): conf rises with damage
+    write_store(tmp_path / "results.sqlite", {"gaussian_noise": {1.0: 0.7, 3.0: 0.4},
+                "snow": {1.0: 0.9, 3.0: 0.89}}, n=500, conf_wrong=0.97).close()
+    res = curves(tmp_path, tmp_path / "out")
+    note = next(n for n in res["notes"] if "confidence rises" in n)
+    assert "gaussian_noise" in note and "snow" not in note

@@ -66,6 +66,7 @@ def test_probe_rows_and_outputs(cnn, image, tmp_path):
         p = [t["prob"] for t in row["top5"]]
         assert p == sorted(p, reverse=True) and sum(p) <= 1 + 1e-6 and len(p) == 5
         assert row["top1"] == row["top5"][0]
+        assert row["p_target_superclass"] is None     # class_0..9: no superclass map
     assert "centre crop 32×32" in r["image"]["resize"] and "CIFAR-10-C" in r["space"]
     saved = json.loads((tmp_path / "probe_gaussian_noise.json").read_text())
     assert saved["values"] == r["values"]
@@ -122,6 +123,17 @@ def test_chelsea_is_an_egyptian_cat_with_efficientnet_lite0():
     pytest.importorskip("efficientnet_lite_pytorch")
     r = probe("skimage:chelsea", "efficientnet_lite0", "gaussian_noise", [0, 5], device="cpu")
     assert r["target"]["name"] == "Egyptian cat" and r["target"]["id"] == 285
-    assert r["clean_top5"][0]["superclass"] == "cats"
+    assert r["clean_top5"][0]["superclass"] == "cats" and r["target"]["superclass"] == "cats"
+    for row in r["rows"]:   # p(any domestic cat) ≥ p(Egyptian cat)
+        assert row["p_target_superclass"] >= row["p_target"] - 1e-6
     assert r["rows"][1]["p_target"] < r["rows"][0]["p_target"]   # severity-5 noise hurts
     assert r["image"]["size"] == [451, 300] and "shorter side to 224" in r["image"]["resize"]
+
+
+def test_repeats_average_the_draws(cnn, image):
+    one = [probe(image, cnn, "gaussian_noise", [3], seed=s)["rows"][0]["p_target"] for s in (0, 1, 2)]
+    mean = probe(image, cnn, "gaussian_noise", [3], seed=0, repeats=3)
+    assert mean["rows"][0]["p_target"] == pytest.approx(np.mean(one), abs=1e-6)
+    assert mean["repeats"] == 3
+    with pytest.raises(ProbeError, match="repeats"):
+        probe(image, cnn, "gaussian_noise", [3], repeats=0)

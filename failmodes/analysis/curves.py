@@ -130,9 +130,17 @@ def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     return classify_regime(x, acc, n), folded
 
 
-def regimes_table(rows: list[dict]) -> tuple[list[dict], dict]:
+CHANCE_MARGIN_POINTS = 5.0  # a plateau this close to chance accuracy is the chance floor
+
+
+def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
+                  ) -> tuple[list[dict], dict]:
     """Rows (one per curve) with the regime and its evidence; and the fitted Regime
-    objects keyed by (model, dataset, stressor) for plotting."""
+    objects keyed by (model, dataset, stressor) for plotting.
+
+    ``n_classes`` (per model) adds ``plateau_at_chance``: an early-damage plateau whose
+    fitted end level is within ``CHANCE_MARGIN_POINTS`` of chance (100/C %) is a model that
+    has nothing left to lose, not one that stabilised."""
     table, fitted = [], {}
     for key, pts in _group(rows).items():
         regime, folded = fit_regime(pts)
@@ -152,6 +160,12 @@ def regimes_table(rows: list[dict]) -> tuple[list[dict], dict]:
             row.update({"regime": d.pop("label"), **{k: d[k] for k in (
                 "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
                 "fitted_drop", "bic_margin", "runner_up", "label_margin", "confidence")}})
+            end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2])[1])
+                                           for p in pts)))
+            row["end_accuracy_fitted"] = end / 100
+            c = (n_classes or {}).get(key[0])
+            row["plateau_at_chance"] = (c is not None and row["regime"] == "early-damage-plateau"
+                                        and end - 100 / c < CHANCE_MARGIN_POINTS)
         table.append(row)
     return table, fitted
 
@@ -298,7 +312,8 @@ def curves(run_dir: Path, out_dir: Path) -> dict:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
         rows = curve_points(store)
-    regimes, fitted = regimes_table(rows)
+        n_classes = {m["name"]: len(m["class_names"]) for m in store.models()}
+    regimes, fitted = regimes_table(rows, n_classes)
     ranking = damage_ranking(rows)
     fam = family_drops(ranking)
     head = headline(rows)
@@ -332,6 +347,11 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
         if by:
             parts = [f"{lab}: {', '.join(by[lab])}" for lab in REGIMES if by.get(lab)]
             notes.append(f"{m} regimes — " + "; ".join(parts) + ".")
+        chance = [r["stressor"] for r in regimes if r["model"] == m and r.get("plateau_at_chance")]
+        if chance:
+            notes.append(f"{m}: the plateau of {', '.join(chance)} lies at chance accuracy: "
+                         "damage stops because nothing is left to lose, not because the "
+                         "model stabilises.")
         f = [r for r in fam if r["model"] == m]
         if f:
             worst = max(f, key=lambda r: r["mean_drop"])
@@ -339,6 +359,19 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
             notes.append(f"{m}: {worst['family']} corruptions hurt most "
                          f"({worst['mean_drop']:.1f} points on average), "
                          f"{best['family']} least ({best['mean_drop']:.1f}).")
+    for m in dict.fromkeys(r["model"] for r in regimes):
+        rising = []
+        for (m2, d, st), pts in _group(rows).items():
+            if m2 != m or len(pts) < 2:
+                continue
+            clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
+            far = max(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
+            if (far["mean_conf"] > clean["mean_conf"]
+                    and clean["accuracy"] - far["accuracy"] >= GRACEFUL_DROP_POINTS / 100):
+                rising.append(st)
+        if rising:
+            notes.append(f"{m}: mean confidence rises while accuracy falls under "
+                         f"{', '.join(rising)}: the model grows surer as it grows wrong.")
     if any(r["clean_accuracy"] is None for r in rows):
         notes.append("some models have no clean cell; their drops are relative to the "
                      "lowest stored severity.")

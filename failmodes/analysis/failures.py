@@ -5,7 +5,9 @@
   errors); a JSON record per case (the ``max_cases`` most confident per model) and a
   gallery of the most confident ones, clean and shifted.
 - **Confusions**: count matrices, per-class accuracy and the most frequent (true →
-  predicted) pairs, on clean data and pooled per corruption family (all severities).
+  predicted) pairs, on clean data, pooled per corruption family (integer severities
+  1–5, so a corruption that also has a fine grid does not outweigh the others) and per
+  sweep (all values).
 - **Superclasses** (``superclasses.py``): accuracy at class and superclass level per cell,
   and the share of errors that stay within the true class's superclass.
 
@@ -106,15 +108,26 @@ def _cell_dict(cell: Cell) -> dict:
             "severity": cell.severity, "seed": cell.seed}
 
 
-def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None) -> dict:
+SINK_SHARE = 0.5  # a class taking this share of a cell's predictions is a sink
+
+
+def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None,
+                 names: list[str] | None = None) -> dict:
     """Per-cell counts: n, accuracy, errors, high-confidence failures (count, rate, share of
-    errors) and, with a superclass map, superclass accuracy and the stays-within rate."""
+    errors), the most predicted class and its share of predictions (a *sink* class when
+    ≥ ``SINK_SHARE``) and, with a superclass map, superclass accuracy and the
+    stays-within rate."""
     wrong = pred["pred"] != pred["label"]
     hc = wrong & (pred["conf"] > threshold)
     n, ne, nh = len(wrong), int(wrong.sum()), int(hc.sum())
     row = {**_cell_dict(cell), "n": n, "accuracy": 1 - ne / n if n else None, "n_errors": ne,
            "n_hc_failures": nh, "hc_rate": nh / n if n else None,
            "hc_share_of_errors": nh / ne if ne else None}
+    if n:
+        counts = np.bincount(pred["pred"])
+        top = int(counts.argmax())
+        row["most_predicted"] = names[top] if names else top
+        row["most_predicted_share"] = float(counts[top] / n)
     if smap is not None:
         g = smap.singleton_groups()
         row["superclass_accuracy"] = float(np.mean(g[pred["pred"]] == g[pred["label"]]))
@@ -157,7 +170,7 @@ def _case(cell: Cell, pred: dict, i: int, names: list[str], probs: np.ndarray | 
                 for j, c in enumerate(ids)]
     sev = f"{cell.severity:g}"
     return {"case_id": f"{cell.model}/{cell.stressor}@{sev}/seed{cell.seed}/{idx}",
-            "dataset_index": idx, "cell": _cell_dict(cell),
+            "dataset_index": idx, "cell": _cell_dict(cell), "cell_id": cell.id,
             "true": {"id": int(pred["label"][i]), "name": names[int(pred["label"][i])]},
             "predicted": {"id": int(pred["pred"][i]), "name": names[int(pred["pred"][i])]},
             "confidence": float(pred["conf"][i]), "top3": top3}
@@ -175,7 +188,7 @@ def plot_gallery(run_dir: Path, out_dir: Path, model: str, cases: list[dict], ce
     images cannot be re-created (the caller notes why)."""
     by_cell = defaultdict(list)
     for j, c in enumerate(cases):
-        by_cell[c["_cell_id"]].append(j)
+        by_cell[c["cell_id"]].append(j)
     images = [None] * len(cases)
     for cid, js in by_cell.items():
         x = cell_images(run_dir, cells[cid], [cases[j]["dataset_index"] for j in js])
@@ -222,8 +235,8 @@ def plot_confusions(mats: dict[str, np.ndarray], names: list[str], out_dir: Path
     fig.suptitle(f"{model}: confusion matrices, % of each true class (rows)", fontsize=10)
     fig.tight_layout()
     return save(fig, out_dir, f"confusion_{slug(model)}.png",
-                f"Confusion matrices of {model}, clean and pooled per corruption family "
-                "(all severities); rows are true classes, in % of the row.")
+                f"Confusion matrices of {model}, clean, pooled per corruption family "
+                "(severities 1–5) and per sweep; rows are true classes, in % of the row.")
 
 
 def plot_per_class(acc: dict[str, np.ndarray], names: list[str], out_dir: Path,
@@ -255,8 +268,9 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
 
     superclasses: None = built-in map when the class names allow (CIFAR-10, ImageNet),
         ``"none"``, ``"cifar10"`` / ``"imagenet"``, or a YAML file.
-    max_cases: JSON case records kept per model: the most confident ``max_cases``, plus the
-        most confident clean ones the clean gallery shows.
+    max_cases: JSON case records kept per model: the most confident ``max_cases``, plus
+        those the galleries show (the most confident clean ones; shifted ones at most
+        ``GALLERY_PER_CELL`` per cell).
     gallery: draw the galleries (re-creates the images from the run's config.json).
     """
     if not 0.0 <= threshold < 1.0:
@@ -272,6 +286,7 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
             res = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
             for k, v in res["tables"].items():
                 tables[k].extend(v)
+            tables["models"].append({"model": model, **res["summary"]})
             prefix = "" if len(models) == 1 else f"{model}:"
             summary.update({prefix + k: v for k, v in res["summary"].items()})
             notes.extend(res["notes"])
@@ -289,22 +304,13 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
 
 
 def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
-    cases, cells = res["cases_raw"], res["cells"]
-    is_clean = lambda c: (c["cell"]["stressor"] == CLEAN  # noqa: E731
-                          and dataset_role(c["cell"]["dataset"]) == "main")
-    clean = [c for c in cases if is_clean(c)][:GALLERY_SIZE]
-    shifted, per_cell = [], defaultdict(int)
-    for c in cases:
-        if c["cell"]["stressor"] != CLEAN and per_cell[c["_cell_id"]] < GALLERY_PER_CELL:
-            per_cell[c["_cell_id"]] += 1
-            shifted.append(c)
-    shifted = shifted[:GALLERY_SIZE]
     out = []
-    for which, sel in (("clean", clean), ("shifted", shifted)):
+    for which in ("clean", "shifted"):
+        sel = [res["cases_by_key"][k] for k in res["gallery"][which]]
         if not sel:
             continue
         try:
-            fig = plot_gallery(run_dir, out_dir, model, sel, cells,
+            fig = plot_gallery(run_dir, out_dir, model, sel, res["cells"],
                                f"{model}: most confident {which} failures (conf > {thr:g})",
                                f"gallery_{which}_{slug(model)}.png")
         except (OSError, KeyError, ValueError) as e:  # missing config or data: no gallery
@@ -314,42 +320,58 @@ def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
     return out
 
 
+def _gallery_picks(cands: list[tuple], clean_ids: set) -> dict[str, list[tuple]]:
+    """Case keys (cell id, row) of the two galleries: the most confident clean failures,
+    and the most confident shifted ones with at most ``GALLERY_PER_CELL`` per cell."""
+    ranked = sorted(cands, key=lambda c: -c[0])
+    clean = [c[1:] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
+    shifted, per_cell = [], defaultdict(int)
+    for conf, cid, i in ranked:
+        if cid not in clean_ids and per_cell[cid] < GALLERY_PER_CELL and len(shifted) < GALLERY_SIZE:
+            per_cell[cid] += 1
+            shifted.append((cid, i))
+    return {"clean": clean, "shifted": shifted}
+
+
 def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) -> dict:
     c = len(names)
     cells = store.cells(model=model)
+    by_id = {cl.id: cl for cl in cells}
+    clean_ids = {cl.id for cl in cells
+                 if cl.stressor == CLEAN and dataset_role(cl.dataset) == "main"}
+    keep = max(max_cases, GALLERY_SIZE)  # the overall top-k lies within every cell's top-k
     rows, cands = [], []
     mats: dict[str, np.ndarray] = {}
     for cell in cells:
         p = store.predictions(cell)
-        rows.append(failure_rows(cell, p, threshold, smap))
+        rows.append(failure_rows(cell, p, threshold, smap, names))
         g = _group(cell)
-        m = mats.setdefault(g, np.zeros((c, c), dtype=np.int64))
-        np.add.at(m, (p["label"], p["pred"]), 1)
+        # Families pool the integer levels only, so a corruption that also has a fine
+        # grid does not outweigh its family's others.
+        if g == cell.stressor or g.startswith(CLEAN) or float(cell.severity).is_integer():
+            m = mats.setdefault(g, np.zeros((c, c), dtype=np.int64))
+            np.add.at(m, (p["label"], p["pred"]), 1)
         hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > threshold))
+        hc = hc[np.argsort(-p["conf"][hc], kind="stable")[:keep]]
         cands.extend((float(p["conf"][i]), cell.id, int(i)) for i in hc)
     # Clean first, then families in the canonical order, then the rest.
     order = [CLEAN, "noise", "blur", "weather", "digital"]
     mats = dict(sorted(mats.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
                                                      else len(order), kv[0])))
-    chosen = _select_cases(cands, max_cases)
-    # Also guarantee the clean gallery its most confident cases.
-    clean_ids = {cl.id for cl in cells
-                 if cl.stressor == CLEAN and dataset_role(cl.dataset) == "main"}
-    clean_c = [x for x in _select_cases([x for x in cands if x[1] in clean_ids], GALLERY_SIZE)
-               if x not in chosen]
-    by_id = {cl.id: cl for cl in cells}
-    cases = []
-    for cid in dict.fromkeys(x[1] for x in chosen + clean_c):
+    gallery = _gallery_picks(cands, clean_ids)
+    chosen = [x[1:] for x in _select_cases(cands, max_cases)]
+    wanted = list(dict.fromkeys(chosen + gallery["clean"] + gallery["shifted"]))
+    cases_by_key = {}
+    for cid in dict.fromkeys(k[0] for k in wanted):
         cell = by_id[cid]
         full = store.predictions(cell, logits=True)
-        probs = _softmax(full["logits"].astype(np.float64)) if full.get("logits") is not None else None
+        probs = (_softmax(full["logits"].astype(np.float64))
+                 if full.get("logits") is not None else None)
         top5 = store.top5(cell) if probs is None else None
-        for conf, cid2, i in chosen + clean_c:
-            if cid2 == cid:
-                case = _case(cell, full, i, names, probs, top5)
-                case["_cell_id"] = cid
-                cases.append(case)
-    cases.sort(key=lambda x: -x["confidence"])
+        for k in wanted:
+            if k[0] == cid:
+                cases_by_key[k] = _case(cell, full, k[1], names, probs, top5)
+    cases = sorted(cases_by_key.values(), key=lambda x: -x["confidence"])
     per_class = {g: np.divide(np.diag(m), m.sum(1), out=np.full(c, np.nan),
                               where=m.sum(1) > 0) for g, m in mats.items()}
     pairs = []
@@ -362,14 +384,13 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     pcl = [{"model": model, "group": g, "class": names[i], "accuracy": float(a[i])}
            for g, a in per_class.items() for i in range(c)]
     summary, notes = _summarise(model, rows, pairs, smap, threshold)
-    cases_json = [{k: v for k, v in x.items() if k != "_cell_id"} for x in cases]
-    return {"tables": {"cells": rows, "cases": cases_json, "confusion_pairs": pairs,
+    return {"tables": {"cells": rows, "cases": cases, "confusion_pairs": pairs,
                        "per_class_accuracy": pcl,
                        "confusion_matrices": [{"model": model, "group": g,
                                                "classes": names, "counts": m.tolist()}
                                               for g, m in mats.items()]},
             "summary": summary, "notes": notes, "matrices": mats, "per_class": per_class,
-            "cases_raw": cases, "cells": by_id}
+            "cases_by_key": cases_by_key, "gallery": gallery, "cells": by_id}
 
 
 def _pool(rows: list[dict]) -> dict:
@@ -404,6 +425,20 @@ def _summarise(model, rows, pairs, smap, threshold):
             notes.append(f"{model}: most frequent confusions ({g}): " + ", ".join(
                 f"{p['true']}→{p['predicted']} {p['count']} (reverse {p['reverse_count']})"
                 for p in top) + ".")
+    sinks = defaultdict(list)
+    for r in rows:
+        if r["stressor"] != CLEAN and (r.get("most_predicted_share") or 0) >= SINK_SHARE:
+            sinks[r["most_predicted"]].append(r)
+    for cls, rs in sorted(sinks.items(), key=lambda kv: -len(kv[1])):
+        worst = max(rs, key=lambda r: r["most_predicted_share"])
+        where = sorted({r["stressor"] for r in rs})
+        notes.append(f"{model}: sink class {cls!r} takes ≥ {100 * SINK_SHARE:.0f}% of the "
+                     f"predictions in {len(rs)} shifted cells ({', '.join(where[:6])}"
+                     f"{', …' if len(where) > 6 else ''}); up to "
+                     f"{100 * worst['most_predicted_share']:.0f}% under {worst['stressor']} "
+                     f"{worst['severity']:g}.")
+    if sinks:
+        s["sink_classes"] = ", ".join(sinks)
     if smap is not None:
         s["superclass_map"] = smap.source
         for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),

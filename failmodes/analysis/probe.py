@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ._figures import grid_shape, new_figure, save, slug
+from ._figures import new_figure, save, slug
 from .registry import write_result
 from .superclasses import resolve_superclasses
 
@@ -149,7 +149,7 @@ def _resolve_label(label, names: list[str]) -> int:
 
 
 def probe(image, model, stressor, values, *, label: int | str | None = None,
-          space: str = "auto", seed: int = 0, device: str = "auto",
+          space: str = "auto", seed: int = 0, repeats: int = 1, device: str = "auto",
           out_dir: str | os.PathLike | None = None, batch_size: int = 16) -> dict:
     """Sweep one image through ``stressor`` at ``values`` and record the predictions.
 
@@ -159,13 +159,18 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     values: numbers or a ``"a:b:step"`` / ``"a,b"`` string, in the stressor's unit.
     label: target class (index or name); default the clean image's top-1.
     space: ``auto`` (the stressor as named) or ``pixel`` / ``normalized`` (noise sweeps).
+    repeats: probabilities are averaged over this many stressor draws (seeds ``seed`` …
+        ``seed + repeats − 1``), which smooths random stressors; the strip shows the first.
     out_dir: when given, writes ``probe_<stressor>.json`` and the strip and curve figures.
     Returns {image, model, stressor, space, values, target, clean_top5, rows, figures};
-    each row: value, top1, p_target, top5; a class entry is {id, name, prob, superclass}
+    each row: value, top1, p_target, p_target_superclass (summed over the target's
+    superclass, None without one), top5; a class entry is {id, name, prob, superclass}
     (superclass from the built-in CIFAR-10 / ImageNet maps, else None).
     """
     from ..models import Classifier, create_model
     vals = parse_values(values)
+    if repeats < 1:
+        raise ProbeError(f"--repeats must be at least 1, got {repeats}")
     st = _resolve_stressor(stressor, space)
     for v in vals:
         st._check_severity(v)  # fail before any model work, naming the bad value
@@ -183,13 +188,16 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     x, resize_note = fit_to_input(img, net.input_size)
     x = x.to(dev)
     idx = torch.zeros(1, dtype=torch.int64)
-    stressed = torch.cat([st(x, v, seed=seed, indices=idx) for v in vals])
     with torch.inference_mode():
-        probs = torch.cat([torch.softmax(net(stressed[i:i + batch_size]).float(), 1)
-                           for i in range(0, len(vals), batch_size)]
-                          + [torch.softmax(net(x).float(), 1)]).cpu().numpy()
-    clean = probs[-1]
-    probs = probs[:-1]
+        clean = torch.softmax(net(x).float(), 1)[0].cpu().numpy()
+        draws = []
+        for r in range(repeats):
+            stressed_r = torch.cat([st(x, v, seed=seed + r, indices=idx) for v in vals])
+            draws.append(torch.cat([torch.softmax(net(stressed_r[i:i + batch_size]).float(), 1)
+                                    for i in range(0, len(vals), batch_size)]).cpu().numpy())
+            if r == 0:
+                stressed = stressed_r
+    probs = np.mean(draws, axis=0)
     if label is None:
         target, why = int(clean.argmax()), "clean top-1"
     else:
@@ -199,14 +207,17 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
              ) if smap is not None else (lambda c: None)
     top5 = lambda p: [{"id": int(c), "name": names[c], "prob": float(p[c]),  # noqa: E731
                        "superclass": group(c)} for c in np.argsort(-p)[:5]]
-    rows = [{"value": v, "top1": top5(p)[0], "p_target": float(p[target]), "top5": top5(p)}
-            for v, p in zip(vals, probs)]
+    members = (np.flatnonzero(smap.group_of == smap.group_of[target])
+               if smap is not None and smap.group_of[target] >= 0 else None)
+    p_group = (lambda p: float(p[members].sum())) if members is not None else (lambda p: None)
+    rows = [{"value": v, "top1": top5(p)[0], "p_target": float(p[target]),
+             "p_target_superclass": p_group(p), "top5": top5(p)} for v, p in zip(vals, probs)]
     result = {"image": {"source": source, "size": [int(img.shape[1]), int(img.shape[0])],
                         "input_size": net.input_size, "resize": resize_note},
               "model": model_name, "stressor": st.name, "unit": st.unit,
-              "space": _space_text(st, net.input_size), "seed": seed, "values": vals,
+              "space": _space_text(st, net.input_size), "seed": seed, "repeats": repeats, "values": vals,
               "target": {"id": target, "name": names[target], "chosen_as": why,
-                         "clean_prob": float(clean[target])},
+                         "clean_prob": float(clean[target]), "superclass": group(target)},
               "clean_top5": top5(clean), "rows": rows, "figures": []}
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -219,7 +230,8 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
 def plot_strip(result: dict, images: np.ndarray, out_dir: Path) -> dict:
     """The stressed image at each value with its top-1 label and confidence."""
     rows = result["rows"]
-    nr, nc = grid_shape(len(rows), 9)
+    nr = -(-len(rows) // 9)
+    nc = -(-len(rows) // nr)   # balanced rows of at most 9
     fig = new_figure(1.75 * nc, 2.1 * nr + 0.6)
     tgt = result["target"]["id"]
     for i, (r, img) in enumerate(zip(rows, images)):
@@ -248,6 +260,9 @@ def plot_curve(result: dict, out_dir: Path) -> dict:
             label=f"p({tgt['name']}) [{tgt['chosen_as']}]")
     ax.plot(v, [r["top1"]["prob"] for r in result["rows"]], "--", color="tab:gray",
             label="top-1 confidence")
+    if tgt.get("superclass"):
+        ax.plot(v, [r["p_target_superclass"] for r in result["rows"]], ":", color="tab:green",
+                label=f"p(any of {tgt['superclass']})")
     off = [r["top1"]["id"] != tgt["id"] for r in result["rows"]]
     if any(off):
         ax.scatter(v[off], [r["top1"]["prob"] for r, o in zip(result["rows"], off) if o],
@@ -256,8 +271,9 @@ def plot_curve(result: dict, out_dir: Path) -> dict:
     ax.set_xlabel(f"{result['stressor']} value ({result['space']})", fontsize=8)
     ax.set_ylabel("probability")
     ax.legend(fontsize=7)
-    ax.set_title(f"{result['model']}: {result['image']['source']}\n{result['image']['resize']}",
-                 fontsize=8)
+    avg = f", mean of {result['repeats']} draws" if result.get("repeats", 1) > 1 else ""
+    ax.set_title(f"{result['model']}: {result['image']['source']}{avg}\n"
+                 f"{result['image']['resize']}", fontsize=8)
     fig.tight_layout()
     return save(fig, out_dir, f"probe_curve_{slug(result['stressor'])}.png",
                 f"Probability of {tgt['name']} vs {result['stressor']} value "
