@@ -4,7 +4,7 @@ Both train the same ``cifar_resnet18`` (each width given) with SGD at the same b
 in one process, on the same uint8 training images:
 
 * ours: the whole uint8 set resident on the device, batched crop/flip on the device with
-  an explicit generator, the trainer's own epoch loop (channels_last + bf16 on CUDA).
+  an explicit generator, the trainer's own epoch loop (channels_last; bf16 autocast on CUDA).
 * reference: the way the reference projects train — a ``Dataset`` that turns each row of
   the same uint8 array into a PIL image (as ``torchvision.datasets.CIFAR10`` does), then
   ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip()``, ``ToTensor()``,
@@ -68,7 +68,7 @@ def _bench_width(width, ds, args, device):
     cfg = override(load_recipe("baseline-cosine"), model="cifar_resnet18", width=width,
                    batch_size=args.batch_size, device=device.type)
     rt = _Runtime(device)
-    cl = cfg.channels_last and device.type == "cuda"
+    cl = cfg.channels_last
 
     # ours: the trainer's epoch loop, a fixed number of steps per call
     torch.manual_seed(0)
@@ -204,7 +204,7 @@ def main():
         "torch": torch.__version__, "data": args.data, "n_images": len(ds),
         "source": "the same uint8 array: resident tensor (ours) vs PIL images per row (reference)",
         "batch_size": args.batch_size, "reference_workers": args.workers,
-        "ours_extras": "channels_last + bf16 autocast" if device.type == "cuda" else "fp32 NCHW",
+        "ours_extras": "channels_last" + (" + bf16 autocast" if device.type == "cuda" else ", fp32"),
         "data_only": _bench_data_only(ds, args, device),
         "results": [_bench_width(int(w), ds, args, device) for w in args.widths.split(",")],
     }

@@ -384,7 +384,7 @@ def run(
     from .study import prepare_and_run
 
     if (study is None) == (preset is None):
-        fail("give a study file or --preset NAME (demo, quick, paper), not both")
+        fail("give exactly one of: a study file, --preset NAME (demo, quick, paper)")
     command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
     try:
         result = prepare_and_run(study, preset, command=command, out=out, data=data,

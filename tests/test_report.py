@@ -72,15 +72,15 @@ def fake_run(tmp_path, fake_registry) -> Path:
     _fill_store(run / "results.sqlite", {"net-a": 0.9, "net-b": 0.95})
     _tiny_png(run / "figures" / "heat.png", (200, 30, 30))
     registry.write_result(run, "metrics", {
-        "summary": {"mean_corruption_accuracy": 0.61, "baseline": "net-a"},
+        "summary": {"baseline": "net-a", "net-a: mCE": 1.0, "net-b: mCE": 0.8},
         "figures": [{"path": "figures/heat.png", "caption": f"heatmap of {EVIL}"},
                     {"path": "figures/gone.png", "caption": "a figure that was deleted"},
                     {"path": "../../outside.png", "caption": "a path leaving the run"}],
         "tables": {"per_model": [{"model": "net-a", "mce": 1.0, "relative_mce": 1.0},
-                                 {"model": "net-b", "mce": 0.8, "relative_mce": 0.7}],
+                                 {"model": "net-b", "mce": 0.8, "relative_mce": 0.7123}],
                    "per_class": [{"class": c, "accuracy": 0.5} for c in CLASSES]},
         "notes": [f"class {EVIL} is hardest"]})
-    registry.write_result(run, "curves", {
+    registry.write_result(run / "analysis", "curves", {
         "summary": {"headline": "Largest drop: 50 points under fog at severity 5"},
         "figures": [], "notes": [],
         "tables": {"regimes": [{"model": "net-a", "stressor": "fog",
@@ -122,6 +122,10 @@ def test_missing_and_failed_sections_say_so(fake_run):
     assert order == ["summary", "training", "metrics", "curves", "comparison", "failures",
                      "calibration", "cam", "sweeps", "appendix"]
     assert "failmodes run fake.yaml" in sec("appendix")
+    # Per-model analysis numbers reach the summary table and pivot in their section.
+    assert "0.712" in sec("summary")
+    assert re.search(r"Headline numbers per model.*<th[^>]*>net-a</th><th[^>]*>net-b</th>",
+                     sec("metrics"), re.S)
 
 
 def test_outputs_and_comparison_numbers(fake_run):

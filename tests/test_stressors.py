@@ -26,6 +26,7 @@ DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelat
 # on 100 CIFAR images, e.g. glass_blur 11.8 11.9 11.7 19.1 18.2, saturate 11.6 15.0 8.1 ...).
 NON_MONOTONE = {"glass_blur", "motion_blur", "frost", "elastic_transform", "spatter", "saturate"}
 # CI has ../shared beside the repo root; FAILMODES_FIDELITY_DIR points elsewhere (worktrees).
+# Fractional severities whose damage is known not to lie between the neighbouring levels'.
 FIDELITY = Path(os.environ.get("FAILMODES_FIDELITY_DIR",
                                Path(__file__).resolve().parents[2] / "shared" / "fidelity"))
 
@@ -118,14 +119,21 @@ FRACTIONAL_DIPS = {
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
 def test_fractional_severity_damage_lies_between_neighbours(name):
-    x = _images(8, seed=6)
-    d = {s: _damage(name, s, x) for s in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)}
+    x = _images(24, seed=6)
+
+    def per_image(sev):
+        return (get_stressor(name)(x, sev) - x).abs().mean((1, 2, 3)) * 255
+
+    d = {s: per_image(s).mean().item() for s in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)}
     for lo in range(5):
         if (name, lo) in FRACTIONAL_DIPS:
             continue
-        mid = _damage(name, lo + 0.5, x)
+        dm = per_image(lo + 0.5)
+        mid = dm.mean().item()
         a, b = sorted((d[lo], d[lo + 1]))
-        tol = 0.15 * (b - a) + 0.3  # grey levels: noise of a random draw on 8 images
+        # Random ops draw new noise per severity: allow 3 standard errors of the mean.
+        se = 0.0 if name in DETERMINISTIC else 3 * dm.std().item() / math.sqrt(len(x))
+        tol = 0.15 * (b - a) + 0.3 + se
         assert a - tol <= mid <= b + tol, f"severity {lo + 0.5}: {mid:.2f} not in [{a:.2f}, {b:.2f}]"
 
 
@@ -306,3 +314,78 @@ def test_cli_lists_every_stressor_as_table_and_json():
     r = CliRunner().invoke(app, ["stressors", "*blur*"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "zoom_blur" in r.stdout and "rotation" not in r.stdout
     assert CliRunner().invoke(app, ["stressors", "nothing*"]).exit_code != 0
+
+
+# ----------------------------------------------------------------------------- ops vs the
+# reference's own library calls (slow, obvious), at sizes and parameters the CIFAR
+# fidelity file does not reach (ImageNet-C tables, images above 96 px)
+def _np(x):
+    return x[0].permute(1, 2, 0).double().numpy()
+
+
+@pytest.mark.parametrize("sigma", [0.4, 1.0, 3.0, 6.0])
+def test_gaussian_filter_matches_skimage(sigma):
+    from skimage.filters import gaussian
+
+    from failmodes.stressors.blur import gaussian_filter
+    x = _images(1, size=40, seed=1)
+    ref = gaussian(_np(x), sigma=sigma, channel_axis=-1)  # mode "nearest", truncate 4
+    assert np.abs(_np(gaussian_filter(x, sigma)) - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("radius, alias", [(0.3, 0.4), (1.5, 0.1), (3, 0.1), (8, 0.5), (10, 0.5)])
+def test_defocus_kernel_and_filter_match_opencv(radius, alias):
+    cv2 = pytest.importorskip("cv2")
+    from failmodes.stressors.blur import disk_kernel, filter2d
+    # The reference's disk(), verbatim.
+    if radius <= 8:
+        L, ksize = np.arange(-8, 8 + 1), (3, 3)
+    else:
+        L, ksize = np.arange(-radius, radius + 1), (5, 5)
+    X, Y = np.meshgrid(L, L)
+    d = np.array((X ** 2 + Y ** 2) <= radius ** 2, dtype=np.float32)
+    d /= np.sum(d)
+    ref_k = cv2.GaussianBlur(d, ksize=ksize, sigmaX=alias)
+    k = disk_kernel(radius, alias)
+    assert np.abs(k - ref_k).max() < 1e-6
+    x = _images(1, size=48, seed=2)
+    ref = np.stack([cv2.filter2D(_np(x)[:, :, c], -1, ref_k.astype(np.float64)) for c in range(3)], -1)
+    assert np.abs(_np(filter2d(x, k)) - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("size, stop, step", [(32, 1.26, 0.01), (120, 1.31, 0.03)])
+def test_zoom_blur_matches_scipy_clipped_zoom(size, stop, step):
+    from scipy.ndimage import zoom as scizoom
+
+    from failmodes.stressors.blur import zoom_blur
+    x = _images(1, size=size, seed=3)
+    img = _np(x).astype(np.float32)
+    out = np.zeros_like(img)
+    for z in np.arange(1, stop, step):  # the reference's clipped_zoom, verbatim
+        h = img.shape[0]
+        ch = int(np.ceil(h / z))
+        top = (h - ch) // 2
+        zi = scizoom(img[top:top + ch, top:top + ch], (z, z, 1), order=1)
+        trim = (zi.shape[0] - h) // 2
+        out += zi[trim:trim + h, trim:trim + h]
+    ref = (img + out) / (len(np.arange(1, stop, step)) + 1)
+    got = zoom_blur(x, (1.0, stop, step), None)
+    assert np.abs(_np(got) - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("delta", [1, 2, 4])
+def test_glass_displacement_pass_matches_the_sequential_copy_loop(delta):
+    from failmodes.stressors.blur import _displace_pass
+    n, h, w = 2, 20, 17
+    x = torch.rand(n, 3, h, w)
+    g = torch.Generator().manual_seed(delta)
+    d = torch.randint(-delta, delta, (n, h - 2 * delta, w - 2 * delta, 2), generator=g)
+    got = _displace_pass(x, d, delta)
+    for i in range(n):  # the reference's loop, with its "swap" that is a copy
+        a = x[i].permute(1, 2, 0).numpy().copy()
+        for hh in range(h - delta, delta, -1):
+            for ww in range(w - delta, delta, -1):
+                dx, dy = d[i, hh - delta - 1, ww - delta - 1].tolist()
+                hp, wp = hh + dy, ww + dx
+                a[hh, ww], a[hp, wp] = a[hp, wp], a[hh, ww]
+        assert np.array_equal(got[i].permute(1, 2, 0).numpy(), a)

@@ -115,9 +115,9 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
     res = run_study(cfg, command="failmodes run tiny.yaml")
     out = tmp_path / "runs" / "tiny"
     html = res.report.read_text()
-    assert res.report == out / "report.html" and res.failures == []
+    assert res.report.resolve() == out / "report.html" and res.failures == []
     for f in ("results.json", "results.sqlite", "study.resolved.json", "study_state.json",
-              "tables/accuracy_cells.csv", "tables/comparison.csv", "metrics.json",
+              "tables/accuracy_cells.csv", "tables/comparison.csv", "analysis/metrics.json",
               "models/base/model.pt", "models/cut/history.json"):
         assert (out / f).exists(), f
     results = json.loads((out / "results.json").read_text())
@@ -135,3 +135,22 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
     assert state2["steps"]["analysis:metrics"] == state["steps"]["analysis:metrics"]
     assert "0 cells computed" in state2["steps"]["evaluate"]["detail"]
     assert len(state2["commands"]) == 2
+    # A changed recipe for a model that already has a checkpoint is refused, not ignored.
+    import dataclasses
+    changed = dataclasses.replace(cfg, models=[dataclasses.replace(cfg.models[0], epochs=2),
+                                               cfg.models[1]])
+    with pytest.raises(StudyError, match=r"models\[base\].*epochs=1 \(now 2\)"):
+        run_study(changed)
+
+
+def test_cli_run_fails_early_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+    from failmodes.cli import app
+    p = _write(tmp_path, "name: t\ndata: synthetic\nmodels: [{name: a, arch: small_cnn}]\n"
+                         "analysis_options: {cam: {samples: 3}}\n")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", str(p), "--out", str(out)])
+    assert r.exit_code == 2 and not out.exists()  # nothing written before the check
+    assert "error: analysis_options.cam: unknown option(s) samples" in r.output
+    r = CliRunner().invoke(app, ["run"])
+    assert r.exit_code == 2 and "exactly one of" in r.output

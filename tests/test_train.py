@@ -195,6 +195,15 @@ def test_same_seed_gives_identical_weights(tmp_path):
                for k in la["state"])
 
 
+def test_augmix_jsd_recipe_trains_with_a_live_bar(tmp_path):
+    cfg = override(load_recipe("augmix"), **{**vars(tiny()), "augment": "augmix", "jsd": True,
+                                              "recipe": "augmix", "subset": 128})
+    result = train_model(cfg, tmp_path / "run", progress=True)
+    row = result.history[0]
+    assert torch.isfinite(torch.tensor(row["train_loss"])) and row["train_loss"] > 0
+    assert torch.load(result.checkpoint, weights_only=True)["config"]["jsd"] is True
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = tiny(epochs=2, schedule="multistep", milestones=[1], nesterov=True)
     straight = train_model(cfg, tmp_path / "straight", progress=False)

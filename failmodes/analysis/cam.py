@@ -21,7 +21,8 @@ under corruption, and whether drift predicts failure.
   cell, so one image counts once per cell).
 
 Default cost: Grad-CAM of 200 images × 19 corruptions × 5 severities with a width-16
-ResNet-18 is ~19 000 CAMs, about 3 minutes on one CPU core (a few seconds on a GPU).
+ResNet-18 is ~19 000 CAMs, about 4 minutes on one busy CPU core (bench/cam_drift.py);
+the whole analysis of a small CNN took 100 s. ``sample`` and ``stressors`` cut it down.
 
 >>> result = run_cam("runs/demo", "runs/demo", sample=100, stressors=["fog", "gaussian_noise"])
 >>> result["summary"]["drift_acc_spearman_r"]
@@ -71,13 +72,14 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
     if not (run_dir / STORE_NAME).exists():
         raise CamError(f"no results store at {run_dir / STORE_NAME}; run `failmodes evaluate` "
                        "first")
-    ctx = open_run(run_dir)
     dev = _device(device)
-    return cam_analysis(ctx.store, lambda name: ctx.model(name, dev), ctx.dataset(),
-                        out_dir, dataset_key=ctx.dataset_key(), method=method, sample=sample, layer=layer,
-                        stressors=stressors, seed=seed, target=target,
-                        failures_per_cell=failures_per_cell, conf_threshold=conf_threshold,
-                        superclasses=superclasses, batch_size=batch_size, models=models)
+    with open_run(run_dir) as ctx:
+        return cam_analysis(ctx.store, lambda name: ctx.model(name, dev), ctx.dataset(),
+                            out_dir, dataset_key=ctx.dataset_key(), method=method,
+                            sample=sample, layer=layer, stressors=stressors, seed=seed,
+                            target=target, failures_per_cell=failures_per_cell,
+                            conf_threshold=conf_threshold, superclasses=superclasses,
+                            batch_size=batch_size, models=models)
 
 
 def _device(device: str) -> torch.device:
@@ -90,7 +92,8 @@ def _device(device: str) -> torch.device:
 
 
 def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, out_dir, *,
-                 dataset_key: str | None = None, method: str = "gradcam", sample: int = 200, layer: str | None = None,
+                 dataset_key: str | None = None, method: str = "gradcam", sample: int = 200,
+                 layer: str | None = None,
                  stressors: Sequence[str] | None = None, seed: int = 0, target: str = "clean",
                  failures_per_cell: int = 8, conf_threshold: float = CONF_THRESHOLD,
                  superclasses: str = "auto", batch_size: int = 128,
@@ -500,8 +503,10 @@ def explain_failures(model, dataset, store, cells, *,
 def failure_type_counts(fails: Failures) -> dict[str, dict]:
     """``{group: {"n_high_conf": ..., "n_categorised": ..., type: count, ...}}`` for "clean",
     each corruption family and "all_corrupted"."""
+    from ..stressors import CORRUPTION_FAMILIES
     out: dict[str, dict] = {}
-    groups = list(fails.n_total)
+    rank = {g: i for i, g in enumerate(("clean",) + CORRUPTION_FAMILIES)}
+    groups = sorted(fails.n_total, key=lambda g: rank.get(g, len(rank)))
     for g in groups + ["all_corrupted"]:
         recs = [r for r in fails.records
                 if (r["family"] == g) or (g == "all_corrupted" and r["family"] != "clean")]
@@ -541,7 +546,7 @@ def _summarise(result: dict, name: str, m: dict, prefix: bool) -> None:
     if r == r:  # not NaN
         notes.append(f"{pre}across {link['cells']['n']} corruption × severity cells, mean CAM "
                      f"drift (1 − Spearman with the clean CAM) and accuracy drop have Spearman "
-                     f"r = {r:.2f} (p = {link['cells']['drift']['p']:.2g}).")
+                     f"r = {r:.2f} ({_p(link['cells']['drift']['p'])}).")
     i = link["images"]
     if i["n_flip"] and i["n_stay"]:
         notes.append(f"{pre}images that flip from right to wrong drift more "
@@ -549,13 +554,17 @@ def _summarise(result: dict, name: str, m: dict, prefix: bool) -> None:
                      f"{pre}images that flip from right to wrong do not drift more ")
         notes[-1] += (f"(mean drift {i['mean_drift_flip']:.2f}, n = {i['n_flip']}) than those "
                       f"that stay right ({i['mean_drift_stay']:.2f}, n = {i['n_stay']}); "
-                      f"Mann–Whitney p = {i['p']:.2g}.")
+                      f"Mann–Whitney {_p(i['p'])}.")
     if largest is not None:
         c = curves[largest]
         notes.append(f"{pre}largest drift under {largest}: Spearman with the clean CAM "
                      f"{c['spearman'][-1]:.2f} at severity {c['severity'][-1]:g}; border-band "
                      f"share {c['border_share'][0]:.2f} clean → {c['border_share'][-1]:.2f} "
                      f"(a uniform map gives {result['config']['border_area']:.2f}).")
+
+
+def _p(p: float) -> str:
+    return "p < 1e-300" if p == 0 else f"p = {p:.2g}"
 
 
 # ----------------------------------------------------------------------------- figures
@@ -636,14 +645,27 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
     return path
 
 
+def gallery(examples: list, rows: int = 8, clean_rows: int = 3) -> list:
+    """Up to ``clean_rows`` clean failures, then corrupted ones, most confident first, with
+    no image and no stressor twice (the same image fails at several severities)."""
+    pick, seen_img, seen_st = [], set(), set()
+    n_clean = 0
+    for e in sorted(examples, key=lambda e: (e["stressor"] != "clean", -e["conf"])):
+        clean = e["stressor"] == "clean"
+        if len(pick) >= rows or e["idx"] in seen_img or (clean and n_clean >= clean_rows) \
+                or (not clean and e["stressor"] in seen_st):
+            continue
+        pick.append(e)
+        n_clean += clean
+        seen_img.add(e["idx"])
+        seen_st.add(e["stressor"])
+    return pick
+
+
 def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) -> Path:
-    """Rows of (image, CAM of the predicted class, CAM of the true class): up to 3 clean
-    failures, then the most confident corrupted ones, one per stressor."""
+    """Rows of (image, CAM of the predicted class, CAM of the true class) for ``gallery``."""
     from matplotlib.figure import Figure
-    ex = sorted(examples, key=lambda e: -e["conf"])
-    clean = [e for e in ex if e["stressor"] == "clean"][:3]
-    rest = [e for e in ex if e["stressor"] != "clean"][:rows - len(clean)]
-    pick = clean + rest
+    pick = gallery(examples, rows)
     fig = Figure(figsize=(5.4, 1.75 * len(pick) + 0.4))
     axes = np.atleast_2d(fig.subplots(len(pick), 3, squeeze=False))
     for r, e in enumerate(pick):

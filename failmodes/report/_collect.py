@@ -10,6 +10,9 @@ from pathlib import Path
 from ..analysis.registry import STORE_NAME, list_analyses
 
 STATE_NAME = "study_state.json"
+# Where analyses write (`failmodes analyze` / `calibrate` default, and the study runner);
+# a JSON directly in the run folder (e.g. `failmodes cam RUN`) is read too.
+ANALYSIS_DIR = "analysis"
 RESOLVED_NAME = "study.resolved.json"
 PROBES_DIR = "probes"
 
@@ -24,6 +27,14 @@ class AnalysisView:
     result: dict = field(default_factory=dict)
     message: str = ""
     seconds: float | None = None
+    base: Path | None = None      # the folder its JSON is in: figure paths are relative to it
+
+
+def analysis_json(run_dir: Path, name: str) -> Path | None:
+    for d in (Path(run_dir) / ANALYSIS_DIR, Path(run_dir)):
+        if (d / f"{name}.json").is_file():
+            return d / f"{name}.json"
+    return None
 
 
 @dataclass
@@ -128,7 +139,7 @@ def _analysis_views(run_dir: Path, state: dict, cfg: dict) -> list[AnalysisView]
         views.append(_view(run_dir, a.name, a.title, steps.get(f"analysis:{a.name}"),
                            selected is None or a.name in selected))
     # An analysis JSON from a module this installation lacks still shows what it found.
-    for p in sorted(run_dir.glob("*.json")):
+    for p in sorted(run_dir.glob("*.json")) + sorted((run_dir / ANALYSIS_DIR).glob("*.json")):
         res = read_json(p)
         if (p.stem not in seen and isinstance(res, dict)
                 and {"summary", "figures"} <= set(res)):
@@ -143,11 +154,12 @@ def _view(run_dir: Path, name: str, title: str, step: dict | None, selected: boo
         # A JSON left over from an earlier run would be stale: show the failure, not it.
         return AnalysisView(name, title, "failed", message=step.get("error", "unknown error"),
                             seconds=seconds)
-    res = read_json(run_dir / f"{name}.json")
+    path = analysis_json(run_dir, name)
+    res = read_json(path) if path else None
     if isinstance(res, dict) and "__error__" in res:
         return AnalysisView(name, title, "failed", message=res["__error__"], seconds=seconds)
     if res is not None:
-        return AnalysisView(name, title, "ok", result=res, seconds=seconds)
+        return AnalysisView(name, title, "ok", result=res, seconds=seconds, base=path.parent)
     if not selected:
         return AnalysisView(name, title, "skipped",
                             message="This study's `analyses` list leaves it out.")

@@ -19,6 +19,7 @@ class Figure:
     src: str | None            # a data: URI, or None when the file is missing
     caption: str
     name: str                  # file name, shown when the image is missing
+    wide: bool = True          # spans the page; narrow figures sit two per row
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Table:
     total: int
     csv: str | None = None     # relative path of the full table
     numeric: list[bool] = field(default_factory=list)
+    open: bool = False         # shown unfolded (small tables); large ones start folded
 
     @property
     def more(self) -> int:
@@ -85,10 +87,12 @@ def table(title: str, rows: list[dict], csv: str | None = None,
     cells = [[formatters.get(c, fmt)(r.get(c)) for c in columns] for r in shown]
     numeric = [all(_numberlike(x[j]) or x[j] == "—" for x in cells)
                and any(_numberlike(x[j]) for x in cells) for j in range(len(columns))]
-    return Table(title, columns, cells, len(rows), csv, numeric)
+    title = title[:1].upper() + title[1:]
+    return Table(title, columns, cells, len(rows), csv, numeric,
+                 open=len(rows) <= 12 and len(columns) <= 10)
 
 
-_NUMBER = re.compile(r"^[+±-]?\d[\d.,]*(e[+-]?\d+)?( ?(%|pt|s))?$")
+_NUMBER = re.compile(r"^[+±-]?\d[\d.,]*(e[+-]?\d+)?( ?(%|pt|s))?\*?$")
 
 
 def _numberlike(text: str) -> bool:
@@ -108,4 +112,16 @@ def figure(base: Path, rel: str, caption: str) -> Figure:
     base = Path(base).resolve()
     p = (base / rel).resolve()
     inside = p == base or base in p.parents
-    return Figure(data_uri(p) if inside else None, caption, Path(rel).name)
+    src = data_uri(p) if inside else None
+    return Figure(src, caption, Path(rel).name, wide=_is_wide(p) if src else True)
+
+
+def _is_wide(path: Path) -> bool:
+    # Wider than 1.25:1 or large: full width; tall or small figures pair up side by side.
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # an SVG or an unreadable file: give it the full width
+        return True
+    return w > 1.25 * h and w > 600

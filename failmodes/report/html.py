@@ -15,7 +15,7 @@ import jinja2
 
 from . import figures as F
 from ._collect import RunData, collect_run, read_json, stressor_family
-from ._format import Figure, Table, figure, fmt, pct, points, table
+from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
 
 REPORT_NAME = "report.html"
@@ -34,7 +34,7 @@ INTROS = {
               "threshold-collapse (flat, then a cliff) or early-damage-plateau.",
     "comparison": "Per-corruption accuracy of each model minus the baseline, on the very same "
                   "corrupted images (paired). Intervals are 95 % paired normal intervals "
-                  "over images; a delta whose interval excludes zero is marked.",
+                  "over images; a delta whose interval excludes zero is marked with *.",
     "failures": "Wrong predictions made with high confidence, the most frequent confusions and "
                 "accuracy at the superclass level (does a wrong answer stay in the right "
                 "family?).",
@@ -74,33 +74,53 @@ def _env() -> jinja2.Environment:
 
 
 # ----------------------------------------------------------------------------- summary
-def _rows_with(result: dict | None, *cols: str) -> list[dict]:
-    """Rows of any table of an analysis result that have a ``model`` and one of ``cols``."""
-    out = []
-    for rows in (result or {}).get("tables", {}).values():
-        if isinstance(rows, list):
-            out += [r for r in rows if isinstance(r, dict) and "model" in r
-                    and any(c in r for c in cols)]
-    return out
+# Analyses prefix per-model summary keys with the model name: "m: mCE", "m/ece_clean", ...
+_SEPS = (": ", "/", ":", ".")
 
 
-def _per_model(result: dict | None, *cols: str) -> dict[str, object]:
-    got = {}
-    for r in _rows_with(result, *cols):
-        for c in cols:
-            if r.get(c) is not None and r["model"] not in got:
-                got[r["model"]] = r[c]
-    return got
+def split_model_key(key: str, models: list[str]) -> tuple[str | None, str]:
+    """``("m", "ece_clean")`` for ``"m/ece_clean"``; ``(None, key)`` when no model prefixes it."""
+    for m in sorted(models, key=len, reverse=True):
+        for sep in _SEPS:
+            if key.startswith(m + sep):
+                return m, key[len(m) + len(sep):]
+    return None, key
+
+
+def model_value(result: dict | None, model: str, *names: str, single: bool = False):
+    """A per-model number of an analysis: from its summary (``<model><sep><name>``, or the
+    bare name when the run has one model) or from a table row with a ``model`` column."""
+    if not result:
+        return None
+    summary = result.get("summary") or {}
+    for n in names:
+        for sep in _SEPS:
+            if f"{model}{sep}{n}" in summary:
+                return summary[f"{model}{sep}{n}"]
+        if single and n in summary:
+            return summary[n]
+    for rows in (result.get("tables") or {}).values():
+        for r in rows if isinstance(rows, list) else []:
+            if isinstance(r, dict) and r.get("model") == model:
+                for n in names:
+                    if r.get(n) is not None:
+                        return r[n]
+    return None
+
+
+def _arrow(a, b, f=pct) -> str:
+    return "—" if a is None and b is None else f"{f(a)} → {f(b)}"
 
 
 def _summary(run: RunData, facts: list[dict]) -> dict:
     """The first screen: headline sentences, per-model numbers, regimes, confusions."""
     metrics, curves = run.ok("metrics"), run.ok("curves")
     calib, fails = run.ok("calibration"), run.ok("failures")
-    base = run.baseline
+    base, single = run.baseline, len(run.model_names) == 1
     headline = []
-    if curves and curves.get("summary", {}).get("headline"):
-        headline.append(str(curves["summary"]["headline"]))
+    if curves and (curves.get("summary") or {}).get("headline"):
+        h = str(curves["summary"]["headline"])
+        headline.append(h[0].upper() + h[1:])
     else:
         worst = max((f for f in facts if f["largest_drop"] is not None),
                     key=lambda f: f["largest_drop"], default=None)
@@ -109,29 +129,41 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
                             f"{worst['model']} under {worst['worst_stressor']} at severity "
                             f"{fmt(worst['worst_severity'])} (from {pct(worst['clean_acc'])} "
                             f"to {pct(worst['worst_acc'])}).")
-    rel_mce = _per_model(metrics, "relative_mce", "rel_mce")
-    mce = _per_model(metrics, "mce", "mCE")
-    ece_clean = _per_model(calib, "ece_clean", "clean_ece")
-    ece_shift = _per_model(calib, "ece_shifted", "shifted_ece", "ece_corrupted")
-    danger = _per_model(calib, "dangerous_rate", "dangerous_failure_rate") or \
-        _per_model(fails, "dangerous_rate", "high_conf_error_rate", "dangerous_failure_rate")
-    rows = []
+    robust, calib_rows, mca_note = [], [], None
     for f in facts:
         m = f["store_model"]
-        rows.append({
-            "model": f["model"] + (" (baseline)" if m == base else ""),
-            "clean accuracy": pct(f["clean_acc"]),
+        v = lambda res, *n: model_value(res, m, *n, single=single)  # noqa: E731
+        mca = v(metrics, "mca")
+        if mca is not None:  # the metrics analysis's mCA: one number across the report
+            f["mean_corruption_acc"] = mca
+            f["mca_over"] = f"{v(metrics, 'corruptions')} {v(metrics, 'corruption_set') or ''} " \
+                            "corruptions × severities"
+            mca_note = (f"Mean corruption accuracy and mCE: the metrics analysis's, over the "
+                        f"{f['mca_over']}; the largest drop: over every evaluated cell.")
+        name = f["model"] + (" (baseline)" if m == base else "")
+        robust.append({
+            "model": name, "clean accuracy": pct(f["clean_acc"]),
             "mean corruption accuracy": pct(f["mean_corruption_acc"]),
             "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
                              f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
                              else "—"),
-            "mCE": fmt(mce.get(m)), "relative mCE": fmt(rel_mce.get(m)),
-            "ECE clean → shifted": (f"{fmt(ece_clean.get(m), 3)} → {fmt(ece_shift.get(m), 3)}"
-                                    if m in ece_clean or m in ece_shift else "—"),
-            "dangerous failures": pct(danger[m]) if isinstance(danger.get(m), float) else "—",
-        })
-    models = table("Models at a glance", rows, formatters={c: str for c in rows[0]}) \
-        if rows else None
+            "mCE": fmt(v(metrics, "mce", "mCE"), 3),
+            "relative mCE": fmt(v(metrics, "relative_mce", "relative mCE"), 3)})
+        if calib or fails:
+            calib_rows.append({
+                "model": name,
+                "ECE clean → shifted": _arrow(v(calib, "ece_clean"), v(calib, "ece_shifted")),
+                "ECE after temperature scaling": _arrow(v(calib, "ece_clean_ts"),
+                                                        v(calib, "ece_shifted_ts")),
+                "temperature": fmt(v(calib, "temperature"), 3),
+                "dangerous failures clean → shifted": _arrow(
+                    v(calib, "dangerous_rate_clean") if calib else v(fails, "clean_hc_rate"),
+                    v(calib, "dangerous_rate_shifted") if calib else v(fails, "shifted_hc_rate"),
+                    lambda x: pct(x, 2))})
+    models = table("Accuracy and robustness", robust,
+                   formatters={c: str for c in robust[0]}) if robust else None
+    trust = table("Calibration under shift", calib_rows,
+                  formatters={c: str for c in calib_rows[0]}) if calib_rows else None
     gaps = []
     for name, what in (("metrics", "mCE and relative mCE"), ("calibration", "ECE and the "
                        "dangerous-failure rate"), ("curves", "the regimes table"),
@@ -141,17 +173,64 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
             why = {"failed": "failed", "skipped": "was left out", "missing": "has not run"}.get(
                 a.status if a else "", "is not available in this installation")
             gaps.append(f"{what[0].upper() + what[1:]}: the {name} analysis {why}.")
-    regimes = _first_table(curves, "regimes")
-    confusions = _first_table(fails, "confusion_pairs", "top_confusions", "confusions")
-    return {"headline": headline, "models": models, "gaps": gaps,
-            "regimes": table("Failure regimes", regimes, csv=_csv_name("curves", "regimes"))
-            if regimes else None,
-            "confusions": table("Top confusion pairs", confusions[:10]) if confusions else None,
+    return {"headline": headline, "models": models, "trust": trust, "gaps": gaps,
+            "notes": [n for n in (mca_note, _danger_note(calib)) if n],
+            "regimes": _regimes_table(run, curves), "confusions": _confusions_table(fails),
             "cards": _cards(facts, base)}
 
 
+def _danger_note(calib) -> str | None:
+    if not calib:
+        return None
+    return ("ECE: expected calibration error (15 bins); shifted: the mean over the corruption "
+            "cells; temperature: fitted on clean held-out data. Dangerous failures: wrong "
+            "with confidence above 0.9.")
+
+
+def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
+    """Corruptions × models, each cell the regime label with its breakpoint and drop."""
+    rows = [r for r in _first_table(curves, "regimes")
+            if r.get("dataset") in (None, run.dataset)]
+    if not rows:
+        return None
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    by: dict[str, dict] = {}
+    for r in rows:
+        e = by.setdefault(r["stressor"], {"corruption": r["stressor"],
+                                          "family": r.get("family", "")})
+        label = str(r.get("regime", "?"))
+        if isinstance(r.get("breakpoint"), (int, float)):
+            label += f" · break at {r['breakpoint']:.1f}"
+        if isinstance(r.get("total_drop"), (int, float)):
+            label += f" · −{r['total_drop']:.0f} pt"
+        if r.get("confidence") not in (None, "", "strong", "positive", "very strong"):
+            label += f" ({r['confidence']})"
+        e[r["model"]] = label
+    out = table("Failure regimes (label · breakpoint severity · total drop)", list(by.values()),
+                columns=["corruption", "family", *models], formatters={}, max_rows=60)
+    out.csv = _csv_name("curves", "regimes")
+    return out
+
+
+def _confusions_table(fails: dict | None) -> Table | None:
+    rows = _first_table(fails, "confusion_pairs", "top_confusions", "confusions")
+    if not rows:
+        return None
+    picked = []
+    for group in ("clean", "all shifted"):
+        sel = [r for r in rows if r.get("group") == group]
+        for m in dict.fromkeys(r.get("model") for r in sel):
+            picked += sorted((r for r in sel if r.get("model") == m),
+                             key=lambda r: -(r.get("count") or 0))[:3]
+    picked = picked or sorted(rows, key=lambda r: -(r.get("count") or 0))[:10]
+    cols = [c for c in ("model", "group", "true", "predicted", "count", "share_of_errors",
+                        "reverse_count") if any(c in r for r in picked)]
+    return table("Top confusion pairs (true → predicted)", picked, columns=cols,
+                 formatters={"share_of_errors": pct})
+
+
 def _first_table(result: dict | None, *names: str) -> list[dict]:
-    tables = (result or {}).get("tables", {})
+    tables = (result or {}).get("tables") or {}
     for n in names:
         if isinstance(tables.get(n), list) and tables[n]:
             return tables[n]
@@ -166,7 +245,8 @@ def _cards(facts: list[dict], base: str | None) -> list[dict]:
     return [
         {"label": "clean accuracy", "value": pct(f["clean_acc"]), "sub": f["model"]},
         {"label": "mean corruption accuracy", "value": pct(f["mean_corruption_acc"]),
-         "sub": f"over {f['n_corruption_cells']} corruption cells"},
+         "sub": "over " + f.get("mca_over", f"{f['n_corruption_cells']} corruption × "
+                                              "severity cells")},
         {"label": "largest drop", "value": f"{100 * drop:.1f} pt" if drop is not None else "—",
          "sub": (f"{f['worst_stressor']} at severity {fmt(f['worst_severity'])}"
                  if drop is not None else "no corruption cells")},
@@ -184,16 +264,33 @@ def _analysis_section(run: RunData, a) -> Section:
     if a.status != "ok":
         return s
     res = a.result
-    s.facts = [(k.replace("_", " "), fmt(v)) for k, v in (res.get("summary") or {}).items()
-               if not isinstance(v, (dict, list))]
+    per_model: dict[str, dict] = {}
+    for k, v in (res.get("summary") or {}).items():
+        if isinstance(v, (dict, list)):
+            continue
+        m, rest = split_model_key(k, run.model_names)
+        if m is None and isinstance(v, str) and len(v) > 40:
+            s.notes.append(f"{k.replace('_', ' ')}: {v}")  # a sentence reads better as a note
+        elif m is None:
+            s.facts.append((k.replace("_", " "), fmt(v)))
+        else:
+            per_model.setdefault(rest, {})[m] = v
+    if per_model:
+        rows = [{"number": k.replace("_", " "), **{m: vals.get(m) for m in run.model_names
+                                                  if m in vals}}
+                for k, vals in per_model.items()]
+        t = table("Headline numbers per model", rows, max_rows=80)
+        t.open = len(rows) <= 16
+        s.tables.append(t)
     for f in res.get("figures") or []:
         if isinstance(f, dict) and f.get("path"):
-            s.figures.append(figure(run.run_dir, str(f["path"]), str(f.get("caption", ""))))
+            s.figures.append(figure(a.base or run.run_dir, str(f["path"]),
+                                    str(f.get("caption", ""))))
     for tname, rows in (res.get("tables") or {}).items():
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             s.tables.append(table(str(tname).replace("_", " "), rows,
                                   csv=_csv_name(a.name, tname)))
-    s.notes = [str(n) for n in res.get("notes") or []]
+    s.notes += [str(n) for n in res.get("notes") or []]
     if not (s.facts or s.figures or s.tables or s.notes):
         s.status, s.message = "empty", "The analysis ran but reported nothing."
     return s
@@ -250,9 +347,15 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
         s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
                                 f"Accuracy of each model minus {base}, per corruption."))
     fmts = {base: _pt_abs}
+    shown = [dict(r) for r in rows]
     for m in others:
-        fmts[m], fmts[f"Δ {m}"], fmts[f"±95% {m}"] = _pt_abs, _pt_delta, _pt_ci
-    s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", rows,
+        fmts[m], fmts[f"±95% {m}"] = _pt_abs, _pt_ci
+        fmts[f"Δ {m}"] = str
+        for r in shown:
+            d, ci = r.get(f"Δ {m}"), r.get(f"±95% {m}")
+            r[f"Δ {m}"] = _pt_delta(d) + ("*" if d is not None and ci is not None
+                                          and abs(d) > ci else "")
+    s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", shown,
                           csv=f"{TABLE_DIR}/comparison.csv", formatters=fmts))
     for m in others:
         d = deltas[m]
@@ -337,8 +440,9 @@ def _appendix(run: RunData) -> Section:
     s.resolved_yaml = yaml.safe_dump(cfg, sort_keys=False) if cfg is not None else None
     s.commands = [{"time": c.get("time", ""), "command": c.get("command", ""),
                    "cwd": c.get("cwd", "")} for c in run.state.get("commands", [])]
-    steps = [{"step": k, "status": v.get("status"), "seconds": v.get("seconds"),
-              "finished": v.get("finished"), "detail": v.get("detail") or v.get("error")}
+    steps = [{"step": k, "status": v.get("status"), "wall s": v.get("seconds"),
+              "CPU s": v.get("cpu_s"), "finished": v.get("finished"),
+              "detail": (v.get("detail") or v.get("error") or "").split("\n")[0]}
              for k, v in run.state.get("steps", {}).items()]
     if steps:
         s.tables.append(table("Study steps (latest invocation that ran each)", steps))

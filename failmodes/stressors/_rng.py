@@ -172,26 +172,60 @@ class ImageRNG:
         return low + (self.uniform(shape, torch.float64) * (high - low)).floor().long()
 
     def poisson(self, rate: torch.Tensor) -> torch.Tensor:
-        """Exact Poisson samples with per-element ``rate`` (N, ...) >= 0, float64.
+        """Exact Poisson samples with per-element ``rate`` (N, ...) in [0, 4096], float32.
 
-        numpy's algorithms, batched: inversion by sequential search below rate 10,
-        Hörmann's PTRS transformed rejection above. Rejected elements redraw from fixed
-        per-round streams, so every sample depends only on its image key and position.
+        Poisson(l) = Poisson(floor(l)) + Poisson(l - floor(l)) for independent draws: the
+        integer part goes through the table sampler (``poisson_levels``), the fractional
+        part (< 1) through a few steps of sequential inversion. Both are batched and use
+        one uniform per element, so a sample depends only on its image key and position.
         """
         n = len(self)
-        lam = rate.detach().to(torch.float64).reshape(n, -1)
-        out = torch.zeros_like(lam)
-        base = self._stream
-        self._stream += 2 + 2 * _PTRS_MAX_ROUNDS  # a fixed budget keeps later draws aligned
-        small = torch.nonzero((lam > 0) & (lam < 10))
-        if small.numel():
-            rows, cols = small[:, 0], small[:, 1]
-            out[rows, cols] = _poisson_inversion(
-                lam[rows, cols], self.uniform_at(base + 1, rows, cols))
-        big = torch.nonzero(lam >= 10)
-        if big.numel():
-            out[big[:, 0], big[:, 1]] = _poisson_ptrs(self, base + 2, big, lam[big[:, 0], big[:, 1]])
-        return out.view(rate.shape)
+        # float32: the rate is a float32 image times a constant, the CDFs below are
+        # compared with 24-bit uniforms.
+        lam = rate.detach().to(self.device, torch.float32).reshape(n, -1)
+        lmax = float(lam.max()) if lam.numel() else 0.0
+        if not (lmax <= MAX_POISSON_RATE and bool((lam >= 0).all())):
+            raise ValueError(f"Poisson rates must lie in [0, {MAX_POISSON_RATE}], got max {lmax:g}")
+        whole = torch.floor(lam)
+        table = torch.arange(int(lmax) + 1, device=self.device, dtype=torch.float64)
+        counts = self.poisson_levels(whole.to(torch.int32), table)
+        counts += self._poisson_below_one(lam - whole)
+        return counts.view(rate.shape)
+
+    def _poisson_below_one(self, lam: torch.Tensor) -> torch.Tensor:
+        """Poisson samples for rates in [0, 1) (N, M) float32, by sequential inversion."""
+        stream = self._next_stream()
+        k1, k2 = self._stream_keys(stream)
+        out = torch.empty(lam.shape, device=self.device, dtype=torch.float32)
+        left = []
+
+        def invert(u, lv, steps):
+            k = torch.zeros_like(lv)
+            p = torch.exp(-lv)
+            cdf = p.clone()
+            for j in range(1, steps + 1):
+                more = u > cdf
+                if steps > _DENSE_STEPS and not bool(more.any()):
+                    break
+                k += more
+                p = p * lv / j
+                cdf += p
+            return k, u > cdf
+
+        def fill(rows, counter, o):
+            u = ((self._hash(k1[rows, None], k2[rows, None], counter) >> 8) & 0xFFFFFF).float()
+            k, more = invert(u.add_(1.0).mul_(_INV24), lam[rows], _DENSE_STEPS)  # u in (0, 1]
+            o.copy_(k)
+            miss = torch.nonzero(more)
+            if miss.numel():
+                left.append(miss + torch.tensor([rows.start, 0], device=self.device))
+
+        self._chunked(lam.shape[1], fill, out)
+        if left:  # P(count > 4) < 0.004 at rate 1: redo those few from scratch, sparse
+            rows, cols = torch.cat(left).unbind(1)
+            u = self.uniform_at(stream, rows, cols, torch.float32) + _INV24
+            out[rows, cols] = invert(u, lam[rows, cols], 64)[0]
+        return out
 
     def poisson_levels(self, levels: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
         """Exact Poisson samples with rate ``lam[levels]``, float32 (N, ...).
@@ -267,48 +301,7 @@ def _i32(v: torch.Tensor) -> torch.Tensor:
     return torch.where(v >= (1 << 31), v - (1 << 32), v).to(torch.int32)
 
 
-_PTRS_MAX_ROUNDS = 64
-
-
-def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    # Smallest k with CDF(k) >= u; at rates < 10 the search ends by k ~ 40.
-    k = torch.zeros_like(lam)
-    p = torch.exp(-lam)
-    cdf = p.clone()
-    for j in range(1, 200):
-        active = u > cdf
-        if not bool(active.any()):
-            break
-        k = torch.where(active, float(j), k)
-        p = p * lam / j
-        cdf = cdf + p
-    return k
-
-
-def _poisson_ptrs(rng: ImageRNG, stream: int, where: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    # Hörmann (1993) PTRS, as numpy's random_poisson_ptrs, one vectorised round per loop.
-    slam = torch.sqrt(lam)
-    loglam = torch.log(lam)
-    b = 0.931 + 2.53 * slam
-    a = -0.059 + 0.02483 * b
-    log_invalpha = torch.log(1.1239 + 1.1328 / (b - 3.4))
-    vr = 0.9277 - 3.6224 / (b - 2)
-    out = torch.empty_like(lam)
-    todo = torch.arange(lam.numel(), device=lam.device)
-    for r in range(_PTRS_MAX_ROUNDS):
-        rows, cols = where[todo, 0], where[todo, 1]
-        uu = rng.uniform_at(stream + 2 * r, rows, cols) - 0.5
-        v = rng.uniform_at(stream + 2 * r + 1, rows, cols)
-        us = 0.5 - uu.abs()
-        a_, b_, l_ = a[todo], b[todo], lam[todo]
-        k = torch.floor((2 * a_ / us.clamp_min(1e-12) + b_) * uu + l_ + 0.43)
-        ok = (us >= 0.07) & (v <= vr[todo])
-        bad = (k < 0) | ((us < 0.013) & (v > us)) | (us <= 0)
-        lhs = torch.log(v) + log_invalpha[todo] - torch.log(a_ / (us * us).clamp_min(1e-24) + b_)
-        rhs = -l_ + k * loglam[todo] - torch.lgamma(k.clamp_min(0) + 1)
-        ok = ok | (~bad & (lhs <= rhs))
-        out[todo[ok]] = k[ok]
-        todo = todo[~ok]
-        if todo.numel() == 0:
-            return out
-    raise RuntimeError("Poisson sampler did not converge")  # probability < 1e-40
+# Poisson rates above this would need a table of rate x rate entries; shot noise peaks at 500.
+MAX_POISSON_RATE = 4096.0
+# Dense inversion steps for rates < 1 before the rare remaining elements go sparse.
+_DENSE_STEPS = 4

@@ -4,6 +4,11 @@ motion_blur lives in ``_motion.py``. The filters below reproduce the reference's
 library calls in torch: scikit-image's ``gaussian`` (scipy ``gaussian_filter``,
 truncate 4, border "nearest"), OpenCV's ``filter2D`` (border reflect-101) and scipy's
 ``zoom`` (order 1, corners aligned).
+
+Other image sizes: the parameters are pixels and are used as they are (the table is
+the 32-px one below 64 px, else the 224-px one); glass blur's loops and zoom blur's crop
+follow the image's own height and width, where the reference hard-codes 32 or 224 and
+assumes a square.
 """
 from __future__ import annotations
 
@@ -153,7 +158,7 @@ def glass_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     passes = math.ceil(iterations - 1e-9)
     hp, wp = h - 2 * m, w - 2 * m
     if passes > 0 and hp > 0 and wp > 0:
-        u = rng.uniform((passes, hp, wp, 2), dtype=torch.float64)
+        u = rng.uniform((passes, hp, wp, 2))
         d = torch.floor(u * (2 * delta) - delta).long()  # [..., 0] = dx, [..., 1] = dy
         frac = iterations - (passes - 1)
         if frac < 1.0 - 1e-9:

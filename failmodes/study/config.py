@@ -35,7 +35,8 @@ class ModelSpec:
     """One model of a study: trained from ``recipe`` unless ``checkpoint`` is given.
 
     ``arch`` is a model-registry name (``failmodes models``); ``width``, ``epochs``,
-    ``train_subset`` (images), ``batch_size`` and ``lr`` override the recipe.
+    ``train_subset`` (images), ``batch_size`` and ``lr`` override the recipe;
+    ``test_subset`` test images are scored after each epoch (the last epoch: all of them).
     """
 
     name: str
@@ -47,6 +48,7 @@ class ModelSpec:
     train_subset: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    test_subset: int | None = None
 
 
 @dataclass
@@ -127,6 +129,7 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         cfg = override(cfg, **overrides)
     except ConfigError as e:
         raise StudyError(str(e)) from None
+    cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data))
     if not _NAME_RE.match(cfg.name):
         raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+'")
     if not cfg.models:
@@ -141,7 +144,7 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         seen.add(m.name)
         if m.checkpoint is None and not m.recipe:
             raise StudyError(f"{key} ({m.name}) needs a recipe to train or a checkpoint")
-        for k in ("width", "epochs", "train_subset", "batch_size"):
+        for k in ("width", "epochs", "train_subset", "batch_size", "test_subset"):
             v = getattr(m, k)
             if v is not None and v <= 0:
                 raise StudyError(f"{key}.{k} must be positive, got {v}")
@@ -164,6 +167,17 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
             raise StudyError(f"{where}: analysis_options.{name} is given but {name!r} is not "
                              "in analyses")
     return cfg
+
+
+def absolute_data_spec(spec: str) -> str:
+    """Folder paths made absolute (``PATH``, ``imagefolder:PATH``, ``cifar10c:PATH``), so the
+    saved study and the trained checkpoints name the same data from any directory."""
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in ("imagefolder", "cifar10", "cifar10c") and arg:
+        return f"{kind}:{Path(arg).expanduser().resolve()}"
+    if not sep and kind not in ("synthetic", "cifar10") and Path(spec).expanduser().is_dir():
+        return str(Path(spec).expanduser().resolve())
+    return spec
 
 
 def sweep_values(values, where: str = "sweep") -> list[float]:

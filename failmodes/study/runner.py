@@ -9,7 +9,7 @@ Layout of ``runs/<study>/``::
     study.resolved.json        the resolved study and library versions
     study_state.json           the commands that ran and each step's status and timing
     models/<name>/model.pt     trained checkpoints (+ history.json, training_curves.png)
-    <analysis>.json            one per analysis
+    analysis/<name>.json       one per analysis (+ analysis/figures/)
     probes/<probe>/            single-image probe outputs
 
 >>> result = run_study(load_preset("demo"))      # doctest: +SKIP
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import override, save_resolved, to_dict
+from ..report._collect import ANALYSIS_DIR
 from .config import ProbeSpec, StudyConfig, StudyError
 
 STATE_NAME = "study_state.json"
@@ -80,6 +81,12 @@ def _now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
 
 
+def _timing(t: float, c: float) -> dict:
+    """Wall-clock and CPU seconds since ``t`` (perf_counter) and ``c`` (process_time)."""
+    return {"seconds": round(time.perf_counter() - t, 1),
+            "cpu_s": round(time.process_time() - c, 1)}
+
+
 def _say(cfg: StudyConfig, msg: str) -> None:
     print(f"[{cfg.name}] {msg}", file=sys.stderr, flush=True)
 
@@ -112,6 +119,7 @@ def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
     ``StudyResult.failures``, and the other steps still run.
     """
     t0 = time.perf_counter()
+    check_analyses(cfg)  # a typo in an analysis option fails now, not after training
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
@@ -143,23 +151,33 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
             _copy_history(ckpt, model_dir)
             state.set(key, status="ok", source="checkpoint", checkpoint=str(ckpt), seconds=0.0)
         return ckpt
+    from ..train import load_recipe, train_model
+    from ..train.recipes import RUNTIME_FIELDS
+    tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
+                  epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
+                  lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
+                  device=cfg.device)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
+        saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
+                 if (model_dir / "config.json").is_file() else {})
+        now = to_dict(tc)
+        diff = [k for k in now if k not in RUNTIME_FIELDS and k in saved and saved[k] != now[k]]
+        if diff:
+            what = ", ".join(f"{k}={saved[k]!r} (now {now[k]!r})" for k in diff)
+            raise StudyError(f"models[{spec.name}]: {final} was trained with {what}; give the "
+                             f"model a new name, or delete {model_dir} to retrain it")
         if state.step(key).get("status") != "ok":
             state.set(key, status="ok", source=f"recipe {spec.recipe} (trained earlier)",
                       checkpoint=str(final.relative_to(out)), seconds=None)
         return final
-    from ..train import load_recipe, train_model
-    tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
-                  epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
-                  lr=spec.lr, data=cfg.data, seed=cfg.seed, device=cfg.device)
     _say(cfg, f"training {spec.name}: {spec.arch} with {spec.recipe}, {tc.epochs} epochs"
          + (f" on {tc.subset} images" if tc.subset else ""))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     result = train_model(tc, model_dir, resume=True)
     state.set(key, status="ok", source=f"recipe {spec.recipe}",
               checkpoint=str(Path(result.checkpoint).relative_to(out)),
-              seconds=round(time.perf_counter() - t, 1), detail=f"{tc.epochs} epochs")
+              **_timing(t, c), detail=f"{tc.epochs} epochs")
     return Path(result.checkpoint)
 
 
@@ -197,12 +215,12 @@ def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, stat
     ec = eval_config(cfg, checkpoints, out)
     _say(cfg, f"evaluating {len(checkpoints)} model(s) on {len(ec.stressors)} stressors × "
          f"{len(ec.severities)} severities + {len(ec.sweeps)} sweep(s) (stored cells are kept)")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     summary = run_evaluation(ec, command=f"{command or 'run_study'}  # evaluate step")
     failed = [f"cell {f['cell']['model']} {f['cell']['stressor']} {f['cell']['severity']:g}: "
               f"{f['error']}" for f in summary.get("failed", [])]
     state.set("evaluate", status="ok" if not failed else "partial",
-              seconds=round(time.perf_counter() - t, 1),
+              **_timing(t, c),
               detail=f"{summary['computed']} cells computed, {summary['skipped']} kept, "
                      f"{len(failed)} failed")
     return failed
@@ -216,37 +234,67 @@ def _fingerprint(out: Path, extra) -> str:
     with ResultsStore(out / STORE_NAME, readonly=True) as st:
         cells = st.db.execute("SELECT count(*), max(id), max(finished) FROM cells").fetchone()
         models = st.db.execute("SELECT group_concat(name || weights_hash) FROM models").fetchone()
-    blob = json.dumps([cells, models, extra], sort_keys=True, default=str)
+    from .. import __version__
+    blob = json.dumps([cells, models, extra, __version__], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def check_analyses(cfg: StudyConfig) -> list[str]:
+    """The study's analyses in run order; unknown names and options raise StudyError."""
+    from ..analysis import get_analysis, list_analyses
+    names = [a.name for a in list_analyses()] if cfg.analyses is None else list(cfg.analyses)
+    for name in names:
+        try:
+            fn = get_analysis(name).fn
+        except ValueError as e:
+            raise StudyError(f"analyses: {e}") from None
+        _analysis_options(cfg, fn, name)
+    return names
 
 
 def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
     """Every selected analysis, in registry order, skipping those whose inputs are unchanged."""
-    from ..analysis import get_analysis, list_analyses
-    names = [a.name for a in list_analyses()] if cfg.analyses is None else list(cfg.analyses)
+    from ..analysis import get_analysis
     failures = []
-    for name in names:
+    for name in check_analyses(cfg):
         a = get_analysis(name)
-        opts = dict(cfg.analysis_options.get(name, {}))
+        opts = _analysis_options(cfg, a.fn, name)
         key = f"analysis:{name}"
         fp = _fingerprint(out, opts)
         prev = state.step(key)
         if prev.get("status") == "ok" and prev.get("fingerprint") == fp \
-                and (out / f"{name}.json").is_file():
+                and (out / ANALYSIS_DIR / f"{name}.json").is_file():
             continue
         _say(cfg, f"analysis {name}")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
-            a.fn(out, out, **opts)
+            a.fn(out, out / ANALYSIS_DIR, **opts)
         except Exception as e:  # recorded, shown in the report and returned: never hidden
             msg = f"{type(e).__name__}: {e}"
             state.set(key, status="failed", error=msg + "\n" + _tail(), fingerprint=fp,
-                      seconds=round(time.perf_counter() - t, 1))
+                      **_timing(t, c))
             failures.append(f"analysis {name}: {msg}")
             _say(cfg, f"analysis {name} FAILED: {msg}")
             continue
-        state.set(key, status="ok", fingerprint=fp, seconds=round(time.perf_counter() - t, 1))
+        state.set(key, status="ok", fingerprint=fp, **_timing(t, c))
     return failures
+
+
+def _analysis_options(cfg: StudyConfig, fn, name: str) -> dict:
+    """The study's options for analysis ``name``, plus its device and seed when the analysis
+    takes them and the study file does not set them."""
+    import inspect
+    opts = dict(cfg.analysis_options.get(name, {}))
+    params = inspect.signature(fn).parameters
+    for k, v in (("device", cfg.device), ("seed", cfg.seed)):
+        if k in params and k not in opts:
+            opts[k] = v
+    unknown = [k for k in opts if k not in params
+               and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
+    if unknown:
+        raise StudyError(f"analysis_options.{name}: unknown option(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(p for p in params if p not in ('run_dir', 'out_dir'))})")
+    return opts
 
 
 def _tail(lines: int = 6) -> str:
@@ -270,17 +318,17 @@ def run_probes(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
             continue
         pdir = out / "probes" / key.split(":", 1)[1]
         _say(cfg, f"probe {p.model} on {p.image} under {p.stressor}")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             rel = _probe(cfg, p, pdir).relative_to(out)
         except Exception as e:  # recorded and reported like an analysis failure
             msg = f"{type(e).__name__}: {e}"
             state.set(key, status="failed", spec=spec, error=msg + "\n" + _tail(),
-                      seconds=round(time.perf_counter() - t, 1))
+                      **_timing(t, c))
             failures.append(f"probe {key}: {msg}")
             continue
         state.set(key, status="ok", spec=spec, json=str(rel),
-                  seconds=round(time.perf_counter() - t, 1))
+                  **_timing(t, c))
     return failures
 
 
@@ -300,7 +348,7 @@ def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None =
     """Load a study file or a preset, apply the CLI overrides, and run it."""
     from .config import load_preset, load_study, resolve_study
     if (study is None) == (preset is None):
-        raise StudyError("give a study file or a preset name, not both")
+        raise StudyError("give exactly one of: a study file, a preset name")
     cfg = load_preset(preset) if preset else load_study(study)
     cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
                         out=str(out) if out is not None else None, data=data, device=device,

@@ -1,6 +1,7 @@
 """The training loop: data resident on the device, batched augmentation, SGD, per-epoch
 checkpoints that resume exactly, DDP under ``torchrun``.
 
+>>> from failmodes.config import override
 >>> from failmodes.train import load_recipe, train_model
 >>> cfg = override(load_recipe("baseline-cosine"), model="small_cnn", data="synthetic",
 ...                epochs=1, subset=512)
@@ -112,7 +113,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     train, test = _load_data(cfg, rt)
     model, optimizer, scheduler, steps = _build(cfg, train, rt)
     history, start = _restore(payload, model, optimizer, scheduler, rt)
-    channels_last = cfg.channels_last and _on_cuda(rt)
+    channels_last = cfg.channels_last
     x_train, y_train = _resident(train, rt.device, channels_last)
     x_test, y_test = _resident(test, rt.device, channels_last)
     eval_rows = _eval_rows(cfg, test)
@@ -158,7 +159,8 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
             save_checkpoint(model, out / FINAL, config=to_dict(cfg), history=history, extra=extra)
             report.line(f"done: test accuracy {history[-1]['test_acc']:.4f} -> {out / FINAL}")
         _barrier(rt)
-    model.eval()
+    # The returned model is the checkpoint's: default layout, so outputs match a reload exactly.
+    model = model.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(out / (FINAL if done else LAST), out, history, model, rt.main)
 
 
@@ -173,7 +175,7 @@ def _build(cfg: TrainConfig, train, rt: _Runtime):
     model = create_model(cfg.model, width=cfg.width, class_names=train.classes,
                          mean=train.mean, std=train.std).to(rt.device)
     model.train()
-    if cfg.channels_last and _on_cuda(rt):
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
@@ -342,7 +344,7 @@ def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs
     gen = torch.Generator(device=rt.device).manual_seed(_seed(cfg.seed, epoch, rt.rank, 7))
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
            else contextlib.nullcontext())
-    channels_last = cfg.channels_last and _on_cuda(rt)
+    channels_last = cfg.channels_last
     loss_sum = torch.zeros((), device=rt.device)
     correct = torch.zeros((), device=rt.device, dtype=torch.int64)
     seen = 0
