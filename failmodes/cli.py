@@ -223,8 +223,8 @@ def evaluate(
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR, where "
-                                                  "the report reads it]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis, "
+                                                  "where the report reads it]"),
     threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
     superclasses: Optional[str] = typer.Option(
@@ -260,7 +260,7 @@ def analyze(
     console.print(table)
     for note in results.get("failures", {}).get("notes", []):
         console.print(note)
-    console.print(f"written to {out or run_dir}")
+    console.print(f"written to {out or run_dir / 'analysis'}")
 
 
 # ----------------------------------------------------------------------------- probe
