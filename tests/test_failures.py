@@ -193,3 +193,27 @@ def test_gallery_picks_cap_each_shifted_cell():
     assert g["shifted"][0] == (2, 0)       # the most confident first
     # each image once: cell 3's rows 0 and 1 are images cell 2 already shows
     assert [i for cid, i in g["shifted"] if cid == 3] == [2, 3]
+
+
+def test_sink_class_is_reported(tmp_path):
+    frog = CIFAR10.index("frog")
+    to_frog = {k: frog for k in range(10) if k != frog}
+    write_store(tmp_path / "results.sqlite", {"gaussian_noise": {5.0: 0.2}}, n=300,
+                confusions=to_frog).close()
+    res = failures(tmp_path, tmp_path / "out", gallery=False)
+    noisy = next(r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise")
+    assert noisy["most_predicted"] == "frog" and noisy["most_predicted_share"] >= 0.7
+    assert res["summary"]["sink_classes"] == "frog"
+    sink = res["summary"]["largest_sink"]
+    assert sink.startswith("frog 7") and sink.endswith("under gaussian_noise 5")
+    assert any("sink class 'frog'" in n for n in res["notes"])
+
+
+def test_family_confusions_pool_integer_levels_only(tmp_path):
+    write_store(tmp_path / "results.sqlite",
+                {"gaussian_noise": {1.0: 0.7, 1.5: 0.6, 2.0: 0.5}}, n=100).close()
+    res = failures(tmp_path, tmp_path / "out", gallery=False)
+    mats = {m["group"]: np.array(m["counts"]) for m in res["tables"]["confusion_matrices"]}
+    assert mats["noise"].sum() == 200                      # severities 1 and 2, not 1.5
+    assert len([r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise"]) == 3
+
