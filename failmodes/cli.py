@@ -421,22 +421,12 @@ def compare(
     typer.echo(f"comparison: {path}")
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Library exceptions whose message is already one line meant for the user."""
-    from .config import ConfigError
-    from .data import DataError
-    from .evaluate import StoreError
-    from .models import ModelError
-    from .stressors import StressorError
-    return (ConfigError, DataError, ModelError, StoreError, StressorError, FileNotFoundError)
-
-
 def main() -> None:
     """Console entry point: a library error becomes ``error: <one line>`` and exit 2."""
-    errors = _user_errors()
+    from .errors import FailmodesError
     try:
         app()
-    except errors as e:
+    except (FailmodesError, FileNotFoundError) as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as e:  # full disk, permissions: say which file
