@@ -223,8 +223,8 @@ def evaluate(
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR, where "
-                                                  "the report reads it]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis, "
+                                                  "where the report reads it]"),
     threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
     superclasses: Optional[str] = typer.Option(
@@ -260,7 +260,7 @@ def analyze(
     console.print(table)
     for note in results.get("failures", {}).get("notes", []):
         console.print(note)
-    console.print(f"written to {out or run_dir}")
+    console.print(f"written to {out or run_dir / 'analysis'}")
 
 
 # ----------------------------------------------------------------------------- probe
@@ -423,22 +423,12 @@ def compare(
     typer.echo(f"comparison: {path}")
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Library exceptions whose message is already one line meant for the user."""
-    from .config import ConfigError
-    from .data import DataError
-    from .evaluate import StoreError
-    from .models import ModelError
-    from .stressors import StressorError
-    return (ConfigError, DataError, ModelError, StoreError, StressorError, FileNotFoundError)
-
-
 def main() -> None:
     """Console entry point: a library error becomes ``error: <one line>`` and exit 2."""
-    errors = _user_errors()
+    from .errors import FailmodesError
     try:
         app()
-    except errors as e:
+    except (FailmodesError, FileNotFoundError) as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as e:  # full disk, permissions: say which file

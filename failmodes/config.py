@@ -18,10 +18,13 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import FailmodesError
+
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, FailmodesError):
     """A config file or override is wrong; one line naming the key, the file and the fix."""
 
 

@@ -27,7 +27,7 @@ def test_analyze_prints_headline_and_regimes(run_dir):
     assert res.exit_code == 0, res.output
     assert "largest drop: 44.0 points under gaussian_noise at severity 5" in res.output
     assert "threshold-collapse" in res.output
-    out = run_dir                                    # the default --out: the run folder
+    out = run_dir / "analysis"                       # the default --out
     for name in ("curves.json", "failures.json"):
         assert (out / name).is_file()
     failures = json.loads((out / "failures.json").read_text())

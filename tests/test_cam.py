@@ -303,3 +303,15 @@ def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
         assert m in res.output
     res = runner.invoke(app, ["cam", str(tmp_path), "--method", "lime"])
     assert res.exit_code == 2 and "gradcam++" in res.output
+
+
+def test_failure_gallery_is_varied():
+    from failmodes.analysis.cam import gallery
+    ex = [{"stressor": s, "idx": i, "conf": c}
+          for s, i, c in [("fog", 7, 0.99), ("fog", 7, 0.98), ("fog", 8, 0.97),
+                          ("snow", 7, 0.96), ("snow", 9, 0.95), ("clean", 1, 0.91),
+                          ("clean", 2, 0.90)]]
+    # Clean first; then one per stressor, never an image twice.
+    assert [(e["stressor"], e["idx"]) for e in gallery(ex, clean_rows=1)] == \
+        [("clean", 1), ("fog", 7), ("snow", 9)]
+    assert len(gallery(ex, rows=2)) == 2

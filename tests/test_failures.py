@@ -181,15 +181,18 @@ def test_validation_clean_cells_stay_apart(tmp_path):
 
 def test_gallery_picks_cap_each_shifted_cell():
     from failmodes.analysis.failures import GALLERY_PER_CELL, GALLERY_SIZE, _gallery_picks
-    # cell 1 is clean; cells 2..4 are shifted; cell 2 holds the 30 most confident failures
-    cands = [(0.999 - 1e-4 * i, 2, i) for i in range(30)]
-    cands += [(0.95, 3, i) for i in range(5)] + [(0.94, 4, i) for i in range(5)]
-    cands += [(0.93, 1, i) for i in range(40)]
+    # cell 1 is clean; cells 2..4 are shifted; cell 2 holds the 30 most confident failures;
+    # candidates are (confidence, cell id, row, dataset index)
+    cands = [(0.999 - 1e-4 * i, 2, i, i) for i in range(30)]
+    cands += [(0.95, 3, i, i) for i in range(5)] + [(0.94, 4, i, 100 + i) for i in range(5)]
+    cands += [(0.93, 1, i, i) for i in range(40)]
     g = _gallery_picks(cands, clean_ids={1})
     assert len(g["clean"]) == GALLERY_SIZE and all(cid == 1 for cid, _ in g["clean"])
     per_cell = Counter(cid for cid, _ in g["shifted"])
     assert per_cell == {2: GALLERY_PER_CELL, 3: GALLERY_PER_CELL, 4: GALLERY_PER_CELL}
     assert g["shifted"][0] == (2, 0)       # the most confident first
+    # each image once: cell 3's rows 0 and 1 are images cell 2 already shows
+    assert [i for cid, i in g["shifted"] if cid == 3] == [2, 3]
 
 
 def test_sink_class_is_reported(tmp_path):
@@ -201,6 +204,8 @@ def test_sink_class_is_reported(tmp_path):
     noisy = next(r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise")
     assert noisy["most_predicted"] == "frog" and noisy["most_predicted_share"] >= 0.7
     assert res["summary"]["sink_classes"] == "frog"
+    sink = res["summary"]["largest_sink"]
+    assert sink.startswith("frog 7") and sink.endswith("under gaussian_noise 5")
     assert any("sink class 'frog'" in n for n in res["notes"])
 
 
@@ -211,3 +216,4 @@ def test_family_confusions_pool_integer_levels_only(tmp_path):
     mats = {m["group"]: np.array(m["counts"]) for m in res["tables"]["confusion_matrices"]}
     assert mats["noise"].sum() == 200                      # severities 1 and 2, not 1.5
     assert len([r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise"]) == 3
+

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 
 # Wrong with confidence above this is a "dangerous" failure (the seeds' threshold).
+from ..errors import FailmodesError
+
+
 DANGEROUS_CONF = 0.9
 # Temperature search interval: wide enough for any trained net, narrow enough that a
 # separable toy set (NLL -> 0 as T -> 0) stops at the bound instead of underflowing.
@@ -28,7 +31,7 @@ T_BOUNDS = (0.01, 100.0)
 COVERAGES = (0.8, 0.9)
 
 
-class CalibrationInputError(ValueError):
+class CalibrationInputError(ValueError, FailmodesError):
     """Logits, labels or options unusable for calibration; one line naming what and why."""
 
 

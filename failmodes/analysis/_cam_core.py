@@ -23,6 +23,9 @@ from torch import nn
 # The border band: the outer BORDER_BAND fraction of each side (8 px of a 32-px image on
 # every edge). It covers 1 − (1 − 2·0.25)² = 75 % of the area; the centre is the middle
 # 50 % × 50 % square, where object-centred data sets (CIFAR-10) keep the object.
+from ..errors import FailmodesError
+
+
 BORDER_BAND = 0.25
 
 # Superclasses for "fine-grained" confusions. The default is finer than animals/vehicles:
@@ -45,7 +48,7 @@ CIFAR10_SUPERCLASS_COARSE = {
 OVERLAP_THRESHOLD = 0.5
 
 
-class CamError(ValueError):
+class CamError(ValueError, FailmodesError):
     """A bad CAM method, layer or input; the message is one line meant for users."""
 
 

@@ -1,7 +1,7 @@
 """``failmodes analyze``: the store analyses of one run (metrics when registered, curves
 and regimes, failures) in report order, each writing its JSON and figures.
 
->>> results = analyze_run("runs/r18")   # writes runs/r18/{metrics,curves,failures}.json
+>>> results = analyze_run("runs/r18")   # writes runs/r18/analysis/{metrics,curves,failures}.json
 >>> results["curves"]["summary"]["headline"]
 'largest drop: 61.2 points under gaussian_noise at severity 5'
 """
@@ -12,13 +12,16 @@ from pathlib import Path
 
 from .registry import STORE_NAME, list_analyses
 
+ANALYSIS_DIR = "analysis"  # the same folder as report._collect.ANALYSIS_DIR
+
 ANALYZE = ("metrics", "curves", "failures")  # calibration and cam have their own commands
 
 
 def analyze_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                 threshold: float = 0.9, superclasses: str | None = None) -> dict[str, dict]:
-    """Run the store analyses of ``run_dir`` into ``out_dir`` (default ``run_dir`` itself,
-    where the report looks for ``<analysis>.json`` and ``figures/``).
+    """Run the store analyses of ``run_dir`` into ``out_dir`` (default ``RUN_DIR/analysis``,
+    where the study runner writes and the report reads ``<analysis>.json`` and
+    ``figures/``).
 
     threshold: confidence above which a wrong prediction is a high-confidence failure.
     superclasses: superclass map for the failures analysis (YAML file, ``cifar10``,
@@ -29,7 +32,7 @@ def analyze_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
     if not (run_dir / STORE_NAME).is_file():
         raise FileNotFoundError(f"no {STORE_NAME} in {run_dir}; run `failmodes evaluate "
                                 f"--out {run_dir}` first")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / ANALYSIS_DIR
     options = {"failures": {"threshold": threshold, "superclasses": superclasses}}
     return {a.name: a.fn(run_dir, out_dir, **options.get(a.name, {}))
             for a in list_analyses() if a.name in ANALYZE}

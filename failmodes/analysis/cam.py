@@ -645,14 +645,27 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
     return path
 
 
+def gallery(examples: list, rows: int = 8, clean_rows: int = 3) -> list:
+    """Up to ``clean_rows`` clean failures, then corrupted ones, most confident first, with
+    no image and no stressor twice (the same image fails at several severities)."""
+    pick, seen_img, seen_st = [], set(), set()
+    n_clean = 0
+    for e in sorted(examples, key=lambda e: (e["stressor"] != "clean", -e["conf"])):
+        clean = e["stressor"] == "clean"
+        if len(pick) >= rows or e["idx"] in seen_img or (clean and n_clean >= clean_rows) \
+                or (not clean and e["stressor"] in seen_st):
+            continue
+        pick.append(e)
+        n_clean += clean
+        seen_img.add(e["idx"])
+        seen_st.add(e["stressor"])
+    return pick
+
+
 def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) -> Path:
-    """Rows of (image, CAM of the predicted class, CAM of the true class): up to 3 clean
-    failures, then the most confident corrupted ones, one per stressor."""
+    """Rows of (image, CAM of the predicted class, CAM of the true class) for ``gallery``."""
     from matplotlib.figure import Figure
-    ex = sorted(examples, key=lambda e: -e["conf"])
-    clean = [e for e in ex if e["stressor"] == "clean"][:3]
-    rest = [e for e in ex if e["stressor"] != "clean"][:rows - len(clean)]
-    pick = clean + rest
+    pick = gallery(examples, rows)
     fig = Figure(figsize=(5.4, 1.75 * len(pick) + 0.4))
     axes = np.atleast_2d(fig.subplots(len(pick), 3, squeeze=False))
     for r, e in enumerate(pick):

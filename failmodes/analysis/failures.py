@@ -108,7 +108,8 @@ def _cell_dict(cell: Cell) -> dict:
             "severity": cell.severity, "seed": cell.seed}
 
 
-SINK_SHARE = 0.5  # a class taking this share of a cell's predictions is a sink
+SINK_SHARE = 0.4  # a class taking this share of a cell's predictions is a sink (4× uniform
+                  # on CIFAR-10)
 
 
 def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None,
@@ -321,14 +322,17 @@ def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
 
 
 def _gallery_picks(cands: list[tuple], clean_ids: set) -> dict[str, list[tuple]]:
-    """Case keys (cell id, row) of the two galleries: the most confident clean failures,
-    and the most confident shifted ones with at most ``GALLERY_PER_CELL`` per cell."""
+    """Case keys (cell id, row) of the two galleries from candidates (confidence, cell id,
+    row, dataset index): the most confident clean failures, and the most confident shifted
+    ones with at most ``GALLERY_PER_CELL`` per cell and each image once."""
     ranked = sorted(cands, key=lambda c: -c[0])
-    clean = [c[1:] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
-    shifted, per_cell = [], defaultdict(int)
-    for conf, cid, i in ranked:
-        if cid not in clean_ids and per_cell[cid] < GALLERY_PER_CELL and len(shifted) < GALLERY_SIZE:
+    clean = [c[1:3] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
+    shifted, per_cell, seen = [], defaultdict(int), set()
+    for conf, cid, i, idx in ranked:
+        if (cid not in clean_ids and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
+                and len(shifted) < GALLERY_SIZE):
             per_cell[cid] += 1
+            seen.add(idx)
             shifted.append((cid, i))
     return {"clean": clean, "shifted": shifted}
 
@@ -353,13 +357,13 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
             np.add.at(m, (p["label"], p["pred"]), 1)
         hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > threshold))
         hc = hc[np.argsort(-p["conf"][hc], kind="stable")[:keep]]
-        cands.extend((float(p["conf"][i]), cell.id, int(i)) for i in hc)
+        cands.extend((float(p["conf"][i]), cell.id, int(i), int(p["idx"][i])) for i in hc)
     # Clean first, then families in the canonical order, then the rest.
     order = [CLEAN, "noise", "blur", "weather", "digital"]
     mats = dict(sorted(mats.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
                                                      else len(order), kv[0])))
     gallery = _gallery_picks(cands, clean_ids)
-    chosen = [x[1:] for x in _select_cases(cands, max_cases)]
+    chosen = [x[1:3] for x in _select_cases(cands, max_cases)]
     wanted = list(dict.fromkeys(chosen + gallery["clean"] + gallery["shifted"]))
     cases_by_key = {}
     for cid in dict.fromkeys(k[0] for k in wanted):
@@ -439,6 +443,11 @@ def _summarise(model, rows, pairs, smap, threshold):
                      f"{worst['severity']:g}.")
     if sinks:
         s["sink_classes"] = ", ".join(sinks)
+    shifted_rows = [r for r in rows if r["stressor"] != CLEAN and r.get("most_predicted_share")]
+    if shifted_rows:
+        top = max(shifted_rows, key=lambda r: r["most_predicted_share"])
+        s["largest_sink"] = (f"{top['most_predicted']} {100 * top['most_predicted_share']:.0f}% "
+                             f"under {top['stressor']} {top['severity']:g}")
     if smap is not None:
         s["superclass_map"] = smap.source
         for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import FailmodesError
 from ._figures import new_figure, save, slug
 from .registry import write_result
 from .superclasses import resolve_superclasses
@@ -32,7 +33,7 @@ from .superclasses import resolve_superclasses
 NOISE_SPACES = {"pixel": "gaussian_noise_std", "normalized": "gaussian_noise_std_normalized"}
 
 
-class ProbeError(ValueError):
+class ProbeError(ValueError, FailmodesError):
     """Bad probe input (image, values, label, space); one line naming it and the fix."""
 
 

@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FailmodesError
+
+
 CIFAR10_SUPERCLASSES = {
     "animals": ["bird", "cat", "deer", "dog", "frog", "horse"],
     "vehicles": ["airplane", "automobile", "ship", "truck"],
@@ -60,7 +63,7 @@ IMAGENET_SUPERCLASSES = {
 BUILTIN = {"cifar10": CIFAR10_SUPERCLASSES, "imagenet": IMAGENET_SUPERCLASSES}
 
 
-class SuperclassError(ValueError):
+class SuperclassError(ValueError, FailmodesError):
     """A superclass map is unusable; one line naming the file, the superclass and entry."""
 
 

@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import FailmodesError
 
-class DataError(ValueError):
+
+class DataError(ValueError, FailmodesError):
     """A data set could not be loaded; the message is one line naming the path and the fix."""
 
 

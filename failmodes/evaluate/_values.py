@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 
+from ..errors import FailmodesError
 
-class ValuesError(ValueError):
+
+class ValuesError(ValueError, FailmodesError):
     """A value list or sweep spec does not parse; one line naming the text."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
+from ..errors import FailmodesError
 from ..config import ConfigError, from_dict, save_resolved, to_dict
 from ..data import DataError, Dataset, load_cifar10c, load_dataset
 from ..models import Classifier, ModelError, create_model, library_versions, load_checkpoint
@@ -51,7 +52,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 IN_MEMORY = "<in-memory>"  # the spec of a model handed to run_evaluation as an object
 
 
-class EvalError(ValueError):
+class EvalError(ValueError, FailmodesError):
     """The evaluation cannot start (bad model, data, stressor or value); one line."""
 
 

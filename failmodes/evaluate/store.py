@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FailmodesError
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -80,7 +83,7 @@ CREATE TABLE IF NOT EXISTS predictions (
 ROW_FIELDS = ("idx", "label", "pred", "conf", "p_true", "entropy", "margin")
 
 
-class StoreError(RuntimeError):
+class StoreError(RuntimeError, FailmodesError):
     """The store file is unusable (corrupt, not a failmodes store, disk full)."""
 
 

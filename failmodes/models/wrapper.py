@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import FailmodesError
 
-class ModelError(ValueError):
+
+class ModelError(ValueError, FailmodesError):
     """A model or checkpoint could not be built or loaded; one line naming what and why."""
 
 

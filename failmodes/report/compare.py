@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 from pathlib import Path
 
+from ..errors import FailmodesError
 from . import figures as F
 from ._collect import RunData, collect_run
 from ._format import fmt, figure, pct, table
@@ -21,7 +22,7 @@ from ..analysis.registry import STORE_NAME
 COMPARE_NAME = "compare.html"
 
 
-class CompareError(ValueError):
+class CompareError(ValueError, FailmodesError):
     """A run folder to compare is missing or holds no results store."""
 
 

@@ -105,7 +105,8 @@ def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torc
     return _truncate(hsv_to_rgb(hsv), x.dtype)
 
 
-@register_stressor("brightness", family="digital", tables=BRIGHTNESS,
+# Hendrycks & Dietterich (2019) file brightness under weather (snow, frost, fog, brightness).
+@register_stressor("brightness", family="weather", tables=BRIGHTNESS,
                    param_names=("value_shift",), benchmark=True)
 def brightness(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """HSV value raised by ``c`` (clipped to 1)."""

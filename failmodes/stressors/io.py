@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..errors import FailmodesError
 from .registry import get_stressor, suite
 
 SHEET_NAME = "contact_sheet.png"
@@ -28,7 +29,7 @@ TILE_PX = 128
 _BATCH = 256  # images per stressor call when a folder holds many same-size images
 
 
-class ImageInputError(ValueError):
+class ImageInputError(ValueError, FailmodesError):
     """A path that is missing, empty of images, or not a readable image (one line)."""
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..errors import FailmodesError
 from ._rng import ImageRNG
 
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
@@ -37,7 +38,7 @@ CIFAR_TABLE_MAX_SIDE = 64
 OpFn = Callable[[torch.Tensor, tuple, ImageRNG], torch.Tensor]
 
 
-class StressorError(ValueError):
+class StressorError(ValueError, FailmodesError):
     """Bad stressor name, severity or input; the message is one line meant for users."""
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import FailmodesError
 from ..config import ConfigError, save_resolved, to_dict
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
 from .augment import BatchAugment, jsd_loss
@@ -45,7 +46,7 @@ SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed ac
 LAST, FINAL = "last.pt", "model.pt"
 
 
-class TrainError(ValueError):
+class TrainError(ValueError, FailmodesError):
     """A run cannot start or resume; one line naming the file or key and what to do."""
 
 
