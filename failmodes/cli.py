@@ -383,6 +383,7 @@ def run(
                                           "fastest on a machine shared with other jobs)"),
 ):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
+    from .errors import FailmodesError
     from .study import prepare_and_run
 
     if (study is None) == (preset is None):
@@ -391,7 +392,7 @@ def run(
     try:
         result = prepare_and_run(study, preset, command=command, out=out, data=data,
                                  device=device, seed=seed, threads=threads)
-    except ValueError as e:  # StudyError, TrainError, EvalError: one line each
+    except FailmodesError as e:  # StudyError, TrainError, EvalError, ...: one line each
         fail(str(e))
     typer.echo(f"report: {result.report}")
     for f in result.failures:
@@ -414,11 +415,12 @@ def compare(
                                        "(default <parent of A>/<A>-vs-<B>)"),
 ):
     """Compare two runs in one report."""
+    from .errors import FailmodesError
     from .report import compare_runs
 
     try:
         path = compare_runs(run_a, run_b, out)
-    except ValueError as e:  # CompareError: a folder without a store
+    except FailmodesError as e:  # CompareError: a folder without a store
         fail(str(e))
     typer.echo(f"comparison: {path}")
 

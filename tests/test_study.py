@@ -85,22 +85,7 @@ def test_overrides_and_sweep_values():
 
 
 # ----------------------------------------------------------------------------- end to end
-def _pipeline_missing() -> str | None:
-    import importlib
-    for mod, attr in (("failmodes.train", "train_model"), ("failmodes.evaluate", "run_evaluation"),
-                      ("failmodes.analysis.probe", "probe")):
-        try:
-            if not hasattr(importlib.import_module(mod), attr):
-                return f"{mod}.{attr} is not merged yet"
-        except ImportError:
-            return f"{mod} is not merged yet"
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_pipeline_missing() is not None,
-                    reason=f"end-to-end study needs training, evaluation and probes: "
-                           f"{_pipeline_missing()}")
 def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
     from failmodes.study import run_study
     monkeypatch.chdir(tmp_path)
