@@ -337,7 +337,7 @@ def calibrate(
 @app.command()
 def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
         out: Optional[Path] = typer.Option(None, help="where cam.json and figures/ go "
-                                           "(default: RUN_DIR)"),
+                                           "(default: RUN_DIR/analysis, beside the other analyses)"),
         method: str = typer.Option("gradcam", help="gradcam | gradcam++ | scorecam "
                                    "(gradient-free, one forward pass per channel: slow)"),
         sample: int = typer.Option(200, help="fixed images for attention drift (same for "
@@ -356,14 +356,14 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
     from .analysis.cam import CamError, run_cam
     names = [s.strip() for s in stressors.split(",") if s.strip()] if stressors else None
     try:
-        res = run_cam(run_dir, out or run_dir, method=method, sample=sample, layer=layer,
+        res = run_cam(run_dir, out or run_dir / "analysis", method=method, sample=sample, layer=layer,
                       stressors=names, target=target, failures_per_cell=failures_per_cell,
                       device=device, seed=seed)
     except CamError as e:
         fail(str(e))
     for note in res["notes"]:
         typer.echo(note)
-    typer.echo(f"wrote {(out or run_dir) / 'cam.json'} and {len(res['figures'])} figures")
+    typer.echo(f"wrote {(out or run_dir / 'analysis') / 'cam.json'} and {len(res['figures'])} figures")
 
 
 # ----------------------------------------------------------------------------- run
