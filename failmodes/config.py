@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._atomic import write_text_atomic
 from .errors import FailmodesError
 
 
@@ -118,7 +119,4 @@ def save_resolved(obj, path: str | os.PathLike, versions: dict | None = None) ->
     payload = {"config": to_dict(obj) if dataclasses.is_dataclass(obj) else obj}
     if versions is not None:
         payload["versions"] = versions
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str))

@@ -17,6 +17,8 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import functools
 import json
 from collections import defaultdict
@@ -34,6 +36,9 @@ GALLERY_SIZE = 16        # images per gallery figure
 GALLERY_PER_CELL = 2     # shifted gallery: at most this many cases from one cell, for variety
 MAX_MATRIX_CLASSES = 20  # confusion-matrix and per-class figures only up to this many classes
 
+
+if TYPE_CHECKING:  # annotations only; torch loads with the data
+    import torch
 
 RUN_CONFIGS = ("eval_config.json", "config.json")  # the engine's name first
 

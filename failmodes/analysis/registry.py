@@ -14,10 +14,11 @@ store (``run_dir / STORE_NAME``) and whatever else the run folder holds, writes
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from .._atomic import write_text_atomic
 
 STORE_NAME = "results.sqlite"
 
@@ -57,13 +58,8 @@ def get_analysis(name: str) -> Analysis:
 
 def write_result(out_dir: Path, name: str, result: dict) -> Path:
     """Write ``out_dir/<name>.json`` atomically (NaN-safe: non-finite floats become null)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(result), indent=1, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(out_dir) / f"{name}.json",
+                             json.dumps(_finite(result), indent=1, default=str))
 
 
 def _finite(x):

@@ -16,7 +16,8 @@ from ._collect import RunData, collect_run
 from ._format import fmt, figure, pct, table
 from .comparison import cell_deltas, corruption_deltas, model_facts
 from .export import _write_csv
-from .html import FIG_DIR, TABLE_DIR, Section, _atomic_write, _env, _pt_ci, _pt_delta
+from .._atomic import write_text_atomic
+from .html import FIG_DIR, TABLE_DIR, Section, _env, _pt_ci, _pt_delta
 from ..analysis.registry import STORE_NAME
 
 COMPARE_NAME = "compare.html"
@@ -96,7 +97,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
         a=str(a_dir), b=str(b_dir), a_title=a.title, b_title=b.title,
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         sections=[summary, deltas_sec])
-    return _atomic_write(out_dir / COMPARE_NAME, html)
+    return write_text_atomic(out_dir / COMPARE_NAME, html)
 
 
 def _analysis_summaries(a: RunData, b: RunData) -> list:

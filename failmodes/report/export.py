@@ -6,9 +6,9 @@ import csv
 import datetime as _dt
 import io
 import json
-import os
 from pathlib import Path
 
+from .._atomic import write_text_atomic
 from ._collect import RunData
 from .comparison import model_facts
 
@@ -26,15 +26,9 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
     w.writeheader()
     for r in rows:
         w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
-    return _atomic(path, buf.getvalue())
+    return write_text_atomic(path, buf.getvalue())
 
 
-def _atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
@@ -68,6 +62,6 @@ def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
         "tables": {k: str(v.relative_to(root)) for k, v in out.items()},
     }
     from ..analysis.registry import _finite
-    out["results"] = _atomic(root / RESULTS_NAME, json.dumps(_finite(results), indent=1,
+    out["results"] = write_text_atomic(root / RESULTS_NAME, json.dumps(_finite(results), indent=1,
                                                               default=str))
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from .._atomic import write_text_atomic
 from . import figures as F
 from ._collect import RunData, collect_run, read_json, stressor_family
 from ._format import Figure, Table, figure, fmt, pct, table
@@ -493,12 +494,6 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
         summary=summary, sections=sections, models=run.model_names, baseline=run.baseline,
         n_cells=len(run.acc), n_failed=len(run.failed_cells))
     out = Path(out) if out else run_dir / REPORT_NAME
-    return _atomic_write(out, html)
+    return write_text_atomic(out, html)
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path

@@ -28,6 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
 from ..report._collect import ANALYSIS_DIR
 from .config import ProbeSpec, StudyConfig, StudyError
@@ -72,9 +73,7 @@ class _State:
         self.save()
 
     def save(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(self.data, indent=1, default=str))
 
 
 def _now() -> str:
