@@ -1,5 +1,4 @@
 """The results store and the typed config loader."""
-import sqlite3
 from dataclasses import dataclass, field
 
 import numpy as np

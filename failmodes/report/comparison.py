@@ -78,7 +78,7 @@ def _paired_sql(level: str) -> str:
     # d = correct_b − correct_a per image and cell; `level` groups it per cell or per
     # corruption (image-clustered: d averaged over an image's severities first).
     d = "((pb.pred = pb.label) - (pa.pred = pa.label))"
-    join = f"""
+    join = """
         FROM a.cells ca JOIN a.models ma ON ma.id = ca.model_id
         JOIN b.cells cb ON cb.dataset = ca.dataset AND cb.stressor = ca.stressor
              AND cb.severity = ca.severity AND cb.seed = ca.seed

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FailmodesError
-from ..config import ConfigError, save_resolved, to_dict
+from ..config import save_resolved, to_dict
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
 from .augment import BatchAugment, jsd_loss
 from .recipes import RUNTIME_FIELDS, TrainConfig
