@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .._device import resolve_device
 from ._cam_core import (BORDER_BAND, FAILURE_TYPES, METHODS, OVERLAP_THRESHOLD, CamError,
                         border_mask, border_share, categorize_failure, compute_cams,
                         drift_metrics, overlap, superclass_lookup)
@@ -72,7 +73,7 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
     if not (run_dir / STORE_NAME).exists():
         raise CamError(f"no results store at {run_dir / STORE_NAME}; run `failmodes evaluate` "
                        "first")
-    dev = _device(device)
+    dev = resolve_device(device)
     with open_run(run_dir) as ctx:
         return cam_analysis(ctx.store, lambda name: ctx.model(name, dev), ctx.dataset(),
                             out_dir, dataset_key=ctx.dataset_key(), method=method,
@@ -81,14 +82,6 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
                             conf_threshold=conf_threshold, superclasses=superclasses,
                             batch_size=batch_size, models=models)
 
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise CamError(f"unknown device {device!r}; use auto, cpu or cuda") from None
 
 
 def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, out_dir, *,

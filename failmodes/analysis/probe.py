@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._device import resolve_device
 from ..errors import FailmodesError
 from ._figures import new_figure, save, slug
 from .registry import write_result
@@ -182,8 +183,7 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
             raise ProbeError("probe needs the model in eval mode; call model.eval() first")
         dev = next(net.parameters()).device
     else:
-        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                           ("cpu" if device == "auto" else device))
+        dev = resolve_device(device)
         net, model_name = create_model(str(model)).to(dev).eval(), str(model)
     names = net.class_names
     x, resize_note = fit_to_input(img, net.input_size)

@@ -15,9 +15,10 @@ import torch
 
 from ..config import from_dict
 from ..data import Dataset
+from .._device import resolve_device
 from ..models import Classifier, weights_hash
 from .grid import (CONFIG_NAME, IN_MEMORY, STORE_NAME, VAL_SPLIT, EvalConfig, EvalError,
-                   build_model, load_eval_dataset, resolve_device)
+                   build_model, load_eval_dataset)
 from .store import ResultsStore, StoreError
 
 

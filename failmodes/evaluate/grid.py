@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
+from .._device import resolve_device
 from ..errors import FailmodesError
 from ..config import ConfigError, from_dict, save_resolved, to_dict
 from ..data import DataError, Dataset, load_cifar10c, load_dataset
@@ -222,19 +223,6 @@ def _check_value(name: str, value: float) -> None:
 
 def _fmt(v: float) -> str:
     return f"{v:g}" if abs(v) < 1e6 else repr(v)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise EvalError(f"--device {device!r} is not a torch device (auto, cpu, cuda, cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EvalError(f"--device {device}: CUDA is not available here; use --device cpu")
-    return dev
 
 
 # ----------------------------------------------------------------------------- data & models

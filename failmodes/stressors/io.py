@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from .._device import resolve_device
 from ..errors import FailmodesError
 from .registry import get_stressor, suite
 
@@ -111,16 +112,6 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     arr = (image.detach().clamp(0, 1) * 255.0).round().to("cpu", torch.uint8)
     Image.fromarray(arr.permute(1, 2, 0).numpy()).save(path)
     return path
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch names it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ImageInputError(f"unknown device {device!r}; use auto, cpu or cuda") from None
 
 
 def _out_name(src: Path, root: Path, stressor: str, severity: float) -> Path:
