@@ -1,0 +1,25 @@
+"""Defaults and reference values: one definition each.
+
+Every other module imports these names; none restates the numbers. Analyses record the value
+they actually used in their result's ``params``, and the report's prose reads it from there.
+"""
+from __future__ import annotations
+
+# Normalisation statistics (per channel, images in [0, 1]).
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# A prediction is "confident" above this max-probability (failures, dangerous rate, CAM).
+CONFIDENT_THRESHOLD = 0.9
+# Equal-width confidence bins of ECE and of the reliability diagram (torchmetrics' default).
+CALIBRATION_BINS = 15
+
+# Report order of stressor families.
+FAMILY_ORDER = ("noise", "blur", "weather", "digital", "sweep", "adversarial")
+
+# Largest number of values a range "start:stop:step" may expand to (CLI and study files).
+MAX_RANGE_VALUES = 10_000
