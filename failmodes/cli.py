@@ -114,8 +114,8 @@ def train(
     model: Optional[str] = typer.Option(None, help="registry model (`failmodes models`); "
                                         "default: the recipe's, else cifar_resnet18"),
     width: Optional[int] = typer.Option(None, help="model width (default: the model's own)"),
-    recipe: str = typer.Option("baseline-cosine",
-                               help="baseline-cosine | baseline-multistep | cutout | augmix"),
+    recipe: str = typer.Option("baseline-cosine", help="a recipe (`failmodes/recipes/*.yaml`: "
+                               "baseline-cosine, cutout, augmix, fast, ...)"),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML recipe file (replaces --recipe)"),
     data: Optional[str] = typer.Option(None, help="synthetic | cifar10 | imagefolder:PATH | "
@@ -125,8 +125,8 @@ def train(
     lr: Optional[float] = typer.Option(None, help="override the learning rate"),
     batch_size: Optional[int] = typer.Option(None, help="global batch size"),
     seed: Optional[int] = typer.Option(None, help="seed of init, data order, augmentation"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-    num_threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
     test_subset: Optional[int] = typer.Option(None, help="per-epoch test on N images "
                                               "(the last epoch uses all)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
@@ -142,7 +142,7 @@ def train(
     try:
         cfg = override(load_recipe(config or recipe), model=model, width=width, data=data,
                        epochs=epochs, subset=subset, lr=lr, batch_size=batch_size, seed=seed,
-                       device=device, num_threads=num_threads, test_subset=test_subset,
+                       device=device, threads=threads, test_subset=test_subset,
                        compile=compile)
         result = train_model(cfg, out, resume=resume, stop_after=stop_after)
     except ValueError as e:

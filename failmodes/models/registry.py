@@ -200,3 +200,4 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Classi
 
 def _load_all() -> None:
     from . import zoo  # noqa: F401  (registers the built-in models)
+    from . import fastnet  # noqa: F401

@@ -30,26 +30,54 @@ def _uniform(n: int, generator: torch.Generator, device) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=device)
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample random crop of the zero-padded batch back to H×W (torchvision's
-    ``RandomCrop(H, padding)``). x: N×C×H×W, any dtype; offsets uniform in 0..2·padding."""
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator,
+                mode: str = "zeros") -> torch.Tensor:
+    """Per-sample random crop of the padded batch back to H×W (torchvision's
+    ``RandomCrop(H, padding, padding_mode=mode)``), i.e. a random translation by up to
+    ``padding`` px each way. x: N×C×H×W, any dtype; offsets uniform in 0..2·padding.
+    mode: ``zeros`` (black past the border) or ``reflect`` (mirrored, edge not repeated)."""
     if padding <= 0:
         return x
     n, c, h, w = x.shape
-    xp = F.pad(x, (padding, padding, padding, padding))
     span = 2 * padding + 1
     oy = torch.randint(0, span, (n,), generator=generator, device=x.device)
     ox = torch.randint(0, span, (n,), generator=generator, device=x.device)
-    rows = oy[:, None] + torch.arange(h, device=x.device)  # N×H
+    rows = oy[:, None] + torch.arange(h, device=x.device)  # N×H, in padded coordinates
     cols = ox[:, None] + torch.arange(w, device=x.device)  # N×W
+    if mode == "reflect":  # index the unpadded batch directly: reflect pads no integer dtype
+        rows, cols = _reflect(rows - padding, h), _reflect(cols - padding, w)
+        x = x.gather(2, rows[:, None, :, None].expand(n, c, h, w))
+        return x.gather(3, cols[:, None, None, :].expand(n, c, h, w))
+    xp = F.pad(x, (padding, padding, padding, padding))
     xp = xp.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
     return xp.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
 
+def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
+    # -1 -> 1, size -> size - 2 (numpy/torch "reflect"), valid while |offset| < size.
+    i = i.abs()
+    return torch.where(i > size - 1, 2 * (size - 1) - i, i)
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p``. x: N×C×H×W, any dtype."""
-    flip = _uniform(len(x), generator, x.device) < p
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+    return flip_where(x, _uniform(len(x), generator, x.device) < p)
+
+
+def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose ``mask`` (bool, N) is set."""
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+def alternating_flips(first: torch.Tensor, epoch: int) -> torch.Tensor:
+    """airbench's alternating flip: image i is mirrored in epoch 0 when ``first[i]`` (a
+    random half), then every other epoch flips the opposite way, so each image is seen
+    both ways within any two epochs instead of by chance. first: bool N; returns bool N.
+
+    >>> alternating_flips(torch.tensor([True, False]), 1).tolist()
+    [False, True]
+    """
+    return first ^ bool(epoch % 2)
 
 
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator,
@@ -223,6 +251,7 @@ class BatchAugment:
 
     kind: str = "standard"
     padding: int = 4
+    pad_mode: str = "zeros"
     cutout_size: int = 16
     fill: tuple[float, ...] | float = 0.0
     augmix_width: int = 3
@@ -234,15 +263,20 @@ class BatchAugment:
     @classmethod
     def from_config(cls, cfg, image_size: int, fill=0.0) -> "BatchAugment":
         return cls(kind=cfg.augment, padding=cfg.scaled_padding(image_size),
+                   pad_mode=cfg.pad_mode,
                    cutout_size=cfg.scaled_cutout(image_size), fill=fill,
                    augmix_width=cfg.augmix_width, augmix_depth=cfg.augmix_depth,
                    augmix_severity=cfg.augmix_severity, augmix_alpha=cfg.augmix_alpha,
                    jsd=cfg.jsd)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator, *,
+                 flips: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """flips: which images to mirror (bool N, e.g. :func:`alternating_flips`);
+        None draws them at random."""
         x = images
         if self.kind != "none":
-            x = random_flip(random_crop(x, self.padding, generator), generator)
+            x = random_crop(x, self.padding, generator, self.pad_mode)
+            x = random_flip(x, generator) if flips is None else flip_where(x, flips)
         x = x.float().div_(255.0) if not x.is_floating_point() else x
         if self.kind == "cutout":
             x = cutout(x, self.cutout_size, generator, self.fill)

@@ -18,9 +18,10 @@ from pathlib import Path
 from ..config import ConfigError, load_yaml
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
-SCHEDULES = ("cosine", "multistep")
+SCHEDULES = ("cosine", "multistep", "triangle")
 AUGMENTS = ("none", "standard", "cutout", "augmix")
-DEVICES = ("auto", "cpu", "cuda")
+FLIPS = ("random", "alternating")
+PAD_MODES = ("zeros", "reflect")
 
 
 @dataclass
@@ -49,12 +50,28 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: str = "cosine"            # cosine | multistep, stepped every iteration
+    # decoupled: lr is the step per 1024 examples with momentum's gain 1/(1 - momentum)
+    # divided out, weight_decay the fraction of each weight decayed per 1024 examples at
+    # the peak lr: each can change without retuning the others (see train/optim.py).
+    decoupled: bool = False
+    bias_lr_scale: float = 1.0          # lr factor for BatchNorm shifts (their decay unchanged)
+    schedule: str = "cosine"            # cosine | multistep | triangle, stepped every iteration
     milestones: list[int] = field(default_factory=lambda: [25, 40])  # epochs (multistep)
     gamma: float = 0.1                  # lr factor at each milestone
+    warmup: float = 0.23                # triangle: fraction of all steps spent rising
+    lr_start: float = 0.2               # triangle: lr factor at step 0 ...
+    lr_end: float = 0.07                # ... and at the last step (peak: 1)
+    label_smoothing: float = 0.0
+    lookahead: bool = False             # pull the weights toward their EMA every few steps
+    lookahead_every: int = 5            # steps between pulls
+    lookahead_decay: float = 0.774      # EMA decay per pull at the end (0.95 ** 5), ramped as t³
+    whiten_bias_epochs: int | None = None  # train a data-whitening layer's bias this long
+    whiten_images: int = 5000           # training images that initialise a whitening layer
     # --- augmentation
     augment: str = "standard"           # none | standard (crop+flip) | cutout | augmix
-    crop_padding: int = 4               # px of zero padding for the random crop at 32 px
+    flip: str = "random"                # random | alternating (each image flips every other epoch)
+    crop_padding: int = 4               # px of padding for the random crop at 32 px
+    pad_mode: str = "zeros"             # zeros | reflect: what the crop sees past the border
     cutout_size: int = 16               # hole side in px at 32 px; scaled with image size
     augmix_width: int = 3               # chains mixed per image
     augmix_depth: int = -1              # ops per chain; -1: uniform in 1..3
@@ -64,11 +81,11 @@ class TrainConfig:
     jsd_weight: float = 12.0            # lambda of the paper
     # --- reproducibility and runtime
     seed: int = 42
-    device: str = "auto"                # auto | cpu | cuda
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
     channels_last: bool = True          # NHWC memory: faster on CUDA and oneDNN CPUs
     bf16: bool = True                   # bf16 autocast, CUDA only
     compile: bool = False               # torch.compile the network
-    num_threads: int | None = None      # torch CPU threads (None: leave as is)
+    threads: int | None = None          # torch CPU threads (None: leave as is)
     eval_batch_size: int = 500
 
     def __post_init__(self):
@@ -84,7 +101,7 @@ class TrainConfig:
 
 
 # Fields that do not change what a run computes: a resumed run may change them.
-RUNTIME_FIELDS = ("device", "num_threads", "compile", "eval_batch_size")
+RUNTIME_FIELDS = ("device", "threads", "compile", "eval_batch_size")
 
 
 def _check(c: TrainConfig) -> None:
@@ -95,19 +112,33 @@ def _check(c: TrainConfig) -> None:
         bad("schedule", c.schedule, " | ".join(SCHEDULES))
     if c.augment not in AUGMENTS:
         bad("augment", c.augment, " | ".join(AUGMENTS))
-    if c.device not in DEVICES:
-        bad("device", c.device, " | ".join(DEVICES))
-    for key in ("epochs", "batch_size", "eval_batch_size", "augmix_width", "augmix_severity"):
+    if c.flip not in FLIPS:
+        bad("flip", c.flip, " | ".join(FLIPS))
+    if c.pad_mode not in PAD_MODES:
+        bad("pad_mode", c.pad_mode, " | ".join(PAD_MODES))
+    for key in ("epochs", "batch_size", "eval_batch_size", "augmix_width", "augmix_severity",
+                "lookahead_every", "whiten_images"):
         if getattr(c, key) < 1:
             bad(key, getattr(c, key), "a positive integer")
-    for key in ("subset", "test_subset", "num_threads", "width", "image_size"):
+    for key in ("subset", "test_subset", "threads", "width", "image_size"):
         v = getattr(c, key)
         if v is not None and v < 1:
             bad(key, v, "a positive integer or null")
     if not 0 <= c.val_fraction < 1:
         bad("val_fraction", c.val_fraction, "a fraction in [0, 1)")
-    if c.lr <= 0:
-        bad("lr", c.lr, "a positive number")
+    if c.lr <= 0 or c.bias_lr_scale <= 0:
+        bad("lr" if c.lr <= 0 else "bias_lr_scale", min(c.lr, c.bias_lr_scale),
+            "a positive number")
+    if not 0 <= c.momentum < 1:
+        bad("momentum", c.momentum, "a number in [0, 1)")
+    for key in ("label_smoothing", "lookahead_decay"):
+        if not 0 <= getattr(c, key) < 1:
+            bad(key, getattr(c, key), "a number in [0, 1)")
+    for key in ("lr_start", "lr_end", "warmup"):
+        if not 0 <= getattr(c, key) <= 1:
+            bad(key, getattr(c, key), "a number in [0, 1]")
+    if c.whiten_bias_epochs is not None and c.whiten_bias_epochs < 0:
+        bad("whiten_bias_epochs", c.whiten_bias_epochs, "an epoch count ≥ 0 or null")
     if c.augmix_depth == 0 or c.augmix_depth < -1:
         bad("augmix_depth", c.augmix_depth, "-1 (random 1..3) or a positive integer")
     if c.jsd and c.augment != "augmix":

@@ -12,20 +12,21 @@ checkpoints that resume exactly, DDP under ``torchrun``.
 Files written in ``out_dir``: ``config.json`` (resolved config + library versions),
 ``last.pt`` (every epoch, with optimizer/scheduler/RNG state: what ``resume`` reads),
 ``model.pt`` (the final model), ``history.csv`` / ``history.json`` (one row per epoch)
-and ``training_curves.png``.
+and ``training_curves.png`` (written by :mod:`failmodes.train.history`).
 
 Randomness: the network's initialisation comes from ``seed``; epoch ``e``'s data order
 from a CPU generator seeded with (seed, e) and its augmentation from a device generator
 seeded with (seed, e, rank). Nothing depends on state carried across epochs except the
 weights, the optimizer and the scheduler, which the checkpoint holds, so a resumed run
 reproduces the uninterrupted one bit for bit on a CPU. The learning rate is stepped every
-iteration (cosine over all iterations; multistep milestones given in epochs).
+iteration (:mod:`failmodes.train.optim`). A model with a data-whitening first layer
+(``net.init_whitening``) is initialised from ``whiten_images`` training images (a fixed
+sample); with ``lookahead`` the weights are pulled toward their moving average
+(:mod:`failmodes.train.lookahead`), whose state the checkpoint also holds.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import math
 import os
 import sys
@@ -36,10 +37,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import FailmodesError
+from .._device import resolve_device
 from ..config import save_resolved, to_dict
+from ..errors import FailmodesError
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
-from .augment import BatchAugment, jsd_loss
+from .augment import BatchAugment, alternating_flips, jsd_loss
+from .history import plot_history, write_history
+from .lookahead import Lookahead
+from .optim import build_optimizer
+from .progress import Reporter
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
 SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
@@ -96,8 +102,8 @@ def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool
     out = Path(out_dir)
     rt = _runtime(config)
     threads = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     cuda = [rt.device.index or 0] if rt.device.type == "cuda" else []
     try:
         # The run owns the global RNG (initialisation, dropout) without disturbing the caller's.
@@ -112,16 +118,20 @@ def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool
 def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     payload = _prepare_out_dir(cfg, out, resume, rt)
     train, test = _load_data(cfg, rt)
-    model, optimizer, scheduler, steps = _build(cfg, train, rt)
-    history, start = _restore(payload, model, optimizer, scheduler, rt)
     channels_last = cfg.channels_last
     x_train, y_train = _resident(train, rt.device, channels_last)
     x_test, y_test = _resident(test, rt.device, channels_last)
+    model, optimizer, scheduler, steps = _build(cfg, train, rt)
+    if payload is None:
+        _init_from_data(model, x_train, cfg)
+    lookahead = (Lookahead(model.net, every=cfg.lookahead_every, decay=cfg.lookahead_decay,
+                           total_steps=cfg.epochs * steps) if cfg.lookahead else None)
+    history, start = _restore(payload, model, optimizer, scheduler, lookahead, rt)
     eval_rows = _eval_rows(cfg, test)
     net = _wrap(model, cfg, rt)
     fill = tuple(float(v) for v in model.mean.flatten())  # Cutout holes: the data mean
     augment = BatchAugment.from_config(cfg, train.image_size[0], fill=fill)
-    report = _Reporter(cfg.epochs, steps, rt.world, progress, rt.main)
+    report = Reporter(cfg.epochs, steps, rt.world, progress, rt.main)
     data_info = _data_info(cfg, train, test)
     if rt.main:
         save_resolved(cfg, out / "config.json", versions=library_versions())
@@ -134,8 +144,11 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     for epoch in range(start, end):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        _set_whiten_bias(model, cfg, epoch)
         tr = _train_epoch(cfg, net, optimizer, scheduler, augment, x_train, y_train,
-                          epoch, steps, cfg.batch_size // rt.world, rt, report)
+                          epoch, steps, cfg.batch_size // rt.world, rt, report, lookahead)
+        if lookahead is not None and epoch == cfg.epochs - 1:
+            lookahead.finish()
         train_time = time.perf_counter() - t0
         rows = None if epoch == cfg.epochs - 1 else eval_rows  # the last epoch: all of test
         te = _evaluate(model, x_test, y_test, rows, cfg, rt)
@@ -147,6 +160,8 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
             extra = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "rng": _rng_state(rt),
                      "data": data_info, "world_size": rt.world}
+            if lookahead is not None:
+                extra["lookahead"] = lookahead.state_dict()
             save_checkpoint(model, out / LAST, config=to_dict(cfg), history=history, extra=extra)
             write_history(history, out)
             plot_history(history, out / "training_curves.png")
@@ -176,14 +191,35 @@ def _build(cfg: TrainConfig, train, rt: _Runtime):
     model = create_model(cfg.model, width=cfg.width, class_names=train.classes,
                          mean=train.mean, std=train.std).to(rt.device)
     model.train()
+    if cfg.whiten_bias_epochs is not None and not _has_whitening(model):
+        raise TrainError(f"whiten_bias_epochs={cfg.whiten_bias_epochs}: {cfg.model} has no "
+                         "whitening layer (net.whiten); set it to null")
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    return model, optimizer, _scheduler(cfg, optimizer, steps), steps
+    optimizer, scheduler = build_optimizer(model.net, cfg, steps)
+    return model, optimizer, scheduler, steps
 
 
-def _restore(payload, model, optimizer, scheduler, rt) -> tuple[list[dict], int]:
+def _has_whitening(model: Classifier) -> bool:
+    return hasattr(model.net, "init_whitening") and hasattr(model.net, "whiten")
+
+
+def _init_from_data(model: Classifier, x_train: torch.Tensor, cfg: TrainConfig) -> None:
+    """A whitening first layer learns its filters from a fixed sample of training images
+    (the same for every seed: the sample is the data's, the seed the run's)."""
+    if not _has_whitening(model):
+        return
+    g = torch.Generator().manual_seed(SPLIT_SEED)
+    rows = torch.randperm(len(x_train), generator=g)[:cfg.whiten_images].to(x_train.device)
+    model.net.init_whitening(model.normalize(x_train[rows].float().div_(255.0)))
+
+
+def _set_whiten_bias(model: Classifier, cfg: TrainConfig, epoch: int) -> None:
+    if cfg.whiten_bias_epochs is not None:
+        model.net.whiten.bias.requires_grad_(epoch < cfg.whiten_bias_epochs)
+
+
+def _restore(payload, model, optimizer, scheduler, lookahead, rt) -> tuple[list[dict], int]:
     """Load a ``last.pt`` payload into the run; (history so far, first epoch to train)."""
     if payload is None:
         return [], 0
@@ -191,6 +227,8 @@ def _restore(payload, model, optimizer, scheduler, rt) -> tuple[list[dict], int]
     model.net.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
+    if lookahead is not None:
+        lookahead.load_state_dict(extra["lookahead"])
     torch.set_rng_state(extra["rng"]["torch"])
     if _on_cuda(rt) and "cuda" in extra["rng"]:
         torch.cuda.set_rng_state(extra["rng"]["cuda"], rt.device)
@@ -224,11 +262,10 @@ def _runtime(cfg: TrainConfig) -> _Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    want = cfg.device
-    if want == "cuda" and not torch.cuda.is_available():
-        raise TrainError("device cuda requested but CUDA is not available; use --device cpu")
-    use_cuda = want == "cuda" or (want == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    device = resolve_device(cfg.device)
+    use_cuda = device.type == "cuda"
+    if use_cuda and device.index is None:  # plain cuda: torchrun's local rank picks the GPU
+        device = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
     if use_cuda:
         torch.cuda.set_device(device)
     owns = False
@@ -309,14 +346,6 @@ def _eval_rows(cfg, test):
     return test.subset(cfg.test_subset, seed=SPLIT_SEED).indices
 
 
-def _scheduler(cfg: TrainConfig, optimizer, steps: int):
-    total = cfg.epochs * steps
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    return torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=[m * steps for m in cfg.milestones], gamma=cfg.gamma)
-
-
 # ----------------------------------------------------------------------------- one epoch
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The data order of ``epoch``: a permutation of 0..n-1 from (seed, epoch) alone."""
@@ -340,9 +369,19 @@ def _seed(*parts: int) -> int:
     return s
 
 
-def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs, rt, report):
+def _first_flips(n: int, seed: int, device) -> torch.Tensor:
+    """Which images an alternating flip mirrors in epoch 0: a random half, from the seed."""
+    g = torch.Generator().manual_seed(_seed(seed, 11))
+    return (torch.rand(n, generator=g) < 0.5).to(device)
+
+
+def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs, rt, report,
+                 lookahead=None):
     order = shard_indices(epoch_order(len(y), cfg.seed, epoch), rt.rank, rt.world).to(rt.device)
     gen = torch.Generator(device=rt.device).manual_seed(_seed(cfg.seed, epoch, rt.rank, 7))
+    flips = (alternating_flips(_first_flips(len(y), cfg.seed, rt.device), epoch)
+             if cfg.flip == "alternating" else None)
+    smooth = cfg.label_smoothing
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
            else contextlib.nullcontext())
     channels_last = cfg.channels_last
@@ -353,7 +392,7 @@ def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs
     for step in range(steps):
         idx = order[step * bs:(step + 1) * bs]
         yb = y[idx]
-        views = augment(x[idx], gen)
+        views = augment(x[idx], gen, flips=None if flips is None else flips[idx])
         xb = torch.cat(views) if len(views) > 1 else views[0]
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -362,13 +401,16 @@ def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs
         logits = logits.float()
         if len(views) == 3:  # AugMix + JSD: clean, aug1, aug2 through one forward
             logits, l1, l2 = logits.chunk(3)
-            loss = F.cross_entropy(logits, yb) + cfg.jsd_weight * jsd_loss(logits, l1, l2)
+            loss = (F.cross_entropy(logits, yb, label_smoothing=smooth)
+                    + cfg.jsd_weight * jsd_loss(logits, l1, l2))
         else:
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=smooth)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(epoch * steps + step + 1)
         loss_sum += loss.detach() * len(yb)
         correct += (logits.detach().argmax(1) == yb).sum()
         seen += len(yb)
@@ -422,103 +464,3 @@ def _params_in_sync(model, rt) -> bool:
     torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
     torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
     return bool(torch.equal(lo, hi))
-
-
-# ----------------------------------------------------------------------------- outputs
-HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_n",
-                  "time_s", "images_per_s")
-
-
-def write_history(history: list[dict], out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``history.csv`` and ``history.json`` in ``out_dir``, each written atomically."""
-    out = Path(out_dir)
-    paths = out / "history.csv", out / "history.json"
-    tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
-    with open(tmp[0], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        w.writeheader()
-        w.writerows(history)
-    tmp[1].write_text(json.dumps(history, indent=1))
-    for t, p in zip(tmp, paths):
-        os.replace(t, p)
-    return paths
-
-
-def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
-    """Training curves: loss and accuracy vs epoch, train vs test (two panels, PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    path = Path(path)
-    ep = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
-    for ax, key, label in ((axes[0], "loss", "cross-entropy loss"),
-                           (axes[1], "acc", "accuracy")):
-        ax.plot(ep, [h[f"train_{key}"] for h in history], "o-", ms=3, label="train")
-        ax.plot(ep, [h[f"test_{key}"] for h in history], "s-", ms=3, label="test")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    axes[1].set_ylim(0, 1)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-class _Reporter:
-    """A rich progress bar per epoch on a terminal; plain log lines otherwise (one per
-    epoch plus one every ~30 s), so logs of batch jobs stay readable."""
-
-    def __init__(self, epochs, steps, world, progress, active):
-        self.epochs, self.steps, self.world, self.active = epochs, steps, world, active
-        self.live = active and (sys.stderr.isatty() if progress is None else progress)
-        self.bar = None
-        self.t0 = self.last = 0.0
-
-    def line(self, text: str) -> None:
-        if self.active:
-            if self.bar is not None:
-                self.bar.console.print(text)
-            else:
-                print(text, file=sys.stderr, flush=True)
-
-    def epoch_start(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.t0 = self.last = time.perf_counter()
-        if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
-            self.bar = Progress(TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(),
-                                MofNCompleteColumn(), TimeRemainingColumn(),
-                                TextColumn("{task.fields[stats]}"), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.steps, stats="")
-
-    def step(self, step, seen, loss_sum, correct) -> None:
-        if not self.active:
-            return
-        now = time.perf_counter()
-        # Reading the device accumulators syncs the GPU: at most twice a second.
-        if now - self.last < (0.5 if self.live else 30.0) and step < self.steps:
-            return
-        self.last = now
-        # Loss and accuracy of this process's images; speed of all processes together.
-        stats = (f"{seen * self.world / (now - self.t0):6.0f} img/s  "
-                 f"loss {float(loss_sum) / seen:.4f}  acc {float(correct) / seen:.4f}")
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, stats=stats)
-        elif step < self.steps:
-            print(f"epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps}  {stats}",
-                  file=sys.stderr, flush=True)
-
-    def epoch_done(self, row: dict) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-        self.line(f"epoch {row['epoch']}/{self.epochs}  lr {row['lr']:.4g}  "
-                  f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-                  f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
-                  f"{row['images_per_s']:.0f} img/s  {row['time_s']:.1f} s")
