@@ -37,7 +37,7 @@ def _synthetic(split="test", n=None, size=32):
 def tiny(**kw):
     """A run of a few seconds: small_cnn width 8 on 256 synthetic images."""
     base = dict(model="small_cnn", width=8, data="synthetic", epochs=1, subset=256,
-                batch_size=64, lr=0.05, test_subset=200, num_threads=1)
+                batch_size=64, lr=0.05, test_subset=200, threads=1)
     return override(load_recipe("baseline-cosine"), **{**base, **kw})
 
 
@@ -47,7 +47,8 @@ def gen(seed=0):
 
 # ----------------------------------------------------------------------------- recipes
 def test_recipes_match_the_issue():
-    assert list_recipes() == ["augmix", "baseline-cosine", "baseline-multistep", "cutout"]
+    assert list_recipes() == ["augmix", "baseline-cosine", "baseline-multistep", "cutout", "fast",
+                            "fast-cutout"]
     cos, step = load_recipe("baseline-cosine"), load_recipe("baseline-multistep")
     assert (cos.lr, cos.momentum, cos.weight_decay, cos.batch_size, cos.epochs, cos.seed) == \
         (0.1, 0.9, 5e-4, 128, 35, 42)
@@ -269,7 +270,7 @@ def test_cli_train_and_errors(tmp_path):
     runner = CliRunner()
     args = ["train", "--model", "small_cnn", "--width", "8", "--data", "synthetic",
             "--epochs", "1", "--subset", "128", "--batch-size", "64", "--test-subset", "100",
-            "--num-threads", "1", "--recipe", "cutout", "--out", str(tmp_path / "cli")]
+            "--threads", "1", "--recipe", "cutout", "--out", str(tmp_path / "cli")]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "model.pt" in res.output and (tmp_path / "cli" / "model.pt").exists()

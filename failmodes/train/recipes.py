@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ..config import ConfigError, load_yaml
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -112,6 +114,11 @@ def _check(c: TrainConfig) -> None:
         bad("schedule", c.schedule, " | ".join(SCHEDULES))
     if c.augment not in AUGMENTS:
         bad("augment", c.augment, " | ".join(AUGMENTS))
+    if c.device != "auto":
+        try:
+            torch.device(c.device)
+        except RuntimeError:
+            bad("device", c.device, "auto | cpu | cuda | cuda:N")
     if c.flip not in FLIPS:
         bad("flip", c.flip, " | ".join(FLIPS))
     if c.pad_mode not in PAD_MODES:
