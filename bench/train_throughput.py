@@ -32,7 +32,9 @@ from failmodes.models import create_model
 from failmodes.train import load_recipe
 from failmodes.train.augment import BatchAugment
 # The trainer's private epoch loop is what we measure, so the bench calls it directly.
-from failmodes.train.trainer import _Reporter, _Runtime, _resident, _scheduler, _train_epoch
+from failmodes.train.optim import build_scheduler
+from failmodes.train.progress import Reporter
+from failmodes.train.trainer import _Runtime, _resident, _train_epoch
 
 
 class _PILRows(torch.utils.data.Dataset):
@@ -77,10 +79,10 @@ def _bench_width(width, ds, args, device):
     if cl:
         ours = ours.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    sched = _scheduler(cfg, opt, 10 ** 6)
+    sched = build_scheduler(opt, cfg, 10 ** 6)
     aug = BatchAugment.from_config(cfg, 32)
     x, y = _resident(ds, device, cl)
-    report = _Reporter(1, 0, 1, False, False)
+    report = Reporter(1, 0, 1, False, False)
     net = torch.compile(ours) if args.compile else ours
     epoch = [0]
 

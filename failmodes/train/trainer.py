@@ -37,10 +37,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .._device import resolve_device
 from ..config import save_resolved, to_dict
 from ..errors import FailmodesError
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
+from ._dist import _barrier, _on_cuda, _params_in_sync, _Runtime, _runtime, shard_indices
 from .augment import BatchAugment, alternating_flips, jsd_loss
 from .history import plot_history, write_history
 from .lookahead import Lookahead
@@ -70,22 +70,6 @@ class TrainResult:
     @property
     def test_acc(self) -> float:
         return self.history[-1]["test_acc"] if self.history else float("nan")
-
-
-@dataclass
-class _Runtime:
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-    owns_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
 
 
 def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
@@ -252,36 +236,7 @@ def _wrap(model, cfg, rt):
     return torch.compile(net) if cfg.compile else net
 
 
-def _on_cuda(rt: _Runtime) -> bool:
-    return rt.device.type == "cuda"
-
-
 # ----------------------------------------------------------------------------- set-up
-def _runtime(cfg: TrainConfig) -> _Runtime:
-    """Device and process group: DDP when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(cfg.device)
-    use_cuda = device.type == "cuda"
-    if use_cuda and device.index is None:  # plain cuda: torchrun's local rank picks the GPU
-        device = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
-    if use_cuda:
-        torch.cuda.set_device(device)
-    owns = False
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
-        owns = True
-    if world > 1:
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return _Runtime(device, rank, world, owns)
-
-
-def _barrier(rt: _Runtime) -> None:
-    if rt.distributed:
-        torch.distributed.barrier()
-
-
 def _prepare_out_dir(cfg: TrainConfig, out: Path, resume: bool, rt: _Runtime) -> dict | None:
     """The checkpoint to resume from (None: a fresh run); refuse to clobber a run."""
     last = out / LAST
@@ -351,15 +306,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The data order of ``epoch``: a permutation of 0..n-1 from (seed, epoch) alone."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g)
-
-
-def shard_indices(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
-    """Rank ``rank``'s share of ``order`` (DistributedSampler's scheme): the order padded
-    by wrapping to a multiple of ``world``, then every ``world``-th element."""
-    n = len(order)
-    total = math.ceil(n / world) * world
-    padded = torch.cat([order, order[: total - n]]) if total > n else order
-    return padded[rank::world]
 
 
 def _seed(*parts: int) -> int:
@@ -453,14 +399,3 @@ def _evaluate(model, x, y, rows, cfg, rt) -> dict:
     loss_total, n_correct = stats.tolist()
     return {"test_loss": round(loss_total / len(rows), 6),
             "test_acc": round(n_correct / len(rows), 6), "test_n": len(rows)}
-
-
-def _params_in_sync(model, rt) -> bool:
-    """DDP keeps every rank's parameters equal; check it at the end (True on one process)."""
-    if not rt.distributed:
-        return True
-    flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
-    lo, hi = flat.clone(), flat.clone()
-    torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
-    torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
-    return bool(torch.equal(lo, hi))

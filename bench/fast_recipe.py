@@ -1,0 +1,149 @@
+"""The fast recipe over several seeds, against a standard recipe given the same wall clock.
+
+For each seed: train ``cifar_fastnet`` with the ``fast`` recipe, then the reference
+(``cifar_resnet18`` width 16, ``baseline-cosine``) with as many epochs as fit in the wall
+time the fast run took (its throughput is probed first; its cosine schedule then completes,
+so the reference is not cut off at a high learning rate). Both are evaluated on the same
+test images, plain forward and flip-averaged (TTA). Prints one JSON object: per-run rows,
+mean and spread (std, min, max) of accuracy, wall and CPU time, and the machine's load.
+
+    # the full benchmark (~5 h on 2 quiet cores)
+    PYTHONPATH=. python bench/fast_recipe.py --data /path/to/cifar10-tree --seeds 5 --threads 2
+    # a reduced check that the benchmark works (minutes; accuracies mean nothing)
+    PYTHONPATH=. python bench/fast_recipe.py --data /path/to/tree --seeds 2 --epochs 1 \\
+        --subset 1000 --test-subset 1000 --threads 1
+
+CPU time is the process's (all threads); wall time includes data set-up and the per-epoch
+test evaluation the trainer does, not the bench's own evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from failmodes.config import override
+from failmodes.data import load_dataset
+from failmodes.models.tta import with_flip_tta
+from failmodes.train import load_recipe, train_model
+
+
+@torch.no_grad()
+def accuracy(model, images, labels, batch=500) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(labels), batch):
+        x = images[i:i + batch].permute(0, 3, 1, 2).float().div_(255.0)
+        correct += int((model(x).argmax(1) == labels[i:i + batch]).sum())
+    return correct / len(labels)
+
+
+def timed_train(cfg, out: Path) -> tuple[object, dict]:
+    load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
+    result = train_model(cfg, out, progress=False)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return result, {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                    "load_start": load0, "load_end": os.getloadavg()[0],
+                    "epochs": cfg.epochs, "train_test_acc": result.test_acc}
+
+
+def probe_images_per_s(cfg, n_train: int, out: Path) -> float:
+    """The reference's training speed (images/s): a 1-epoch run of a few batches."""
+    probe = override(cfg, epochs=1, subset=min(n_train, 4 * cfg.batch_size),
+                     test_subset=cfg.batch_size)
+    return train_model(probe, out, progress=False).history[0]["images_per_s"]
+
+
+def fitting_epochs(budget_s: float, images_per_s: float, n_train: int, n_test: int) -> int:
+    """Epochs of the reference that fit in ``budget_s``: each trains on n_train images and
+    tests on 1000, the last on all n_test (a test image costs ~1/3 of a training image:
+    a forward pass without the backward)."""
+    per_epoch = (n_train + 1000 / 3) / images_per_s
+    final = (n_test - 1000) / 3 / images_per_s
+    return max(1, math.floor((budget_s - final) / per_epoch))
+
+
+def summary(rows: list[dict], keys=("acc", "tta_acc", "wall_s", "cpu_s", "epochs")) -> dict:
+    out = {}
+    for k in keys:
+        v = [r[k] for r in rows]
+        out[k] = {"mean": round(statistics.fmean(v), 5),
+                  "std": round(statistics.stdev(v), 5) if len(v) > 1 else 0.0,
+                  "min": min(v), "max": max(v)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="cifar10", help="a load_dataset spec")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--recipe", default="fast")
+    ap.add_argument("--epochs", type=int, default=None, help="override the fast recipe's")
+    ap.add_argument("--width", type=int, default=None, help="override the fast model's width")
+    ap.add_argument("--subset", type=int, default=None, help="training subset (both recipes)")
+    ap.add_argument("--test-subset", type=int, default=None, help="evaluate on N test images")
+    ap.add_argument("--reference-recipe", default="baseline-cosine")
+    ap.add_argument("--reference-model", default="cifar_resnet18")
+    ap.add_argument("--reference-width", type=int, default=16)
+    ap.add_argument("--out", default=None, help="keep the runs here (default: a temp dir)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    test = load_dataset(args.data, "test")
+    rows = torch.arange(len(test)) if args.test_subset is None else \
+        test.subset(args.test_subset, seed=42).indices
+    x_test, y_test = torch.as_tensor(test.images)[rows], test.labels[rows]
+    tmp = tempfile.TemporaryDirectory() if args.out is None else None
+    root = Path(args.out or tmp.name)
+    # per-epoch test on 1000 images (the trainer's last epoch still tests on all of them)
+    common = dict(data=args.data, subset=args.subset, threads=args.threads, device="cpu",
+                  test_subset=1000)
+    fast_rows, ref_rows = [], []
+    for i in range(args.seeds):
+        seed = args.first_seed + i
+        cfg = override(load_recipe(args.recipe), seed=seed, epochs=args.epochs,
+                       width=args.width, **common)
+        result, row = timed_train(cfg, root / f"fast-{seed}")
+        n_train = torch.load(result.checkpoint, weights_only=True)["extra"]["data"]["n_train"]
+        row.update(seed=seed, n_train=n_train, acc=accuracy(result.model, x_test, y_test),
+                   tta_acc=accuracy(with_flip_tta(result.model), x_test, y_test))
+        fast_rows.append(row)
+
+        ref = override(load_recipe(args.reference_recipe), model=args.reference_model,
+                       width=args.reference_width, seed=seed, **common)
+        speed = probe_images_per_s(ref, row["n_train"], root / f"probe-{seed}")
+        epochs = fitting_epochs(row["wall_s"], speed, row["n_train"], len(test))
+        result, rrow = timed_train(override(ref, epochs=epochs), root / f"ref-{seed}")
+        rrow.update(seed=seed, images_per_s=speed, budget_s=row["wall_s"],
+                    acc=accuracy(result.model, x_test, y_test),
+                    tta_acc=accuracy(with_flip_tta(result.model), x_test, y_test))
+        ref_rows.append(rrow)
+
+    report = {
+        "bench": "fast_recipe",
+        "config": {**vars(args), "fast": args.recipe, "test_n": len(rows)},
+        "machine": {"cores": os.cpu_count(), "threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "cpu": platform.processor() or platform.machine()},
+        "fast": {"summary": summary(fast_rows), "runs": fast_rows},
+        "reference": {"recipe": args.reference_recipe, "model": args.reference_model,
+                      "width": args.reference_width, "summary": summary(ref_rows),
+                      "runs": ref_rows},
+    }
+    print(json.dumps(report, indent=1))
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

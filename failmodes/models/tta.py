@@ -1,0 +1,39 @@
+"""Test-time augmentation, only when asked for: :func:`with_flip_tta` turns a classifier
+into one whose forward averages the logits of each image and its mirror image (airbench's
+``tta_level=1``). Stress tests evaluate the plain forward unless the caller wraps the model.
+
+>>> from failmodes.models import create_model
+>>> m = create_model("small_cnn", width=8).eval()
+>>> x = torch.rand(2, 3, 32, 32)
+>>> bool(torch.allclose(with_flip_tta(m)(x), with_flip_tta(m)(x.flip(3)), atol=1e-6))
+True
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .wrapper import Classifier
+
+
+class FlipAveraged(nn.Module):
+    """``net`` applied to x and to x mirrored left-right; the mean of the two logits."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.net(x) + self.net(x.flip(3)))
+
+
+def with_flip_tta(model: Classifier) -> Classifier:
+    """A classifier sharing ``model``'s weights (not a copy) with flip-averaged logits; its
+    ``arch`` gains a ``+flip-tta`` suffix so stores and reports name what was evaluated.
+    Each forward costs two passes; Grad-CAM should explain the plain model instead."""
+    return Classifier(FlipAveraged(model.net), arch=f"{model.arch}+flip-tta",
+                      arch_kwargs=model.arch_kwargs, class_names=model.class_names,
+                      mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
+                      input_size=model.input_size,
+                      cam_layer_name=f"net.{model.cam_layer_name}" if model.cam_layer_name
+                      else "")
