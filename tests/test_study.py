@@ -27,8 +27,8 @@ def test_presets_load_and_are_sized_as_documented():
     assert all(p.model == "efficientnet_lite0" and p.image.startswith("skimage:")
                for p in demo.probes)
     assert quick.subset >= 1000 and quick.severities == [1, 2, 3, 4, 5]
-    assert {m.recipe for m in quick.models} == {"baseline-cosine", "cutout"}
-    assert all(m.width == 16 and m.arch == "cifar_resnet18" for m in quick.models)
+    assert {m.recipe for m in quick.models} == {"fast", "fast-cutout"}
+    assert all(m.arch == "cifar_fastnet" and m.train_subset is None for m in quick.models)
     assert paper.subset is None and {m.arch for m in paper.models} == {
         "cifar_resnet18", "cifar_densenet121"}
     assert {m.recipe for m in paper.models} == {"baseline-cosine", "cutout", "augmix"}
