@@ -165,3 +165,12 @@ def test_full_disk_leaves_no_temp_file_and_still_loads(tmp_path, monkeypatch, ca
     ds = load_imagefolder(_small_tree(tmp_path / "u"))
     assert len(ds) == 6 and not _tmp_files() and "could not write the decode cache" in caplog.text
     assert ds.images.sum() > 0
+
+
+def test_channel_stats_in_chunks_match_torch():
+    from failmodes.data import channel_stats
+    x = torch.randint(0, 256, (301, 33, 29, 3), dtype=torch.uint8)
+    f = x.double() / 255
+    want = (tuple(round(float(v), 4) for v in f.mean((0, 1, 2))),
+            tuple(round(float(v), 4) for v in f.std((0, 1, 2))))
+    assert channel_stats(x) == want

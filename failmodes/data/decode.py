@@ -81,7 +81,8 @@ def to_rgb(im):
     """A PIL image of any mode as an RGB PIL image, EXIF orientation applied."""
     from PIL import Image, ImageOps
     im.load()
-    im = ImageOps.exif_transpose(im)
+    if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies always
+        im = ImageOps.exif_transpose(im)
     if im.mode == "RGB":
         return im
     if im.mode in INTEGER_MODES:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from ..constants import CIFAR10_MEAN, CIFAR10_STD
 from .cifar import CIFAR10_CLASSES, load_cifar, load_cifar_c
@@ -54,6 +55,22 @@ def parse_spec(spec: str) -> tuple[str, str]:
     raise DataError(f"unknown data spec {spec!r}; use {', '.join(DATA_SPECS[:3])}, "
                     f"{', '.join(k + ':PATH' for k in DATA_SPECS[3:-1])}, hf:NAME or an "
                     "existing folder")
+
+
+def absolute_spec(spec: str) -> str:
+    """The spec with its folder made absolute (``imagenet:PATH``, ``hf:PATH``, a bare
+    folder), so a saved config names the same data from any working directory."""
+    kind, sep, arg = str(spec).partition(":")
+    if sep and kind in PATH_SPECS and arg:
+        return f"{kind}:{Path(arg).expanduser().resolve()}"
+    if sep and kind == "hf" and arg:
+        path, q, query = arg.partition("?")
+        if os.path.exists(os.path.expanduser(path)):
+            return f"hf:{Path(path).expanduser().resolve()}{q}{query}"
+        return spec
+    if not sep and kind not in DATA_SPECS and Path(spec).expanduser().is_dir():
+        return str(Path(spec).expanduser().resolve())
+    return spec
 
 
 def load_dataset(spec: str, split: str = "test", *, image_size: int | None = None,
