@@ -222,3 +222,15 @@ def test_real_photos_in_wordnet_folders_are_scored_by_efficientnet_lite0(tmp_pat
 def _mk(d):
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def test_hf_hub_name_offline_is_one_line(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+
+    def offline(*a, **k):
+        raise ConnectionError("Couldn't reach 'uoft-cs/cifar10' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match=r"cannot load hf:uoft-cs/cifar10 .*offline\? save it") as e:
+        load_dataset("hf:uoft-cs/cifar10:test")
+    assert "\n" not in str(e.value)

@@ -104,6 +104,6 @@ def load_cifar_c(path: str | Path, corruption: str, severity: int = 5,
     if labels[rows].max(initial=0) >= len(classes):
         raise DataError(f"{lab}: labels reach {int(labels.max())} but {title} has "
                         f"{len(classes)} classes; is this the right folder?")
-    return Dataset(torch.from_numpy(np.ascontiguousarray(images[rows])),
+    return Dataset(torch.from_numpy(np.array(images[rows])),  # one severity, read into RAM
                    torch.from_numpy(labels[rows].astype(np.int64)), list(classes),
                    f"{base}c", f"{corruption}-{severity}", mean, std)
