@@ -51,11 +51,30 @@ def test_one_family_lookup_with_one_rule_for_unknown_names():
     fog, rot = stressor_info("fog"), stressor_info("rotation")
     assert (fog.family, fog.kind, fog.benchmark) == ("weather", "corruption", True)
     assert (rot.family, rot.kind, rot.identity) == ("sweep", "sweep", 0.0)
+    assert stressor_info("fgsm_linf").kind == "adversarial"
     unknown = stressor_info("made_up_by_a_newer_version")
     assert (unknown.family, unknown.kind, unknown.benchmark) == (UNKNOWN, UNKNOWN, False)
     # every consumer sees the same answer (they all ask failmodes.store)
     assert metrics_info("made_up_by_a_newer_version")["family"] == UNKNOWN
     assert metrics_info("fog") == {"family": "weather", "kind": "corruption", "benchmark": True}
+
+
+def test_rebuilt_cell_images_are_the_stressed_images_and_attacks_ask_for_the_model():
+    import torch
+
+    from failmodes.store import Cell, stress_like_cell
+    from failmodes.stressors import StressorError, get_stressor
+    x = torch.rand(4, 3, 32, 32)
+    idx = torch.tensor([3, 9, 11, 40])
+
+    def cell(stressor, dataset="synthetic:test"):
+        return Cell(1, "m", dataset, stressor, 2.0, 5, "done", 4, None, None)
+    assert torch.equal(stress_like_cell(x, cell("fog"), idx),
+                       get_stressor("fog")(x, 2.0, seed=5, indices=idx))
+    assert stress_like_cell(x, cell(CLEAN), idx) is x
+    assert stress_like_cell(x, cell("fog", "cifar10c-official:test"), idx) is x
+    with pytest.raises(StressorError, match="needs model= and labels="):
+        stress_like_cell(x, cell("fgsm_linf"), idx)
 
 
 def test_run_folder_names_every_file():

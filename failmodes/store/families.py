@@ -19,8 +19,8 @@ UNKNOWN = "other"   # family and kind of a name the stressor registry does not k
 
 @dataclass(frozen=True)
 class StressorInfo:
-    family: str       # clean | noise | blur | weather | digital | sweep | other
-    kind: str         # clean | corruption | sweep | other
+    family: str       # clean | noise | blur | weather | digital | sweep | adversarial | other
+    kind: str         # clean | corruption | sweep | adversarial | other
     benchmark: bool   # one of the 15 CIFAR-10-C benchmark corruptions
     identity: float   # the value at which the stressor leaves images unchanged
 
@@ -29,15 +29,16 @@ def stressor_info(name: str) -> StressorInfo:
     """What the registry says about ``name`` (``clean`` and unknown names included)."""
     if name == CLEAN:
         return StressorInfo(CLEAN, CLEAN, False, 0.0)
-    from ..stressors.registry import SWEEP_FAMILY, StressorError, get_stressor
+    from ..stressors import StressorError, get_stressor
     try:
         s = get_stressor(name)
     except StressorError:
         return StressorInfo(UNKNOWN, UNKNOWN, False, 0.0)
-    kind = "sweep" if s.family == SWEEP_FAMILY else "corruption"
+    kind = "corruption" if s.is_corruption else s.family   # sweep | adversarial
     return StressorInfo(s.family, kind, bool(s.benchmark), float(s.identity))
 
 
 def stressor_family(name: str) -> str:
-    """``clean``, a corruption family (noise, blur, weather, digital), ``sweep`` or ``other``."""
+    """``clean``, a corruption family (noise, blur, weather, digital), ``sweep``,
+    ``adversarial`` or ``other``."""
     return stressor_info(name).family

@@ -26,25 +26,35 @@ if TYPE_CHECKING:  # annotations only; torch loads with the data
     import torch
 
 
-def stress_like_cell(x: "torch.Tensor", cell: Cell, indices) -> "torch.Tensor":
+def stress_like_cell(x: "torch.Tensor", cell: Cell, indices, *, model=None,
+                     labels=None) -> "torch.Tensor":
     """``x`` (float N×3×H×W in [0, 1], the clean images at dataset ``indices``) as the
-    cell saw them: its stressor at its severity and seed; clean and official cells as is."""
+    cell saw them: its stressor at its severity and seed; clean and official cells as is.
+    An attack's cell needs the cell's ``model`` and the images' ``labels`` too."""
     if cell.stressor == CLEAN or parse_dataset_key(cell.dataset).role == OFFICIAL:
         return x
     import torch
 
-    from ..stressors import get_stressor
+    from ..stressors import StressorError, get_stressor
+    st = get_stressor(cell.stressor)
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
-    return get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
+    if not st.needs_model:
+        return st(x, cell.severity, seed=cell.seed, indices=idx)
+    if model is None or labels is None:
+        raise StressorError(f"cell {cell.stressor} {cell.severity:g} of {cell.model} is an "
+                            "attack: rebuilding its images needs model= and labels=")
+    return st(x, cell.severity, seed=cell.seed, indices=idx, model=model, labels=labels)
 
 
-def cell_images(run_dir: str | os.PathLike, cell: Cell, indices) -> "torch.Tensor":
+def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
+                model=None) -> "torch.Tensor":
     """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
 
     Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
     keys ``data``, ``split``, ``image_size``, ``cifar10c``; a ``config`` sub-mapping is
     read too): the cell's split (from its dataset key) is loaded, the rows with these
-    dataset indices taken, and the cell's stressor applied (``stress_like_cell``).
+    dataset indices taken, and the cell's stressor applied (``stress_like_cell``; an
+    attack's cell also needs its ``model``).
     """
     import torch
     path = RunFolder(run_dir).run_config()
@@ -66,7 +76,7 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices) -> "torch.Tenso
         raise KeyError(f"dataset {cell.dataset} has no image with index "
                        f"{int(idx[ds.indices[pos] != idx][0])}")
     x = ds.images[pos].permute(0, 3, 1, 2).float().div(255.0)
-    return stress_like_cell(x, cell, idx)
+    return stress_like_cell(x, cell, idx, model=model, labels=ds.labels[pos])
 
 
 @functools.lru_cache(maxsize=2)
