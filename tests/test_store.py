@@ -7,11 +7,26 @@ import os
 from pathlib import Path
 
 import pytest
-
-from failmodes.store import (CLEAN, MAIN, OFFICIAL, UNKNOWN, VALIDATION, CellKey, DatasetKey,
-                             DatasetKeyError, ResultsStore, RunFolder, StoreError, dataset_key,
-                             paired_sums, parse_dataset_key, stressor_family, stressor_info)
 from synthetic_store import write_store
+
+from failmodes.store import (
+    CLEAN,
+    MAIN,
+    OFFICIAL,
+    UNKNOWN,
+    VALIDATION,
+    CellKey,
+    DatasetKey,
+    DatasetKeyError,
+    ResultsStore,
+    RunFolder,
+    StoreError,
+    dataset_key,
+    paired_sums,
+    parse_dataset_key,
+    stressor_family,
+    stressor_info,
+)
 
 
 # ----------------------------------------------------------------------------- dataset keys

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .._device import resolve_device
 from ..config import ConfigError, from_dict
 from ..errors import FailmodesError
-from ..stressors import StressorError, get_stressor, suite as stressor_suite
+from ..stressors import StressorError, get_stressor
+from ..stressors import suite as stressor_suite
 from ._values import parse_sweep, parse_values
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -155,7 +157,8 @@ def _default_name(spec) -> str:
     p = Path(str(spec))
     if _is_checkpoint(str(spec)):
         # runs/r18/best.pt -> r18: a generic file stem says less than its folder.
-        return p.parent.name if p.stem in ("model", "best", "last", "checkpoint") and p.parent.name else p.stem
+        generic = p.stem in ("model", "best", "last", "checkpoint")
+        return p.parent.name if generic and p.parent.name else p.stem
     return str(spec)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
+from .._device import resolve_device
 from ..config import from_dict
 from ..data import Dataset
-from .._device import resolve_device
 from ..models import Classifier, weights_hash
 from ..store import CONFIG_NAME, VAL_SPLIT, ResultsStore, RunFolder, StoreError
 from .config import IN_MEMORY, EvalConfig, EvalError
@@ -48,7 +48,8 @@ class RunContext:
         else:
             spec = {"arch": rec["arch"], **meta.get("arch_kwargs", {})}
         dev = resolve_device(self.config.device) if device is None else torch.device(device)
-        model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0), device="cpu")
+        model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0),
+                               device="cpu")
         if weights_hash(model) != rec["weights_hash"]:
             raise EvalError(f"model {name!r}: the weights of {spec} changed since this run was "
                             "evaluated (hash mismatch); re-evaluate into a new --out")

@@ -11,8 +11,8 @@ are stressed once per batch and fed to every model of the group.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..store import CLEAN, MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, CellKey
 from ._values import parse_sweep

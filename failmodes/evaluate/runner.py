@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
@@ -212,7 +212,7 @@ def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Di
                 i, (outcomes, stats) = item
                 g = todo[i]
                 notes = []
-                for key, out in zip(g.keys(plan.config.seed), outcomes):
+                for key, out in zip(g.keys(plan.config.seed), outcomes, strict=True):
                     if isinstance(out, str):
                         store.mark_failed(key, out)
                         failed.append({"cell": dataclasses.asdict(key), "error": out})

@@ -8,12 +8,38 @@ images. Evaluate, analysis and report read and write runs only through this pack
 from ._connect import StoreError, store_writable
 from .families import UNKNOWN, StressorInfo, stressor_family, stressor_info
 from .images import cell_images, stress_like_cell
-from .keys import (CLEAN, MAIN, OFFICIAL, OFFICIAL_NAME, ROLES, VAL_SPLIT, VALIDATION,
-                   DatasetKey, DatasetKeyError, dataset_key, dataset_role, is_official,
-                   is_validation, parse_dataset_key)
-from .layout import (ANALYSIS_DIR, CONFIG_NAME, FIGURES_DIR, LOCK_NAME, MODELS_DIR,
-                     PROBES_DIR, REPORT_NAME, RESOLVED_NAME, RESULTS_NAME, RUN_CONFIG_NAMES,
-                     STATE_NAME, STORE_NAME, TABLES_DIR, RunFolder)
+from .keys import (
+    CLEAN,
+    MAIN,
+    OFFICIAL,
+    OFFICIAL_NAME,
+    ROLES,
+    VAL_SPLIT,
+    VALIDATION,
+    DatasetKey,
+    DatasetKeyError,
+    dataset_key,
+    dataset_role,
+    is_official,
+    is_validation,
+    parse_dataset_key,
+)
+from .layout import (
+    ANALYSIS_DIR,
+    CONFIG_NAME,
+    FIGURES_DIR,
+    LOCK_NAME,
+    MODELS_DIR,
+    PROBES_DIR,
+    REPORT_NAME,
+    RESOLVED_NAME,
+    RESULTS_NAME,
+    RUN_CONFIG_NAMES,
+    STATE_NAME,
+    STORE_NAME,
+    TABLES_DIR,
+    RunFolder,
+)
 from .paired import paired_sums
 from .results import ROW_FIELDS, Cell, CellKey, ResultsStore
 from .rows import per_image_rows

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # annotations only; torch loads with the data
     import torch
 
 
-def stress_like_cell(x: "torch.Tensor", cell: Cell, indices, *, model=None,
-                     labels=None) -> "torch.Tensor":
+def stress_like_cell(x: torch.Tensor, cell: Cell, indices, *, model=None,
+                     labels=None) -> torch.Tensor:
     """``x`` (float N×3×H×W in [0, 1], the clean images at dataset ``indices``) as the
     cell saw them: its stressor at its severity and seed; clean and official cells as is.
     An attack's cell needs the cell's ``model`` and the images' ``labels`` too."""
@@ -47,7 +47,7 @@ def stress_like_cell(x: "torch.Tensor", cell: Cell, indices, *, model=None,
 
 
 def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
-                model=None) -> "torch.Tensor":
+                model=None) -> torch.Tensor:
     """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
 
     Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,

@@ -125,7 +125,8 @@ class ResultsStore:
                        class_names: list[str], meta: dict | None = None) -> int:
         """Add a model, or return the id of the same one; a name reused for different
         weights is an error (give the new model another name)."""
-        row = self.db.execute("SELECT id, weights_hash FROM models WHERE name=?", (name,)).fetchone()
+        row = self.db.execute("SELECT id, weights_hash FROM models WHERE name=?",
+                              (name,)).fetchone()
         if row is not None:
             if row[1] != weights_hash:
                 raise StoreError(f"model name {name!r} is already in {self.path} with other "
@@ -175,7 +176,7 @@ class ResultsStore:
             cid = int(cur.lastrowid)
             db.executemany(
                 "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
-                "margin, top5_json, logits) VALUES (%d,?,?,?,?,?,?,?,?,?)" % cid, data)
+                f"margin, top5_json, logits) VALUES ({cid},?,?,?,?,?,?,?,?,?)", data)
         return cid
 
     def mark_failed(self, key: CellKey, error: str) -> None:
@@ -226,7 +227,7 @@ class ResultsStore:
     def runs(self) -> list[dict]:
         """The ``runs`` table, oldest first: id, started, command, config, versions (JSON text)."""
         keys = ("id", "started", "command", "config", "versions")
-        return [dict(zip(keys, r)) for r in self.db.execute(
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
             "SELECT id, started, command, config_json, versions_json FROM runs ORDER BY id")]
 
     def latest_config(self) -> dict | None:
@@ -288,7 +289,8 @@ class ResultsStore:
              " GROUP BY c.id ORDER BY m.id, c.dataset, c.stressor, c.severity")
         keys = ("model", "dataset", "stressor", "severity", "seed", "n", "accuracy",
                 "mean_conf", "mean_p_true")
-        return [dict(zip(keys, r)) for r in self.db.execute(q, (model,) if model else ())]
+        rows = self.db.execute(q, (model,) if model else ())
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def per_class_accuracy(self) -> list[dict]:
         """Accuracy of every class in every done cell (one pass over the predictions):

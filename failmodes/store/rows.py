@@ -19,6 +19,7 @@ def per_image_rows(logits, labels, indices) -> dict[str, np.ndarray]:
     ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
     margin = top.values[:, 0] - (top.values[:, 1] if k > 1 else 0.0)
     cpu = lambda t: t.cpu().numpy()  # noqa: E731
-    return {"idx": cpu(torch.as_tensor(indices)), "label": cpu(labels), "pred": cpu(top.indices[:, 0]),
-            "conf": cpu(top.values[:, 0]), "p_true": cpu(p_true), "entropy": cpu(ent),
-            "margin": cpu(margin), "top5": cpu(top.indices), "logits": cpu(logits)}
+    return {"idx": cpu(torch.as_tensor(indices)), "label": cpu(labels),
+            "pred": cpu(top.indices[:, 0]), "conf": cpu(top.values[:, 0]),
+            "p_true": cpu(p_true), "entropy": cpu(ent), "margin": cpu(margin),
+            "top5": cpu(top.indices), "logits": cpu(logits)}
