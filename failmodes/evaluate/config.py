@@ -16,6 +16,7 @@ from typing import Any
 
 from .._device import resolve_device
 from ..config import ConfigError, from_dict
+from ..data import absolute_spec
 from ..errors import FailmodesError
 from ..stressors import StressorError, get_stressor
 from ..stressors import suite as stressor_suite
@@ -115,7 +116,7 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     c.severities = [float(s) for s in sev]
     c.stressors = corruptions
     c.sweeps = [f"{n}={','.join(_fmt(v) for v in vals)}" for n, vals in sweep_values.items()]
-    c.data = _absolute_data_spec(c.data)
+    c.data = absolute_spec(c.data)
     if c.cifar10c:
         c.cifar10c = str(Path(c.cifar10c).expanduser().resolve())
     c.out = str(Path(c.out).expanduser().resolve())
@@ -168,15 +169,6 @@ def _is_checkpoint(spec: str) -> bool:
 
 def _absolute_model_spec(spec: str) -> str:
     return str(Path(spec).expanduser().resolve()) if _is_checkpoint(spec) else spec
-
-
-def _absolute_data_spec(spec: str) -> str:
-    kind, sep, arg = spec.partition(":")
-    if sep and kind in ("imagefolder", "cifar10", "cifar10c") and arg:
-        return f"{kind}:{Path(arg).expanduser().resolve()}"
-    if not sep and kind not in ("synthetic", "cifar10") and os.path.isdir(spec):
-        return str(Path(spec).expanduser().resolve())
-    return spec
 
 
 def _stressor(name: str):
