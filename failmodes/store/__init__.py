@@ -47,7 +47,7 @@ from .layout import (
     RunFolder,
 )
 from .paired import paired_sums
-from .results import ROW_FIELDS, Cell, CellKey, ResultsStore
+from .results import ROW_FIELDS, Cell, CellKey, ResultsStore, timestamp
 from .rows import per_image_rows
 
 __all__ = [
@@ -55,8 +55,10 @@ __all__ = [
     "HISTORY_CSV_NAME", "HISTORY_NAME", "LAST_CHECKPOINT", "LOCK_NAME", "MAIN", "MODELS_DIR",
     "OFFICIAL", "OFFICIAL_NAME", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME", "RESULTS_NAME",
     "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
-    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell", "CellKey", "DatasetKey", "DatasetKeyError",
+    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell",
+    "CellKey", "DatasetKey", "DatasetKeyError",
     "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
     "dataset_role", "is_official", "is_validation", "paired_sums", "parse_dataset_key",
     "per_image_rows", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
+    "timestamp",
 ]
