@@ -13,6 +13,8 @@ from .keys import (
     MAIN,
     OFFICIAL,
     OFFICIAL_NAME,
+    OFFICIAL_SUFFIX,
+    FINISH_SEP,
     ROLES,
     VAL_SPLIT,
     VALIDATION,
@@ -22,6 +24,7 @@ from .keys import (
     dataset_role,
     is_official,
     is_validation,
+    official_name,
     parse_dataset_key,
 )
 from .layout import (
@@ -46,7 +49,7 @@ from .rows import per_image_rows
 
 __all__ = [
     "ANALYSIS_DIR", "CLEAN", "CONFIG_NAME", "FIGURES_DIR", "LOCK_NAME", "MAIN", "MODELS_DIR",
-    "OFFICIAL", "OFFICIAL_NAME", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME", "RESULTS_NAME",
+    "FINISH_SEP", "OFFICIAL", "OFFICIAL_NAME", "OFFICIAL_SUFFIX", "official_name", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME", "RESULTS_NAME",
     "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
     "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell", "CellKey", "DatasetKey", "DatasetKeyError",
     "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
