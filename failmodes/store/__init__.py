@@ -10,11 +10,11 @@ from .families import UNKNOWN, StressorInfo, stressor_family, stressor_info
 from .images import cell_images, stress_like_cell
 from .keys import (
     CLEAN,
+    FINISH_SEP,
     MAIN,
     OFFICIAL,
     OFFICIAL_NAME,
     OFFICIAL_SUFFIX,
-    FINISH_SEP,
     ROLES,
     VAL_SPLIT,
     VALIDATION,
@@ -62,7 +62,8 @@ __all__ = [
     "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell",
     "CellKey", "DatasetKey", "DatasetKeyError",
     "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
-    "dataset_role", "is_official", "is_validation", "official_name", "paired_sums", "parse_dataset_key",
+    "dataset_role", "is_official", "is_validation", "official_name", "paired_sums",
+    "parse_dataset_key",
     "per_image_rows", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
     "timestamp",
 ]
