@@ -160,7 +160,8 @@ def _write_analyses(run: Path, claims: bool) -> None:
             "per_model": {}, "tables": {"claims": [
                 {"claim": f"fog collapses {EVIL}", "verdict": "supported",
                  "evidence": "break at 3.0", "model": "net-a", "p_value": 0.0123},
-                {"claim": "net-b beats net-a", "verdict": "contradicted", "evidence": "−10 pt"},
+                {"claim": "net-b beats net-a", "verdict": "contradicted", "reason": "−10 pt",
+                 "models": "net-a, net-b", "kind": "more_robust"},
                 {"claim": "jpeg is graceful", "verdict": "inconclusive",
                  "evidence": "too few images"}]}})
     return reg
@@ -181,7 +182,7 @@ def test_first_screen_reads_the_analyses_and_the_claims_slot(run, tmp_path, monk
     assert "threshold-collapse" in glance and "break at 3.0 · −51 pt" in glance
     assert re.findall(r'class="verdict v-(\w+)"', glance) == ["supported", "contradicted",
                                                               "inconclusive"]
-    assert "0.012" in glance and EVIL not in html
+    assert "0.012" in glance and "−10 pt" in glance and EVIL not in html
     assert "fog collapses &lt;script&gt;" in glance
     assert glance.count("<img") == 2                          # the two large figures
     # Without a claims analysis there is no claims block at all.

@@ -200,6 +200,10 @@ def _sprites(by_stressor: dict, x, ind, notes: list[str]) -> tuple[dict, dict]:
     k = len(x)
     for s, groups in by_stressor.items():
         groups = sorted(groups)
+        if _needs_model(s):
+            notes.append(f"No thumbnails for {s}: its images depend on the model, and the "
+                         "report never runs one.")
+            continue
         try:
             stack = np.stack([_to_thumbs(rebuild_images(s, v, x, ind, seed)) for v, seed in groups])
         except Exception as e:  # an op the registry lacks, or one needing a model
@@ -212,6 +216,16 @@ def _sprites(by_stressor: dict, x, ind, notes: list[str]) -> tuple[dict, dict]:
         sprites[CLEAN] = sprite_uri(_to_thumbs(x)[None])
         meta[CLEAN] = {"cols": min(SPRITE_COLS, k), "values": [0.0]}
     return sprites, meta
+
+
+def _needs_model(name: str) -> bool:
+    if name == CLEAN:
+        return False
+    from ..stressors import StressorError, get_stressor
+    try:
+        return bool(getattr(get_stressor(name), "needs_model", False))
+    except StressorError:
+        return False
 
 
 def _dataset_of(run_dir: Path):

@@ -8,9 +8,10 @@ Every number is read, never recomputed: the CIFAR-10-C error (100 − mean accur
 ``claims``. Where an analysis is missing the card says so instead of inventing a number.
 
 **The claims slot.** An analysis named ``claims`` (issue 19) is rendered when present: its
-``tables["claims"]`` rows, each with ``claim`` (the claim as written), ``verdict``
-(``supported`` | ``contradicted`` | ``inconclusive``), ``evidence`` (one sentence) and
-optionally ``model``, ``p_value`` and ``figure`` (a figure path of the claims result).
+``tables["claims"]`` rows (``study.claims.Verdict`` flattened to scalars), each with
+``claim`` (the sentence checked), ``verdict`` (``supported`` | ``contradicted`` |
+``inconclusive``), ``reason`` or ``evidence`` (one line: why) and optionally ``model`` or
+``models`` (a string) and ``p_value``.
 
 >>> fs = first_screen(run)            # doctest: +SKIP
 >>> fs.models[0].worst[0].regime      # doctest: +SKIP
@@ -169,8 +170,10 @@ def read_claims(run: RunData) -> tuple[list[Claim] | None, str]:
     for r in _rows(_d(a.result), CLAIMS_TABLE):
         v = str(r.get("verdict", "")).lower()
         p = r.get("p_value")
+        why = r.get("reason") if r.get("reason") is not None else r.get("evidence")
         out.append(Claim(str(r.get("claim", "")), v if v in VERDICTS else "unknown",
-                         str(r.get("evidence", "")), str(r.get("model") or ""),
+                         "" if why is None else str(why),
+                         str(r.get("model") or r.get("models") or ""),
                          fmt(p, 2) if isinstance(p, (int, float)) else ""))
     return out, "" if out else "The claims analysis ran but lists no claim."
 
