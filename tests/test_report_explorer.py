@@ -72,7 +72,24 @@ def _run(tmp: Path) -> Path:
                     "idx": idx, "label": labels, "pred": np.where(ok, labels, (labels + 1) % 4),
                     "conf": conf, "p_true": np.where(ok, conf, 0.05),
                     "entropy": np.full(len(labels), 0.5), "margin": np.full(len(labels), 0.2)})
+    _cam_maps(run, idx)
     return run
+
+
+CAM_SAMPLE = slice(0, 40, 4)   # every 4th image has CAMs
+
+
+def _cam_maps(run: Path, idx: np.ndarray) -> None:
+    """Saved CAMs (the cam analysis's sidecar): net-a only, clean and fog 1–5; hot in the
+    top-left 8×8 corner of a 16×16 map, cold elsewhere."""
+    groups = [("clean", 0.0)] + [("fog", float(v)) for v in range(1, 6)]
+    maps = np.zeros((1, len(groups), len(idx[CAM_SAMPLE]), 16, 16), np.uint8)
+    maps[..., :8, :8] = 250
+    (run / "analysis").mkdir(exist_ok=True)
+    np.savez(run / "analysis" / "cam_maps.npz", models=np.array(["net-a"]),
+             stressors=np.array([g[0] for g in groups]),
+             severities=np.array([g[1] for g in groups]), indices=idx[CAM_SAMPLE],
+             maps=maps, present=np.ones((1, len(groups)), bool))
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +123,17 @@ def test_packed_rows_equal_the_store(run):
     # Every stressor has a sprite sheet holding every image (40 fit the budget).
     assert p["thumbs"]["k"] == N and set(p["thumbs"]["sprites"]) == set(fams)
     assert p["thumbs"]["sprites"]["fog"]["values"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_cams_are_read_from_the_saved_maps(run):
+    cams = build_explorer_data(run).payload["cams"]
+    side, groups, pos = cams["side"], cams["groups"], cams["pos"]
+    assert pos == list(range(40))[CAM_SAMPLE] and groups[0] == ["clean", 0.0]
+    maps = _dec(cams["maps"], np.uint8).reshape(2, len(groups), len(pos), side, side)
+    assert cams["present"] == [1] * len(groups) + [0] * len(groups)   # net-b has none
+    h = side // 2
+    assert (maps[0, :, :, :h, :h] == 250).all() and (maps[0, :, :, h:, :] == 0).all()
+    assert not maps[1].any()
 
 
 def test_thumbnail_budget_and_rebuilt_images(run):
@@ -305,6 +333,25 @@ def _check_page(run: Path, report: Path, shots: Path, tag: str, picks: dict) -> 
             page.select_option("#fm-f-true", "all")
             page.fill("#fm-f-cmin", "0.6")
             assert _count(page) == store_count(run, **f, outcome="all", cmin=0.6)
+            if picks.get("cams"):
+                # Saved CAMs overlay the stressed image: the hot top-left is redder.
+                page.click("#fm-reset")
+                page.select_option("#fm-f-model", label="net-a")
+                page.select_option("#fm-f-stressor", label="fog")
+                page.select_option("#fm-f-severity", label="3")
+                page.select_option("#fm-f-outcome", "all")
+                page.select_option("#fm-sort", "index")
+                red = page.evaluate("""() => {
+                    const c = document.querySelector('#fm-grid canvas[data-cam]');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    const px = (u, v) => d.slice(4 * (v * c.width + u), 4 * (v * c.width + u) + 4);
+                    const a = px(8, 8), b = px(c.width - 8, c.height - 8);
+                    return [a[0] - a[2], b[0] - b[2]]; }""")
+                assert red[0] > red[1] + 60
+                n_cam = page.locator("#fm-grid .fm-cam").count()
+                assert page.locator("#fm-grid .fm-card").count() == N
+                assert n_cam == len(range(N)[CAM_SAMPLE])
+                page.screenshot(path=str(shots / f"{tag}-explorer-cams.png"))
             page.click("#fm-reset")
             page.select_option("#fm-f-pred", label=picks["truth"])
             page.fill("#fm-f-cmin", "0.5")
@@ -330,11 +377,14 @@ def _check_page(run: Path, report: Path, shots: Path, tag: str, picks: dict) -> 
             page.screenshot(path=str(shots / f"{tag}-explorer-filtered.png"))
             page.emulate_media(media="print")
             assert page.locator("#fm-grid").is_hidden() and page.locator("#glance").is_visible()
-            page.screenshot(path=str(shots / f"{tag}-print.png"), full_page=False)
+            page.evaluate("document.getElementById('explorer').scrollIntoView()")
+            page.screenshot(path=str(shots / f"{tag}-print.png"))
             page.set_viewport_size({"width": 390, "height": 844})
             page.emulate_media(media="screen")
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(shots / f"{tag}-phone.png"))
+            page.evaluate("document.getElementById('fm-grid').scrollIntoView()")
+            page.screenshot(path=str(shots / f"{tag}-phone-explorer.png"))
             overflow = page.evaluate("document.documentElement.scrollWidth")
             assert overflow <= 400, f"the page scrolls sideways at phone width ({overflow} px)"
         finally:
@@ -349,7 +399,7 @@ def _check_page(run: Path, report: Path, shots: Path, tag: str, picks: dict) -> 
 def test_explorer_in_chromium(run, tmp_path):
     report = render_report(run)
     _check_page(run, report, _shots_dir(tmp_path), "synthetic",
-                {"model": "net-b", "stressor": "fog", "truth": EVIL})
+                {"model": "net-b", "stressor": "fog", "truth": EVIL, "cams": True})
 
 
 @pytest.mark.skipif(SKIP is not None or not os.environ.get("FAILMODES_DEMO_RUN"),

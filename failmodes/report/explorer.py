@@ -12,8 +12,9 @@ browser; nothing is fetched. Layout of ``ExplorerData.payload`` (JSON):
 - ``clean``: model index -> cell index of its clean cell (the "flipped" reference);
 - ``thumbs``: ``{size, k, sprites: {stressor: {cols, values}}}``; image position ``p < k``
   has a thumbnail at column ``p % cols``, row ``values.index(v) * rows + p // cols``;
-- ``cams``: the same layout per model for the CAM overlays the cam analysis saved, or
-  absent.
+- ``cams``: the CAM overlays the cam analysis saved (``_cams.py``), or absent:
+  ``{side, groups: [[stressor, severity]], pos: [K] image positions, present: [M×G],
+  maps: Uint8[M × G × K × side × side]}``.
 
 >>> data = build_explorer_data("runs/demo")      # doctest: +SKIP
 >>> data.nbytes()                                # what the page embeds
@@ -52,7 +53,9 @@ class ExplorerData:
         """Bytes embedded in the page: rows (base64 arrays) and images (data URIs)."""
         rows = sum(len(v) for k, v in self.payload.items() if k in ("idx", "label", "pred",
                                                                       "conf"))
-        return {"rows": rows, "images": sum(len(s) for s in self.sprites.values())}
+        cams = len((self.payload.get("cams") or {}).get("maps", ""))
+        return {"rows": rows, "images": sum(len(s) for s in self.sprites.values()),
+                "cams": cams}
 
 
 def _b64(a: np.ndarray) -> str:
@@ -260,6 +263,12 @@ def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
     else:
         payload["thumbs"], data.sprites, notes = build_thumbs(payload, cells, ds, thumb_budget)
         data.notes += notes
+    from ._cams import pack_cams
+    cams, why = pack_cams(run_dir, names, payload["_idx"])
+    if cams is not None:
+        payload["cams"] = cams
+    if why:
+        data.notes.append(why)
     payload.pop("_idx")
     return data
 
@@ -304,7 +313,9 @@ def page_context(data: ExplorerData) -> dict:
             "n_cells": len(p["cells"]), "rows_mb": _mb(size["rows"]),
             "images_mb": _mb(size["images"]), "n_sprites": len(sprites),
             "thumb_note": (f"{k} of {p['n']} images, {THUMB} px" if thumbs else "none"),
-            "bytes": size["rows"] + size["images"]}
+            "cams_mb": _mb(size["cams"]) if "cams" in p else None,
+            "n_cam_images": sum(1 for q in p["cams"]["pos"] if q >= 0) if "cams" in p else 0,
+            "bytes": size["rows"] + size["images"] + size["cams"]}
 
 
 def explorer_script() -> str:

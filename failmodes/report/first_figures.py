@@ -12,10 +12,12 @@ from .figures import _save, _style, model_colors, plt
 _FONT = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fontsize": 11}
 
 
-def corruption_overview(per_model: dict[str, list[dict]], path: Path) -> Path:
+def corruption_overview(per_model: dict[str, list[dict]], path: Path,
+                        clean: dict[str, float] | None = None) -> Path:
     """Horizontal bars: mean accuracy (%) of each corruption (rows, grouped by family,
     hardest first within a family) for every model. ``per_model``: model -> rows of
-    ``{"corruption", "family", "accuracy"}`` (fractions)."""
+    ``{"corruption", "family", "accuracy"}`` (fractions); ``clean``: model -> clean
+    accuracy, drawn as a dotted line in the model's colour."""
     from ..constants import FAMILY_ORDER
     from ._collect import stressor_family
     models = list(per_model)
@@ -33,6 +35,8 @@ def corruption_overview(per_model: dict[str, list[dict]], path: Path) -> Path:
             ys = [i + (j - (len(models) - 1) / 2) * h for i in range(len(order))]
             xs = [100 * (acc.get((m, c)) or 0) for c in order]
             ax.barh(ys, xs, height=h * 0.92, color=colors[m], label=m)
+            if clean and clean.get(m) is not None:
+                ax.axvline(100 * clean[m], color=colors[m], linestyle=":", linewidth=1.6)
         ax.set_yticks(range(len(order)))
         ax.set_yticklabels([f"{c}{'' if _benchmark(c) else ' †'}  ({fam[c]})" for c in order])
         ax.invert_yaxis()
@@ -77,7 +81,8 @@ def worst_curves(acc_rows: list[dict], corruptions: list[str], models: list[str]
             ax.set_xlabel("severity")
             ax.set_ylim(0, 100)
             _style(ax)
-            ax.legend(loc="lower left", frameon=False, fontsize=9)
+            # Below the axes: inside, the legend would hide the collapsed end of the curves.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False,
+                      fontsize=10)
         axes[0][0].set_ylabel("accuracy (%)")
-        fig.tight_layout()
     return _save(fig, path)

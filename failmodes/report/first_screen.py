@@ -185,7 +185,8 @@ def first_screen(run: RunData) -> FirstScreen:
     metrics = _d(run.ok("metrics"))
     per = {c.model: _per_corruption(run, metrics, c.model) for c in cards}
     if any(per.values()):
-        p = corruption_overview(per, run.run_dir / FIG_DIR / "report_corruption_overview.png")
+        p = corruption_overview(per, run.run_dir / FIG_DIR / "report_corruption_overview.png",
+                                {c.model: c.clean_accuracy for c in cards})
         figs.append(figure(run.run_dir, f"{FIG_DIR}/{p.name}",
                            "Mean accuracy over severities 1–5 for every corruption, per model "
                            "(dotted line: clean accuracy), grouped by family; extra "

@@ -17,6 +17,9 @@
   var N = D.n, idx = decode(D.idx, Int32Array), label = decode(D.label, Uint16Array);
   var pred = decode(D.pred, Uint16Array), conf = decode(D.conf, Float32Array);
   var cells = D.cells, S = D.stressors, thumbs = D.thumbs || null;
+  var cams = D.cams || null, camMaps = cams ? decode(cams.maps, Uint8Array) : null;
+  var camAt = {};   // image position -> slot in the CAM sample
+  if (cams) { cams.pos.forEach(function (p, k) { if (p >= 0) { camAt[p] = k; } }); }
 
   function $(id) { return document.getElementById(id); }
   function el(tag, cls, text) {
@@ -165,6 +168,44 @@
     else { sp.img.addEventListener('load', draw); }
     return box;
   }
+  // A CAM (side × side, 0–255) as a translucent heat map over the stressed thumbnail.
+  function heat(v) {
+    var t = v / 255;
+    return [Math.round(255 * Math.min(1, 1.8 * t)), Math.round(255 * Math.max(0, 1.6 * t - 0.5)),
+            Math.round(255 * Math.max(0, 0.6 - t)), Math.round(60 + 130 * t)];
+  }
+  function camGroup(stressor, value) {
+    if (!cams) { return -1; }
+    for (var g = 0; g < cams.groups.length; g++) {
+      if (cams.groups[g][0] === stressor && cams.groups[g][1] === value) { return g; }
+    }
+    return -1;
+  }
+  function camBox(m, stressor, value, i, caption) {
+    var k = camAt[i], g = camGroup(stressor, value), G = cams ? cams.groups.length : 0;
+    if (k === undefined || g < 0 || !cams.present[m * G + g]) { return null; }
+    var side = cams.side, K = cams.pos.length, off = (((m * G + g) * K) + k) * side * side;
+    var box = thumb(stressor, value, i, 'CAM ' + (stressor === 'clean' ? 'clean' : fmtSev(value)));
+    var canvas = box.querySelector('canvas'), small = document.createElement('canvas');
+    small.width = small.height = side;
+    var img = small.getContext('2d').createImageData(side, side);
+    for (var p = 0; p < side * side; p++) {
+      var c = heat(camMaps[off + p]);
+      img.data[4 * p] = c[0]; img.data[4 * p + 1] = c[1]; img.data[4 * p + 2] = c[2];
+      img.data[4 * p + 3] = c[3];
+    }
+    small.getContext('2d').putImageData(img, 0, 0);
+    function overlay() {
+      var ctx = canvas.getContext('2d');
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+      canvas.setAttribute('data-cam', '1');
+    }
+    if (canvas.getAttribute('data-drawn')) { overlay(); }
+    else { var sp = spriteFor(stressor); if (sp) { sp.img.addEventListener('load', overlay); } }
+    box.classList.add('fm-cam');
+    return box;
+  }
   function card(r) {
     var c = (r / N) | 0, i = r % N, cell = cells[c], s = S[cell[1]];
     var y = label[i], q = pred[r], ref = cleanCell(cell[0]);
@@ -173,6 +214,8 @@
     var pics = el('div', 'fm-pics');
     pics.appendChild(thumb('clean', 0, i, 'clean'));
     if (s.name !== 'clean') { pics.appendChild(thumb(s.name, cell[2], i, cellName(c))); }
+    var cb = camBox(cell[0], s.name, cell[2], i);
+    if (cb) { pics.appendChild(cb); }
     box.appendChild(pics);
     var dl = el('dl');
     function row(k, v, cls) {
