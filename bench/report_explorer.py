@@ -20,8 +20,9 @@ import numpy as np
 
 
 def build_run(out: Path, data: str, n: int, models: int) -> Path:
-    from failmodes.evaluate.grid import EvalConfig, load_eval_dataset
-    from failmodes.evaluate.store import CellKey, ResultsStore
+    from failmodes.evaluate.config import EvalConfig
+    from failmodes.evaluate.inputs import load_eval_dataset
+    from failmodes.store import CellKey, ResultsStore
     from failmodes.stressors import list_stressors
     if out.exists():
         shutil.rmtree(out)

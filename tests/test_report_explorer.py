@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from failmodes.analysis import registry
-from failmodes.evaluate.store import CellKey, ResultsStore
 from failmodes.report import render_report
 from failmodes.report._collect import collect_run
 from failmodes.report.explorer import MISSING, build_explorer_data, script_json
+from failmodes.store import CellKey, ResultsStore
 
 EVIL = "<script>alert('x')</script>"
 FOLDERS = ["ant", "bee", "cow", "dog"]
@@ -48,7 +48,6 @@ def _tree(root: Path) -> None:
 
 def _run(tmp: Path) -> Path:
     """A run folder whose images the explorer can rebuild (eval_config.json + data)."""
-    from failmodes.evaluate import open_run  # noqa: F401  (the explorer reads it)
     data, run = tmp / "data", tmp / "run"
     _tree(data)
     run.mkdir()
@@ -249,7 +248,7 @@ SKIP = ("Debian's `chromium` is not installed (apt-get install chromium)" if CHR
 def store_count(run: Path, model=None, family=None, stressor=None, severity=None, truth=None,
                 pred=None, outcome="wrong", cmin=0.0, cmax=1.0) -> int:
     """The explorer's filter, computed in Python from the store."""
-    from failmodes.report._collect import stressor_family
+    from failmodes.store import stressor_family
     n = 0
     with ResultsStore(run / "results.sqlite", readonly=True) as st:
         classes = st.models()[0]["class_names"]

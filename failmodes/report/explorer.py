@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.registry import STORE_NAME
+from ..store import RunFolder
 
 CLEAN = "clean"
 MISSING = 65535
@@ -66,13 +66,13 @@ def _b64(a: np.ndarray) -> str:
 def read_rows(store_path: Path, dataset: str) -> tuple[list[dict], dict]:
     """The store's done cells of ``dataset`` and their per-image arrays (via the store API,
     the one place the report reads per-image rows)."""
-    from ..evaluate.store import ResultsStore
+    from ..store import ResultsStore
     with ResultsStore(store_path, readonly=True) as store:
         classes = {m["name"]: m["class_names"] for m in store.models()}
         cells, rows = [], {}
         for c in store.cells(dataset=dataset):
             cells.append({"id": c.id, "model": c.model, "stressor": c.stressor,
-                          "severity": float(c.severity), "seed": c.seed})
+                          "severity": float(c.severity), "seed": c.seed, "cell": c})
             rows[c.id] = store.predictions(c)
     return cells, {"rows": rows, "classes": classes}
 
@@ -80,7 +80,7 @@ def read_rows(store_path: Path, dataset: str) -> tuple[list[dict], dict]:
 def pack_rows(cells: list[dict], rows: dict[int, dict], classes: list[str],
               models: list[str]) -> dict:
     """The typed-array part of the payload from the store's cells and rows."""
-    from ._collect import stressor_family
+    from ..store import stressor_family
     cells = [c for c in cells if c["model"] in models and len(rows[c["id"]]["idx"])]
     idx = np.unique(np.concatenate([rows[c["id"]]["idx"] for c in cells])) if cells \
         else np.zeros(0, np.int64)
@@ -117,13 +117,8 @@ def _family_rank(f: str) -> int:
 
 
 def _benchmark(name: str) -> bool:
-    if name == CLEAN:
-        return False
-    from ..stressors import StressorError, get_stressor
-    try:
-        return bool(get_stressor(name).benchmark)
-    except StressorError:
-        return False
+    from ..store import stressor_info
+    return stressor_info(name).benchmark
 
 
 # ----------------------------------------------------------------------------- thumbnails
@@ -154,91 +149,64 @@ def _to_thumbs(x) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def rebuild_images(stressor: str, severity: float, images, indices, seed: int):
-    """A cell's stressed images, rebuilt from the dataset (stressors are deterministic:
-    this runs no model). ``images``: float N×3×H×W in [0, 1]. Swapped for the store
-    layer's own "rebuild a cell's images" once it exists."""
-    if stressor == CLEAN:
-        return images
-    from ..stressors import get_stressor
-    return get_stressor(stressor)(images, float(severity), seed=seed, indices=indices)
-
-
-def build_thumbs(payload: dict, cells: list[dict], dataset, budget: int) -> tuple[dict, dict,
-                                                                                   list[str]]:
-    """Sprite sheets for the first ``k`` images (as many as ``budget`` bytes allow)."""
-    import torch
+def build_thumbs(run_dir: Path, payload: dict, cells: list[dict],
+                 budget: int) -> tuple[dict, dict, list[str]]:
+    """Sprite sheets for the first ``k`` images (as many as ``budget`` bytes allow), their
+    stressed versions rebuilt by the store layer (``store.cell_images``: stressors are
+    deterministic, so this runs no model)."""
     idx = payload["_idx"]
     notes: list[str] = []
-    pos_of = {int(v): i for i, v in enumerate(dataset.indices.tolist())}
-    have = [pos_of.get(int(i)) for i in idx]
-    if any(h is None for h in have):
-        return {}, {}, [("The run's dataset no longer holds every stored image, so the "
-                         "explorer shows no thumbnails.")]
-    by_stressor: dict[str, list[tuple[float, int]]] = {}
+    groups: dict[str, dict[tuple[float, int], object]] = {}   # stressor -> (sev, seed) -> Cell
     for c in cells:
-        by_stressor.setdefault(c["stressor"], [])
-        if (c["severity"], c["seed"]) not in by_stressor[c["stressor"]]:
-            by_stressor[c["stressor"]].append((c["severity"], c["seed"]))
-    rows = torch.as_tensor(have)
-    x_all = dataset.images[rows].permute(0, 3, 1, 2).float().div_(255.0)
-    ind_all = dataset.indices[rows]
+        groups.setdefault(c["stressor"], {}).setdefault((c["severity"], c["seed"]), c["cell"])
+    if CLEAN not in groups:
+        return {}, {}, ["No thumbnails: the store has no clean cell to take the images from."]
     # Measure what a thumbnail costs on a pilot of the first images of every cell, then
     # give thumbnails to as many images as the budget holds.
     pilot = min(len(idx), PILOT)
-    sprites, meta = _sprites(by_stressor, x_all[:pilot], ind_all[:pilot], notes)
+    try:
+        sprites, meta = _sprites(run_dir, groups, idx[:pilot], notes)
+    except (OSError, KeyError, ValueError) as e:  # no run config, data moved, images gone
+        why = f"{type(e).__name__}: {str(e)[:160]}"
+        return {}, {}, [f"No thumbnails: the run's images could not be reloaded ({why})."]
     per_image = sum(len(u) for u in sprites.values()) / max(pilot, 1)
     k = int(min(len(idx), budget / max(per_image, 1.0)))
     k = max(k, min(len(idx), MIN_THUMBS))
     if k != pilot:
-        sprites, meta = _sprites(by_stressor, x_all[:k], ind_all[:k], [])
+        sprites, meta = _sprites(run_dir, groups, idx[:k], [])
     if k < len(idx):
         notes.append(f"Thumbnails are embedded for the first {k} of the {len(idx)} images "
                      f"(a {budget / 2 ** 20:.0f} MB budget); every image's row is there.")
     return {"size": THUMB, "k": k, "sprites": meta}, sprites, notes
 
 
-def _sprites(by_stressor: dict, x, ind, notes: list[str]) -> tuple[dict, dict]:
+def _sprites(run_dir: Path, groups: dict, idx: np.ndarray,
+             notes: list[str]) -> tuple[dict, dict]:
+    from ..store import cell_images
+    from ..stressors import StressorError
     sprites, meta = {}, {}
-    k = len(x)
-    for s, groups in by_stressor.items():
-        groups = sorted(groups)
-        if _needs_model(s):
+    for s, by in groups.items():
+        keys = sorted(by)
+        if s != CLEAN and _needs_model(s):
             notes.append(f"No thumbnails for {s}: its images depend on the model, and the "
                          "report never runs one.")
             continue
         try:
-            stack = np.stack([_to_thumbs(rebuild_images(s, v, x, ind, seed)) for v, seed in groups])
-        except Exception as e:  # an op the registry lacks, or one needing a model
-            notes.append(f"No thumbnails for {s}: its images cannot be rebuilt here "
-                         f"({type(e).__name__}: {str(e)[:120]}).")
+            stack = np.stack([_to_thumbs(cell_images(run_dir, by[key], idx)) for key in keys])
+        except StressorError as e:  # a stressor this installation lacks
+            notes.append(f"No thumbnails for {s}: {str(e)[:160]}")
             continue
         sprites[s] = sprite_uri(stack)
-        meta[s] = {"cols": min(SPRITE_COLS, k), "values": [v for v, _ in groups]}
-    if CLEAN not in meta:
-        sprites[CLEAN] = sprite_uri(_to_thumbs(x)[None])
-        meta[CLEAN] = {"cols": min(SPRITE_COLS, k), "values": [0.0]}
+        meta[s] = {"cols": min(SPRITE_COLS, len(idx)), "values": [v for v, _ in keys]}
     return sprites, meta
 
 
 def _needs_model(name: str) -> bool:
-    if name == CLEAN:
-        return False
     from ..stressors import StressorError, get_stressor
     try:
-        return bool(getattr(get_stressor(name), "needs_model", False))
+        return bool(get_stressor(name).needs_model)
     except StressorError:
         return False
-
-
-def _dataset_of(run_dir: Path):
-    """The run's evaluated images (subset applied, store indices), or a reason why not."""
-    from ..evaluate import open_run
-    try:
-        with open_run(run_dir) as ctx:
-            return ctx.dataset(), None
-    except Exception as e:  # no eval config, data moved, unknown data spec
-        return None, f"{type(e).__name__}: {str(e)[:160]}"
 
 
 def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
@@ -247,7 +215,7 @@ def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
     """Everything the explorer embeds for ``dataset`` (the main one when None); None when the
     run has no store or no done cell."""
     run_dir = Path(run_dir)
-    store = run_dir / STORE_NAME
+    store = RunFolder(run_dir).store
     if not store.exists():
         return None
     cells, got = read_rows(store, dataset) if dataset else _main(store)
@@ -257,12 +225,10 @@ def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
     classes = got["classes"][names[0]]
     payload = pack_rows(cells, got["rows"], classes, names)
     data = ExplorerData(payload)
-    ds, why = _dataset_of(run_dir)
-    if ds is None:
-        data.notes.append(f"No thumbnails: the run's images could not be reloaded ({why}).")
-    else:
-        payload["thumbs"], data.sprites, notes = build_thumbs(payload, cells, ds, thumb_budget)
-        data.notes += notes
+    thumbs, data.sprites, notes = build_thumbs(run_dir, payload, cells, thumb_budget)
+    if thumbs:
+        payload["thumbs"] = thumbs
+    data.notes += notes
     from ._cams import pack_cams
     cams, why = pack_cams(run_dir, names, payload["_idx"])
     if cams is not None:
@@ -274,7 +240,7 @@ def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
 
 
 def _main(store: Path) -> tuple[list[dict], dict]:
-    from ..evaluate.store import ResultsStore
+    from ..store import ResultsStore
     with ResultsStore(store, readonly=True) as st:
         counts: dict[str, int] = {}
         for c in st.cells():

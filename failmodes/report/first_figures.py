@@ -19,7 +19,7 @@ def corruption_overview(per_model: dict[str, list[dict]], path: Path,
     ``{"corruption", "family", "accuracy"}`` (fractions); ``clean``: model -> clean
     accuracy, drawn as a dotted line in the model's colour."""
     from ..constants import FAMILY_ORDER
-    from ._collect import stressor_family
+    from ..store import stressor_family
     models = list(per_model)
     acc = {(m, r["corruption"]): r["accuracy"] for m, rows in per_model.items() for r in rows}
     fam = {r["corruption"]: r.get("family") or stressor_family(r["corruption"])
@@ -48,11 +48,9 @@ def corruption_overview(per_model: dict[str, list[dict]], path: Path,
 
 
 def _benchmark(name: str) -> bool:
-    from ..stressors import StressorError, get_stressor
-    try:
-        return bool(get_stressor(name).benchmark)
-    except StressorError:
-        return True
+    from ..store import UNKNOWN, stressor_info
+    info = stressor_info(name)
+    return info.benchmark or info.family == UNKNOWN
 
 
 def worst_curves(acc_rows: list[dict], corruptions: list[str], models: list[str], path: Path,

@@ -104,7 +104,7 @@ def _per_corruption(run: RunData, metrics: dict, model: str) -> list[dict]:
     if got:
         return [{"corruption": r["corruption"], "family": r.get("family", ""),
                  "accuracy": r.get("accuracy")} for r in got]
-    from ._collect import stressor_family
+    from ..store import stressor_family
     by: dict[str, list[float]] = {}
     for r in run.acc:
         fam = stressor_family(r["stressor"])
