@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..data import Dataset
-from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows
+from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows, timestamp
 from ..stressors import get_stressor
 from ..stressors.finish import finish_images
 from ._progress import Progress
@@ -57,7 +57,7 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
     c = plan.config
     ds, key = group_dataset(plan, g)
     stressor = get_stressor(g.stressor) if g.stressor != CLEAN and g.source != OFFICIAL else None
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = timestamp()
     logits: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     t_stress, t_model = 0.0, dict.fromkeys(g.models, 0.0)
     n = len(ds)

@@ -17,10 +17,10 @@ from typing import Any
 from .._device import resolve_device
 from ..config import ConfigError, from_dict
 from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
-from ..stressors.finish import check_finish
 from ..errors import FailmodesError
 from ..stressors import StressorError, get_stressor
 from ..stressors import suite as stressor_suite
+from ..stressors.finish import check_finish
 from ._values import parse_sweep, parse_values
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
