@@ -238,6 +238,7 @@ def analyze(
 
     from .analysis.analyze import analyze_run
     from .analysis.superclasses import SuperclassError
+    from .store import RunFolder
     try:
         results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
     except SuperclassError as e:
@@ -261,7 +262,7 @@ def analyze(
     console.print(table)
     for note in results.get("failures", {}).get("notes", []):
         console.print(note)
-    console.print(f"written to {out or run_dir / 'analysis'}")
+    console.print(f"written to {out or RunFolder(run_dir).analysis}")
 
 
 # ----------------------------------------------------------------------------- probe
@@ -312,7 +313,7 @@ def calibrate(
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table
-    from .store import StoreError
+    from .store import RunFolder, StoreError
     from rich.console import Console
     from rich.table import Table
 
@@ -330,7 +331,7 @@ def calibrate(
     console.print(table)
     for note in result["notes"]:
         console.print(f"- {note}", markup=False)
-    console.print(f"wrote {(out or run_dir / 'analysis') / 'calibration.json'} and "
+    console.print(f"wrote {(out or RunFolder(run_dir).analysis) / 'calibration.json'} and "
                   f"{len(result['figures'])} figure(s)", markup=False)
 
 
@@ -355,16 +356,18 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
         seed: int = typer.Option(0, help="chooses the drift sample")):
     """Grad-CAM failure explanations and attention drift under corruption."""
     from .analysis.cam import CamError, run_cam
+    from .store import RunFolder
     names = [s.strip() for s in stressors.split(",") if s.strip()] if stressors else None
+    out = out or RunFolder(run_dir).analysis
     try:
-        res = run_cam(run_dir, out or run_dir / "analysis", method=method, sample=sample, layer=layer,
+        res = run_cam(run_dir, out, method=method, sample=sample, layer=layer,
                       stressors=names, target=target, failures_per_cell=failures_per_cell,
                       device=device, seed=seed)
     except CamError as e:
         fail(str(e))
     for note in res["notes"]:
         typer.echo(note)
-    typer.echo(f"wrote {(out or run_dir / 'analysis') / 'cam.json'} and {len(res['figures'])} figures")
+    typer.echo(f"wrote {out / 'cam.json'} and {len(res['figures'])} figures")
 
 
 # ----------------------------------------------------------------------------- run

@@ -16,7 +16,7 @@ import jinja2
 from .._atomic import write_text_atomic
 from . import figures as F
 from ..store import FIGURES_DIR as FIG_DIR
-from ..store import REPORT_NAME, RunFolder, stressor_family
+from ..store import HISTORY_NAME, REPORT_NAME, RunFolder, stressor_family
 from ..store import TABLES_DIR as TABLE_DIR
 from ._collect import RunData, collect_run, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
@@ -302,7 +302,7 @@ def _training_section(run: RunData) -> Section:
     steps = run.state.get("steps", {})
     histories, rows = {}, []
     for m in run.model_names:
-        hist = read_json(run.run_dir / "models" / m / "history.json")
+        hist = read_json(RunFolder(run.run_dir).models / m / HISTORY_NAME)
         st = steps.get(f"train:{m}", {})
         if isinstance(hist, list) and hist:
             histories[m] = hist

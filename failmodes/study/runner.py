@@ -30,10 +30,10 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
-from ..store import ResultsStore, RunFolder
+from ..store import (FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore,
+                     RunFolder)
 from .config import ProbeSpec, StudyConfig, StudyError
 
-FINAL_CHECKPOINT = "model.pt"  # what failmodes.train writes once every epoch is done
 
 
 @dataclass
@@ -167,8 +167,8 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
                   device=cfg.device)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
-        saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
-                 if (model_dir / "config.json").is_file() else {})
+        saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
+                 if (model_dir / TRAIN_CONFIG_NAME).is_file() else {})
         now = to_dict(tc)
         diff = [k for k in now if k not in RUNTIME_FIELDS and k in saved and saved[k] != now[k]]
         if diff:
@@ -195,7 +195,7 @@ def _copy_history(ckpt: Path, model_dir: Path) -> None:
     _, payload = load_checkpoint(ckpt)
     if payload.get("history"):
         model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "history.json").write_text(json.dumps(payload["history"], indent=1))
+        (model_dir / HISTORY_NAME).write_text(json.dumps(payload["history"], indent=1))
 
 
 # ----------------------------------------------------------------------------- evaluation
