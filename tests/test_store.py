@@ -101,6 +101,9 @@ def test_run_folder_names_every_file():
     assert (f.report.name, f.results.name, f.tables.name, f.figures.name, f.probes.name,
             f.models.name) == ("report.html", "results.json", "tables", "figures", "probes",
                                "models")
+    from failmodes.store import FINAL_CHECKPOINT, RUN_CONFIG_NAMES, TRAIN_CONFIG_NAME
+    assert FINAL_CHECKPOINT == "model.pt" and RUN_CONFIG_NAMES == ("eval_config.json",
+                                                                   TRAIN_CONFIG_NAME)
 
 
 # ----------------------------------------------------------------------------- read-only

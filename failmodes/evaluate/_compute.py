@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..data import Dataset
-from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows
+from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows, timestamp
 from ..stressors import get_stressor
+from ..stressors.finish import finish_images
 from ._progress import Progress
+from .config import EvalError, _fmt
 from .grid import Group
 from .inputs import official_dataset
 
@@ -41,7 +43,11 @@ class CleanCache:
 def group_dataset(plan: Plan, g: Group) -> tuple[Dataset, str]:
     """The data set and dataset key the cells of ``g`` are computed on."""
     if g.source == OFFICIAL:
-        return official_dataset(plan.config, g.stressor, g.severity, plan.data[MAIN].classes)
+        ds, key = official_dataset(plan.config, g.stressor, g.severity, plan.data[MAIN].classes)
+        if key != g.dataset:  # a released tree whose cells hold different image counts
+            raise EvalError(f"{plan.config.official}: {g.stressor} {_fmt(g.severity)} holds "
+                            f"{key.partition(':')[2]} images where the plan has {g.dataset}")
+        return ds, key
     return plan.data[g.source], plan.keys[g.source]
 
 
@@ -58,7 +64,7 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
     ds, key = group_dataset(plan, g)
     stressor = get_stressor(g.stressor) if g.stressor != CLEAN and g.source != OFFICIAL else None
     attack = stressor is not None and stressor.needs_model
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = timestamp()
     logits: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     clean_right: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     t_stress, t_model = 0.0, dict.fromkeys(g.models, 0.0)
@@ -74,6 +80,7 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
             if stressor is not None and not attack:
                 t0 = time.perf_counter()
                 x = stressor(x, g.severity, seed=c.seed, indices=idx)
+                x = finish_images(x, c.finish)
                 t_stress += time.perf_counter() - t0
             for m in g.models:
                 t0 = time.perf_counter()

@@ -61,7 +61,7 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
         if data[VALIDATION].classes != main.classes:
             raise EvalError(f"{c.data}: train-val classes differ from {c.split} classes")
     sizes = {k: len(v) for k, v in data.items()}
-    if c.cifar10c:
+    if c.official:
         keys[OFFICIAL], sizes[OFFICIAL] = official_key(c)
     models, records = {}, {}
     for name, spec in c.models.items():

@@ -36,7 +36,7 @@ import numpy as np
 from ._connect import StoreError, connect, describe
 from ._schema import ATTACKS_SCHEMA, ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
 
-__all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError"]
+__all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError", "timestamp"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Cell:
         return CellKey(self.model, self.dataset, self.stressor, self.severity, self.seed)
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Local time to the second, as the store's ``started``/``finished`` columns hold it."""
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -118,7 +119,7 @@ class ResultsStore:
         with self._writing("record the run in") as db:
             cur = db.execute(
                 "INSERT INTO runs (started, command, config_json, versions_json) VALUES (?,?,?,?)",
-                (_now(), command, json.dumps(config, default=str), json.dumps(versions)))
+                (timestamp(), command, json.dumps(config, default=str), json.dumps(versions)))
         return int(cur.lastrowid)
 
     def register_model(self, name: str, *, spec: str, arch: str, weights_hash: str,
@@ -172,7 +173,7 @@ class ResultsStore:
             cur = db.execute(
                 "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
                 "n_images, started, finished, images_per_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (*match, "done", n, started or _now(), _now(), images_per_s))
+                (*match, "done", n, started or timestamp(), timestamp(), images_per_s))
             cid = int(cur.lastrowid)
             db.executemany(
                 "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
@@ -194,7 +195,7 @@ class ResultsStore:
             db.execute(
                 "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
                 "started, finished, error) VALUES (?,?,?,?,?,?,?,?,?)",
-                (*match, "failed", _now(), _now(), error[:2000]))
+                (*match, "failed", timestamp(), timestamp(), error[:2000]))
 
     def save_temperature(self, model: str, temperature: float | None, fitted_on: str = "",
                          nll_before: float | None = None, nll_after: float | None = None) -> None:
