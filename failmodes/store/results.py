@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ._connect import StoreError, connect, describe
-from ._schema import ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
+from ._schema import ATTACKS_SCHEMA, ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
 
 __all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError", "timestamp"]
 
@@ -151,7 +151,7 @@ class ResultsStore:
                 key.seed)
 
     def write_cell(self, key: CellKey, rows: dict[str, np.ndarray], *, started: str | None = None,
-                   images_per_s: float | None = None) -> int:
+                   images_per_s: float | None = None, attack: dict | None = None) -> int:
         """Insert a finished cell and all its rows in one transaction (replacing a failed one).
 
         ``rows``: arrays of equal length N for ``ROW_FIELDS``, optional ``top5`` (N×5 int)
@@ -178,6 +178,13 @@ class ResultsStore:
             db.executemany(
                 "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
                 f"margin, top5_json, logits) VALUES ({cid},?,?,?,?,?,?,?,?,?)", data)
+            if attack is not None:
+                db.execute(ATTACKS_SCHEMA)   # execute, not executescript: no implicit COMMIT
+                success = attack["success_rate"]
+                db.execute("INSERT INTO attack_stats VALUES (?,?,?,?)",
+                           (cid, float(attack["loss"]),
+                            None if success != success else float(success),
+                            int(attack["n_clean_correct"])))
         return cid
 
     def mark_failed(self, key: CellKey, error: str) -> None:
@@ -273,6 +280,20 @@ class ResultsStore:
             out["logits"] = (np.stack([np.frombuffer(b, dtype=np.float32) for b in blobs])
                              if blobs and all(b is not None for b in blobs) else None)
         return out
+
+    def attack_stats(self) -> list[dict]:
+        """One dict per done attack cell: model, dataset, stressor, severity, seed, loss
+        (mean cross-entropy at the adversarial images), success_rate, n_clean_correct."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                               "name='attack_stats'").fetchone():
+            return []
+        keys = ("model", "dataset", "stressor", "severity", "seed", "loss", "success_rate",
+                "n_clean_correct")
+        q = ("SELECT m.name, c.dataset, c.stressor, c.severity, c.seed, a.loss, "
+             "a.success_rate, a.n_clean_correct FROM attack_stats a JOIN cells c ON "
+             "c.id = a.cell_id JOIN models m ON m.id = c.model_id WHERE c.status = 'done' "
+             "ORDER BY m.id, c.stressor, c.severity")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(q)]
 
     def top5(self, cell: Cell | int) -> np.ndarray:
         cid = cell.id if isinstance(cell, Cell) else int(cell)

@@ -164,7 +164,7 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
                   epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
                   lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                  device=cfg.device)
+                  device=cfg.device, image_size=cfg.image_size)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
         saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
@@ -214,7 +214,8 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
                       split=cfg.split, subset=cfg.subset, stressors=names,
                       severities=[float(s) for s in cfg.severities], sweeps=sweeps,
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
-                      include_val=True, val_subset=cfg.val_subset, out=str(out))
+                      include_val=True, val_subset=cfg.val_subset, official=cfg.official,
+                      finish=cfg.finish, image_size=cfg.image_size, out=str(out))
 
 
 def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, state: _State,
