@@ -30,8 +30,9 @@ from .._device import resolve_device
 from ..errors import FailmodesError
 from ..config import ConfigError, from_dict, save_resolved, to_dict
 from ..data import DataError, Dataset, load_cifar10c, load_dataset
-from ..models import Classifier, ModelError, create_model, library_versions, load_checkpoint
+from ..models import Classifier, ModelError, absolute_spec, library_versions, load_model
 from ..models import weights_hash
+from ..models.wrapper import remember
 from ..stressors import StressorError, get_stressor, suite as stressor_suite
 from ._dist import Dist
 from ._progress import Progress
@@ -172,17 +173,19 @@ def _name_models(models) -> dict[str, Any]:
     for name, spec in out.items():
         if spec == IN_MEMORY:
             continue
-        if isinstance(spec, str):
-            out[name] = _absolute_model_spec(spec)
-        elif not (isinstance(spec, Mapping) and isinstance(spec.get("arch"), str)):
-            raise EvalError(f"model {name!r}: spec must be a checkpoint path, a registry name "
-                            f"or {{'arch': NAME, ...}}, got {spec!r}")
+        if not (isinstance(spec, str) or isinstance(spec, Mapping) and (
+                isinstance(spec.get("arch"), str) or isinstance(spec.get("weights"), str))):
+            raise EvalError(f"model {name!r}: spec must be a model file, a registry name "
+                            f"or {{'arch': NAME, 'weights': FILE, ...}}, got {spec!r}")
+        out[name] = absolute_spec(spec)
     return out
 
 
 def _default_name(spec) -> str:
     if isinstance(spec, Mapping):
-        return str(spec.get("arch", "model"))
+        if not isinstance(spec.get("weights"), str):
+            return str(spec.get("arch", "model"))
+        spec = spec["weights"]
     p = Path(str(spec))
     if _is_checkpoint(str(spec)):
         # runs/r18/best.pt -> r18: a generic file stem says less than its folder.
@@ -192,10 +195,6 @@ def _default_name(spec) -> str:
 
 def _is_checkpoint(spec: str) -> bool:
     return spec.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(spec)
-
-
-def _absolute_model_spec(spec: str) -> str:
-    return str(Path(spec).expanduser().resolve()) if _is_checkpoint(spec) else spec
 
 
 def _absolute_data_spec(spec: str) -> str:
@@ -266,26 +265,21 @@ def _official(config: EvalConfig, corruption: str, severity: float, classes: lis
 
 
 def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
-                device: torch.device | str = "cpu") -> tuple[Classifier, dict]:
-    """Build one model from a spec (checkpoint path, registry name or ``{"arch": ...}``),
-    in eval mode on ``device``; returns (model, meta). Registry models are initialised
-    under ``seed`` so the same spec always gives the same weights."""
-    if isinstance(spec, str) and _is_checkpoint(spec):
-        try:
-            model, _ = load_checkpoint(spec)
-        except ModelError as e:
-            raise EvalError(str(e)) from None
-        meta = {"source": "checkpoint", "checkpoint": spec, "arch_kwargs": model.arch_kwargs}
-    else:
-        arch, kwargs = (spec, {}) if isinstance(spec, str) else (
-            spec["arch"], {k: v for k, v in spec.items() if k != "arch"})
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = create_model(arch, class_names=class_names, **kwargs)
-        except ModelError as e:
-            raise EvalError(str(e)) from None
-        meta = {"source": "registry", "arch_kwargs": model.arch_kwargs, "init_seed": seed}
+                device: torch.device | str = "cpu",
+                data_size: int | None = None) -> tuple[Classifier, dict]:
+    """Build one model from a spec (a model file, a registry name or ``{"arch": ...,
+    "weights": ...}``: see ``failmodes.models.load_model``), in eval mode on ``device``;
+    returns (model, meta). Weights no file provides are initialised under ``seed``, so the
+    same spec always gives the same weights."""
+    try:
+        model = load_model(spec, data_classes=class_names, data_size=data_size, seed=seed)
+    except ModelError as e:
+        raise EvalError(str(e)) from None
+    meta = {"source": "checkpoint" if model.source.get("format") == "failmodes checkpoint"
+            else "model", "arch_kwargs": model.arch_kwargs, "init_seed": seed,
+            "spec": model.source.get("spec", spec), "provenance": model.source}
+    if meta["source"] == "checkpoint":
+        meta["checkpoint"] = spec
     return model.to(device).eval(), meta
 
 
@@ -398,14 +392,18 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
             if not prebuilt or name not in prebuilt:
                 raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
                                 "pass it again with run_evaluation(..., models={name: model})")
-            model, meta, spec_s = prebuilt[name], {"source": "in-memory"}, IN_MEMORY
+            model, spec_s = prebuilt[name], IN_MEMORY
+            meta = {"source": "in-memory", "provenance": getattr(model, "source", {})}
         else:
-            model, meta = build_model(spec, main.classes, seed=c.seed, device=device)
-            spec_s = spec if isinstance(spec, str) else spec["arch"]
+            model, meta = build_model(spec, main.classes, seed=c.seed, device=device,
+                                      data_size=main.image_size[0])
+            spec_s = spec if isinstance(spec, str) else model.arch
         _check_classes(name, model, main, c.data)
         models[name] = model
         records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": weights_hash(model),
                          "class_names": list(model.class_names), "meta": meta}
+        if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
+            remember(records[name]["weights_hash"], model)
     return _Plan(c, device, data, keys, sizes, models, records)
 
 
