@@ -264,7 +264,13 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
         say(f"{src.arch}: mean {_fmt(mean)} std {_fmt(std)} from {norm_from}; "
             "pass --mean/--std if it was trained with others")
     _check_norm(mean, std)
-    layer = find_cam_layer(net, src.cam_layer) if src.cam_layer else None
+    layer = None
+    if src.cam_layer or kind != "registry":
+        try:
+            layer = find_cam_layer(net, src.cam_layer)
+        except ModelError:
+            if src.cam_layer:
+                raise  # a wrong name; without one, the cam analysis says why there is none
     resolved = dataclasses.replace(src, weights=str(path) if path else None,
                                    classes=list(classes), num_classes=len(classes),
                                    mean=list(mean), std=list(std))
@@ -274,7 +280,9 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
               "loaded": note, "mean": list(mean), "std": list(std),
               "normalization_from": norm_from, "classes": list(classes),
               "classes_from": classes_from, "input_size": size,
-              "resize": bool(src.input_size or fixed), "spec": resolved.to_spec()}
+              "resize": bool(src.input_size or fixed),
+              "cam_layer": layer.name if layer else _registry_cam(src.arch, kind),
+              "spec": resolved.to_spec()}
     model = Classifier(net, arch=src.arch, arch_kwargs=dict(src.arch_args), class_names=classes,
                        mean=mean, std=std, input_size=size, resize=bool(src.input_size or fixed),
                        cam_layer_name=layer.name if layer else _registry_cam(src.arch, kind),

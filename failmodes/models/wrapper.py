@@ -116,14 +116,17 @@ def wrap(net: nn.Module, *, mean: Sequence[float], std: Sequence[float],
         if cam_layer:
             raise
     name = arch or f"{type(net).__module__}.{type(net).__qualname__}"
-    return Classifier(net, arch=name, arch_kwargs={}, class_names=list(classes),
+    model = Classifier(net, arch=name, arch_kwargs={}, class_names=list(classes),
                       mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
                       input_size=size, resize=bool(input_size or fixed),
                       cam_layer_name=layer.name if layer else "",
                       cam_reshape=layer.reshape if layer else None,
                       source={"arch": name, "weights": None, "format": "in-memory module",
                               "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-                              "normalization_from": "wrap()", "classes": list(classes)})
+                              "normalization_from": "wrap()", "classes": list(classes),
+                              "input_size": size, "cam_layer": layer.name if layer else None})
+    model.training = net.training  # the wrapper takes the network's mode, changing nothing
+    return model
 
 
 def head_size(net: nn.Module) -> int | None:
