@@ -267,3 +267,82 @@ def test_cam_layer_override_and_errors():
 
     with pytest.raises(ModelError, match="no convolutional layer .* pass --cam-layer"):
         wrap(NoConv(), mean=(0,) * 3, std=(1,) * 3).cam_layer  # noqa: B018
+
+
+TINY_NET = ("import torch\nfrom torch import nn\n\n"
+            "class TinyNet(nn.Module):\n"
+            "    def __init__(self, num_classes=10, width=8):\n"
+            "        super().__init__()\n"
+            "        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),\n"
+            "                                  nn.Conv2d(width, width, 3, padding=1), nn.ReLU())\n"
+            "        self.head = nn.Linear(width, num_classes)\n"
+            "    def forward(self, x):\n"
+            "        return self.head(self.body(x).mean((2, 3)))\n")
+
+
+def _tiny_files(tmp_path):
+    (tmp_path / "mynet.py").write_text(TINY_NET)
+    ns: dict = {}
+    exec(compile(TINY_NET, "mynet", "exec"), ns)
+    torch.manual_seed(1)
+    net = ns["TinyNet"](width=4).eval()
+    torch.save({"model": {f"module.{k}": v for k, v in net.state_dict().items()}},
+               tmp_path / "tiny.pt")
+    return net
+
+
+def test_cli_evaluate_with_weights_and_options_then_cam(tmp_path):
+    from typer.testing import CliRunner
+    from failmodes.cli import app
+    net = _tiny_files(tmp_path)
+    out = tmp_path / "run"
+    args = ["evaluate", "--model", f"{tmp_path / 'mynet.py'}:TinyNet", "--weights",
+            str(tmp_path / "tiny.pt"), "--arch-arg", "width=4", "--classes", ",".join(CLASSES),
+            "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--cam-layer", "body.1",
+            "--data", "synthetic", "--subset", str(N_IMAGES), "--stressors", "gaussian_noise",
+            "--severities", "3", "--device", "cpu", "--out", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    with open_run(out) as ctx:
+        rec = ctx.store.models()[0]
+        m = ctx.model("tiny", "cpu")
+    assert rec["name"] == "tiny" and rec["meta"]["provenance"]["cam_layer"] == "body.1"
+    assert m.cam_layer is m.net.body[1] and m.class_names == CLASSES
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), net((x - 0.5) / 0.25))
+    r = CliRunner().invoke(app, ["cam", str(out), "--sample", "4", "--failures-per-cell", "1",
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert (out / "analysis" / "cam.json").is_file()
+    r = CliRunner().invoke(app, args[:5] + ["--weights", "x.pt"] + args[5:])
+    assert r.exit_code == 2 and "--weights given 2 times for 1 --model" in r.output
+
+
+@pytest.mark.slow
+def test_study_file_and_python_models_end_to_end(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from failmodes.study import load_study, run_study
+    monkeypatch.chdir(tmp_path)
+    _tiny_files(tmp_path)
+    net, x = _export_small(tmp_path)
+    torch.onnx.export(net, (x,), str(tmp_path / "small.onnx"), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    (tmp_path / "study.yaml").write_text(
+        "name: byo\ndata: synthetic\nsubset: 8\nval_subset: 8\ndevice: cpu\nsuites: []\n"
+        "stressors: [gaussian_noise]\nseverities: [3]\n"
+        "analyses: [metrics, cam]\nanalysis_options: {cam: {sample: 4, failures_per_cell: 1}}\n"
+        "models:\n"
+        "  - {name: tiny, arch: 'mynet.py:TinyNet', weights: tiny.pt, arch_args: {width: 4},\n"
+        "     mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}\n"
+        "  - {name: onnx, weights: small.onnx, num_classes: 10}\n")
+    wrapped = wrap(create_model("small_cnn", width=8).net.eval(), mean=(0.5,) * 3,
+                   std=(0.2,) * 3, classes=CLASSES)
+    res = run_study(load_study(tmp_path / "study.yaml"), models={"py": wrapped})
+    assert res.failures == []
+    html = res.report.read_text()
+    assert "Models: where each came from" in html and "mynet.py:TinyNet" in html
+    assert "onnx: no Grad-CAM: ONNX models run in onnxruntime" in html
+    import json
+    cam = json.loads((tmp_path / "runs" / "byo" / "analysis" / "cam.json").read_text())
+    assert set(cam["models"]) == {"tiny", "onnx", "py"} and "drift" in cam["models"]["py"]
