@@ -346,3 +346,18 @@ def test_study_file_and_python_models_end_to_end(tmp_path, monkeypatch):
     import json
     cam = json.loads((tmp_path / "runs" / "byo" / "analysis" / "cam.json").read_text())
     assert set(cam["models"]) == {"tiny", "onnx", "py"} and "drift" in cam["models"]["py"]
+
+
+def test_torchvision_vit_grad_cam_uses_the_token_reshape():
+    from torchvision.models import VisionTransformer
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                            mlp_dim=64, num_classes=10).eval()
+    nn.init.normal_(vit.heads.head.weight, std=0.1)  # torchvision zero-inits the head: no gradient
+    m = wrap(vit, mean=(0.5,) * 3, std=(0.5,) * 3, classes=CLASSES)
+    assert m.cam_layer_name == "encoder.layers.encoder_layer_1.ln_1" and m.cam_reshape.grid == (4, 4)
+    assert m.cam_reshape.prefix == 1 and m.resize and m.input_size == 32
+    tokens = torch.arange(2 * 17 * 3, dtype=torch.float32).view(2, 17, 3)
+    grid = m.cam_reshape(tokens)  # N×C×h×w; patch token k sits at row k // 4, column k % 4
+    assert grid.shape == (2, 3, 4, 4) and torch.equal(grid[1, 2, 2, 3], tokens[1, 1 + 2 * 4 + 3, 2])
+    _cam_runs(m)

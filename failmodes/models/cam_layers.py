@@ -115,8 +115,8 @@ def _vit_layer(net: nn.Module) -> CamLayer | None:
     encoder = getattr(net, "encoder", None)
     if kind == "VisionTransformer" and hasattr(net, "image_size") and encoder is not None:
         side = net.image_size // net.patch_size  # torchvision: one class token
-        return CamLayer(f"encoder.layers.{len(encoder.layers) - 1}.ln_1",
-                        TokenReshape(1, (side, side)))
+        last = list(encoder.layers.named_children())[-1][0]  # "encoder_layer_11"
+        return CamLayer(f"encoder.layers.{last}.ln_1", TokenReshape(1, (side, side)))
     return None
 
 

@@ -114,6 +114,15 @@ def describe_models(pattern: str = "*") -> list[dict]:
     rows.append({"name": "tv:<name>", "params": "-", "n_params": None, "input": "224×224",
                  "classes": 1000, "description": "any torchvision classifier, e.g. tv:resnet50 "
                  "(pretrained weights download online only)"})
+    rows.append({"name": "timm:<name>", "params": "-", "n_params": None, "input": "cfg",
+                 "classes": "weights", "description": "any timm model with --weights FILE "
+                 "(pip install 'failmodes[timm]')"})
+    rows.append({"name": "pkg.module:fn | file.py:fn", "params": "-", "n_params": None,
+                 "input": "any", "classes": "weights", "description": "your own class or "
+                 "factory with --weights FILE and --arch-arg KEY=VALUE"})
+    rows.append({"name": "FILE.pt2 | TorchScript | FILE.onnx", "params": "-", "n_params": None,
+                 "input": "file", "classes": "file", "description": "a model file that carries "
+                 "its network (ONNX: pip install 'failmodes[onnx]')"})
     return rows
 
 

@@ -66,7 +66,11 @@ class Classifier(nn.Module):
             from .cam_layers import find_cam_layer
             found = find_cam_layer(self.net)
             self.cam_layer_name, self.cam_reshape = found.name, found.reshape
-        return self.net.get_submodule(self.cam_layer_name)
+        try:
+            return self.net.get_submodule(self.cam_layer_name)
+        except AttributeError:  # re-raised: hasattr() would read it as "no cam_layer"
+            raise ModelError(f"{self.arch}: no module {self.cam_layer_name!r} for Grad-CAM; "
+                             "pass --cam-layer NAME") from None
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
