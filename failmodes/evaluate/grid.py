@@ -30,7 +30,7 @@ from .._device import resolve_device
 from ..errors import FailmodesError
 from ..config import ConfigError, from_dict, save_resolved, to_dict
 from ..data import DataError, Dataset, load_cifar10c, load_dataset
-from ..models import Classifier, ModelError, absolute_spec, library_versions, load_model
+from ..models import Classifier, ModelError, absolute_model_spec, library_versions, load_model
 from ..models import weights_hash
 from ..models.wrapper import remember
 from ..stressors import StressorError, get_stressor, suite as stressor_suite
@@ -177,7 +177,7 @@ def _name_models(models) -> dict[str, Any]:
                 isinstance(spec.get("arch"), str) or isinstance(spec.get("weights"), str))):
             raise EvalError(f"model {name!r}: spec must be a model file, a registry name "
                             f"or {{'arch': NAME, 'weights': FILE, ...}}, got {spec!r}")
-        out[name] = absolute_spec(spec)
+        out[name] = absolute_model_spec(spec)
     return out
 
 

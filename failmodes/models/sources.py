@@ -336,7 +336,7 @@ def _fmt(v) -> str:
 NAMED_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 
 
-def absolute_spec(spec):
+def absolute_model_spec(spec):
     """``spec`` with its file paths (weights, a ``file.py:callable``, a classes file) made
     absolute, so a saved config names the same files from any directory."""
     if isinstance(spec, str):

@@ -211,7 +211,7 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
 
 def _weights_spec(spec) -> dict:
     """The evaluate spec of a study model given by its weights (no training)."""
-    from ..models import absolute_spec
+    from ..models import absolute_model_spec
     from ..models.weights import file_kind
     path = Path(spec.weights).expanduser()
     if not path.is_file():
@@ -227,7 +227,7 @@ def _weights_spec(spec) -> dict:
     for k in ("num_classes", "classes", "mean", "std", "input_size", "cam_layer"):
         if getattr(spec, k) is not None:
             out[k] = getattr(spec, k)
-    return absolute_spec(out)
+    return absolute_model_spec(out)
 
 
 def _copy_history(ckpt: Path, model_dir: Path) -> None:
