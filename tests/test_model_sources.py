@@ -293,6 +293,7 @@ def _tiny_files(tmp_path):
 
 def test_cli_evaluate_with_weights_and_options_then_cam(tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     net = _tiny_files(tmp_path)
     out = tmp_path / "run"
@@ -355,7 +356,8 @@ def test_torchvision_vit_grad_cam_uses_the_token_reshape():
                             mlp_dim=64, num_classes=10).eval()
     nn.init.normal_(vit.heads.head.weight, std=0.1)  # torchvision zero-inits the head: no gradient
     m = wrap(vit, mean=(0.5,) * 3, std=(0.5,) * 3, classes=CLASSES)
-    assert m.cam_layer_name == "encoder.layers.encoder_layer_1.ln_1" and m.cam_reshape.grid == (4, 4)
+    assert m.cam_layer_name == "encoder.layers.encoder_layer_1.ln_1"
+    assert m.cam_reshape.grid == (4, 4)
     assert m.cam_reshape.prefix == 1 and m.resize and m.input_size == 32
     tokens = torch.arange(2 * 17 * 3, dtype=torch.float32).view(2, 17, 3)
     grid = m.cam_reshape(tokens)  # N×C×h×w; patch token k sits at row k // 4, column k % 4

@@ -14,8 +14,8 @@ the ``P`` prefix (class/register) tokens: the reshape pytorch-grad-cam documents
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -145,7 +145,7 @@ def cam_reshape(model: nn.Module, layer: str | nn.Module | None = None):
         return None
     if layer is None:
         if hasattr(model, "cam_layer_name"):
-            model.cam_layer  # resolves the name and its reshape when found automatically
+            _ = model.cam_layer  # resolves the name and its reshape when found automatically
             return getattr(model, "cam_reshape", None)
         return find_cam_layer(model).reshape
     net = getattr(model, "net", model)

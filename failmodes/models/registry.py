@@ -10,9 +10,8 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn

@@ -8,7 +8,8 @@ a ``{"arch": ..., "weights": ...}`` spec) -> the pixel-space Classifier, with it
 given without ``ARCH`` is a failmodes checkpoint, a ``torch.export`` ExportedProgram
 (``.pt2``), a TorchScript file or an ONNX file (see ``exported.py``).
 
->>> m = load_model(ModelSource(arch="tv:resnet18", weights="r18.pth"), data_classes=ds.classes)  # doctest: +SKIP
+>>> src = ModelSource(arch="tv:resnet18", weights="r18.pth")
+>>> model = load_model(src, data_classes=ds.classes)                 # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,7 +54,7 @@ class ModelSource:
     cam_layer: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: Mapping) -> "ModelSource":
+    def from_spec(cls, spec: Mapping) -> ModelSource:
         """``{"arch": ..., "weights": ..., **fields}``; other keys are arch arguments (the
         older ``{"arch": "small_cnn", "width": 8}`` form)."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -276,7 +278,7 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
                                    mean=list(mean), std=list(std))
     source = {"arch": src.arch, "arch_args": dict(src.arch_args), "kind": kind,
               "weights": str(path) if path else None, "weights_sha256": digest,
-              "format": _format(path) if path else "initialised (seed {})".format(seed),
+              "format": _format(path) if path else f"initialised (seed {seed})",
               "loaded": note, "mean": list(mean), "std": list(std),
               "normalization_from": norm_from, "classes": list(classes),
               "classes_from": classes_from, "input_size": size,

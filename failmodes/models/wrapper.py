@@ -9,7 +9,7 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -149,7 +149,7 @@ def head_size(net: nn.Module) -> int | None:
 
 # In-memory models evaluated in this process, by weights hash, held weakly: the analyses of
 # a run (Grad-CAM) reach a model passed to run_evaluation(models=...) while the caller keeps it.
-_KEPT: "weakref.WeakValueDictionary[str, nn.Module]" = weakref.WeakValueDictionary()
+_KEPT: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
 
 
 def remember(key: str, model: nn.Module) -> None:
