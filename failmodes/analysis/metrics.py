@@ -152,8 +152,9 @@ def per_class_table(store) -> list[dict]:
 
 
 def official_comparison(cells: list[dict]) -> list[dict]:
-    """On-the-fly vs official CIFAR-10-C accuracy for every (model, corruption, severity)
-    present in both (the on-the-fly dataset with the most cells of that model)."""
+    """On-the-fly vs official (released CIFAR-10-C, ImageNet-C, ...) accuracy for every
+    (model, corruption, severity) present in both (the on-the-fly dataset with the most
+    cells of that model)."""
     off = [r for r in cells if is_official(r["dataset"])]
     if not off:
         return []
@@ -174,11 +175,20 @@ def official_comparison(cells: list[dict]) -> list[dict]:
         if f is None:
             continue
         rows.append({"model": r["model"], "corruption": r["stressor"], "severity": r["severity"],
-                     "dataset": f["dataset"], "accuracy_on_the_fly": f["accuracy"],
+                     "dataset": f["dataset"], "official": r["dataset"],
+                     "accuracy_on_the_fly": f["accuracy"],
                      "accuracy_official": r["accuracy"],
                      "difference": f["accuracy"] - r["accuracy"], "n_on_the_fly": f["n"],
                      "n_official": r["n"]})
     return rows
+
+
+def official_title(dataset: str) -> str:
+    """``CIFAR-10-C``, ``ImageNet-C``, ... for an official cell's dataset key."""
+    from ..data import CORRUPTED_TITLES
+    from ..store import OFFICIAL_SUFFIX, parse_dataset_key
+    kind = parse_dataset_key(dataset).name.removesuffix(OFFICIAL_SUFFIX)
+    return CORRUPTED_TITLES.get(kind, kind)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -270,7 +280,7 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, figures: bool = Tr
     notes = []
     for m in t["models"]:
         tag = m["model"] if not is_official(m["dataset"]) else \
-            f"{m['model']} (official CIFAR-10-C)"
+            f"{m['model']} (official {official_title(m['dataset'])})"
         summary[f"{tag}: clean accuracy"] = m["clean_accuracy"]
         summary[f"{tag}: mCA"] = m["mca"]
         summary[f"{tag}: mCE"] = m["mce"]
@@ -285,7 +295,8 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, figures: bool = Tr
                      f"({r['accuracy'] * 100:.1f}% mean accuracy over {r['severities']} severities)")
     if t["official"]:
         d = np.array([r["difference"] for r in t["official"]])
-        notes.append(f"on-the-fly vs official CIFAR-10-C: mean accuracy difference "
+        notes.append(f"on-the-fly vs official {official_title(t['official'][0]['official'])}: "
+                     "mean accuracy difference "
                      f"{d.mean() * 100:+.2f} points, largest |{np.abs(d).max() * 100:.2f}| "
                      f"over {len(d)} cells")
     tables = {k: t[k] for k in ("models", "corruptions", "families", "cells", "official")}

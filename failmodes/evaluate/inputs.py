@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import DataError, Dataset, load_cifar10c, load_dataset
+from ..data import DataError, Dataset, load_corrupted, load_dataset, parse_spec
+from ..data.folders import image_files
 from ..models import Classifier, ModelError, load_model
-from ..store import OFFICIAL_NAME, VAL_SPLIT, dataset_key
+from ..store import FINISH_SEP, VAL_SPLIT, dataset_key, official_name
 from .config import EvalConfig, EvalError
 
 # Subsets are drawn with this fixed seed, not ``EvalConfig.seed``: runs with different
@@ -35,7 +36,8 @@ def load_eval_dataset(config: EvalConfig, split: str | None = None) -> tuple[Dat
         ds = full.subset(n_max, seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
-    return dataclasses.replace(ds), dataset_key(full.name, split, len(ds), len(full))
+    name = full.name if config.finish == "none" else f"{full.name}{FINISH_SEP}{config.finish}"
+    return dataclasses.replace(ds), dataset_key(name, split, len(ds), len(full))
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,15 +48,18 @@ def _load_full(spec: str, split: str, image_size: int | None) -> Dataset:
 
 
 def official_dataset(config: EvalConfig, corruption: str, severity: float, classes: list[str]):
+    """One cell's images of the released corrupted set ``config.official`` and its key."""
+    kind = parse_spec(config.official)[0]
     try:
-        full = load_cifar10c(config.cifar10c, corruption, int(severity))
+        full = load_corrupted(config.official, corruption, int(severity),
+                              image_size=config.image_size)
         ds = full.subset(config.subset, seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
     if ds.classes != classes:
-        raise EvalError(f"{config.cifar10c}: CIFAR-10-C classes {ds.classes} differ from the "
-                        f"model's {classes}")
-    return ds, dataset_key(OFFICIAL_NAME, config.split, len(ds), len(full))
+        raise EvalError(f"{config.official}: its classes ({', '.join(ds.classes[:3])}, ...) "
+                        f"differ from {config.data}'s ({', '.join(classes[:3])}, ...)")
+    return ds, dataset_key(official_name(kind), config.split, len(ds), len(full))
 
 
 def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
@@ -88,15 +93,24 @@ def check_classes(name: str, model: Classifier, ds: Dataset, data: str) -> None:
 
 
 def official_key(c: EvalConfig) -> tuple[str, int]:
-    """The official CIFAR-10-C cells' dataset key and images per cell; checks the folder."""
-    root = Path(c.cifar10c)
-    if not (root / "labels.npy").is_file():
-        raise EvalError(f"{root}/labels.npy not found; --cifar10c takes the published "
-                        "CIFAR-10-C folder (<corruption>.npy + labels.npy)")
-    missing = [n for n in c.stressors if not (root / f"{n}.npy").is_file()]
+    """The official cells' dataset key and images per cell; checks that the released set
+    holds every requested corruption at severities 1..5 before any work."""
+    kind, arg = parse_spec(c.official)
+    root = Path(arg)
+    if kind in ("cifar10c", "cifar100c"):
+        if not (root / "labels.npy").is_file():
+            raise EvalError(f"{root}/labels.npy not found; --official {kind}:PATH takes the "
+                            "published folder (<corruption>.npy + labels.npy)")
+        missing = [n for n in c.stressors if not (root / f"{n}.npy").is_file()]
+        n_full = len(np.load(root / "labels.npy", mmap_mode="r")) // 5
+    else:
+        sevs = sorted({int(s) for s in c.severities if s in (1, 2, 3, 4, 5)}) or [1]
+        missing = [n for n in c.stressors if not all((root / n / str(s)).is_dir() for s in sevs)]
+        first = next((root / n / str(sevs[0]) for n in c.stressors if n not in missing), None)
+        n_full = sum(len(image_files(d)) for d in first.iterdir() if d.is_dir()) if first else 0
     if missing:
-        raise EvalError(f"{root} has no {missing[0]}.npy ({len(missing)} missing); "
-                        "limit --stressors to the corruptions the folder holds")
-    n_full = len(np.load(root / "labels.npy", mmap_mode="r")) // 5
+        what = ".npy" if kind in ("cifar10c", "cifar100c") else "/<severity>/ folders"
+        raise EvalError(f"{root} has no {missing[0]}{what} ({len(missing)} of the requested "
+                        "corruptions missing); limit --stressors to the corruptions it holds")
     n_used = min(c.subset, n_full) if c.subset else n_full
-    return dataset_key(OFFICIAL_NAME, c.split, n_used, n_full), n_used
+    return dataset_key(official_name(kind), c.split, n_used, n_full), n_used

@@ -29,7 +29,7 @@ from ..data import Dataset
 from ..models import Classifier, library_versions, weights_hash
 from ..models.wrapper import remember
 from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResultsStore, RunFolder
-from ._compute import CleanCache, compute_group
+from ._compute import CleanCache, check_attackable, compute_group
 from ._dist import Dist
 from ._lock import RunLock
 from ._progress import Progress
@@ -62,7 +62,7 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
         if data[VALIDATION].classes != main.classes:
             raise EvalError(f"{c.data}: train-val classes differ from {c.split} classes")
     sizes = {k: len(v) for k, v in data.items()}
-    if c.cifar10c:
+    if c.official:
         keys[OFFICIAL], sizes[OFFICIAL] = official_key(c)
     models, records = {}, {}
     for name, spec in c.models.items():
@@ -82,7 +82,16 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
                          "class_names": list(model.class_names), "meta": meta}
         if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
             remember(records[name]["weights_hash"], model)
+    if _has_attacks(c):
+        for name, model in models.items():
+            check_attackable(name, model, int(main.images.shape[1]), device)
     return Plan(c, device, data, keys, sizes, models, records)
+
+
+def _has_attacks(c: EvalConfig) -> bool:
+    from ..stressors import get_stressor, parse_sweep
+    names = list(c.stressors) + [parse_sweep(t)[0] for t in c.sweeps]
+    return any(get_stressor(n).needs_model for n in names)
 
 
 def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classifier] | None = None,
@@ -224,7 +233,8 @@ def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Di
                         notes.append(f"{key.model}: FAILED ({out})")
                     else:
                         store.write_cell(key, out, started=stats["started"],
-                                         images_per_s=stats["ips"][key.model])
+                                         images_per_s=stats["ips"][key.model],
+                                         attack=stats["attack"].get(key.model))
                         done += 1
                 if rank != 0:  # another rank's images count when they arrive here
                     bar.advance_images(stats["n"] * len(g.models))

@@ -33,10 +33,10 @@ from typing import Any
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
-from ..store import ResultsStore, RunFolder
+from ..store import (FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore,
+                     RunFolder)
 from .config import IN_MEMORY_ARCH, ProbeSpec, StudyConfig, StudyError
 
-FINAL_CHECKPOINT = "model.pt"  # what failmodes.train writes once every epoch is done
 
 
 @dataclass
@@ -184,11 +184,11 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
                   epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
                   lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                  device=cfg.device)
+                  device=cfg.device, image_size=cfg.image_size)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
-        saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
-                 if (model_dir / "config.json").is_file() else {})
+        saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
+                 if (model_dir / TRAIN_CONFIG_NAME).is_file() else {})
         now = to_dict(tc)
         diff = [k for k in now if k not in RUNTIME_FIELDS and k in saved and saved[k] != now[k]]
         if diff:
@@ -236,7 +236,7 @@ def _copy_history(ckpt: Path, model_dir: Path) -> None:
     _, payload = load_checkpoint(ckpt)
     if payload.get("history"):
         model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "history.json").write_text(json.dumps(payload["history"], indent=1))
+        (model_dir / HISTORY_NAME).write_text(json.dumps(payload["history"], indent=1))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -256,7 +256,8 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
                       split=cfg.split, subset=cfg.subset, stressors=names,
                       severities=[float(s) for s in cfg.severities], sweeps=sweeps,
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
-                      include_val=True, val_subset=cfg.val_subset, out=str(out))
+                      include_val=True, val_subset=cfg.val_subset, official=cfg.official,
+                      finish=cfg.finish, image_size=cfg.image_size, out=str(out))
 
 
 def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Any], out: Path, state: _State,
