@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from .._atomic import write_text_atomic as write_text
+from ..store import HISTORY_CSV_NAME, HISTORY_NAME
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_n",
                   "time_s", "images_per_s")
@@ -21,7 +22,7 @@ def write_history(history: list[dict], out_dir: str | os.PathLike) -> tuple[Path
     w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
     w.writeheader()
     w.writerows(history)
-    paths = out / "history.csv", out / "history.json"
+    paths = out / HISTORY_CSV_NAME, out / HISTORY_NAME
     write_text(paths[0], buf.getvalue())
     write_text(paths[1], json.dumps(history, indent=1))
     return paths

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from ..config import save_resolved, to_dict
 from ..errors import FailmodesError
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
+from ..store import FINAL_CHECKPOINT, LAST_CHECKPOINT, TRAIN_CONFIG_NAME, TRAINING_CURVES_NAME
 from ._dist import _barrier, _on_cuda, _params_in_sync, _Runtime, _runtime, shard_indices
 from .augment import BatchAugment, alternating_flips, jsd_loss
 from .history import plot_history, write_history
@@ -49,7 +50,7 @@ from .progress import Reporter
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
 SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
-LAST, FINAL = "last.pt", "model.pt"
+LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
 
 class TrainError(ValueError, FailmodesError):
@@ -118,7 +119,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     report = Reporter(cfg.epochs, steps, rt.world, progress, rt.main)
     data_info = _data_info(cfg, train, test)
     if rt.main:
-        save_resolved(cfg, out / "config.json", versions=library_versions())
+        save_resolved(cfg, out / TRAIN_CONFIG_NAME, versions=library_versions())
         report.line(f"training {cfg.model} on {len(train)} images of {cfg.data} "
                     f"({data_info['train_split']}), testing on {len(test)}, "
                     f"{cfg.epochs} epochs × {steps} steps of {cfg.batch_size} on {rt.device}"
@@ -148,7 +149,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
                 extra["lookahead"] = lookahead.state_dict()
             save_checkpoint(model, out / LAST, config=to_dict(cfg), history=history, extra=extra)
             write_history(history, out)
-            plot_history(history, out / "training_curves.png")
+            plot_history(history, out / TRAINING_CURVES_NAME)
         _barrier(rt)
 
     done = len(history) >= cfg.epochs
