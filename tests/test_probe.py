@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from failmodes.analysis.probe import ProbeError, fit_to_input, parse_values, probe
+from failmodes.analysis.probe import ProbeError, fit_to_input, probe
+from failmodes.ranges import RangeError, parse_values
 from failmodes.models import create_model
 from failmodes.stressors import StressorError, get_stressor
 
@@ -36,7 +37,7 @@ def test_parse_values():
     assert parse_values("0,0.5, 2") == [0.0, 0.5, 2.0]
     assert parse_values([1, 2]) == [1.0, 2.0]
     for bad in ("0:1", "1:0:1", "0:1:0", "a,b", ""):
-        with pytest.raises(ProbeError, match="values"):
+        with pytest.raises(RangeError, match="values"):
             parse_values(bad)
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from failmodes.stressors import (StressorError, get_stressor, list_stressors, parse_sweep,
                                  parse_values, suite)
+from failmodes.ranges import RangeError
 from failmodes.stressors._rng import ImageRNG, _fmix32_py
 
 ALL = list_stressors()
@@ -219,7 +220,7 @@ def test_parse_values_ranges_and_lists():
                                   "rotation=0:400:100", "occlusion=nan", "nosuch=1,2",
                                   "rotation=0:1e9:1"])
 def test_parse_sweep_rejects_bad_specs(spec):
-    with pytest.raises(StressorError):
+    with pytest.raises((StressorError, RangeError)):
         parse_sweep(spec)
 
 

@@ -32,10 +32,10 @@ from ..config import ConfigError, from_dict, save_resolved, to_dict
 from ..data import DataError, Dataset, load_cifar10c, load_dataset
 from ..models import Classifier, ModelError, create_model, library_versions, load_checkpoint
 from ..models import weights_hash
-from ..stressors import StressorError, get_stressor, suite as stressor_suite
+from ..ranges import parse_values
+from ..stressors import StressorError, get_stressor, parse_sweep, suite as stressor_suite
 from ._dist import Dist
 from ._progress import Progress
-from ._values import parse_sweep, parse_values
 from .store import CellKey, ResultsStore, per_image_rows
 
 STORE_NAME = "results.sqlite"
@@ -110,9 +110,9 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     c = dataclasses.replace(config)
     c.models = _name_models(c.models)
     try:
-        sev = sorted(set(parse_values(c.severities)))
-    except ValueError as e:  # ours or the stressors package's parser error
-        raise EvalError(f"--severities: {e}") from None
+        sev = sorted(set(parse_values(c.severities, where="--severities")))
+    except ValueError as e:
+        raise EvalError(str(e)) from None
     names = list(stressor_suite(c.suite)) if c.suite else []
     for n in c.stressors or []:
         if n not in names:

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import FailmodesError
+from ..ranges import split_sweep
 from ._rng import ImageRNG
 
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
@@ -237,6 +238,19 @@ def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
              if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
     rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
     return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def parse_sweep(spec: str) -> tuple[str, list[float]]:
+    """``"rotation=-90:90:15"`` -> ``("rotation", [-90.0, -75.0, ..., 90.0])``.
+
+    The grammar is ``failmodes.ranges``'; the name must be a registered stressor
+    (corruptions take severities 0..5) and every value must lie in its range.
+    """
+    name, values = split_sweep(spec)
+    stressor = get_stressor(name)
+    for v in values:
+        stressor._check_severity(v)
+    return name, values
 
 
 def describe_stressors(pattern: str = "*") -> list[dict]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
 from ..report._collect import ANALYSIS_DIR
-from .config import ProbeSpec, StudyConfig, StudyError
+from .config import ProbeSpec, StudyConfig, StudyError, sweep_values
 
 STATE_NAME = "study_state.json"
 RESOLVED_NAME = "study.resolved.json"
@@ -129,7 +129,7 @@ def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
 
 def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
     t0 = time.perf_counter()
-    check_analyses(cfg)  # a typo in an analysis option fails now, not after training
+    check_study(cfg)  # a typo anywhere fails now, before any folder or training (hours)
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
@@ -147,6 +147,50 @@ def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
     return StudyResult(out, report, seconds, failures)
 
 
+# ----------------------------------------------------------------------------- checking
+def check_study(cfg: StudyConfig) -> None:
+    """Everything a study names, checked before any work: each model's recipe (file and
+    keys), architecture and checkpoint file; suites, stressors and sweep values; probe
+    stressors; analyses and their options. Raises StudyError naming the key."""
+    from ..errors import FailmodesError
+    from ..models import get_entry
+    from ..stressors import get_stressor, suite
+    from ..train import load_recipe
+
+    def check(key: str, fn, *args):
+        try:
+            return fn(*args)
+        except FailmodesError as e:
+            raise StudyError(f"{key}: {e}") from None
+
+    for i, m in enumerate(cfg.models):
+        key = f"models[{i}] ({m.name})"
+        if m.checkpoint is not None:
+            if not Path(m.checkpoint).expanduser().is_file():
+                raise StudyError(f"{key}.checkpoint: {m.checkpoint} not found")
+            continue
+        check(f"{key}.recipe", load_recipe, m.recipe)
+        check(key, train_config, cfg, m)
+        check(f"{key}.arch", get_entry, m.arch)
+    for i, name in enumerate(cfg.suites):
+        check(f"suites[{i}]", suite, name)
+    for i, name in enumerate(cfg.stressors):
+        check(f"stressors[{i}]", get_stressor, name)
+    for name, values in cfg.sweeps.items():
+        st = check(f"sweeps.{name}", get_stressor, name)
+        for v in sweep_values(values, f"sweeps.{name}"):
+            check(f"sweeps.{name}", st._check_severity, v)
+    for name in [n for s in cfg.suites for n in suite(s)] + list(cfg.stressors):
+        for s in cfg.severities:
+            check("severities", get_stressor(name)._check_severity, s)
+    from ..analysis.probe import _resolve_stressor
+    for i, p in enumerate(cfg.probes):
+        st = check(f"probes[{i}]", _resolve_stressor, p.stressor, p.space)
+        for v in sweep_values(p.values, f"probes[{i}].values"):
+            check(f"probes[{i}].values", st._check_severity, v)
+    check_analyses(cfg)
+
+
 # ----------------------------------------------------------------------------- training
 def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     """The checkpoint of one model: given, already trained, or trained now (resuming a
@@ -161,12 +205,9 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
             _copy_history(ckpt, model_dir)
             state.set(key, status="ok", source="checkpoint", checkpoint=str(ckpt), seconds=0.0)
         return ckpt
-    from ..train import load_recipe, train_model
+    from ..train import train_model
     from ..train.recipes import RUNTIME_FIELDS
-    tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
-                  epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
-                  lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                  device=cfg.device)
+    tc = train_config(cfg, spec)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
         saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
@@ -189,6 +230,15 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
               checkpoint=str(Path(result.checkpoint).relative_to(out)),
               **_timing(t, c), detail=f"{tc.epochs} epochs")
     return Path(result.checkpoint)
+
+
+def train_config(cfg: StudyConfig, spec):
+    """The TrainConfig of one study model: its recipe with the model's and study's overrides."""
+    from ..train import load_recipe
+    return override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
+                    epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
+                    lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
+                    device=cfg.device)
 
 
 def _copy_history(ckpt: Path, model_dir: Path) -> None:
