@@ -10,6 +10,11 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
+try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
+    from typer import TyperException as _UsageError
+except ImportError:  # pragma: no cover  (older typer raises click's own)
+    from click import ClickException as _UsageError
+
 from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
                      FailmodesError)
 
@@ -40,7 +45,7 @@ class _OneLineErrors(TyperGroup):
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
-        except typer.TyperException as e:  # usage: unknown option, bad value, missing --out
+        except _UsageError as e:  # usage: unknown option, bad value, missing --out
             where = getattr(getattr(e, "ctx", None), "command_path", None)
             hint = f" (see `{where} --help`)" if where else ""
             raise _error(getattr(e, "format_message", e.__str__)() + hint, EXIT_USAGE) from None

@@ -2,6 +2,7 @@
 
 Unknown keys and wrong types fail at load time, naming the key and the file.
 
+>>> from dataclasses import dataclass
 >>> @dataclass
 ... class C:
 ...     lr: float = 0.1

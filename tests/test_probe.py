@@ -8,7 +8,7 @@ import torch
 from failmodes.analysis.probe import ProbeError, fit_to_input, probe
 from failmodes.ranges import RangeError, parse_values
 from failmodes.models import create_model
-from failmodes.stressors import StressorError, get_stressor
+from failmodes.stressors import StressorError
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,6 @@ def cnn():
 def image():
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
-
-
-def _has(name):
-    try:
-        get_stressor(name)
-        return True
-    except StressorError:
-        return False
 
 
 def test_parse_values():
@@ -100,7 +92,6 @@ def test_probe_label_and_errors(cnn, image):
         cnn.eval()
 
 
-@pytest.mark.skipif(not _has("rotation"), reason="rotation sweep not merged yet (stress1)")
 def test_rotation_probe_identity_and_symmetry(cnn):
     img = np.zeros((32, 32, 3), np.uint8)
     img[8:24, 8:24] = 200
@@ -111,8 +102,6 @@ def test_rotation_probe_identity_and_symmetry(cnn):
     assert p[90.0] == pytest.approx(p[0.0], abs=0.02) and p[-180.0] == pytest.approx(p[180.0], abs=0.02)
 
 
-@pytest.mark.skipif(not (_has("gaussian_noise_std") and _has("gaussian_noise_std_normalized")),
-                    reason="noise sweeps not merged yet (stress1)")
 def test_space_picks_the_noise_sweep(cnn, image):
     a = probe(image, cnn, "gaussian_noise_std", [0, 0.2], space="normalized")
     assert a["stressor"] == "gaussian_noise_std_normalized" and "normalised" in a["space"]

@@ -20,6 +20,13 @@ def _write(tmp_path, text: str):
     return p
 
 
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_loads_and_passes_the_whole_study_check(name):
+    from failmodes.study.runner import check_study
+    cfg = load_preset(name)
+    check_study(cfg)  # recipes, archs, suites, stressors, sweeps, probes, analyses
+
+
 def test_presets_load_and_are_sized_as_documented():
     assert {"demo", "quick", "paper"} <= set(list_presets())
     demo, quick, paper = (load_preset(n) for n in ("demo", "quick", "paper"))

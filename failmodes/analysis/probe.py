@@ -11,8 +11,8 @@ the normalised-space stressor (``gaussian_noise_std_normalized``, std in units o
 ImageNet-normalised input, as the seed's "std 0.2·i after normalisation").
 
 >>> r = probe("skimage:chelsea", "efficientnet_lite0", "rotation", "-180:180:15",
-...           out_dir="out/probe")
->>> r["target"]["name"], r["rows"][0]["top1"]["name"]
+...           out_dir="out/probe")                          # doctest: +SKIP
+>>> r["target"]["name"], r["rows"][0]["top1"]["name"]       # doctest: +SKIP
 ('Egyptian cat', ...)
 """
 from __future__ import annotations

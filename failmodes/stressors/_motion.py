@@ -88,7 +88,7 @@ def motion_blur_u8(x: torch.Tensor, radius: float, sigma: float,
     return torch.floor(q16 / 257.0).to(x.dtype)
 
 
-@register_stressor("motion_blur", family="blur", tables=MOTION_BLUR,
+@register_stressor("motion_blur", monotone=False, family="blur", tables=MOTION_BLUR,
                    param_names=("radius_px", "sigma_px"), rounding="round", benchmark=True)
 def motion_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """ImageMagick motion blur along a random angle in ±45° per image."""

@@ -47,7 +47,7 @@ def gaussian_noise_std_normalized(x: torch.Tensor, p: tuple, rng: ImageRNG) -> t
     return x + scale * rng.normal(x.shape[1:], dtype=x.dtype)
 
 
-@register_stressor("rotation", family="sweep", unit="degrees (counter-clockwise)",
+@register_stressor("rotation", random=False, family="sweep", unit="degrees (counter-clockwise)",
                    value_range=(-360.0, 360.0), identity=0.0, rounding="round",
                    description="Rotation about the image centre, bilinear; corners outside "
                                "the source are filled with black (0).")
@@ -65,7 +65,7 @@ def rotation(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-@register_stressor("gaussian_blur_sigma", family="sweep", unit="sigma (pixels)",
+@register_stressor("gaussian_blur_sigma", random=False, family="sweep", unit="sigma (pixels)",
                    value_range=(0.0, 20.0), identity=0.0, rounding="round",
                    description="Gaussian blur of this std in pixels (truncated at 4 sigma, "
                                "edge pixels repeated), as gaussian_blur.")
@@ -74,7 +74,7 @@ def gaussian_blur_sigma(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tenso
     return gaussian_filter(x, sigma)
 
 
-@register_stressor("brightness_shift", family="sweep", unit="added intensity ([0,1] scale)",
+@register_stressor("brightness_shift", random=False, family="sweep", unit="added intensity ([0,1] scale)",
                    value_range=(-1.0, 1.0), identity=0.0, rounding="round",
                    description="Adds the value to every pixel and channel, then clips to [0, 1].")
 def brightness_shift(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
@@ -82,7 +82,7 @@ def brightness_shift(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return x + shift
 
 
-@register_stressor("contrast_factor", family="sweep", unit="factor", value_range=(0.0, 10.0),
+@register_stressor("contrast_factor", random=False, family="sweep", unit="factor", value_range=(0.0, 10.0),
                    identity=1.0, rounding="round",
                    description="Scales each channel around its per-image mean (as CIFAR-10-C "
                                "contrast): 0 = flat mean colour, 1 = unchanged, >1 = more.")
@@ -92,7 +92,7 @@ def contrast_factor(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return (x - mean) * f + mean
 
 
-@register_stressor("jpeg_quality", family="sweep", unit="PIL JPEG quality",
+@register_stressor("jpeg_quality", random=False, family="sweep", unit="PIL JPEG quality",
                    value_range=(1.0, 101.0), identity=101.0, rounding="round",
                    description="PIL JPEG round trip at this quality (rounded to an integer, "
                                "1-100; 101 = no compression, the clean image).")
@@ -112,7 +112,7 @@ def jpeg_quality(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype) / 255.0
 
 
-@register_stressor("occlusion", family="sweep", unit="fraction of image area",
+@register_stressor("occlusion", random=False, family="sweep", unit="fraction of image area",
                    value_range=(0.0, 1.0), identity=0.0, rounding="round",
                    description="A centred mid-grey (0.5) rectangle of the image's aspect covering "
                                "this fraction of the area; partial edge pixels are blended, so "

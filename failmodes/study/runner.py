@@ -13,7 +13,7 @@ Layout of ``runs/<study>/``::
     probes/<probe>/            single-image probe outputs
 
 >>> result = run_study(load_preset("demo"))      # doctest: +SKIP
->>> result.report
+>>> result.report                                 # doctest: +SKIP
 PosixPath('runs/demo/report.html')
 """
 from __future__ import annotations
