@@ -80,8 +80,13 @@ def parse_values(spec: str | float | Sequence[float], *, where: str = "values",
 
 
 def split_sweep(spec: str, *, max_values: int = MAX_RANGE_VALUES) -> tuple[str, list[float]]:
-    """``"NAME=VALUES"`` -> ``(NAME, parse_values(VALUES))``; the name is not checked here."""
-    name, sep, values = str(spec).partition("=")
+    """``"NAME=VALUES"`` -> ``(NAME, parse_values(VALUES))``; the name is not checked here.
+
+    >>> split_sweep("pgd_linf[steps=20]=0:8:4")
+    ('pgd_linf[steps=20]', [0.0, 4.0, 8.0])
+    """
+    # The last "=": a name may carry options, ``pgd_linf[steps=20]=0:8:2``.
+    name, sep, values = str(spec).rpartition("=")
     name = name.strip()
     if not sep or not name:
         raise RangeError(f"sweep {spec!r} must look like NAME=START:STOP:STEP or NAME=v1,v2 "
