@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
+_UsageError: type[Exception]
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError
 except ImportError:  # pragma: no cover  (older typer raises click's own)
@@ -42,7 +43,7 @@ class _OneLineErrors(TyperGroup):
     silent exit 130 before ``app()`` returns, and the test runner calls ``app`` directly.
     """
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except _UsageError as e:  # usage: unknown option, bad value, missing --out

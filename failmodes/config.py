@@ -65,7 +65,7 @@ def _check_type(value, tp, where: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_short(value)}")
         return dict(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -83,7 +83,7 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
         raise ConfigError(f"{where}: expected a mapping of {cls.__name__} keys, got "
                           f"{type(data).__name__}; is it the right file?")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} "
@@ -187,7 +187,7 @@ def override(obj: T, **changes) -> T:
         if k not in hints:
             raise ConfigError(f"unknown option {k!r} for {type(obj).__name__}")
         clean[k] = _check_type(v, hints[k], f"--{k.replace('_', '-')}")
-    return dataclasses.replace(obj, **clean)
+    return dataclasses.replace(obj, **clean)  # type: ignore[type-var]
 
 
 def to_dict(obj) -> dict:

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from .._atomic import save_atomic
 from .._device import resolve_device
 from ..errors import FailmodesError
 from .registry import get_stressor, suite
@@ -107,11 +108,9 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write a 3×H×W [0, 1] tensor as an 8-bit RGB PNG (rounded), creating folders."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = (image.detach().clamp(0, 1) * 255.0).round().to("cpu", torch.uint8)
-    Image.fromarray(arr.permute(1, 2, 0).numpy()).save(path)
-    return path
+    img = Image.fromarray(arr.permute(1, 2, 0).numpy())
+    return save_atomic(path, lambda f: img.save(f, format="PNG"))
 
 
 def _out_name(src: Path, root: Path, stressor: str, severity: float) -> Path:
@@ -230,7 +229,5 @@ def _font(size: int):
 def save_contact_sheet(image: torch.Tensor, stressors: Iterable[str], path: str | Path,
                        **kw) -> Path:
     """``contact_sheet(...)`` written to ``path`` as PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(image, stressors, **kw).save(path)
-    return path
+    sheet = contact_sheet(image, stressors, **kw)
+    return save_atomic(path, lambda f: sheet.save(f, format="PNG"))

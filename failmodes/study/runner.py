@@ -246,8 +246,7 @@ def _copy_history(ckpt: Path, model_dir: Path) -> None:
     from ..models import load_checkpoint
     _, payload = load_checkpoint(ckpt)
     if payload.get("history"):
-        model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "history.json").write_text(json.dumps(payload["history"], indent=1))
+        write_text_atomic(model_dir / "history.json", json.dumps(payload["history"], indent=1))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -410,7 +409,7 @@ def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None =
     from .config import load_preset, load_study, resolve_study
     if (study is None) == (preset is None):
         raise StudyError("give exactly one of: a study file, a preset name")
-    cfg = load_preset(preset) if preset else load_study(study)
+    cfg = load_preset(preset) if preset is not None else load_study(Path(study or ""))
     cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
                         out=str(out) if out is not None else None, data=data, device=device,
                         seed=seed, threads=threads)
