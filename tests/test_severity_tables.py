@@ -2,7 +2,8 @@
 
 The literals below are copied from the generators of the published datasets, Hendrycks &
 Dietterich's hendrycks/robustness, ``ImageNet-C/create_c/make_cifar_c.py`` (CIFAR-10-C,
-32 px) and ``ImageNet-C/create_c/make_imagenet_c.py`` (ImageNet-C, 224 px): the ``c`` list of
+32 px) and ``ImageNet-C/create_c/make_imagenet_c.py`` (ImageNet-C, 224 px) and ``make_tinyimagenet_c.py`` (Tiny-ImageNet-C,
+64 px): the ``c`` list of
 each corruption, severities 1..5, written as there. They are data in this file on purpose,
 so the check runs everywhere (no ../shared, no network) and a table edited by mistake fails.
 """
@@ -75,16 +76,51 @@ IMAGENET_C = {
                           (244 * 0.12, 244 * 0.01, 244 * 0.02)],
 }
 
-SIDE = {"cifar": 32, "imagenet": 224}
+TINY_IMSIZE = 64  # make_tinyimagenet_c.py's IMSIZE
+
+TINYIMAGENET_C = {
+    "gaussian_noise": [0.04, 0.08, .12, .15, .18],
+    "shot_noise": [250, 100, 50, 30, 15],
+    "impulse_noise": [.01, .02, .05, .08, .14],
+    "speckle_noise": [.15, .2, 0.25, 0.3, 0.35],
+    "gaussian_blur": [.5, .75, 1, 1.25, 1.5],
+    "glass_blur": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
+    "defocus_blur": [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
+    "motion_blur": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
+    "zoom_blur": [(1, 1.06, 0.01), (1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.01),
+                  (1, 1.26, 0.01)],
+    "fog": [(.4, 3), (.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
+    "frost": [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
+    "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.8), (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
+             (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
+             (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)],
+    "spatter": [(0.62, 0.1, 0.7, 0.7, 0.6, 0), (0.65, 0.1, 0.8, 0.7, 0.6, 0),
+                (0.65, 0.3, 1, 0.69, 0.6, 0), (0.65, 0.1, 0.7, 0.68, 0.6, 1),
+                (0.65, 0.1, 0.5, 0.67, 0.6, 1)],
+    "contrast": [.4, .3, .2, .1, 0.05],
+    "brightness": [.1, .2, .3, .4, .5],
+    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
+    "jpeg_compression": [65, 58, 50, 40, 25],
+    "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
+    "elastic_transform": [(TINY_IMSIZE * 0, TINY_IMSIZE * 0, TINY_IMSIZE * 0.08),
+                          (TINY_IMSIZE * 0.05, TINY_IMSIZE * 0.3, TINY_IMSIZE * 0.06),
+                          (TINY_IMSIZE * 0.1, TINY_IMSIZE * 0.08, TINY_IMSIZE * 0.06),
+                          (TINY_IMSIZE * 0.1, TINY_IMSIZE * 0.03, TINY_IMSIZE * 0.03),
+                          (TINY_IMSIZE * 0.16, TINY_IMSIZE * 0.03, TINY_IMSIZE * 0.02)],
+}
+PUBLISHED = {"cifar": CIFAR10_C, "tinyimagenet": TINYIMAGENET_C, "imagenet": IMAGENET_C}
+SIDE = {"cifar": 32, "tinyimagenet": 64, "imagenet": 224}
 # Constants of the generator that our tables carry as extra trailing columns.
-EXTRA = {("frost", "cifar"): (0.2,),      # cv2.resize(frost, fx=0.2, fy=0.2)
-         ("frost", "imagenet"): (1.0,),   # no resize
-         ("fog", "cifar"): (32,),         # plasma_fractal(mapsize=32)
-         ("fog", "imagenet"): (256,)}     # plasma_fractal(mapsize=256)
+EXTRA = {("frost", "cifar"): (0.2,),          # cv2.resize(frost, fx=0.2, fy=0.2)
+         ("frost", "tinyimagenet"): (0.3,),   # cv2.resize(frost, fx=0.3, fy=0.3)
+         ("frost", "imagenet"): (1.0,),       # no resize
+         ("fog", "cifar"): (32,),             # plasma_fractal(mapsize=32)
+         ("fog", "tinyimagenet"): (64,),      # plasma_fractal(mapsize=64)
+         ("fog", "imagenet"): (256,)}         # plasma_fractal(mapsize=256)
 
 
 def _published(name: str, family: str) -> list[tuple]:
-    rows = (CIFAR10_C if family == "cifar" else IMAGENET_C)[name]
+    rows = PUBLISHED[family][name]
     rows = [r if isinstance(r, tuple) else (r,) for r in rows]
     if name == "elastic_transform":  # our table: fractions of the image side
         rows = [tuple(v / SIDE[family] for v in r) for r in rows]
@@ -96,7 +132,12 @@ def test_every_published_corruption_is_registered_and_nothing_else_has_a_table()
     assert with_tables == sorted(CIFAR10_C) == sorted(IMAGENET_C)
 
 
-@pytest.mark.parametrize("family", ["cifar", "imagenet"])
+def test_every_corruption_has_the_three_published_tables():
+    for name in CIFAR10_C:
+        assert set(get_stressor(name).tables) == set(PUBLISHED), name
+
+
+@pytest.mark.parametrize("family", list(PUBLISHED))
 @pytest.mark.parametrize("name", sorted(CIFAR10_C))
 def test_table_rows_1_to_5_are_the_published_parameters(name, family):
     s = get_stressor(name)
