@@ -67,3 +67,18 @@ def test_cli_help_lists_every_data_spec():
     from failmodes.cli import DATA_HELP
     from failmodes.data import DATA_SPECS
     assert all(k in DATA_HELP for k in DATA_SPECS)
+
+
+def test_study_file_names_the_official_set_and_finish(imagenet_and_c, tmp_path, monkeypatch):
+    from failmodes.study import load_study
+    from failmodes.study.runner import eval_config
+    monkeypatch.chdir(imagenet_and_c)
+    (tmp_path / "s.yaml").write_text(
+        "name: s\ndata: imagenet:.\nofficial: imagenetc:imagenet-c\nfinish: jpeg85\n"
+        "image_size: 160\nmodels: [{name: m, arch: small_cnn}]\nsuites: []\n"
+        "stressors: [fog]\nseverities: [1, 2]\n")
+    cfg = load_study(tmp_path / "s.yaml")
+    ec = eval_config(cfg, {"m": tmp_path / "m.pt"}, tmp_path / "out")
+    assert ec.data == f"imagenet:{imagenet_and_c}"
+    assert ec.official == f"imagenetc:{imagenet_and_c / 'imagenet-c'}"
+    assert (ec.finish, ec.image_size) == ("jpeg85", 160)

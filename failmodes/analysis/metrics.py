@@ -189,8 +189,8 @@ def official_comparison(cells: list[dict]) -> list[dict]:
 def official_title(dataset: str) -> str:
     """``CIFAR-10-C``, ``ImageNet-C``, ... for an official cell's dataset key."""
     from ..data import CORRUPTED_TITLES
-    from ..store import OFFICIAL_SUFFIX
-    kind = dataset.partition(":")[0].removesuffix(OFFICIAL_SUFFIX)
+    from ..store import OFFICIAL_SUFFIX, parse_dataset_key
+    kind = parse_dataset_key(dataset).name.removesuffix(OFFICIAL_SUFFIX)
     return CORRUPTED_TITLES.get(kind, kind)
 
 

@@ -17,11 +17,11 @@ from typing import Any
 from .._device import resolve_device
 from ..config import ConfigError, from_dict
 from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
-from ..stressors.finish import check_finish
 from ..errors import FailmodesError
 from ..ranges import parse_values
 from ..stressors import StressorError, get_stressor, parse_sweep
 from ..stressors import suite as stressor_suite
+from ..stressors.finish import check_finish
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 IN_MEMORY = "<in-memory>"  # the spec of a model handed to run_evaluation as an object

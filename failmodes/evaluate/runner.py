@@ -28,7 +28,7 @@ from ..config import from_dict, save_resolved, to_dict
 from ..data import Dataset
 from ..models import Classifier, library_versions, weights_hash
 from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResultsStore, RunFolder
-from ._compute import CleanCache, compute_group
+from ._compute import CleanCache, check_attackable, compute_group
 from ._dist import Dist
 from ._lock import RunLock
 from ._progress import Progress
@@ -77,7 +77,16 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
         models[name] = model
         records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": weights_hash(model),
                          "class_names": list(model.class_names), "meta": meta}
+    if _has_attacks(c):
+        for name, model in models.items():
+            check_attackable(name, model, int(main.images.shape[1]), device)
     return Plan(c, device, data, keys, sizes, models, records)
+
+
+def _has_attacks(c: EvalConfig) -> bool:
+    from ..stressors import get_stressor, parse_sweep
+    names = list(c.stressors) + [parse_sweep(t)[0] for t in c.sweeps]
+    return any(get_stressor(n).needs_model for n in names)
 
 
 def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classifier] | None = None,
@@ -219,7 +228,8 @@ def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Di
                         notes.append(f"{key.model}: FAILED ({out})")
                     else:
                         store.write_cell(key, out, started=stats["started"],
-                                         images_per_s=stats["ips"][key.model])
+                                         images_per_s=stats["ips"][key.model],
+                                         attack=stats["attack"].get(key.model))
                         done += 1
                 if rank != 0:  # another rank's images count when they arrive here
                     bar.advance_images(stats["n"] * len(g.models))

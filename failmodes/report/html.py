@@ -21,6 +21,8 @@ from ..store import TABLES_DIR as TABLE_DIR
 from ._collect import RunData, collect_run, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
+from .explorer import content_security_policy
+from .page import page_extras
 
 
 # What each section shows and how to read it: one paragraph above its content.
@@ -488,7 +490,10 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     summary, sections, comp_rows = build_sections(run)
     export_tables(run, comp_rows)
     cfg = (run.resolved or {}).get("config") or {}
+    first, explorer, scripts = page_extras(run)
     html = _env().get_template("report.html.j2").render(
+        first=first, explorer=explorer, explorer_js=scripts[0] if scripts else None,
+        csp=content_security_policy(scripts),
         title=run.title, description=cfg.get("description", ""), run_dir=str(run_dir),
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, sections=sections, models=run.model_names, baseline=run.baseline,

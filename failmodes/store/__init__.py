@@ -10,11 +10,11 @@ from .families import UNKNOWN, StressorInfo, stressor_family, stressor_info
 from .images import cell_images, stress_like_cell
 from .keys import (
     CLEAN,
+    FINISH_SEP,
     MAIN,
     OFFICIAL,
     OFFICIAL_NAME,
     OFFICIAL_SUFFIX,
-    FINISH_SEP,
     ROLES,
     VAL_SPLIT,
     VALIDATION,
@@ -50,7 +50,7 @@ from .layout import (
     RunFolder,
 )
 from .paired import paired_sums
-from .results import ROW_FIELDS, Cell, CellKey, ResultsStore
+from .results import ROW_FIELDS, Cell, CellKey, ResultsStore, timestamp
 from .rows import per_image_rows
 
 __all__ = [
@@ -59,8 +59,11 @@ __all__ = [
     "OFFICIAL", "OFFICIAL_NAME", "OFFICIAL_SUFFIX", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME",
     "RESULTS_NAME",
     "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
-    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell", "CellKey", "DatasetKey", "DatasetKeyError",
+    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell",
+    "CellKey", "DatasetKey", "DatasetKeyError",
     "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
-    "dataset_role", "is_official", "is_validation", "official_name", "paired_sums", "parse_dataset_key",
+    "dataset_role", "is_official", "is_validation", "official_name", "paired_sums",
+    "parse_dataset_key",
     "per_image_rows", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
+    "timestamp",
 ]

@@ -53,6 +53,11 @@ def describe(path: Path, e: sqlite3.Error, doing: str) -> StoreError:
         hint = "; the store is read-only: pass --out on writable storage for outputs"
     elif "locked" in msg:
         hint = "; another process holds it: wait for it to finish"
+    elif doing == "open" and path.with_name(path.name + "-wal").exists():
+        # SQLite reads an unfinished write-ahead log only with its -shm index, which it
+        # must be able to create or find beside the store.
+        hint = (f"; its write-ahead log {path.name}-wal can only be read where the folder "
+                "is writable: open the run once there (or copy the folder to writable storage)")
     else:
         hint = ""
     return StoreError(f"cannot {doing} {path}: {msg}{hint}")

@@ -54,8 +54,8 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
     """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
 
     Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
-    keys ``data``, ``split``, ``image_size``, ``official`` / ``cifar10c``; a ``config`` sub-mapping is
-    read too): the cell's split (from its dataset key) is loaded, the rows with these
+    keys ``data``, ``split``, ``image_size``, ``official`` / ``cifar10c``; a ``config``
+    sub-mapping is read too): the cell's split (from its dataset key) is loaded, the rows with these
     dataset indices taken, and the cell's stressor applied (``stress_like_cell``; an
     attack's cell also needs its ``model``).
     """

@@ -236,7 +236,7 @@ def train_config(cfg: StudyConfig, spec):
     return override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
                     epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
                     lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                    device=cfg.device)
+                    device=cfg.device, image_size=cfg.image_size)
 
 
 def _copy_history(ckpt: Path, model_dir: Path) -> None:
@@ -263,7 +263,8 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
                       split=cfg.split, subset=cfg.subset, stressors=names,
                       severities=[float(s) for s in cfg.severities], sweeps=sweeps,
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
-                      include_val=True, val_subset=cfg.val_subset, out=str(out))
+                      include_val=True, val_subset=cfg.val_subset, official=cfg.official,
+                      finish=cfg.finish, image_size=cfg.image_size, out=str(out))
 
 
 def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, state: _State,
