@@ -131,7 +131,7 @@ def test_train_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path, monk
 
 # ----------------------------------------------------------------------------- checkpoints
 def test_a_checkpoint_with_only_the_format_key_is_one_line(tmp_path):
-    from failmodes.models.registry import CKPT_FORMAT
+    from failmodes.models.checkpoint import CKPT_FORMAT
     ckpt = tmp_path / "bare.pt"
     torch.save({"format": CKPT_FORMAT}, ckpt)
     res = runner.invoke(app, ["evaluate", "--model", str(ckpt), "--data", "synthetic",
