@@ -11,6 +11,7 @@ levels); parametric sweeps take their natural unit (std, degrees, ...) as ``seve
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import FailmodesError
+from ._chunks import run_chunked
 from ._rng import ImageRNG
 
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
@@ -109,6 +111,11 @@ class Stressor:
                                 f"expected ({n},)")
         if severity == self.identity or n == 0:
             return images.clone()
+        return run_chunked(functools.partial(self._stress, severity=severity, seed=seed,
+                                             params=params), images, indices)
+
+    def _stress(self, images: torch.Tensor, indices: torch.Tensor, *, severity: float,
+                seed: int, params: str) -> torch.Tensor:
         rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
         lo = math.floor(severity)
