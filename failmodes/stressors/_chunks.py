@@ -27,6 +27,7 @@ CHUNK_PIXELS = 1 << 18
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
+_PREFIX = "failmodes-stressor"
 
 
 def _one_thread() -> None:
@@ -36,7 +37,7 @@ def _one_thread() -> None:
 def _pool(workers: int) -> ThreadPoolExecutor:
     with _POOLS_LOCK:
         if workers not in _POOLS:
-            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="failmodes-stressor",
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX,
                                                  initializer=_one_thread)
         return _POOLS[workers]
 
@@ -49,14 +50,22 @@ def run_chunked(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     inputs); other devices and batches of one chunk call ``fn`` once.
     """
     n, _, h, w = images.shape
-    per = max(1, CHUNK_PIXELS // max(1, h * w))
-    if images.device.type != "cpu" or n <= per:
+    if images.device.type != "cpu":
+        return fn(images, indices)
+    threads = 1 if _in_worker() else torch.get_num_threads()
+    # At least one chunk per thread: small batches, too, run single-threaded per chunk.
+    per = max(1, min(CHUNK_PIXELS // max(1, h * w), -(-n // threads)))
+    if n <= per:
         return fn(images, indices)
     starts = range(0, n, per)
-    workers = min(torch.get_num_threads(), len(starts))
-    if workers <= 1 or threading.current_thread().name.startswith("failmodes-stressor"):
+    workers = min(threads, len(starts))
+    if workers <= 1:
         parts = [fn(images[s:s + per], indices[s:s + per]) for s in starts]
     else:
         parts = list(_pool(workers).map(lambda s: fn(images[s:s + per], indices[s:s + per]),
                                         starts))
     return torch.cat(parts)
+
+
+def _in_worker() -> bool:
+    return threading.current_thread().name.startswith(_PREFIX)
