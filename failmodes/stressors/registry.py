@@ -126,6 +126,15 @@ class Stressor:
                                 f"expected ({n},)")
         if severity == self.identity or n == 0:
             return images.clone()
+        if self.needs_model:  # attacks run whole batches: the model sees them as given
+            labels = torch.as_tensor(labels, dtype=torch.int64, device=images.device)
+            if labels.shape != (n,):
+                raise StressorError(f"{self.name}: labels has shape {tuple(labels.shape)}, "
+                                    f"expected ({n},)")
+            rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
+            y = self.op(images.to(torch.float32), (severity,), rng, model=model, labels=labels,
+                        options=dict(self.options))
+            return quantize(y, self.rounding).to(images.dtype)
         return run_chunked(functools.partial(self._stress, severity=severity, seed=seed,
                                              params=params), images, indices)
 
@@ -133,14 +142,6 @@ class Stressor:
                 seed: int, params: str) -> torch.Tensor:
         rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
-        if self.needs_model:
-            labels = torch.as_tensor(labels, dtype=torch.int64, device=images.device)
-            if labels.shape != (n,):
-                raise StressorError(f"{self.name}: labels has shape {tuple(labels.shape)}, "
-                                    f"expected ({n},)")
-            y = self.op(x, (severity,), rng, model=model, labels=labels,
-                        options=dict(self.options))
-            return quantize(y, self.rounding).to(images.dtype)
         lo = math.floor(severity)
         if self.interpolate == "outputs" and self.tables is not None and severity != lo:
             rows = self.tables[self.table_family(images.shape[-2], params)]
