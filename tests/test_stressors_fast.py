@@ -2,6 +2,7 @@
 (tests/_slow_stressors.py: the ops as they were before each fast path)."""
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 import failmodes.stressors._chunks as chunks
 from failmodes.stressors import get_stressor, suite
 from failmodes.stressors._motion import motion_blur_u8
+from failmodes.stressors.blur import _displace_pass
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _slow_stressors as slow  # noqa: E402
@@ -46,6 +48,23 @@ def test_motion_blur_runs_equal_per_tap_gathers(n, c, h, w, radius, sigma):
     angles[: n // 4] = angles[0]  # ties keep their order (stable sort)
     assert torch.equal(motion_blur_u8(x, radius, sigma, angles),
                        slow.motion_blur_u8(x, radius, sigma, angles))
+
+
+# ----------------------------------------------------------------------------- glass
+@pytest.mark.parametrize("n,h,w,delta", [
+    (20, 32, 32, 1),     # CIFAR: offsets up/left only, a single gather
+    (4, 96, 96, 4),      # ImageNet's widest displacement: long chains of written pixels
+    (5, 40, 52, 2),      # non-square
+    (3, 9, 7, 3),        # margins that leave a 3 x 1 region
+    (4, 64, 64, 1.5),    # fractional delta (floor of uniform(-1.5, 1.5))
+])
+def test_glass_displacement_links_equal_the_sequential_loops(n, h, w, delta):
+    g = torch.Generator().manual_seed(2)
+    y = torch.rand(n, 3, h, w, generator=g)
+    m = max(1, math.ceil(delta - 1e-9))
+    u = torch.rand(n, h - 2 * m, w - 2 * m, 2, generator=g)
+    d = torch.floor(u * (2 * delta) - delta).long()
+    assert torch.equal(_displace_pass(y, d, m), slow.glass_displace_pass(y, d, m))
 
 
 # ----------------------------------------------------------------------------- chunks
