@@ -23,6 +23,11 @@ def _pending(issue: int, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- models
+# The data specs of failmodes.data.specs (``failmodes.data.DATA_SPECS``).
+DATA_HELP = ("synthetic | cifar10 | cifar100 | imagefolder:PATH | cifar10c:PATH | cifar100c:PATH"
+             " | imagenet:PATH | imagenetc:PATH | tinyimagenet:PATH | tinyimagenetc:PATH | "
+             "hf:NAME[:split] | hf:PATH | PATH")
+
 @app.command()
 def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
     """List the model registry with parameter counts and input sizes."""
@@ -118,8 +123,8 @@ def train(
                                help="baseline-cosine | baseline-multistep | cutout | augmix"),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML recipe file (replaces --recipe)"),
-    data: Optional[str] = typer.Option(None, help="synthetic | cifar10 | imagefolder:PATH | "
-                                       "PATH; default: the recipe's, else cifar10"),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP + "; default: the recipe's, "
+                                       "else cifar10"),
     epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
     subset: Optional[int] = typer.Option(None, help="train on a class-balanced subset of N"),
     lr: Optional[float] = typer.Option(None, help="override the learning rate"),
@@ -159,8 +164,9 @@ def evaluate(
                                     "repeat for several models"),
     name: Optional[list[str]] = typer.Option(None, "--name", help="store name of each --model, "
                                              "in order (default: checkpoint stem)"),
-    data: str = typer.Option(..., "--data", help="synthetic | cifar10 | imagefolder:PATH | PATH"),
-    split: str = typer.Option("test", help="data split to evaluate"),
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    split: str = typer.Option("test", help="data split to evaluate (a released -C set: "
+                              "CORRUPTION-SEVERITY, e.g. fog-3)"),
     suite: Optional[str] = typer.Option(None, help="cifar10-c | cifar10-c-extra | all | sweeps "
                                         "(default cifar10-c unless --stressors/--sweep)"),
     stressors: Optional[str] = typer.Option(None, help="comma-separated stressor names"),
@@ -175,11 +181,17 @@ def evaluate(
                              "(for temperature scaling)"),
     cifar10c: Optional[Path] = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
                                             "folder: evaluate on it too and compare"),
+    official: Optional[str] = typer.Option(None, "--official", help="a released corrupted set "
+                                           "(cifar10c:PATH | cifar100c:PATH | imagenetc:PATH | "
+                                           "tinyimagenetc:PATH): evaluate on it too and compare"),
+    finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
+                               "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
     out: Path = typer.Option(..., "--out", help="run folder (results.sqlite; resumes)"),
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
-    from .evaluate import EvalConfig, StoreError, run_evaluation
+    from .evaluate import EvalConfig, run_evaluation
+    from .store import StoreError
     from rich.console import Console
     from rich.table import Table
 
@@ -192,8 +204,8 @@ def evaluate(
                      stressors=[n.strip() for n in names if n.strip()] if names else None,
                      severities=severities, sweeps=list(sweep or []), seed=seed,
                      batch_size=batch_size, device=device, include_val=val,
-                     cifar10c=str(cifar10c) if cifar10c else None, image_size=image_size,
-                     out=str(out))
+                     cifar10c=str(cifar10c) if cifar10c else None, official=official,
+                     finish=finish, image_size=image_size, out=str(out))
     try:
         summary = run_evaluation(cfg)
     except (ValueError, StoreError) as e:
@@ -237,6 +249,7 @@ def analyze(
 
     from .analysis.analyze import analyze_run
     from .analysis.superclasses import SuperclassError
+    from .store import RunFolder
     try:
         results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
     except SuperclassError as e:
@@ -260,7 +273,7 @@ def analyze(
     console.print(table)
     for note in results.get("failures", {}).get("notes", []):
         console.print(note)
-    console.print(f"written to {out or run_dir / 'analysis'}")
+    console.print(f"written to {out or RunFolder(run_dir).analysis}")
 
 
 # ----------------------------------------------------------------------------- probe
@@ -311,7 +324,7 @@ def calibrate(
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table
-    from .evaluate import StoreError
+    from .store import RunFolder, StoreError
     from rich.console import Console
     from rich.table import Table
 
@@ -329,7 +342,7 @@ def calibrate(
     console.print(table)
     for note in result["notes"]:
         console.print(f"- {note}", markup=False)
-    console.print(f"wrote {(out or run_dir / 'analysis') / 'calibration.json'} and "
+    console.print(f"wrote {(out or RunFolder(run_dir).analysis) / 'calibration.json'} and "
                   f"{len(result['figures'])} figure(s)", markup=False)
 
 
@@ -354,16 +367,18 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
         seed: int = typer.Option(0, help="chooses the drift sample")):
     """Grad-CAM failure explanations and attention drift under corruption."""
     from .analysis.cam import CamError, run_cam
+    from .store import RunFolder
     names = [s.strip() for s in stressors.split(",") if s.strip()] if stressors else None
+    out = out or RunFolder(run_dir).analysis
     try:
-        res = run_cam(run_dir, out or run_dir / "analysis", method=method, sample=sample, layer=layer,
+        res = run_cam(run_dir, out, method=method, sample=sample, layer=layer,
                       stressors=names, target=target, failures_per_cell=failures_per_cell,
                       device=device, seed=seed)
     except CamError as e:
         fail(str(e))
     for note in res["notes"]:
         typer.echo(note)
-    typer.echo(f"wrote {(out or run_dir / 'analysis') / 'cam.json'} and {len(res['figures'])} figures")
+    typer.echo(f"wrote {out / 'cam.json'} and {len(res['figures'])} figures")
 
 
 # ----------------------------------------------------------------------------- run
@@ -375,8 +390,7 @@ def run(
                                          "paper (full protocol, GPU)"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<study>); "
                                        "re-running resumes it"),
-    data: Optional[str] = typer.Option(None, "--data", help="override the data: cifar10 | "
-                                       "synthetic | PATH of an image folder {train,test}/<class>/"),
+    data: Optional[str] = typer.Option(None, "--data", help="override the data: " + DATA_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is "

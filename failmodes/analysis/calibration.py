@@ -8,7 +8,7 @@ For every model in a run's store this analysis
    seeded random half of the clean test cell and reports every cell on the other half
    only (and says so loudly in the notes);
 2. stores T in ``out_dir/calibration.json`` and in the store's ``temperatures`` table
-   (``TEMPERATURES_SCHEMA``; read it back with ``read_temperatures``);
+   (read it back with ``read_temperatures``; a read-only store is left as it is);
 3. scores every done cell before and after T: ECE (equal-width bins, top-label), adaptive
    ECE (equal-mass), MCE, NLL, Brier, the dangerous-failure rate (wrong with confidence
    > 0.9), AUROC / AUPR of max-probability, entropy and margin as error detectors
@@ -35,18 +35,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..evaluate.store import Cell, ResultsStore, StoreError
-from ..stressors import CORRUPTION_FAMILIES, StressorError, get_stressor
+from ..store import (Cell, ResultsStore, RunFolder, StoreError, is_official, is_validation,
+                     store_writable, stressor_family)
+from ..stressors import CORRUPTION_FAMILIES
 from ._calibration_core import (DANGEROUS_CONF, CalibrationInputError, Scores,
                                 TemperatureFit, bins_ece, cell_metrics, fit_temperature,
                                 reliability_bins, risk_coverage, scores_from_logits,
                                 scores_from_rows)
-from .registry import STORE_NAME, register_analysis, write_result
+from .registry import register_analysis, write_result
 
-__all__ = ["CalibrationInputError", "TEMPERATURES_SCHEMA", "calibrate_run", "family_of",
-           "is_validation", "read_temperatures", "save_temperature", "shift_table"]
+__all__ = ["CalibrationInputError", "calibrate_run", "read_temperatures", "save_temperature",
+           "shift_table"]
 
-OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy
 # The seeded split of the clean test cell used when no validation cell exists.
 FALLBACK_SPLIT_SEED = 0
 FAMILY_ORDER = ("clean", "noise", "blur", "weather", "digital", "other", "sweep", "corruptions")
@@ -60,55 +60,26 @@ SURVIVES_FACTOR, SURVIVES_SLACK = 1.5, 0.01
 # Coverage grid (fraction kept) at which risk-coverage curves are saved to JSON.
 RC_GRID = np.linspace(0.01, 1.0, 100)
 
-# One row per model: the temperature other analyses should divide its logits by.
-TEMPERATURES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS temperatures (
-    model_id INTEGER PRIMARY KEY REFERENCES models(id) ON DELETE CASCADE,
-    temperature REAL NOT NULL,   -- divide logits by this before the softmax
-    fitted_on TEXT NOT NULL,     -- which cell / images, in words, with n
-    nll_before REAL,             -- mean NLL (nats) on the fit images at T = 1
-    nll_after REAL               -- ... at the fitted T
-);
-"""
-
-
 # ============================================================== the store's temperatures
 def save_temperature(store: ResultsStore, model: str, fit: TemperatureFit | None,
                      fitted_on: str = "") -> None:
     """Record (or with ``fit=None`` remove) the temperature of ``model`` in the store."""
-    mid = _model_ids(store)[model]
-    with store.db:
-        store.db.executescript(TEMPERATURES_SCHEMA)
-        store.db.execute("DELETE FROM temperatures WHERE model_id=?", (mid,))
-        if fit is not None:
-            store.db.execute("INSERT INTO temperatures VALUES (?,?,?,?,?)",
-                             (mid, fit.temperature, fitted_on, fit.nll_before, fit.nll_after))
+    if fit is None:
+        store.save_temperature(model, None)
+    else:
+        store.save_temperature(model, fit.temperature, fitted_on, fit.nll_before, fit.nll_after)
 
 
 def read_temperatures(store: ResultsStore | str | Path) -> dict[str, dict]:
     """``{model name: {temperature, fitted_on, nll_before, nll_after}}``; {} when never fitted.
 
-    >>> read_temperatures("runs/quick/results.sqlite")["r18"]["temperature"]
+    >>> read_temperatures("runs/quick/results.sqlite")["r18"]["temperature"]  # doctest: +SKIP
     1.71
     """
-    own = not isinstance(store, ResultsStore)
-    st = ResultsStore(store, readonly=True) if own else store
-    try:
-        has = st.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
-                            "name='temperatures'").fetchone()
-        if not has:
-            return {}
-        rows = st.db.execute("SELECT m.name, t.temperature, t.fitted_on, t.nll_before, "
-                             "t.nll_after FROM temperatures t JOIN models m ON m.id=t.model_id")
-        return {r[0]: {"temperature": r[1], "fitted_on": r[2], "nll_before": r[3],
-                       "nll_after": r[4]} for r in rows}
-    finally:
-        if own:
-            st.close()
-
-
-def _model_ids(store: ResultsStore) -> dict[str, int]:
-    return {m["name"]: m["id"] for m in store.models()}
+    if isinstance(store, ResultsStore):
+        return store.temperatures()
+    with ResultsStore(store, readonly=True) as st:
+        return st.temperatures()
 
 
 # ============================================================== the analysis
@@ -123,16 +94,17 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_b
     ``temperatures``, ``reliability`` and ``risk_coverage`` raw data).
     """
     run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "analysis"
+    out_dir = Path(out_dir) if out_dir is not None else RunFolder(run_dir).analysis
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
         raise CalibrationInputError(f"--bins must be an integer >= 2, got {n_bins!r}")
     if not 0.0 < dangerous_conf < 1.0:
         raise CalibrationInputError(f"dangerous_conf must lie in (0, 1), got {dangerous_conf!r}")
-    path = run_dir / STORE_NAME
+    path = RunFolder(run_dir).store
     if not path.is_file():
         raise StoreError(f"no results store at {path}; run `failmodes evaluate --out {run_dir}` "
                          "first")
-    store = ResultsStore(path)
+    # On read-only media the analysis still runs; T is then only in calibration.json.
+    store = ResultsStore(path, readonly=not store_writable(path))
     try:
         models = [m["name"] for m in store.models()]
         reports = [_calibrate_model(store, m, n_bins, dangerous_conf) for m in models]
@@ -144,6 +116,9 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_b
     if failed:
         result["notes"].append(f"{len(failed)} cell(s) failed during evaluation and are left "
                                "out (see the store's cells.error).")
+    if store.readonly:
+        result["notes"].append(f"{path} is read-only: the temperatures are saved in "
+                               "calibration.json only, not in the store.")
     write_result(out_dir, "calibration", result)
     return result
 
@@ -169,7 +144,8 @@ def _calibrate_model(store: ResultsStore, model: str, n_bins: int,
     dataset = _primary_dataset(test)
     clean = [c for c in test if c.stressor == "clean" and c.dataset == dataset]
     fit, fitted_on, keep_idx, notes = _fit_for_model(store, model, val, clean)
-    save_temperature(store, model, fit, fitted_on)
+    if not store.readonly:
+        save_temperature(store, model, fit, fitted_on)
     rep = _ModelReport(model, dataset, fit, fitted_on, notes=notes)
     ignored = [c for c in cells if is_validation(c.dataset) and c.stressor != "clean"]
     if ignored:
@@ -194,17 +170,12 @@ def _calibrate_model(store: ResultsStore, model: str, n_bins: int,
     return rep
 
 
-def is_validation(dataset: str) -> bool:
-    """True for a validation split's store key, e.g. ``cifar10:train-val@5000``."""
-    return dataset.partition(":")[2].split("@")[0].endswith("-val")
-
-
 def _primary_dataset(test: list[Cell]) -> str:
     """The dataset the summary and figures follow: a generated (not official CIFAR-10-C)
     one with a clean cell and the most cells; else simply the one with the most cells."""
     counts = Counter(c.dataset for c in test)
     has_clean = {c.dataset for c in test if c.stressor == "clean"}
-    main = [d for d in counts if d in has_clean and d.partition(":")[0] != OFFICIAL_DATASET]
+    main = [d for d in counts if d in has_clean and not is_official(d)]
     return max(main or counts, key=lambda d: counts[d])
 
 
@@ -268,22 +239,11 @@ def _cell_scores(store, cell: Cell, fit, keep_idx) -> tuple[Scores, Scores | Non
     return raw, ts
 
 
-def family_of(stressor: str) -> str:
-    """Family of a stressor name: clean, noise, blur, weather, digital, sweep, or other
-    (a name the stressor registry does not know)."""
-    if stressor == "clean":
-        return "clean"
-    try:
-        return get_stressor(stressor).family
-    except StressorError:
-        return "other"
-
-
 def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, dangerous_conf) -> dict:
     m = cell_metrics(raw, n_bins, dangerous_conf)
     mt = cell_metrics(ts, n_bins, dangerous_conf) if ts is not None else {}
     row = {"model": model, "dataset": cell.dataset, "stressor": cell.stressor,
-           "family": family_of(cell.stressor), "severity": cell.severity, "seed": cell.seed}
+           "family": stressor_family(cell.stressor), "severity": cell.severity, "seed": cell.seed}
     for k, v in m.items():
         row[k] = v
         if k in SCALED:

@@ -42,7 +42,8 @@ from .._device import resolve_device
 from ._cam_core import (BORDER_BAND, FAILURE_TYPES, METHODS, OVERLAP_THRESHOLD, CamError,
                         border_mask, border_share, categorize_failure, compute_cams,
                         drift_metrics, overlap, superclass_lookup)
-from .registry import STORE_NAME, register_analysis, write_result
+from ..store import RunFolder, stress_like_cell, stressor_family
+from .registry import register_analysis, write_result
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,8 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
     _check_options(method, target, sample)
     from ..evaluate import open_run
     run_dir = Path(run_dir)
-    if not (run_dir / STORE_NAME).exists():
-        raise CamError(f"no results store at {run_dir / STORE_NAME}; run `failmodes evaluate` "
+    if not RunFolder(run_dir).store.exists():
+        raise CamError(f"no results store at {RunFolder(run_dir).store}; run `failmodes evaluate` "
                        "first")
     dev = resolve_device(device)
     with open_run(run_dir) as ctx:
@@ -277,10 +278,9 @@ class DriftResult:
 
     def table(self) -> list[dict]:
         """One row per (stressor, severity) with the sample means of every metric."""
-        from ..stressors import get_stressor
         rows = []
         for (s, v), d in self.cells.items():
-            row = {"stressor": s, "family": get_stressor(s).family, "severity": v,
+            row = {"stressor": s, "family": stressor_family(s), "severity": v,
                    "n": len(self.indices)}
             row.update({k: _nanmean(d[k]) for k in DRIFT_METRICS})
             row["drift"] = 1.0 - row["spearman"]
@@ -448,7 +448,6 @@ def explain_failures(model, dataset, store, cells, *,
     Corrupted images are rebuilt from the data set with the cell's stressor, severity and
     seed at the images' dataset indices: the same pixels the evaluation saw.
     """
-    from ..stressors import get_stressor
     device = next(model.parameters()).device
     classes = list(dataset.classes)
     superclass_of = superclass_of or superclass_lookup("auto", classes)
@@ -459,7 +458,7 @@ def explain_failures(model, dataset, store, cells, *,
     for cell in cells:
         if cell.stressor != "clean" and (stressors is not None and cell.stressor not in stressors):
             continue
-        group = "clean" if cell.stressor == "clean" else get_stressor(cell.stressor).family
+        group = stressor_family(cell.stressor)
         p = store.predictions(cell)
         wrong = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > conf_threshold))
         n_total[group] = n_total.get(group, 0) + int(wrong.size)
@@ -469,8 +468,7 @@ def explain_failures(model, dataset, store, cells, *,
             continue
         idx = torch.as_tensor(p["idx"][keep], dtype=torch.int64)
         x = _images(dataset, torch.tensor([pos[int(i)] for i in idx]), device)
-        if cell.stressor != "clean":
-            x = get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
+        x = stress_like_cell(x, cell, idx)
         pred, true = p["pred"][keep], p["label"][keep]
         cams, lg = compute_cams(model, torch.cat([x, x]), np.concatenate([pred, true]),
                                 method=method, layer=layer, batch_size=batch_size,

@@ -19,46 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluate.store import ResultsStore
+from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role,
+                     parse_dataset_key, stressor_info)
 from ..stressors.registry import CORRUPTION_FAMILIES, CIFAR10C_ORDER, SWEEP_FAMILY
 from ._figures import grid_shape, new_figure, save, slug
-from .registry import STORE_NAME, register_analysis, write_result
+from .registry import register_analysis, write_result
 from .regimes import GRACEFUL_DROP_POINTS, REGIMES, Regime, classify_regime
 
-CLEAN = "clean"
-OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy files
 REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
                  "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange"}
-
-
-def stressor_info(name: str) -> tuple[str, float]:
-    """(family, identity value) of a stressor; ``unknown``/0 for names not in the registry
-    (a store written by another version)."""
-    from ..stressors import StressorError, get_stressor
-    try:
-        s = get_stressor(name)
-    except StressorError:
-        return "unknown", 0.0
-    return s.family, float(s.identity)
-
-
-def dataset_role(dataset: str) -> str:
-    """``official`` (published CIFAR-10-C files), ``val`` (a validation split) or ``main``
-    for a store dataset key such as ``cifar10:test@2000``."""
-    name, _, rest = dataset.partition(":")
-    if name == OFFICIAL_DATASET:
-        return "official"
-    return "val" if rest.split("@")[0].endswith("-val") else "main"
 
 
 def _clean_for(clean: dict, model: str, dataset: str):
     """The clean cell of a curve: its own dataset's; for the official CIFAR-10-C cells, the
     main dataset's with the same ``split@n`` (the same images, uncorrupted)."""
-    if (model, dataset) in clean or dataset_role(dataset) != "official":
+    if (model, dataset) in clean or dataset_role(dataset) != OFFICIAL:
         return clean.get((model, dataset))
-    tail = dataset.partition(":")[2]
-    return next((p for (m, d), p in clean.items() if m == model and dataset_role(d) == "main"
-                 and d.partition(":")[2] == tail), None)
+    images = parse_dataset_key(dataset).images
+    return next((p for (m, d), p in clean.items() if m == model and dataset_role(d) == MAIN
+                 and parse_dataset_key(d).images == images), None)
 
 
 def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
@@ -81,7 +60,8 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
     rows = []
     stressors = sorted({(m, d, s) for (m, d, s, _) in pooled if s != CLEAN}, key=_order_key)
     for m, d, s in stressors:
-        family, identity = stressor_info(s)
+        info = stressor_info(s)
+        family, identity = info.family, info.identity
         pts = {sev: p for (m2, d2, s2, sev), p in pooled.items() if (m2, d2, s2) == (m, d, s)}
         c = _clean_for(clean, m, d)
         if c is not None and identity not in pts:
@@ -114,7 +94,7 @@ def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     was folded (a sweep with values on both sides of its identity); None with fewer than
     3 distinct severities. The regime's axis is the distance from the identity value
     (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
-    family, identity = stressor_info(points[0]["stressor"])
+    identity = stressor_info(points[0]["stressor"]).identity
     sev = np.array([p["severity"] for p in points])
     folded = bool(np.any(sev < identity) and np.any(sev > identity))
     x = np.abs(sev - identity)
@@ -160,7 +140,7 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
             row.update({"regime": d.pop("label"), **{k: d[k] for k in (
                 "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
                 "fitted_drop", "bic_margin", "runner_up", "label_margin", "confidence")}})
-            end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2])[1])
+            end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2]).identity)
                                            for p in pts)))
             row["end_accuracy_fitted"] = end / 100
             c = (n_classes or {}).get(key[0])
@@ -260,7 +240,7 @@ def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, datas
         if regime is not None:
             color = REGIME_COLORS[regime.label]
             if not folded:
-                _, identity = stressor_info(s)
+                identity = stressor_info(s).identity
                 xs = np.linspace(x.min(), x.max(), 100)
                 ax.plot(xs, regime.predict(np.abs(xs - identity)), "-", color=color, lw=2,
                         alpha=0.5)
@@ -310,7 +290,7 @@ def plot_family_drops(fam: list[dict], out_dir: Path) -> dict:
 def curves(run_dir: Path, out_dir: Path) -> dict:
     """Curves, regimes, family drops, damage ranking and the headline of a run's store."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+    with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         rows = curve_points(store)
         n_classes = {m["name"]: len(m["class_names"]) for m in store.models()}
     regimes, fitted = regimes_table(rows, n_classes)
@@ -364,8 +344,8 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
         for (m2, d, st), pts in _group(rows).items():
             if m2 != m or len(pts) < 2:
                 continue
-            clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
-            far = max(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
+            clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))
+            far = max(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))
             if (far["mean_conf"] > clean["mean_conf"]
                     and clean["accuracy"] - far["accuracy"] >= GRACEFUL_DROP_POINTS / 100):
                 rising.append(st)

@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import STORE_NAME, register_analysis, write_result
-
-CLEAN = "clean"
-OFFICIAL_PREFIX = "cifar10c-official:"
-VAL_SPLIT = "train-val"
+from ..store import CLEAN, ResultsStore, RunFolder, is_official, is_validation
+from ..store import stressor_info as _info
+from .registry import register_analysis, write_result
 
 
 # ----------------------------------------------------------------------------- functional core
@@ -47,20 +45,10 @@ def relative_corruption_error(errors, clean_error: float, base_errors,
 
 
 def stressor_info(name: str) -> dict:
-    """Family, kind (clean | corruption | sweep) and benchmark flag, from the registry.
-
-    Names the registry does not know (a store written by another version) fall back to the
-    CIFAR-10-C order: its first 15 are the benchmark corruptions."""
-    from ..stressors.registry import CIFAR10C_ORDER, StressorError, get_stressor
-    if name == CLEAN:
-        return {"family": CLEAN, "kind": CLEAN, "benchmark": False}
-    try:
-        s = get_stressor(name)
-    except StressorError:
-        return {"family": "unknown", "kind": "corruption",
-                "benchmark": name in CIFAR10C_ORDER[:15]}
-    return {"family": s.family, "kind": "corruption" if s.is_corruption else "sweep",
-            "benchmark": bool(s.benchmark)}
+    """Family, kind (clean | corruption | sweep | other) and benchmark flag of a stressor
+    (``failmodes.store.stressor_info``: unknown names are family and kind ``other``)."""
+    info = _info(name)
+    return {"family": info.family, "kind": info.kind, "benchmark": info.benchmark}
 
 
 def _order_key(name: str):
@@ -70,7 +58,7 @@ def _order_key(name: str):
 
 def is_eval_dataset(dataset: str) -> bool:
     """False for the validation split kept for temperature scaling."""
-    return dataset.split(":")[-1].split("@")[0] != VAL_SPLIT
+    return not is_validation(dataset)
 
 
 def cell_table(store) -> list[dict]:
@@ -160,29 +148,19 @@ def _mean(xs) -> float:
 
 def per_class_table(store) -> list[dict]:
     """Accuracy of every class in every done cell (one SQL pass over the predictions)."""
-    q = ("SELECT m.name, c.dataset, c.stressor, c.severity, c.seed, p.label, count(*), "
-         "avg(p.pred = p.label) FROM cells c JOIN models m ON m.id = c.model_id "
-         "JOIN predictions p ON p.cell_id = c.id WHERE c.status = 'done' "
-         "GROUP BY c.id, p.label ORDER BY m.id, c.dataset, c.stressor, c.severity, p.label")
-    names = {m["name"]: m["class_names"] for m in store.models()}
-    out = []
-    for model, dataset, stressor, sev, seed, label, n, acc in store.db.execute(q):
-        cls = names[model][label] if label < len(names[model]) else str(label)
-        out.append({"model": model, "dataset": dataset, "stressor": stressor,
-                    "severity": float(sev), "seed": seed, "class": cls, "n": n,
-                    "accuracy": float(acc)})
-    return out
+    return store.per_class_accuracy()
 
 
 def official_comparison(cells: list[dict]) -> list[dict]:
-    """On-the-fly vs official CIFAR-10-C accuracy for every (model, corruption, severity)
-    present in both (the on-the-fly dataset with the most cells of that model)."""
-    off = [r for r in cells if r["dataset"].startswith(OFFICIAL_PREFIX)]
+    """On-the-fly vs official (released CIFAR-10-C, ImageNet-C, ...) accuracy for every
+    (model, corruption, severity) present in both (the on-the-fly dataset with the most
+    cells of that model)."""
+    off = [r for r in cells if is_official(r["dataset"])]
     if not off:
         return []
     counts = defaultdict(int)
     for r in cells:
-        if not r["dataset"].startswith(OFFICIAL_PREFIX):
+        if not is_official(r["dataset"]):
             counts[(r["model"], r["dataset"])] += 1
     fly = {}
     for r in cells:
@@ -197,30 +175,20 @@ def official_comparison(cells: list[dict]) -> list[dict]:
         if f is None:
             continue
         rows.append({"model": r["model"], "corruption": r["stressor"], "severity": r["severity"],
-                     "dataset": f["dataset"], "accuracy_on_the_fly": f["accuracy"],
+                     "dataset": f["dataset"], "official": r["dataset"],
+                     "accuracy_on_the_fly": f["accuracy"],
                      "accuracy_official": r["accuracy"],
                      "difference": f["accuracy"] - r["accuracy"], "n_on_the_fly": f["n"],
                      "n_official": r["n"]})
     return rows
 
 
-def corruption_table(store, dataset: str | None = None, model: str | None = None) -> list[dict]:
-    """Per model and corruption (clean first): mean accuracy over severities, for the CLI.
-
-    Rows: {"model", "dataset", "stressor", "family", "severities", "accuracy"}."""
-    rows = [r for r in cell_table(store) if is_eval_dataset(r["dataset"])
-            and (dataset is None or r["dataset"] == dataset) and (model is None or r["model"] == model)]
-    groups = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["dataset"], r["stressor"])].append(r)
-    order = {m["name"]: i for i, m in enumerate(store.models())}
-    out = []
-    for (m, d, s), rs in sorted(groups.items(), key=lambda kv: (
-            order.get(kv[0][0], 0), kv[0][1], kv[0][2] != CLEAN, stressor_info(kv[0][2])["kind"],
-            _order_key(kv[0][2]))):
-        out.append({"model": m, "dataset": d, "stressor": s, "family": rs[0]["family"],
-                    "severities": len(rs), "accuracy": float(np.mean([r["accuracy"] for r in rs]))})
-    return out
+def official_title(dataset: str) -> str:
+    """``CIFAR-10-C``, ``ImageNet-C``, ... for an official cell's dataset key."""
+    from ..data import CORRUPTED_TITLES
+    from ..store import OFFICIAL_SUFFIX, parse_dataset_key
+    kind = parse_dataset_key(dataset).name.removesuffix(OFFICIAL_SUFFIX)
+    return CORRUPTED_TITLES.get(kind, kind)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -290,17 +258,16 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, figures: bool = Tr
     metrics_corruptions.csv, metrics_families.csv, metrics_models.csv,
     metrics_per_class.csv (+ metrics_official.csv) and one heatmap per model.
     Options meant for other analyses are ignored."""
-    from ..evaluate.store import ResultsStore
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+    with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         t = compute_metrics(store, baseline)
     for name in ("cells", "corruptions", "families", "models", "per_class", "official"):
         _write_csv(out_dir / f"metrics_{name}.csv", t[name])
     figs = []
     if figures:
         for m in t["models"]:
-            if m["dataset"].startswith(OFFICIAL_PREFIX):
+            if is_official(m["dataset"]):
                 continue
             p = heatmap(t["cells"], m["model"], m["dataset"],
                         out_dir / "figures" / f"metrics_heatmap_{_safe(m['model'])}_"
@@ -312,8 +279,8 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, figures: bool = Tr
     summary = {"baseline": t["baseline"]}
     notes = []
     for m in t["models"]:
-        tag = m["model"] if not m["dataset"].startswith(OFFICIAL_PREFIX) else \
-            f"{m['model']} (official CIFAR-10-C)"
+        tag = m["model"] if not is_official(m["dataset"]) else \
+            f"{m['model']} (official {official_title(m['dataset'])})"
         summary[f"{tag}: clean accuracy"] = m["clean_accuracy"]
         summary[f"{tag}: mCA"] = m["mca"]
         summary[f"{tag}: mCE"] = m["mce"]
@@ -321,14 +288,15 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, figures: bool = Tr
     worst = {}
     for r in t["corruptions"]:
         if r["model"] not in worst or r["accuracy"] < worst[r["model"]]["accuracy"]:
-            if not r["dataset"].startswith(OFFICIAL_PREFIX):
+            if not is_official(r["dataset"]):
                 worst[r["model"]] = r
     for m, r in worst.items():
         notes.append(f"{m}: hardest corruption is {r['corruption']} "
                      f"({r['accuracy'] * 100:.1f}% mean accuracy over {r['severities']} severities)")
     if t["official"]:
         d = np.array([r["difference"] for r in t["official"]])
-        notes.append(f"on-the-fly vs official CIFAR-10-C: mean accuracy difference "
+        notes.append(f"on-the-fly vs official {official_title(t['official'][0]['official'])}: "
+                     "mean accuracy difference "
                      f"{d.mean() * 100:+.2f} points, largest |{np.abs(d).max() * 100:.2f}| "
                      f"over {len(d)} cells")
     tables = {k: t[k] for k in ("models", "corruptions", "families", "cells", "official")}

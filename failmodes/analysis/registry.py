@@ -2,7 +2,7 @@
 report read, in report order.
 
 An analysis is ``fn(run_dir: Path, out_dir: Path, **options) -> dict``. It reads the run's
-store (``run_dir / STORE_NAME``) and whatever else the run folder holds, writes
+store (``failmodes.store.RunFolder(run_dir).store``) and whatever else the run folder holds, writes
 ``out_dir / f"{name}.json"`` (the returned dict) and its figures under
 ``out_dir / "figures"``, and returns a dict with at least:
 
@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Callable
 
 from .._atomic import write_text_atomic
-
-STORE_NAME = "results.sqlite"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ severities so that the interval counts images, not image × severity pairs.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
-from ._collect import stressor_family
+from ..store import paired_sums, stressor_family
 
 # Two-sided 95 % normal quantile: the intervals are normal approximations on ≥ 100 images.
 Z95 = 1.959964
@@ -74,36 +73,6 @@ def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
     return out
 
 
-def _paired_sql(level: str) -> str:
-    # d = correct_b − correct_a per image and cell; `level` groups it per cell or per
-    # corruption (image-clustered: d averaged over an image's severities first).
-    d = "((pb.pred = pb.label) - (pa.pred = pa.label))"
-    join = """
-        FROM a.cells ca JOIN a.models ma ON ma.id = ca.model_id
-        JOIN b.cells cb ON cb.dataset = ca.dataset AND cb.stressor = ca.stressor
-             AND cb.severity = ca.severity AND cb.seed = ca.seed
-        JOIN b.models mb ON mb.id = cb.model_id
-        JOIN a.predictions pa ON pa.cell_id = ca.id
-        JOIN b.predictions pb ON pb.cell_id = cb.id AND pb.idx = pa.idx
-        WHERE ma.name = ? AND mb.name = ? AND ca.status = 'done' AND cb.status = 'done'
-              AND (? IS NULL OR ca.dataset = ?)"""
-    if level == "cell":
-        return (f"SELECT ca.stressor, ca.severity, count(*), sum({d}), sum({d} * {d}) {join} "
-                "GROUP BY ca.stressor, ca.severity")
-    return (f"SELECT stressor, count(*), sum(di), sum(di * di) FROM ("
-            f"SELECT ca.stressor AS stressor, avg({d}) AS di {join} AND ca.severity > 0 "
-            "GROUP BY ca.stressor, pa.idx) GROUP BY stressor")
-
-
-def _attach(store_a: Path, store_b: Path) -> sqlite3.Connection:
-    con = sqlite3.connect("file::memory:", uri=True)
-    for alias, p in (("a", store_a), ("b", store_b)):
-        if not Path(p).exists():
-            raise FileNotFoundError(f"no results store at {p}")
-        con.execute(f"ATTACH DATABASE ? AS {alias}", (f"file:{Path(p).resolve()}?mode=ro",))
-    return con
-
-
 def _interval(n: int, s: float, ss: float) -> tuple[float, float]:
     mean = s / n
     var = max(ss / n - mean * mean, 0.0) * n / max(n - 1, 1)
@@ -119,12 +88,7 @@ def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
     present in both stores count (of ``dataset`` only, when given); clean and sweep cells
     are left out.
     """
-    con = _attach(Path(store_a), Path(store_b))
-    try:
-        rows = con.execute(_paired_sql("stressor"),
-                           (model_a, model_b, dataset, dataset)).fetchall()
-    finally:
-        con.close()
+    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="stressor")
     out = []
     for stressor, n, s, ss in rows:
         fam = stressor_family(stressor)
@@ -139,11 +103,7 @@ def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
 def cell_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
                 model_b: str, dataset: str | None = None) -> list[dict]:
     """Per shared cell (stressor, severity, clean included): B − A accuracy in points, ci95."""
-    con = _attach(Path(store_a), Path(store_b))
-    try:
-        rows = con.execute(_paired_sql("cell"), (model_a, model_b, dataset, dataset)).fetchall()
-    finally:
-        con.close()
+    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="cell")
     out = []
     for stressor, sev, n, s, ss in rows:
         mean, half = _interval(n, s, ss)

@@ -15,13 +15,15 @@ import jinja2
 
 from .._atomic import write_text_atomic
 from . import figures as F
-from ._collect import RunData, collect_run, read_json, stressor_family
+from ..store import FIGURES_DIR as FIG_DIR
+from ..store import HISTORY_NAME, REPORT_NAME, RunFolder, stressor_family
+from ..store import TABLES_DIR as TABLE_DIR
+from ._collect import RunData, collect_run, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
+from .explorer import content_security_policy
+from .page import page_extras
 
-REPORT_NAME = "report.html"
-FIG_DIR = "figures"
-TABLE_DIR = "tables"
 
 # What each section shows and how to read it: one paragraph above its content.
 INTROS = {
@@ -302,7 +304,7 @@ def _training_section(run: RunData) -> Section:
     steps = run.state.get("steps", {})
     histories, rows = {}, []
     for m in run.model_names:
-        hist = read_json(run.run_dir / "models" / m / "history.json")
+        hist = read_json(RunFolder(run.run_dir).models / m / HISTORY_NAME)
         st = steps.get(f"train:{m}", {})
         if isinstance(hist, list) and hist:
             histories[m] = hist
@@ -338,7 +340,7 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
                      "model to the study, or use `failmodes compare RUN_A RUN_B`.")
         return s, []
     others = [m for m in names if m != base]
-    store = run.run_dir / "results.sqlite"
+    store = RunFolder(run.run_dir).store
     rows = comparison_table(store, run.acc, base, others, run.dataset)
     deltas = {m: corruption_deltas(store, base, store, m, run.dataset) for m in others}
     colors = F.model_colors(names)
@@ -488,7 +490,10 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     summary, sections, comp_rows = build_sections(run)
     export_tables(run, comp_rows)
     cfg = (run.resolved or {}).get("config") or {}
+    first, explorer, scripts = page_extras(run)
     html = _env().get_template("report.html.j2").render(
+        first=first, explorer=explorer, explorer_js=scripts[0] if scripts else None,
+        csp=content_security_policy(scripts),
         title=run.title, description=cfg.get("description", ""), run_dir=str(run_dir),
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, sections=sections, models=run.model_names, baseline=run.baseline,

@@ -94,6 +94,11 @@ class StudyConfig:
     threads: int | None = None
     batch_size: int = 256
     out: str | None = None
+    # A released corrupted set evaluated beside the on-the-fly cells (imagenetc:PATH, ...),
+    # the finish of on-the-fly cells (none | jpeg85) and a folder resize (see EvalConfig).
+    official: str | None = None
+    finish: str = "none"
+    image_size: int | None = None
     description: str = ""
 
     @property
@@ -131,7 +136,8 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         cfg = override(cfg, **overrides)
     except ConfigError as e:
         raise StudyError(str(e)) from None
-    cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data))
+    cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data),
+                              official=absolute_data_spec(cfg.official) if cfg.official else None)
     if not _NAME_RE.match(cfg.name):
         raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+'")
     if not cfg.models:

@@ -30,12 +30,10 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
-from ..report._collect import ANALYSIS_DIR
+from ..store import (FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore,
+                     RunFolder)
 from .config import ProbeSpec, StudyConfig, StudyError
 
-STATE_NAME = "study_state.json"
-RESOLVED_NAME = "study.resolved.json"
-FINAL_CHECKPOINT = "model.pt"  # what failmodes.train writes once every epoch is done
 
 
 @dataclass
@@ -52,7 +50,7 @@ class _State:
     """``study_state.json``: the commands that built the run and every step's outcome."""
 
     def __init__(self, out: Path):
-        self.path = out / STATE_NAME
+        self.path = RunFolder(out).state
         try:
             self.data = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
@@ -134,7 +132,7 @@ def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
     state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
-    save_resolved(cfg, out / RESOLVED_NAME, versions=study_versions())
+    save_resolved(cfg, RunFolder(out).resolved, versions=study_versions())
     checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models}
     failures = evaluate_all(cfg, checkpoints, out, state, command)
     failures += run_analyses(cfg, out, state)
@@ -151,7 +149,7 @@ def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
 def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     """The checkpoint of one model: given, already trained, or trained now (resuming a
     killed run from its last epoch)."""
-    model_dir = out / "models" / spec.name
+    model_dir = RunFolder(out).models / spec.name
     key = f"train:{spec.name}"
     if spec.checkpoint is not None:
         ckpt = Path(spec.checkpoint).expanduser().resolve()
@@ -166,11 +164,11 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
                   epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
                   lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                  device=cfg.device)
+                  device=cfg.device, image_size=cfg.image_size)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
-        saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
-                 if (model_dir / "config.json").is_file() else {})
+        saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
+                 if (model_dir / TRAIN_CONFIG_NAME).is_file() else {})
         now = to_dict(tc)
         diff = [k for k in now if k not in RUNTIME_FIELDS and k in saved and saved[k] != now[k]]
         if diff:
@@ -197,7 +195,7 @@ def _copy_history(ckpt: Path, model_dir: Path) -> None:
     _, payload = load_checkpoint(ckpt)
     if payload.get("history"):
         model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "history.json").write_text(json.dumps(payload["history"], indent=1))
+        (model_dir / HISTORY_NAME).write_text(json.dumps(payload["history"], indent=1))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -216,7 +214,8 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
                       split=cfg.split, subset=cfg.subset, stressors=names,
                       severities=[float(s) for s in cfg.severities], sweeps=sweeps,
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
-                      include_val=True, val_subset=cfg.val_subset, out=str(out))
+                      include_val=True, val_subset=cfg.val_subset, official=cfg.official,
+                      finish=cfg.finish, image_size=cfg.image_size, out=str(out))
 
 
 def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, state: _State,
@@ -239,13 +238,10 @@ def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, stat
 # ----------------------------------------------------------------------------- analyses
 def _fingerprint(out: Path, extra) -> str:
     """Changes whenever a cell is added or replaced, or the step's options change."""
-    from ..analysis.registry import STORE_NAME
-    from ..evaluate.store import ResultsStore
-    with ResultsStore(out / STORE_NAME, readonly=True) as st:
-        cells = st.db.execute("SELECT count(*), max(id), max(finished) FROM cells").fetchone()
-        models = st.db.execute("SELECT group_concat(name || weights_hash) FROM models").fetchone()
+    with ResultsStore(RunFolder(out).store, readonly=True) as st:
+        stored = st.fingerprint()
     from .. import __version__
-    blob = json.dumps([cells, models, extra, __version__], sort_keys=True, default=str)
+    blob = json.dumps([*stored, extra, __version__], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -273,12 +269,12 @@ def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
         fp = _fingerprint(out, opts)
         prev = state.step(key)
         if prev.get("status") == "ok" and prev.get("fingerprint") == fp \
-                and (out / ANALYSIS_DIR / f"{name}.json").is_file():
+                and (RunFolder(out).analysis / f"{name}.json").is_file():
             continue
         _say(cfg, f"analysis {name}")
         t, c = time.perf_counter(), time.process_time()
         try:
-            a.fn(out, out / ANALYSIS_DIR, **opts)
+            a.fn(out, RunFolder(out).analysis, **opts)
         except Exception as e:  # recorded, shown in the report and returned: never hidden
             msg = f"{type(e).__name__}: {e}"
             state.set(key, status="failed", error=msg + "\n" + _tail(), fingerprint=fp,
@@ -326,7 +322,7 @@ def run_probes(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
         if prev.get("status") == "ok" and prev.get("spec") == spec \
                 and (out / prev.get("json", "")).is_file():
             continue
-        pdir = out / "probes" / key.split(":", 1)[1]
+        pdir = RunFolder(out).probes / key.split(":", 1)[1]
         _say(cfg, f"probe {p.model} on {p.image} under {p.stressor}")
         t, c = time.perf_counter(), time.process_time()
         try:

@@ -1,0 +1,121 @@
+"""The inputs of an evaluation: its data sets (subset applied, dataset keys) and models.
+
+>>> ds, key = load_eval_dataset(EvalConfig(models=["small_cnn"], subset=500))
+>>> key
+'synthetic:test@500'
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import DataError, Dataset, load_corrupted, load_dataset, parse_spec
+from ..data.folders import image_files
+from ..models import Classifier, ModelError, create_model, load_checkpoint
+from ..store import FINISH_SEP, VAL_SPLIT, dataset_key, official_name
+from .config import EvalConfig, EvalError, _is_checkpoint
+
+# Subsets are drawn with this fixed seed, not ``EvalConfig.seed``: runs with different
+# stressor seeds then stay paired on the very same images.
+SUBSET_SEED = 42
+
+
+def load_eval_dataset(config: EvalConfig, split: str | None = None) -> tuple[Dataset, str]:
+    """The evaluated data (subset applied, original indices kept) and its store key.
+
+    ``split=None`` is the config's split; ``"train-val"`` the validation part capped at
+    ``config.val_subset``."""
+    split = split or config.split
+    n_max = config.val_subset if split == VAL_SPLIT and split != config.split else config.subset
+    try:
+        full = _load_full(config.data, split, config.image_size)
+        ds = full.subset(n_max, seed=SUBSET_SEED)
+    except DataError as e:
+        raise EvalError(str(e)) from None
+    name = full.name if config.finish == "none" else f"{full.name}{FINISH_SEP}{config.finish}"
+    return dataclasses.replace(ds), dataset_key(name, split, len(ds), len(full))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_full(spec: str, split: str, image_size: int | None) -> Dataset:
+    # Kept in memory: the grid, open_run and every analysis ask for the same data set, and
+    # the synthetic set is regenerated (~1 s per 2000 images) on each load.
+    return load_dataset(spec, split, image_size=image_size)
+
+
+def official_dataset(config: EvalConfig, corruption: str, severity: float, classes: list[str]):
+    """One cell's images of the released corrupted set ``config.official`` and its key."""
+    kind = parse_spec(config.official)[0]
+    try:
+        full = load_corrupted(config.official, corruption, int(severity),
+                              image_size=config.image_size)
+        ds = full.subset(config.subset, seed=SUBSET_SEED)
+    except DataError as e:
+        raise EvalError(str(e)) from None
+    if ds.classes != classes:
+        raise EvalError(f"{config.official}: its classes ({', '.join(ds.classes[:3])}, ...) "
+                        f"differ from {config.data}'s ({', '.join(classes[:3])}, ...)")
+    return ds, dataset_key(official_name(kind), config.split, len(ds), len(full))
+
+
+def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
+                device: torch.device | str = "cpu") -> tuple[Classifier, dict]:
+    """Build one model from a spec (checkpoint path, registry name or ``{"arch": ...}``),
+    in eval mode on ``device``; returns (model, meta). Registry models are initialised
+    under ``seed`` so the same spec always gives the same weights."""
+    if isinstance(spec, str) and _is_checkpoint(spec):
+        try:
+            model, _ = load_checkpoint(spec)
+        except ModelError as e:
+            raise EvalError(str(e)) from None
+        meta = {"source": "checkpoint", "checkpoint": spec, "arch_kwargs": model.arch_kwargs}
+    else:
+        arch, kwargs = (spec, {}) if isinstance(spec, str) else (
+            spec["arch"], {k: v for k, v in spec.items() if k != "arch"})
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = create_model(arch, class_names=class_names, **kwargs)
+        except ModelError as e:
+            raise EvalError(str(e)) from None
+        meta = {"source": "registry", "arch_kwargs": model.arch_kwargs, "init_seed": seed}
+    return model.to(device).eval(), meta
+
+
+def check_classes(name: str, model: Classifier, ds: Dataset, data: str) -> None:
+    if model.num_classes != len(ds.classes):
+        raise EvalError(f"model {name!r} has {model.num_classes} classes but {data} has "
+                        f"{len(ds.classes)} ({', '.join(ds.classes[:5])}, ...); evaluate it on "
+                        "the data it was trained for")
+    generic = all(c == f"class_{i}" for i, c in enumerate(model.class_names))
+    if not generic and model.class_names != list(ds.classes):
+        raise EvalError(f"model {name!r} classes {model.class_names} do not match {data} "
+                        f"classes {list(ds.classes)} (same order needed)")
+
+
+def official_key(c: EvalConfig) -> tuple[str, int]:
+    """The official cells' dataset key and images per cell; checks that the released set
+    holds every requested corruption at severities 1..5 before any work."""
+    kind, arg = parse_spec(c.official)
+    root = Path(arg)
+    if kind in ("cifar10c", "cifar100c"):
+        if not (root / "labels.npy").is_file():
+            raise EvalError(f"{root}/labels.npy not found; --official {kind}:PATH takes the "
+                            "published folder (<corruption>.npy + labels.npy)")
+        missing = [n for n in c.stressors if not (root / f"{n}.npy").is_file()]
+        n_full = len(np.load(root / "labels.npy", mmap_mode="r")) // 5
+    else:
+        sevs = sorted({int(s) for s in c.severities if s in (1, 2, 3, 4, 5)}) or [1]
+        missing = [n for n in c.stressors if not all((root / n / str(s)).is_dir() for s in sevs)]
+        first = next((root / n / str(sevs[0]) for n in c.stressors if n not in missing), None)
+        n_full = sum(len(image_files(d)) for d in first.iterdir() if d.is_dir()) if first else 0
+    if missing:
+        what = ".npy" if kind in ("cifar10c", "cifar100c") else "/<severity>/ folders"
+        raise EvalError(f"{root} has no {missing[0]}{what} ({len(missing)} of the requested "
+                        "corruptions missing); limit --stressors to the corruptions it holds")
+    n_used = min(c.subset, n_full) if c.subset else n_full
+    return dataset_key(official_name(kind), c.split, n_used, n_full), n_used
