@@ -141,7 +141,7 @@ def test_thumbnail_budget_and_rebuilt_images(run):
     k = data.payload["thumbs"]["k"]
     assert 8 <= k < N and any(f"first {k} of the {N}" in n for n in data.notes)
     assert sum(len(s) for s in data.sprites.values()) < 2 * 60_000
-    # The clean sprite holds the dataset's own pixels (JPEG-close) at the documented place.
+    # The clean sprite holds the dataset's own pixels (WebP-close) at the documented place.
     from failmodes.data import load_dataset
     cfg = json.loads((run / "eval_config.json").read_text())["config"]
     ds = load_dataset(cfg["data"], split="test")
@@ -152,7 +152,9 @@ def test_thumbnail_budget_and_rebuilt_images(run):
     p = 5
     tile = sheet[(p // cols) * 32:(p // cols + 1) * 32, (p % cols) * 32:(p % cols + 1) * 32]
     err = [np.abs(tile - ds.images[q].numpy()).mean() for q in range(N)]
-    assert err[p] < 4 and err[p] < min(e for q, e in enumerate(err) if q != p) / 3
+    # Lossy WebP (4:2:0 chroma) is off by a few levels on these saturated blocks; any
+    # other image is far further away.
+    assert err[p] < 12 and err[p] < min(e for q, e in enumerate(err) if q != p) / 3
 
 
 def test_script_json_cannot_close_its_block():
