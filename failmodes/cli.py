@@ -160,8 +160,26 @@ def train(
 # ----------------------------------------------------------------------------- evaluate
 @app.command()
 def evaluate(
-    model: list[str] = typer.Option(..., "--model", help="checkpoint path or registry name; "
-                                    "repeat for several models"),
+    model: list[str] = typer.Option(..., "--model", help="ARCH (registry name, tv:NAME, "
+                                    "timm:NAME, package.module:callable, file.py:callable) or a "
+                                    "model file (checkpoint, .pt2, TorchScript, .onnx); repeat "
+                                    "for several models"),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", help="state dict of each "
+                                                "--model ARCH, in order (.pt/.pth/.bin, "
+                                                ".safetensors)"),
+    arch_arg: Optional[list[str]] = typer.Option(None, "--arch-arg", help="KEY=VALUE for the "
+                                                 "architecture, e.g. depth=2; repeatable"),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes",
+                                              help="outputs of the head (default: from weights)"),
+    classes: Optional[str] = typer.Option(None, "--classes", help="class names in output "
+                                          "order: FILE (one per line) or a,b,c"),
+    mean: Optional[str] = typer.Option(None, "--mean", help="R,G,B, imagenet or cifar10 "
+                                       "(default: timm/torchvision meta, else by input size)"),
+    std: Optional[str] = typer.Option(None, "--std", help="R,G,B, imagenet or cifar10"),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="resize each batch "
+                                             "to N×N before the network"),
+    cam_layer: Optional[str] = typer.Option(None, "--cam-layer", help="Grad-CAM module, e.g. "
+                                            "layer4.1 (default: found automatically)"),
     name: Optional[list[str]] = typer.Option(None, "--name", help="store name of each --model, "
                                              "in order (default: checkpoint stem)"),
     data: str = typer.Option(..., "--data", help=DATA_HELP),
@@ -197,8 +215,16 @@ def evaluate(
 
     if name and len(name) != len(model):
         fail(f"--name given {len(name)} times for {len(model)} --model; give one per model")
+    if weights and len(weights) != len(model):
+        fail(f"--weights given {len(weights)} times for {len(model)} --model; give one per "
+             "--model ARCH (or evaluate model files in a separate call)")
+    from .models import spec_from_options
+    specs = [spec_from_options(m, weights[i] if weights else None, arch_args=arch_arg or (),
+                               num_classes=num_classes, classes=classes, mean=mean, std=std,
+                               input_size=input_size, cam_layer=cam_layer)
+             for i, m in enumerate(model)]
     names = stressors.split(",") if stressors else None
-    cfg = EvalConfig(models=dict(zip(name, model)) if name else list(model), data=data,
+    cfg = EvalConfig(models=dict(zip(name, specs)) if name else specs, data=data,
                      split=split, subset=subset,
                      suite=suite or (None if names or sweep else "cifar10-c"),
                      stressors=[n.strip() for n in names if n.strip()] if names else None,
@@ -355,8 +381,9 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
                                    "(gradient-free, one forward pass per channel: slow)"),
         sample: int = typer.Option(200, help="fixed images for attention drift (same for "
                                    "every model)"),
-        layer: Optional[str] = typer.Option(None, help="module to hook, e.g. layer4.1 "
-                                            "(default: the model's last conv block)"),
+        layer: Optional[str] = typer.Option(None, "--layer", "--cam-layer",
+                                            help="module to hook, e.g. layer4.1 (default: "
+                                            "the model's own, found automatically)"),
         stressors: Optional[str] = typer.Option(None, help="comma-separated stressors "
                                                 "(default: every corruption in the store)"),
         target: str = typer.Option("clean", help="drift CAM target: clean (the clean-"

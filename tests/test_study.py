@@ -60,7 +60,7 @@ def test_wrong_type_names_the_key(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"models": []}, "models is empty"),
     ({"models": [{"name": "a"}, {"name": "a"}]}, "used twice"),
-    ({"models": [{"name": "a", "recipe": None}]}, "needs a recipe to train or a checkpoint"),
+    ({"models": [{"name": "a", "recipe": None}]}, "needs a recipe to train, a checkpoint or weights"),
     ({"models": [{"name": "a b"}]}, "must be letters"),
     ({"baseline": "zzz"}, "baseline 'zzz' is not one of the models"),
     ({"severities": [6]}, "severities must lie in"),

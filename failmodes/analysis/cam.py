@@ -121,7 +121,13 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                          "overlap_threshold": OVERLAP_THRESHOLD,
                          "drift": "1 - Spearman correlation with the clean CAM"}}
     for name in names:
-        _model_section(result, store, name, load_model(name), dataset, out_dir,
+        model = load_model(name)
+        why = getattr(model, "cam_unavailable", None)  # ONNX, TorchScript: models/exported.py
+        if why:
+            result["notes"].append(f"{name}: no Grad-CAM: {why}.")
+            result["models"][name] = {"cam_unavailable": why}
+            continue
+        _model_section(result, store, name, model, dataset, out_dir,
                        stressors=stressors, sample=sample, seed=seed, method=method,
                        layer=layer, target=target, failures_per_cell=failures_per_cell,
                        conf_threshold=conf_threshold, superclass_of=superclass_of,

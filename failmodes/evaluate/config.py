@@ -18,6 +18,7 @@ from .._device import resolve_device
 from ..config import ConfigError, from_dict
 from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
 from ..errors import FailmodesError
+from ..models import absolute_model_spec
 from ..stressors import StressorError, get_stressor
 from ..stressors import suite as stressor_suite
 from ..stressors.finish import check_finish
@@ -165,17 +166,19 @@ def _name_models(models) -> dict[str, Any]:
     for name, spec in out.items():
         if spec == IN_MEMORY:
             continue
-        if isinstance(spec, str):
-            out[name] = _absolute_model_spec(spec)
-        elif not (isinstance(spec, Mapping) and isinstance(spec.get("arch"), str)):
-            raise EvalError(f"model {name!r}: spec must be a checkpoint path, a registry name "
-                            f"or {{'arch': NAME, ...}}, got {spec!r}")
+        if not (isinstance(spec, str) or isinstance(spec, Mapping) and (
+                isinstance(spec.get("arch"), str) or isinstance(spec.get("weights"), str))):
+            raise EvalError(f"model {name!r}: spec must be a model file, a registry name "
+                            f"or {{'arch': NAME, 'weights': FILE, ...}}, got {spec!r}")
+        out[name] = absolute_model_spec(spec)
     return out
 
 
 def _default_name(spec) -> str:
     if isinstance(spec, Mapping):
-        return str(spec.get("arch", "model"))
+        if not isinstance(spec.get("weights"), str):
+            return str(spec.get("arch", "model"))
+        spec = spec["weights"]
     p = Path(str(spec))
     if _is_checkpoint(str(spec)):
         # runs/r18/best.pt -> r18: a generic file stem says less than its folder.
@@ -193,10 +196,6 @@ def parse_spec_kind(spec: str) -> str:
 
 def _is_checkpoint(spec: str) -> bool:
     return spec.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(spec)
-
-
-def _absolute_model_spec(spec: str) -> str:
-    return str(Path(spec).expanduser().resolve()) if _is_checkpoint(spec) else spec
 
 
 def _stressor(name: str):

@@ -15,9 +15,9 @@ import torch
 
 from ..data import DataError, Dataset, load_corrupted, load_dataset, parse_spec
 from ..data.folders import image_files
-from ..models import Classifier, ModelError, create_model, load_checkpoint
+from ..models import Classifier, ModelError, load_model
 from ..store import FINISH_SEP, VAL_SPLIT, dataset_key, official_name
-from .config import EvalConfig, EvalError, _is_checkpoint
+from .config import EvalConfig, EvalError
 
 # Subsets are drawn with this fixed seed, not ``EvalConfig.seed``: runs with different
 # stressor seeds then stay paired on the very same images.
@@ -63,26 +63,21 @@ def official_dataset(config: EvalConfig, corruption: str, severity: float, class
 
 
 def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
-                device: torch.device | str = "cpu") -> tuple[Classifier, dict]:
-    """Build one model from a spec (checkpoint path, registry name or ``{"arch": ...}``),
-    in eval mode on ``device``; returns (model, meta). Registry models are initialised
-    under ``seed`` so the same spec always gives the same weights."""
-    if isinstance(spec, str) and _is_checkpoint(spec):
-        try:
-            model, _ = load_checkpoint(spec)
-        except ModelError as e:
-            raise EvalError(str(e)) from None
-        meta = {"source": "checkpoint", "checkpoint": spec, "arch_kwargs": model.arch_kwargs}
-    else:
-        arch, kwargs = (spec, {}) if isinstance(spec, str) else (
-            spec["arch"], {k: v for k, v in spec.items() if k != "arch"})
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = create_model(arch, class_names=class_names, **kwargs)
-        except ModelError as e:
-            raise EvalError(str(e)) from None
-        meta = {"source": "registry", "arch_kwargs": model.arch_kwargs, "init_seed": seed}
+                device: torch.device | str = "cpu",
+                data_size: int | None = None) -> tuple[Classifier, dict]:
+    """Build one model from a spec (a model file, a registry name or ``{"arch": ...,
+    "weights": ...}``: see ``failmodes.models.load_model``), in eval mode on ``device``;
+    returns (model, meta). Weights no file provides are initialised under ``seed``, so the
+    same spec always gives the same weights."""
+    try:
+        model = load_model(spec, data_classes=class_names, data_size=data_size, seed=seed)
+    except ModelError as e:
+        raise EvalError(str(e)) from None
+    meta = {"source": "checkpoint" if model.source.get("format") == "failmodes checkpoint"
+            else "model", "arch_kwargs": model.arch_kwargs, "init_seed": seed,
+            "spec": model.source.get("spec", spec), "provenance": model.source}
+    if meta["source"] == "checkpoint":
+        meta["checkpoint"] = spec
     return model.to(device).eval(), meta
 
 

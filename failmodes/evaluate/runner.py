@@ -27,6 +27,7 @@ from .._device import resolve_device
 from ..config import from_dict, save_resolved, to_dict
 from ..data import Dataset
 from ..models import Classifier, library_versions, weights_hash
+from ..models.wrapper import remember
 from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResultsStore, RunFolder
 from ._compute import CleanCache, check_attackable, compute_group
 from ._dist import Dist
@@ -69,14 +70,18 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
             if not prebuilt or name not in prebuilt:
                 raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
                                 "pass it again with run_evaluation(..., models={name: model})")
-            model, meta, spec_s = prebuilt[name], {"source": "in-memory"}, IN_MEMORY
+            model, spec_s = prebuilt[name], IN_MEMORY
+            meta = {"source": "in-memory", "provenance": getattr(model, "source", {})}
         else:
-            model, meta = build_model(spec, main.classes, seed=c.seed, device=device)
-            spec_s = spec if isinstance(spec, str) else spec["arch"]
+            model, meta = build_model(spec, main.classes, seed=c.seed, device=device,
+                                      data_size=main.image_size[0])
+            spec_s = spec if isinstance(spec, str) else model.arch
         check_classes(name, model, main, c.data)
         models[name] = model
         records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": weights_hash(model),
                          "class_names": list(model.class_names), "meta": meta}
+        if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
+            remember(records[name]["weights_hash"], model)
     if _has_attacks(c):
         for name, model in models.items():
             check_attackable(name, model, int(main.images.shape[1]), device)

@@ -449,6 +449,8 @@ def _appendix(run: RunData) -> Section:
              for k, v in run.state.get("steps", {}).items()]
     if steps:
         s.tables.append(table("Study steps (latest invocation that ran each)", steps))
+    if run.models:
+        s.tables.append(table("Models: where each came from", _provenance_rows(run.models)))
     if run.store_runs:
         s.tables.append(table("Evaluation runs recorded in the store",
                               [{"id": r["id"], "started": r["started"], "command": r["command"]}
@@ -456,6 +458,26 @@ def _appendix(run: RunData) -> Section:
     if run.failed_cells:
         s.tables.append(table("Cells that failed to evaluate", run.failed_cells))
     return s
+
+
+def _provenance_rows(models: list[dict]) -> list[dict]:
+    # meta["provenance"]: what failmodes.models recorded when it built the model.
+    rows = []
+    for m in models:
+        p = (m.get("meta") or {}).get("provenance") or {}
+        classes = p.get("classes") or m.get("class_names") or []
+        rows.append({
+            "model": m["name"], "arch": p.get("arch") or m.get("arch"),
+            "weights": p.get("weights") or p.get("format") or m.get("spec"),
+            "file SHA-256": (p.get("weights_sha256") or "")[:16] or "—",
+            "format": p.get("format") or "—",
+            "mean": ", ".join(f"{v:.4g}" for v in p["mean"]) if p.get("mean") else "—",
+            "std": ", ".join(f"{v:.4g}" for v in p["std"]) if p.get("std") else "—",
+            "mean/std from": p.get("normalization_from") or "—",
+            "classes": f"{len(classes)}: " + ", ".join(classes[:4])
+                       + (", ..." if len(classes) > 4 else ""),
+            "input": p.get("input_size") or "—"})
+    return rows
 
 
 # ----------------------------------------------------------------------------- render
