@@ -5,15 +5,15 @@
 ([PosixPath('out/cat_fog-3.png')], PosixPath('out/contact_sheet.png'))
 
 Images are read by the one decoder, ``failmodes.data.decode`` (alpha over white, 16-bit
-grey as v/257, EXIF orientation applied); files it cannot read are reported and skipped. Image *i* of the
-sorted file list gets dataset index *i*, so its corruption does not depend on which
-other files are in the folder's batches.
+grey as v/257, EXIF orientation applied); files it cannot read are reported and skipped.
+Image *i* of the sorted file list gets dataset index *i*, so its corruption does not
+depend on which other files are in the folder's batches.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 
@@ -63,7 +63,8 @@ def find_images(path: str | Path) -> list[Path]:
     exts = _image_suffixes()
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
     if not files:
-        raise ImageInputError(f"no image files in {path} (looked for {', '.join(sorted(exts)[:6])}, ...)")
+        looked = ", ".join(sorted(exts)[:6])
+        raise ImageInputError(f"no image files in {path} (looked for {looked}, ...)")
     return files
 
 
@@ -136,7 +137,7 @@ def corrupt_path(path: str | Path, stressor: str | None, severity: float = 3.0, 
         for idx, group in _same_size_batches(images):
             x = torch.stack([img for _, _, img in group]).to(dev)
             y = st(x, severity, seed=seed, indices=torch.tensor(idx), params=params)
-            for (_, f, _), yi in zip(group, y):
+            for (_, f, _), yi in zip(group, y, strict=True):
                 res.written.append(save_image(yi, out / _out_name(f, root, st.name, severity)))
     if sheet:
         first = images[0]

@@ -102,6 +102,8 @@ class StudyConfig:
     probes: list[ProbeSpec] = field(default_factory=list)
     analyses: list[str] | None = None
     analysis_options: dict[str, Any] = field(default_factory=dict)
+    # Statements about the models checked against the data (failmodes.analysis.claims).
+    claims: list[Any] = field(default_factory=list)
     baseline: str | None = None
     seed: int = 42
     device: str = "auto"
@@ -187,6 +189,11 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         sweep_values(values, f"{where}: sweeps.{name}")
     for i, p in enumerate(cfg.probes):
         sweep_values(p.values, f"{where}: probes[{i}].values")
+    from ..analysis.claims import ClaimError, parse_claims
+    try:
+        parse_claims(cfg.claims, models=seen, where=f"{where}: claims")
+    except ClaimError as e:
+        raise StudyError(str(e)) from None
     for name in cfg.analysis_options:
         if cfg.analyses is not None and name not in cfg.analyses:
             raise StudyError(f"{where}: analysis_options.{name} is given but {name!r} is not "
