@@ -19,7 +19,9 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
     fails on read-only media). When no ``-wal`` exists no writer is live and every commit
     is in the main file, so the store is opened ``immutable=1``: no lock, no side file, no
     write. A ``-wal`` beside it means a live writer or an unfinished log: ``mode=ro`` then
-    reads it (SQLite can do so on read-only media only when ``-shm`` exists too).
+    reads it (SQLite can do so on read-only media only when ``-shm`` exists too). An
+    immutable reader does not see a writer that starts after it opened (reading a run
+    while it is still being evaluated gives the cells committed when the reader opened).
     """
     if readonly:
         db = sqlite3.connect(readonly_uri(path), uri=True, timeout=60)
