@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .._atomic import save_figure_atomic
 from .._device import resolve_device
 from ._cam_core import (BORDER_BAND, FAILURE_TYPES, METHODS, OVERLAP_THRESHOLD, CamError,
                         border_mask, border_share, categorize_failure, compute_cams,
@@ -604,8 +605,7 @@ def plot_drift_curves(drift: DriftResult, path: Path, model_name: str) -> Path:
     fig.suptitle(f"{model_name}: attention drift ({len(drift.indices)} images, target = "
                  f"{'clean-predicted class' if drift.target == 'clean' else 'predicted class'})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, model_name: str,
@@ -638,8 +638,7 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
                 ax.set_ylabel(f"sev {v:g}\nρ={rho:.2f}", fontsize=8)
     fig.suptitle(f"{model_name}: {stressor} (title = prediction, red = wrong)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def gallery(examples: list, rows: int = 8, clean_rows: int = 3) -> list:
@@ -678,5 +677,4 @@ def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) ->
         _band_outline(axes[r, 1], h, w)
     fig.suptitle(f"{model_name}: high-confidence failures", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)

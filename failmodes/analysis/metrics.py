@@ -18,12 +18,15 @@ from the store, per (model, dataset); the baseline is a model of the same store.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import save_figure_atomic, write_text_atomic
+from ..errors import InputError
 from ..store import CLEAN, ResultsStore, RunFolder, is_official, is_validation
 from ..store import stressor_info as _info
 from .registry import register_analysis, write_result
@@ -84,10 +87,10 @@ def compute_metrics(store, baseline: str | None = None) -> dict:
     "official"} (lists of row dicts)."""
     models = [m["name"] for m in store.models()]
     if not models:
-        raise ValueError(f"{store.path} holds no model; run `failmodes evaluate` first")
+        raise InputError(f"{store.path} holds no model; run `failmodes evaluate` first")
     baseline = baseline or models[0]
     if baseline not in models:
-        raise ValueError(f"baseline model {baseline!r} is not in {store.path}; "
+        raise InputError(f"baseline model {baseline!r} is not in {store.path}; "
                          f"choose from {', '.join(models)}")
     cells = [r for r in cell_table(store) if is_eval_dataset(r["dataset"])]
     # acc[(model, dataset)][stressor][severity] = accuracy; errors are 1 - accuracy
@@ -196,13 +199,12 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     keys = list(rows[0])
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    tmp.replace(path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_text_atomic(path, buf.getvalue())
 
 
 def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | None:
@@ -239,10 +241,10 @@ def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | N
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def _safe(name: str) -> str:

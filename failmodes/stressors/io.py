@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .._atomic import save_atomic
 from .._device import resolve_device
 from ..errors import FailmodesError
 from .registry import get_stressor, suite
@@ -86,11 +87,9 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write a 3×H×W [0, 1] tensor as an 8-bit RGB PNG (rounded), creating folders."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = (image.detach().clamp(0, 1) * 255.0).round().to("cpu", torch.uint8)
-    Image.fromarray(arr.permute(1, 2, 0).numpy()).save(path)
-    return path
+    img = Image.fromarray(arr.permute(1, 2, 0).numpy())
+    return save_atomic(path, lambda f: img.save(f, format="PNG"))
 
 
 def _out_name(src: Path, root: Path, stressor: str, severity: float) -> Path:
@@ -209,7 +208,5 @@ def _font(size: int):
 def save_contact_sheet(image: torch.Tensor, stressors: Iterable[str], path: str | Path,
                        **kw) -> Path:
     """``contact_sheet(...)`` written to ``path`` as PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(image, stressors, **kw).save(path)
-    return path
+    sheet = contact_sheet(image, stressors, **kw)
+    return save_atomic(path, lambda f: sheet.save(f, format="PNG"))
