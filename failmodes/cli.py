@@ -242,9 +242,9 @@ def analyze(
     except SuperclassError as e:
         fail(str(e))
     console = Console()
-    curves = results.get("curves", {})
-    console.print(curves.get("summary", {}).get("headline", ""), style="bold")
-    rows = curves.get("tables", {}).get("regimes", [])
+    curves = results.get("curves")
+    console.print(curves.summary.get("headline", "") if curves else "", style="bold")
+    rows = curves.tables.get("regimes", []) if curves else []
     several = len({r["model"] for r in rows}) > 1
     table = Table(title="regimes (rates and drop in accuracy points, per unit severity)")
     cols = (["model"] if several else []) + ["stressor", "regime", "break", "before", "after",
@@ -258,7 +258,7 @@ def analyze(
                       f(r.get("slope_after"), ".1f"), f(r.get("total_drop"), ".1f"),
                       r.get("confidence") or "")
     console.print(table)
-    for note in results.get("failures", {}).get("notes", []):
+    for note in (results["failures"].notes if "failures" in results else []):
         console.print(note)
     console.print(f"written to {out or run_dir / 'analysis'}")
 
@@ -327,10 +327,10 @@ def calibrate(
         table.add_row(*row)
     console = Console()
     console.print(table)
-    for note in result["notes"]:
+    for note in result.notes:
         console.print(f"- {note}", markup=False)
     console.print(f"wrote {(out or run_dir / 'analysis') / 'calibration.json'} and "
-                  f"{len(result['figures'])} figure(s)", markup=False)
+                  f"{len(result.figures)} figure(s)", markup=False)
 
 
 # ----------------------------------------------------------------------------- cam
@@ -361,9 +361,9 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
                       device=device, seed=seed)
     except CamError as e:
         fail(str(e))
-    for note in res["notes"]:
+    for note in res.notes:
         typer.echo(note)
-    typer.echo(f"wrote {(out or run_dir / 'analysis') / 'cam.json'} and {len(res['figures'])} figures")
+    typer.echo(f"wrote {(out or run_dir / 'analysis') / 'cam.json'} and {len(res.figures)} figures")
 
 
 # ----------------------------------------------------------------------------- run

@@ -257,39 +257,40 @@ def run(tmp_path_factory):
 def test_analysis_writes_json_figures_and_temperature(run):
     d, result = run
     on_disk = json.loads((d / "out" / "calibration.json").read_text())
-    assert set(on_disk) >= {"summary", "figures", "tables", "notes", "temperatures"}
-    assert len(result["figures"]) == 5
-    for f in result["figures"]:
-        p = d / "out" / f["path"]
-        assert p.suffix == ".png" and p.stat().st_size > 5000 and f["caption"]
-    t = result["temperatures"]["toy"]
+    assert set(on_disk) >= {"name", "params", "per_model", "figures", "tables", "notes", "data"}
+    assert on_disk["params"]["n_bins"] == 10 and "temperatures" in on_disk["data"]
+    assert len(result.figures) == 5
+    for f in result.figures:
+        p = d / "out" / f.path
+        assert p.suffix == ".png" and p.stat().st_size > 5000 and f.caption
+    t = result.data["temperatures"]["toy"]
     assert 2.3 < t["temperature"] < 3.7 and t["fitted_on"].startswith("synthetic:train-val")
     # The same T is in the store for other analyses.
     assert read_temperatures(d / "results.sqlite")["toy"]["temperature"] == pytest.approx(
         t["temperature"])
-    assert result["summary"]["toy/temperature"] == pytest.approx(t["temperature"])
-    (head,) = result["tables"]["models"]
+    assert result.per_model["toy"]["temperature"] == pytest.approx(t["temperature"])
+    (head,) = result.tables["models"]
     assert head["ece_clean"] > head["ece_clean_ts"] and head["ece_shifted"] > head["ece_clean_ts"]
-    assert result["summary"]["toy/ece_shifted_ts"] == head["ece_shifted_ts"]
+    assert result.per_model["toy"]["ece_shifted_ts"] == head["ece_shifted_ts"]
 
 
 def test_analysis_tables_report_before_and_after_per_family(run):
     _, result = run
-    cells = result["tables"]["cells"]
+    cells = result.tables["cells"]
     assert len(cells) == 4 and all(r["n"] == N for r in cells)  # the val cell is not reported
-    fam = {r["family"]: r for r in result["tables"]["families"]}
+    fam = {r["family"]: r for r in result.tables["families"]}
     assert set(fam) == {"clean", "noise", "corruptions"}
     assert fam["noise"]["n_cells"] == 3
     assert fam["clean"]["ece"] > 0.15 and fam["clean"]["ece_ts"] < 0.08
     # Clean-fitted T helps under shift too, but the shifted cells stay worse calibrated.
     assert fam["noise"]["ece_ts"] < fam["noise"]["ece"]
     assert fam["noise"]["ece_ts"] > fam["clean"]["ece_ts"]
-    sev = [r["severity"] for r in result["tables"]["severities"]]
+    sev = [r["severity"] for r in result.tables["severities"]]
     assert sev == [0.0, 1.0, 3.0, 5.0]
-    rel = result["reliability"]["toy"]
+    rel = result.data["reliability"]["toy"]
     assert [p["title"].split(" ")[0] for p in rel] == ["clean", "severity"]
     assert sum(rel[1]["raw"]["count"]) == N
-    curves = result["risk_coverage"]["toy"]["curves"]
+    curves = result.data["risk_coverage"]["toy"]["curves"]
     assert set(curves) == {"clean", "severity 1", "severity 3", "severity 5"}
     assert curves["clean"]["raw"][-1] == pytest.approx(1 - fam["clean"]["accuracy"])
     header, rows = shift_table(result)
@@ -308,10 +309,10 @@ def test_analysis_is_registered():
 def test_without_validation_cell_fits_on_half_and_says_so(tmp_path):
     _make_store(tmp_path / "results.sqlite", with_val=False)
     result = calibrate_run(tmp_path, tmp_path / "out")
-    assert any(n.startswith("WARNING toy") and "half" in n for n in result["notes"])
-    assert all(r["n"] == N // 2 for r in result["tables"]["cells"])
-    assert "random half" in result["temperatures"]["toy"]["fitted_on"]
-    assert result["temperatures"]["toy"]["n_fit"] == N // 2
+    assert any(n.startswith("WARNING toy") and "half" in n for n in result.notes)
+    assert all(r["n"] == N // 2 for r in result.tables["cells"])
+    assert "random half" in result.data["temperatures"]["toy"]["fitted_on"]
+    assert result.data["temperatures"]["toy"]["n_fit"] == N // 2
 
 
 def test_nan_cell_in_store_stops_the_analysis_naming_the_cell(tmp_path):
@@ -340,8 +341,8 @@ def test_without_any_clean_cell_reports_raw_numbers_and_no_temperature(tmp_path)
                      per_image_rows(z, y, torch.arange(200)))
     store.close()
     result = calibrate_run(tmp_path, tmp_path / "out")
-    assert any(n.startswith("NO TEMPERATURE for toy") for n in result["notes"])
-    (row,) = result["tables"]["cells"]
+    assert any(n.startswith("NO TEMPERATURE for toy") for n in result.notes)
+    (row,) = result.tables["cells"]
     assert row["ece"] >= 0 and math.isnan(row["ece_ts"])
-    assert result["temperatures"]["toy"]["temperature"] is None
+    assert result.data["temperatures"]["toy"]["temperature"] is None
     assert read_temperatures(tmp_path / "results.sqlite") == {}

@@ -189,15 +189,22 @@ def test_category_rule_on_crafted_cases():
     # Same superclass wins whatever the CAMs say.
     assert categorize_failure("cat", "dog", 0.95, 0.0, sc) == "fine_grained"
     assert categorize_failure("automobile", "truck", 0.2, 0.9, sc) == "fine_grained"
-    # The coarse animals/vehicles map makes ship -> airplane fine-grained; the default does not.
-    assert categorize_failure("ship", "airplane", 0.2, 0.9, superclass_lookup("coarse")) \
-        == "fine_grained"
+    # auto is the failures analysis's map (animals / vehicles): ship -> airplane is within
+    # it; the finer map (mammal, bird, ..., watercraft, aircraft) keeps them apart.
+    assert categorize_failure("ship", "airplane", 0.2, 0.9, sc) == "fine_grained"
+    fine = superclass_lookup("fine", CIFAR10)
+    assert categorize_failure("ship", "airplane", 0.2, 0.9, fine) == "other"
     with pytest.raises(ValueError, match="wordnet"):
         superclass_lookup("wordnet")
     assert superclass_lookup("auto", ["disk", "ring"])("disk") is None  # no map: never fine
-    assert superclass_lookup("auto", list(CIFAR10))("deer") == "mammal"
+    assert superclass_lookup("auto", list(CIFAR10))("deer") == "animals"
+    assert fine("deer") == "mammal"
+    # The same map as failures' auto, by construction.
+    from failmodes.analysis.superclasses import resolve_superclasses
+    m = resolve_superclasses(None, list(CIFAR10))
+    assert all(sc(c) == m.names[g] for c, g in zip(CIFAR10, m.group_of))
     # Cross-superclass with evidence on the border band, or away from the true-class CAM.
-    assert categorize_failure("ship", "airplane", 0.9, 0.8, sc) == "context"
+    assert categorize_failure("ship", "bird", 0.9, 0.8, sc) == "context"
     assert categorize_failure("ship", "bird", 0.3, 0.2, sc) == "context"
     # Cross-superclass, on the object, overlapping the true evidence.
     assert categorize_failure("ship", "bird", 0.3, 0.8, sc) == "other"
@@ -272,7 +279,7 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     res = cam_analysis(store, lambda name: trained, test, tmp_path / "out", sample=40,
                        failures_per_cell=4, conf_threshold=0.5, dataset_key="synthetic:test")
     saved = json.loads((tmp_path / "out" / "cam.json").read_text())
-    m = saved["models"]["cnn"]
+    m = saved["data"]["models"]["cnn"]
     assert len(m["sample_indices"]) == 40
     c = m["drift"]["gaussian_noise"]
     assert c["severity"] == [0.0, 1.0, 3.0, 5.0] and c["spearman"][0] == 1.0
@@ -285,9 +292,9 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
         assert g["fine_grained"] + g["context"] + g["other"] == g["n_categorised"]
         assert g["fine_grained"] == 0  # synthetic classes have no superclass
     assert {r["group"] for r in saved["tables"]["cam_failure_types"]} >= {"noise", "all_corrupted"}
-    for f in res["figures"]:
-        assert (tmp_path / "out" / f["path"]).stat().st_size > 1000
-    assert len(res["figures"]) == 3 and res["notes"]
+    for f in res.figures:
+        assert (tmp_path / "out" / f.path).stat().st_size > 1000
+    assert len(res.figures) == 3 and res.notes
     with pytest.raises(CamError, match="nope"):
         cam_analysis(store, lambda name: trained, test, tmp_path / "o2", models=["nope"])
 

@@ -100,17 +100,17 @@ def test_metrics_analysis_writes_json_csv_and_heatmaps(hand_store, tmp_path):
     out = tmp_path / "report"
     result = get_analysis("metrics").fn(hand_store, out, baseline="base")
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["summary"]["m: mCE"] == pytest.approx(np.mean([0.5 / 0.8, 0.4 / 0.6]))
-    assert saved["summary"]["baseline"] == "base"
+    assert saved["per_model"]["m"]["mce"] == pytest.approx(np.mean([0.5 / 0.8, 0.4 / 0.6]))
+    assert saved["summary"]["baseline"] == "base" and saved["params"]["baseline"] == "base"
     with open(out / "metrics_corruptions.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["corruption"] for r in rows} == {"gaussian_noise", "shot_noise", "speckle_noise"}
     with open(out / "metrics_cells.csv") as f:
         assert len(list(csv.DictReader(f))) == 12
-    assert len(result["figures"]) == 2
-    for fig in result["figures"]:
-        assert (out / fig["path"]).read_bytes()[:4] == b"\x89PNG"
-    assert any("hardest corruption is" in n for n in result["notes"])
+    assert len(result.figures) == 2
+    for fig in result.figures:
+        assert (out / fig.path).read_bytes()[:4] == b"\x89PNG"
+    assert any("hardest corruption is" in n for n in result.notes)
 
 
 def _fake_cifar10c(tmp_path):
@@ -152,7 +152,7 @@ def test_official_cifar10c_cells_and_comparison_table(tmp_path):
             np.testing.assert_array_equal(pa["pred"], pb["pred"])
             np.testing.assert_allclose(pa["conf"], pb["conf"], atol=1e-6)
     result = get_analysis("metrics").fn(tmp_path / "run", tmp_path / "out", figures=False)
-    table = result["tables"]["official"]
+    table = result.tables["official"]
     assert [(r["corruption"], r["severity"]) for r in table] == [("gaussian_noise", 1.0),
                                                                  ("gaussian_noise", 2.0)]
     assert all(r["difference"] == 0 and r["n_official"] == 40 for r in table)

@@ -28,22 +28,6 @@ from ..errors import FailmodesError
 
 BORDER_BAND = 0.25
 
-# Superclasses for "fine-grained" confusions. The default is finer than animals/vehicles:
-# with two groups, ship → airplane (the classic water/sky context error) and cat → frog would
-# count as fine-grained. Here siblings are classes that differ in detail, not in kind.
-CIFAR10_SUPERCLASS = {
-    "cat": "mammal", "dog": "mammal", "deer": "mammal", "horse": "mammal",
-    "bird": "bird", "frog": "amphibian",
-    "automobile": "road_vehicle", "truck": "road_vehicle",
-    "airplane": "aircraft", "ship": "watercraft",
-}
-# The coarse two-group map (animals / vehicles), selectable with superclasses="coarse".
-CIFAR10_SUPERCLASS_COARSE = {
-    "airplane": "vehicle", "automobile": "vehicle", "ship": "vehicle", "truck": "vehicle",
-    "bird": "animal", "cat": "animal", "deer": "animal", "dog": "animal", "frog": "animal",
-    "horse": "animal",
-}
-
 # Failure-category thresholds (see categorize_failure).
 OVERLAP_THRESHOLD = 0.5
 
@@ -258,30 +242,25 @@ def drift_metrics(cams, ref, band: float = BORDER_BAND) -> dict[str, np.ndarray]
 FAILURE_TYPES = ("fine_grained", "context", "other")
 
 
-def superclass_lookup(spec: str = "auto", class_names: Sequence[str] = ()
+def superclass_lookup(spec: str | None = "auto", class_names: Sequence[str] = ()
                       ) -> Callable[[str], str | None]:
-    """``class name -> superclass`` (None when unknown: never fine-grained).
-
-    ``spec``: "fine" or "coarse" (the CIFAR-10 maps above); "auto" (default): "fine" for
-    the CIFAR-10 class set, else the failures analysis's automatic map (ImageNet for 1000
-    classes), else none; anything else (``cifar10``, ``imagenet``, ``none``, a YAML path)
-    goes to ``failmodes.analysis.superclasses.resolve_superclasses``.
-    """
-    maps = {"fine": CIFAR10_SUPERCLASS, "coarse": CIFAR10_SUPERCLASS_COARSE}
-    if spec in maps:
-        return maps[spec].get
-    if spec == "auto" and set(class_names) == set(CIFAR10_SUPERCLASS):
-        return CIFAR10_SUPERCLASS.get
+    """``class name -> superclass`` (None when unknown: never fine-grained), from the one
+    superclass resolver the failures analysis uses too (``superclasses.resolve_superclasses``):
+    ``auto`` is the same map in both. ``"fine"`` / ``"coarse"`` are aliases of the built-in
+    ``cifar10-fine`` / ``cifar10`` maps."""
+    from .superclasses import SuperclassError, resolve_superclasses
+    spec = {"fine": "cifar10-fine", "coarse": "cifar10"}.get(spec, spec)
+    names = list(class_names)
+    if not names and spec in ("cifar10", "cifar10-fine"):
+        from .superclasses import CIFAR10_CLASSES
+        names = list(CIFAR10_CLASSES)
     try:
-        from .superclasses import resolve_superclasses
-    except ImportError:
-        if spec == "auto":
-            return lambda name: None
-        raise CamError(f"unknown superclass map {spec!r}; choose auto, fine or coarse") from None
-    m = resolve_superclasses(None if spec == "auto" else spec, list(class_names))
+        m = resolve_superclasses(spec, names)
+    except SuperclassError as e:
+        raise CamError(str(e)) from None
     if m is None:
         return lambda name: None
-    lookup = {c: m.names[g] for c, g in zip(class_names, m.group_of.tolist()) if g >= 0}
+    lookup = {c: m.names[g] for c, g in zip(names, m.group_of.tolist()) if g >= 0}
     return lookup.get
 
 
@@ -299,7 +278,7 @@ def categorize_failure(true_name: str, pred_name: str, pred_border_share: float,
        on sky-blue water).
     3. ``other``: everything else (including NaN CAM statistics).
 
-    >>> categorize_failure("cat", "dog", 0.2, 0.9, superclass_lookup("fine"))
+    >>> categorize_failure("cat", "dog", 0.2, 0.9, superclass_lookup("cifar10"))
     'fine_grained'
     """
     st, sp = superclass_of(true_name), superclass_of(pred_name)

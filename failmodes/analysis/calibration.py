@@ -42,6 +42,7 @@ from ._calibration_core import (DANGEROUS_CONF, CalibrationInputError, Scores,
                                 reliability_bins, risk_coverage, scores_from_logits,
                                 scores_from_rows)
 from .registry import STORE_NAME, register_analysis, write_result
+from .result import AnalysisResult, Figure
 
 __all__ = ["CalibrationInputError", "TEMPERATURES_SCHEMA", "calibrate_run", "family_of",
            "is_validation", "read_temperatures", "save_temperature", "shift_table"]
@@ -114,7 +115,7 @@ def _model_ids(store: ResultsStore) -> dict[str, int]:
 # ============================================================== the analysis
 @register_analysis("calibration", title="Calibration and uncertainty under shift", order=40)
 def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_bins: int = 15,
-                  dangerous_conf: float = DANGEROUS_CONF) -> dict:
+                  dangerous_conf: float = DANGEROUS_CONF) -> AnalysisResult:
     """Run the calibration analysis on ``run_dir/results.sqlite``; write
     ``out_dir/calibration.json`` and ``out_dir/figures/calibration_*.png``.
 
@@ -142,7 +143,7 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_b
     reports = [r for r in reports if r is not None]
     result = _assemble(reports, out_dir, n_bins, dangerous_conf, models)
     if failed:
-        result["notes"].append(f"{len(failed)} cell(s) failed during evaluation and are left "
+        result.notes.append(f"{len(failed)} cell(s) failed during evaluation and are left "
                                "out (see the store's cells.error).")
     write_result(out_dir, "calibration", result)
     return result
@@ -357,12 +358,12 @@ def _cat(ts: list) -> torch.Tensor | None:
 
 
 def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous_conf: float,
-              models: list[str]) -> dict:
+              models: list[str]) -> AnalysisResult:
     from . import _calibration_figures as figs
     notes, figures, temps = [], [], {}
     cells, families, severities, model_rows = [], [], [], []
     reliability, rc = {}, {}
-    summary: dict = {}
+    per_model: dict = {}
     fig_dir = Path(out_dir) / "figures"
     for rep in reports:
         notes += rep.notes
@@ -377,8 +378,7 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
                             {"temperature": None, "fitted_on": "not fitted"})
         head = _model_row(rep, fam)
         model_rows.append(head)
-        summary.update({f"{rep.model}/{k}": v for k, v in head.items()
-                        if k not in ("model", "dataset")})
+        per_model[rep.model] = {k: v for k, v in head.items() if k != "model"}
         notes += _model_findings(rep, fam, dangerous_conf)
         rel, curves, figs_m = _model_views(rep, n_bins, fig_dir)
         reliability[rep.model] = rel
@@ -386,18 +386,23 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
         figures += figs_m
     if families:
         figures.append(figs.family_bars(fig_dir / "calibration_ece_by_family.png", families))
-    figures = [{"path": str(p.relative_to(out_dir)), "caption": c} for p, c in figures]
+    figures = [Figure(str(p.relative_to(out_dir)), c) for p, c in figures]
     missing = [m for m in models if m not in temps]
     if missing:
         notes.append(f"no test cells for model(s) {', '.join(missing)}; nothing to report.")
     if not reports:
         notes.append("the store has no test cells; evaluate a model first.")
-    return {"summary": summary, "figures": figures,
-            "tables": {"models": model_rows, "cells": cells, "families": families,
-                       "severities": severities,
-                       "temperatures": [{"model": m, **t} for m, t in temps.items()]},
-            "notes": notes, "n_bins": n_bins, "dangerous_conf": dangerous_conf,
-            "temperatures": temps, "reliability": reliability, "risk_coverage": rc}
+    return AnalysisResult(
+        "calibration",
+        params={"n_bins": n_bins, "dangerous_conf": dangerous_conf,
+                "survives_factor": SURVIVES_FACTOR, "survives_slack": SURVIVES_SLACK,
+                "binning": "equal-width, float64, last bin closed at 1"},
+        per_model=per_model, figures=figures,
+        tables={"models": model_rows, "cells": cells, "families": families,
+                "severities": severities,
+                "temperatures": [{"model": m, **t} for m, t in temps.items()]},
+        notes=notes, data={"temperatures": temps, "reliability": reliability,
+                           "risk_coverage": rc})
 
 
 def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, dict, list]:
@@ -523,13 +528,14 @@ def _model_findings(rep: _ModelReport, fam: list[dict], dangerous_conf: float) -
     return [s, d]
 
 
-def shift_table(result: dict) -> tuple[list[str], list[list[str]]]:
+def shift_table(result: AnalysisResult) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the clean-vs-shifted table, before -> after T, for printing."""
-    header = ["model", "dataset", "family", "cells", "acc", "ECE", "adaECE", "NLL", "Brier",
-              f"wrong&conf>{result.get('dangerous_conf', DANGEROUS_CONF):g}", "AUROC(msp)"]
+    header = ["model", "dataset", "family", "cells", "acc", "ECE", "adaECE", "NLL",
+              "Brier (sum over classes, 0-2)",
+              f"wrong&conf>{result.params['dangerous_conf']:g}", "AUROC(msp)"]
     rows = []
-    temps = result.get("temperatures", {})
-    for r in result["tables"]["families"]:
+    temps = result.data.get("temperatures", {})
+    for r in result.tables["families"]:
         def pair(k, pct=True):
             f = _pct if pct else (lambda x: "n/a" if x is None or math.isnan(x) else f"{x:.3f}")
             return f"{f(r[k])} -> {f(r.get(k + '_ts'))}"

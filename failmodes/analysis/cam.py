@@ -43,6 +43,7 @@ from ._cam_core import (BORDER_BAND, FAILURE_TYPES, METHODS, OVERLAP_THRESHOLD, 
                         border_mask, border_share, categorize_failure, compute_cams,
                         drift_metrics, overlap, superclass_lookup)
 from .registry import STORE_NAME, register_analysis, write_result
+from .result import AnalysisResult
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
             seed: int = 0, target: str = "clean", failures_per_cell: int = 8,
             conf_threshold: float = CONF_THRESHOLD, superclasses: str = "auto",
             device: str = "auto", batch_size: int = 128,
-            models: Sequence[str] | None = None) -> dict:
+            models: Sequence[str] | None = None) -> AnalysisResult:
     """The ``cam`` analysis of the run in ``run_dir`` (its store and models), written to
     ``out_dir/cam.json`` and ``out_dir/figures/cam_*.png``; returns the same dict.
 
@@ -90,7 +91,8 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                  stressors: Sequence[str] | None = None, seed: int = 0, target: str = "clean",
                  failures_per_cell: int = 8, conf_threshold: float = CONF_THRESHOLD,
                  superclasses: str = "auto", batch_size: int = 128,
-                 models: Sequence[str] | None = None, montage_cols: int = 8) -> dict:
+                 models: Sequence[str] | None = None,
+                 montage_cols: int = 8) -> AnalysisResult:
     """The analysis on an open ``ResultsStore``, a ``name -> Classifier`` loader and the
     run's ``Dataset`` (whose ``indices`` are the store's ``idx``); only cells of
     ``dataset_key`` (None = all) are read, so validation and official CIFAR-10-C cells,
@@ -110,15 +112,13 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
         raise CamError(f"{store.path} holds no models; run `failmodes evaluate` first")
 
     tables = ("cam_drift_max_severity", "cam_drift", "cam_failure_types", "cam_drift_link")
-    result = {"summary": {}, "figures": [], "tables": {t: [] for t in tables},
-              "notes": [], "models": {},
-              "config": {"method": method, "layer": layer, "sample": sample, "seed": seed,
-                         "target": target, "failures_per_cell": failures_per_cell,
-                         "conf_threshold": conf_threshold, "superclasses": superclasses,
-                         "border_band": BORDER_BAND,
-                         "border_area": 1 - (1 - 2 * BORDER_BAND) ** 2,
-                         "overlap_threshold": OVERLAP_THRESHOLD,
-                         "drift": "1 - Spearman correlation with the clean CAM"}}
+    result = AnalysisResult("cam", params={
+        "method": method, "layer": layer, "sample": sample, "seed": seed, "target": target,
+        "failures_per_cell": failures_per_cell, "conf_threshold": conf_threshold,
+        "superclasses": superclasses, "border_band": BORDER_BAND,
+        "border_area": 1 - (1 - 2 * BORDER_BAND) ** 2, "overlap_threshold": OVERLAP_THRESHOLD,
+        "drift": "1 - Spearman correlation with the clean CAM"},
+        tables={t: [] for t in tables}, data={"models": {}})
     for name in names:
         _model_section(result, store, name, load_model(name), dataset, out_dir,
                        stressors=stressors, sample=sample, seed=seed, method=method,
@@ -126,13 +126,13 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
                        conf_threshold=conf_threshold, superclass_of=superclass_of,
                        batch_size=batch_size, montage_cols=montage_cols,
                        dataset_key=dataset_key)
-        _summarise(result, name, result["models"][name], prefix=len(names) > 1)
+        _summarise(result, name, result.data["models"][name], prefix=len(names) > 1)
 
     write_result(out_dir, "cam", result)
     return result
 
 
-def _model_section(result: dict, store, name: str, model, dataset, out_dir: Path, *,
+def _model_section(result: AnalysisResult, store, name: str, model, dataset, out_dir: Path, *,
                    stressors, sample, seed, method, layer, target, failures_per_cell,
                    conf_threshold, superclass_of, batch_size, montage_cols,
                    dataset_key) -> None:
@@ -150,13 +150,13 @@ def _model_section(result: dict, store, name: str, model, dataset, out_dir: Path
                              superclass_of=superclass_of)
     types = failure_type_counts(fails)
     largest = drift.largest_drift()
-    result["models"][name] = {
+    result.data["models"][name] = {
         "sample_indices": drift.indices.tolist(), "drift": drift.curves(),
         "largest_drift_stressor": largest, "link": link, "failure_types": types,
         "n_failures_categorised": len(fails.records), "n_high_conf_failures": fails.n_total,
         "prediction_reproduced": fails.reproduced, "failures": fails.records}
 
-    tables = result["tables"]
+    tables = result.tables
     rows = drift.table()
     tables["cam_drift"] += [{"model": name, **r} for r in rows]
     top = {}
@@ -179,13 +179,14 @@ def _model_section(result: dict, store, name: str, model, dataset, out_dir: Path
                      f"{name}: CAM overlays under {largest} (largest drift); rows = severity "
                      f"0 (clean) to {sev[-1]:g}, columns = images"))
     else:
-        result["notes"].append(f"{name}: the store holds no corruption cells; no drift "
+        result.notes.append(f"{name}: the store holds no corruption cells; no drift "
                                "analysis (evaluate corruptions or pass --stressors).")
     if fails.examples:
         figs.append((plot_failures(fails.examples, figdir / f"cam_failures_{tag}.png", name),
                      f"{name}: high-confidence failures (conf > {conf_threshold:g}): image, "
                      "CAM of the predicted (wrong) class, CAM of the true class"))
-    result["figures"] += [{"path": f"figures/{p.name}", "caption": c} for p, c in figs]
+    for p, c in figs:
+        result.add_figure({"path": f"figures/{p.name}", "caption": c}, model=name)
 
 
 def _check_options(method: str, target: str, sample: int) -> None:
@@ -512,29 +513,29 @@ def failure_type_counts(fails: Failures) -> dict[str, dict]:
 
 
 # ----------------------------------------------------------------------------- summary
-def _summarise(result: dict, name: str, m: dict, prefix: bool) -> None:
+def _summarise(result: AnalysisResult, name: str, m: dict, prefix: bool) -> None:
     pre = f"{name}: " if prefix else ""
-    s = result["summary"]
+    s = result.per_model.setdefault(name, {})
     curves, link = m["drift"], m["link"]
     largest = m["largest_drift_stressor"]
     if largest is not None:
         c = curves[largest]
-        s[pre + "largest_drift_stressor"] = largest
-        s[pre + "largest_drift_spearman_at_max_severity"] = c["spearman"][-1]
-        s[pre + "largest_drift_border_share_clean"] = c["border_share"][0]
-        s[pre + "largest_drift_border_share_at_max_severity"] = c["border_share"][-1]
-    s[pre + "drift_acc_spearman_r"] = link["cells"]["drift"]["spearman_r"]
-    s[pre + "drift_acc_n_cells"] = link["cells"]["n"]
-    s[pre + "mean_drift_flip"] = link["images"]["mean_drift_flip"]
-    s[pre + "mean_drift_stay"] = link["images"]["mean_drift_stay"]
-    s[pre + "flip_vs_stay_mannwhitney_p"] = link["images"]["p"]
+        s["largest_drift_stressor"] = largest
+        s["largest_drift_spearman_at_max_severity"] = c["spearman"][-1]
+        s["largest_drift_border_share_clean"] = c["border_share"][0]
+        s["largest_drift_border_share_at_max_severity"] = c["border_share"][-1]
+    s["drift_acc_spearman_r"] = link["cells"]["drift"]["spearman_r"]
+    s["drift_acc_n_cells"] = link["cells"]["n"]
+    s["mean_drift_flip"] = link["images"]["mean_drift_flip"]
+    s["mean_drift_stay"] = link["images"]["mean_drift_stay"]
+    s["flip_vs_stay_mannwhitney_p"] = link["images"]["p"]
     types = m["failure_types"]
     for g in ("clean", "all_corrupted"):
         if g in types and types[g]["n_categorised"]:
             for t in FAILURE_TYPES:
-                s[f"{pre}{g}_{t}_share"] = types[g][t] / types[g]["n_categorised"]
+                s[f"{g}_{t}_share"] = types[g][t] / types[g]["n_categorised"]
 
-    notes = result["notes"]
+    notes = result.notes
     r = link["cells"]["drift"]["spearman_r"]
     if r == r:  # not NaN
         notes.append(f"{pre}across {link['cells']['n']} corruption × severity cells, mean CAM "
@@ -553,7 +554,7 @@ def _summarise(result: dict, name: str, m: dict, prefix: bool) -> None:
         notes.append(f"{pre}largest drift under {largest}: Spearman with the clean CAM "
                      f"{c['spearman'][-1]:.2f} at severity {c['severity'][-1]:g}; border-band "
                      f"share {c['border_share'][0]:.2f} clean → {c['border_share'][-1]:.2f} "
-                     f"(a uniform map gives {result['config']['border_area']:.2f}).")
+                     f"(a uniform map gives {result.params['border_area']:.2f}).")
 
 
 def _p(p: float) -> str:

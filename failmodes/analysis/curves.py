@@ -23,12 +23,15 @@ from ..evaluate.store import ResultsStore
 from ..stressors.registry import CORRUPTION_FAMILIES, CIFAR10C_ORDER, SWEEP_FAMILY
 from ._figures import grid_shape, new_figure, save, slug
 from .registry import STORE_NAME, register_analysis, write_result
-from .regimes import GRACEFUL_DROP_POINTS, REGIMES, Regime, classify_regime
+from .regimes import (GRACEFUL_DROP_POINTS, REGIMES, SHAPE_MIN_POINTS, SLOPE_RATIO,
+                      UNDETERMINED, Regime, classify_regime)
+from .result import AnalysisResult
 
 CLEAN = "clean"
 OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy files
 REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
-                 "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange"}
+                 "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange",
+                 UNDETERMINED: "tab:gray"}
 
 
 def stressor_info(name: str) -> tuple[str, float]:
@@ -51,7 +54,18 @@ def dataset_role(dataset: str) -> str:
     return "val" if rest.split("@")[0].endswith("-val") else "main"
 
 
-def _clean_for(clean: dict, model: str, dataset: str):
+def is_shifted(dataset: str, stressor: str, severity: float) -> bool:
+    """The one meaning of "shifted" in every analysis and the report: a corruption cell
+    (not a sweep, not clean) of the main dataset at an integer severity ≥ 1. Sweeps,
+    official CIFAR-10-C cells and fractional severities are reported apart."""
+    if stressor == CLEAN or dataset_role(dataset) != "main":
+        return False
+    family, _ = stressor_info(stressor)
+    return (family not in (SWEEP_FAMILY, "unknown") and float(severity) >= 1
+            and float(severity).is_integer())
+
+
+def clean_cell_for(clean: dict, model: str, dataset: str):
     """The clean cell of a curve: its own dataset's; for the official CIFAR-10-C cells, the
     main dataset's with the same ``split@n`` (the same images, uncorrupted)."""
     if (model, dataset) in clean or dataset_role(dataset) != "official":
@@ -83,7 +97,7 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
     for m, d, s in stressors:
         family, identity = stressor_info(s)
         pts = {sev: p for (m2, d2, s2, sev), p in pooled.items() if (m2, d2, s2) == (m, d, s)}
-        c = _clean_for(clean, m, d)
+        c = clean_cell_for(clean, m, d)
         if c is not None and identity not in pts:
             pts[identity] = c
         for sev in sorted(pts):
@@ -111,8 +125,8 @@ def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     """The regime of one curve's points (rows of ``curve_points``) and whether the axis
-    was folded (a sweep with values on both sides of its identity); None with fewer than
-    3 distinct severities. The regime's axis is the distance from the identity value
+    was folded (a sweep with values on both sides of its identity); None with a single
+    severity (no curve at all). The regime's axis is the distance from the identity value
     (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
     family, identity = stressor_info(points[0]["stressor"])
     sev = np.array([p["severity"] for p in points])
@@ -125,7 +139,7 @@ def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
         acc = np.array([np.sum(acc[x == u] * n[x == u]) / np.sum(n[x == u]) for u in ux])
         n = np.array([np.sum(n[x == u]) for u in ux])
         x = ux
-    if len(np.unique(x)) < 3:
+    if len(np.unique(x)) < 2:
         return None, folded
     return classify_regime(x, acc, n), folded
 
@@ -154,12 +168,13 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
                "clean_accuracy": base, "max_drop": 100 * (base - worst["accuracy"]),
                "worst_severity": worst["severity"], "folded": folded}
         if regime is None:
-            row.update({"regime": None, "note": "fewer than 3 severities: no regime"})
+            row.update({"regime": None, "reason": "a single severity: no curve"})
         else:
             d = regime.to_dict()
             row.update({"regime": d.pop("label"), **{k: d[k] for k in (
                 "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
-                "fitted_drop", "bic_margin", "runner_up", "label_margin", "confidence")}})
+                "fitted_drop", "observed_drop", "bic_margin", "runner_up", "label_margin",
+                "confidence", "reason")}})
             end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2])[1])
                                            for p in pts)))
             row["end_accuracy_fitted"] = end / 100
@@ -264,7 +279,8 @@ def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, datas
                 xs = np.linspace(x.min(), x.max(), 100)
                 ax.plot(xs, regime.predict(np.abs(xs - identity)), "-", color=color, lw=2,
                         alpha=0.5)
-                if regime.breakpoint is not None and regime.label != "graceful":
+                if regime.breakpoint is not None and regime.label not in ("graceful",
+                                                                          UNDETERMINED):
                     knee = identity + np.sign(x.mean() - identity) * regime.breakpoint
                     ax.axvline(knee, color=color, lw=0.8, ls="--")
             title += f"\n{regime.label}" + (" (|value|)" if folded else "")
@@ -307,7 +323,7 @@ def plot_family_drops(fam: list[dict], out_dir: Path) -> dict:
 
 # ---------------------------------------------------------------------------- the analysis
 @register_analysis("curves", title="Degradation curves and regimes", order=20)
-def curves(run_dir: Path, out_dir: Path) -> dict:
+def curves(run_dir: Path, out_dir: Path) -> AnalysisResult:
     """Curves, regimes, family drops, damage ranking and the headline of a run's store."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
@@ -317,24 +333,37 @@ def curves(run_dir: Path, out_dir: Path) -> dict:
     ranking = damage_ranking(rows)
     fam = family_drops(ranking)
     head = headline(rows)
-    figures = [plot_curves(rows, fitted, out_dir, m, d)
-               for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows)]
+    res = AnalysisResult("curves", params={
+        "graceful_drop_points": GRACEFUL_DROP_POINTS, "slope_ratio": SLOPE_RATIO,
+        "min_points": dict_items(SHAPE_MIN_POINTS), "chance_margin_points": CHANCE_MARGIN_POINTS})
+    for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows):
+        res.add_figure(plot_curves(rows, fitted, out_dir, m, d), model=m)
     if fam:
-        figures.append(plot_family_drops(fam, out_dir))
-    counts = {lab: sum(r["regime"] == lab for r in regimes) for lab in REGIMES}
-    summary = {"headline": head["sentence"] if head else "no stressed cells in the store",
-               "largest_drop_points": head["drop"] if head else None,
-               "largest_drop_stressor": head["stressor"] if head else None,
-               "largest_drop_severity": head["severity"] if head else None,
-               "n_curves": len(regimes),
-               **{f"n_{lab.replace('-', '_')}": c for lab, c in counts.items()}}
-    notes = _notes(regimes, fam, rows)
-    result = {"summary": summary, "figures": figures,
-              "tables": {"regimes": regimes, "curves": rows, "family_drops": fam,
-                         "damage_ranking": ranking},
-              "notes": notes}
-    write_result(out_dir, "curves", result)
-    return result
+        res.add_figure(plot_family_drops(fam, out_dir))
+    res.summary = {"headline": head["sentence"] if head else "no stressed cells in the store",
+                   "largest_drop_points": head["drop"] if head else None,
+                   "largest_drop_model": head["model"] if head else None,
+                   "largest_drop_stressor": head["stressor"] if head else None,
+                   "largest_drop_severity": head["severity"] if head else None}
+    for m in dict.fromkeys(r["model"] for r in regimes):
+        mine = [r for r in regimes if r["model"] == m]
+        pm = {"n_curves": len(mine)}
+        pm.update({f"n_{lab.replace('-', '_')}": sum(r["regime"] == lab for r in mine)
+                   for lab in REGIMES + (UNDETERMINED,)})
+        h = headline([r for r in rows if r["model"] == m])
+        if h:
+            pm.update({"largest_drop_points": h["drop"], "largest_drop_stressor": h["stressor"],
+                       "largest_drop_severity": h["severity"]})
+        res.per_model[m] = pm
+    res.notes = _notes(regimes, fam, rows)
+    res.tables = {"regimes": regimes, "curves": rows, "family_drops": fam,
+                  "damage_ranking": ranking}
+    write_result(out_dir, "curves", res)
+    return res
+
+
+def dict_items(d: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in d.items()]
 
 
 def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
@@ -345,7 +374,8 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
             if r["model"] == m and r["regime"] is not None:
                 by[r["regime"]].append(r["stressor"])
         if by:
-            parts = [f"{lab}: {', '.join(by[lab])}" for lab in REGIMES if by.get(lab)]
+            parts = [f"{lab}: {', '.join(by[lab])}" for lab in REGIMES + (UNDETERMINED,)
+                     if by.get(lab)]
             notes.append(f"{m} regimes — " + "; ".join(parts) + ".")
         chance = [r["stressor"] for r in regimes if r["model"] == m and r.get("plateau_at_chance")]
         if chance:

@@ -28,8 +28,11 @@ import numpy as np
 
 from ..evaluate.store import Cell, ResultsStore
 from ._figures import grid_shape, new_figure, save, slug
-from .curves import CLEAN, OFFICIAL_DATASET, dataset_role, stressor_info
+from .curves import CLEAN, OFFICIAL_DATASET, dataset_role, is_shifted, stressor_info
+from ..constants import CONFIDENT_THRESHOLD
+from ..stressors.registry import CORRUPTION_FAMILIES
 from .registry import STORE_NAME, register_analysis, write_result
+from .result import AnalysisResult
 from .superclasses import SuperclassMap, resolve_superclasses
 
 GALLERY_SIZE = 16        # images per gallery figure
@@ -142,6 +145,7 @@ def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap |
         row["n_errors_in_superclasses"] = int(mapped.sum())
         row["errors_within_superclass"] = (float(within.sum() / mapped.sum())
                                            if mapped.any() else None)
+        row["errors_within_superclass_chance"] = smap.within_chance(pred["label"][wrong])
     return row
 
 
@@ -267,13 +271,14 @@ def plot_per_class(acc: dict[str, np.ndarray], names: list[str], out_dir: Path,
 # ---------------------------------------------------------------------------- the analysis
 @register_analysis("failures", title="High-confidence failures, confusions, superclasses",
                    order=30)
-def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
+def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRESHOLD,
              superclasses: str | None = None, max_cases: int = 100, top_k_pairs: int = 10,
-             gallery: bool = True) -> dict:
+             gallery: bool = True) -> AnalysisResult:
     """High-confidence failures (conf > ``threshold``), confusions and superclass accuracy.
 
-    superclasses: None = built-in map when the class names allow (CIFAR-10, ImageNet),
-        ``"none"``, ``"cifar10"`` / ``"imagenet"``, or a YAML file.
+    superclasses: None or ``"auto"`` = built-in map when the class names allow (CIFAR-10,
+        ImageNet), ``"none"``, ``"cifar10"`` / ``"cifar10-fine"`` / ``"imagenet"``, or a
+        YAML file (the same resolution as the Grad-CAM analysis).
     max_cases: JSON case records kept per model: the most confident ``max_cases``, plus
         those the galleries show (the most confident clean ones; shifted ones at most
         ``GALLERY_PER_CELL`` per cell).
@@ -283,30 +288,38 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
         raise ValueError(f"--threshold must be in [0, 1), got {threshold}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     tables = defaultdict(list)
-    figures, notes, summary = [], [], {"threshold": threshold}
+    res = AnalysisResult("failures", params={
+        "threshold": threshold, "superclasses": superclasses or "auto",
+        "max_cases": max_cases, "top_k_pairs": top_k_pairs, "sink_share": SINK_SHARE})
+    matrices = []
     with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
         models = [m["name"] for m in store.models()]
         for model in models:
             names = store.class_names(model)
             smap = resolve_superclasses(superclasses, names)
-            res = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
-            for k, v in res["tables"].items():
-                tables[k].extend(v)
-            tables["models"].append({"model": model, **res["summary"]})
-            prefix = "" if len(models) == 1 else f"{model}:"
-            summary.update({prefix + k: v for k, v in res["summary"].items()})
-            notes.extend(res["notes"])
+            out = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
+            for k, v in out["tables"].items():
+                if k == "confusion_matrices":
+                    matrices += v
+                else:
+                    tables[k].extend(v)
+            tables["models"].append({"model": model, **out["summary"]})
+            res.per_model[model] = out["summary"]
+            res.notes.extend(out["notes"])
             if len(names) <= MAX_MATRIX_CLASSES:
-                figures.append(plot_confusions(res["matrices"], names, out_dir, model))
-                figures.append(plot_per_class(res["per_class"], names, out_dir, model))
+                res.add_figure(plot_confusions(out["matrices"], names, out_dir, model), model)
+                res.add_figure(plot_per_class(out["per_class"], names, out_dir, model), model)
             else:
-                notes.append(f"{model}: {len(names)} classes, so no confusion-matrix or "
-                             "per-class figure (see the tables and top pairs).")
+                res.notes.append(f"{model}: {len(names)} classes, so no confusion-matrix or "
+                                 "per-class figure (see the tables and top pairs).")
             if gallery:
-                figures.extend(_galleries(run_dir, out_dir, model, res, threshold, notes))
-    result = {"summary": summary, "figures": figures, "tables": dict(tables), "notes": notes}
-    write_result(out_dir, "failures", result)
-    return result
+                for f in _galleries(run_dir, out_dir, model, out, threshold, res.notes):
+                    res.add_figure(f, model)
+    res.tables = {k: v for k, v in tables.items() if k != "cases"}
+    # Cases carry nested top-3 lists and cell keys: raw data, not a table of scalars.
+    res.data = {"cases": tables.get("cases", []), "confusion_matrices": matrices}
+    write_result(out_dir, "failures", res)
+    return res
 
 
 def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
@@ -326,7 +339,8 @@ def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
     return out
 
 
-def _gallery_picks(cands: list[tuple], clean_ids: set) -> dict[str, list[tuple]]:
+def _gallery_picks(cands: list[tuple], clean_ids: set,
+                   shifted_ids: set | None = None) -> dict[str, list[tuple]]:
     """Case keys (cell id, row) of the two galleries from candidates (confidence, cell id,
     row, dataset index): the most confident clean failures, and the most confident shifted
     ones with at most ``GALLERY_PER_CELL`` per cell and each image once."""
@@ -334,7 +348,8 @@ def _gallery_picks(cands: list[tuple], clean_ids: set) -> dict[str, list[tuple]]
     clean = [c[1:3] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
     shifted, per_cell, seen = [], defaultdict(int), set()
     for conf, cid, i, idx in ranked:
-        if (cid not in clean_ids and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
+        if (cid not in clean_ids and (shifted_ids is None or cid in shifted_ids)
+                and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
                 and len(shifted) < GALLERY_SIZE):
             per_cell[cid] += 1
             seen.add(idx)
@@ -367,7 +382,8 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     order = [CLEAN, "noise", "blur", "weather", "digital"]
     mats = dict(sorted(mats.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
                                                      else len(order), kv[0])))
-    gallery = _gallery_picks(cands, clean_ids)
+    shifted_ids = {cl.id for cl in cells if is_shifted(cl.dataset, cl.stressor, cl.severity)}
+    gallery = _gallery_picks(cands, clean_ids, shifted_ids)
     chosen = [x[1:3] for x in _select_cases(cands, max_cases)]
     wanted = list(dict.fromkeys(chosen + gallery["clean"] + gallery["shifted"]))
     cases_by_key = {}
@@ -386,7 +402,8 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     pairs = []
     for g, m in mats.items():
         pairs += [{"model": model, "group": g, **r} for r in top_pairs(m, names, k_pairs)]
-    shifted = [m for g, m in mats.items() if not g.startswith(CLEAN)]
+    # "all shifted": the corruption families of the main dataset (no sweeps, no official).
+    shifted = [m for g, m in mats.items() if g in CORRUPTION_FAMILIES]
     if shifted:
         pairs += [{"model": model, "group": "all shifted", **r}
                   for r in top_pairs(sum(shifted), names, k_pairs)]
@@ -410,22 +427,34 @@ def _pool(rows: list[dict]) -> dict:
             "share": nh / ne if ne else None}
 
 
+def _shifted(r: dict) -> bool:
+    return is_shifted(r["dataset"], r["stressor"], r["severity"])
+
+
 def _summarise(model, rows, pairs, smap, threshold):
     main = [r for r in rows if dataset_role(r["dataset"]) == "main"]
     clean = _pool([r for r in main if r["stressor"] == CLEAN])
-    shifted = _pool([r for r in rows if r["stressor"] != CLEAN])
+    shifted = _pool([r for r in rows if _shifted(r)])
     s = {"clean_hc_count": clean["n_hc"], "clean_hc_rate": clean["rate"],
          "clean_hc_share_of_errors": clean["share"],
          "shifted_hc_count": shifted["n_hc"], "shifted_hc_rate": shifted["rate"],
          "shifted_hc_share_of_errors": shifted["share"]}
+    # Reported apart from "shifted": sweeps (natural units) and official CIFAR-10-C cells.
+    for tag, sel in (("sweep", [r for r in main if r["stressor"] != CLEAN
+                                and stressor_info(r["stressor"])[0] == "sweep"]),
+                     ("official", [r for r in rows if dataset_role(r["dataset"]) == "official"])):
+        if sel:
+            p = _pool(sel)
+            s[f"{tag}_hc_count"], s[f"{tag}_hc_rate"] = p["n_hc"], p["rate"]
     notes = []
     if clean["n"]:
         notes.append(f"{model}: {clean['n_hc']} of {clean['n']} clean images "
                      f"({100 * (clean['rate'] or 0):.1f}%) are wrong with confidence > "
                      f"{threshold:g}: {100 * (clean['share'] or 0):.0f}% of clean errors.")
     if shifted["n"]:
-        notes.append(f"{model}: under shift {100 * (shifted['rate'] or 0):.1f}% of images are "
-                     f"confidently wrong ({100 * (shifted['share'] or 0):.0f}% of errors).")
+        notes.append(f"{model}: under shift (corruption cells, severities 1–5) "
+                     f"{100 * (shifted['rate'] or 0):.1f}% of images are confidently wrong "
+                     f"({100 * (shifted['share'] or 0):.0f}% of errors).")
     for g in (CLEAN, "all shifted"):
         top = [p for p in pairs if p["group"] == g][:3]
         if top:
@@ -436,7 +465,7 @@ def _summarise(model, rows, pairs, smap, threshold):
                 for p in top) + ".")
     sinks = defaultdict(list)
     for r in rows:
-        if r["stressor"] != CLEAN and (r.get("most_predicted_share") or 0) >= SINK_SHARE:
+        if _shifted(r) and (r.get("most_predicted_share") or 0) >= SINK_SHARE:
             sinks[r["most_predicted"]].append(r)
     for cls, rs in sorted(sinks.items(), key=lambda kv: -len(kv[1])):
         worst = max(rs, key=lambda r: r["most_predicted_share"])
@@ -448,7 +477,7 @@ def _summarise(model, rows, pairs, smap, threshold):
                      f"{worst['severity']:g}.")
     if sinks:
         s["sink_classes"] = ", ".join(sinks)
-    shifted_rows = [r for r in rows if r["stressor"] != CLEAN and r.get("most_predicted_share")]
+    shifted_rows = [r for r in rows if _shifted(r) and r.get("most_predicted_share")]
     if shifted_rows:
         top = max(shifted_rows, key=lambda r: r["most_predicted_share"])
         s["largest_sink"] = (f"{top['most_predicted']} {100 * top['most_predicted_share']:.0f}% "
@@ -456,7 +485,7 @@ def _summarise(model, rows, pairs, smap, threshold):
     if smap is not None:
         s["superclass_map"] = smap.source
         for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),
-                         ("shifted", [r for r in rows if r["stressor"] != CLEAN])):
+                         ("shifted", [r for r in rows if _shifted(r)])):
             n_err = sum(r["n_errors_in_superclasses"] for r in sel)
             if not sel:
                 continue
@@ -466,8 +495,12 @@ def _summarise(model, rows, pairs, smap, threshold):
             s[f"{tag}_superclass_accuracy"] = sum(r["superclass_accuracy"] * r["n"]
                                                   for r in sel) / n
             s[f"{tag}_errors_within_superclass"] = within / n_err if n_err else None
+            chance = sum((r["errors_within_superclass_chance"] or 0)
+                         * r["n_errors_in_superclasses"] for r in sel)
+            s[f"{tag}_errors_within_superclass_chance"] = chance / n_err if n_err else None
             if n_err:
                 notes.append(f"{model}: {100 * within / n_err:.0f}% of {tag} errors stay "
-                             f"within the true class's superclass ({smap.source}: "
-                             f"{', '.join(smap.names)}).")
+                             f"within the true class's superclass (chance level "
+                             f"{100 * chance / n_err:.0f}%: a wrong class drawn uniformly; "
+                             f"{smap.source}: {', '.join(smap.names)}).")
     return s, notes

@@ -40,6 +40,14 @@ CIFAR10_SUPERCLASSES = {
     "vehicles": ["airplane", "automobile", "ship", "truck"],
 }
 
+# A finer CIFAR-10 map (``cifar10-fine``): siblings differ in detail, not in kind, so
+# ship -> airplane (the water/sky context error) and cat -> frog are not "within".
+CIFAR10_FINE_SUPERCLASSES = {
+    "mammal": ["cat", "deer", "dog", "horse"], "bird": ["bird"], "amphibian": ["frog"],
+    "road_vehicle": ["automobile", "truck"], "aircraft": ["airplane"],
+    "watercraft": ["ship"],
+}
+
 IMAGENET_VEHICLES = [
     # road and other land vehicles
     407, 436, 444, 450, 468, 511, 537, 555, 561, 569, 573, 575, 586, 595, 603, 609, 612, 627,
@@ -60,7 +68,12 @@ IMAGENET_SUPERCLASSES = {
     "birds": ["7-24", "80-100", "127-146"],
     "vehicles": IMAGENET_VEHICLES,
 }
-BUILTIN = {"cifar10": CIFAR10_SUPERCLASSES, "imagenet": IMAGENET_SUPERCLASSES}
+BUILTIN = {"cifar10": CIFAR10_SUPERCLASSES, "cifar10-fine": CIFAR10_FINE_SUPERCLASSES,
+           "imagenet": IMAGENET_SUPERCLASSES}
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
 
 
 class SuperclassError(ValueError, FailmodesError):
@@ -81,6 +94,23 @@ class SuperclassMap:
         free = np.flatnonzero(g < 0)
         g[free] = len(self.names) + np.arange(len(free))
         return g
+
+    def within_chance(self, labels: np.ndarray) -> float | None:
+        """Chance that an error stays within the superclass if the wrong class were drawn
+        uniformly from the other C − 1: the mean of (|group(t)| − 1) / (C − 1) over the
+        true labels ``t`` of the errors that have a superclass (None when none has).
+
+        >>> m = builtin_map("cifar10", CIFAR10_CLASSES)
+        >>> round(m.within_chance(np.array([3])), 4)   # cat: 5 other animals of 9 classes
+        0.5556
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        g = self.group_of[labels]
+        g = g[g >= 0]
+        if g.size == 0 or len(self.group_of) < 2:
+            return None
+        size = np.bincount(self.group_of[self.group_of >= 0], minlength=len(self.names))
+        return float(np.mean((size[g] - 1) / (len(self.group_of) - 1)))
 
 
 def _resolve(entries: dict, class_names: list[str], source: str) -> SuperclassMap:
@@ -149,11 +179,12 @@ def load_superclasses(path: str | os.PathLike, class_names: list[str]) -> Superc
 
 def resolve_superclasses(spec: str | os.PathLike | None,
                          class_names: list[str]) -> SuperclassMap | None:
-    """``spec``: None = auto (CIFAR-10 names → cifar10; 1000 classes → imagenet; else no
-    map), ``"none"``, a built-in name, or a YAML path."""
-    if spec is None:
-        if sorted(class_names) == sorted(CIFAR10_SUPERCLASSES["animals"]
-                                         + CIFAR10_SUPERCLASSES["vehicles"]):
+    """``spec``: None or ``"auto"`` = the built-in map the class names allow (CIFAR-10 names
+    → cifar10; 1000 classes → imagenet; else no map), ``"none"``, a built-in name
+    (cifar10, cifar10-fine, imagenet), or a YAML path. The failures and Grad-CAM analyses
+    both resolve their superclass option here, so ``auto`` means one map everywhere."""
+    if spec is None or str(spec) == "auto":
+        if sorted(class_names) == sorted(CIFAR10_CLASSES):
             return builtin_map("cifar10", class_names)
         if len(class_names) == 1000:
             return builtin_map("imagenet", class_names)

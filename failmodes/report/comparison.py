@@ -152,6 +152,19 @@ def cell_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
     return out
 
 
+def clean_deltas(store_a: str | Path, model_a: str, store_b: str | Path, models_b: list[str],
+                 dataset: str | None = None) -> dict[str, dict]:
+    """``{model of B: its clean-cell delta row}`` for the models of B that share a clean cell
+    with A's ``model_a``; a model without one is absent (never given another's numbers)."""
+    out = {}
+    for m in models_b:
+        d = next((d for d in cell_deltas(store_a, model_a, store_b, m, dataset)
+                  if d["stressor"] == "clean"), None)
+        if d is not None:
+            out[m] = d
+    return out
+
+
 def _in_registry_order(rows: list[dict], key: str = "stressor") -> list[dict]:
     from ..stressors import list_stressors
     rank = {n: i for i, n in enumerate(list_stressors())}
