@@ -272,10 +272,12 @@ def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
     under ``seed`` so the same spec always gives the same weights."""
     if isinstance(spec, str) and _is_checkpoint(spec):
         try:
-            model, _ = load_checkpoint(spec)
+            model, payload = load_checkpoint(spec)
         except ModelError as e:
             raise EvalError(str(e)) from None
-        meta = {"source": "checkpoint", "checkpoint": spec, "arch_kwargs": model.arch_kwargs}
+        # What it trained on (train/val split, seed), so calibration fits T on unseen images.
+        meta = {"source": "checkpoint", "checkpoint": spec, "arch_kwargs": model.arch_kwargs,
+                "train_data": (payload.get("extra") or {}).get("data")}
     else:
         arch, kwargs = (spec, {}) if isinstance(spec, str) else (
             spec["arch"], {k: v for k, v in spec.items() if k != "arch"})

@@ -1,10 +1,15 @@
 """Model comparison from results stores: per-model headline accuracies and per-corruption
-accuracy deltas with paired 95 % confidence intervals.
+accuracy deltas with paired tests.
 
 Two models of a study see the very same corrupted images (the stressor randomness keys on
 the image index), so a delta is a paired difference: per image, d = correct_B − correct_A.
-Under one corruption an image appears once per severity; its d is first averaged over the
-severities so that the interval counts images, not image × severity pairs.
+Under one corruption an image appears once per severity (integer severities 1–5 only); its
+d is first averaged over the severities so that every test counts images, not image ×
+severity pairs. A per-corruption delta is *flagged* when its paired sign-flip test (exact
+with few discordant images; McNemar's exact test for one severity) stays below 0.05 after
+Holm's correction across the corruptions of the comparison. The ±95 % half-width is the
+normal approximation, shown for scale. Tests and intervals are conditional on the two
+trained networks: they count test-image noise, not training-seed variation.
 
 >>> rows = corruption_deltas("runs/demo/results.sqlite", "a", "runs/demo/results.sqlite", "b")
 >>> rows[0]["stressor"], rows[0]["delta"]   # delta in accuracy points, B minus A
@@ -17,14 +22,17 @@ from collections import defaultdict
 from pathlib import Path
 
 from ._collect import stressor_family
+from ._paired import ALPHA, holm, mcnemar_exact, sign_flip_p
 
 # Two-sided 95 % normal quantile: the intervals are normal approximations on ≥ 100 images.
 Z95 = 1.959964
+BENCHMARK_SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
 def model_facts(acc_rows: list[dict]) -> list[dict]:
     """Per model (and dataset, when a store holds several): clean accuracy, mean accuracy over
-    the corruption cells, the largest drop from clean and the cell where it happens.
+    the corruption cells (integer severities 1–5: "shifted"), the largest drop from clean
+    and the cell where it happens.
 
     Accuracies are fractions in [0, 1]; ``largest_drop`` is clean minus the worst cell.
     """
@@ -36,7 +44,7 @@ def model_facts(acc_rows: list[dict]) -> list[dict]:
     for (model, dataset), rows in by_model.items():
         clean = [r for r in rows if r["stressor"] == "clean"]
         corr = [r for r in rows if stressor_family(r["stressor"]) not in ("clean", "sweep")
-                and r["severity"] > 0]
+                and float(r["severity"]) in BENCHMARK_SEVERITIES]
         clean_acc = sum(r["accuracy"] * r["n"] for r in clean) / sum(r["n"] for r in clean) \
             if clean else None
         mean_corr = sum(r["accuracy"] for r in corr) / len(corr) if corr else None
@@ -59,13 +67,14 @@ def model_facts(acc_rows: list[dict]) -> list[dict]:
 
 def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
     """``{stressor: {"family", "mean", "by_severity": {sev: acc}}}`` of one model's corruption
-    cells, in the order the rows come (the store orders by stressor name)."""
+    cells at integer severities 1–5, in the order the rows come (the store orders by
+    stressor name)."""
     out: dict[str, dict] = {}
     for r in acc_rows:
         if r["model"] != model or r["stressor"] == "clean":
             continue
         fam = stressor_family(r["stressor"])
-        if fam == "sweep" or r["severity"] <= 0:
+        if fam == "sweep" or float(r["severity"]) not in BENCHMARK_SEVERITIES:
             continue
         e = out.setdefault(r["stressor"], {"family": fam, "by_severity": {}})
         e["by_severity"][float(r["severity"])] = r["accuracy"]
@@ -75,9 +84,9 @@ def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
 
 
 def _paired_sql(level: str) -> str:
-    # d = correct_b − correct_a per image and cell; `level` groups it per cell or per
-    # corruption (image-clustered: d averaged over an image's severities first).
-    d = "((pb.pred = pb.label) - (pa.pred = pa.label))"
+    # d = correct_b − correct_a per image and cell. "cell": discordant counts per cell;
+    # "stressor": one row per (corruption, image), d averaged over integer severities 1–5.
+    a_ok, b_ok = "(pa.pred = pa.label)", "(pb.pred = pb.label)"
     join = """
         FROM a.cells ca JOIN a.models ma ON ma.id = ca.model_id
         JOIN b.cells cb ON cb.dataset = ca.dataset AND cb.stressor = ca.stressor
@@ -88,11 +97,12 @@ def _paired_sql(level: str) -> str:
         WHERE ma.name = ? AND mb.name = ? AND ca.status = 'done' AND cb.status = 'done'
               AND (? IS NULL OR ca.dataset = ?)"""
     if level == "cell":
-        return (f"SELECT ca.stressor, ca.severity, count(*), sum({d}), sum({d} * {d}) {join} "
+        return (f"SELECT ca.stressor, ca.severity, count(*), sum({b_ok} - {a_ok}), "
+                f"sum({b_ok} AND NOT {a_ok}), sum({a_ok} AND NOT {b_ok}) {join} "
                 "GROUP BY ca.stressor, ca.severity")
-    return (f"SELECT stressor, count(*), sum(di), sum(di * di) FROM ("
-            f"SELECT ca.stressor AS stressor, avg({d}) AS di {join} AND ca.severity > 0 "
-            "GROUP BY ca.stressor, pa.idx) GROUP BY stressor")
+    return (f"SELECT ca.stressor, pa.idx, avg({b_ok} - {a_ok}) {join} "
+            "AND ca.severity IN (1, 2, 3, 4, 5) GROUP BY ca.stressor, pa.idx "
+            "ORDER BY ca.stressor, pa.idx")
 
 
 def _attach(store_a: Path, store_b: Path) -> sqlite3.Connection:
@@ -104,51 +114,64 @@ def _attach(store_a: Path, store_b: Path) -> sqlite3.Connection:
     return con
 
 
-def _interval(n: int, s: float, ss: float) -> tuple[float, float]:
-    mean = s / n
-    var = max(ss / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    return mean, Z95 * math.sqrt(var / n)
+def _half_width(d) -> float:
+    d = [float(x) for x in d]
+    n = len(d)
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / max(n - 1, 1)
+    return Z95 * math.sqrt(var / n)
 
 
 def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
                       model_b: str, dataset: str | None = None) -> list[dict]:
-    """Per corruption: B's accuracy minus A's on the images both evaluated, in points
-    (percent), with the paired 95 % half-width ``ci95`` (points) and ``n`` images.
-
-    Rows also carry ``family`` and ``significant`` (the interval excludes 0). Only cells
-    present in both stores count (of ``dataset`` only, when given); clean and sweep cells
-    are left out.
-    """
+    """Per corruption: B's accuracy minus A's on the images both evaluated (integer
+    severities 1–5), in points, with the normal 95 % half-width ``ci95`` (points), ``n``
+    images, the paired sign-flip ``p`` (``test``: exact / monte-carlo / normal), ``p_holm``
+    (Holm across these corruptions) and ``significant`` (``p_holm`` < 0.05). Only cells in
+    both stores count (of ``dataset`` only, when given); clean and sweeps are left out."""
     con = _attach(Path(store_a), Path(store_b))
     try:
         rows = con.execute(_paired_sql("stressor"),
                            (model_a, model_b, dataset, dataset)).fetchall()
     finally:
         con.close()
+    per: dict[str, list[float]] = defaultdict(list)
+    for stressor, _idx, d in rows:
+        per[stressor].append(float(d))
     out = []
-    for stressor, n, s, ss in rows:
+    for stressor, d in per.items():
         fam = stressor_family(stressor)
-        if fam in ("clean", "sweep") or not n:
+        if fam in ("clean", "sweep") or not d:
             continue
-        mean, half = _interval(n, s, ss)
-        out.append({"stressor": stressor, "family": fam, "n": n, "delta": 100 * mean,
-                    "ci95": 100 * half, "significant": abs(mean) > half})
+        p, how = sign_flip_p(d)
+        out.append({"stressor": stressor, "family": fam, "n": len(d),
+                    "delta": 100 * sum(d) / len(d), "ci95": 100 * _half_width(d),
+                    "n_discordant": sum(x != 0 for x in d), "p": p, "test": how})
+    for r, q in zip(out, holm([r["p"] for r in out])):
+        r["p_holm"] = q
+        r["significant"] = q < ALPHA
     return _in_registry_order(out)
 
 
 def cell_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
                 model_b: str, dataset: str | None = None) -> list[dict]:
-    """Per shared cell (stressor, severity, clean included): B − A accuracy in points, ci95."""
+    """Per shared cell (stressor, severity, clean included): B − A accuracy in points, the
+    normal ci95, the discordant counts (``b_only`` right, ``a_only`` right) and McNemar's
+    exact two-sided ``p``."""
     con = _attach(Path(store_a), Path(store_b))
     try:
         rows = con.execute(_paired_sql("cell"), (model_a, model_b, dataset, dataset)).fetchall()
     finally:
         con.close()
     out = []
-    for stressor, sev, n, s, ss in rows:
-        mean, half = _interval(n, s, ss)
+    for stressor, sev, n, s, b_only, a_only in rows:
+        mean = s / n
+        # d is in {-1, 0, 1}: its variance is (b + c)/n − mean², sample-corrected.
+        var = max((b_only + a_only) / n - mean * mean, 0.0) * n / max(n - 1, 1)
         out.append({"stressor": stressor, "severity": sev, "family": stressor_family(stressor),
-                    "n": n, "delta": 100 * mean, "ci95": 100 * half})
+                    "n": n, "delta": 100 * mean, "ci95": 100 * Z95 * math.sqrt(var / n),
+                    "b_only": int(b_only), "a_only": int(a_only),
+                    "p": mcnemar_exact(b_only, a_only)})
     return out
 
 
@@ -187,4 +210,5 @@ def comparison_table(store: str | Path, acc_rows: list[dict], baseline: str,
             r[m] = 100 * acc_m[d["stressor"]]["mean"] if d["stressor"] in acc_m else None
             r[f"Δ {m}"] = d["delta"]
             r[f"±95% {m}"] = d["ci95"]
+            r[f"p (Holm) {m}"] = d["p_holm"]
     return _in_registry_order(list(rows.values()), key="corruption")

@@ -35,8 +35,12 @@ INTROS = {
               "competing shapes and labelled with its failure regime: graceful, linear, "
               "threshold-collapse (flat, then a cliff) or early-damage-plateau.",
     "comparison": "Per-corruption accuracy of each model minus the baseline, on the very same "
-                  "corrupted images (paired). Intervals are 95 % paired normal intervals "
-                  "over images; a delta whose interval excludes zero is marked with *.",
+                  "corrupted images (paired; severities 1–5, each image counted once). ± is "
+                  "the 95 % normal interval, for scale; a delta is marked * when its paired "
+                  "sign-flip test (exact with few discordant images) stays below 0.05 after "
+                  "Holm's correction across the corruptions. Both are conditional on the "
+                  "trained networks: they count test-image noise, not training-seed "
+                  "variation.",
     "failures": "Wrong predictions made with high confidence, the most frequent confusions and "
                 "accuracy at the superclass level (does a wrong answer stay in the right "
                 "family?).",
@@ -325,10 +329,10 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
     for m in others:
         fmts[m], fmts[f"±95% {m}"] = _pt_abs, _pt_ci
         fmts[f"Δ {m}"] = str
+        fmts[f"p (Holm) {m}"] = lambda p: "—" if p is None else f"{p:.2g}"
         for r in shown:
-            d, ci = r.get(f"Δ {m}"), r.get(f"±95% {m}")
-            r[f"Δ {m}"] = _pt_delta(d) + ("*" if d is not None and ci is not None
-                                          and abs(d) > ci else "")
+            d, q = r.get(f"Δ {m}"), r.get(f"p (Holm) {m}")
+            r[f"Δ {m}"] = _pt_delta(d) + ("*" if q is not None and q < 0.05 else "")
     s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", shown,
                           csv=f"{TABLE_DIR}/comparison.csv", formatters=fmts))
     for m in others:
@@ -339,8 +343,9 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
         worse = [r for r in d if r["significant"] and r["delta"] < 0]
         best = max(d, key=lambda r: r["delta"])
         s.notes.append(f"{m} vs {base}: better on {len(better)} and worse on {len(worse)} of "
-                       f"{len(d)} corruptions beyond the 95 % interval; the largest gain is "
-                       f"{best['delta']:+.1f} points under {best['stressor']}.")
+                       f"{len(d)} corruptions (paired test, Holm-corrected p < 0.05); the "
+                       f"largest gain is {best['delta']:+.1f} points under {best['stressor']}. "
+                       "Conditional on these two trained networks (one seed each).")
     return s, rows
 
 

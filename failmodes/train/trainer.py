@@ -36,13 +36,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..constants import SPLIT_SEED  # the train/validation split and subsets
 from ..errors import FailmodesError
 from ..config import save_resolved, to_dict
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
 from .augment import BatchAugment, jsd_loss
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
-SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
 LAST, FINAL = "last.pt", "model.pt"
 
 
