@@ -14,7 +14,8 @@ from failmodes.stressors import (StressorError, get_stressor, list_stressors, pa
                                  parse_values, suite)
 from failmodes.stressors._rng import ImageRNG, _fmix32_py
 
-ALL = list_stressors()
+# Attacks need a model and labels; tests/test_adversarial.py checks the same contract on them.
+ALL = [n for n in list_stressors() if not get_stressor(n).needs_model]
 CORRUPTIONS = [n for n in ALL if get_stressor(n).is_corruption]
 SWEEPS = [n for n in ALL if not get_stressor(n).is_corruption]
 # Outputs that do not depend on the seed (the fidelity reference's measured list + sweeps).
@@ -309,8 +310,8 @@ def test_cli_lists_every_stressor_as_table_and_json():
     r = CliRunner().invoke(app, ["stressors", "--json"])
     assert r.exit_code == 0
     rows = json.loads(r.stdout)
-    assert [d["name"] for d in rows] == ALL
-    assert all(("tables" in d) == (d["family"] != "sweep") for d in rows)
+    assert [d["name"] for d in rows] == list_stressors()
+    assert all(("tables" in d) == get_stressor(d["name"]).is_corruption for d in rows)
     r = CliRunner().invoke(app, ["stressors", "*blur*"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "zoom_blur" in r.stdout and "rotation" not in r.stdout
     assert CliRunner().invoke(app, ["stressors", "nothing*"]).exit_code != 0

@@ -22,6 +22,9 @@ from ._rng import ImageRNG
 
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
 SWEEP_FAMILY = "sweep"
+# Attacks: parametric in their budget ε like sweeps, but they need the model (and labels),
+# so their cells are per model and never paired across models.
+ADVERSARIAL_FAMILY = "adversarial"
 
 # The published CIFAR-10-C order (15 benchmark corruptions, then the 4 extras); listings,
 # suites and the report follow it.
@@ -70,10 +73,19 @@ class Stressor:
     # blends the op's outputs at the two neighbouring rows, for deterministic ops whose
     # parameters act discretely (defocus's binary disk) so in-between rows mean little.
     interpolate: str = "params"
+    # Attacks: the op also receives ``model=``, ``labels=`` and ``options=``.
+    needs_model: bool = False
+    # Documented keyword options with their defaults (attacks: steps, step, restarts, ...);
+    # ``get_stressor("pgd_linf[steps=20]")`` returns a copy with some of them set.
+    options: tuple = ()
 
     @property
     def is_corruption(self) -> bool:
-        return self.family != SWEEP_FAMILY
+        return self.family in CORRUPTION_FAMILIES
+
+    @property
+    def base_name(self) -> str:
+        return self.name.split("[", 1)[0]
 
     def table_family(self, height: int, params: str = "auto") -> str:
         if params == "auto":
@@ -97,9 +109,12 @@ class Stressor:
 
     def __call__(self, images: torch.Tensor, severity: float, *, seed: int = 0,
                  indices: torch.Tensor | Sequence[int] | None = None,
-                 params: str = "auto") -> torch.Tensor:
+                 params: str = "auto", model=None,
+                 labels: torch.Tensor | None = None) -> torch.Tensor:
         severity = self._check_severity(severity)
         _check_images(images, self.name)
+        if self.needs_model and (model is None or labels is None):
+            raise StressorError(f"{self.name} attacks a model: pass model= and labels=")
         n = images.shape[0]
         if indices is None:
             indices = torch.arange(n)
@@ -111,6 +126,14 @@ class Stressor:
             return images.clone()
         rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
+        if self.needs_model:
+            labels = torch.as_tensor(labels, dtype=torch.int64, device=images.device)
+            if labels.shape != (n,):
+                raise StressorError(f"{self.name}: labels has shape {tuple(labels.shape)}, "
+                                    f"expected ({n},)")
+            y = self.op(x, (severity,), rng, model=model, labels=labels,
+                        options=dict(self.options))
+            return quantize(y, self.rounding).to(images.dtype)
         lo = math.floor(severity)
         if self.interpolate == "outputs" and self.tables is not None and severity != lo:
             rows = self.tables[self.table_family(images.shape[-2], params)]
@@ -136,7 +159,8 @@ class Stressor:
         d = {"name": self.name, "family": self.family, "benchmark": self.benchmark,
              "unit": self.unit,
              "range": list(self.value_range), "identity": self.identity,
-             "description": self.description, "param_names": list(self.param_names)}
+             "description": self.description, "param_names": list(self.param_names),
+             "needs_model": self.needs_model, "options": dict(self.options)}
         if self.tables is not None:
             d["tables"] = {k: [list(r) for r in rows[1:]] for k, rows in self.tables.items()}
         return d
@@ -189,13 +213,14 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       param_names: Sequence[str] = (), unit: str = "severity",
                       value_range: tuple[float, float] | None = None, identity: float = 0.0,
                       description: str = "", rounding: str = "floor", benchmark: bool = False,
-                      interpolate: str = "params"):
+                      interpolate: str = "params", needs_model: bool = False,
+                      options: dict | None = None):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
     Corruptions pass ``tables`` ({"cifar": rows, "imagenet": rows}, rows[0] = identity);
     sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
     """
-    if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY,):
+    if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY, ADVERSARIAL_FAMILY):
         raise ValueError(f"unknown family {family!r}")
 
     def wrap(op: OpFn) -> OpFn:
@@ -205,21 +230,28 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
             for fam, rows in tables.items():
                 if len(rows) != 6:
                     raise ValueError(f"{name}: table {fam!r} needs 6 rows (identity + 5)")
-        rng = value_range or ((0.0, 5.0) if family != SWEEP_FAMILY else (-math.inf, math.inf))
+        rng = value_range or ((0.0, 5.0) if family in CORRUPTION_FAMILIES
+                              else (-math.inf, math.inf))
         _REGISTRY[name] = Stressor(name=name, family=family, op=op, tables=tables,
                                    param_names=tuple(param_names), unit=unit,
                                    value_range=rng, identity=identity,
                                    description=description or (op.__doc__ or "").strip().split("\n")[0],
                                    rounding=rounding, benchmark=benchmark,
-                                   interpolate=interpolate)
+                                   interpolate=interpolate, needs_model=needs_model,
+                                   options=tuple((options or {}).items()))
         return op
 
     return wrap
 
 
 def get_stressor(name: str) -> Stressor:
-    """The stressor called ``name``; unknown names raise one line listing close matches."""
+    """The stressor called ``name``; unknown names raise one line listing close matches.
+
+    A stressor with options takes them in brackets: ``pgd_linf[steps=20,restarts=2]``.
+    """
     _load_all()
+    if "[" in name:
+        return _with_options(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -227,6 +259,38 @@ def get_stressor(name: str) -> Stressor:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise StressorError(f"unknown stressor {name!r}{hint}; `failmodes stressors` lists them") from None
+
+
+def _with_options(spec: str) -> Stressor:
+    import dataclasses
+    base, _, rest = spec.partition("[")
+    st = get_stressor(base.strip())
+    if not rest.endswith("]"):
+        raise StressorError(f"{spec!r}: options go in brackets, e.g. {base}[steps=20]")
+    opts = dict(st.options)
+    if not opts:
+        raise StressorError(f"{base} takes no options")
+    given = {}
+    for item in filter(None, (p.strip() for p in rest[:-1].split(","))):
+        key, eq, val = item.partition("=")
+        key = key.strip()
+        if not eq or key not in opts:
+            raise StressorError(f"{spec!r}: unknown option {key!r}; {base} takes "
+                                f"{', '.join(opts)}")
+        try:
+            v = float(val)
+        except ValueError:
+            raise StressorError(f"{spec!r}: option {key}={val!r} is not a number") from None
+        if not math.isfinite(v) or v < 0 or (key in ("steps", "restarts") and
+                                             (v != int(v) or v < 1 or v > 1000)):
+            raise StressorError(f"{spec!r}: option {key}={val} is out of range")
+        given[key] = int(v) if key in ("steps", "restarts", "random_start") else v
+    opts.update(given)
+    # The canonical name lists every option that differs from the default, sorted, so
+    # the same attack always gets the same cell key.
+    diff = {k: v for k, v in sorted(opts.items()) if v != dict(st.options)[k]}
+    name = st.name if not diff else f"{st.name}[{','.join(f'{k}={v:g}' for k, v in diff.items())}]"
+    return dataclasses.replace(st, name=name, options=tuple(opts.items()))
 
 
 def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
@@ -259,4 +323,4 @@ def suite(name: str) -> list[str]:
 
 def _load_all() -> None:
     # Importing the op modules registers them; kept lazy so the registry module has no cycle.
-    from . import _ops  # noqa: F401
+    from . import _ops, adversarial  # noqa: F401

@@ -1,0 +1,156 @@
+"""Claims: verdicts on synthetic evidence built so that the right answer is known."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from failmodes.study.claims import (ClaimError, check_claims, paired_bootstrap, parse_claims,
+                                    sign_flip_p)
+from failmodes.stressors import suite
+
+N = 400
+MODELS = {"a", "b"}
+
+
+def bernoulli(p: float, seed: int) -> np.ndarray:
+    """Exactly round(p·N) correct images, in a seeded random order."""
+    k = round(p * N)
+    v = np.zeros(N, dtype=bool)
+    v[:k] = True
+    return np.random.default_rng(seed).permutation(v)
+
+
+class FakeEvidence:
+    def __init__(self, acc: dict, regimes: dict | None = None, cam: dict | None = None):
+        # acc: (model, stressor) -> accuracy at every severity 1..5 (clean: key "clean")
+        self.acc, self.regimes, self.cam = acc, regimes or {}, cam
+
+    def correct(self, model, stressor, severity):
+        key = (model, stressor)
+        if key not in self.acc:
+            return None
+        seed = zlib.crc32(repr((model, stressor, severity)).encode())
+        return bernoulli(self.acc[key], seed)
+
+    def regime(self, model, stressor):
+        return self.regimes.get((model, stressor))
+
+    def cam_border(self, model, stressor, severity):
+        if self.cam is None:
+            return None
+        rng = np.random.default_rng(zlib.crc32(stressor.encode()))
+        clean = rng.uniform(0.5, 0.7, N)
+        # ±0.05 on alternate images: zero mean exactly, so cam=0 means no drift at all.
+        noise = 0.05 * np.where(np.arange(N) % 2 == 0, 1.0, -1.0)
+        return clean, clean + self.cam + noise, 0.75
+
+
+def one(raw, ev):
+    return check_claims(parse_claims([raw], models=MODELS), ev)[0]
+
+
+def test_drop_in_points_and_relative():
+    ev = FakeEvidence({("a", "clean"): 0.9, ("a", "contrast"): 0.4})   # a 50-point drop
+    assert one({"drop": "contrast", "model": "a", "severity": 5, "at_least": 40}, ev).verdict \
+        == "supported"
+    assert one({"drop": "contrast", "model": "a", "at_least": 60}, ev).verdict == "contradicted"
+    assert one({"drop": "contrast", "model": "a", "at_least": 50}, ev).verdict == "inconclusive"
+    v = one({"drop": "contrast", "model": "a", "at_least": 0.3, "unit": "relative"}, ev)
+    assert v.evidence["drop"] == pytest.approx(0.5 / 0.9, abs=1e-9)     # 55.6 % relative
+    assert one({"drop": "contrast", "model": "a", "at_least": 0.556, "unit": "relative"},
+               ev).verdict == "inconclusive"
+    assert one({"drop": "contrast", "model": "a", "at_least": 0.7, "unit": "relative"},
+               ev).verdict == "contradicted"
+    assert one({"drop": "contrast", "model": "a", "at_least": 0.45, "unit": "relative"},
+               ev).verdict == "supported"
+    assert one({"drop": "fog", "model": "a", "at_least": 1}, ev).verdict == "inconclusive"
+
+
+def test_regime_and_graceful_read_label_and_confidence():
+    reg = {("a", "fog"): {"label": "threshold-collapse", "confidence": "strong", "breakpoint": 3},
+           ("a", "contrast"): {"label": "linear", "confidence": "very strong"},
+           ("a", "zoom_blur"): {"label": "threshold-collapse", "confidence": "weak"},
+           ("a", "snow"): {"label": "undetermined", "confidence": "n/a"},
+           ("a", "jpeg_compression"): {"label": "graceful", "confidence": "positive"},
+           ("a", "brightness"): {"label": "graceful", "confidence": "strong"}}
+    ev = FakeEvidence({}, reg)
+    claim = {"model": "a", "is": "threshold-collapse"}
+    assert one({"regime": "fog", **claim}, ev).verdict == "supported"
+    assert one({"regime": "contrast", **claim}, ev).verdict == "contradicted"
+    assert one({"regime": "zoom_blur", **claim}, ev).verdict == "inconclusive"
+    assert one({"regime": "snow", **claim}, ev).verdict == "inconclusive"
+    assert one({"graceful": ["jpeg_compression", "brightness"], "model": "a"}, ev).verdict \
+        == "supported"
+    assert one({"graceful": ["jpeg_compression", "contrast"], "model": "a"}, ev).verdict \
+        == "contradicted"
+    assert one({"graceful": ["jpeg_compression", "snow"], "model": "a"}, ev).verdict \
+        == "inconclusive"
+
+
+def test_harder_groups_are_compared_per_image():
+    acc = {("a", s): 0.3 for s in ("contrast", "fog")}
+    acc.update({("a", s): 0.9 for s in ("gaussian_noise", "jpeg_compression")})
+    ev = FakeEvidence(acc)
+    hard = {"harder": ["contrast", "fog"], "than": ["gaussian_noise", "jpeg_compression"],
+            "model": "a"}
+    v = one(hard, ev)
+    assert v.verdict == "supported" and v.evidence["difference_points"] == pytest.approx(60)
+    assert v.evidence["p_value"] < 0.001
+    flipped = {"harder": hard["than"], "than": hard["harder"], "model": "a"}
+    assert one(flipped, ev).verdict == "contradicted"
+    same = FakeEvidence({("a", s): 0.6 for s in ("contrast", "fog", "gaussian_noise",
+                                                 "jpeg_compression")})
+    assert one(hard, same).verdict == "inconclusive"
+
+
+def test_more_robust_uses_a_paired_test_on_the_same_images():
+    bench = suite("cifar10-c")
+    acc = {("a", s): 0.70 for s in bench} | {("b", s): 0.60 for s in bench}
+    acc |= {("a", "clean"): 0.9, ("b", "clean"): 0.7}
+    ev = FakeEvidence(acc)
+    v = one({"more_robust": "a", "than": "b", "on": "all"}, ev)
+    assert v.verdict == "supported" and v.evidence["difference_points"] == pytest.approx(10)
+    assert v.evidence["p_value"] < 0.01
+    assert one({"more_robust": "b", "than": "a"}, ev).verdict == "contradicted"
+    # By drop: a loses 20 points, b loses 10, so b is the more robust one.
+    assert one({"more_robust": "b", "than": "a", "by": "drop"}, ev).verdict == "supported"
+
+
+def test_cam_drift_toward_background():
+    acc = {}
+    assert one({"cam_drift": "background", "model": "a"}, FakeEvidence(acc, cam=0.1)).verdict \
+        == "supported"
+    assert one({"cam_drift": "background", "model": "a"}, FakeEvidence(acc, cam=-0.1)).verdict \
+        == "contradicted"
+    assert one({"cam_drift": "background", "model": "a"}, FakeEvidence(acc, cam=0.0)).verdict \
+        == "inconclusive"
+    assert one({"cam_drift": "background", "model": "a"}, FakeEvidence(acc)).verdict \
+        == "inconclusive"
+
+
+@pytest.mark.parametrize("raw, msg", [
+    ({"drop": "contrast", "model": "zz", "at_least": 4}, "not a model"),
+    ({"drop": "contrasts", "model": "a", "at_least": 4}, "unknown stressor"),
+    ({"regime": "fog", "model": "a", "is": "collapse"}, "not a regime"),
+    ({"regime": "fog", "drop": "fog", "model": "a"}, "exactly one"),
+    ({"regime": "fog", "model": "a", "is": "linear", "severity": 2}, "unknown key"),
+    ({"drop": "fog", "model": "a", "at_least": 400}, "at_least"),
+    ({"more_robust": "a", "than": "a"}, "two different"),
+    ({"cam_drift": "object", "model": "a"}, "background"),
+    ("fog is bad", "mapping"),
+])
+def test_bad_claims_fail_at_load_time_in_one_line(raw, msg):
+    with pytest.raises(ClaimError, match=msg) as e:
+        parse_claims([raw], models=MODELS)
+    assert "\n" not in str(e.value)
+
+
+def test_bootstrap_and_sign_flip_on_known_answers():
+    d = np.r_[np.ones(60), np.zeros(40)]
+    est, lo, hi = paired_bootstrap(d)
+    assert est == pytest.approx(0.6) and lo < 0.6 < hi and hi - lo < 0.25
+    assert sign_flip_p(np.zeros(10)) == 1.0
+    # 10 of 10 images favour one side: exact two-sided p = 2 / 2**10 ≈ 0.002.
+    assert sign_flip_p(np.ones(10)) == pytest.approx(2 / 1024, abs=0.002)
