@@ -13,10 +13,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..constants import FAMILY_ORDER as BASE_FAMILY_ORDER
 from ..stressors import CORRUPTION_FAMILIES
 from .result import AnalysisResult
 
-FAMILY_ORDER = ("clean", "noise", "blur", "weather", "digital", "other", "sweep", "corruptions")
+FAMILY_ORDER = ("clean", *BASE_FAMILY_ORDER, "other", "corruptions")
 # "Calibration survives shift" when the mean shifted ECE after T stays within this factor
 # of the clean ECE after T plus this slack (fraction): a stated, crude criterion.
 SURVIVES_FACTOR, SURVIVES_SLACK = 1.5, 0.01

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluate.store import ResultsStore
-from ..stressors.registry import CORRUPTION_FAMILIES, CIFAR10C_ORDER, SWEEP_FAMILY
+from ..stressors.registry import CIFAR10C_ORDER, CORRUPTION_FAMILIES
 from ._figures import grid_shape, new_figure, save, slug
 from .registry import STORE_NAME, register_analysis, write_result
 from .regimes import (GRACEFUL_DROP_POINTS, REGIMES, SHAPE_MIN_POINTS, SLOPE_RATIO,
@@ -56,13 +56,13 @@ def dataset_role(dataset: str) -> str:
 
 def is_shifted(dataset: str, stressor: str, severity: float) -> bool:
     """The one meaning of "shifted" in every analysis and the report: a corruption cell
-    (not a sweep, not clean) of the main dataset at an integer severity ≥ 1. Sweeps,
-    official CIFAR-10-C cells and fractional severities are reported apart."""
+    (noise, blur, weather, digital; not a sweep, not adversarial, not clean) of the main
+    dataset at an integer severity 1–5. Sweeps, attacks, official CIFAR-10-C cells and
+    fractional or extra severities are reported apart."""
     if stressor == CLEAN or dataset_role(dataset) != "main":
         return False
     family, _ = stressor_info(stressor)
-    return (family not in (SWEEP_FAMILY, "unknown") and float(severity) >= 1
-            and float(severity).is_integer())
+    return family in CORRUPTION_FAMILIES and float(severity) in (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
 def clean_cell_for(clean: dict, model: str, dataset: str):
@@ -197,7 +197,7 @@ def damage_ranking(rows: list[dict]) -> list[dict]:
     out = []
     by_model = defaultdict(list)
     for (m, d, s), pts in _group(rows).items():
-        if pts[0]["family"] == SWEEP_FAMILY:
+        if pts[0]["family"] not in CORRUPTION_FAMILIES:
             continue
         base = pts[0]["clean_accuracy"]
         if base is None:
@@ -237,17 +237,18 @@ def family_drops(ranking: list[dict]) -> list[dict]:
 
 
 def headline(rows: list[dict]) -> dict | None:
-    """The largest drop of any corruption cell (sweeps only when there is no corruption):
+    """The largest drop of any corruption cell (sweeps and attacks only when there is no
+    corruption):
     {model, stressor, severity, drop (points), sentence}."""
     cands = [r for r in rows if r["clean_accuracy"] is not None and r["severity"] != 0]
-    corr = [r for r in cands if r["family"] != SWEEP_FAMILY]
+    corr = [r for r in cands if r["family"] in CORRUPTION_FAMILIES]
     cands = corr or cands
     if not cands:
         return None
     r = max(cands, key=lambda r: r["clean_accuracy"] - r["accuracy"])
     drop = 100 * (r["clean_accuracy"] - r["accuracy"])
     models = {x["model"] for x in rows}
-    where = "severity" if r["family"] != SWEEP_FAMILY else "value"
+    where = "severity" if r["family"] in CORRUPTION_FAMILIES else "value"
     text = f"largest drop: {drop:.1f} points under {r['stressor']} at {where} {r['severity']:g}"
     if len(models) > 1:
         text += f" ({r['model']})"

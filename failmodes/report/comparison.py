@@ -21,6 +21,7 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
+from ..stressors.registry import CORRUPTION_FAMILIES
 from ._collect import stressor_family
 from ._paired import ALPHA, holm, mcnemar_exact, sign_flip_p
 
@@ -43,7 +44,7 @@ def model_facts(acc_rows: list[dict]) -> list[dict]:
     out = []
     for (model, dataset), rows in by_model.items():
         clean = [r for r in rows if r["stressor"] == "clean"]
-        corr = [r for r in rows if stressor_family(r["stressor"]) not in ("clean", "sweep")
+        corr = [r for r in rows if stressor_family(r["stressor"]) in CORRUPTION_FAMILIES
                 and float(r["severity"]) in BENCHMARK_SEVERITIES]
         clean_acc = sum(r["accuracy"] * r["n"] for r in clean) / sum(r["n"] for r in clean) \
             if clean else None
@@ -74,7 +75,7 @@ def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
         if r["model"] != model or r["stressor"] == "clean":
             continue
         fam = stressor_family(r["stressor"])
-        if fam == "sweep" or float(r["severity"]) not in BENCHMARK_SEVERITIES:
+        if fam not in CORRUPTION_FAMILIES or float(r["severity"]) not in BENCHMARK_SEVERITIES:
             continue
         e = out.setdefault(r["stressor"], {"family": fam, "by_severity": {}})
         e["by_severity"][float(r["severity"])] = r["accuracy"]
@@ -141,7 +142,7 @@ def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
     out = []
     for stressor, d in per.items():
         fam = stressor_family(stressor)
-        if fam in ("clean", "sweep") or not d:
+        if fam not in CORRUPTION_FAMILIES or not d:  # attacks are per model: never paired
             continue
         p, how = sign_flip_p(d)
         out.append({"stressor": stressor, "family": fam, "n": len(d),
