@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+
 app = typer.Typer(help="Stress-test image classifiers and explain how they fail.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -225,7 +227,7 @@ def analyze(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
     out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis, "
                                                   "where the report reads it]"),
-    threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
+    threshold: float = typer.Option(CONFIDENT_THRESHOLD, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
     superclasses: Optional[str] = typer.Option(
         None, help="superclass map: YAML file, cifar10, imagenet or none "
@@ -307,7 +309,8 @@ def calibrate(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
     out: Optional[Path] = typer.Option(None, "--out", help="where JSON and figures go "
                                        "[default: RUN_DIR/analysis]"),
-    bins: int = typer.Option(15, "--bins", help="equal-width (and equal-mass) ECE bins"),
+    bins: int = typer.Option(CALIBRATION_BINS, "--bins",
+                             help="equal-width (and equal-mass) ECE bins"),
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table

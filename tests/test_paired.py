@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from failmodes.evaluate.store import CellKey, ResultsStore
-from failmodes.report._paired import holm, mcnemar_exact, sign_flip_p
+from failmodes.analysis.paired import holm, mcnemar_exact, sign_flip_p
 from failmodes.report.comparison import cell_deltas, clean_deltas, corruption_deltas
 
 N = 100

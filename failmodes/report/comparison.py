@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._collect import stressor_family
-from ._paired import ALPHA, holm, mcnemar_exact, sign_flip_p
+from ..analysis.paired import ALPHA, holm, mcnemar_exact, sign_flip_p
 
 # Two-sided 95 % normal quantile: the intervals are normal approximations on ≥ 100 images.
 Z95 = 1.959964

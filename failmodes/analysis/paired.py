@@ -1,7 +1,7 @@
-"""Paired tests for two models scored on the very same images: exact where counts are small,
-and Holm's step-down correction across the corruptions of one comparison.
+"""Paired tests for two score vectors on the very same images (two models, or one image clean
+vs shifted): exact where counts are small, and Holm's step-down correction across a family.
 
-Every p-value here is conditional on the two trained networks: it counts the sampling noise
+Every p-value here is conditional on the trained networks: it counts the sampling noise
 of the test images only, not the variation between training runs (seeds).
 
 >>> round(mcnemar_exact(5, 0), 4)      # 5 vs 0 discordant pairs: not below 0.05
