@@ -61,13 +61,18 @@ def test_imagefolder_converts_every_mode_to_rgb(tmp_path, modes):
     assert ds.classes == ["cat", "dog"] and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
 
 
-def test_corrupt_file_is_reported_and_skipped(tmp_path):
+def test_corrupt_file_is_reported_and_skipped_on_every_load(tmp_path, caplog):
     _tree(tmp_path)
     bad = tmp_path / "test" / "dog" / "broken.jpg"
     bad.write_bytes(b"not a jpeg at all")
-    with pytest.warns(UserWarning, match="broken.jpg"):
-        ds = load_imagefolder(tmp_path, "test")
-    assert len(ds) == 6 and any("broken.jpg" in s for s in ds.skipped)
+    for _ in range(2):  # the second load comes from the decode cache and says it again
+        caplog.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a log line, not a raw Python warning
+            ds = load_imagefolder(tmp_path, "test")
+        assert len(ds) == 6 and any("broken.jpg" in s for s in ds.skipped)
+        assert [r.name for r in caplog.records] == ["failmodes.data"]
+        assert "skipped 1 unreadable image" in caplog.text and "broken.jpg" in caplog.text
 
 
 def test_empty_and_missing_folders_fail_clearly(tmp_path):

@@ -133,7 +133,8 @@ def _space_text(st, size: int) -> str:
     if st.name == NOISE_SPACES["pixel"]:
         return "noise std in [0, 1] pixel units"
     if st.is_corruption:
-        table = {"cifar": "CIFAR-10-C", "imagenet": "ImageNet-C"}[st.table_family(size)]
+        from ..stressors.registry import TABLE_SOURCES
+        table = TABLE_SOURCES[st.table_family(size)]
         return f"severity, {table} levels"
     return st.unit
 

@@ -1,4 +1,5 @@
-"""Class → superclass maps: built in for CIFAR-10 and ImageNet, or loaded from YAML.
+"""Class → superclass maps: built in for CIFAR-10, CIFAR-100 (its 20 coarse labels) and
+ImageNet, or loaded from YAML.
 
 They answer whether errors stay "within dog": an error whose true class belongs to a
 superclass *stays within* it when the predicted class belongs to the same one.
@@ -48,6 +49,32 @@ CIFAR10_FINE_SUPERCLASSES = {
     "watercraft": ["ship"],
 }
 
+# CIFAR-100's 20 coarse labels (``coarse_label_names`` of the dataset's meta file, in
+# coarse-index order) and the 5 fine classes of each, as the dataset's own
+# ``coarse_labels`` assign them.
+CIFAR100_SUPERCLASSES = {
+    "aquatic_mammals": ["beaver", "dolphin", "otter", "seal", "whale"],
+    "fish": ["aquarium_fish", "flatfish", "ray", "shark", "trout"],
+    "flowers": ["orchid", "poppy", "rose", "sunflower", "tulip"],
+    "food_containers": ["bottle", "bowl", "can", "cup", "plate"],
+    "fruit_and_vegetables": ["apple", "mushroom", "orange", "pear", "sweet_pepper"],
+    "household_electrical_devices": ["clock", "keyboard", "lamp", "telephone", "television"],
+    "household_furniture": ["bed", "chair", "couch", "table", "wardrobe"],
+    "insects": ["bee", "beetle", "butterfly", "caterpillar", "cockroach"],
+    "large_carnivores": ["bear", "leopard", "lion", "tiger", "wolf"],
+    "large_man-made_outdoor_things": ["bridge", "castle", "house", "road", "skyscraper"],
+    "large_natural_outdoor_scenes": ["cloud", "forest", "mountain", "plain", "sea"],
+    "large_omnivores_and_herbivores": ["camel", "cattle", "chimpanzee", "elephant", "kangaroo"],
+    "medium_mammals": ["fox", "porcupine", "possum", "raccoon", "skunk"],
+    "non-insect_invertebrates": ["crab", "lobster", "snail", "spider", "worm"],
+    "people": ["baby", "boy", "girl", "man", "woman"],
+    "reptiles": ["crocodile", "dinosaur", "lizard", "snake", "turtle"],
+    "small_mammals": ["hamster", "mouse", "rabbit", "shrew", "squirrel"],
+    "trees": ["maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"],
+    "vehicles_1": ["bicycle", "bus", "motorcycle", "pickup_truck", "train"],
+    "vehicles_2": ["lawn_mower", "rocket", "streetcar", "tank", "tractor"],
+}
+
 IMAGENET_VEHICLES = [
     # road and other land vehicles
     407, 436, 444, 450, 468, 511, 537, 555, 561, 569, 573, 575, 586, 595, 603, 609, 612, 627,
@@ -69,7 +96,7 @@ IMAGENET_SUPERCLASSES = {
     "vehicles": IMAGENET_VEHICLES,
 }
 BUILTIN = {"cifar10": CIFAR10_SUPERCLASSES, "cifar10-fine": CIFAR10_FINE_SUPERCLASSES,
-           "imagenet": IMAGENET_SUPERCLASSES}
+           "cifar100": CIFAR100_SUPERCLASSES, "imagenet": IMAGENET_SUPERCLASSES}
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -180,12 +207,14 @@ def load_superclasses(path: str | os.PathLike, class_names: list[str]) -> Superc
 def resolve_superclasses(spec: str | os.PathLike | None,
                          class_names: list[str]) -> SuperclassMap | None:
     """``spec``: None or ``"auto"`` = the built-in map the class names allow (CIFAR-10 names
-    → cifar10; 1000 classes → imagenet; else no map), ``"none"``, a built-in name
-    (cifar10, cifar10-fine, imagenet), or a YAML path. The failures and Grad-CAM analyses
-    both resolve their superclass option here, so ``auto`` means one map everywhere."""
+    → cifar10; CIFAR-100 names → cifar100; 1000 classes → imagenet; else no map),
+    ``"none"``, a built-in name (cifar10, cifar10-fine, cifar100, imagenet), or a YAML
+    path. The failures and Grad-CAM analyses both resolve their superclass option here, so
+    ``auto`` means one map everywhere."""
     if spec is None or str(spec) == "auto":
-        if sorted(class_names) == sorted(CIFAR10_CLASSES):
-            return builtin_map("cifar10", class_names)
+        for name in ("cifar10", "cifar100"):
+            if sorted(class_names) == sorted(c for v in BUILTIN[name].values() for c in v):
+                return builtin_map(name, class_names)
         if len(class_names) == 1000:
             return builtin_map("imagenet", class_names)
         return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..constants import SPLIT_SEED, VAL_FRACTION
@@ -80,10 +81,21 @@ class Dataset:
 
 
 def channel_stats(images: torch.Tensor, max_images: int = 10000) -> tuple[tuple, tuple]:
-    """Per-channel mean and std in [0, 1] units of uint8 N×H×W×3 images (first ``max_images``)."""
-    x = images[:max_images].to(torch.float64) / 255.0
-    mean = x.mean(dim=(0, 1, 2))
-    std = x.std(dim=(0, 1, 2))
+    """Per-channel mean and std in [0, 1] units of uint8 N×H×W×3 images (first ``max_images``).
+
+    Summed in chunks, so 10 000 images at 224 px need ~60 MB, not a 12 GB float64 copy."""
+    n = min(len(images), max_images)
+    total = torch.zeros(3, dtype=torch.float64)
+    sq = torch.zeros(3, dtype=torch.float64)
+    chunk = max(1, (8 << 20) // max(1, images[0].numel())) if n else 1
+    for s in range(0, n, chunk):
+        x = torch.as_tensor(np.asarray(images[s:min(n, s + chunk)])).to(torch.float64) / 255.0
+        total += x.sum(dim=(0, 1, 2))
+        sq += (x * x).sum(dim=(0, 1, 2))
+    count = n * (images.shape[1] * images.shape[2] if n else 1)
+    mean = total / max(count, 1)
+    var = (sq - count * mean ** 2) / max(count - 1, 1)  # unbiased, as torch.std
+    std = var.clamp_min(0).sqrt()
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 

@@ -27,7 +27,8 @@ _MAGICK_EPSILON = 1.0e-12
 
 # Severity tables (radius px, sigma px): row 0 = identity, rows 1..5 = make_*_c.py.
 MOTION_BLUR = {"cifar": [(0.0, 0.0), (6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-               "imagenet": [(0.0, 0.0), (10, 3), (15, 5), (15, 8), (15, 12), (20, 15)]}
+               "imagenet": [(0.0, 0.0), (10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+               "tinyimagenet": [(0.0, 0.0), (10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)]}
 
 
 def kernel_width(radius: float) -> int:

@@ -120,7 +120,8 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 # (disk radius in pixels, anti-alias sigma)
 DEFOCUS_BLUR = {"cifar": [(0.0, 0.0), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 0.2), (1.5, 0.1)],
-                "imagenet": [(0.0, 0.0), (3.0, 0.1), (4.0, 0.5), (6.0, 0.5), (8.0, 0.5), (10.0, 0.5)]}
+                "imagenet": [(0.0, 0.0), (3.0, 0.1), (4.0, 0.5), (6.0, 0.5), (8.0, 0.5), (10.0, 0.5)],
+                "tinyimagenet": [(0.0, 0.0), (0.5, 0.6), (1.0, 0.1), (1.5, 0.1), (2.5, 0.01), (3.0, 0.1)]}
 
 
 @register_stressor("defocus_blur", family="blur", tables=DEFOCUS_BLUR,
@@ -138,7 +139,8 @@ def defocus_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 # ----------------------------------------------------------------------------- glass
 # (gaussian sigma in pixels, max pixel displacement delta, passes)
 GLASS_BLUR = {"cifar": [(0.0, 1, 0), (0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
-              "imagenet": [(0.0, 1, 0), (0.7, 1, 2), (0.9, 2, 1), (1.0, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]}
+              "imagenet": [(0.0, 1, 0), (0.7, 1, 2), (0.9, 2, 1), (1.0, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
+              "tinyimagenet": [(0.0, 1, 0), (0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)]}
 
 
 @register_stressor("glass_blur", family="blur", tables=GLASS_BLUR,
@@ -211,7 +213,9 @@ def _displace_pass(y: torch.Tensor, d: torch.Tensor, m: int) -> torch.Tensor:
 ZOOM_BLUR = {"cifar": [(1.0, 1.0, 0.01), (1.0, 1.06, 0.01), (1.0, 1.11, 0.01), (1.0, 1.16, 0.01),
                        (1.0, 1.21, 0.01), (1.0, 1.26, 0.01)],
              "imagenet": [(1.0, 1.0, 0.01), (1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.02),
-                          (1.0, 1.26, 0.02), (1.0, 1.31, 0.03)]}
+                          (1.0, 1.26, 0.02), (1.0, 1.31, 0.03)],
+             "tinyimagenet": [(1.0, 1.0, 0.01), (1.0, 1.06, 0.01), (1.0, 1.11, 0.01),
+                              (1.0, 1.16, 0.01), (1.0, 1.21, 0.01), (1.0, 1.26, 0.01)]}
 
 
 def _zoom_axis(n: int, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -285,7 +289,8 @@ def _zoom_gather(x: torch.Tensor, z: float) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- gaussian
 GAUSSIAN_BLUR = {"cifar": [(0.0,), (0.4,), (0.6,), (0.7,), (0.8,), (1.0,)],
-                 "imagenet": [(0.0,), (1.0,), (2.0,), (3.0,), (4.0,), (6.0,)]}
+                 "imagenet": [(0.0,), (1.0,), (2.0,), (3.0,), (4.0,), (6.0,)],
+                 "tinyimagenet": [(0.0,), (0.5,), (0.75,), (1.0,), (1.25,), (1.5,)]}
 
 
 @register_stressor("gaussian_blur", family="blur", tables=GAUSSIAN_BLUR,

@@ -26,18 +26,23 @@ from .registry import register_stressor
 
 # Severity tables: row 0 = identity, rows 1..5 = make_cifar_c.py / make_imagenet_c.py.
 BRIGHTNESS = {"cifar": [(0.0,), (0.05,), (0.1,), (0.15,), (0.2,), (0.3,)],
-              "imagenet": [(0.0,), (0.1,), (0.2,), (0.3,), (0.4,), (0.5,)]}
+              "imagenet": [(0.0,), (0.1,), (0.2,), (0.3,), (0.4,), (0.5,)],
+              "tinyimagenet": [(0.0,), (0.1,), (0.2,), (0.3,), (0.4,), (0.5,)]}
 CONTRAST = {"cifar": [(1.0,), (0.75,), (0.5,), (0.4,), (0.3,), (0.15,)],
-            "imagenet": [(1.0,), (0.4,), (0.3,), (0.2,), (0.1,), (0.05,)]}
+            "imagenet": [(1.0,), (0.4,), (0.3,), (0.2,), (0.1,), (0.05,)],
+            "tinyimagenet": [(1.0,), (0.4,), (0.3,), (0.2,), (0.1,), (0.05,)]}
 # saturate: saturation factor, saturation offset.
 SATURATE = {"cifar": [(1.0, 0.0), (0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
-            "imagenet": [(1.0, 0.0), (0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)]}
+            "imagenet": [(1.0, 0.0), (0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)],
+            "tinyimagenet": [(1.0, 0.0), (0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)]}
 # PIL JPEG quality (rounded to an integer for fractional severities).
 JPEG = {"cifar": [(100,), (80,), (65,), (58,), (50,), (40,)],
-        "imagenet": [(100,), (25,), (18,), (15,), (10,), (7,)]}
+        "imagenet": [(100,), (25,), (18,), (15,), (10,), (7,)],
+        "tinyimagenet": [(100,), (65,), (58,), (50,), (40,), (25,)]}
 # pixelate: side fraction of the intermediate image, int(side * fraction).
 PIXELATE = {"cifar": [(1.0,), (0.95,), (0.9,), (0.85,), (0.75,), (0.65,)],
-            "imagenet": [(1.0,), (0.6,), (0.5,), (0.4,), (0.3,), (0.25,)]}
+            "imagenet": [(1.0,), (0.6,), (0.5,), (0.4,), (0.3,), (0.25,)],
+            "tinyimagenet": [(1.0,), (0.9,), (0.8,), (0.7,), (0.6,), (0.5,)]}
 # elastic: field amplitude, field smoothing sigma, affine jitter, as fractions of the
 # image side. CIFAR: IMSIZE (32) * k. ImageNet: 244 * k px on 224-px images ("244
 # should have been 224" in the reference), i.e. 244/224 * k of the side.
@@ -47,7 +52,9 @@ ELASTIC = {"cifar": [(0.0, 0.0, 0.0), (0.0, 0.0, 0.08), (0.05, 0.2, 0.07),
            "imagenet": [(0.0, 0.0, 0.0), (_IN * 2, _IN * 0.7, _IN * 0.1),
                         (_IN * 2, _IN * 0.08, _IN * 0.2), (_IN * 0.05, _IN * 0.01, _IN * 0.02),
                         (_IN * 0.07, _IN * 0.01, _IN * 0.02),
-                        (_IN * 0.12, _IN * 0.01, _IN * 0.02)]}
+                        (_IN * 0.12, _IN * 0.01, _IN * 0.02)],
+           "tinyimagenet": [(0.0, 0.0, 0.0), (0.0, 0.0, 0.08), (0.05, 0.3, 0.06),
+                               (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)]}
 
 
 # ----------------------------------------------------------------------------- HSV

@@ -4,8 +4,8 @@
 >>> res.written, res.sheet
 ([PosixPath('out/cat_fog-3.png')], PosixPath('out/contact_sheet.png'))
 
-Images are read with PIL and converted to RGB (alpha is laid over white, 16-bit grey is
-scaled to 8 bits); files PIL cannot read are reported and skipped. Image *i* of the
+Images are read by the one decoder, ``failmodes.data.decode`` (alpha over white, 16-bit
+grey as v/257, EXIF orientation applied); files it cannot read are reported and skipped. Image *i* of the
 sorted file list gets dataset index *i*, so its corruption does not depend on which
 other files are in the folder's batches.
 """
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
 import torch
 
 from .._device import resolve_device
@@ -70,37 +69,16 @@ def find_images(path: str | Path) -> list[Path]:
 def load_image(path: str | Path) -> torch.Tensor:
     """Read one image as float32 3×H×W in [0, 1] (RGB); raises ImageInputError.
 
-    Alpha (RGBA, LA, palette transparency) is composited over white; 16-bit and 32-bit
-    integer grey images are scaled to 8 bits; every other mode goes through PIL's RGB
-    conversion.
+    Decoded by ``failmodes.data.decode_image``, the decoder evaluate and probe use too
+    (EXIF orientation applied, alpha over white, 16-bit grey as v/257).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from ..data.decode import ImageDecodeError, decode_image
 
-    path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb_array(im)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageInputError(f"cannot read image {path}: {e}") from None
+        rgb = decode_image(Path(path))
+    except ImageDecodeError as e:
+        raise ImageInputError(f"cannot read image {e}") from None
     return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
-
-
-def _to_rgb_array(im) -> np.ndarray:
-    from PIL import Image
-
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        a = np.asarray(im, dtype=np.float64)
-        a = np.clip(np.floor(a / 257.0 + 0.5), 0, 255).astype(np.uint8)
-        return np.repeat(a[..., None], 3, axis=2)
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        im = im.convert("RGBA")
-        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, im)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:

@@ -10,7 +10,8 @@ from .registry import register_stressor
 
 # Severity tables: row 0 = identity, rows 1..5 = make_cifar_c.py / make_imagenet_c.py.
 GAUSSIAN_NOISE = {"cifar": [(0.0,), (0.04,), (0.06,), (0.08,), (0.09,), (0.10,)],
-                  "imagenet": [(0.0,), (0.08,), (0.12,), (0.18,), (0.26,), (0.38,)]}
+                  "imagenet": [(0.0,), (0.08,), (0.12,), (0.18,), (0.26,), (0.38,)],
+                  "tinyimagenet": [(0.0,), (0.04,), (0.08,), (0.12,), (0.15,), (0.18,)]}
 
 
 @register_stressor("gaussian_noise", family="noise", tables=GAUSSIAN_NOISE,
@@ -25,7 +26,8 @@ def gaussian_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 # (no noise): the registry interpolates an infinite identity entry reciprocally, so
 # severity t in (0, 1) uses 500 / t photons.
 SHOT_NOISE = {"cifar": [(math.inf,), (500.0,), (250.0,), (100.0,), (75.0,), (50.0,)],
-              "imagenet": [(math.inf,), (60.0,), (25.0,), (12.0,), (5.0,), (3.0,)]}
+              "imagenet": [(math.inf,), (60.0,), (25.0,), (12.0,), (5.0,), (3.0,)],
+              "tinyimagenet": [(math.inf,), (250.0,), (100.0,), (50.0,), (30.0,), (15.0,)]}
 
 
 @register_stressor("shot_noise", family="noise", tables=SHOT_NOISE,
@@ -44,7 +46,8 @@ def shot_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 # Fraction of elements (each channel on its own) replaced, half by 1 (salt), half by 0.
 IMPULSE_NOISE = {"cifar": [(0.0,), (0.01,), (0.02,), (0.03,), (0.05,), (0.07,)],
-                 "imagenet": [(0.0,), (0.03,), (0.06,), (0.09,), (0.17,), (0.27,)]}
+                 "imagenet": [(0.0,), (0.03,), (0.06,), (0.09,), (0.17,), (0.27,)],
+                 "tinyimagenet": [(0.0,), (0.01,), (0.02,), (0.05,), (0.08,), (0.14,)]}
 
 
 @register_stressor("impulse_noise", family="noise", tables=IMPULSE_NOISE,
@@ -59,7 +62,8 @@ def impulse_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 SPECKLE_NOISE = {"cifar": [(0.0,), (0.06,), (0.10,), (0.12,), (0.16,), (0.20,)],
-                 "imagenet": [(0.0,), (0.15,), (0.20,), (0.35,), (0.45,), (0.60,)]}
+                 "imagenet": [(0.0,), (0.15,), (0.20,), (0.35,), (0.45,), (0.60,)],
+                 "tinyimagenet": [(0.0,), (0.15,), (0.20,), (0.25,), (0.30,), (0.35,)]}
 
 
 @register_stressor("speckle_noise", family="noise", tables=SPECKLE_NOISE,

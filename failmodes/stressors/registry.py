@@ -35,8 +35,13 @@ CIFAR10C_ORDER = (
     "speckle_noise", "gaussian_blur", "spatter", "saturate",
 )
 
-# Below this image side the CIFAR-10-C (32 px) table is used, else the ImageNet-C one.
+# Severity table by image side: CIFAR-10-C's (32 px) below 64 px, Tiny-ImageNet-C's
+# (64 px, make_tinyimagenet_c.py) below 128 px, ImageNet-C's (224 px) above.
 CIFAR_TABLE_MAX_SIDE = 64
+TINY_TABLE_MAX_SIDE = 128
+# The published set each table reproduces (listings, probe captions, the report).
+TABLE_SOURCES = {"cifar": "CIFAR-10-C", "tinyimagenet": "Tiny-ImageNet-C",
+                 "imagenet": "ImageNet-C"}
 
 OpFn = Callable[[torch.Tensor, tuple, ImageRNG], torch.Tensor]
 
@@ -57,7 +62,7 @@ class Stressor:
     name: str
     family: str
     op: OpFn
-    # Corruptions: {"cifar": [row0..row5], "imagenet": [row0..row5]}, each row a tuple.
+    # Corruptions: {"cifar" | "tinyimagenet" | "imagenet": [row0..row5]}, each row a tuple.
     tables: dict | None = None
     param_names: tuple = ()
     # Sweeps: natural unit, allowed range, the value that leaves images unchanged.
@@ -89,7 +94,11 @@ class Stressor:
 
     def table_family(self, height: int, params: str = "auto") -> str:
         if params == "auto":
-            return "cifar" if height < CIFAR_TABLE_MAX_SIDE else "imagenet"
+            if height < CIFAR_TABLE_MAX_SIDE:
+                return "cifar"
+            if height < TINY_TABLE_MAX_SIDE and self.tables and "tinyimagenet" in self.tables:
+                return "tinyimagenet"
+            return "imagenet"
         if self.tables is not None and params not in self.tables:
             raise StressorError(f"{self.name}: unknown parameter table {params!r}; "
                                 f"choose from auto, {', '.join(self.tables)}")
@@ -217,7 +226,8 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       options: dict | None = None):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
-    Corruptions pass ``tables`` ({"cifar": rows, "imagenet": rows}, rows[0] = identity);
+    Corruptions pass ``tables`` ({"cifar": rows, "tinyimagenet": rows, "imagenet": rows},
+    rows[0] = identity);
     sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
     """
     if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY, ADVERSARIAL_FAMILY):

@@ -172,14 +172,10 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
 
 
 def absolute_data_spec(spec: str) -> str:
-    """Folder paths made absolute (``PATH``, ``imagefolder:PATH``, ``cifar10c:PATH``), so the
-    saved study and the trained checkpoints name the same data from any directory."""
-    kind, sep, arg = spec.partition(":")
-    if sep and kind in ("imagefolder", "cifar10", "cifar10c") and arg:
-        return f"{kind}:{Path(arg).expanduser().resolve()}"
-    if not sep and kind not in ("synthetic", "cifar10") and Path(spec).expanduser().is_dir():
-        return str(Path(spec).expanduser().resolve())
-    return spec
+    """Folder paths made absolute (``PATH``, ``imagefolder:PATH``, ``imagenet:PATH``, ...), so
+    the saved study and the trained checkpoints name the same data from any directory."""
+    from ..data import absolute_spec
+    return absolute_spec(spec)
 
 
 def sweep_values(values, where: str = "sweep") -> list[float]:

@@ -1,0 +1,96 @@
+"""Images/s of loading an ImageNet-sized JPEG validation folder through ``imagenet:PATH``.
+
+    python bench/data_loading.py [--n 50000] [--root DIR] [--threads K]
+
+A synthetic stand-in is generated once into ``--root`` (default: a folder under the
+failmodes cache): ``--n`` JPEGs of ImageNet's typical 500×375 (every 4th 375×500), quality
+90, smooth random colour fields plus noise so they compress like photos (~100 KB), spread
+over the 1000 WordNet-id folders. Then two timed loads: ``cold`` (decode, resize 256,
+centre crop 224, into the memory-mapped decode cache, in threads) and ``warm`` (the
+cache reopened as a memory map). Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+
+def _make_one(args) -> int:
+    from PIL import Image
+    path, seed = args
+    rng = np.random.default_rng(seed)
+    w, h = (375, 500) if seed % 4 == 3 else (500, 375)
+    small = rng.integers(0, 256, (h // 25 + 1, w // 25 + 1, 3), dtype=np.uint8)
+    im = Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC)
+    arr = np.asarray(im, dtype=np.int16) + rng.integers(-12, 13, (h, w, 3))
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path.stat().st_size
+
+
+def make_tree(root: Path, n: int, threads: int) -> dict:
+    """``n`` synthetic JPEGs under ``root/<wnid>/``; reused when already complete."""
+    from failmodes.data import imagenet_wnids
+    stamp = root / f".complete-{n}"
+    if stamp.exists():
+        return json.loads(stamp.read_text())
+    shutil.rmtree(root, ignore_errors=True)
+    wnids = imagenet_wnids()
+    jobs = []
+    for i in range(n):
+        d = root / wnids[i % 1000]
+        d.mkdir(parents=True, exist_ok=True)
+        jobs.append((d / f"ILSVRC2012_val_{i + 1:08d}.JPEG", i))
+    t = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        sizes = list(pool.map(_make_one, jobs, chunksize=64))
+    info = {"files": n, "bytes": int(sum(sizes)), "generate_s": round(time.perf_counter() - t, 1)}
+    stamp.write_text(json.dumps(info))
+    return info
+
+
+def main(argv=None) -> None:
+    from failmodes.data import cache_dir, load_dataset
+    from failmodes.data import _cache
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=50_000)
+    ap.add_argument("--root", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="decoder threads (default: auto)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        _cache.decode_threads = lambda: args.threads
+    root = args.root or cache_dir() / "bench" / f"imagenet-synthetic-{args.n}"
+    tree = make_tree(root, args.n, _cache.decode_threads())
+    for d in (cache_dir() / "imagefolder").glob("*"):  # a cold load decodes again
+        meta = d / "meta.json"
+        if meta.exists() and json.loads(meta.read_text()).get("root") == str(root):
+            shutil.rmtree(d)
+    t = time.perf_counter()
+    ds = load_dataset(f"imagenet:{root}")
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    ds2 = load_dataset(f"imagenet:{root}")
+    warm = time.perf_counter() - t
+    assert ds2.images.shape == ds.images.shape == (args.n, 224, 224, 3)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print(json.dumps({
+        "n": args.n, "jpeg_bytes_mean": tree["bytes"] // args.n, "out": "uint8 224x224x3",
+        "threads": _cache.decode_threads(), "cpus": os.cpu_count(),
+        "cold_s": round(cold, 2), "cold_images_per_s": round(args.n / cold, 1),
+        "warm_s": round(warm, 2), "warm_images_per_s": round(args.n / warm, 1),
+        "cache_bytes": int(ds.images.nbytes),
+        "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "loadavg": load, "python": sys.version.split()[0]}))
+
+
+if __name__ == "__main__":
+    main()
