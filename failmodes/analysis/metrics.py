@@ -292,46 +292,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | None:
-    """Corruption × severity accuracy of one model, clean accuracy in the title (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in cells if r["model"] == model and r["dataset"] == dataset
-            and r["kind"] == "corruption" and r["severity"] != 0]
-    if not rows:
-        return None
-    corrs = sorted({r["stressor"] for r in rows}, key=_order_key)
-    sevs = sorted({r["severity"] for r in rows})
-    grid = np.full((len(corrs), len(sevs)), np.nan)
-    for r in rows:
-        grid[corrs.index(r["stressor"]), sevs.index(r["severity"])] = r["accuracy"]
-    clean = [r["accuracy"] for r in cells if r["model"] == model and r["dataset"] == dataset
-             and r["stressor"] == CLEAN]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(sevs), 1.0 + 0.32 * len(corrs)), dpi=110)
-    im = ax.imshow(grid * 100, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(sevs)), [f"{s:g}" for s in sevs])
-    ax.set_yticks(range(len(corrs)), corrs)
-    ax.set_xlabel("severity")
-    if len(sevs) <= 12:
-        for i in range(len(corrs)):
-            for j in range(len(sevs)):
-                if grid[i, j] == grid[i, j]:
-                    ax.text(j, i, f"{grid[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if grid[i, j] < 0.6 else "black")
-    title = f"{model}: accuracy (%)"
-    if clean:
-        title += f", clean {clean[0] * 100:.1f}"
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
@@ -359,6 +319,7 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
         if reference else "model of this store", "severities": list(BENCHMARK_SEVERITIES),
         "n_benchmark_corruptions": N_BENCHMARK})
     if figures:
+        from ._metrics_figures import heatmap
         for m in t["models"]:
             if dataset_role(m["dataset"]) == "official":
                 continue
