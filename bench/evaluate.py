@@ -44,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from failmodes.evaluate import EvalConfig, build_model, load_eval_dataset, run_evaluation
-    from failmodes.evaluate.grid import resolve_device
+    from failmodes._device import resolve_device
     from failmodes.stressors import get_stressor
 
     device = resolve_device(args.device)
@@ -88,7 +88,7 @@ def main() -> None:
     def pipeline(k: int) -> tuple[float, dict]:
         out = work / f"run{k}"
         summary = run_evaluation(EvalConfig(**{**cfg.__dict__, "out": str(out)}), progress="off")
-        from failmodes.evaluate import ResultsStore
+        from failmodes.store import ResultsStore
         with ResultsStore(out / "results.sqlite", readonly=True) as st:
             per = {c.stressor: n / c.images_per_s for c in st.cells()}
         shutil.rmtree(out)

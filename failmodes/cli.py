@@ -181,7 +181,8 @@ def evaluate(
     out: Path = typer.Option(..., "--out", help="run folder (results.sqlite; resumes)"),
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
-    from .evaluate import EvalConfig, StoreError, run_evaluation
+    from .evaluate import EvalConfig, run_evaluation
+    from .store import StoreError
     from rich.console import Console
     from rich.table import Table
 
@@ -314,7 +315,7 @@ def calibrate(
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table
-    from .evaluate import StoreError
+    from .store import StoreError
     from rich.console import Console
     from rich.table import Table
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from failmodes.evaluate.store import CellKey, ResultsStore, per_image_rows
+from failmodes.store import CellKey, ResultsStore, per_image_rows
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]

@@ -14,9 +14,9 @@ from failmodes.analysis._calibration_core import (CalibrationInputError, Scores,
                                                   fit_temperature, nll, reliability_bins,
                                                   risk_coverage, scores_from_logits,
                                                   scores_from_rows, selective_accuracy)
-from failmodes.analysis.calibration import (calibrate_run, is_validation, read_temperatures,
+from failmodes.analysis.calibration import (calibrate_run, read_temperatures,
                                             shift_table)
-from failmodes.evaluate import CellKey, ResultsStore, per_image_rows
+from failmodes.store import CellKey, ResultsStore, is_validation, per_image_rows
 
 
 def _calibrated(n=20000, c=10, scale=2.0, seed=0):

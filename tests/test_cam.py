@@ -360,7 +360,7 @@ def test_flip_vs_stay_counts_each_image_once():
 
 # ----------------------------------------------------------------------------- end to end
 def test_cam_analysis_end_to_end(trained, synth, tmp_path):
-    from failmodes.evaluate import CellKey, ResultsStore, per_image_rows
+    from failmodes.store import CellKey, ResultsStore, per_image_rows
     from failmodes.models import weights_hash
     from failmodes.stressors import get_stressor
     test = synth[1].select(torch.arange(300))

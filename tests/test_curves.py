@@ -1,4 +1,5 @@
 """Curves analysis on crafted stores: regimes per corruption, family drops, ranking, headline."""
+import dataclasses
 import json
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from failmodes.analysis import curves as curves_mod
 from failmodes.analysis import get_analysis
 from failmodes.analysis.curves import curve_points, curves, fit_regime
-from failmodes.evaluate.store import ResultsStore
+from failmodes.store import UNKNOWN, ResultsStore, StressorInfo
 from synthetic_store import curve, write_store
 
 # The published families, used only for names the stressor registry does not hold yet.
@@ -22,8 +23,9 @@ def families(monkeypatch):
     real = curves_mod.stressor_info
 
     def info(name):
-        fam, ident = real(name)
-        return (FAMILY.get(name, fam), ident) if fam == "unknown" else (fam, ident)
+        i = real(name)
+        return dataclasses.replace(i, family=FAMILY.get(name, i.family)) if i.family == UNKNOWN \
+            else i
     monkeypatch.setattr(curves_mod, "stressor_info", info)
 
 
@@ -93,7 +95,8 @@ def test_two_sided_sweep_is_folded(tmp_path, families):
 
 def test_one_sided_sweep_uses_distance_from_identity(tmp_path, monkeypatch):
     # jpeg_quality: identity 101, damage grows as quality falls; collapse below quality 41
-    monkeypatch.setattr(curves_mod, "stressor_info", lambda name: ("sweep", 101.0))
+    monkeypatch.setattr(curves_mod, "stressor_info",
+                        lambda name: StressorInfo("sweep", "sweep", False, 101.0))
     pts = {float(q): (0.9 if q >= 41 else 0.9 - 0.015 * (41 - q)) for q in range(1, 101, 10)}
     write_store(tmp_path / "results.sqlite", {"jpeg_quality": pts}, n=2000).close()
     with ResultsStore(tmp_path / "results.sqlite", readonly=True) as st:

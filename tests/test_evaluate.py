@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from failmodes.data.synthetic import CLASSES as SYNTHETIC_CLASSES
-from failmodes.evaluate import (CellKey, EvalConfig, EvalError, ResultsStore, build_cells,
-                                open_run, run_evaluation)
+from failmodes.evaluate import EvalConfig, EvalError, build_cells, open_run, run_evaluation
 from failmodes.models import create_model, save_checkpoint
+from failmodes.store import CellKey, ResultsStore
 from failmodes.stressors import get_stressor
 from failmodes.stressors import registry as stressor_registry
 
@@ -135,8 +135,8 @@ def test_run_resumes_only_missing_cells_and_records_everything(ckpt, tmp_path):
 
 
 def test_a_second_writer_on_the_same_run_folder_is_refused(ckpt, tmp_path):
-    from failmodes.evaluate.grid import _RunLock
-    lock = _RunLock(tmp_path / "r")  # as if another evaluation were running there
+    from failmodes.evaluate._lock import RunLock
+    lock = RunLock(tmp_path / "r")  # as if another evaluation were running there
     try:
         with pytest.raises(EvalError, match=f"another evaluation \\(pid {os.getpid()}\\)"):
             run_evaluation(cfg(tmp_path / "r", ckpt), progress="off")
@@ -274,15 +274,15 @@ import torch
 torch.set_num_threads(1)
 from test_evaluate import register_stubs
 register_stubs()
-from failmodes.evaluate import EvalConfig, run_evaluation, grid
+from failmodes.evaluate import EvalConfig, run_evaluation, runner
 cfg = EvalConfig(**json.loads(sys.argv[1]))
 if os.environ.get("WORLD_SIZE"):  # log which rank computed which group
-    real = grid._compute_group
+    real = runner.compute_group
     def logged(plan, g, cache, bar):
         with open(os.path.join(cfg.out + "-ranks", os.environ["RANK"]), "a") as f:
             f.write(g.label + "\\n")
         return real(plan, g, cache, bar)
-    grid._compute_group = logged
+    runner.compute_group = logged
 s = run_evaluation(cfg, progress="plain")
 print("SUMMARY", json.dumps({{k: s[k] for k in ("computed", "skipped")}}))
 """

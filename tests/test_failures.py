@@ -11,7 +11,7 @@ from failmodes.analysis import get_analysis
 from failmodes.analysis.failures import cell_images, failures
 from failmodes.analysis.superclasses import (SuperclassError, builtin_map, load_superclasses,
                                              resolve_superclasses)
-from failmodes.evaluate.store import ResultsStore
+from failmodes.store import ResultsStore
 from synthetic_store import CIFAR10, write_store
 
 CAT, DOG, SHIP, AIRPLANE, BIRD = 3, 5, 8, 0, 2

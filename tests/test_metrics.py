@@ -12,7 +12,8 @@ import torch
 from failmodes.analysis import get_analysis
 from failmodes.analysis.metrics import (compute_metrics, corruption_error,
                                         relative_corruption_error, stressor_info)
-from failmodes.evaluate import CellKey, EvalConfig, ResultsStore, run_evaluation
+from failmodes.evaluate import EvalConfig, run_evaluation
+from failmodes.store import CellKey, ResultsStore
 
 N = 20
 LABELS = np.arange(N) % 2

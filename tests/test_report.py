@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from failmodes.analysis import AnalysisResult, Figure, registry
-from failmodes.evaluate.store import CellKey, ResultsStore
+from failmodes.store import CellKey, ResultsStore
 from failmodes.report import compare_runs, render_report
 from failmodes.report.comparison import corruption_deltas, model_facts
 

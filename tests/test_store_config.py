@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from failmodes.config import ConfigError, from_dict, load_yaml, override
-from failmodes.evaluate import CellKey, ResultsStore, StoreError, per_image_rows
+from failmodes.store import CellKey, ResultsStore, StoreError, per_image_rows
 
 
 def _rows(n=50, c=10, seed=0):

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._figures import grid_shape, new_figure, save, slug
-from .curves import _group, stressor_info
+from ..store import stressor_info
+from .curves import _group
 from .regimes import GRACEFUL_DROP_POINTS, UNDETERMINED
 
 REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
@@ -35,7 +36,7 @@ def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, datas
         if regime is not None:
             color = REGIME_COLORS[regime.label]
             if not folded:
-                _, identity = stressor_info(s)
+                identity = stressor_info(s).identity
                 xs = np.linspace(x.min(), x.max(), 100)
                 ax.plot(xs, regime.predict(np.abs(xs - identity)), "-", color=color, lw=2,
                         alpha=0.5)

@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 from ..constants import CONFIDENT_THRESHOLD
-from .registry import STORE_NAME, list_analyses
+from ..store import STORE_NAME, RunFolder
+from .registry import list_analyses
 from .result import AnalysisResult
-
-ANALYSIS_DIR = "analysis"  # the same folder as report._collect.ANALYSIS_DIR
 
 ANALYZE = ("metrics", "curves", "failures")  # calibration and cam have their own commands
 
@@ -32,10 +31,10 @@ def analyze_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
     Returns ``{analysis name: its AnalysisResult}`` in report order.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / STORE_NAME).is_file():
+    if not RunFolder(run_dir).store.is_file():
         raise FileNotFoundError(f"no {STORE_NAME} in {run_dir}; run `failmodes evaluate "
                                 f"--out {run_dir}` first")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / ANALYSIS_DIR
+    out_dir = Path(out_dir) if out_dir is not None else RunFolder(run_dir).analysis
     options = {"failures": {"threshold": threshold, "superclasses": superclasses}}
     return {a.name: a.fn(run_dir, out_dir, **options.get(a.name, {}))
             for a in list_analyses() if a.name in ANALYZE}

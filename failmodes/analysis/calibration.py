@@ -8,7 +8,7 @@ For every model in a run's store this analysis
    model's checkpoint held out exactly that split, else a seeded random half of the clean
    test cell, reporting every cell on the other half only (and saying so in the notes);
 2. stores T in ``out_dir/calibration.json`` and in the store's ``temperatures`` table
-   (``TEMPERATURES_SCHEMA``; read it back with ``read_temperatures``);
+   (read it back with ``read_temperatures``; a read-only store is left as it is);
 3. scores every done cell before and after T: ECE (equal-width float64 bins, top-label,
    the same bins as the reliability diagram), adaptive ECE (equal-mass), MCE, NLL (from
    log_softmax), Brier summed over classes (0–2), the dangerous-failure rate (wrong with
@@ -37,21 +37,20 @@ import numpy as np
 import torch
 
 from ..constants import CALIBRATION_BINS
-from ..evaluate.store import Cell, ResultsStore, StoreError
-from ..stressors import CORRUPTION_FAMILIES, StressorError, get_stressor
+from ..store import (OFFICIAL, Cell, ResultsStore, RunFolder, StoreError, dataset_role, is_validation,
+                     store_writable, stressor_family)
+from ..stressors import CORRUPTION_FAMILIES
 from ._calibration_core import (DANGEROUS_CONF, CalibrationInputError, Scores,
                                 TemperatureFit, bins_ece, cell_metrics, reliability_bins,
                                 risk_coverage, scores_from_logits, scores_from_rows)
 from ._calibration_tables import (SURVIVES_FACTOR, SURVIVES_SLACK, family_rows, model_findings,
                                   model_row, severity_rows, shift_table)
-from .curves import dataset_role
-from .registry import STORE_NAME, register_analysis, write_result
+from .registry import register_analysis, write_result
 from .result import AnalysisResult, Figure
-from .temperature import (TEMPERATURES_SCHEMA, fit_for_model, read_temperatures,
-                          save_temperature)
+from .temperature import fit_for_model, read_temperatures, save_temperature
 
-__all__ = ["CalibrationInputError", "TEMPERATURES_SCHEMA", "calibrate_run", "family_of",
-           "is_validation", "read_temperatures", "save_temperature", "shift_table"]
+__all__ = ["CalibrationInputError", "calibrate_run", "read_temperatures", "save_temperature",
+           "shift_table"]
 
 # Metrics that temperature scaling can change; accuracy and n cannot.
 SCALED = ("mean_conf", "ece", "ece_adaptive", "mce", "nll", "brier_sum", "dangerous_rate",
@@ -71,21 +70,22 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
 
     ``out_dir`` defaults to ``run_dir/analysis``. ``strict``: refuse (one line) instead of
     falling back to half of the clean test cell when a validation cell exists but the
-    model's checkpoint does not prove it held those images out. Returns the analysis dict (summary,
-    figures, tables: models / cells / families / severities / temperatures, notes, plus
-    ``temperatures``, ``reliability`` and ``risk_coverage`` raw data).
+    model's checkpoint does not prove it held those images out. Returns the
+    ``AnalysisResult`` (tables: models / cells / families / severities / temperatures;
+    ``data``: temperatures, reliability bins and risk-coverage curves).
     """
     run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "analysis"
+    out_dir = Path(out_dir) if out_dir is not None else RunFolder(run_dir).analysis
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
         raise CalibrationInputError(f"--bins must be an integer >= 2, got {n_bins!r}")
     if not 0.0 < dangerous_conf < 1.0:
         raise CalibrationInputError(f"dangerous_conf must lie in (0, 1), got {dangerous_conf!r}")
-    path = run_dir / STORE_NAME
+    path = RunFolder(run_dir).store
     if not path.is_file():
         raise StoreError(f"no results store at {path}; run `failmodes evaluate --out {run_dir}` "
                          "first")
-    store = ResultsStore(path)
+    # On read-only media the analysis still runs; T is then only in calibration.json.
+    store = ResultsStore(path, readonly=not store_writable(path))
     try:
         records = store.models()
         models = [m["name"] for m in records]
@@ -98,7 +98,10 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
     result = _assemble(reports, out_dir, n_bins, dangerous_conf, models)
     if failed:
         result.notes.append(f"{len(failed)} cell(s) failed during evaluation and are left "
-                               "out (see the store's cells.error).")
+                            "out (see the store's cells.error).")
+    if store.readonly:
+        result.notes.append(f"{path} is read-only: the temperatures are saved in "
+                            "calibration.json only, not in the store.")
     write_result(out_dir, "calibration", result)
     return result
 
@@ -124,7 +127,8 @@ def _calibrate_model(store: ResultsStore, model: str, meta: dict | None, n_bins:
     dataset = _primary_dataset(test)
     clean = [c for c in test if c.stressor == "clean" and c.dataset == dataset]
     fit, fitted_on, keep_idx, notes = fit_for_model(store, model, meta, val, clean, strict)
-    save_temperature(store, model, fit, fitted_on)
+    if not store.readonly:
+        save_temperature(store, model, fit, fitted_on)
     rep = _ModelReport(model, dataset, fit, fitted_on, notes=notes)
     ignored = [c for c in cells if is_validation(c.dataset) and c.stressor != "clean"]
     if ignored:
@@ -149,17 +153,12 @@ def _calibrate_model(store: ResultsStore, model: str, meta: dict | None, n_bins:
     return rep
 
 
-def is_validation(dataset: str) -> bool:
-    """True for a validation split's store key, e.g. ``cifar10:train-val@5000``."""
-    return dataset.partition(":")[2].split("@")[0].endswith("-val")
-
-
 def _primary_dataset(test: list[Cell]) -> str:
     """The dataset the summary and figures follow: a generated (not official CIFAR-10-C)
     one with a clean cell and the most cells; else simply the one with the most cells."""
     counts = Counter(c.dataset for c in test)
     has_clean = {c.dataset for c in test if c.stressor == "clean"}
-    main = [d for d in counts if d in has_clean and dataset_role(d) != "official"]
+    main = [d for d in counts if d in has_clean and dataset_role(d) != OFFICIAL]
     return max(main or counts, key=lambda d: counts[d])
 
 
@@ -178,22 +177,11 @@ def _cell_scores(store, cell: Cell, fit, keep_idx) -> tuple[Scores, Scores | Non
     return raw, ts
 
 
-def family_of(stressor: str) -> str:
-    """Family of a stressor name: clean, noise, blur, weather, digital, sweep, or other
-    (a name the stressor registry does not know)."""
-    if stressor == "clean":
-        return "clean"
-    try:
-        return get_stressor(stressor).family
-    except StressorError:
-        return "other"
-
-
 def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, dangerous_conf) -> dict:
     m = cell_metrics(raw, n_bins, dangerous_conf)
     mt = cell_metrics(ts, n_bins, dangerous_conf) if ts is not None else {}
     row = {"model": model, "dataset": cell.dataset, "stressor": cell.stressor,
-           "family": family_of(cell.stressor), "severity": cell.severity, "seed": cell.seed}
+           "family": stressor_family(cell.stressor), "severity": cell.severity, "seed": cell.seed}
     for k, v in m.items():
         row[k] = v
         if k in SCALED:

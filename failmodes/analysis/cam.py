@@ -39,7 +39,8 @@ from .cam_drift import (DriftResult, attention_drift, drift_failure_link, flat_l
                         images_at, sample_rows)
 from .cam_failures import explain_failures, failure_type_counts, gallery
 from .cam_sanity import cascading_randomisation
-from .registry import STORE_NAME, register_analysis, write_result
+from ..store import RunFolder
+from .registry import register_analysis, write_result
 from .result import AnalysisResult
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
     _check_options(method, target, sample)
     from ..evaluate import open_run
     run_dir = Path(run_dir)
-    if not (run_dir / STORE_NAME).exists():
-        raise CamError(f"no results store at {run_dir / STORE_NAME}; run `failmodes evaluate` "
+    if not RunFolder(run_dir).store.exists():
+        raise CamError(f"no results store at {RunFolder(run_dir).store}; run `failmodes evaluate` "
                        "first")
     dev = resolve_device(device)
     with open_run(run_dir) as ctx:

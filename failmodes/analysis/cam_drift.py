@@ -81,10 +81,10 @@ class DriftResult:
 
     def table(self) -> list[dict]:
         """One row per (stressor, severity) with the sample means of every metric."""
-        from ..stressors import get_stressor
+        from ..store import stressor_family
         rows = []
         for (s, v), d in self.cells.items():
-            row = {"stressor": s, "family": get_stressor(s).family, "severity": v,
+            row = {"stressor": s, "family": stressor_family(s), "severity": v,
                    "n": len(self.indices)}
             row.update({k: _nanmean(d[k]) for k in DRIFT_METRICS})
             row["mass_ratio_median"] = _nanmedian(d["mass_ratio"])

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..constants import CONFIDENT_THRESHOLD
+from ..store import stress_like_cell, stressor_family
 from ._cam_core import compute_cams
 from ._cam_measures import border_share, overlap, upsample
 from .cam_categories import (FAILURE_TYPES, ContextRule, categorize_failure, null_rule,
@@ -47,7 +48,6 @@ def explain_failures(model, dataset, store, cells, *,
     Corrupted images are rebuilt from the data set with the cell's stressor, severity and
     seed at the images' dataset indices: the same pixels the evaluation saw.
     """
-    from ..stressors import get_stressor
     device = next(model.parameters()).device
     classes = list(dataset.classes)
     superclass_of = superclass_of or superclass_lookup("auto", classes)
@@ -57,7 +57,7 @@ def explain_failures(model, dataset, store, cells, *,
     for cell in cells:
         if cell.stressor != "clean" and (stressors is not None and cell.stressor not in stressors):
             continue
-        group = "clean" if cell.stressor == "clean" else get_stressor(cell.stressor).family
+        group = stressor_family(cell.stressor)
         p = store.predictions(cell)
         wrong = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > conf_threshold))
         n_total[group] = n_total.get(group, 0) + int(wrong.size)
@@ -67,8 +67,8 @@ def explain_failures(model, dataset, store, cells, *,
             continue
         idx = torch.as_tensor(p["idx"][keep], dtype=torch.int64)
         x = images_at(dataset, torch.tensor([pos[int(i)] for i in idx]), device)
-        if cell.stressor != "clean":
-            x = get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
+        x = stress_like_cell(x, cell, idx, model=model,
+                             labels=torch.as_tensor(p["label"][keep], device=device))
         pred, true = p["pred"][keep], p["label"][keep]
         cams, raw, lg = compute_cams(model, torch.cat([x, x]), np.concatenate([pred, true]),
                                      method=method, layer=layer, batch_size=batch_size,

@@ -19,35 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluate.store import ResultsStore
+from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role,
+                     parse_dataset_key, stressor_info)
 from ..stressors.registry import CIFAR10C_ORDER, CORRUPTION_FAMILIES
-from .registry import STORE_NAME, register_analysis, write_result
+from .registry import register_analysis, write_result
 from .regimes import (GRACEFUL_DROP_POINTS, REGIMES, SHAPE_MIN_POINTS, SLOPE_RATIO,
                       UNDETERMINED, Regime, classify_regime)
 from .result import AnalysisResult
-
-CLEAN = "clean"
-OFFICIAL_DATASET = "cifar10c-official"  # the engine's dataset name for the published .npy files
-
-
-def stressor_info(name: str) -> tuple[str, float]:
-    """(family, identity value) of a stressor; ``unknown``/0 for names not in the registry
-    (a store written by another version)."""
-    from ..stressors import StressorError, get_stressor
-    try:
-        s = get_stressor(name)
-    except StressorError:
-        return "unknown", 0.0
-    return s.family, float(s.identity)
-
-
-def dataset_role(dataset: str) -> str:
-    """``official`` (published CIFAR-10-C files), ``val`` (a validation split) or ``main``
-    for a store dataset key such as ``cifar10:test@2000``."""
-    name, _, rest = dataset.partition(":")
-    if name == OFFICIAL_DATASET:
-        return "official"
-    return "val" if rest.split("@")[0].endswith("-val") else "main"
 
 
 def is_shifted(dataset: str, stressor: str, severity: float) -> bool:
@@ -55,20 +33,20 @@ def is_shifted(dataset: str, stressor: str, severity: float) -> bool:
     (noise, blur, weather, digital; not a sweep, not adversarial, not clean) of the main
     dataset at an integer severity 1–5. Sweeps, attacks, official CIFAR-10-C cells and
     fractional or extra severities are reported apart."""
-    if stressor == CLEAN or dataset_role(dataset) != "main":
+    if stressor == CLEAN or dataset_role(dataset) != MAIN:
         return False
-    family, _ = stressor_info(stressor)
-    return family in CORRUPTION_FAMILIES and float(severity) in (1.0, 2.0, 3.0, 4.0, 5.0)
+    return (stressor_info(stressor).family in CORRUPTION_FAMILIES
+            and float(severity) in (1.0, 2.0, 3.0, 4.0, 5.0))
 
 
 def clean_cell_for(clean: dict, model: str, dataset: str):
     """The clean cell of a curve: its own dataset's; for the official CIFAR-10-C cells, the
     main dataset's with the same ``split@n`` (the same images, uncorrupted)."""
-    if (model, dataset) in clean or dataset_role(dataset) != "official":
+    if (model, dataset) in clean or dataset_role(dataset) != OFFICIAL:
         return clean.get((model, dataset))
-    tail = dataset.partition(":")[2]
-    return next((p for (m, d), p in clean.items() if m == model and dataset_role(d) == "main"
-                 and d.partition(":")[2] == tail), None)
+    images = parse_dataset_key(dataset).images
+    return next((p for (m, d), p in clean.items() if m == model and dataset_role(d) == MAIN
+                 and parse_dataset_key(d).images == images), None)
 
 
 def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
@@ -91,7 +69,8 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
     rows = []
     stressors = sorted({(m, d, s) for (m, d, s, _) in pooled if s != CLEAN}, key=_order_key)
     for m, d, s in stressors:
-        family, identity = stressor_info(s)
+        info = stressor_info(s)
+        family, identity = info.family, info.identity
         pts = {sev: p for (m2, d2, s2, sev), p in pooled.items() if (m2, d2, s2) == (m, d, s)}
         c = clean_cell_for(clean, m, d)
         if c is not None and identity not in pts:
@@ -124,7 +103,7 @@ def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     was folded (a sweep with values on both sides of its identity); None with a single
     severity (no curve at all). The regime's axis is the distance from the identity value
     (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
-    family, identity = stressor_info(points[0]["stressor"])
+    identity = stressor_info(points[0]["stressor"]).identity
     sev = np.array([p["severity"] for p in points])
     folded = bool(np.any(sev < identity) and np.any(sev > identity))
     x = np.abs(sev - identity)
@@ -171,7 +150,7 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
                 "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
                 "fitted_drop", "observed_drop", "bic_margin", "runner_up", "label_margin",
                 "confidence", "reason")}})
-            end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2])[1])
+            end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2]).identity)
                                            for p in pts)))
             row["end_accuracy_fitted"] = end / 100
             c = (n_classes or {}).get(key[0])
@@ -257,7 +236,7 @@ def headline(rows: list[dict]) -> dict | None:
 def curves(run_dir: Path, out_dir: Path) -> AnalysisResult:
     """Curves, regimes, family drops, damage ranking and the headline of a run's store."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+    with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         rows = curve_points(store)
         n_classes = {m["name"]: len(m["class_names"]) for m in store.models()}
     regimes, fitted = regimes_table(rows, n_classes)
@@ -326,8 +305,8 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
         for (m2, d, st), pts in _group(rows).items():
             if m2 != m or len(pts) < 2:
                 continue
-            clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
-            far = max(pts, key=lambda p: abs(p["severity"] - stressor_info(st)[1]))
+            clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))
+            far = max(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))
             if (far["mean_conf"] > clean["mean_conf"]
                     and clean["accuracy"] - far["accuracy"] >= GRACEFUL_DROP_POINTS / 100):
                 rising.append(st)

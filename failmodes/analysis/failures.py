@@ -17,82 +17,25 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import functools
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from ..evaluate.store import Cell, ResultsStore
+from ..constants import CONFIDENT_THRESHOLD
+from ..store import (CLEAN, MAIN, OFFICIAL, UNKNOWN, Cell, ResultsStore, RunFolder, cell_images,
+                     dataset_role, stressor_info)
+from ..stressors.registry import CORRUPTION_FAMILIES
 from ._failures_figures import plot_confusions, plot_gallery, plot_per_class
 from ._figures import slug
-from .curves import CLEAN, OFFICIAL_DATASET, dataset_role, is_shifted, stressor_info
-from ..constants import CONFIDENT_THRESHOLD
-from ..stressors.registry import CORRUPTION_FAMILIES
-from .registry import STORE_NAME, register_analysis, write_result
+from .curves import is_shifted
+from .registry import register_analysis, write_result
 from .result import AnalysisResult
 from .superclasses import SuperclassMap, resolve_superclasses
 
 GALLERY_SIZE = 16        # images per gallery figure
 GALLERY_PER_CELL = 2     # shifted gallery: at most this many cases from one cell, for variety
 MAX_MATRIX_CLASSES = 20  # confusion-matrix and per-class figures only up to this many classes
-
-
-if TYPE_CHECKING:  # annotations only; torch loads with the data
-    import torch
-
-RUN_CONFIGS = ("eval_config.json", "config.json")  # the engine's name first
-
-
-def cell_images(run_dir: Path, cell: Cell, indices) -> "torch.Tensor":
-    """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
-
-    Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
-    keys ``data``, ``split``, ``image_size``, ``cifar10c``; a ``config`` sub-mapping is
-    read too): the cell's split (from its dataset key ``name:split@n``) is loaded, the rows
-    with these dataset indices taken, and the cell's stressor applied with the cell's
-    severity, seed and indices, which fixes its randomness. Official CIFAR-10-C cells
-    read the published ``.npy`` rows instead.
-    """
-    import torch
-
-    from ..stressors import get_stressor
-    path = next((Path(run_dir) / n for n in RUN_CONFIGS if (Path(run_dir) / n).is_file()), None)
-    if path is None:
-        raise FileNotFoundError(f"{Path(run_dir) / RUN_CONFIGS[0]} not found: cannot "
-                                "re-create the evaluated images")
-    cfg = json.loads(path.read_text())
-    cfg = cfg.get("config", cfg)
-    if "data" not in cfg:
-        raise KeyError(f"{path} has no 'data' key naming the evaluated dataset")
-    split = cell.dataset.partition(":")[2].split("@")[0] or str(cfg.get("split", "test"))
-    if cell.dataset.startswith(OFFICIAL_DATASET + ":"):
-        ds = _load(("cifar10c", cfg["cifar10c"], cell.stressor, int(cell.severity)))
-    else:
-        ds = _load(("data", str(cfg["data"]), split, cfg.get("image_size")))
-    idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
-    pos = torch.searchsorted(ds.indices, idx).clamp_max(len(ds) - 1)
-    if not torch.equal(ds.indices[pos], idx):
-        raise KeyError(f"dataset {cell.dataset} has no image with index "
-                       f"{int(idx[ds.indices[pos] != idx][0])}")
-    x = ds.images[pos].permute(0, 3, 1, 2).float().div(255.0)
-    if cell.stressor != CLEAN and dataset_role(cell.dataset) != "official":
-        x = get_stressor(cell.stressor)(x, cell.severity, seed=cell.seed, indices=idx)
-    return x
-
-
-@functools.lru_cache(maxsize=2)
-def _load(key: tuple):
-    # A gallery asks for the same split once per cell; decoding (or regenerating the
-    # synthetic set, ~1 s per 2000 images) once per gallery is enough.
-    from ..data import load_cifar10c, load_dataset
-    if key[0] == "cifar10c":
-        return load_cifar10c(key[1], key[2], key[3])
-    return load_dataset(key[1], key[2], image_size=key[3])
-
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
@@ -106,10 +49,10 @@ def _group(cell: Cell) -> str:
     if cell.stressor == CLEAN:
         g = CLEAN
     else:
-        fam, _ = stressor_info(cell.stressor)
-        g = cell.stressor if fam in ("sweep", "unknown") else fam
+        fam = stressor_info(cell.stressor).family
+        g = cell.stressor if fam in ("sweep", UNKNOWN) else fam
     role = dataset_role(cell.dataset)
-    return g if role == "main" else f"{g} ({role})"
+    return g if role == MAIN else f"{g} ({role})"
 
 
 def _cell_dict(cell: Cell) -> dict:
@@ -216,7 +159,7 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRES
         "threshold": threshold, "superclasses": superclasses or "auto",
         "max_cases": max_cases, "top_k_pairs": top_k_pairs, "sink_share": SINK_SHARE})
     matrices = []
-    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+    with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         models = [m["name"] for m in store.models()]
         for model in models:
             names = store.class_names(model)
@@ -300,7 +243,7 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     cells = store.cells(model=model)
     by_id = {cl.id: cl for cl in cells}
     clean_ids = {cl.id for cl in cells
-                 if cl.stressor == CLEAN and dataset_role(cl.dataset) == "main"}
+                 if cl.stressor == CLEAN and dataset_role(cl.dataset) == MAIN}
     keep = max(max_cases, GALLERY_SIZE)  # the overall top-k lies within every cell's top-k
     rows, cands = [], []
     mats: dict[str, np.ndarray] = {}
@@ -370,7 +313,7 @@ def _shifted(r: dict) -> bool:
 
 
 def _summarise(model, rows, pairs, smap, threshold):
-    main = [r for r in rows if dataset_role(r["dataset"]) == "main"]
+    main = [r for r in rows if dataset_role(r["dataset"]) == MAIN]
     clean = _pool([r for r in main if r["stressor"] == CLEAN])
     shifted = _pool([r for r in rows if _shifted(r)])
     s = {"clean_hc_count": clean["n_hc"], "clean_hc_rate": clean["rate"],
@@ -379,8 +322,8 @@ def _summarise(model, rows, pairs, smap, threshold):
          "shifted_hc_share_of_errors": shifted["share"]}
     # Reported apart from "shifted": sweeps (natural units) and official CIFAR-10-C cells.
     for tag, sel in (("sweep", [r for r in main if r["stressor"] != CLEAN
-                                and stressor_info(r["stressor"])[0] == "sweep"]),
-                     ("official", [r for r in rows if dataset_role(r["dataset"]) == "official"])):
+                                and stressor_info(r["stressor"]).family == "sweep"]),
+                     ("official", [r for r in rows if dataset_role(r["dataset"]) == OFFICIAL])):
         if sel:
             p = _pool(sel)
             s[f"{tag}_hc_count"], s[f"{tag}_hc_rate"] = p["n_hc"], p["rate"]

@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FailmodesError
-from .curves import clean_cell_for, dataset_role
-from .registry import STORE_NAME, register_analysis, write_result
+from ..store import CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_validation
+from ..store import stressor_info as _info
+from .curves import clean_cell_for
+from .registry import register_analysis, write_result
 from .result import AnalysisResult
 
-CLEAN = "clean"
 # The severities of the published benchmark: the only ones that enter mCE and its kin.
 BENCHMARK_SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
 N_BENCHMARK = 15  # corruptions of CIFAR-10-C / ImageNet-C that define the benchmark
@@ -60,20 +61,10 @@ def relative_corruption_error(errors, clean_error: float, base_errors,
 
 
 def stressor_info(name: str) -> dict:
-    """Family, kind (clean | corruption | sweep) and benchmark flag, from the registry.
-
-    Names the registry does not know (a store written by another version) fall back to the
-    CIFAR-10-C order: its first 15 are the benchmark corruptions."""
-    from ..stressors.registry import CIFAR10C_ORDER, StressorError, get_stressor
-    if name == CLEAN:
-        return {"family": CLEAN, "kind": CLEAN, "benchmark": False}
-    try:
-        s = get_stressor(name)
-    except StressorError:
-        return {"family": "unknown", "kind": "corruption",
-                "benchmark": name in CIFAR10C_ORDER[:15]}
-    return {"family": s.family, "kind": "corruption" if s.is_corruption else "sweep",
-            "benchmark": bool(s.benchmark)}
+    """Family, kind (clean | corruption | sweep | other) and benchmark flag of a stressor
+    (``failmodes.store.stressor_info``: unknown names are family and kind ``other``)."""
+    info = _info(name)
+    return {"family": info.family, "kind": info.kind, "benchmark": info.benchmark}
 
 
 def _order_key(name: str):
@@ -83,7 +74,7 @@ def _order_key(name: str):
 
 def is_eval_dataset(dataset: str) -> bool:
     """False for the validation split kept for temperature scaling."""
-    return dataset_role(dataset) != "val"
+    return not is_validation(dataset)
 
 
 def load_reference_errors(path) -> dict:
@@ -215,29 +206,18 @@ def _mean(xs) -> float:
 
 def per_class_table(store) -> list[dict]:
     """Accuracy of every class in every done cell (one SQL pass over the predictions)."""
-    q = ("SELECT m.name, c.dataset, c.stressor, c.severity, c.seed, p.label, count(*), "
-         "avg(p.pred = p.label) FROM cells c JOIN models m ON m.id = c.model_id "
-         "JOIN predictions p ON p.cell_id = c.id WHERE c.status = 'done' "
-         "GROUP BY c.id, p.label ORDER BY m.id, c.dataset, c.stressor, c.severity, p.label")
-    names = {m["name"]: m["class_names"] for m in store.models()}
-    out = []
-    for model, dataset, stressor, sev, seed, label, n, acc in store.db.execute(q):
-        cls = names[model][label] if label < len(names[model]) else str(label)
-        out.append({"model": model, "dataset": dataset, "stressor": stressor,
-                    "severity": float(sev), "seed": seed, "class": cls, "n": n,
-                    "accuracy": float(acc)})
-    return out
+    return store.per_class_accuracy()
 
 
 def official_comparison(cells: list[dict]) -> list[dict]:
     """On-the-fly vs official CIFAR-10-C accuracy for every (model, corruption, severity)
     present in both (the on-the-fly dataset with the most cells of that model)."""
-    off = [r for r in cells if dataset_role(r["dataset"]) == "official"]
+    off = [r for r in cells if dataset_role(r["dataset"]) == OFFICIAL]
     if not off:
         return []
     counts = defaultdict(int)
     for r in cells:
-        if dataset_role(r["dataset"]) != "official":
+        if dataset_role(r["dataset"]) != OFFICIAL:
             counts[(r["model"], r["dataset"])] += 1
     fly = {}
     for r in cells:
@@ -257,25 +237,6 @@ def official_comparison(cells: list[dict]) -> list[dict]:
                      "difference": f["accuracy"] - r["accuracy"], "n_on_the_fly": f["n"],
                      "n_official": r["n"]})
     return rows
-
-
-def corruption_table(store, dataset: str | None = None, model: str | None = None) -> list[dict]:
-    """Per model and corruption (clean first): mean accuracy over severities, for the CLI.
-
-    Rows: {"model", "dataset", "stressor", "family", "severities", "accuracy"}."""
-    rows = [r for r in cell_table(store) if is_eval_dataset(r["dataset"])
-            and (dataset is None or r["dataset"] == dataset) and (model is None or r["model"] == model)]
-    groups = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["dataset"], r["stressor"])].append(r)
-    order = {m["name"]: i for i, m in enumerate(store.models())}
-    out = []
-    for (m, d, s), rs in sorted(groups.items(), key=lambda kv: (
-            order.get(kv[0][0], 0), kv[0][1], kv[0][2] != CLEAN, stressor_info(kv[0][2])["kind"],
-            _order_key(kv[0][2]))):
-        out.append({"model": m, "dataset": d, "stressor": s, "family": rs[0]["family"],
-                    "severities": len(rs), "accuracy": float(np.mean([r["accuracy"] for r in rs]))})
-    return out
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -305,11 +266,10 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
     the official CIFAR-10-C comparison when present. Writes metrics.json,
     metrics_{cells,corruptions,families,models,per_class}.csv (+ metrics_official.csv)
     and one heatmap per model."""
-    from ..evaluate.store import ResultsStore
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = load_reference_errors(reference_errors) if reference_errors else None
-    with ResultsStore(run_dir / STORE_NAME, readonly=True) as store:
+    with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         t = compute_metrics(store, baseline, reference)
         n_classes = {m["name"]: len(m["class_names"]) for m in store.models()}
     for name in ("cells", "corruptions", "families", "models", "per_class", "official"):
@@ -321,7 +281,7 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
     if figures:
         from ._metrics_figures import heatmap
         for m in t["models"]:
-            if dataset_role(m["dataset"]) == "official":
+            if dataset_role(m["dataset"]) == OFFICIAL:
                 continue
             p = heatmap(t["cells"], m["model"], m["dataset"],
                         out_dir / "figures" / f"metrics_heatmap_{_safe(m['model'])}_"
@@ -335,7 +295,7 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
     worst = {}
     for r in t["corruptions"]:
         if r["model"] not in worst or r["accuracy"] < worst[r["model"]]["accuracy"]:
-            if dataset_role(r["dataset"]) != "official":
+            if dataset_role(r["dataset"]) != OFFICIAL:
                 worst[r["model"]] = r
     for m, r in worst.items():
         res.notes.append(f"{m}: hardest corruption is {r['corruption']} "
@@ -362,13 +322,13 @@ def _per_model(rows: list[dict]) -> dict[str, dict]:
     """Per model: its main dataset's numbers (the one with most corruptions) and the official
     CIFAR-10-C ones prefixed ``official_``."""
     out: dict[str, dict] = {}
-    main = sorted((r for r in rows if dataset_role(r["dataset"]) == "main"),
+    main = sorted((r for r in rows if dataset_role(r["dataset"]) == MAIN),
                   key=lambda r: -r["corruptions"])
     for r in main:
         if r["model"] not in out:
             out[r["model"]] = {k: r[k] for k in MODEL_METRICS}
     for r in rows:
-        if dataset_role(r["dataset"]) == "official":
+        if dataset_role(r["dataset"]) == OFFICIAL:
             d = out.setdefault(r["model"], {})
             d.update({f"official_{k}": r[k] for k in MODEL_METRICS})
     return out
@@ -377,7 +337,7 @@ def _per_model(rows: list[dict]) -> dict[str, dict]:
 def _label_notes(t: dict, n_classes: dict[str, int], reference: dict | None) -> list[str]:
     notes = []
     for m in t["models"]:
-        if dataset_role(m["dataset"]) != "main":
+        if dataset_role(m["dataset"]) != MAIN:
             continue
         if m["cifar10c_error"] != m["cifar10c_error"] and m["corruption_set"] == "benchmark":
             notes.append(f"{m['model']}: no CIFAR-10-C error: it needs all {N_BENCHMARK} "

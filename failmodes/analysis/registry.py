@@ -2,7 +2,8 @@
 report read, in report order.
 
 An analysis is ``fn(run_dir: Path, out_dir: Path, **options) -> AnalysisResult``. It reads
-the run's store (``run_dir / STORE_NAME``) and whatever else the run folder holds, writes
+the run's store (``failmodes.store.RunFolder(run_dir).store``) and whatever else the run
+folder holds, writes
 ``out_dir / f"{name}.json"`` (``result.to_dict()``, via ``write_result``) and its figures
 under ``out_dir / "figures"``, and returns the ``AnalysisResult`` (``result.py``): per-model
 metrics, the parameters it used, summary, figures, tables, notes and nested ``data``.
@@ -16,8 +17,6 @@ from typing import Callable
 
 from .._atomic import write_text_atomic
 from .result import AnalysisResult
-
-STORE_NAME = "results.sqlite"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Temperature scaling's bookkeeping: which images a model's temperature may be fitted on,
-the fit itself on those images, and the store's ``temperatures`` table.
+the fit itself on those images, and saving it with the store.
 
 A temperature must be fitted on images the model never trained on. The evaluator's
 validation cell (``<data>:train-val``) is the train split's ``VAL_FRACTION`` drawn with
@@ -22,23 +22,11 @@ import numpy as np
 import torch
 
 from ..constants import SPLIT_SEED, VAL_FRACTION
-from ..evaluate.store import Cell, ResultsStore
+from ..store import Cell, ResultsStore
 from ._calibration_core import CalibrationInputError, TemperatureFit, fit_temperature
 
 # The seeded split of the clean test cell used when no trustworthy validation cell exists.
 FALLBACK_SPLIT_SEED = 0
-
-# One row per model: the temperature other analyses should divide its logits by.
-TEMPERATURES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS temperatures (
-    model_id INTEGER PRIMARY KEY REFERENCES models(id) ON DELETE CASCADE,
-    temperature REAL NOT NULL,   -- divide logits by this before the softmax
-    fitted_on TEXT NOT NULL,     -- which cell / images, in words, with n
-    nll_before REAL,             -- mean NLL (nats) on the fit images at T = 1
-    nll_after REAL               -- ... at the fitted T
-);
-"""
-
 
 def validation_ok(meta: dict | None) -> tuple[bool, str]:
     """Whether the evaluator's ``train-val`` images are unseen by a model, from its store
@@ -114,13 +102,10 @@ def _bound_note(model: str, fit: TemperatureFit) -> list[str]:
 def save_temperature(store: ResultsStore, model: str, fit: TemperatureFit | None,
                      fitted_on: str = "") -> None:
     """Record (or with ``fit=None`` remove) the temperature of ``model`` in the store."""
-    mid = {m["name"]: m["id"] for m in store.models()}[model]
-    with store.db:
-        store.db.executescript(TEMPERATURES_SCHEMA)
-        store.db.execute("DELETE FROM temperatures WHERE model_id=?", (mid,))
-        if fit is not None:
-            store.db.execute("INSERT INTO temperatures VALUES (?,?,?,?,?)",
-                             (mid, fit.temperature, fitted_on, fit.nll_before, fit.nll_after))
+    if fit is None:
+        store.save_temperature(model, None)
+    else:
+        store.save_temperature(model, fit.temperature, fitted_on, fit.nll_before, fit.nll_after)
 
 
 def read_temperatures(store: ResultsStore | str | Path) -> dict[str, dict]:
@@ -129,17 +114,7 @@ def read_temperatures(store: ResultsStore | str | Path) -> dict[str, dict]:
     >>> read_temperatures("runs/quick/results.sqlite")["r18"]["temperature"]  # doctest: +SKIP
     1.71
     """
-    own = not isinstance(store, ResultsStore)
-    st = ResultsStore(store, readonly=True) if own else store
-    try:
-        has = st.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
-                            "name='temperatures'").fetchone()
-        if not has:
-            return {}
-        rows = st.db.execute("SELECT m.name, t.temperature, t.fitted_on, t.nll_before, "
-                             "t.nll_after FROM temperatures t JOIN models m ON m.id=t.model_id")
-        return {r[0]: {"temperature": r[1], "fitted_on": r[2], "nll_before": r[3],
-                       "nll_after": r[4]} for r in rows}
-    finally:
-        if own:
-            st.close()
+    if isinstance(store, ResultsStore):
+        return store.temperatures()
+    with ResultsStore(store, readonly=True) as st:
+        return st.temperatures()

@@ -33,8 +33,8 @@ class Progress:
         self._rich = None
         if mode == "rich" and total_cells:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                       TextColumn, TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
             self._rich = RichProgress(
                 TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[ips]:>8} img/s"), TimeRemainingColumn(),

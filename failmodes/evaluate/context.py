@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
+from .._device import resolve_device
 from ..config import from_dict
 from ..data import Dataset
-from .._device import resolve_device
 from ..models import Classifier, weights_hash
-from .grid import (CONFIG_NAME, IN_MEMORY, STORE_NAME, VAL_SPLIT, EvalConfig, EvalError,
-                   build_model, load_eval_dataset)
-from .store import ResultsStore, StoreError
+from ..store import CONFIG_NAME, VAL_SPLIT, ResultsStore, RunFolder, StoreError
+from .config import IN_MEMORY, EvalConfig, EvalError
+from .inputs import build_model, load_eval_dataset
 
 
 @dataclass
@@ -48,7 +48,8 @@ class RunContext:
         else:
             spec = {"arch": rec["arch"], **meta.get("arch_kwargs", {})}
         dev = resolve_device(self.config.device) if device is None else torch.device(device)
-        model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0), device="cpu")
+        model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0),
+                               device="cpu")
         if weights_hash(model) != rec["weights_hash"]:
             raise EvalError(f"model {name!r}: the weights of {spec} changed since this run was "
                             "evaluated (hash mismatch); re-evaluate into a new --out")
@@ -80,16 +81,16 @@ class RunContext:
 def open_run(run_dir: str | Path, readonly: bool = True) -> RunContext:
     """Open ``run_dir`` (holding results.sqlite and eval_config.json) for analysis."""
     run_dir = Path(run_dir)
-    store = ResultsStore(run_dir / STORE_NAME, readonly=readonly)
-    cfg_path = run_dir / CONFIG_NAME
+    folder = RunFolder(run_dir)
+    store = ResultsStore(folder.store, readonly=readonly)
+    cfg_path = folder.eval_config
     try:
         if cfg_path.is_file():
             raw = json.loads(cfg_path.read_text())["config"]
         else:  # the store keeps every run's config too
-            row = store.db.execute("SELECT config_json FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-            if row is None:
+            raw = store.latest_config()
+            if raw is None:
                 raise StoreError(f"{run_dir} has no {CONFIG_NAME} and its store records no run")
-            raw = json.loads(row[0])
         config = from_dict(EvalConfig, raw, where=str(cfg_path))
     except Exception:
         store.close()

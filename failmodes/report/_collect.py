@@ -7,15 +7,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.registry import STORE_NAME, list_analyses
+from ..analysis.registry import list_analyses
 from ..analysis.result import AnalysisResult
-
-STATE_NAME = "study_state.json"
-# Where analyses write (`failmodes analyze` / `calibrate` default, and the study runner);
-# a JSON directly in the run folder (e.g. `failmodes cam RUN`) is read too.
-ANALYSIS_DIR = "analysis"
-RESOLVED_NAME = "study.resolved.json"
-PROBES_DIR = "probes"
+from ..store import ANALYSIS_DIR, ResultsStore, RunFolder
 
 
 @dataclass
@@ -32,7 +26,9 @@ class AnalysisView:
 
 
 def analysis_json(run_dir: Path, name: str) -> Path | None:
-    for d in (Path(run_dir) / ANALYSIS_DIR, Path(run_dir)):
+    # Where analyses write (`failmodes analyze` / `calibrate` default, and the study runner);
+    # a JSON directly in the run folder (e.g. `failmodes cam RUN`) is read too.
+    for d in (RunFolder(run_dir).analysis, Path(run_dir)):
         if (d / f"{name}.json").is_file():
             return d / f"{name}.json"
     return None
@@ -83,38 +79,23 @@ def read_json(path: Path) -> dict | None:
 
 
 def load_state(run_dir: Path) -> dict:
-    return read_json(Path(run_dir) / STATE_NAME) or {}
-
-
-def stressor_family(name: str) -> str:
-    """``clean``, a corruption family (noise, blur, weather, digital), ``sweep`` or ``other``."""
-    if name == "clean":
-        return "clean"
-    from ..stressors import StressorError, get_stressor
-    try:
-        return get_stressor(name).family
-    except StressorError:
-        return "other"
+    return read_json(RunFolder(run_dir).state) or {}
 
 
 def collect_run(run_dir: str | Path) -> RunData:
     """Everything the report shows about ``run_dir``; a run without a store still renders."""
     run_dir = Path(run_dir)
     state = load_state(run_dir)
-    resolved = read_json(run_dir / RESOLVED_NAME)
+    resolved = read_json(RunFolder(run_dir).resolved)
     models, acc, failed, store_runs = [], [], [], []
-    store_path = run_dir / STORE_NAME
+    store_path = RunFolder(run_dir).store
     if store_path.exists():
-        from ..evaluate.store import ResultsStore
         with ResultsStore(store_path, readonly=True) as store:
             models = store.models()
             acc = store.accuracy_table()
             failed = [{"model": c.model, "stressor": c.stressor, "severity": c.severity,
                        "error": c.error} for c in store.cells(status="failed")]
-            store_runs = [dict(zip(("id", "started", "command", "config", "versions"), r))
-                          for r in store.db.execute(
-                              "SELECT id, started, command, config_json, versions_json "
-                              "FROM runs ORDER BY id")]
+            store_runs = store.runs()
     counts: dict[str, int] = {}
     for r in acc:
         counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1

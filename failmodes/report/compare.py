@@ -18,7 +18,7 @@ from .comparison import clean_deltas, corruption_deltas, model_facts
 from .export import _write_csv
 from .._atomic import write_text_atomic
 from .html import FIG_DIR, TABLE_DIR, Section, _env, _pt_ci, _pt_delta
-from ..analysis.registry import STORE_NAME
+from ..store import STORE_NAME
 
 COMPARE_NAME = "compare.html"
 

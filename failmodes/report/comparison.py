@@ -17,13 +17,12 @@ trained networks: they count test-image noise, not training-seed variation.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
-from ..stressors.registry import CORRUPTION_FAMILIES
-from ._collect import stressor_family
 from ..analysis.paired import ALPHA, holm, mcnemar_exact, sign_flip_p
+from ..store import paired_sums, stressor_family
+from ..stressors.registry import CORRUPTION_FAMILIES
 
 # Two-sided 95 % normal quantile: the intervals are normal approximations on ≥ 100 images.
 Z95 = 1.959964
@@ -84,37 +83,6 @@ def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
     return out
 
 
-def _paired_sql(level: str) -> str:
-    # d = correct_b − correct_a per image and cell. "cell": discordant counts per cell;
-    # "stressor": one row per (corruption, image), d averaged over integer severities 1–5.
-    a_ok, b_ok = "(pa.pred = pa.label)", "(pb.pred = pb.label)"
-    join = """
-        FROM a.cells ca JOIN a.models ma ON ma.id = ca.model_id
-        JOIN b.cells cb ON cb.dataset = ca.dataset AND cb.stressor = ca.stressor
-             AND cb.severity = ca.severity AND cb.seed = ca.seed
-        JOIN b.models mb ON mb.id = cb.model_id
-        JOIN a.predictions pa ON pa.cell_id = ca.id
-        JOIN b.predictions pb ON pb.cell_id = cb.id AND pb.idx = pa.idx
-        WHERE ma.name = ? AND mb.name = ? AND ca.status = 'done' AND cb.status = 'done'
-              AND (? IS NULL OR ca.dataset = ?)"""
-    if level == "cell":
-        return (f"SELECT ca.stressor, ca.severity, count(*), sum({b_ok} - {a_ok}), "
-                f"sum({b_ok} AND NOT {a_ok}), sum({a_ok} AND NOT {b_ok}) {join} "
-                "GROUP BY ca.stressor, ca.severity")
-    return (f"SELECT ca.stressor, pa.idx, avg({b_ok} - {a_ok}) {join} "
-            "AND ca.severity IN (1, 2, 3, 4, 5) GROUP BY ca.stressor, pa.idx "
-            "ORDER BY ca.stressor, pa.idx")
-
-
-def _attach(store_a: Path, store_b: Path) -> sqlite3.Connection:
-    con = sqlite3.connect("file::memory:", uri=True)
-    for alias, p in (("a", store_a), ("b", store_b)):
-        if not Path(p).exists():
-            raise FileNotFoundError(f"no results store at {p}")
-        con.execute(f"ATTACH DATABASE ? AS {alias}", (f"file:{Path(p).resolve()}?mode=ro",))
-    return con
-
-
 def _half_width(d) -> float:
     d = [float(x) for x in d]
     n = len(d)
@@ -130,12 +98,7 @@ def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
     images, the paired sign-flip ``p`` (``test``: exact / monte-carlo / normal), ``p_holm``
     (Holm across these corruptions) and ``significant`` (``p_holm`` < 0.05). Only cells in
     both stores count (of ``dataset`` only, when given); clean and sweeps are left out."""
-    con = _attach(Path(store_a), Path(store_b))
-    try:
-        rows = con.execute(_paired_sql("stressor"),
-                           (model_a, model_b, dataset, dataset)).fetchall()
-    finally:
-        con.close()
+    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="image")
     per: dict[str, list[float]] = defaultdict(list)
     for stressor, _idx, d in rows:
         per[stressor].append(float(d))
@@ -159,11 +122,7 @@ def cell_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
     """Per shared cell (stressor, severity, clean included): B − A accuracy in points, the
     normal ci95, the discordant counts (``b_only`` right, ``a_only`` right) and McNemar's
     exact two-sided ``p``."""
-    con = _attach(Path(store_a), Path(store_b))
-    try:
-        rows = con.execute(_paired_sql("cell"), (model_a, model_b, dataset, dataset)).fetchall()
-    finally:
-        con.close()
+    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="discordant")
     out = []
     for stressor, sev, n, s, b_only, a_only in rows:
         mean = s / n

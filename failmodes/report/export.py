@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 
 from .._atomic import write_text_atomic
+from ..store import RESULTS_NAME
 from ._collect import RunData
 from .comparison import model_facts
-
-RESULTS_NAME = "results.json"
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:

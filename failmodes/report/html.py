@@ -15,14 +15,14 @@ import jinja2
 
 from .._atomic import write_text_atomic
 from . import figures as F
+from ..store import FIGURES_DIR as FIG_DIR
+from ..store import REPORT_NAME, RunFolder, stressor_family
+from ..store import TABLES_DIR as TABLE_DIR
 from ..analysis.result import AnalysisResult
-from ._collect import RunData, collect_run, finite, read_json, stressor_family
+from ._collect import RunData, collect_run, finite, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
 
-REPORT_NAME = "report.html"
-FIG_DIR = "figures"
-TABLE_DIR = "tables"
 
 # What each section shows and how to read it: one paragraph above its content.
 INTROS = {
@@ -315,7 +315,7 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
                      "model to the study, or use `failmodes compare RUN_A RUN_B`.")
         return s, []
     others = [m for m in names if m != base]
-    store = run.run_dir / "results.sqlite"
+    store = RunFolder(run.run_dir).store
     rows = comparison_table(store, run.acc, base, others, run.dataset)
     deltas = {m: corruption_deltas(store, base, store, m, run.dataset) for m in others}
     colors = F.model_colors(names)

@@ -30,11 +30,9 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
-from ..report._collect import ANALYSIS_DIR
+from ..store import ResultsStore, RunFolder
 from .config import ProbeSpec, StudyConfig, StudyError
 
-STATE_NAME = "study_state.json"
-RESOLVED_NAME = "study.resolved.json"
 FINAL_CHECKPOINT = "model.pt"  # what failmodes.train writes once every epoch is done
 
 
@@ -52,7 +50,7 @@ class _State:
     """``study_state.json``: the commands that built the run and every step's outcome."""
 
     def __init__(self, out: Path):
-        self.path = out / STATE_NAME
+        self.path = RunFolder(out).state
         try:
             self.data = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
@@ -134,7 +132,7 @@ def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
     state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
-    save_resolved(cfg, out / RESOLVED_NAME, versions=study_versions())
+    save_resolved(cfg, RunFolder(out).resolved, versions=study_versions())
     checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models}
     failures = evaluate_all(cfg, checkpoints, out, state, command)
     failures += run_analyses(cfg, out, state)
@@ -151,7 +149,7 @@ def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
 def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     """The checkpoint of one model: given, already trained, or trained now (resuming a
     killed run from its last epoch)."""
-    model_dir = out / "models" / spec.name
+    model_dir = RunFolder(out).models / spec.name
     key = f"train:{spec.name}"
     if spec.checkpoint is not None:
         ckpt = Path(spec.checkpoint).expanduser().resolve()
@@ -239,13 +237,10 @@ def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, stat
 # ----------------------------------------------------------------------------- analyses
 def _fingerprint(out: Path, extra) -> str:
     """Changes whenever a cell is added or replaced, or the step's options change."""
-    from ..analysis.registry import STORE_NAME
-    from ..evaluate.store import ResultsStore
-    with ResultsStore(out / STORE_NAME, readonly=True) as st:
-        cells = st.db.execute("SELECT count(*), max(id), max(finished) FROM cells").fetchone()
-        models = st.db.execute("SELECT group_concat(name || weights_hash) FROM models").fetchone()
+    with ResultsStore(RunFolder(out).store, readonly=True) as st:
+        stored = st.fingerprint()
     from .. import __version__
-    blob = json.dumps([cells, models, extra, __version__], sort_keys=True, default=str)
+    blob = json.dumps([*stored, extra, __version__], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -273,12 +268,12 @@ def run_analyses(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
         fp = _fingerprint(out, opts)
         prev = state.step(key)
         if prev.get("status") == "ok" and prev.get("fingerprint") == fp \
-                and (out / ANALYSIS_DIR / f"{name}.json").is_file():
+                and (RunFolder(out).analysis / f"{name}.json").is_file():
             continue
         _say(cfg, f"analysis {name}")
         t, c = time.perf_counter(), time.process_time()
         try:
-            a.fn(out, out / ANALYSIS_DIR, **opts)
+            a.fn(out, RunFolder(out).analysis, **opts)
         except Exception as e:  # recorded, shown in the report and returned: never hidden
             msg = f"{type(e).__name__}: {e}"
             state.set(key, status="failed", error=msg + "\n" + _tail(), fingerprint=fp,
@@ -326,7 +321,7 @@ def run_probes(cfg: StudyConfig, out: Path, state: _State) -> list[str]:
         if prev.get("status") == "ok" and prev.get("spec") == spec \
                 and (out / prev.get("json", "")).is_file():
             continue
-        pdir = out / "probes" / key.split(":", 1)[1]
+        pdir = RunFolder(out).probes / key.split(":", 1)[1]
         _say(cfg, f"probe {p.model} on {p.image} under {p.stressor}")
         t, c = time.perf_counter(), time.process_time()
         try:

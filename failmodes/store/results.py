@@ -1,6 +1,6 @@
 """The results store: SQLite, one transaction per cell, one row per image per cell.
 
-Schema (``SCHEMA`` below is the truth):
+Tables (``_schema.SCHEMA`` is the truth):
 
 - ``runs``: one row per invocation that wrote here (command, resolved config, versions).
 - ``models``: name (unique in the store), spec (registry name or checkpoint path),
@@ -11,16 +11,19 @@ Schema (``SCHEMA`` below is the truth):
 - ``predictions``: per image of a cell: dataset index, label, prediction, max
   probability, true-class probability, entropy (nats), top-2 margin, top-5 classes
   (JSON) and the logits (float32 blob, C values) so calibration can re-temperature.
+- ``temperatures``: per model, the fitted temperature (written by calibration).
 
 WAL mode: readers never block the writer, and a process killed mid-cell leaves the
-last committed cell intact; the half-written cell simply is not there.
+last committed cell intact; the half-written cell simply is not there. A read-only store
+(``readonly=True``) writes nothing, so it can live on read-only media.
 
->>> store = ResultsStore("runs/x/results.sqlite")
+>>> store = ResultsStore("runs/x/results.sqlite")                      # doctest: +SKIP
 >>> mid = store.register_model("r18", spec="cifar_resnet18", arch="cifar_resnet18",
-...                            weights_hash="abc", class_names=["a", "b"])
+...                            weights_hash="abc", class_names=["a", "b"])  # doctest: +SKIP
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,67 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FailmodesError
+from ._connect import StoreError, connect, describe
+from ._schema import ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
 
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    started TEXT NOT NULL,
-    command TEXT,
-    config_json TEXT,
-    versions_json TEXT
-);
-CREATE TABLE IF NOT EXISTS models (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    spec TEXT NOT NULL,
-    arch TEXT,
-    weights_hash TEXT,
-    class_names_json TEXT NOT NULL,
-    meta_json TEXT
-);
-CREATE TABLE IF NOT EXISTS cells (
-    id INTEGER PRIMARY KEY,
-    model_id INTEGER NOT NULL REFERENCES models(id),
-    dataset TEXT NOT NULL,
-    stressor TEXT NOT NULL,
-    severity REAL NOT NULL,
-    seed INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
-    n_images INTEGER,
-    started TEXT,
-    finished TEXT,
-    images_per_s REAL,
-    error TEXT,
-    UNIQUE (model_id, dataset, stressor, severity, seed)
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    label INTEGER NOT NULL,
-    pred INTEGER NOT NULL,
-    conf REAL NOT NULL,
-    p_true REAL NOT NULL,
-    entropy REAL NOT NULL,
-    margin REAL NOT NULL,
-    top5_json TEXT,
-    logits BLOB,
-    PRIMARY KEY (cell_id, idx)
-) WITHOUT ROWID;
-"""
-
-ROW_FIELDS = ("idx", "label", "pred", "conf", "p_true", "entropy", "margin")
-
-
-class StoreError(RuntimeError, FailmodesError):
-    """The store file is unusable (corrupt, not a failmodes store, disk full)."""
+__all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError"]
 
 
 @dataclass(frozen=True)
 class CellKey:
     model: str          # model name in the store
-    dataset: str        # dataset spec, e.g. "cifar10:test" (subset size included when used)
+    dataset: str        # dataset key, e.g. "cifar10:test@2000" (see keys.py)
     stressor: str       # registry name, or "clean"
     severity: float     # severity 1..5 (fractional allowed) or the sweep's natural value
     seed: int = 0
@@ -118,24 +70,27 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+_CELL_MATCH = "model_id=? AND dataset=? AND stressor=? AND severity=? AND seed=?"
+
+
 class ResultsStore:
-    """Open (creating if needed) the SQLite store at ``path``."""
+    """Open (creating if needed) the SQLite store at ``path``; ``readonly=True`` opens an
+    existing one without writing anything (see ``_connect.connect``)."""
 
     def __init__(self, path: str | os.PathLike, readonly: bool = False):
         self.path = Path(path)
-        if readonly and not self.path.exists():
-            raise StoreError(f"no results store at {self.path}; run `failmodes evaluate` first")
-        if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+        self.readonly = readonly
+        self.db = connect(self.path, readonly)
         try:
-            self.db = sqlite3.connect(uri, uri=readonly, timeout=60)
             self.db.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.executescript(SCHEMA)
             self.db.execute("SELECT count(*) FROM cells").fetchone()
         except sqlite3.DatabaseError as e:
+            self.db.close()
+            if isinstance(e, sqlite3.OperationalError) and "no such table" not in str(e):
+                raise describe(self.path, e, "open") from None
             raise StoreError(f"{self.path} is not a usable results store ({e})") from None
 
     def close(self) -> None:
@@ -147,10 +102,21 @@ class ResultsStore:
     def __exit__(self, *exc):
         self.close()
 
+    @contextlib.contextmanager
+    def _writing(self, doing: str):
+        """One transaction; SQLite errors (disk full, locked) become one StoreError line."""
+        if self.readonly:
+            raise StoreError(f"cannot {doing} {self.path}: the store was opened read-only")
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.OperationalError as e:
+            raise describe(self.path, e, doing) from None
+
     # ------------------------------------------------------------------ writing
     def start_run(self, command: str, config: dict, versions: dict) -> int:
-        with self.db:
-            cur = self.db.execute(
+        with self._writing("record the run in") as db:
+            cur = db.execute(
                 "INSERT INTO runs (started, command, config_json, versions_json) VALUES (?,?,?,?)",
                 (_now(), command, json.dumps(config, default=str), json.dumps(versions)))
         return int(cur.lastrowid)
@@ -159,14 +125,15 @@ class ResultsStore:
                        class_names: list[str], meta: dict | None = None) -> int:
         """Add a model, or return the id of the same one; a name reused for different
         weights is an error (give the new model another name)."""
-        row = self.db.execute("SELECT id, weights_hash FROM models WHERE name=?", (name,)).fetchone()
+        row = self.db.execute("SELECT id, weights_hash FROM models WHERE name=?",
+                              (name,)).fetchone()
         if row is not None:
             if row[1] != weights_hash:
                 raise StoreError(f"model name {name!r} is already in {self.path} with other "
                                  "weights; choose another --name or another --out")
             return int(row[0])
-        with self.db:
-            cur = self.db.execute(
+        with self._writing(f"add model {name!r} to") as db:
+            cur = db.execute(
                 "INSERT INTO models (name, spec, arch, weights_hash, class_names_json, meta_json)"
                 " VALUES (?,?,?,?,?,?)",
                 (name, spec, arch, weights_hash, json.dumps(class_names), json.dumps(meta or {})))
@@ -178,6 +145,10 @@ class ResultsStore:
             raise StoreError(f"model {name!r} is not in {self.path}")
         return int(row[0])
 
+    def _match(self, key: CellKey) -> tuple:
+        return (self._model_id(key.model), key.dataset, key.stressor, float(key.severity),
+                key.seed)
+
     def write_cell(self, key: CellKey, rows: dict[str, np.ndarray], *, started: str | None = None,
                    images_per_s: float | None = None) -> int:
         """Insert a finished cell and all its rows in one transaction (replacing a failed one).
@@ -186,7 +157,7 @@ class ResultsStore:
         and ``logits`` (N×C float).
         """
         n = len(rows["idx"])
-        mid = self._model_id(key.model)
+        match = self._match(key)
         logits = rows.get("logits")
         top5 = rows.get("top5")
         data = [
@@ -196,36 +167,38 @@ class ResultsStore:
              json.dumps([int(t) for t in top5[i]]) if top5 is not None else None,
              np.asarray(logits[i], dtype=np.float32).tobytes() if logits is not None else None)
             for i in range(n)]
-        try:
-            with self.db:
-                self.db.execute("DELETE FROM cells WHERE model_id=? AND dataset=? AND stressor=? "
-                                "AND severity=? AND seed=?", (mid, key.dataset, key.stressor,
-                                                              float(key.severity), key.seed))
-                cur = self.db.execute(
-                    "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
-                    "n_images, started, finished, images_per_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (mid, key.dataset, key.stressor, float(key.severity), key.seed, "done", n,
-                     started or _now(), _now(), images_per_s))
-                cid = int(cur.lastrowid)
-                self.db.executemany(
-                    "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
-                    "margin, top5_json, logits) VALUES (%d,?,?,?,?,?,?,?,?,?)" % cid, data)
-        except sqlite3.OperationalError as e:  # disk full, locked past the timeout
-            raise StoreError(f"cannot write cell {key} to {self.path}: {e}") from None
+        with self._writing(f"write cell {key} to") as db:
+            db.execute(f"DELETE FROM cells WHERE {_CELL_MATCH}", match)
+            cur = db.execute(
+                "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
+                "n_images, started, finished, images_per_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (*match, "done", n, started or _now(), _now(), images_per_s))
+            cid = int(cur.lastrowid)
+            db.executemany(
+                "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
+                f"margin, top5_json, logits) VALUES ({cid},?,?,?,?,?,?,?,?,?)", data)
         return cid
 
     def mark_failed(self, key: CellKey, error: str) -> None:
         """Record a cell that could not be computed (e.g. NaN logits), with its reason."""
-        mid = self._model_id(key.model)
-        with self.db:
-            self.db.execute("DELETE FROM cells WHERE model_id=? AND dataset=? AND stressor=? "
-                            "AND severity=? AND seed=?", (mid, key.dataset, key.stressor,
-                                                          float(key.severity), key.seed))
-            self.db.execute(
+        match = self._match(key)
+        with self._writing(f"record failed cell {key} in") as db:
+            db.execute(f"DELETE FROM cells WHERE {_CELL_MATCH}", match)
+            db.execute(
                 "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
                 "started, finished, error) VALUES (?,?,?,?,?,?,?,?,?)",
-                (mid, key.dataset, key.stressor, float(key.severity), key.seed, "failed",
-                 _now(), _now(), error[:2000]))
+                (*match, "failed", _now(), _now(), error[:2000]))
+
+    def save_temperature(self, model: str, temperature: float | None, fitted_on: str = "",
+                         nll_before: float | None = None, nll_after: float | None = None) -> None:
+        """Record the temperature of ``model`` (``temperature=None`` removes it)."""
+        mid = self._model_id(model)
+        with self._writing(f"save the temperature of {model!r} in") as db:
+            db.executescript(TEMPERATURES_SCHEMA)
+            db.execute("DELETE FROM temperatures WHERE model_id=?", (mid,))
+            if temperature is not None:
+                db.execute("INSERT INTO temperatures VALUES (?,?,?,?,?)",
+                           (mid, temperature, fitted_on, nll_before, nll_after))
 
     # ------------------------------------------------------------------ reading
     def has_cell(self, key: CellKey) -> bool:
@@ -250,6 +223,23 @@ class ResultsStore:
             if m["name"] == model:
                 return m["class_names"]
         raise StoreError(f"model {model!r} is not in {self.path}")
+
+    def runs(self) -> list[dict]:
+        """The ``runs`` table, oldest first: id, started, command, config, versions (JSON text)."""
+        keys = ("id", "started", "command", "config", "versions")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
+            "SELECT id, started, command, config_json, versions_json FROM runs ORDER BY id")]
+
+    def latest_config(self) -> dict | None:
+        """The resolved config of the newest run recorded here (None when there is none)."""
+        row = self.db.execute("SELECT config_json FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def fingerprint(self) -> list:
+        """JSON-able; changes whenever a cell is added or replaced or a model is added."""
+        cells = self.db.execute("SELECT count(*), max(id), max(finished) FROM cells").fetchone()
+        models = self.db.execute("SELECT group_concat(name || weights_hash) FROM models").fetchone()
+        return [list(cells), list(models)]
 
     def cells(self, model: str | None = None, dataset: str | None = None,
               stressor: str | None = None, status: str | None = "done") -> list[Cell]:
@@ -299,24 +289,32 @@ class ResultsStore:
              " GROUP BY c.id ORDER BY m.id, c.dataset, c.stressor, c.severity")
         keys = ("model", "dataset", "stressor", "severity", "seed", "n", "accuracy",
                 "mean_conf", "mean_p_true")
-        return [dict(zip(keys, r)) for r in self.db.execute(q, (model,) if model else ())]
+        rows = self.db.execute(q, (model,) if model else ())
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def per_class_accuracy(self) -> list[dict]:
+        """Accuracy of every class in every done cell (one pass over the predictions):
+        model, dataset, stressor, severity, seed, class (name), n, accuracy."""
+        q = ("SELECT m.name, c.dataset, c.stressor, c.severity, c.seed, p.label, count(*), "
+             "avg(p.pred = p.label) FROM cells c JOIN models m ON m.id = c.model_id "
+             "JOIN predictions p ON p.cell_id = c.id WHERE c.status = 'done' "
+             "GROUP BY c.id, p.label ORDER BY m.id, c.dataset, c.stressor, c.severity, p.label")
+        names = {m["name"]: m["class_names"] for m in self.models()}
+        out = []
+        for model, dataset, stressor, sev, seed, label, n, acc in self.db.execute(q):
+            cls = names[model][label] if label < len(names[model]) else str(label)
+            out.append({"model": model, "dataset": dataset, "stressor": stressor,
+                        "severity": float(sev), "seed": seed, "class": cls, "n": n,
+                        "accuracy": float(acc)})
+        return out
 
-def per_image_rows(logits, labels, indices) -> dict[str, np.ndarray]:
-    """The per-image fields of the store from logits (torch N×C), labels and indices (N).
-
-    Entropy in nats of the softmax; margin = top-1 minus top-2 probability.
-    """
-    import torch
-    logits = logits.detach().float()
-    probs = torch.softmax(logits, dim=1)
-    k = min(5, probs.shape[1])
-    top = probs.topk(k, dim=1)
-    labels = torch.as_tensor(labels, device=probs.device)
-    p_true = probs.gather(1, labels.view(-1, 1)).squeeze(1)
-    ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
-    margin = top.values[:, 0] - (top.values[:, 1] if k > 1 else 0.0)
-    cpu = lambda t: t.cpu().numpy()  # noqa: E731
-    return {"idx": cpu(torch.as_tensor(indices)), "label": cpu(labels), "pred": cpu(top.indices[:, 0]),
-            "conf": cpu(top.values[:, 0]), "p_true": cpu(p_true), "entropy": cpu(ent),
-            "margin": cpu(margin), "top5": cpu(top.indices), "logits": cpu(logits)}
+    def temperatures(self) -> dict[str, dict]:
+        """``{model: {temperature, fitted_on, nll_before, nll_after}}``; {} when never fitted."""
+        has = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                              "name='temperatures'").fetchone()
+        if not has:
+            return {}
+        rows = self.db.execute("SELECT m.name, t.temperature, t.fitted_on, t.nll_before, "
+                               "t.nll_after FROM temperatures t JOIN models m ON m.id=t.model_id")
+        return {r[0]: {"temperature": r[1], "fitted_on": r[2], "nll_before": r[3],
+                       "nll_after": r[4]} for r in rows}

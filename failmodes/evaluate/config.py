@@ -1,0 +1,189 @@
+"""The evaluation config: what one ``failmodes evaluate`` call needs, and its resolution
+into explicit lists (models named, suites expanded, values parsed, paths absolute).
+
+>>> c = resolve_config(EvalConfig(models=["small_cnn"], stressors=["fog"], severities="1:3:1"))
+>>> c.severities, c.stressors
+([1.0, 2.0, 3.0], ['fog'])
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._device import resolve_device
+from ..config import ConfigError, from_dict
+from ..data import absolute_spec
+from ..errors import FailmodesError
+from ..stressors import StressorError, get_stressor
+from ..stressors import suite as stressor_suite
+from ._values import parse_sweep, parse_values
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+IN_MEMORY = "<in-memory>"  # the spec of a model handed to run_evaluation as an object
+
+
+class EvalError(ValueError, FailmodesError):
+    """The evaluation cannot start (bad model, data, stressor or value); one line."""
+
+
+@dataclass
+class EvalConfig:
+    """Everything one ``failmodes evaluate`` call needs; saved resolved beside the store.
+
+    models: ``{name: spec}`` (or a list of specs, named after their file stem / registry
+        name). A spec is a checkpoint path, a registry name (weights initialised from
+        ``seed``, for smoke tests and benchmarks) or ``{"arch": NAME, **kwargs}``.
+    data/split/subset: dataset spec for ``failmodes.data.load_dataset``, its split, and a
+        class-stratified subset size (None = all).
+    suite/stressors: a suite name (cifar10-c, cifar10-c-extra, all, sweeps) and/or
+        stressor names; the clean cell is always included.
+    severities: corruption severities, a list or ``"1,2,3"`` / ``"0:5:0.25"``; 0 is the
+        identity, i.e. the clean cell, and is not stored again per corruption.
+    sweeps: ``["rotation=-90:90:15", ...]``, values in the stressor's natural unit (for a
+        corruption, extra severities of that corruption only).
+    include_val: also evaluate the clean ``train-val`` split (temperature scaling), at most
+        ``val_subset`` images.
+    cifar10c: the official CIFAR-10-C ``.npy`` folder; its cells go under the dataset
+        ``cifar10c-official:<split>``, no stressor applied.
+    """
+
+    models: dict[str, Any] | list[Any] = field(default_factory=dict)
+    data: str = "synthetic"
+    split: str = "test"
+    subset: int | None = None
+    suite: str | None = None
+    stressors: list[str] | None = None
+    severities: list[float] | str = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
+    sweeps: list[str] = field(default_factory=list)
+    seed: int = 0
+    batch_size: int = 256
+    device: str = "auto"
+    include_val: bool = False
+    val_subset: int | None = 5000
+    cifar10c: str | None = None
+    image_size: int | None = None
+    store_logits: bool = True
+    out: str = "runs/eval"
+
+
+def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
+    """A copy with every shorthand made explicit: models as ``{name: spec}``, severities
+    and stressors as lists (the suite expanded), sweeps as ``name=v1,v2,...``, paths
+    absolute. Raises EvalError on unknown stressors, out-of-range values, bad numbers."""
+    if not isinstance(config, EvalConfig):
+        try:
+            config = from_dict(EvalConfig, dict(config))
+        except ConfigError as e:
+            raise EvalError(str(e)) from None
+    c = dataclasses.replace(config)
+    c.models = _name_models(c.models)
+    try:
+        sev = sorted(set(parse_values(c.severities)))
+    except ValueError as e:  # ours or the stressors package's parser error
+        raise EvalError(f"--severities: {e}") from None
+    names = list(stressor_suite(c.suite)) if c.suite else []
+    for n in c.stressors or []:
+        if n not in names:
+            names.append(n)
+    sweeps, corruptions = [], []
+    for n in names:
+        s = _stressor(n)
+        (corruptions if s.is_corruption else sweeps).append(n)
+    sweep_values: dict[str, list[float]] = {}
+    for text in c.sweeps:
+        try:
+            n, vals = parse_sweep(text)
+        except ValueError as e:
+            raise EvalError(f"--sweep: {e}") from None
+        _stressor(n)  # a corruption may be swept too: its values are extra severities
+        sweep_values[n] = sorted(set(sweep_values.get(n, []) + vals))
+    for n in sweeps:
+        if n not in sweep_values:
+            default = getattr(_stressor(n), "default_values", None)
+            if not default:
+                raise EvalError(f"sweep stressor {n} needs values: --sweep {n}=START:STOP:STEP")
+            sweep_values[n] = [float(v) for v in default]
+    for n in corruptions:
+        for s in sev:
+            _check_value(n, s)
+    for n, vals in sweep_values.items():
+        for v in vals:
+            _check_value(n, v)
+    c.severities = [float(s) for s in sev]
+    c.stressors = corruptions
+    c.sweeps = [f"{n}={','.join(_fmt(v) for v in vals)}" for n, vals in sweep_values.items()]
+    c.data = absolute_spec(c.data)
+    if c.cifar10c:
+        c.cifar10c = str(Path(c.cifar10c).expanduser().resolve())
+    c.out = str(Path(c.out).expanduser().resolve())
+    if c.batch_size < 1:
+        raise EvalError(f"--batch-size must be positive, got {c.batch_size}")
+    if c.subset is not None and c.subset < 1:
+        raise EvalError(f"--subset must be positive, got {c.subset}")
+    resolve_device(c.device)
+    return c
+
+
+def _name_models(models) -> dict[str, Any]:
+    if isinstance(models, Mapping):
+        out = {str(k): v for k, v in models.items()}
+    else:
+        out = {}
+        for spec in models:
+            base = _default_name(spec)
+            name, k = base, 2
+            while name in out:
+                name, k = f"{base}-{k}", k + 1
+            out[name] = spec
+    if not out:
+        raise EvalError("no model given; pass --model CKPT|NAME")
+    for name, spec in out.items():
+        if spec == IN_MEMORY:
+            continue
+        if isinstance(spec, str):
+            out[name] = _absolute_model_spec(spec)
+        elif not (isinstance(spec, Mapping) and isinstance(spec.get("arch"), str)):
+            raise EvalError(f"model {name!r}: spec must be a checkpoint path, a registry name "
+                            f"or {{'arch': NAME, ...}}, got {spec!r}")
+    return out
+
+
+def _default_name(spec) -> str:
+    if isinstance(spec, Mapping):
+        return str(spec.get("arch", "model"))
+    p = Path(str(spec))
+    if _is_checkpoint(str(spec)):
+        # runs/r18/best.pt -> r18: a generic file stem says less than its folder.
+        generic = p.stem in ("model", "best", "last", "checkpoint")
+        return p.parent.name if generic and p.parent.name else p.stem
+    return str(spec)
+
+
+def _is_checkpoint(spec: str) -> bool:
+    return spec.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(spec)
+
+
+def _absolute_model_spec(spec: str) -> str:
+    return str(Path(spec).expanduser().resolve()) if _is_checkpoint(spec) else spec
+
+
+def _stressor(name: str):
+    try:
+        return get_stressor(name)
+    except StressorError as e:
+        raise EvalError(str(e)) from None
+
+
+def _check_value(name: str, value: float) -> None:
+    try:
+        _stressor(name)._check_severity(value)
+    except StressorError as e:
+        raise EvalError(str(e)) from None
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}" if abs(v) < 1e6 else repr(v)

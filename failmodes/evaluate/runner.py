@@ -1,0 +1,229 @@
+"""Running an evaluation: every missing cell of the grid into ``<out>/results.sqlite``.
+
+Only cells missing from the store are computed, each written in one transaction. The
+stressed images of a (dataset, stressor, severity) are made once per batch and fed to every
+model that still needs that cell, and the stressor's randomness depends only on (stressor,
+severity, seed, dataset index): two models, two batch sizes or two ranks see the very same
+corrupted images.
+
+>>> cfg = EvalConfig(models={"cnn": "runs/cnn/model.pt"}, data="synthetic", subset=500,
+...                  stressors=["gaussian_noise"], severities="1:5:1", out="runs/cnn-eval")
+>>> summary = run_evaluation(cfg)          # doctest: +SKIP
+>>> summary["computed"], summary["skipped"]  # doctest: +SKIP
+(6, 0)
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .._device import resolve_device
+from ..config import from_dict, save_resolved, to_dict
+from ..data import Dataset
+from ..models import Classifier, library_versions, weights_hash
+from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResultsStore, RunFolder
+from ._compute import CleanCache, compute_group
+from ._dist import Dist
+from ._lock import RunLock
+from ._progress import Progress
+from .config import IN_MEMORY, EvalConfig, EvalError, resolve_config
+from .grid import Group, groups_of
+from .inputs import build_model, check_classes, load_eval_dataset, official_key
+from .summary import corruption_table
+
+
+@dataclass
+class Plan:
+    """Everything loaded and checked before the first write (data, keys, models)."""
+
+    config: EvalConfig
+    device: torch.device
+    data: dict[str, Dataset]
+    keys: dict[str, str]
+    sizes: dict[str, int]          # source -> images per cell
+    models: dict[str, Classifier]
+    records: dict[str, dict]
+
+
+def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
+             device: torch.device) -> Plan:
+    """Load data and models and check them against each other; writes nothing."""
+    main, main_key = load_eval_dataset(c)
+    data, keys = {MAIN: main}, {MAIN: main_key}
+    if c.include_val:
+        data[VALIDATION], keys[VALIDATION] = load_eval_dataset(c, VAL_SPLIT)
+        if data[VALIDATION].classes != main.classes:
+            raise EvalError(f"{c.data}: train-val classes differ from {c.split} classes")
+    sizes = {k: len(v) for k, v in data.items()}
+    if c.cifar10c:
+        keys[OFFICIAL], sizes[OFFICIAL] = official_key(c)
+    models, records = {}, {}
+    for name, spec in c.models.items():
+        if spec == IN_MEMORY:
+            if not prebuilt or name not in prebuilt:
+                raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
+                                "pass it again with run_evaluation(..., models={name: model})")
+            model, meta, spec_s = prebuilt[name], {"source": "in-memory"}, IN_MEMORY
+        else:
+            model, meta = build_model(spec, main.classes, seed=c.seed, device=device)
+            spec_s = spec if isinstance(spec, str) else spec["arch"]
+        check_classes(name, model, main, c.data)
+        models[name] = model
+        records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": weights_hash(model),
+                         "class_names": list(model.class_names), "meta": meta}
+    return Plan(c, device, data, keys, sizes, models, records)
+
+
+def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classifier] | None = None,
+                   progress: str | bool = "auto", command: str | None = None) -> dict:
+    """Evaluate every missing cell of ``config`` into ``<out>/results.sqlite``.
+
+    ``models``: optional already-built classifiers by name, added to ``config.models``
+    (spec ``"<in-memory>"``); they run on the device they are on, in eval mode, and get
+    their train/eval mode back afterwards. Under torchrun (WORLD_SIZE > 1) cells are shared
+    out over the ranks and rank 0 writes the store; every rank returns the summary.
+
+    Returns ``{"run_dir", "store", "cells", "computed", "skipped", "failed": [{cell, error}],
+    "images", "wall_s", "compute_s", "images_per_s", "table"}``: images count once per
+    model, images/s is over ``compute_s`` (after data and models are loaded), ``table`` is
+    the per-corruption accuracy. Wrong inputs raise one line (EvalError, a ValueError)
+    before anything is written.
+    """
+    t_start = time.perf_counter()
+    c = _resolve_with_prebuilt(config, models)
+    dist, lock = Dist(), None
+    try:
+        device = resolve_device(c.device)
+        if device.type == "cuda" and dist.world > 1:
+            device = torch.device("cuda", dist.local_rank)
+        plan = _prepare(c, models, device)
+        groups = groups_of(c, plan.keys)
+        todo, store = None, None
+        if dist.is_main:
+            lock = RunLock(Path(c.out))
+            store, todo = _open_and_record(plan, groups, command)
+        todo = dist.broadcast(todo)
+        modes = {n: m.training for n, m in plan.models.items()}
+        for m in plan.models.values():
+            m.eval()
+        t_compute = time.perf_counter()
+        try:
+            done, failed = _execute(plan, todo, store, dist, progress)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        finally:
+            for n, m in plan.models.items():
+                m.train(modes[n])
+        summary = None
+        if dist.is_main:
+            n_img = sum(plan.sizes[g.source] * len(g.models) for g in todo)
+            n_cells, n_todo = (sum(len(g.models) for g in gs) for gs in (groups, todo))
+            now = time.perf_counter()
+            wall, compute = now - t_start, now - t_compute
+            summary = {"run_dir": c.out, "store": str(store.path), "cells": n_cells,
+                       "computed": done, "skipped": n_cells - n_todo, "failed": failed,
+                       "images": n_img, "wall_s": round(wall, 3),
+                       # stress + model + rows + store writes, without loading data/models
+                       "compute_s": round(compute, 3),
+                       "images_per_s": round(n_img / compute, 1) if compute > 0 else None,
+                       "table": corruption_table(store, dataset=plan.keys[MAIN])}
+            store.close()
+        return dist.broadcast(summary)
+    finally:
+        if lock is not None:
+            lock.release()
+        dist.close()
+
+
+def _resolve_with_prebuilt(config, models) -> EvalConfig:
+    if not models:
+        return resolve_config(config)
+    cfg = config if isinstance(config, EvalConfig) else from_dict(EvalConfig, dict(config))
+    given = dict(cfg.models) if isinstance(cfg.models, Mapping) else {}
+    given.update({n: IN_MEMORY for n in models})
+    return resolve_config(dataclasses.replace(cfg, models=given))
+
+
+def _open_and_record(plan: Plan, groups: list[Group], command: str | None):
+    """Rank 0: check the store accepts these models, record them and the run, save the
+    config, and return the groups with their missing models."""
+    c = plan.config
+    run_dir = Path(c.out)
+    path = RunFolder(run_dir).store
+    if path.exists():  # name clashes fail before anything is written
+        with ResultsStore(path, readonly=True) as old:
+            known = {m["name"]: m["weights_hash"] for m in old.models()}
+        for name, rec in plan.records.items():
+            if name in known and known[name] != rec["weights_hash"]:
+                raise EvalError(f"model name {name!r} is already in {path} with other weights; "
+                                "pass another --name or another --out")
+    store = ResultsStore(path)
+    try:
+        for name, rec in plan.records.items():
+            store.register_model(name, **rec)
+        versions = {**library_versions(), "device": str(plan.device),
+                    "device_name": (torch.cuda.get_device_name(plan.device)
+                                    if plan.device.type == "cuda" else "cpu")}
+        store.start_run(command or " ".join(sys.argv), to_dict(c), versions)
+        cfg_path = RunFolder(run_dir).eval_config
+        try:
+            save_resolved(c, cfg_path, versions)
+        except OSError as e:  # e.g. a full disk on a rerun: name the file
+            raise EvalError(f"cannot write {cfg_path}: {e.strerror or e}") from None
+        todo = []
+        for g in groups:
+            missing = tuple(k.model for k in g.keys(c.seed) if not store.has_cell(k))
+            if missing:
+                todo.append(dataclasses.replace(g, models=missing))
+    except BaseException:
+        store.close()
+        raise
+    return store, todo
+
+
+def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Dist,
+             progress) -> tuple[int, list[dict]]:
+    """Compute ``todo`` in rounds of one group per rank; rank 0 writes after each round."""
+    n_img = sum(plan.sizes[g.source] * len(g.models) for g in todo)
+    bar = Progress(sum(len(g.models) for g in todo), n_img, progress if dist.is_main else "off")
+    cache = CleanCache(plan.device)
+    done, failed = 0, []
+    try:
+        for r0 in range(0, len(todo), dist.world):
+            i = r0 + dist.rank
+            mine = None
+            if i < len(todo):
+                bar.start_cell(todo[i].label)
+                mine = (i, compute_group(plan, todo[i], cache, bar))
+            gathered = dist.gather(mine)
+            if not dist.is_main:
+                continue
+            for rank, item in enumerate(gathered):
+                if item is None:
+                    continue
+                i, (outcomes, stats) = item
+                g = todo[i]
+                notes = []
+                for key, out in zip(g.keys(plan.config.seed), outcomes, strict=True):
+                    if isinstance(out, str):
+                        store.mark_failed(key, out)
+                        failed.append({"cell": dataclasses.asdict(key), "error": out})
+                        notes.append(f"{key.model}: FAILED ({out})")
+                    else:
+                        store.write_cell(key, out, started=stats["started"],
+                                         images_per_s=stats["ips"][key.model])
+                        done += 1
+                if rank != 0:  # another rank's images count when they arrive here
+                    bar.advance_images(stats["n"] * len(g.models))
+                bar.end_cell(g.label, len(g.models), "  " + "; ".join(notes) if notes else "")
+    finally:
+        bar.close()
+    return done, failed

@@ -1,0 +1,61 @@
+"""The store's tables: ``SCHEMA`` is the truth (``results.py`` documents each table)."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    command TEXT,
+    config_json TEXT,
+    versions_json TEXT
+);
+CREATE TABLE IF NOT EXISTS models (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL,
+    arch TEXT,
+    weights_hash TEXT,
+    class_names_json TEXT NOT NULL,
+    meta_json TEXT
+);
+CREATE TABLE IF NOT EXISTS cells (
+    id INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL REFERENCES models(id),
+    dataset TEXT NOT NULL,
+    stressor TEXT NOT NULL,
+    severity REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    n_images INTEGER,
+    started TEXT,
+    finished TEXT,
+    images_per_s REAL,
+    error TEXT,
+    UNIQUE (model_id, dataset, stressor, severity, seed)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    label INTEGER NOT NULL,
+    pred INTEGER NOT NULL,
+    conf REAL NOT NULL,
+    p_true REAL NOT NULL,
+    entropy REAL NOT NULL,
+    margin REAL NOT NULL,
+    top5_json TEXT,
+    logits BLOB,
+    PRIMARY KEY (cell_id, idx)
+) WITHOUT ROWID;
+"""
+
+# One row per model: the temperature analyses divide its logits by (written by calibration).
+TEMPERATURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS temperatures (
+    model_id INTEGER PRIMARY KEY REFERENCES models(id) ON DELETE CASCADE,
+    temperature REAL NOT NULL,   -- divide logits by this before the softmax
+    fitted_on TEXT NOT NULL,     -- which cell / images, in words, with n
+    nll_before REAL,             -- mean NLL (nats) on the fit images at T = 1
+    nll_after REAL               -- ... at the fitted T
+);
+"""
+
+ROW_FIELDS = ("idx", "label", "pred", "conf", "p_true", "entropy", "margin")
