@@ -25,6 +25,11 @@ def _pending(issue: int, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- models
+# The data specs of failmodes.data.specs (``failmodes.data.DATA_SPECS``).
+DATA_HELP = ("synthetic | cifar10 | cifar100 | imagefolder:PATH | cifar10c:PATH | cifar100c:PATH"
+             " | imagenet:PATH | imagenetc:PATH | tinyimagenet:PATH | tinyimagenetc:PATH | "
+             "hf:NAME[:split] | hf:PATH | PATH")
+
 @app.command()
 def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
     """List the model registry with parameter counts and input sizes."""
@@ -120,8 +125,8 @@ def train(
                                help="baseline-cosine | baseline-multistep | cutout | augmix"),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML recipe file (replaces --recipe)"),
-    data: Optional[str] = typer.Option(None, help="synthetic | cifar10 | imagefolder:PATH | "
-                                       "PATH; default: the recipe's, else cifar10"),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP + "; default: the recipe's, "
+                                       "else cifar10"),
     epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
     subset: Optional[int] = typer.Option(None, help="train on a class-balanced subset of N"),
     lr: Optional[float] = typer.Option(None, help="override the learning rate"),
@@ -157,12 +162,31 @@ def train(
 # ----------------------------------------------------------------------------- evaluate
 @app.command()
 def evaluate(
-    model: list[str] = typer.Option(..., "--model", help="checkpoint path or registry name; "
-                                    "repeat for several models"),
+    model: list[str] = typer.Option(..., "--model", help="ARCH (registry name, tv:NAME, "
+                                    "timm:NAME, package.module:callable, file.py:callable) or a "
+                                    "model file (checkpoint, .pt2, TorchScript, .onnx); repeat "
+                                    "for several models"),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", help="state dict of each "
+                                                "--model ARCH, in order (.pt/.pth/.bin, "
+                                                ".safetensors)"),
+    arch_arg: Optional[list[str]] = typer.Option(None, "--arch-arg", help="KEY=VALUE for the "
+                                                 "architecture, e.g. depth=2; repeatable"),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes",
+                                              help="outputs of the head (default: from weights)"),
+    classes: Optional[str] = typer.Option(None, "--classes", help="class names in output "
+                                          "order: FILE (one per line) or a,b,c"),
+    mean: Optional[str] = typer.Option(None, "--mean", help="R,G,B, imagenet or cifar10 "
+                                       "(default: timm/torchvision meta, else by input size)"),
+    std: Optional[str] = typer.Option(None, "--std", help="R,G,B, imagenet or cifar10"),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="resize each batch "
+                                             "to N×N before the network"),
+    cam_layer: Optional[str] = typer.Option(None, "--cam-layer", help="Grad-CAM module, e.g. "
+                                            "layer4.1 (default: found automatically)"),
     name: Optional[list[str]] = typer.Option(None, "--name", help="store name of each --model, "
                                              "in order (default: checkpoint stem)"),
-    data: str = typer.Option(..., "--data", help="synthetic | cifar10 | imagefolder:PATH | PATH"),
-    split: str = typer.Option("test", help="data split to evaluate"),
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
+    split: str = typer.Option("test", help="data split to evaluate (a released -C set: "
+                              "CORRUPTION-SEVERITY, e.g. fog-3)"),
     suite: Optional[str] = typer.Option(None, help="cifar10-c | cifar10-c-extra | all | sweeps "
                                         "(default cifar10-c unless --stressors/--sweep)"),
     stressors: Optional[str] = typer.Option(None, help="comma-separated stressor names"),
@@ -177,6 +201,11 @@ def evaluate(
                              "(for temperature scaling)"),
     cifar10c: Optional[Path] = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
                                             "folder: evaluate on it too and compare"),
+    official: Optional[str] = typer.Option(None, "--official", help="a released corrupted set "
+                                           "(cifar10c:PATH | cifar100c:PATH | imagenetc:PATH | "
+                                           "tinyimagenetc:PATH): evaluate on it too and compare"),
+    finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
+                               "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
     out: Path = typer.Option(..., "--out", help="run folder (results.sqlite; resumes)"),
 ):
@@ -188,15 +217,23 @@ def evaluate(
 
     if name and len(name) != len(model):
         fail(f"--name given {len(name)} times for {len(model)} --model; give one per model")
+    if weights and len(weights) != len(model):
+        fail(f"--weights given {len(weights)} times for {len(model)} --model; give one per "
+             "--model ARCH (or evaluate model files in a separate call)")
+    from .models import spec_from_options
+    specs = [spec_from_options(m, weights[i] if weights else None, arch_args=arch_arg or (),
+                               num_classes=num_classes, classes=classes, mean=mean, std=std,
+                               input_size=input_size, cam_layer=cam_layer)
+             for i, m in enumerate(model)]
     names = stressors.split(",") if stressors else None
-    cfg = EvalConfig(models=dict(zip(name, model)) if name else list(model), data=data,
+    cfg = EvalConfig(models=dict(zip(name, specs)) if name else specs, data=data,
                      split=split, subset=subset,
                      suite=suite or (None if names or sweep else "cifar10-c"),
                      stressors=[n.strip() for n in names if n.strip()] if names else None,
                      severities=severities, sweeps=list(sweep or []), seed=seed,
                      batch_size=batch_size, device=device, include_val=val,
-                     cifar10c=str(cifar10c) if cifar10c else None, image_size=image_size,
-                     out=str(out))
+                     cifar10c=str(cifar10c) if cifar10c else None, official=official,
+                     finish=finish, image_size=image_size, out=str(out))
     try:
         summary = run_evaluation(cfg)
     except (ValueError, StoreError) as e:
@@ -240,6 +277,7 @@ def analyze(
 
     from .analysis.analyze import analyze_run
     from .analysis.superclasses import SuperclassError
+    from .store import RunFolder
     try:
         results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
     except SuperclassError as e:
@@ -263,7 +301,7 @@ def analyze(
     console.print(table)
     for note in (results["failures"].notes if "failures" in results else []):
         console.print(note)
-    console.print(f"written to {out or run_dir / 'analysis'}")
+    console.print(f"written to {out or RunFolder(run_dir).analysis}")
 
 
 # ----------------------------------------------------------------------------- probe
@@ -315,7 +353,7 @@ def calibrate(
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table
-    from .store import StoreError
+    from .store import RunFolder, StoreError
     from rich.console import Console
     from rich.table import Table
 
@@ -333,7 +371,7 @@ def calibrate(
     console.print(table)
     for note in result.notes:
         console.print(f"- {note}", markup=False)
-    console.print(f"wrote {(out or run_dir / 'analysis') / 'calibration.json'} and "
+    console.print(f"wrote {(out or RunFolder(run_dir).analysis) / 'calibration.json'} and "
                   f"{len(result.figures)} figure(s)", markup=False)
 
 
@@ -346,8 +384,9 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
                                    "(gradient-free, one forward pass per channel: slow)"),
         sample: int = typer.Option(200, help="fixed images for attention drift (same for "
                                    "every model)"),
-        layer: Optional[str] = typer.Option(None, help="module to hook, e.g. layer4.1 "
-                                            "(default: the model's last conv block)"),
+        layer: Optional[str] = typer.Option(None, "--layer", "--cam-layer",
+                                            help="module to hook, e.g. layer4.1 (default: "
+                                            "the model's own, found automatically)"),
         stressors: Optional[str] = typer.Option(None, help="comma-separated stressors "
                                                 "(default: every corruption in the store)"),
         target: str = typer.Option("clean", help="drift CAM target: clean (the clean-"
@@ -358,16 +397,18 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
         seed: int = typer.Option(0, help="chooses the drift sample")):
     """Grad-CAM failure explanations and attention drift under corruption."""
     from .analysis.cam import CamError, run_cam
+    from .store import RunFolder
     names = [s.strip() for s in stressors.split(",") if s.strip()] if stressors else None
+    out = out or RunFolder(run_dir).analysis
     try:
-        res = run_cam(run_dir, out or run_dir / "analysis", method=method, sample=sample, layer=layer,
+        res = run_cam(run_dir, out, method=method, sample=sample, layer=layer,
                       stressors=names, target=target, failures_per_cell=failures_per_cell,
                       device=device, seed=seed)
     except CamError as e:
         fail(str(e))
     for note in res.notes:
         typer.echo(note)
-    typer.echo(f"wrote {(out or run_dir / 'analysis') / 'cam.json'} and {len(res.figures)} figures")
+    typer.echo(f"wrote {out / 'cam.json'} and {len(res.figures)} figures")
 
 
 # ----------------------------------------------------------------------------- run
@@ -379,8 +420,7 @@ def run(
                                          "paper (full protocol, GPU)"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<study>); "
                                        "re-running resumes it"),
-    data: Optional[str] = typer.Option(None, "--data", help="override the data: cifar10 | "
-                                       "synthetic | PATH of an image folder {train,test}/<class>/"),
+    data: Optional[str] = typer.Option(None, "--data", help="override the data: " + DATA_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is "

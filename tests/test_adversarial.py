@@ -1,6 +1,7 @@
 """Adversarial stressors: the checks a reviewer expects of an attack implementation."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -197,3 +198,77 @@ def test_the_model_and_its_mode_are_left_as_they_were(trained):
     assert not net.training
     assert all(p.grad is None for p in net.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+# ----------------------------------------------------------------------------- in the grid
+def _grid_cfg(tmp_path, ckpts, **kw):
+    from failmodes.evaluate import EvalConfig
+    base = dict(models=ckpts, data="synthetic", subset=40, stressors=[], severities=[1],
+                sweeps=["pgd_linf=0:8:4"], batch_size=16, out=str(tmp_path / "run"))
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def two_ckpts(tmp_path_factory):
+    from failmodes.data.synthetic import CLASSES
+    from failmodes.models import create_model, save_checkpoint
+    d = tmp_path_factory.mktemp("adv-ckpt")
+    out = {}
+    for i, name in enumerate(("a", "b")):
+        torch.manual_seed(i)
+        out[name] = str(save_checkpoint(create_model("small_cnn", width=8,
+                                                     class_names=list(CLASSES)), d / f"{name}.pt"))
+    return out
+
+
+def test_attack_cells_are_per_model_with_loss_and_success_rate(tmp_path, two_ckpts):
+    from failmodes.evaluate import run_evaluation
+    from failmodes.store import ResultsStore
+    s = run_evaluation(_grid_cfg(tmp_path, two_ckpts), progress="off")
+    assert s["failed"] == []
+    with ResultsStore(tmp_path / "run" / "results.sqlite", readonly=True) as st:
+        cells = {(c.model, c.stressor, c.severity): c for c in st.cells()}
+        for m in ("a", "b"):
+            clean = st.predictions(cells[(m, "clean", 0.0)])
+            zero = st.predictions(cells[(m, "pgd_linf", 0.0)])
+            assert np.array_equal(clean["pred"], zero["pred"])            # ε = 0 is clean
+            assert np.allclose(clean["p_true"], zero["p_true"])
+            accs = [st.predictions(cells[(m, "pgd_linf", e)]) for e in (0.0, 4.0, 8.0)]
+            accs = [float(np.mean(r["pred"] == r["label"])) for r in accs]
+            assert accs[0] >= accs[1] >= accs[2]
+        stats = {(r["model"], r["severity"]): r for r in st.attack_stats()}
+        assert set(stats) == {(m, e) for m in ("a", "b") for e in (0.0, 4.0, 8.0)}
+        for (m, e), r in stats.items():
+            assert 0.0 <= r["success_rate"] <= 1.0 and r["loss"] > 0
+            if e == 0.0:
+                assert r["success_rate"] == 0.0
+        assert stats[("a", 8.0)]["loss"] > stats[("a", 0.0)]["loss"]
+
+
+def test_grid_refuses_an_attack_on_a_model_without_gradients(tmp_path):
+    from failmodes.evaluate import EvalError, run_evaluation
+    from failmodes.models import create_model
+
+    inner = create_model("small_cnn", width=8)
+
+    class Frozen(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.inner, name)
+
+        def forward(self, x):
+            with torch.no_grad():
+                return self.inner(x)
+
+    with pytest.raises(EvalError, match="no gradients") as e:
+        run_evaluation(_grid_cfg(tmp_path, {"f": "in-memory"}), models={"f": Frozen()},
+                       progress="off")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "results.sqlite").exists()

@@ -217,7 +217,7 @@ def test_nan_logits_fail_only_their_cell(stubs, ckpt, tmp_path):
     (dict(stressors=["fogg"]), "unknown stressor 'fogg'"),
     (dict(severities=[1, 6]), "severity 6.0 is outside [0, 5]"),
     (dict(severities="1:x:1"), "not a number"),
-    (dict(models={"bad": "GARBAGE"}), "not a readable failmodes checkpoint"),
+    (dict(models={"bad": "GARBAGE"}), "not a readable model file"),
     (dict(models={"five": "FIVE"}), "has 5 classes but synthetic has 10"),
     (dict(models={"gone": "/nonexistent/model.pt"}), "not found"),
     (dict(sweeps=["_t_shift=-20:0:10"]), "outside [-8, 8]"),

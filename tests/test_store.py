@@ -101,6 +101,9 @@ def test_run_folder_names_every_file():
     assert (f.report.name, f.results.name, f.tables.name, f.figures.name, f.probes.name,
             f.models.name) == ("report.html", "results.json", "tables", "figures", "probes",
                                "models")
+    from failmodes.store import FINAL_CHECKPOINT, RUN_CONFIG_NAMES, TRAIN_CONFIG_NAME
+    assert FINAL_CHECKPOINT == "model.pt" and RUN_CONFIG_NAMES == ("eval_config.json",
+                                                                   TRAIN_CONFIG_NAME)
 
 
 # ----------------------------------------------------------------------------- read-only
@@ -211,3 +214,14 @@ def test_a_full_disk_on_rerun_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(EvalError, match=f"cannot write {tmp_path / 'run' / 'eval_config.json'}: "
                                         "No space left on device"):
         run_evaluation(cfg, progress="off")
+
+
+def test_an_unreadable_write_ahead_log_says_what_to_do(tmp_path):
+    import sqlite3
+
+    from failmodes.store._connect import describe
+    path = tmp_path / "results.sqlite"
+    path.touch()
+    (tmp_path / "results.sqlite-wal").write_bytes(b"")
+    msg = str(describe(path, sqlite3.OperationalError("unable to open database file"), "open"))
+    assert str(path) in msg and "results.sqlite-wal" in msg and "writable" in msg

@@ -60,7 +60,7 @@ def test_wrong_type_names_the_key(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"models": []}, "models is empty"),
     ({"models": [{"name": "a"}, {"name": "a"}]}, "used twice"),
-    ({"models": [{"name": "a", "recipe": None}]}, "needs a recipe to train or a checkpoint"),
+    ({"models": [{"name": "a", "recipe": None}]}, "needs a recipe to train, a checkpoint or weights"),
     ({"models": [{"name": "a b"}]}, "must be letters"),
     ({"baseline": "zzz"}, "baseline 'zzz' is not one of the models"),
     ({"severities": [6]}, "severities must lie in"),
@@ -109,7 +109,10 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
     assert {m["model"] for m in results["models"]} == {"base", "cut"}
     assert len(results["cells"]) == 2 * (1 + 2 * 2)  # clean + 2 stressors × 2 severities
     assert results["analyses"]["cam"]["status"] == "skipped"
-    assert "failmodes run tiny.yaml" in html and "<script" not in html
+    assert "failmodes run tiny.yaml" in html
+    # The only scripts are the explorer's data block and its hashed code.
+    assert re.findall(r"<script[^>]*>", html) == [
+        '<script type="application/json" id="fm-explorer-data">', "<script>"]
     assert re.search(r'<section id="comparison">', html)
     # Re-running does no new work: same checkpoint, same cells, analyses skipped.
     state = json.loads((out / "study_state.json").read_text())

@@ -117,7 +117,9 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
     device = next(model.parameters()).device
     cams, raws, logits = [], [], []
     with cam_mode(model), torch.enable_grad():
-        cam = _recording(_methods()[method])(model=model, target_layers=[target_layer])
+        from ..models.cam_layers import cam_reshape
+        cam = _recording(_methods()[method])(model=model, target_layers=[target_layer],
+                                             reshape_transform=cam_reshape(model, layer))
         if method == "scorecam":
             cam.batch_size = batch_size  # masked copies per forward pass
         try:

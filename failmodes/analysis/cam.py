@@ -120,6 +120,12 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
     checks = {}
     for name in names:
         model = load_model(name)
+        why = getattr(model, "cam_unavailable", None)  # ONNX, TorchScript: models/exported.py
+        if why:
+            result.notes.append(f"{name}: no Grad-CAM: {why}.")
+            result.data["models"][name] = {"cam_unavailable": why}
+            result.per_model[name] = {"cam_unavailable": str(why)}
+            continue
         used = _choose_layer(result, name, model, dataset, layer)
         _model_section(result, store, name, model, dataset, out_dir, stressors=stressors,
                        sample=sample, seed=seed, method=method, layer=used, target=target,
@@ -150,7 +156,7 @@ def _choose_layer(result: AnalysisResult, name: str, model, dataset, layer: str 
     x = images_at(dataset, torch.tensor([0]), next(model.parameters()).device)
     finer, size = finer_layer(model, x)
     if finer is None:
-        if size and min(size) < MIN_MAP_SIDE:
+        if size and 0 < min(size) < MIN_MAP_SIDE:
             result.notes.append(f"{name}: its CAM layer gives {size[0]}×{size[1]} maps and no "
                                 "finer block exists: border-band shares and the context "
                                 "category are coarse (calibrated at this size).")

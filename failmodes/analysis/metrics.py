@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FailmodesError
-from ..store import CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_validation
+from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official,
+                     is_validation)
 from ..store import stressor_info as _info
 from .curves import clean_cell_for
 from .registry import register_analysis, write_result
@@ -210,9 +211,10 @@ def per_class_table(store) -> list[dict]:
 
 
 def official_comparison(cells: list[dict]) -> list[dict]:
-    """On-the-fly vs official CIFAR-10-C accuracy for every (model, corruption, severity)
-    present in both (the on-the-fly dataset with the most cells of that model)."""
-    off = [r for r in cells if dataset_role(r["dataset"]) == OFFICIAL]
+    """On-the-fly vs official (released CIFAR-10-C, ImageNet-C, ...) accuracy for every
+    (model, corruption, severity) present in both (the on-the-fly dataset with the most
+    cells of that model)."""
+    off = [r for r in cells if is_official(r["dataset"])]
     if not off:
         return []
     counts = defaultdict(int)
@@ -232,11 +234,20 @@ def official_comparison(cells: list[dict]) -> list[dict]:
         if f is None:
             continue
         rows.append({"model": r["model"], "corruption": r["stressor"], "severity": r["severity"],
-                     "dataset": f["dataset"], "accuracy_on_the_fly": f["accuracy"],
+                     "dataset": f["dataset"], "official": r["dataset"],
+                     "accuracy_on_the_fly": f["accuracy"],
                      "accuracy_official": r["accuracy"],
                      "difference": f["accuracy"] - r["accuracy"], "n_on_the_fly": f["n"],
                      "n_official": r["n"]})
     return rows
+
+
+def official_title(dataset: str) -> str:
+    """``CIFAR-10-C``, ``ImageNet-C``, ... for an official cell's dataset key."""
+    from ..data import CORRUPTED_TITLES
+    from ..store import OFFICIAL_SUFFIX, parse_dataset_key
+    kind = parse_dataset_key(dataset).name.removesuffix(OFFICIAL_SUFFIX)
+    return CORRUPTED_TITLES.get(kind, kind)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -304,7 +315,8 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
     res.notes += _label_notes(t, n_classes, reference)
     if t["official"]:
         d = np.array([r["difference"] for r in t["official"]])
-        res.notes.append(f"on-the-fly vs official CIFAR-10-C: mean accuracy difference "
+        res.notes.append(f"on-the-fly vs official {official_title(t['official'][0]['official'])}: "
+                         "mean accuracy difference "
                          f"{d.mean() * 100:+.2f} points, largest |{np.abs(d).max() * 100:.2f}| "
                          f"over {len(d)} cells")
     res.tables = {k: t[k] for k in ("models", "corruptions", "families", "cells", "official",

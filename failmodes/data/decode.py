@@ -59,7 +59,8 @@ def decode_image(source: str | os.PathLike | IO[bytes], size: int | None = None,
     Raises ImageDecodeError (a DataError) naming the file.
     """
     from PIL import Image, UnidentifiedImageError
-    name = getattr(source, "name", source)
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else \
+        getattr(source, "name", "<image stream>")
     try:
         with Image.open(source) as im:
             w, h = im.size

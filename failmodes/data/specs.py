@@ -38,6 +38,8 @@ DATA_SPECS = ("synthetic", "cifar10", "cifar100", "imagefolder", "cifar10c", "ci
 # the clean spec each was made from.
 CORRUPTED_SPECS = {"cifar10c": "cifar10", "cifar100c": "cifar100", "imagenetc": "imagenet",
                    "tinyimagenetc": "tinyimagenet"}
+CORRUPTED_TITLES = {"cifar10c": "CIFAR-10-C", "cifar100c": "CIFAR-100-C",
+                    "imagenetc": "ImageNet-C", "tinyimagenetc": "Tiny-ImageNet-C"}
 PATH_SPECS = ("imagefolder", "cifar10", "cifar100", "cifar10c", "cifar100c", "imagenet",
               "imagenetc", "tinyimagenet", "tinyimagenetc")
 _SEVERITY = re.compile(r"^(?P<c>.+)-(?P<s>[1-5])$")

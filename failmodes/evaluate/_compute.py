@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..data import Dataset
-from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows
+from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows, timestamp
 from ..stressors import get_stressor
+from ..stressors.finish import finish_images
 from ._progress import Progress
+from .config import EvalError, _fmt
 from .grid import Group
 from .inputs import official_dataset
 
@@ -41,18 +43,30 @@ class CleanCache:
 def group_dataset(plan: Plan, g: Group) -> tuple[Dataset, str]:
     """The data set and dataset key the cells of ``g`` are computed on."""
     if g.source == OFFICIAL:
-        return official_dataset(plan.config, g.stressor, g.severity, plan.data[MAIN].classes)
+        ds, key = official_dataset(plan.config, g.stressor, g.severity, plan.data[MAIN].classes)
+        if key != g.dataset:  # a released tree whose cells hold different image counts
+            raise EvalError(f"{plan.config.official}: {g.stressor} {_fmt(g.severity)} holds "
+                            f"{key.partition(':')[2]} images where the plan has {g.dataset}")
+        return ds, key
     return plan.data[g.source], plan.keys[g.source]
 
 
 def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
     """Stress each batch once, run every model of ``g``; returns (per-model rows dict or
-    failure reason string, stats)."""
+    failure reason string, stats).
+
+    An attack (a stressor that needs the model) is run once per model on that model: its
+    cells are per model, never the same images across models. Its stats also carry, per
+    model, the attack's mean loss and success rate (share of the images the model got
+    right clean that the attack turns wrong).
+    """
     c = plan.config
     ds, key = group_dataset(plan, g)
     stressor = get_stressor(g.stressor) if g.stressor != CLEAN and g.source != OFFICIAL else None
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    attack = stressor is not None and stressor.needs_model
+    started = timestamp()
     logits: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
+    clean_right: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     t_stress, t_model = 0.0, dict.fromkeys(g.models, 0.0)
     n = len(ds)
     with torch.inference_mode():
@@ -62,16 +76,24 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
                 x = ds.float_batch(start, stop, plan.device)
             else:
                 x = cache.get(ds, key, start, stop)
-            if stressor is not None:
+            idx = ds.indices[start:stop]
+            if stressor is not None and not attack:
                 t0 = time.perf_counter()
-                x = stressor(x, g.severity, seed=c.seed, indices=ds.indices[start:stop])
+                x = stressor(x, g.severity, seed=c.seed, indices=idx)
+                x = finish_images(x, c.finish)
                 t_stress += time.perf_counter() - t0
             for m in g.models:
                 t0 = time.perf_counter()
-                logits[m].append(plan.models[m](x))
+                xm = x
+                if attack:
+                    labels = ds.labels[start:stop].to(plan.device)
+                    clean_right[m].append(plan.models[m](x).argmax(1).cpu() == labels.cpu())
+                    xm = stressor(x, g.severity, seed=c.seed, indices=idx,
+                                  model=plan.models[m], labels=labels)
+                logits[m].append(plan.models[m](xm))
                 t_model[m] += time.perf_counter() - t0
             bar.advance_images((stop - start) * len(g.models))
-        outcomes = []
+        outcomes, attack_stats = [], {}
         for m in g.models:
             z = torch.cat(logits[m]) if logits[m] else torch.empty(0, plan.models[m].num_classes)
             finite = torch.isfinite(z).all(dim=1)
@@ -81,8 +103,35 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
                                 f"dataset index {int(ds.indices[int(bad[0])])})")
                 continue
             rows = per_image_rows(z, ds.labels, ds.indices)
+            if attack:
+                attack_stats[m] = _attack_stats(z, ds.labels, torch.cat(clean_right[m]))
             if not c.store_logits:
                 rows.pop("logits")
             outcomes.append(rows)
     ips = {m: n / max(t_stress + t_model[m], 1e-9) for m in g.models}
-    return outcomes, {"started": started, "ips": ips, "n": n}
+    return outcomes, {"started": started, "ips": ips, "n": n, "attack": attack_stats}
+
+
+def _attack_stats(logits: torch.Tensor, labels: torch.Tensor, clean_right: torch.Tensor) -> dict:
+    z = logits.double().cpu()
+    y = labels.cpu()
+    loss = torch.nn.functional.cross_entropy(z, y).item()
+    wrong = z.argmax(1) != y
+    n_right = int(clean_right.sum())
+    success = float((wrong & clean_right).sum()) / n_right if n_right else float("nan")
+    return {"loss": loss, "success_rate": success, "n_clean_correct": n_right}
+
+
+def check_attackable(name: str, model, size: int, device: torch.device) -> None:
+    """Refuse, in one line, an attack on a model that gives no gradients (ONNX, frozen)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.full((1, 3, size, size), 0.5, device=device, requires_grad=True)
+        try:
+            ok = bool(model(x).requires_grad)
+        except RuntimeError:
+            ok = False
+    if not ok:
+        from .config import EvalError
+        raise EvalError(f"model {name!r} gives no gradients (a black-box ONNX or frozen "
+                        "model?), so adversarial stressors cannot attack it; drop the attack "
+                        "sweeps for this model")

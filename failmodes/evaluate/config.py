@@ -16,10 +16,12 @@ from typing import Any
 
 from .._device import resolve_device
 from ..config import ConfigError, from_dict
-from ..data import absolute_spec
+from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
 from ..errors import FailmodesError
+from ..models import absolute_model_spec
 from ..stressors import StressorError, get_stressor
 from ..stressors import suite as stressor_suite
+from ..stressors.finish import check_finish
 from ._values import parse_sweep, parse_values
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -47,8 +49,14 @@ class EvalConfig:
         corruption, extra severities of that corruption only).
     include_val: also evaluate the clean ``train-val`` split (temperature scaling), at most
         ``val_subset`` images.
-    cifar10c: the official CIFAR-10-C ``.npy`` folder; its cells go under the dataset
-        ``cifar10c-official:<split>``, no stressor applied.
+    official: a released corrupted set (``cifar10c:PATH``, ``cifar100c:PATH``,
+        ``imagenetc:PATH``, ``tinyimagenetc:PATH``); its cells go under the dataset
+        ``<kind>-official:<split>`` (e.g. ``imagenetc-official:test``), no stressor applied,
+        stored apart from the on-the-fly cells. ``cifar10c: PATH`` is short for
+        ``official: cifar10c:PATH``.
+    finish: ``jpeg85`` passes every on-the-fly stressed image through the JPEG quality-85
+        save the released ImageNet-C files went through (``none``: no finish); the main
+        dataset's key then reads ``<name>+jpeg85:<split>``.
     """
 
     models: dict[str, Any] | list[Any] = field(default_factory=dict)
@@ -65,6 +73,8 @@ class EvalConfig:
     include_val: bool = False
     val_subset: int | None = 5000
     cifar10c: str | None = None
+    official: str | None = None
+    finish: str = "none"
     image_size: int | None = None
     store_logits: bool = True
     out: str = "runs/eval"
@@ -119,6 +129,18 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     c.data = absolute_spec(c.data)
     if c.cifar10c:
         c.cifar10c = str(Path(c.cifar10c).expanduser().resolve())
+        if c.official and absolute_spec(c.official) != f"cifar10c:{c.cifar10c}":
+            raise EvalError("give either --cifar10c or --official, not both")
+        c.official = f"cifar10c:{c.cifar10c}"
+    if c.official:
+        c.official = absolute_spec(c.official)
+        if parse_spec_kind(c.official) not in CORRUPTED_SPECS:
+            raise EvalError(f"--official {c.official!r} is not a released corrupted set; use "
+                            f"{', '.join(k + ':PATH' for k in CORRUPTED_SPECS)}")
+    try:
+        check_finish(c.finish)
+    except StressorError as e:
+        raise EvalError(f"--finish: {e}") from None
     c.out = str(Path(c.out).expanduser().resolve())
     if c.batch_size < 1:
         raise EvalError(f"--batch-size must be positive, got {c.batch_size}")
@@ -144,17 +166,19 @@ def _name_models(models) -> dict[str, Any]:
     for name, spec in out.items():
         if spec == IN_MEMORY:
             continue
-        if isinstance(spec, str):
-            out[name] = _absolute_model_spec(spec)
-        elif not (isinstance(spec, Mapping) and isinstance(spec.get("arch"), str)):
-            raise EvalError(f"model {name!r}: spec must be a checkpoint path, a registry name "
-                            f"or {{'arch': NAME, ...}}, got {spec!r}")
+        if not (isinstance(spec, str) or isinstance(spec, Mapping) and (
+                isinstance(spec.get("arch"), str) or isinstance(spec.get("weights"), str))):
+            raise EvalError(f"model {name!r}: spec must be a model file, a registry name "
+                            f"or {{'arch': NAME, 'weights': FILE, ...}}, got {spec!r}")
+        out[name] = absolute_model_spec(spec)
     return out
 
 
 def _default_name(spec) -> str:
     if isinstance(spec, Mapping):
-        return str(spec.get("arch", "model"))
+        if not isinstance(spec.get("weights"), str):
+            return str(spec.get("arch", "model"))
+        spec = spec["weights"]
     p = Path(str(spec))
     if _is_checkpoint(str(spec)):
         # runs/r18/best.pt -> r18: a generic file stem says less than its folder.
@@ -163,12 +187,15 @@ def _default_name(spec) -> str:
     return str(spec)
 
 
+def parse_spec_kind(spec: str) -> str:
+    try:
+        return parse_spec(spec)[0]
+    except DataError as e:
+        raise EvalError(str(e)) from None
+
+
 def _is_checkpoint(spec: str) -> bool:
     return spec.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(spec)
-
-
-def _absolute_model_spec(spec: str) -> str:
-    return str(Path(spec).expanduser().resolve()) if _is_checkpoint(spec) else spec
 
 
 def _stressor(name: str):

@@ -42,8 +42,15 @@ class RunContext:
                             f"choose from {', '.join(self.model_names())}")
         meta = rec["meta"]
         if rec["spec"] == IN_MEMORY:
-            raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt")
-        if meta.get("source") == "checkpoint":
+            from ..models.wrapper import recall
+            kept = recall(rec["weights_hash"])
+            if kept is None:
+                raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
+                                "keep the wrapped model alive in this process, or save it")
+            return kept  # the caller's own object: its device and mode stay as they are
+        if "spec" in meta:  # failmodes.models.load_model's resolved spec
+            spec = meta["spec"]
+        elif meta.get("source") == "checkpoint":
             spec = meta.get("checkpoint", rec["spec"])
         else:
             spec = {"arch": rec["arch"], **meta.get("arch_kwargs", {})}

@@ -68,6 +68,6 @@ def dataset_keys(c: EvalConfig) -> dict[str, str]:
     keys = {MAIN: load_eval_dataset(c)[1]}
     if c.include_val:
         keys[VALIDATION] = load_eval_dataset(c, VAL_SPLIT)[1]
-    if c.cifar10c:
+    if c.official:
         keys[OFFICIAL] = official_key(c)[0]
     return keys

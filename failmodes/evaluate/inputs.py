@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import DataError, Dataset, load_cifar10c, load_dataset
-from ..models import Classifier, ModelError, create_model, load_checkpoint
-from ..store import OFFICIAL_NAME, VAL_SPLIT, dataset_key
-from .config import EvalConfig, EvalError, _is_checkpoint
+from ..data import DataError, Dataset, load_corrupted, load_dataset, parse_spec
+from ..data.folders import image_files
+from ..models import Classifier, ModelError, load_model
+from ..store import FINISH_SEP, VAL_SPLIT, dataset_key, official_name
+from .config import EvalConfig, EvalError
 
 # Subsets are drawn with this fixed seed, not ``EvalConfig.seed``: runs with different
 # stressor seeds then stay paired on the very same images.
@@ -35,7 +36,8 @@ def load_eval_dataset(config: EvalConfig, split: str | None = None) -> tuple[Dat
         ds = full.subset(n_max, seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
-    return dataclasses.replace(ds), dataset_key(full.name, split, len(ds), len(full))
+    name = full.name if config.finish == "none" else f"{full.name}{FINISH_SEP}{config.finish}"
+    return dataclasses.replace(ds), dataset_key(name, split, len(ds), len(full))
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,40 +48,38 @@ def _load_full(spec: str, split: str, image_size: int | None) -> Dataset:
 
 
 def official_dataset(config: EvalConfig, corruption: str, severity: float, classes: list[str]):
+    """One cell's images of the released corrupted set ``config.official`` and its key."""
+    kind = parse_spec(config.official)[0]
     try:
-        full = load_cifar10c(config.cifar10c, corruption, int(severity))
+        full = load_corrupted(config.official, corruption, int(severity),
+                              image_size=config.image_size)
         ds = full.subset(config.subset, seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
     if ds.classes != classes:
-        raise EvalError(f"{config.cifar10c}: CIFAR-10-C classes {ds.classes} differ from the "
-                        f"model's {classes}")
-    return ds, dataset_key(OFFICIAL_NAME, config.split, len(ds), len(full))
+        raise EvalError(f"{config.official}: its classes ({', '.join(ds.classes[:3])}, ...) "
+                        f"differ from {config.data}'s ({', '.join(classes[:3])}, ...)")
+    return ds, dataset_key(official_name(kind), config.split, len(ds), len(full))
 
 
 def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
-                device: torch.device | str = "cpu") -> tuple[Classifier, dict]:
-    """Build one model from a spec (checkpoint path, registry name or ``{"arch": ...}``),
-    in eval mode on ``device``; returns (model, meta). Registry models are initialised
-    under ``seed`` so the same spec always gives the same weights."""
-    if isinstance(spec, str) and _is_checkpoint(spec):
-        try:
-            model, payload = load_checkpoint(spec)
-        except ModelError as e:
-            raise EvalError(str(e)) from None
+                device: torch.device | str = "cpu",
+                data_size: int | None = None) -> tuple[Classifier, dict]:
+    """Build one model from a spec (a model file, a registry name or ``{"arch": ...,
+    "weights": ...}``: see ``failmodes.models.load_model``), in eval mode on ``device``;
+    returns (model, meta). Weights no file provides are initialised under ``seed``, so the
+    same spec always gives the same weights."""
+    try:
+        model = load_model(spec, data_classes=class_names, data_size=data_size, seed=seed)
+    except ModelError as e:
+        raise EvalError(str(e)) from None
+    meta = {"source": "checkpoint" if model.source.get("format") == "failmodes checkpoint"
+            else "model", "arch_kwargs": model.arch_kwargs, "init_seed": seed,
+            "spec": model.source.get("spec", spec), "provenance": model.source}
+    if meta["source"] == "checkpoint":
+        meta["checkpoint"] = spec
         # What it trained on (train/val split, seed), so calibration fits T on unseen images.
-        meta = {"source": "checkpoint", "checkpoint": spec, "arch_kwargs": model.arch_kwargs,
-                "train_data": (payload.get("extra") or {}).get("data")}
-    else:
-        arch, kwargs = (spec, {}) if isinstance(spec, str) else (
-            spec["arch"], {k: v for k, v in spec.items() if k != "arch"})
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = create_model(arch, class_names=class_names, **kwargs)
-        except ModelError as e:
-            raise EvalError(str(e)) from None
-        meta = {"source": "registry", "arch_kwargs": model.arch_kwargs, "init_seed": seed}
+        meta["train_data"] = model.source.get("train_data")
     return model.to(device).eval(), meta
 
 
@@ -95,15 +95,24 @@ def check_classes(name: str, model: Classifier, ds: Dataset, data: str) -> None:
 
 
 def official_key(c: EvalConfig) -> tuple[str, int]:
-    """The official CIFAR-10-C cells' dataset key and images per cell; checks the folder."""
-    root = Path(c.cifar10c)
-    if not (root / "labels.npy").is_file():
-        raise EvalError(f"{root}/labels.npy not found; --cifar10c takes the published "
-                        "CIFAR-10-C folder (<corruption>.npy + labels.npy)")
-    missing = [n for n in c.stressors if not (root / f"{n}.npy").is_file()]
+    """The official cells' dataset key and images per cell; checks that the released set
+    holds every requested corruption at severities 1..5 before any work."""
+    kind, arg = parse_spec(c.official)
+    root = Path(arg)
+    if kind in ("cifar10c", "cifar100c"):
+        if not (root / "labels.npy").is_file():
+            raise EvalError(f"{root}/labels.npy not found; --official {kind}:PATH takes the "
+                            "published folder (<corruption>.npy + labels.npy)")
+        missing = [n for n in c.stressors if not (root / f"{n}.npy").is_file()]
+        n_full = len(np.load(root / "labels.npy", mmap_mode="r")) // 5
+    else:
+        sevs = sorted({int(s) for s in c.severities if s in (1, 2, 3, 4, 5)}) or [1]
+        missing = [n for n in c.stressors if not all((root / n / str(s)).is_dir() for s in sevs)]
+        first = next((root / n / str(sevs[0]) for n in c.stressors if n not in missing), None)
+        n_full = sum(len(image_files(d)) for d in first.iterdir() if d.is_dir()) if first else 0
     if missing:
-        raise EvalError(f"{root} has no {missing[0]}.npy ({len(missing)} missing); "
-                        "limit --stressors to the corruptions the folder holds")
-    n_full = len(np.load(root / "labels.npy", mmap_mode="r")) // 5
+        what = ".npy" if kind in ("cifar10c", "cifar100c") else "/<severity>/ folders"
+        raise EvalError(f"{root} has no {missing[0]}{what} ({len(missing)} of the requested "
+                        "corruptions missing); limit --stressors to the corruptions it holds")
     n_used = min(c.subset, n_full) if c.subset else n_full
-    return dataset_key(OFFICIAL_NAME, c.split, n_used, n_full), n_used
+    return dataset_key(official_name(kind), c.split, n_used, n_full), n_used

@@ -27,8 +27,9 @@ from .._device import resolve_device
 from ..config import from_dict, save_resolved, to_dict
 from ..data import Dataset
 from ..models import Classifier, library_versions, weights_hash
+from ..models.wrapper import remember
 from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResultsStore, RunFolder
-from ._compute import CleanCache, compute_group
+from ._compute import CleanCache, check_attackable, compute_group
 from ._dist import Dist
 from ._lock import RunLock
 from ._progress import Progress
@@ -61,7 +62,7 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
         if data[VALIDATION].classes != main.classes:
             raise EvalError(f"{c.data}: train-val classes differ from {c.split} classes")
     sizes = {k: len(v) for k, v in data.items()}
-    if c.cifar10c:
+    if c.official:
         keys[OFFICIAL], sizes[OFFICIAL] = official_key(c)
     models, records = {}, {}
     for name, spec in c.models.items():
@@ -69,15 +70,28 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
             if not prebuilt or name not in prebuilt:
                 raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
                                 "pass it again with run_evaluation(..., models={name: model})")
-            model, meta, spec_s = prebuilt[name], {"source": "in-memory"}, IN_MEMORY
+            model, spec_s = prebuilt[name], IN_MEMORY
+            meta = {"source": "in-memory", "provenance": getattr(model, "source", {})}
         else:
-            model, meta = build_model(spec, main.classes, seed=c.seed, device=device)
-            spec_s = spec if isinstance(spec, str) else spec["arch"]
+            model, meta = build_model(spec, main.classes, seed=c.seed, device=device,
+                                      data_size=main.image_size[0])
+            spec_s = spec if isinstance(spec, str) else model.arch
         check_classes(name, model, main, c.data)
         models[name] = model
         records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": weights_hash(model),
                          "class_names": list(model.class_names), "meta": meta}
+        if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
+            remember(records[name]["weights_hash"], model)
+    if _has_attacks(c):
+        for name, model in models.items():
+            check_attackable(name, model, int(main.images.shape[1]), device)
     return Plan(c, device, data, keys, sizes, models, records)
+
+
+def _has_attacks(c: EvalConfig) -> bool:
+    from ..stressors import get_stressor, parse_sweep
+    names = list(c.stressors) + [parse_sweep(t)[0] for t in c.sweeps]
+    return any(get_stressor(n).needs_model for n in names)
 
 
 def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classifier] | None = None,
@@ -219,7 +233,8 @@ def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Di
                         notes.append(f"{key.model}: FAILED ({out})")
                     else:
                         store.write_cell(key, out, started=stats["started"],
-                                         images_per_s=stats["ips"][key.model])
+                                         images_per_s=stats["ips"][key.model],
+                                         attack=stats["attack"].get(key.model))
                         done += 1
                 if rank != 0:  # another rank's images count when they arrive here
                     bar.advance_images(stats["n"] * len(g.models))

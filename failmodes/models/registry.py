@@ -1,4 +1,5 @@
-"""The model registry (name -> constructor) and checkpoints.
+"""The model registry: name -> constructor, with each model's input size, classes,
+normalisation and Grad-CAM layer. Checkpoint files live in ``checkpoint.py``.
 
 >>> m = create_model("cifar_resnet18", width=16)
 >>> m(torch.rand(2, 3, 32, 32)).shape
@@ -8,23 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-import hashlib
 import os
-import platform
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
+from ..constants import CIFAR10_MEAN, CIFAR10_STD
 from .wrapper import Classifier, ModelError
-
-CKPT_FORMAT = "failmodes-checkpoint-v1"
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -35,8 +28,8 @@ class ModelEntry:
     input_size: int
     num_classes: int
     cam_layer: str
-    mean: tuple = CIFAR_MEAN
-    std: tuple = CIFAR_STD
+    mean: tuple = CIFAR10_MEAN
+    std: tuple = CIFAR10_STD
     class_names: Callable[[], list[str]] | None = None  # fixed label sets (ImageNet)
 
 
@@ -44,7 +37,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, *, description: str, input_size: int = 32, num_classes: int = 10,
-                   cam_layer: str, mean=CIFAR_MEAN, std=CIFAR_STD, class_names=None):
+                   cam_layer: str, mean=CIFAR10_MEAN, std=CIFAR10_STD, class_names=None):
     """Decorator filing a network constructor under ``name``."""
     def wrap(build):
         if name in _REGISTRY:
@@ -85,6 +78,7 @@ def create_model(name_or_path: str | os.PathLike, *, class_names: list[str] | No
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     s = str(name_or_path)
     if s.endswith((".pt", ".pth", ".ckpt")) or os.path.isfile(s):
+        from .checkpoint import load_checkpoint
         model, _ = load_checkpoint(s)
         return model
     entry = get_entry(s)
@@ -119,83 +113,16 @@ def describe_models(pattern: str = "*") -> list[dict]:
     rows.append({"name": "tv:<name>", "params": "-", "n_params": None, "input": "224×224",
                  "classes": 1000, "description": "any torchvision classifier, e.g. tv:resnet50 "
                  "(pretrained weights download online only)"})
+    rows.append({"name": "timm:<name>", "params": "-", "n_params": None, "input": "cfg",
+                 "classes": "weights", "description": "any timm model with --weights FILE "
+                 "(pip install 'failmodes[timm]')"})
+    rows.append({"name": "pkg.module:fn | file.py:fn", "params": "-", "n_params": None,
+                 "input": "any", "classes": "weights", "description": "your own class or "
+                 "factory with --weights FILE and --arch-arg KEY=VALUE"})
+    rows.append({"name": "FILE.pt2 | TorchScript | FILE.onnx", "params": "-", "n_params": None,
+                 "input": "file", "classes": "file", "description": "a model file that carries "
+                 "its network (ONNX: pip install 'failmodes[onnx]')"})
     return rows
-
-
-def library_versions() -> dict:
-    import numpy
-    import torchvision
-    from .. import __version__
-    return {"failmodes": __version__, "torch": str(torch.__version__),
-            "torchvision": str(torchvision.__version__), "numpy": str(numpy.__version__),
-            "python": platform.python_version()}
-
-
-def weights_hash(model: nn.Module) -> str:
-    """SHA-1 of the state dict's names and bytes: identifies trained weights in a store."""
-    h = hashlib.sha1()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-                 if v.numel() else b"")
-    return h.hexdigest()
-
-
-def save_checkpoint(model: Classifier, path: str | os.PathLike, *, config: dict | None = None,
-                    history: list | None = None, extra: dict | None = None) -> Path:
-    """Write everything ``evaluate`` needs (architecture, classes, normalisation, weights,
-    config, history, versions) atomically: a temp file, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CKPT_FORMAT,
-        "arch": model.arch,
-        "arch_kwargs": model.arch_kwargs,
-        "class_names": model.class_names,
-        "mean": model.mean.flatten().tolist(),
-        "std": model.std.flatten().tolist(),
-        "state_dict": {k: v.detach().to("cpu") for k, v in model.net.state_dict().items()},
-        "config": config or {},
-        "history": history or [],
-        "versions": library_versions(),
-        "extra": extra or {},
-    }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Classifier, dict]:
-    """Load a failmodes checkpoint safely (``weights_only=True``); returns (model, payload)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated file, pickle with code, not a torch file at all
-        raise ModelError(f"{path} is not a readable failmodes checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CKPT_FORMAT:
-        raise ModelError(f"{path} is not a failmodes checkpoint (no '{CKPT_FORMAT}' header); "
-                         "train one with `failmodes train`")
-    model = create_model(payload["arch"], class_names=payload["class_names"],
-                         mean=tuple(payload["mean"]), std=tuple(payload["std"]),
-                         **payload["arch_kwargs"])
-    try:
-        model.net.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        raise ModelError(f"{path}: weights do not fit {payload['arch']} "
-                         f"({str(e).splitlines()[0][:120]})") from None
-    model.eval()
-    return model, payload
 
 
 def _load_all() -> None:

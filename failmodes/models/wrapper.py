@@ -1,8 +1,18 @@
 """The model wrapper: pixel-space [0, 1] images in, logits out; carries its class names,
-normalisation and Grad-CAM layer."""
+normalisation, input size, Grad-CAM layer and where it came from.
+
+>>> net = torchvision.models.resnet18(num_classes=10)                     # doctest: +SKIP
+>>> model = wrap(net, mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=ds.classes)  # doctest: +SKIP
+>>> model(torch.rand(4, 3, 32, 32)).shape                                 # doctest: +SKIP
+torch.Size([4, 10])
+"""
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import FailmodesError
@@ -17,18 +27,29 @@ class Classifier(nn.Module):
 
     ``model(x)`` with x float N×3×H×W in [0, 1] returns logits N×C. ``arch`` and
     ``arch_kwargs`` rebuild the network from the registry; ``cam_layer_name`` names the
-    module Grad-CAM hooks (the last convolutional block).
+    module Grad-CAM hooks (found automatically when empty), ``cam_reshape`` turns that
+    layer's tokens into a map (ViTs), ``cam_unavailable`` says why Grad-CAM cannot run
+    (ONNX, TorchScript). ``resize``: images are resized (bilinear) to ``input_size`` when
+    their size differs, for networks that accept one size only. ``source`` is the
+    provenance stored with every result: arch, weights file and its SHA-256, mean/std and
+    where they came from, classes.
     """
 
     def __init__(self, net: nn.Module, *, arch: str, arch_kwargs: dict, class_names: list[str],
-                 mean, std, input_size: int, cam_layer_name: str):
+                 mean, std, input_size: int, cam_layer_name: str, resize: bool = False,
+                 cam_reshape=None, cam_unavailable: str | None = None,
+                 source: dict | None = None):
         super().__init__()
         self.net = net
         self.arch = arch
         self.arch_kwargs = dict(arch_kwargs)
         self.class_names = list(class_names)
         self.input_size = int(input_size)
+        self.resize = bool(resize)
         self.cam_layer_name = cam_layer_name
+        self.cam_reshape = cam_reshape
+        self.cam_unavailable = cam_unavailable
+        self.source = dict(source or {"arch": arch})
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
@@ -38,17 +59,102 @@ class Classifier(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The module Grad-CAM hooks; found automatically when the registry names none."""
+        """The module Grad-CAM hooks; found automatically when none was named."""
+        if self.cam_unavailable:
+            raise ModelError(self.cam_unavailable)
         if not self.cam_layer_name:
-            from .imagenet import last_conv_block
-            self.cam_layer_name = last_conv_block(self.net)
-        return self.net.get_submodule(self.cam_layer_name)
+            from .cam_layers import find_cam_layer
+            found = find_cam_layer(self.net)
+            self.cam_layer_name, self.cam_reshape = found.name, found.reshape
+        try:
+            return self.net.get_submodule(self.cam_layer_name)
+        except AttributeError:  # re-raised: hasattr() would read it as "no cam_layer"
+            raise ModelError(f"{self.arch}: no module {self.cam_layer_name!r} for Grad-CAM; "
+                             "pass --cam-layer NAME") from None
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.input_size
+        if self.resize and tuple(x.shape[-2:]) != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
+                              antialias=min(x.shape[-2:]) > s)
         return self.net(self.normalize(x))
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
+
+
+def wrap(net: nn.Module, *, mean: Sequence[float], std: Sequence[float],
+         classes: Sequence[str] | None = None, input_size: int | None = None,
+         cam_layer: str | None = None, arch: str | None = None) -> Classifier:
+    """Any ``nn.Module`` taking normalised N×3×H×W input -> the pixel-space Classifier.
+
+    ``mean``/``std``: the per-channel statistics the network was trained with (pass
+    ``(0, 0, 0)``/``(1, 1, 1)`` when it normalises itself). ``classes``: names in output
+    order (default ``class_0..``, counted from the head). ``input_size``: resize every
+    batch to N×N first (default: only for networks that accept one size, e.g. ViTs).
+    ``cam_layer``: the Grad-CAM module name (default: found automatically).
+    """
+    from .cam_layers import find_cam_layer, fixed_input_size
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"wrap() takes a torch.nn.Module, got {type(net).__name__}")
+    for key, v in (("mean", mean), ("std", std)):
+        if len(tuple(v)) != 3:
+            raise ModelError(f"wrap(): {key} needs 3 values (R, G, B), got {tuple(v)}")
+    if any(float(v) <= 0 for v in std):
+        raise ModelError(f"wrap(): std must be positive, got {tuple(std)}")
+    if classes is None:
+        n = head_size(net)
+        if n is None:
+            raise ModelError("wrap(): cannot tell the number of outputs of "
+                             f"{type(net).__name__}; pass classes=[...]")
+        classes = [f"class_{i}" for i in range(n)]
+    fixed = fixed_input_size(net)
+    size = input_size or fixed or 32
+    layer = None
+    try:
+        layer = find_cam_layer(net, cam_layer)
+    except ModelError:
+        if cam_layer:
+            raise
+    name = arch or f"{type(net).__module__}.{type(net).__qualname__}"
+    model = Classifier(net, arch=name, arch_kwargs={}, class_names=list(classes),
+                      mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+                      input_size=size, resize=bool(input_size or fixed),
+                      cam_layer_name=layer.name if layer else "",
+                      cam_reshape=layer.reshape if layer else None,
+                      source={"arch": name, "weights": None, "format": "in-memory module",
+                              "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                              "normalization_from": "wrap()", "classes": list(classes),
+                              "input_size": size, "cam_layer": layer.name if layer else None})
+    model.training = net.training  # the wrapper takes the network's mode, changing nothing
+    return model
+
+
+def head_size(net: nn.Module) -> int | None:
+    """Outputs of the classifier head: timm's ``get_classifier()``, else the last Linear."""
+    get = getattr(net, "get_classifier", None)
+    if callable(get):
+        head = get()
+        if isinstance(head, nn.Linear):
+            return head.out_features
+    last = None
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            last = m
+    return last.out_features if last is not None else None
+
+
+# In-memory models evaluated in this process, by weights hash, held weakly: the analyses of
+# a run (Grad-CAM) reach a model passed to run_evaluation(models=...) while the caller keeps it.
+_KEPT: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
+
+
+def remember(key: str, model: nn.Module) -> None:
+    _KEPT[key] = model
+
+
+def recall(key: str) -> nn.Module | None:
+    return _KEPT.get(key)

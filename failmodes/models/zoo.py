@@ -7,7 +7,8 @@ from .registry import register_model
 
 
 @register_model("cifar_resnet18", cam_layer="layer4",
-                description="ResNet-18, CIFAR stem (3×3 s1, no max-pool); width 64 standard, 16 for CPU")
+                description="ResNet-18, CIFAR stem (3×3 s1, no max-pool); width 64 standard, "
+                            "16 for CPU")
 def cifar_resnet18(num_classes: int = 10, width: int = 64):
     return CifarResNet18(num_classes, width)
 

@@ -16,12 +16,14 @@ import jinja2
 from .._atomic import write_text_atomic
 from . import figures as F
 from ..store import FIGURES_DIR as FIG_DIR
-from ..store import REPORT_NAME, RunFolder, stressor_family
+from ..store import HISTORY_NAME, REPORT_NAME, RunFolder, stressor_family
 from ..store import TABLES_DIR as TABLE_DIR
 from ..analysis.result import AnalysisResult
 from ._collect import RunData, collect_run, finite, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
+from .explorer import content_security_policy
+from .page import page_extras
 
 
 # What each section shows and how to read it: one paragraph above its content.
@@ -279,7 +281,7 @@ def _training_section(run: RunData) -> Section:
     steps = run.state.get("steps", {})
     histories, rows = {}, []
     for m in run.model_names:
-        hist = read_json(run.run_dir / "models" / m / "history.json")
+        hist = read_json(RunFolder(run.run_dir).models / m / HISTORY_NAME)
         st = steps.get(f"train:{m}", {})
         if isinstance(hist, list) and hist:
             histories[m] = hist
@@ -425,6 +427,8 @@ def _appendix(run: RunData) -> Section:
              for k, v in run.state.get("steps", {}).items()]
     if steps:
         s.tables.append(table("Study steps (latest invocation that ran each)", steps))
+    if run.models:
+        s.tables.append(table("Models: where each came from", _provenance_rows(run.models)))
     if run.store_runs:
         s.tables.append(table("Evaluation runs recorded in the store",
                               [{"id": r["id"], "started": r["started"], "command": r["command"]}
@@ -432,6 +436,26 @@ def _appendix(run: RunData) -> Section:
     if run.failed_cells:
         s.tables.append(table("Cells that failed to evaluate", run.failed_cells))
     return s
+
+
+def _provenance_rows(models: list[dict]) -> list[dict]:
+    # meta["provenance"]: what failmodes.models recorded when it built the model.
+    rows = []
+    for m in models:
+        p = (m.get("meta") or {}).get("provenance") or {}
+        classes = p.get("classes") or m.get("class_names") or []
+        rows.append({
+            "model": m["name"], "arch": p.get("arch") or m.get("arch"),
+            "weights": p.get("weights") or p.get("format") or m.get("spec"),
+            "file SHA-256": (p.get("weights_sha256") or "")[:16] or "—",
+            "format": p.get("format") or "—",
+            "mean": ", ".join(f"{v:.4g}" for v in p["mean"]) if p.get("mean") else "—",
+            "std": ", ".join(f"{v:.4g}" for v in p["std"]) if p.get("std") else "—",
+            "mean/std from": p.get("normalization_from") or "—",
+            "classes": f"{len(classes)}: " + ", ".join(classes[:4])
+                       + (", ..." if len(classes) > 4 else ""),
+            "input": p.get("input_size") or "—"})
+    return rows
 
 
 # ----------------------------------------------------------------------------- render
@@ -466,7 +490,10 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     summary, sections, comp_rows = build_sections(run)
     export_tables(run, comp_rows)
     cfg = (run.resolved or {}).get("config") or {}
+    first, explorer, scripts = page_extras(run)
     html = _env().get_template("report.html.j2").render(
+        first=first, explorer=explorer, explorer_js=scripts[0] if scripts else None,
+        csp=content_security_policy(scripts),
         title=run.title, description=cfg.get("description", ""), run_dir=str(run_dir),
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, sections=sections, models=run.model_names, baseline=run.baseline,

@@ -10,9 +10,11 @@ from .families import UNKNOWN, StressorInfo, stressor_family, stressor_info
 from .images import cell_images, stress_like_cell
 from .keys import (
     CLEAN,
+    FINISH_SEP,
     MAIN,
     OFFICIAL,
     OFFICIAL_NAME,
+    OFFICIAL_SUFFIX,
     ROLES,
     VAL_SPLIT,
     VALIDATION,
@@ -22,12 +24,17 @@ from .keys import (
     dataset_role,
     is_official,
     is_validation,
+    official_name,
     parse_dataset_key,
 )
 from .layout import (
     ANALYSIS_DIR,
     CONFIG_NAME,
     FIGURES_DIR,
+    FINAL_CHECKPOINT,
+    HISTORY_CSV_NAME,
+    HISTORY_NAME,
+    LAST_CHECKPOINT,
     LOCK_NAME,
     MODELS_DIR,
     PROBES_DIR,
@@ -38,18 +45,25 @@ from .layout import (
     STATE_NAME,
     STORE_NAME,
     TABLES_DIR,
+    TRAIN_CONFIG_NAME,
+    TRAINING_CURVES_NAME,
     RunFolder,
 )
 from .paired import paired_sums
-from .results import ROW_FIELDS, Cell, CellKey, ResultsStore
+from .results import ROW_FIELDS, Cell, CellKey, ResultsStore, timestamp
 from .rows import per_image_rows
 
 __all__ = [
-    "ANALYSIS_DIR", "CLEAN", "CONFIG_NAME", "FIGURES_DIR", "LOCK_NAME", "MAIN", "MODELS_DIR",
-    "OFFICIAL", "OFFICIAL_NAME", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME", "RESULTS_NAME",
+    "ANALYSIS_DIR", "CLEAN", "CONFIG_NAME", "FIGURES_DIR", "FINAL_CHECKPOINT", "FINISH_SEP",
+    "HISTORY_CSV_NAME", "HISTORY_NAME", "LAST_CHECKPOINT", "LOCK_NAME", "MAIN", "MODELS_DIR",
+    "OFFICIAL", "OFFICIAL_NAME", "OFFICIAL_SUFFIX", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME",
+    "RESULTS_NAME",
     "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
-    "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell", "CellKey", "DatasetKey", "DatasetKeyError",
+    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell",
+    "CellKey", "DatasetKey", "DatasetKeyError",
     "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
-    "dataset_role", "is_official", "is_validation", "paired_sums", "parse_dataset_key",
+    "dataset_role", "is_official", "is_validation", "official_name", "paired_sums",
+    "parse_dataset_key",
     "per_image_rows", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
+    "timestamp",
 ]

@@ -19,7 +19,9 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
     fails on read-only media). When no ``-wal`` exists no writer is live and every commit
     is in the main file, so the store is opened ``immutable=1``: no lock, no side file, no
     write. A ``-wal`` beside it means a live writer or an unfinished log: ``mode=ro`` then
-    reads it (SQLite can do so on read-only media only when ``-shm`` exists too).
+    reads it (SQLite can do so on read-only media only when ``-shm`` exists too). An
+    immutable reader does not see a writer that starts after it opened (reading a run
+    while it is still being evaluated gives the cells committed when the reader opened).
     """
     if readonly:
         db = sqlite3.connect(readonly_uri(path), uri=True, timeout=60)
@@ -53,6 +55,11 @@ def describe(path: Path, e: sqlite3.Error, doing: str) -> StoreError:
         hint = "; the store is read-only: pass --out on writable storage for outputs"
     elif "locked" in msg:
         hint = "; another process holds it: wait for it to finish"
+    elif doing == "open" and path.with_name(path.name + "-wal").exists():
+        # SQLite reads an unfinished write-ahead log only with its -shm index, which it
+        # must be able to create or find beside the store.
+        hint = (f"; its write-ahead log {path.name}-wal can only be read where the folder "
+                "is writable: open the run once there (or copy the folder to writable storage)")
     else:
         hint = ""
     return StoreError(f"cannot {doing} {path}: {msg}{hint}")

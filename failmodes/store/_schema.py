@@ -58,4 +58,14 @@ CREATE TABLE IF NOT EXISTS temperatures (
 );
 """
 
+# One row per attack cell (adversarial stressors): what the attack achieved on that model.
+ATTACKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS attack_stats (
+    cell_id INTEGER PRIMARY KEY REFERENCES cells(id) ON DELETE CASCADE,
+    loss REAL NOT NULL,            -- mean cross-entropy (nats) at the adversarial images
+    success_rate REAL,             -- share of the clean-correct images the attack made wrong
+    n_clean_correct INTEGER NOT NULL
+);
+"""
+
 ROW_FIELDS = ("idx", "label", "pred", "conf", "p_true", "entropy", "margin")

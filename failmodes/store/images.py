@@ -2,7 +2,8 @@
 
 A stressor's randomness depends only on (stressor, severity, seed, dataset index), so the
 images of any cell are the dataset's rows at those indices pushed through the cell's
-stressor again; official CIFAR-10-C cells read the published ``.npy`` rows instead.
+stressor again (and its finish, ``+jpeg85`` in the dataset name); official cells read the
+released corrupted set's rows instead.
 
 >>> x = cell_images("runs/x", store.cells(stressor="fog")[0], [3, 17])   # doctest: +SKIP
 >>> x.shape                                                               # doctest: +SKIP
@@ -31,15 +32,17 @@ def stress_like_cell(x: torch.Tensor, cell: Cell, indices, *, model=None,
     """``x`` (float N×3×H×W in [0, 1], the clean images at dataset ``indices``) as the
     cell saw them: its stressor at its severity and seed; clean and official cells as is.
     An attack's cell needs the cell's ``model`` and the images' ``labels`` too."""
-    if cell.stressor == CLEAN or parse_dataset_key(cell.dataset).role == OFFICIAL:
+    key = parse_dataset_key(cell.dataset)
+    if cell.stressor == CLEAN or key.role == OFFICIAL:
         return x
     import torch
 
     from ..stressors import StressorError, get_stressor
+    from ..stressors.finish import finish_images
     st = get_stressor(cell.stressor)
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     if not st.needs_model:
-        return st(x, cell.severity, seed=cell.seed, indices=idx)
+        return finish_images(st(x, cell.severity, seed=cell.seed, indices=idx), key.finish)
     if model is None or labels is None:
         raise StressorError(f"cell {cell.stressor} {cell.severity:g} of {cell.model} is an "
                             "attack: rebuilding its images needs model= and labels=")
@@ -51,8 +54,8 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
     """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
 
     Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
-    keys ``data``, ``split``, ``image_size``, ``cifar10c``; a ``config`` sub-mapping is
-    read too): the cell's split (from its dataset key) is loaded, the rows with these
+    keys ``data``, ``split``, ``image_size``, ``official`` / ``cifar10c``; a ``config``
+    sub-mapping is read too): the cell's split (from its dataset key) is loaded, the rows with these
     dataset indices taken, and the cell's stressor applied (``stress_like_cell``; an
     attack's cell also needs its ``model``).
     """
@@ -67,7 +70,8 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
         raise KeyError(f"{path} has no 'data' key naming the evaluated dataset")
     key = parse_dataset_key(cell.dataset)
     if key.role == OFFICIAL:
-        ds = _load(("cifar10c", cfg["cifar10c"], cell.stressor, int(cell.severity)))
+        spec = cfg.get("official") or f"cifar10c:{cfg['cifar10c']}"
+        ds = _load(("official", spec, cell.stressor, int(cell.severity), cfg.get("image_size")))
     else:
         ds = _load(("data", str(cfg["data"]), key.split, cfg.get("image_size")))
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
@@ -83,7 +87,7 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
 def _load(key: tuple):
     # A gallery asks for the same split once per cell; decoding (or regenerating the
     # synthetic set, ~1 s per 2000 images) once per gallery is enough.
-    from ..data import load_cifar10c, load_dataset
-    if key[0] == "cifar10c":
-        return load_cifar10c(key[1], key[2], key[3])
+    from ..data import load_corrupted, load_dataset
+    if key[0] == "official":
+        return load_corrupted(key[1], key[2], key[3], image_size=key[4])
     return load_dataset(key[1], key[2], image_size=key[3])

@@ -2,8 +2,11 @@
 
 ``cifar10:test@2000`` is a 2000-image subset of the CIFAR-10 test split (no ``@n``: the
 whole split); ``cifar10:train-val@5000`` the held-out validation part used to fit a
-temperature; ``cifar10c-official:test`` the published CIFAR-10-C ``.npy`` files. The role
-of a key is ``main`` (an evaluated split), ``val`` (a validation split) or ``official``.
+temperature; ``cifar10c-official:test`` the published CIFAR-10-C ``.npy`` files
+(``imagenetc-official:test`` ImageNet-C's JPEG tree, and so on for every released
+corrupted set); ``imagenet+jpeg85:test`` on-the-fly cells finished with the JPEG q85 save.
+The role of a key is ``main`` (an evaluated split), ``val`` (a validation split) or
+``official``.
 
 >>> k = parse_dataset_key("cifar10:train-val@5000")
 >>> k.name, k.split, k.n, k.role
@@ -19,7 +22,9 @@ from ..errors import FailmodesError
 
 CLEAN = "clean"               # the stressor name of the clean cell (severity 0)
 VAL_SPLIT = "train-val"       # the split training holds out for temperature scaling
-OFFICIAL_NAME = "cifar10c-official"  # the dataset name of the published CIFAR-10-C cells
+OFFICIAL_SUFFIX = "-official"  # <kind>-official: the cells of a released corrupted set
+OFFICIAL_NAME = "cifar10c" + OFFICIAL_SUFFIX  # the published CIFAR-10-C cells
+FINISH_SEP = "+"  # <name>+<finish>: on-the-fly cells finished like the released files
 MAIN, VALIDATION, OFFICIAL = "main", "val", "official"   # the roles of a key
 ROLES = (MAIN, VALIDATION, OFFICIAL)
 
@@ -39,9 +44,15 @@ class DatasetKey:
 
     @property
     def role(self) -> str:
-        if self.name == OFFICIAL_NAME:
+        if self.name.endswith(OFFICIAL_SUFFIX):
             return OFFICIAL
         return VALIDATION if self.split.endswith("-val") else MAIN
+
+    @property
+    def finish(self) -> str:
+        """The finish of on-the-fly cells (``jpeg85``), ``none`` if the name has none."""
+        base, sep, fin = self.name.rpartition(FINISH_SEP)
+        return fin if sep and base else "none"
 
     @property
     def images(self) -> str:
@@ -75,6 +86,11 @@ def is_validation(key: str) -> bool:
     return dataset_role(key) == VALIDATION
 
 
+def official_name(kind: str) -> str:
+    """The dataset name of a released corrupted set's cells: ``imagenetc-official``."""
+    return kind + OFFICIAL_SUFFIX
+
+
 def is_official(key: str) -> bool:
-    """True for the published CIFAR-10-C cells' key (``cifar10c-official:...``)."""
+    """True for a released corrupted set's key (``cifar10c-official:...``, ...)."""
     return dataset_role(key) == OFFICIAL

@@ -7,7 +7,9 @@
       eval_config.json                the resolved evaluation config and library versions
       study.resolved.json             the resolved study (``failmodes run``)
       study_state.json                the commands that ran, each step's status and timing
-      models/<name>/                  checkpoints trained by a study
+      models/<name>/                  a training folder per model trained by a study:
+                                      config.json, last.pt, model.pt, history.{csv,json},
+                                      training_curves.png
       analysis/<name>.json            each analysis' result (+ analysis/figures/*.png)
       probes/<key>/                   probe results
       report.html  results.json  tables/*.csv  figures/*.png   the report
@@ -24,8 +26,15 @@ from pathlib import Path
 STORE_NAME = "results.sqlite"
 LOCK_NAME = STORE_NAME + ".lock"
 CONFIG_NAME = "eval_config.json"
+# A training folder (``failmodes train --out``, a study's models/<name>/).
+TRAIN_CONFIG_NAME = "config.json"
+LAST_CHECKPOINT = "last.pt"      # written after every epoch; resuming starts from it
+FINAL_CHECKPOINT = "model.pt"    # written once every epoch is done
+HISTORY_NAME = "history.json"
+HISTORY_CSV_NAME = "history.csv"
+TRAINING_CURVES_NAME = "training_curves.png"
 # Configs analyses may rebuild images from: the engine's name first, then a plain config.
-RUN_CONFIG_NAMES = (CONFIG_NAME, "config.json")
+RUN_CONFIG_NAMES = (CONFIG_NAME, TRAIN_CONFIG_NAME)
 RESOLVED_NAME = "study.resolved.json"
 STATE_NAME = "study_state.json"
 MODELS_DIR = "models"

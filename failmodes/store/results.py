@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from ._connect import StoreError, connect, describe
-from ._schema import ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
+from ._schema import ATTACKS_SCHEMA, ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
 
-__all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError"]
+__all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError", "timestamp"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Cell:
         return CellKey(self.model, self.dataset, self.stressor, self.severity, self.seed)
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Local time to the second, as the store's ``started``/``finished`` columns hold it."""
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -118,7 +119,7 @@ class ResultsStore:
         with self._writing("record the run in") as db:
             cur = db.execute(
                 "INSERT INTO runs (started, command, config_json, versions_json) VALUES (?,?,?,?)",
-                (_now(), command, json.dumps(config, default=str), json.dumps(versions)))
+                (timestamp(), command, json.dumps(config, default=str), json.dumps(versions)))
         return int(cur.lastrowid)
 
     def register_model(self, name: str, *, spec: str, arch: str, weights_hash: str,
@@ -150,7 +151,7 @@ class ResultsStore:
                 key.seed)
 
     def write_cell(self, key: CellKey, rows: dict[str, np.ndarray], *, started: str | None = None,
-                   images_per_s: float | None = None) -> int:
+                   images_per_s: float | None = None, attack: dict | None = None) -> int:
         """Insert a finished cell and all its rows in one transaction (replacing a failed one).
 
         ``rows``: arrays of equal length N for ``ROW_FIELDS``, optional ``top5`` (N×5 int)
@@ -172,11 +173,18 @@ class ResultsStore:
             cur = db.execute(
                 "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
                 "n_images, started, finished, images_per_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (*match, "done", n, started or _now(), _now(), images_per_s))
+                (*match, "done", n, started or timestamp(), timestamp(), images_per_s))
             cid = int(cur.lastrowid)
             db.executemany(
                 "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
                 f"margin, top5_json, logits) VALUES ({cid},?,?,?,?,?,?,?,?,?)", data)
+            if attack is not None:
+                db.execute(ATTACKS_SCHEMA)   # execute, not executescript: no implicit COMMIT
+                success = attack["success_rate"]
+                db.execute("INSERT INTO attack_stats VALUES (?,?,?,?)",
+                           (cid, float(attack["loss"]),
+                            None if success != success else float(success),
+                            int(attack["n_clean_correct"])))
         return cid
 
     def mark_failed(self, key: CellKey, error: str) -> None:
@@ -187,7 +195,7 @@ class ResultsStore:
             db.execute(
                 "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
                 "started, finished, error) VALUES (?,?,?,?,?,?,?,?,?)",
-                (*match, "failed", _now(), _now(), error[:2000]))
+                (*match, "failed", timestamp(), timestamp(), error[:2000]))
 
     def save_temperature(self, model: str, temperature: float | None, fitted_on: str = "",
                          nll_before: float | None = None, nll_after: float | None = None) -> None:
@@ -272,6 +280,20 @@ class ResultsStore:
             out["logits"] = (np.stack([np.frombuffer(b, dtype=np.float32) for b in blobs])
                              if blobs and all(b is not None for b in blobs) else None)
         return out
+
+    def attack_stats(self) -> list[dict]:
+        """One dict per done attack cell: model, dataset, stressor, severity, seed, loss
+        (mean cross-entropy at the adversarial images), success_rate, n_clean_correct."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                               "name='attack_stats'").fetchone():
+            return []
+        keys = ("model", "dataset", "stressor", "severity", "seed", "loss", "success_rate",
+                "n_clean_correct")
+        q = ("SELECT m.name, c.dataset, c.stressor, c.severity, c.seed, a.loss, "
+             "a.success_rate, a.n_clean_correct FROM attack_stats a JOIN cells c ON "
+             "c.id = a.cell_id JOIN models m ON m.id = c.model_id WHERE c.status = 'done' "
+             "ORDER BY m.id, c.stressor, c.severity")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(q)]
 
     def top5(self, cell: Cell | int) -> np.ndarray:
         cid = cell.id if isinstance(cell, Cell) else int(cell)

@@ -11,6 +11,7 @@ levels); parametric sweeps take their natural unit (std, degrees, ...) as ``seve
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import FailmodesError
+from ._chunks import run_chunked
 from ._rng import ImageRNG
 
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
@@ -133,16 +135,22 @@ class Stressor:
                                 f"expected ({n},)")
         if severity == self.identity or n == 0:
             return images.clone()
-        rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
-        x = images.to(torch.float32)
-        if self.needs_model:
+        if self.needs_model:  # attacks run whole batches: the model sees them as given
             labels = torch.as_tensor(labels, dtype=torch.int64, device=images.device)
             if labels.shape != (n,):
                 raise StressorError(f"{self.name}: labels has shape {tuple(labels.shape)}, "
                                     f"expected ({n},)")
-            y = self.op(x, (severity,), rng, model=model, labels=labels,
+            rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
+            y = self.op(images.to(torch.float32), (severity,), rng, model=model, labels=labels,
                         options=dict(self.options))
             return quantize(y, self.rounding).to(images.dtype)
+        return run_chunked(functools.partial(self._stress, severity=severity, seed=seed,
+                                             params=params), images, indices)
+
+    def _stress(self, images: torch.Tensor, indices: torch.Tensor, *, severity: float,
+                seed: int, params: str) -> torch.Tensor:
+        rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
+        x = images.to(torch.float32)
         lo = math.floor(severity)
         if self.interpolate == "outputs" and self.tables is not None and severity != lo:
             rows = self.tables[self.table_family(images.shape[-2], params)]

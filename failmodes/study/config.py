@@ -23,6 +23,7 @@ from ..config import ConfigError, from_dict, load_yaml, override
 __all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "list_presets", "load_preset",
            "load_study", "resolve_study", "study_from_dict", "sweep_values"]
 
+IN_MEMORY_ARCH = "<in-memory>"  # a model handed to run_study(models=...) in Python
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -32,11 +33,15 @@ class StudyError(ConfigError):
 
 @dataclass
 class ModelSpec:
-    """One model of a study: trained from ``recipe`` unless ``checkpoint`` is given.
+    """One model of a study: trained from ``recipe`` unless ``checkpoint`` or ``weights``
+    is given.
 
-    ``arch`` is a model-registry name (``failmodes models``); ``width``, ``epochs``,
-    ``train_subset`` (images), ``batch_size`` and ``lr`` override the recipe;
-    ``test_subset`` test images are scored after each epoch (the last epoch: all of them).
+    ``arch`` is a model-registry name (``failmodes models``), ``tv:NAME``, ``timm:NAME`` or
+    ``module:callable``; ``width``, ``epochs``, ``train_subset`` (images), ``batch_size`` and
+    ``lr`` override the recipe; ``test_subset`` test images are scored after each epoch
+    (the last epoch: all of them). ``weights``: a state dict for ``arch``, or a model file
+    (.pt2, TorchScript, .onnx) that needs no ``arch``; ``arch_args``, ``num_classes``,
+    ``classes``, ``mean``, ``std``, ``input_size``, ``cam_layer`` as for ``evaluate``.
     """
 
     name: str
@@ -49,6 +54,14 @@ class ModelSpec:
     batch_size: int | None = None
     lr: float | None = None
     test_subset: int | None = None
+    weights: str | None = None
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    classes: list[str] | str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    input_size: int | None = None
+    cam_layer: str | None = None
 
 
 @dataclass
@@ -94,6 +107,11 @@ class StudyConfig:
     threads: int | None = None
     batch_size: int = 256
     out: str | None = None
+    # A released corrupted set evaluated beside the on-the-fly cells (imagenetc:PATH, ...),
+    # the finish of on-the-fly cells (none | jpeg85) and a folder resize (see EvalConfig).
+    official: str | None = None
+    finish: str = "none"
+    image_size: int | None = None
     description: str = ""
 
     @property
@@ -131,7 +149,8 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         cfg = override(cfg, **overrides)
     except ConfigError as e:
         raise StudyError(str(e)) from None
-    cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data))
+    cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data),
+                              official=absolute_data_spec(cfg.official) if cfg.official else None)
     if not _NAME_RE.match(cfg.name):
         raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+'")
     if not cfg.models:
@@ -144,9 +163,12 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         if m.name in seen:
             raise StudyError(f"{key}.name {m.name!r} is used twice; model names must be unique")
         seen.add(m.name)
-        if m.checkpoint is None and not m.recipe:
-            raise StudyError(f"{key} ({m.name}) needs a recipe to train or a checkpoint")
-        for k in ("width", "epochs", "train_subset", "batch_size", "test_subset"):
+        if m.checkpoint is None and m.weights is None and not m.recipe \
+                and m.arch != IN_MEMORY_ARCH:
+            raise StudyError(f"{key} ({m.name}) needs a recipe to train, a checkpoint or "
+                             "weights")
+        for k in ("width", "epochs", "train_subset", "batch_size", "test_subset",
+                  "num_classes", "input_size"):
             v = getattr(m, k)
             if v is not None and v <= 0:
                 raise StudyError(f"{key}.{k} must be positive, got {v}")

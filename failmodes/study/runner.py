@@ -18,6 +18,7 @@ PosixPath('runs/demo/report.html')
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -25,15 +26,17 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
-from ..store import ResultsStore, RunFolder
-from .config import ProbeSpec, StudyConfig, StudyError
+from ..store import (FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore,
+                     RunFolder)
+from .config import IN_MEMORY_ARCH, ProbeSpec, StudyConfig, StudyError
 
-FINAL_CHECKPOINT = "model.pt"  # what failmodes.train writes once every epoch is done
 
 
 @dataclass
@@ -94,6 +97,7 @@ def study_versions() -> dict:
     from importlib import metadata
 
     import torch
+
     from ..models import library_versions
     v = dict(library_versions())
     for dist in ("jinja2", "matplotlib", "torchmetrics", "grad-cam", "scikit-image", "scipy",
@@ -108,24 +112,33 @@ def study_versions() -> dict:
     return v
 
 
-def run_study(cfg: StudyConfig, *, command: str | None = None) -> StudyResult:
+def run_study(cfg: StudyConfig, *, command: str | None = None,
+              models: Mapping[str, Any] | None = None) -> StudyResult:
     """Run every missing step of ``cfg`` and write ``<out>/report.html``.
+
+    ``models``: classifiers built in Python (``failmodes.models.wrap(net, ...)``) by name,
+    evaluated and analysed beside the study's own models (Grad-CAM reaches them while
+    they are alive in this process).
 
     Training or evaluation errors stop the study (nothing downstream could be right);
     an analysis or probe that fails is recorded, shown in the report, and listed in
     ``StudyResult.failures``, and the other steps still run.
     """
     import torch
+    if models:
+        from .config import ModelSpec, resolve_study
+        cfg = resolve_study(dataclasses.replace(cfg, models=list(cfg.models) + [
+            ModelSpec(name=n, arch=IN_MEMORY_ARCH, recipe=None) for n in models]))
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _run(cfg, command)
+        return _run(cfg, command, dict(models or {}))
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
+def _run(cfg: StudyConfig, command: str | None, prebuilt: dict) -> StudyResult:
     t0 = time.perf_counter()
     check_analyses(cfg)  # a typo in an analysis option fails now, not after training
     out = cfg.out_dir
@@ -133,8 +146,9 @@ def _run(cfg: StudyConfig, command: str | None) -> StudyResult:
     state = _State(out)
     state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
     save_resolved(cfg, RunFolder(out).resolved, versions=study_versions())
-    checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models}
-    failures = evaluate_all(cfg, checkpoints, out, state, command)
+    checkpoints = {m.name: train_one(cfg, m, out, state) for m in cfg.models
+                   if m.name not in prebuilt}
+    failures = evaluate_all(cfg, checkpoints, out, state, command, prebuilt)
     failures += run_analyses(cfg, out, state)
     failures += run_probes(cfg, out, state)
     _say(cfg, "writing the report")
@@ -151,6 +165,12 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     killed run from its last epoch)."""
     model_dir = RunFolder(out).models / spec.name
     key = f"train:{spec.name}"
+    if spec.weights is not None:
+        model_spec = _weights_spec(spec)
+        if state.step(key).get("checkpoint") != model_spec["weights"]:
+            state.set(key, status="ok", source="weights", checkpoint=model_spec["weights"],
+                      seconds=0.0)
+        return model_spec
     if spec.checkpoint is not None:
         ckpt = Path(spec.checkpoint).expanduser().resolve()
         if not ckpt.is_file():
@@ -164,11 +184,11 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
                   epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
                   lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                  device=cfg.device)
+                  device=cfg.device, image_size=cfg.image_size)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
-        saved = (json.loads((model_dir / "config.json").read_text()).get("config", {})
-                 if (model_dir / "config.json").is_file() else {})
+        saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
+                 if (model_dir / TRAIN_CONFIG_NAME).is_file() else {})
         now = to_dict(tc)
         diff = [k for k in now if k not in RUNTIME_FIELDS and k in saved and saved[k] != now[k]]
         if diff:
@@ -189,13 +209,34 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
     return Path(result.checkpoint)
 
 
+def _weights_spec(spec) -> dict:
+    """The evaluate spec of a study model given by its weights (no training)."""
+    from ..models import absolute_model_spec
+    from ..models.weights import file_kind
+    path = Path(spec.weights).expanduser()
+    if not path.is_file():
+        raise StudyError(f"models[{spec.name}].weights {spec.weights} not found")
+    out: dict[str, Any] = {"weights": str(path)}
+    if file_kind(path) in ("torch", "safetensors"):  # a state dict: the network is arch
+        out["arch"] = spec.arch
+    args = dict(spec.arch_args)
+    if spec.width is not None:
+        args.setdefault("width", spec.width)
+    if args:
+        out["arch_args"] = args
+    for k in ("num_classes", "classes", "mean", "std", "input_size", "cam_layer"):
+        if getattr(spec, k) is not None:
+            out[k] = getattr(spec, k)
+    return absolute_model_spec(out)
+
+
 def _copy_history(ckpt: Path, model_dir: Path) -> None:
     # A checkpoint trained elsewhere carries its per-epoch history: keep it for the report.
     from ..models import load_checkpoint
     _, payload = load_checkpoint(ckpt)
     if payload.get("history"):
         model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "history.json").write_text(json.dumps(payload["history"], indent=1))
+        (model_dir / HISTORY_NAME).write_text(json.dumps(payload["history"], indent=1))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -210,21 +251,25 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
     names += [n for n in cfg.stressors if n not in names]
     sweeps = [f"{k}={v if isinstance(v, str) else ','.join(str(x) for x in v)}"
               for k, v in cfg.sweeps.items()]
-    return EvalConfig(models={n: str(p) for n, p in checkpoints.items()}, data=cfg.data,
+    return EvalConfig(models={n: p if isinstance(p, dict) else str(p)
+                              for n, p in checkpoints.items()}, data=cfg.data,
                       split=cfg.split, subset=cfg.subset, stressors=names,
                       severities=[float(s) for s in cfg.severities], sweeps=sweeps,
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
-                      include_val=True, val_subset=cfg.val_subset, out=str(out))
+                      include_val=True, val_subset=cfg.val_subset, official=cfg.official,
+                      finish=cfg.finish, image_size=cfg.image_size, out=str(out))
 
 
-def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path, state: _State,
-                 command: str | None) -> list[str]:
+def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Any], out: Path, state: _State,
+                 command: str | None, prebuilt: dict | None = None) -> list[str]:
     from ..evaluate import run_evaluation
     ec = eval_config(cfg, checkpoints, out)
-    _say(cfg, f"evaluating {len(checkpoints)} model(s) on {len(ec.stressors)} stressors × "
+    n_models = len(checkpoints) + len(prebuilt or {})
+    _say(cfg, f"evaluating {n_models} model(s) on {len(ec.stressors)} stressors × "
          f"{len(ec.severities)} severities + {len(ec.sweeps)} sweep(s) (stored cells are kept)")
     t, c = time.perf_counter(), time.process_time()
-    summary = run_evaluation(ec, command=f"{command or 'run_study'}  # evaluate step")
+    summary = run_evaluation(ec, models=prebuilt or None,
+                             command=f"{command or 'run_study'}  # evaluate step")
     failed = [f"cell {f['cell']['model']} {f['cell']['stressor']} {f['cell']['severity']:g}: "
               f"{f['error']}" for f in summary.get("failed", [])]
     state.set("evaluate", status="ok" if not failed else "partial",

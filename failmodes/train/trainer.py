@@ -40,10 +40,13 @@ from ..constants import SPLIT_SEED  # the train/validation split and subsets
 from ..errors import FailmodesError
 from ..config import save_resolved, to_dict
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
+from ..store import (FINAL_CHECKPOINT, HISTORY_CSV_NAME, HISTORY_NAME, LAST_CHECKPOINT,
+                     TRAIN_CONFIG_NAME, TRAINING_CURVES_NAME)
 from .augment import BatchAugment, jsd_loss
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
-LAST, FINAL = "last.pt", "model.pt"
+
+LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
 
 class TrainError(ValueError, FailmodesError):
@@ -124,7 +127,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
     report = _Reporter(cfg.epochs, steps, rt.world, progress, rt.main)
     data_info = _data_info(cfg, train, test)
     if rt.main:
-        save_resolved(cfg, out / "config.json", versions=library_versions())
+        save_resolved(cfg, out / TRAIN_CONFIG_NAME, versions=library_versions())
         report.line(f"training {cfg.model} on {len(train)} images of {cfg.data} "
                     f"({data_info['train_split']}), testing on {len(test)}, "
                     f"{cfg.epochs} epochs × {steps} steps of {cfg.batch_size} on {rt.device}"
@@ -149,7 +152,7 @@ def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
                      "data": data_info, "world_size": rt.world}
             save_checkpoint(model, out / LAST, config=to_dict(cfg), history=history, extra=extra)
             write_history(history, out)
-            plot_history(history, out / "training_curves.png")
+            plot_history(history, out / TRAINING_CURVES_NAME)
         _barrier(rt)
 
     done = len(history) >= cfg.epochs
@@ -432,7 +435,7 @@ HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_a
 def write_history(history: list[dict], out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """``history.csv`` and ``history.json`` in ``out_dir``, each written atomically."""
     out = Path(out_dir)
-    paths = out / "history.csv", out / "history.json"
+    paths = out / HISTORY_CSV_NAME, out / HISTORY_NAME
     tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
     with open(tmp[0], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)

@@ -1,0 +1,225 @@
+"""The report's first screen: for every model, the answer at a glance — clean accuracy,
+CIFAR-10-C error, calibration under shift, the three worst corruptions with their regimes —
+the study's claims with their verdicts, and two large figures.
+
+Every number is read, never recomputed: the CIFAR-10-C error (100 − mean accuracy over the
+15 benchmark corruptions at severities 1–5) and the per-corruption accuracies from the
+``metrics`` analysis, regimes from ``curves``, ECE from ``calibration``, verdicts from
+``claims``. Where an analysis is missing the card says so instead of inventing a number.
+
+**The claims slot.** An analysis named ``claims`` (issue 19) is rendered when present: its
+``tables["claims"]`` rows (``study.claims.Verdict`` flattened to scalars), each with
+``claim`` (the sentence checked), ``verdict`` (``supported`` | ``contradicted`` |
+``inconclusive``), ``reason`` or ``evidence`` (one line: why) and optionally ``model`` or
+``models`` (a string) and ``p_value``.
+
+>>> fs = first_screen(run)            # doctest: +SKIP
+>>> fs.models[0].worst[0].regime      # doctest: +SKIP
+'threshold-collapse'
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ._collect import RunData
+from ._format import Figure, figure, fmt, pct
+from .first_figures import corruption_overview, worst_curves
+
+CLAIMS = "claims"
+CLAIMS_TABLE = "claims"
+VERDICTS = ("supported", "contradicted", "inconclusive")
+N_WORST = 3
+FIG_DIR = "figures"
+
+
+@dataclass
+class Worst:
+    corruption: str
+    family: str
+    accuracy: float | None          # mean accuracy over severities 1–5, fraction
+    regime: str | None
+    detail: str = ""                # "break at 3.1 · −42 pt"
+
+
+@dataclass
+class ModelCard:
+    model: str
+    baseline: bool
+    clean_accuracy: float | None    # fraction
+    c10c_error: float | None        # percent (the metrics analysis's cifar10c_error)
+    c10c_note: str
+    ece_clean: float | None
+    ece_shifted: float | None
+    worst: list[Worst] = field(default_factory=list)
+
+
+@dataclass
+class Claim:
+    claim: str
+    verdict: str                    # one of VERDICTS, or "unknown" for anything else
+    evidence: str
+    model: str = ""
+    p_value: str = ""
+
+
+@dataclass
+class FirstScreen:
+    models: list[ModelCard]
+    claims: list[Claim] | None      # None: the study has no claims analysis
+    claims_message: str
+    figures: list[Figure]
+    gaps: list[str]
+
+
+def _d(res) -> dict:
+    """An analysis result as a plain dict (an ``AnalysisResult`` or its JSON)."""
+    if res is None:
+        return {}
+    return res.to_dict() if hasattr(res, "to_dict") else res
+
+
+def _metric(res: dict, model: str, *names: str):
+    """``per_model[model][name]`` of the typed result, first name present."""
+    pm = (res.get("per_model") or {}).get(model) or {}
+    summary = res.get("summary") or {}
+    for n in names:
+        # A JSON written before the typed results keyed its summary "<model>/<name>".
+        for v in (pm.get(n), *(summary.get(f"{model}{sep}{n}") for sep in ("/", ": "))):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                return v
+    return None
+
+
+def _rows(res: dict, name: str) -> list[dict]:
+    rows = (res.get("tables") or {}).get(name)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _per_corruption(run: RunData, metrics: dict, model: str) -> list[dict]:
+    """(corruption, family, mean accuracy) of ``model``: the metrics analysis's table when
+    it ran, else the store's cells of integer severities 1–5 (the same definition)."""
+    got = [r for r in _rows(metrics, "corruptions") if r.get("model") == model
+           and r.get("dataset") in (None, run.dataset) and r.get("corruption")]
+    if got:
+        return [{"corruption": r["corruption"], "family": r.get("family", ""),
+                 "accuracy": r.get("accuracy")} for r in got]
+    from ..store import stressor_family
+    by: dict[str, list[float]] = {}
+    for r in run.acc:
+        fam = stressor_family(r["stressor"])
+        if r["model"] == model and fam not in ("clean", "sweep", "other") \
+                and float(r["severity"]) in (1.0, 2.0, 3.0, 4.0, 5.0):
+            by.setdefault(r["stressor"], []).append(r["accuracy"])
+    return [{"corruption": s, "family": stressor_family(s), "accuracy": sum(v) / len(v)}
+            for s, v in by.items()]
+
+
+def _regimes(curves: dict, run: RunData) -> dict[tuple[str, str], dict]:
+    return {(r.get("model"), r.get("stressor")): r for r in _rows(curves, "regimes")
+            if r.get("dataset") in (None, run.dataset)}
+
+
+def _detail(r: dict | None) -> str:
+    if not r:
+        return ""
+    bits = []
+    if isinstance(r.get("breakpoint"), (int, float)):
+        bits.append(f"break at {r['breakpoint']:.1f}")
+    if isinstance(r.get("total_drop"), (int, float)):
+        bits.append(f"−{r['total_drop']:.0f} pt")
+    return " · ".join(bits)
+
+
+def model_cards(run: RunData) -> list[ModelCard]:
+    metrics, curves = _d(run.ok("metrics")), _d(run.ok("curves"))
+    calib = _d(run.ok("calibration"))
+    regimes = _regimes(curves, run)
+    clean = {r["model"]: r["accuracy"] for r in run.acc if r["stressor"] == "clean"}
+    cards = []
+    for m in run.model_names:
+        err = _metric(metrics, m, "cifar10c_error")
+        if err is not None:
+            note = "100 − mean accuracy over the 15 benchmark corruptions × severities 1–5"
+        elif not metrics:
+            note = "the metrics analysis has not run"
+        else:
+            partial = _metric(metrics, m, "mean_corruption_error")
+            note = ("needs all 15 benchmark corruptions × 5 severities" +
+                    (f"; {partial:.1f} % over the cells present" if partial is not None else ""))
+        per = sorted((r for r in _per_corruption(run, metrics, m)
+                      if isinstance(r["accuracy"], (int, float))), key=lambda r: r["accuracy"])
+        worst = [Worst(r["corruption"], r["family"], r["accuracy"],
+                       (regimes.get((m, r["corruption"])) or {}).get("regime"),
+                       _detail(regimes.get((m, r["corruption"])))) for r in per[:N_WORST]]
+        cards.append(ModelCard(
+            m, m == run.baseline, _metric(metrics, m, "clean_accuracy") or clean.get(m),
+            err, note, _metric(calib, m, "ece_clean"), _metric(calib, m, "ece_shifted"),
+            worst))
+    return cards
+
+
+def read_claims(run: RunData) -> tuple[list[Claim] | None, str]:
+    """The claims analysis's verdicts; ``(None, why)`` when the study has none."""
+    a = run.analysis(CLAIMS)
+    if a is None or a.status in ("missing", "skipped", "unavailable"):
+        return None, ""
+    if a.status != "ok":
+        return [], f"The claims analysis {a.status}: {a.message.splitlines()[0] if a.message else ''}"
+    out = []
+    for r in _rows(_d(a.result), CLAIMS_TABLE):
+        v = str(r.get("verdict", "")).lower()
+        p = r.get("p_value")
+        why = r.get("reason") if r.get("reason") is not None else r.get("evidence")
+        out.append(Claim(str(r.get("claim", "")), v if v in VERDICTS else "unknown",
+                         "" if why is None else str(why),
+                         str(r.get("model") or r.get("models") or ""),
+                         fmt(p, 2) if isinstance(p, (int, float)) else ""))
+    return out, "" if out else "The claims analysis ran but lists no claim."
+
+
+def first_screen(run: RunData) -> FirstScreen:
+    cards = model_cards(run)
+    claims, why = read_claims(run)
+    figs, gaps = [], []
+    metrics = _d(run.ok("metrics"))
+    per = {c.model: _per_corruption(run, metrics, c.model) for c in cards}
+    if any(per.values()):
+        p = corruption_overview(per, run.run_dir / FIG_DIR / "report_corruption_overview.png",
+                                {c.model: c.clean_accuracy for c in cards})
+        figs.append(figure(run.run_dir, f"{FIG_DIR}/{p.name}",
+                           "Mean accuracy over severities 1–5 for every corruption, per model "
+                           "(dotted line: clean accuracy), grouped by family; extra "
+                           "corruptions are marked †."))
+        worst = list(dict.fromkeys(w.corruption for c in cards[:1] for w in c.worst))
+        for c in cards[1:]:
+            worst += [w.corruption for w in c.worst if w.corruption not in worst]
+        regimes = {(c.model, w.corruption): w.regime for c in cards for w in c.worst}
+        p = worst_curves(run.acc, worst[:N_WORST + 1], run.model_names,
+                         run.run_dir / FIG_DIR / "report_worst_curves.png", regimes)
+        if p:
+            figs.append(figure(run.run_dir, f"{FIG_DIR}/{p.name}",
+                               "The worst corruptions, one per panel: accuracy vs severity for "
+                               "every model, with each model's failure regime."))
+    for name, what in (("metrics", "the CIFAR-10-C error"), ("curves", "the regimes"),
+                       ("calibration", "calibration under shift")):
+        if run.ok(name) is None:
+            gaps.append(f"No {what}: the {name} analysis is "
+                        f"{(run.analysis(name).status if run.analysis(name) else 'absent')}.")
+    return FirstScreen(cards, claims, why, figs, gaps)
+
+
+def card_rows(fs: FirstScreen) -> list[dict]:
+    """The first screen's per-model numbers as strings, for the template."""
+    out = []
+    for c in fs.models:
+        out.append({
+            "model": c.model, "baseline": c.baseline, "clean": pct(c.clean_accuracy),
+            "c10c": "—" if c.c10c_error is None else f"{c.c10c_error:.1f} %",
+            "c10c_note": c.c10c_note,
+            "ece": ("—" if c.ece_clean is None and c.ece_shifted is None else
+                    f"{pct(c.ece_clean)} → {pct(c.ece_shifted)}"),
+            "worst": [{"name": w.corruption, "family": w.family, "acc": pct(w.accuracy),
+                       "regime": w.regime or "no regime", "detail": w.detail}
+                      for w in c.worst]})
+    return out
