@@ -15,6 +15,7 @@ from failmodes.store import ResultsStore, RunFolder, cell_images
 @pytest.fixture()
 def imagenet_and_c(tmp_path):
     import skimage.data
+
     from failmodes.stressors.tree import write_corrupted_tree
     for wnid, img in (("n02124075", skimage.data.chelsea()), ("n07920052", skimage.data.coffee())):
         (tmp_path / "val" / wnid).mkdir(parents=True)
@@ -26,7 +27,8 @@ def imagenet_and_c(tmp_path):
 
 
 def _cfg(root, out, **kw):
-    return EvalConfig(models=["small_cnn"], data=f"imagenet:{root}", stressors=["fog", "impulse_noise"],
+    return EvalConfig(models=["small_cnn"], data=f"imagenet:{root}",
+                      stressors=["fog", "impulse_noise"],
                       severities=[1, 2], official=f"imagenetc:{root / 'imagenet-c'}",
                       device="cpu", batch_size=8, out=str(out), **kw)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._atomic import save_figure_atomic
 from ._cam_core import compute_cams
 from ._cam_measures import BAND_AREA, BORDER_BAND, border_mask
 from .cam_drift import DRIFT_METRICS, DriftResult, images_at
@@ -57,8 +58,7 @@ def plot_drift_curves(drift: DriftResult, path: Path, model_name: str) -> Path:
                  f"target = "
                  f"{'clean-predicted class' if drift.target == 'clean' else 'predicted class'})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, model_name: str,
@@ -91,8 +91,7 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
                 ax.set_ylabel(f"sev {v:g}\ndrift={dr:.2f}", fontsize=8)
     fig.suptitle(f"{model_name}: {stressor} (title = prediction, red = wrong)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) -> Path:
@@ -114,8 +113,7 @@ def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) ->
         _band_outline(axes[r, 1], h, w)
     fig.suptitle(f"{model_name}: high-confidence failures", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_sanity(checks: dict[str, dict], path: Path) -> Path:
@@ -140,5 +138,4 @@ def plot_sanity(checks: dict[str, dict], path: Path) -> Path:
     ax.set_title("Adebayo et al. (2018) cascading randomisation: maps must decorrelate",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import save_figure_atomic
 from .metrics import CLEAN, _order_key
 
 
@@ -42,7 +43,7 @@ def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | N
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)

@@ -27,13 +27,15 @@ dataset with the same ``split@n``) for relative CE.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FailmodesError
+from .._atomic import write_text_atomic
+from ..errors import InputError
 from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official,
                      is_validation)
 from ..store import stressor_info as _info
@@ -94,7 +96,7 @@ def load_reference_errors(path) -> dict:
                            "\"clean\", \"corruptions\": {name: [5 errors]}}") from None
 
 
-class MetricsError(ValueError, FailmodesError):
+class MetricsError(InputError):
     """A bad baseline or reference-errors file; one line naming it."""
 
 
@@ -255,13 +257,12 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     keys = list(rows[0])
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    tmp.replace(path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_text_atomic(path, buf.getvalue())
 
 
 def _safe(name: str) -> str:

@@ -11,22 +11,21 @@ the normalised-space stressor (``gaussian_noise_std_normalized``, std in units o
 ImageNet-normalised input, as the seed's "std 0.2·i after normalisation").
 
 >>> r = probe("skimage:chelsea", "efficientnet_lite0", "rotation", "-180:180:15",
-...           out_dir="out/probe")
->>> r["target"]["name"], r["rows"][0]["top1"]["name"]
+...           out_dir="out/probe")                          # doctest: +SKIP
+>>> r["target"]["name"], r["rows"][0]["top1"]["name"]       # doctest: +SKIP
 ('Egyptian cat', ...)
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .._device import resolve_device
 from ..errors import FailmodesError
+from ..ranges import parse_values
 from ._figures import new_figure, save, slug
 from .registry import write_result
 from .superclasses import resolve_superclasses
@@ -36,34 +35,6 @@ NOISE_SPACES = {"pixel": "gaussian_noise_std", "normalized": "gaussian_noise_std
 
 class ProbeError(ValueError, FailmodesError):
     """Bad probe input (image, values, label, space); one line naming it and the fix."""
-
-
-def parse_values(spec: str | Sequence[float]) -> list[float]:
-    """``"a:b:step"`` (b included when the grid lands on it), ``"a,b,c"``, or numbers.
-
-    >>> parse_values("0:1:0.25")
-    [0.0, 0.25, 0.5, 0.75, 1.0]
-    """
-    if not isinstance(spec, str):
-        vals = [float(v) for v in spec]
-    elif ":" in spec:
-        try:
-            a, b, step = (float(t) for t in spec.split(":"))
-        except ValueError:
-            raise ProbeError(f"--values {spec!r}: expected START:STOP:STEP, e.g. -180:180:15"
-                             ) from None
-        if step <= 0 or b < a:
-            raise ProbeError(f"--values {spec!r}: need STEP > 0 and STOP ≥ START")
-        k = int(math.floor((b - a) / step + 1e-9))
-        vals = [round(a + i * step, 10) for i in range(k + 1)]
-    else:
-        try:
-            vals = [float(t) for t in spec.split(",") if t.strip()]
-        except ValueError:
-            raise ProbeError(f"--values {spec!r}: expected numbers separated by commas") from None
-    if not vals:
-        raise ProbeError("--values: no values given")
-    return vals
 
 
 def load_probe_image(image) -> tuple[np.ndarray, str]:
@@ -173,7 +144,7 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     (superclass from the built-in CIFAR-10 / ImageNet maps, else None).
     """
     from ..models import Classifier, create_model
-    vals = parse_values(values)
+    vals = parse_values(values, where="--values")
     if repeats < 1:
         raise ProbeError(f"--repeats must be at least 1, got {repeats}")
     st = _resolve_stressor(stressor, space)

@@ -82,7 +82,7 @@ def _finite(x):
 def _load_all() -> None:
     # Each analysis module registers itself on import; a module not written yet is skipped.
     import importlib
-    for mod in ("metrics", "curves", "failures", "calibration", "cam"):
+    for mod in ("metrics", "curves", "failures", "calibration", "cam", "claims"):
         try:
             importlib.import_module(f"{__package__}.{mod}")
         except ModuleNotFoundError as e:

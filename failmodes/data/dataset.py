@@ -50,13 +50,14 @@ class Dataset:
     def spec(self) -> str:
         return f"{self.name}:{self.split}"
 
-    def select(self, which: torch.Tensor) -> "Dataset":
+    def select(self, which: torch.Tensor) -> Dataset:
         """A view on the rows ``which`` (int64 positions), keeping their original indices."""
         which = torch.as_tensor(which, dtype=torch.int64)
+        assert self.indices is not None  # set in __post_init__
         return Dataset(self.images[which], self.labels[which], list(self.classes), self.name,
                        self.split, self.mean, self.std, self.indices[which], list(self.skipped))
 
-    def subset(self, n: int | None, seed: int = 42) -> "Dataset":
+    def subset(self, n: int | None, seed: int = 42) -> Dataset:
         """A class-stratified random subset of ``n`` images (all if n is None or ≥ len)."""
         if n is None or n >= len(self):
             return self
@@ -66,7 +67,8 @@ class Dataset:
         order = torch.randperm(len(self), generator=g)
         # Round-robin over classes in random order keeps the class balance of small subsets.
         by_class = [order[self.labels[order] == c] for c in range(len(self.classes))]
-        picks, k = [], 0
+        picks: list[int] = []
+        k = 0
         while len(picks) < n:
             for rows in by_class:
                 if k < len(rows) and len(picks) < n:
@@ -74,7 +76,8 @@ class Dataset:
             k += 1
         return self.select(torch.tensor(sorted(picks)))
 
-    def float_batch(self, start: int, stop: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    def float_batch(self, start: int, stop: int,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
         """Images ``start:stop`` as float32 N×3×H×W in [0, 1] on ``device``."""
         x = self.images[start:stop].to(device, non_blocking=True)
         return x.permute(0, 3, 1, 2).float().div_(255.0)

@@ -83,8 +83,8 @@ def corrupted_cell(root: Path, corruption: str, severity: int, title: str) -> Pa
     cdir = root / corruption
     if not cdir.is_dir():
         have = sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "1").is_dir())
-        raise DataError(f"{title} folder {root} has no {corruption}/ "
-                        f"(it holds: {', '.join(have[:6]) or 'no <corruption>/<severity>/ folders'})")
+        held = ", ".join(have[:6]) or "no <corruption>/<severity>/ folders"
+        raise DataError(f"{title} folder {root} has no {corruption}/ (it holds: {held})")
     sdir = cdir / str(int(severity))
     if not sdir.is_dir():
         raise DataError(f"{title} folder {cdir} has no severity folder {int(severity)}/")
@@ -154,6 +154,7 @@ def _flat_with_labels(folder: Path) -> list[tuple[Path, int]]:
 def read_labels_file(path: Path) -> dict[str, int]:
     """``{file or stem: index}`` from LOC_val_solution.csv or '<file> <wnid|index>' lines."""
     index, out = wnid_index(), {}
+    rows: list[tuple[str, ...]]
     with open(path, newline="") as f:
         if path.suffix == ".csv":
             rows = [(r[0], r[1].split()[0] if len(r) > 1 and r[1].split() else "")

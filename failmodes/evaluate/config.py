@@ -19,10 +19,10 @@ from ..config import ConfigError, from_dict
 from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
 from ..errors import FailmodesError
 from ..models import absolute_model_spec
-from ..stressors import StressorError, get_stressor
+from ..ranges import parse_values
+from ..stressors import StressorError, get_stressor, parse_sweep
 from ..stressors import suite as stressor_suite
 from ..stressors.finish import check_finish
-from ._values import parse_sweep, parse_values
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 IN_MEMORY = "<in-memory>"  # the spec of a model handed to run_evaluation as an object
@@ -92,9 +92,9 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     c = dataclasses.replace(config)
     c.models = _name_models(c.models)
     try:
-        sev = sorted(set(parse_values(c.severities)))
-    except ValueError as e:  # ours or the stressors package's parser error
-        raise EvalError(f"--severities: {e}") from None
+        sev = sorted(set(parse_values(c.severities, where="--severities")))
+    except ValueError as e:
+        raise EvalError(str(e)) from None
     names = list(stressor_suite(c.suite)) if c.suite else []
     for n in c.stressors or []:
         if n not in names:

@@ -9,8 +9,8 @@ cell with the same seed and ``--finish jpeg85`` sees the very same pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -34,7 +34,8 @@ def write_corrupted_tree(ds, root: str | Path, corruptions: Sequence[str],
                 idx = ds.indices[s:s + batch]
                 y = st(x, float(sev), seed=seed, indices=idx)
                 arr = (y * 255).round().to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
-                for a, i, lab in zip(arr, idx.tolist(), ds.labels[s:s + batch].tolist()):
+                for a, i, lab in zip(arr, idx.tolist(), ds.labels[s:s + batch].tolist(),
+                                         strict=True):
                     d = root / name / str(int(sev)) / folder_names[lab]
                     d.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(a).save(d / f"{i:08d}.JPEG", quality=JPEG_QUALITY,
