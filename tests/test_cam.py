@@ -404,6 +404,10 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     for f in res.figures:
         assert (tmp_path / "out" / f.path).stat().st_size > 1000
     assert len(res.figures) == 4 and "figures/cam_sanity.png" in [f.path for f in res.figures]
+    # The explorer's thumbnails come from the same drift pass: clean + 3 levels, 40 images.
+    z = np.load(tmp_path / "out" / "cam_maps.npz")
+    assert z["maps"].shape == (1, 4, 40, 8, 8) and z["present"].all()
+    assert list(z["indices"]) == m["sample_indices"]
     with pytest.raises(CamError, match="nope"):
         cam_analysis(store, lambda name: trained, test, tmp_path / "o2", models=["nope"])
 

@@ -38,6 +38,7 @@ from .cam_categories import FAILURE_TYPES, NULL_ALPHA, null_rule, superclass_loo
 from .cam_drift import (DriftResult, attention_drift, drift_failure_link, flat_link,
                         images_at, sample_rows)
 from .cam_failures import explain_failures, failure_type_counts, gallery
+from .cam_maps import save_cam_maps, to_u8
 from .cam_sanity import cascading_randomisation
 from ..store import RunFolder
 from .registry import register_analysis, write_result
@@ -117,7 +118,7 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
         "sanity_sample": sanity_sample,
         "drift": "1 - max(Spearman with the clean raw CAM, 0); constant maps count as 1"},
         tables={t: [] for t in tables}, data={"models": {}})
-    checks = {}
+    checks, maps, sample_idx = {}, {}, None
     for name in names:
         model = load_model(name)
         why = getattr(model, "cam_unavailable", None)  # ONNX, TorchScript: models/exported.py
@@ -127,11 +128,14 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
             result.per_model[name] = {"cam_unavailable": str(why)}
             continue
         used = _choose_layer(result, name, model, dataset, layer)
-        _model_section(result, store, name, model, dataset, out_dir, stressors=stressors,
-                       sample=sample, seed=seed, method=method, layer=used, target=target,
-                       failures_per_cell=failures_per_cell, conf_threshold=conf_threshold,
-                       superclass_of=superclass_of, batch_size=batch_size,
-                       montage_cols=montage_cols, dataset_key=dataset_key)
+        drift = _model_section(result, store, name, model, dataset, out_dir,
+                               stressors=stressors, sample=sample, seed=seed, method=method,
+                               layer=used, target=target, failures_per_cell=failures_per_cell,
+                               conf_threshold=conf_threshold, superclass_of=superclass_of,
+                               batch_size=batch_size, montage_cols=montage_cols,
+                               dataset_key=dataset_key)
+        maps[name] = {g: to_u8(r) for g, r in drift.raw.items()}
+        sample_idx = drift.indices
         if sanity_sample > 0:
             checks[name] = _sanity(result, name, model, dataset, sanity_sample, seed, method,
                                    used, batch_size)
@@ -144,6 +148,8 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
             "when ρ ends below the dotted line")})
     else:
         result.notes.append("The randomisation sanity check was skipped (sanity_sample=0).")
+    if sample_idx is not None:  # the explorer's thumbnails of the same raw maps
+        save_cam_maps(out_dir, maps, sample_idx)
     write_result(out_dir, "cam", result)
     return result
 
@@ -186,8 +192,9 @@ def _sanity(result, name, model, dataset, n, seed, method, layer, batch_size) ->
 def _model_section(result: AnalysisResult, store, name: str, model, dataset, out_dir: Path, *,
                    stressors, sample, seed, method, layer, target, failures_per_cell,
                    conf_threshold, superclass_of, batch_size, montage_cols,
-                   dataset_key) -> None:
-    """Drift, link, failures and figures of one model, added to ``result``."""
+                   dataset_key) -> DriftResult:
+    """Drift, link, failures and figures of one model, added to ``result``; returns the
+    drift sample's result."""
     cells = [c for c in store.cells(model=name)
              if dataset_key is None or c.dataset == dataset_key]
     grid = _stressor_grid(cells, stressors)
@@ -248,6 +255,7 @@ def _model_section(result: AnalysisResult, store, name: str, model, dataset, out
                     "CAM of the predicted (wrong) class, CAM of the true class"))
     for p, c in out:
         result.add_figure({"path": f"figures/{p.name}", "caption": c}, model=name)
+    return drift
 
 
 def _check_options(method: str, target: str, sample: int) -> None:

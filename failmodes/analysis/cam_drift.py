@@ -52,6 +52,8 @@ class DriftResult:
     seeds: dict = field(default_factory=dict)   # stressor -> stressor seed used
     target: str = "clean"
     map_size: tuple = (0, 0)      # the CAM layer's resolution
+    # (stressor, severity) -> raw maps N×h×w (("clean", 0.0) included), for cam_maps.npz
+    raw: dict = field(default_factory=dict, repr=False)
 
     def stressors(self) -> list[str]:
         return list(dict.fromkeys(s for s, _ in self.cells))
@@ -171,6 +173,7 @@ def attention_drift(model, dataset, grid: Sequence[tuple[str, Sequence[float], i
                       {"entropy": self_d["entropy"], "border_share": border_share(ref),
                        "mass": raw_mass(raw0), "constant": is_constant(ref)},
                       target=target, map_size=tuple(raw0.shape[-2:]))
+    res.raw[("clean", 0.0)] = raw0.numpy()
     for name, severities, sseed in grid:
         st = get_stressor(name)
         res.seeds[name] = sseed
@@ -182,6 +185,7 @@ def attention_drift(model, dataset, grid: Sequence[tuple[str, Sequence[float], i
             d = drift_metrics(upsample(raw, size), ref)
             d["pred"] = lg.argmax(1).numpy()
             res.cells[(name, float(v))] = d
+            res.raw[(name, float(v))] = raw.numpy()
     return res
 
 
