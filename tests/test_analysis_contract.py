@@ -26,9 +26,13 @@ def run_dir(tmp_path_factory):
     return out
 
 
+# The analyses of a store; others (claims) need inputs of their own and may report no model.
+STORE_ANALYSES = ["metrics", "curves", "failures", "calibration", "cam"]
+
+
 def test_registry_is_in_report_order_and_complete():
     names = [a.name for a in list_analyses()]
-    assert names == ["metrics", "curves", "failures", "calibration", "cam"]
+    assert [n for n in names if n in STORE_ANALYSES] == STORE_ANALYSES
     orders = [a.order for a in list_analyses()]
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
 
@@ -41,7 +45,9 @@ def test_every_analysis_returns_a_valid_typed_result(analysis, run_dir, tmp_path
     res = analysis.fn(run_dir, tmp_path, **opts)
     assert isinstance(res, AnalysisResult) and res.name == analysis.name
     assert res.problems() == []
-    assert set(res.per_model) == {"cnn"} and res.per_model["cnn"]
+    assert set(res.per_model) <= {"cnn"}
+    if analysis.name in STORE_ANALYSES:
+        assert set(res.per_model) == {"cnn"} and res.per_model["cnn"]
     assert res.params, "an analysis records the parameters it used"
     for f in res.figures:
         assert (tmp_path / f.path).stat().st_size > 0 and f.caption
