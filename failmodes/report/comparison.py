@@ -6,8 +6,8 @@ the image index), so a delta is a paired difference: per image, d = correct_B âˆ
 Under one corruption an image appears once per severity; its d is first averaged over the
 severities so that the interval counts images, not image Ã— severity pairs.
 
->>> rows = corruption_deltas("runs/demo/results.sqlite", "a", "runs/demo/results.sqlite", "b")
->>> rows[0]["stressor"], rows[0]["delta"]   # delta in accuracy points, B minus A
+>>> rows = corruption_deltas("runs/demo/results.sqlite", "a", "runs/demo/results.sqlite", "b")  # doctest: +SKIP
+>>> rows[0]["stressor"], rows[0]["delta"]   # delta in accuracy points, B minus A  # doctest: +SKIP
 """
 from __future__ import annotations
 
