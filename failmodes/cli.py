@@ -95,6 +95,8 @@ DATA_HELP = ("synthetic | cifar10 | cifar100 | imagefolder:PATH | cifar10c:PATH 
 @app.command()
 def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
     """List the model registry with parameter counts and input sizes."""
+    from rich.markup import escape
+
     from .models import describe_models
     from rich.console import Console
     from rich.table import Table
@@ -104,7 +106,7 @@ def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*r
         table.add_column(col)
     for row in describe_models(pattern):
         table.add_row(row["name"], row["params"], row["input"], str(row["classes"]),
-                      row["description"])
+                      escape(row["description"]))  # "failmodes[onnx]" is not rich markup
     Console().print(table)
 
 

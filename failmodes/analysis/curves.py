@@ -8,8 +8,8 @@ Drops are in percentage points of accuracy, relative to the model's clean cell (
 Sweeps that run both ways from their identity (rotation −180…180) are folded onto
 |value − identity| for the regime fit; their plotted curves stay unfolded.
 
->>> result = curves(Path("runs/x"), Path("runs/x/analysis"))
->>> result["summary"]["headline"]
+>>> result = curves(Path("runs/x"), Path("runs/x/analysis"))  # doctest: +SKIP
+>>> result["summary"]["headline"]  # doctest: +SKIP
 'largest drop: 61.2 points under gaussian_noise at severity 5'
 """
 from __future__ import annotations

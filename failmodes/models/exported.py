@@ -116,7 +116,7 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
                     say: Callable[[str], None]) -> Classifier:
     """The Classifier in a model file ``src.weights`` (no ``--model ARCH`` given)."""
     from .cam_layers import find_cam_layer
-    from .sources import default_normalization, resolve_classes
+    from .sources import default_normalization, fmt_stats, resolve_classes
     from .weights import file_kind, read_state_dict, sha256_file
     path = Path(src.weights).expanduser().resolve()
     kind = file_kind(path)
@@ -154,7 +154,7 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         mean, std, norm_from = tuple(src.mean), tuple(src.std), "given"
     else:
         mean, std, norm_from = default_normalization(str(path), kind, net, size)
-        say(f"{path.name}: mean {_fmt(mean)} std {_fmt(std)} from {norm_from}; pass "
+        say(f"{path.name}: {fmt_stats(mean, std)} from {norm_from}; pass "
             "--mean/--std if it was trained with others (0,0,0 and 1,1,1 if it normalises itself)")
     layer = None
     if unavailable is None:
@@ -197,6 +197,3 @@ def _count_outputs(net: nn.Module, shape, size: int) -> int | None:
                              "pass --input-size") from None
     return int(y.shape[-1]) if y.ndim == 2 else None
 
-
-def _fmt(v) -> str:
-    return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"

@@ -2,7 +2,7 @@
 headline numbers side by side and per-corruption accuracy deltas of every model of B
 against A's baseline, paired on the images both runs evaluated.
 
->>> compare_runs("runs/quick", "runs/quick-augmix")   # runs/quick-vs-quick-augmix/compare.html
+>>> compare_runs("runs/quick", "runs/quick-augmix")   # runs/quick-vs-quick-augmix/compare.html  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 script, no network) rendered with jinja2, autoescaped: class names, file names and error
 texts are data, never markup.
 
->>> path = render_report("runs/demo")        # writes runs/demo/report.html
+>>> path = render_report("runs/demo")        # writes runs/demo/report.html  # doctest: +SKIP
 """
 from __future__ import annotations
 

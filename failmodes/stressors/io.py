@@ -1,7 +1,7 @@
 """Corrupt image files on disk and draw contact sheets (the ``failmodes corrupt`` command).
 
 >>> res = corrupt_path("cat.jpg", "fog", 3, out="out/")       # doctest: +SKIP
->>> res.written, res.sheet
+>>> res.written, res.sheet  # doctest: +SKIP
 ([PosixPath('out/cat_fog-3.png')], PosixPath('out/contact_sheet.png'))
 
 Images are read by the one decoder, ``failmodes.data.decode`` (alpha over white, 16-bit
