@@ -58,8 +58,7 @@ def make_tree(root: Path, n: int, threads: int) -> dict:
 
 
 def main(argv=None) -> None:
-    from failmodes.data import cache_dir, load_dataset
-    from failmodes.data import _cache
+    from failmodes.data import _cache, cache_dir, load_dataset
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--root", type=Path, default=None)

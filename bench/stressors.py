@@ -1,15 +1,24 @@
 """Corruption throughput: failmodes (batched torch) vs the `imagecorruptions` package.
 
-    python bench/stressors.py [--n-ours 500] [--n-theirs 100] [--threads 2]
-                              [--theirs-python /work/bench-venv/bin/python] [--out FILE]
+    python bench/stressors.py [--images FILE_OR_DIR] [--size 32|224] [--n-ours 2000]
+                              [--n-theirs 100] [--threads 2] [--theirs-python PY] [--out FILE]
 
-Both sides corrupt the same 32-px CIFAR-10 test images with all 19 corruptions at
-severities 1..5. Ours runs whole batches (CPU, and CUDA when present); imagecorruptions
-1.1.2 (what users pip-install) runs one image at a time in its own venv
-(``python3 -m venv /work/bench-venv && /work/bench-venv/bin/pip install
-imagecorruptions==1.1.2``) through ``bench/_imagecorruptions_runner.py``, with the shims
-it needs on today's numpy / scikit-image listed in the output. Prints JSON: images/s per
-corruption, their ratio, and the whole suite (19 x 5 cells) per side.
+Both sides corrupt the same images with all 19 corruptions at severities 1..5, one
+corruption after the other, ours then theirs, so that both see the same machine load.
+Ours runs whole batches (CPU, and CUDA when present); imagecorruptions 1.1.2 (what users
+pip-install) runs one image per call (its API) in its own venv
+(``python3 -m venv VENV && VENV/bin/pip install imagecorruptions==1.1.2``) through
+``bench/_imagecorruptions_runner.py``, with the shims it needs on today's numpy /
+scikit-image listed in the output. ``--size 224`` enlarges the images (bilinear), so that
+ours uses the ImageNet-C severity tables, as imagecorruptions always does.
+
+Images (``--images``): an .npz with a ``clean`` array (default: the fidelity reference
+``../shared/fidelity/cifar10c-dev.npz`` beside the repository, or $FAILMODES_FIDELITY_DIR),
+an .npy of uint8 N×H×W×3, or a folder of images (``<class>/*.jpg``, e.g. a CIFAR-10 test
+tree; round-robin over classes); tiled to the requested count.
+
+Prints JSON: images/s per corruption (wall and process CPU time) for both sides, their
+ratio, the whole suite (19 x 5 cells) per side, threads, sizes and load averages.
 """
 from __future__ import annotations
 
@@ -32,51 +41,55 @@ sys.path.insert(0, str(ROOT))
 from failmodes.stressors import get_stressor, suite  # noqa: E402
 
 SEVERITIES = (1, 2, 3, 4, 5)
-DATA = Path("/work/data/test")
-FIDELITY = ROOT.parent / "shared" / "fidelity" / "cifar10c-dev.npz"
+FIDELITY = Path(os.environ.get("FAILMODES_FIDELITY_DIR", ROOT.parent / "shared" / "fidelity"))
+DEFAULT_IMAGES = FIDELITY / "cifar10c-dev.npz"
 
 
-def load_images(n: int) -> tuple[np.ndarray, str]:
-    """n CIFAR-10 test images, uint8 N×32×32×3: the JPEG tree if present, else the
-    fidelity reference's 100 clean images tiled."""
-    if DATA.is_dir():
+def load_images(path: Path, n: int, size: int) -> tuple[np.ndarray, str]:
+    """n images, uint8 N×size×size×3, from an .npz (``clean``), an .npy or an image folder."""
+    if path.is_dir():
         from PIL import Image
-        files = sorted(DATA.glob("*/*.jpg"))
-        # Round-robin over classes so any prefix is class-balanced.
-        by_class = {}
-        for f in files:
+        by_class: dict[str, list[Path]] = {}
+        for f in sorted(p for p in path.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
             by_class.setdefault(f.parent.name, []).append(f)
+        # Round-robin over classes so any prefix is class-balanced.
         order = [f for group in zip(*by_class.values()) for f in group][:n]
-        return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in order]), str(DATA)
-    clean = np.load(FIDELITY)["clean"]
-    return np.resize(clean, (n, *clean.shape[1:])), f"{FIDELITY} (tiled)"
+        arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in order])
+    elif path.suffix == ".npz":
+        arr = np.load(path)["clean"]
+    elif path.suffix == ".npy":
+        arr = np.load(path)
+    else:
+        raise SystemExit(f"--images {path}: expected an .npz with 'clean', an .npy or a folder")
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise SystemExit(f"--images {path}: need uint8 N×H×W×3, got {arr.dtype} {arr.shape}")
+    if arr.shape[1:3] != (size, size):
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                            align_corners=False)
+        arr = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    tiled = "" if len(arr) >= n else f" (tiled from {len(arr)})"
+    return np.resize(arr, (n, *arr.shape[1:])), f"{path}{tiled}"
 
 
-def time_ours(images: np.ndarray, names: list[str], device: str) -> dict:
-    """{name: {"wall_s", "cpu_s"}} for all severities over the whole batch."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device).float() / 255.0
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    out = {}
-    for name in names:
-        stressor = get_stressor(name)
-        stressor(x[:8], 3.0)  # warm-up: kernels, caches, lazy imports
-        sync()
-        t0, c0 = time.perf_counter(), time.process_time()
-        for s in SEVERITIES:
-            stressor(x, float(s), seed=0)
-        sync()
-        out[name] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
-    return out
+def time_ours(x: torch.Tensor, name: str) -> dict:
+    """{"wall_s", "cpu_s"} of one corruption at all severities over the whole batch."""
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    stressor = get_stressor(name)
+    stressor(x[:8], 3.0)  # warm-up: kernels, caches, lazy imports
+    sync()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for s in SEVERITIES:
+        stressor(x, float(s), seed=0)
+    sync()
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
 
 
-def time_theirs(images: np.ndarray, names: list[str], python: str) -> dict:
+def time_theirs(images_path: Path, n: int, name: str, python: str) -> dict:
     runner = Path(__file__).with_name("_imagecorruptions_runner.py")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "images.npy"
-        np.save(path, images)
-        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        r = subprocess.run([python, str(runner), str(path), str(len(images)), ",".join(names)],
-                           capture_output=True, text=True, env=env)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    r = subprocess.run([python, str(runner), str(images_path), str(n), name],
+                       capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"imagecorruptions runner failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -90,75 +103,96 @@ def suite_rate(timings: dict, n: int, key: str) -> float:
     return round(len(timings) * len(SEVERITIES) * n / sum(v[key] for v in timings.values()), 1)
 
 
+def summary(timings: dict, n: int, with_cpu: bool) -> dict:
+    out = {"images_per_s_wall": rates(timings, n, "wall_s"),
+           "suite_images_per_s_wall": suite_rate(timings, n, "wall_s")}
+    if with_cpu:
+        out["images_per_s_cpu"] = rates(timings, n, "cpu_s")
+        out["suite_images_per_s_cpu"] = suite_rate(timings, n, "cpu_s")
+    w = out["images_per_s_wall"]
+    out["slowest_wall"] = min(w, key=w.get)
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-ours", type=int, default=500)
+    ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
+                    help="an .npz with 'clean', an .npy (uint8 N×H×W×3) or an image folder")
+    ap.add_argument("--size", type=int, default=32, help="image side in px (32: CIFAR-10-C "
+                    "tables; 224: ImageNet-C tables, as imagecorruptions uses)")
+    ap.add_argument("--n-ours", type=int, default=2000)
     ap.add_argument("--n-theirs", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads for ours (1: on a shared 2-core machine, 2 threads "
-                         "spin-wait and run several times slower)")
-    ap.add_argument("--no-theirs", action="store_true", help="time ours only")
-    ap.add_argument("--theirs-python", default="/work/bench-venv/bin/python")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for ours")
+    ap.add_argument("--only", default=None, help="comma-separated corruptions (default: all 19)")
+    ap.add_argument("--theirs-python", default=os.environ.get("FAILMODES_IC_PYTHON"),
+                    help="python of a venv with imagecorruptions==1.1.2 "
+                         "(default $FAILMODES_IC_PYTHON; none: ours only)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = suite("all")
-    images, source = load_images(max(args.n_ours, args.n_theirs))
+    names = args.only.split(",") if args.only else suite("all")
+    images, source = load_images(args.images, max(args.n_ours, args.n_theirs), args.size)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    ours_x = {d: torch.from_numpy(images[:args.n_ours]).permute(0, 3, 1, 2).contiguous()
+              .to(d).float() / 255.0 for d in devices}
     result = {
-        "what": "images/s per corruption (all 5 severities) and for the whole suite "
-                f"({len(names)} corruptions x 5 severities), 32-px CIFAR-10 test images",
-        "images": {"source": source, "n_ours": args.n_ours, "n_theirs": args.n_theirs},
+        "what": f"images/s per corruption (5 severities each) and for the whole suite "
+                f"({len(names)} corruptions x 5 severities), {args.size}-px images",
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "images": {"source": source, "size_px": args.size, "n_ours": args.n_ours,
+                   "n_theirs": args.n_theirs},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "torch_threads": args.threads,
                     "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "notes": [
-            "ours: whole batches; imagecorruptions: one image at a time (its API), one thread",
-            "imagecorruptions applies the ImageNet-C (224 px) severity tables at every image "
-            "size, ours the CIFAR-10-C (32 px) ones here: the work per image differs (e.g. its "
-            "glass_blur makes 2-3 passes with displacements up to 4 px); this compares speed, "
-            "not fidelity (see shared/fidelity/check.py for that)",
-            "cpu = process CPU time (robust on a shared machine); wall = elapsed time",
+            "ours: whole batches (CPU: cache-sized chunks on torch_threads worker threads); "
+            "imagecorruptions: one image per call (its API), one process, one thread",
+            "each corruption: ours (all devices) then theirs, so both see the same load",
+            "imagecorruptions applies the ImageNet-C (224 px) tables at every size; at 32 px "
+            "ours uses the CIFAR-10-C ones, so the work per image differs there (e.g. its "
+            "glass_blur makes 2-3 passes of displacements up to 4 px): speed, not fidelity "
+            "(shared/fidelity/check.py checks that)",
+            "cpu = process CPU time (the work, robust on a shared machine; with N threads "
+            "it sums all of them); wall = elapsed time",
         ],
     }
-    ours = {"cpu": time_ours(images[:args.n_ours], names, "cpu")}
+    ours = {d: {} for d in devices}
+    theirs, meta = {}, None
+    with tempfile.TemporaryDirectory() as tmp:
+        theirs_path = Path(tmp) / "images.npy"
+        np.save(theirs_path, images[:args.n_theirs])
+        for name in names:
+            for d in devices:
+                ours[d][name] = time_ours(ours_x[d], name)
+            if args.theirs_python:
+                t = time_theirs(theirs_path, args.n_theirs, name, args.theirs_python)
+                theirs[name] = t["per_corruption"][name]
+                meta = t
+    for d in devices:
+        result[f"ours_{d}"] = summary(ours[d], args.n_ours, with_cpu=d == "cpu")
     if torch.cuda.is_available():
-        ours["cuda"] = time_ours(images[:args.n_ours], names, "cuda")
         result["machine"]["cuda"] = torch.cuda.get_device_name()
-    for dev, t in ours.items():
-        result[f"ours_{dev}"] = {
-            "images_per_s_wall": rates(t, args.n_ours, "wall_s"),
-            "images_per_s_cpu": rates(t, args.n_ours, "cpu_s") if dev == "cpu" else None,
-            "suite_images_per_s_wall": suite_rate(t, args.n_ours, "wall_s"),
-            "suite_images_per_s_cpu": suite_rate(t, args.n_ours, "cpu_s") if dev == "cpu" else None,
-        }
-    if args.no_theirs:
-        result["imagecorruptions"] = "skipped (--no-theirs)"
-    elif Path(args.theirs_python).exists():
-        theirs = time_theirs(images[:args.n_theirs], names, args.theirs_python)
-        t = theirs["per_corruption"]
-        result["imagecorruptions"] = {
-            "version": theirs["imagecorruptions"], "numpy": theirs["numpy"],
-            "shims": theirs["shims"],
-            "images_per_s_wall": rates(t, args.n_theirs, "wall_s"),
-            "images_per_s_cpu": rates(t, args.n_theirs, "cpu_s"),
-            "suite_images_per_s_wall": suite_rate(t, args.n_theirs, "wall_s"),
-            "suite_images_per_s_cpu": suite_rate(t, args.n_theirs, "cpu_s"),
-        }
-        ic = result["imagecorruptions"]
-        for dev in ours:
-            mine = result[f"ours_{dev}"]
+    if not args.theirs_python:
+        result["imagecorruptions"] = ("skipped: pass --theirs-python (a venv with "
+                                      "imagecorruptions==1.1.2) or set FAILMODES_IC_PYTHON")
+    else:
+        ic = summary(theirs, args.n_theirs, with_cpu=True)
+        result["imagecorruptions"] = {"version": meta["imagecorruptions"], "numpy": meta["numpy"],
+                                      "shims": meta["shims"], **ic}
+        for d in devices:
+            mine = result[f"ours_{d}"]
             for key in ("wall", "cpu"):
-                if mine[f"images_per_s_{key}"] is None:
+                if f"images_per_s_{key}" not in mine:
                     continue
                 per = {k: round(mine[f"images_per_s_{key}"][k] / ic[f"images_per_s_{key}"][k], 1)
                        for k in names}
-                result.setdefault("speedup", {})[f"{dev}_{key}"] = {
-                    "per_corruption": per, "min": min(per.values()),
-                    "slowest_vs_theirs": min(per, key=per.get),
-                    "suite": round(mine[f"suite_images_per_s_{key}"] / ic[f"suite_images_per_s_{key}"], 1),
+                result.setdefault("speedup", {})[f"{d}_{key}"] = {
+                    "suite": round(mine[f"suite_images_per_s_{key}"]
+                                   / ic[f"suite_images_per_s_{key}"], 1),
+                    "min": min(per.values()), "slowest_vs_theirs": min(per, key=per.get),
+                    "per_corruption": per,
                 }
-    else:
-        result["imagecorruptions"] = f"skipped: no venv python at {args.theirs_python}"
+    result["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

@@ -1,7 +1,7 @@
 """Time a whole study (default: the offline demo) step by step; prints JSON.
 
     python bench/study.py                          # demo preset, torch's default threads
-    python bench/study.py --preset quick --data /work/data --threads 2
+    python bench/study.py --preset quick --data PATH/TO/CIFAR10 --threads 2
     python bench/study.py --threads 1              # CPU time free of thread spin-waits
 
 Wall-clock seconds depend on what else runs on the machine; CPU seconds with one thread

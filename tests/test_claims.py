@@ -6,8 +6,9 @@ import zlib
 import numpy as np
 import pytest
 
-from failmodes.study.claims import (ClaimError, check_claims, paired_bootstrap, parse_claims,
+from failmodes.analysis.claims import (ClaimError, check_claims, paired_bootstrap, parse_claims,
                                     sign_flip_p)
+from failmodes.store import ResultsStore
 from failmodes.stressors import suite
 
 N = 400
@@ -154,3 +155,49 @@ def test_bootstrap_and_sign_flip_on_known_answers():
     assert sign_flip_p(np.zeros(10)) == 1.0
     # 10 of 10 images favour one side: exact two-sided p = 2 / 2**10 ≈ 0.002.
     assert sign_flip_p(np.ones(10)) == pytest.approx(2 / 1024, abs=0.002)
+
+
+def test_a_study_checks_its_claims_and_the_report_shows_them(tmp_path, monkeypatch):
+    import json
+
+    from failmodes.study import run_study
+    from failmodes.study.config import study_from_dict
+    monkeypatch.chdir(tmp_path)
+    cfg = study_from_dict({
+        "name": "claimed", "data": "synthetic", "subset": 60, "val_subset": 60,
+        "models": [{"name": "a", "arch": "small_cnn", "recipe": "baseline-cosine",
+                    "epochs": 1, "train_subset": 300, "width": 8},
+                   {"name": "b", "arch": "small_cnn", "recipe": "cutout",
+                    "epochs": 1, "train_subset": 300, "width": 8}],
+        "suites": [], "stressors": ["contrast", "jpeg_compression"], "severities": [1, 5],
+        "sweeps": {"pgd_linf": "0:8:8"},
+        "analyses": ["metrics", "curves", "claims"], "seed": 3, "device": "cpu",
+        "claims": [{"drop": "contrast", "model": "a", "severity": 5, "at_least": 101 - 101},
+                   {"harder": ["contrast"], "than": ["jpeg_compression"], "model": "a"},
+                   {"more_robust": "b", "than": "a", "on": ["contrast"]},
+                   {"regime": "contrast", "model": "a", "is": "linear"}]})
+    res = run_study(cfg)
+    assert res.failures == []
+    out = tmp_path / "runs" / "claimed"
+    rows = json.loads((out / "analysis" / "claims.json").read_text())["tables"]["claims"]
+    assert [r["kind"] for r in rows] == ["drop", "harder", "more_robust", "regime"]
+    assert all(r["verdict"] in ("supported", "contradicted", "inconclusive") for r in rows)
+    # A drop of at least 0 points can only be supported or inconclusive, never contradicted.
+    assert rows[0]["verdict"] != "contradicted"
+    # Only severities 1 and 5 were run: the harder claim needs 1-5 and says what is missing.
+    assert rows[1]["verdict"] == "inconclusive" and "not measured" in rows[1]["reason"]
+    html = (out / "report.html").read_text()
+    assert "Claims" in html and rows[2]["claim"] in html
+    with ResultsStore(out / "results.sqlite", readonly=True) as st:
+        stats = st.attack_stats()
+    assert {(r["model"], r["severity"]) for r in stats} == {(m, e) for m in "ab" for e in (0, 8)}
+
+
+def test_claims_are_checked_when_the_study_loads():
+    from failmodes.study import StudyError
+    from failmodes.study.config import study_from_dict
+    base = {"name": "s", "data": "synthetic", "models": [{"name": "a", "arch": "small_cnn",
+                                                          "recipe": "baseline-cosine"}]}
+    with pytest.raises(StudyError, match=r"claims\[0\]: model 'zz' is not a model"):
+        study_from_dict({**base, "claims": [{"regime": "fog", "model": "zz",
+                                             "is": "linear"}]})

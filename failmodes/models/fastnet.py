@@ -78,7 +78,7 @@ class FastNet(nn.Module):
         c_white = 2 * 3 * WHITEN_KERNEL ** 2
         self.whiten = nn.Conv2d(3, c_white, WHITEN_KERNEL, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)  # set from data, never trained
-        nn.init.zeros_(self.whiten.bias)
+        nn.init.zeros_(self.whiten.bias)  # type: ignore[arg-type]  # bias=True above
         widths = (width, 4 * width, 4 * width)
         self.blocks = nn.Sequential(ConvGroup(c_white, widths[0]),
                                     ConvGroup(widths[0], widths[1]),

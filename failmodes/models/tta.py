@@ -34,6 +34,6 @@ def with_flip_tta(model: Classifier) -> Classifier:
     return Classifier(FlipAveraged(model.net), arch=f"{model.arch}+flip-tta",
                       arch_kwargs=model.arch_kwargs, class_names=model.class_names,
                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
-                      input_size=model.input_size,
+                      input_size=model.input_size, resize=model.resize,
                       cam_layer_name=f"net.{model.cam_layer_name}" if model.cam_layer_name
-                      else "")
+                      else "", source={**model.source, "tta": "flip"})

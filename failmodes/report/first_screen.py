@@ -143,6 +143,8 @@ def model_cards(run: RunData) -> list[ModelCard]:
             note = "100 − mean accuracy over the 15 benchmark corruptions × severities 1–5"
         elif not metrics:
             note = "the metrics analysis has not run"
+        elif "cifar10c_error" not in ((metrics.get("per_model") or {}).get(m) or {}):
+            note = "not in this metrics result: re-run `failmodes analyze` to add it"
         else:
             partial = _metric(metrics, m, "mean_corruption_error")
             note = ("needs all 15 benchmark corruptions × 5 severities" +

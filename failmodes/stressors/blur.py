@@ -124,7 +124,7 @@ DEFOCUS_BLUR = {"cifar": [(0.0, 0.0), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 
                 "tinyimagenet": [(0.0, 0.0), (0.5, 0.6), (1.0, 0.1), (1.5, 0.1), (2.5, 0.01), (3.0, 0.1)]}
 
 
-@register_stressor("defocus_blur", family="blur", tables=DEFOCUS_BLUR,
+@register_stressor("defocus_blur", random=False, family="blur", tables=DEFOCUS_BLUR,
                    param_names=("radius", "alias_blur"), benchmark=True, interpolate="outputs")
 def defocus_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Out-of-focus blur: convolution with an anti-aliased disk.
@@ -143,7 +143,7 @@ GLASS_BLUR = {"cifar": [(0.0, 1, 0), (0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0
               "tinyimagenet": [(0.0, 1, 0), (0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)]}
 
 
-@register_stressor("glass_blur", family="blur", tables=GLASS_BLUR,
+@register_stressor("glass_blur", monotone=False, family="blur", tables=GLASS_BLUR,
                    param_names=("sigma", "max_delta", "iterations"), benchmark=True)
 def glass_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Frosted glass: Gaussian blur, local pixel displacement, Gaussian blur again.
@@ -172,39 +172,34 @@ def glass_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 def _displace_pass(y: torch.Tensor, d: torch.Tensor, m: int) -> torch.Tensor:
-    """One pass of x[h, w] = x[h + dy, w + dx] over rows/cols m+1..side-m, descending."""
+    """One pass of x[h, w] = x[h + dy, w + dx] over rows/cols m+1..side-m, descending.
+
+    The loops visit positions in descending raster order, so a position reads the final
+    value of its source if the loops have already written it (a larger flat index inside
+    the visited region), else the source's value before the pass. Following those links
+    to their end (pointer doubling: a few batched gathers, however long the chains)
+    gives every position the input pixel it ends up holding: one gather of the input,
+    the very values of the sequential loops. With offsets up/left only (CIFAR's delta 1)
+    no link is followed and it is a single gather.
+    """
     n, c, h, w = y.shape
     dx, dy = d[..., 0], d[..., 1]  # (N, hp, wp)
-    hs = torch.arange(m + 1, h - m + 1, device=y.device).view(1, -1, 1)
-    ws = torch.arange(m + 1, w - m + 1, device=y.device).view(1, 1, -1)
-    if bool((d <= 0).all()):
-        # Offsets only point up/left, at positions the descending loops have not
-        # written yet: the sequential pass equals one gather from its input.
-        src = torch.arange(h * w, device=y.device).view(1, h, w).repeat(n, 1, 1)
-        src[:, m + 1:h - m + 1, m + 1:w - m + 1] = (hs + dy) * w + (ws + dx)
-        flat = y.reshape(n, c, h * w)
-        return flat.gather(2, src.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
-    # General case (ImageNet deltas > 1): row by row, bottom to top. Within a row a pixel
-    # copying from its right (dy == 0, dx > 0) gets that pixel's final value, so follow
-    # those pointers to their end by pointer doubling; every other read sees the tensor
-    # as it is before the row is written.
-    y = y.clone()
-    wp = w - 2 * m
-    cols = torch.arange(wp, device=y.device).view(1, -1)
-    for r in range(h - 2 * m - 1, -1, -1):
-        row = m + 1 + r
-        rdx, rdy = dx[:, r], dy[:, r]
-        src = (row + rdy) * w + (m + 1 + cols + rdx)
-        vals = y.reshape(n, c, h * w).gather(2, src.view(n, 1, wp).expand(n, c, wp))
-        chase = (rdy == 0) & (rdx > 0) & (cols + rdx < wp)
-        ptr = torch.where(chase, cols + rdx, cols)
-        while True:
-            nxt = ptr.gather(1, ptr)
-            if torch.equal(nxt, ptr):
-                break
-            ptr = nxt
-        y[:, :, row, m + 1:w - m + 1] = vals.gather(2, ptr.view(n, 1, wp).expand(n, c, wp))
-    return y
+    rows = torch.arange(m + 1, h - m + 1, device=y.device).view(1, -1, 1)
+    cols = torch.arange(m + 1, w - m + 1, device=y.device).view(1, 1, -1)
+    sr, sc = rows + dy, cols + dx
+    src = sr * w + sc
+    written_first = ((sr <= h - m) & (sc >= m + 1) & (sc <= w - m) & (src > rows * w + cols)
+                     & (sr >= m + 1))
+    nxt = torch.arange(h * w, device=y.device).repeat(n, 1)
+    done = torch.ones(n, h * w, dtype=torch.bool, device=y.device)
+    nxt.view(n, h, w)[:, m + 1:h - m + 1, m + 1:w - m + 1] = src
+    done.view(n, h, w)[:, m + 1:h - m + 1, m + 1:w - m + 1] = ~written_first
+    while not bool(done.all()):
+        # A link to a position whose value is known takes that value's source; a link to
+        # one still unknown skips ahead to where that one points.
+        nxt, done = torch.where(done, nxt, nxt.gather(1, nxt)), done | done.gather(1, nxt)
+    flat = y.reshape(n, c, h * w)
+    return flat.gather(2, nxt.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
 
 
 # ----------------------------------------------------------------------------- zoom
@@ -245,7 +240,7 @@ def _zoom_matrix(n: int, factors) -> np.ndarray:
     return m
 
 
-@register_stressor("zoom_blur", family="blur", tables=ZOOM_BLUR,
+@register_stressor("zoom_blur", random=False, family="blur", tables=ZOOM_BLUR,
                    param_names=("zoom_start", "zoom_stop", "zoom_step"), benchmark=True)
 def zoom_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Radial zoom blur: the mean of the image and its centre zooms by each factor."""
@@ -293,7 +288,7 @@ GAUSSIAN_BLUR = {"cifar": [(0.0,), (0.4,), (0.6,), (0.7,), (0.8,), (1.0,)],
                  "tinyimagenet": [(0.0,), (0.5,), (0.75,), (1.0,), (1.25,), (1.5,)]}
 
 
-@register_stressor("gaussian_blur", family="blur", tables=GAUSSIAN_BLUR,
+@register_stressor("gaussian_blur", random=False, family="blur", tables=GAUSSIAN_BLUR,
                    param_names=("sigma",), benchmark=False)
 def gaussian_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Gaussian blur of std ``sigma`` pixels (skimage ``gaussian``, border "nearest")."""

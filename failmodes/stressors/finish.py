@@ -32,4 +32,5 @@ def finish_images(x: torch.Tensor, name: str = "none") -> torch.Tensor:
     if check_finish(name) == "none":
         return x
     # The jpeg_compression op is the one PIL JPEG codec path of the library.
-    return get_stressor("jpeg_compression").op(x, (JPEG_QUALITY,), None).to(x.dtype)
+    op = get_stressor("jpeg_compression").op
+    return op(x, (JPEG_QUALITY,), None).to(x.dtype)  # type: ignore[arg-type]  # no randomness

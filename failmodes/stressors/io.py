@@ -1,22 +1,23 @@
 """Corrupt image files on disk and draw contact sheets (the ``failmodes corrupt`` command).
 
 >>> res = corrupt_path("cat.jpg", "fog", 3, out="out/")       # doctest: +SKIP
->>> res.written, res.sheet
+>>> res.written, res.sheet  # doctest: +SKIP
 ([PosixPath('out/cat_fog-3.png')], PosixPath('out/contact_sheet.png'))
 
 Images are read by the one decoder, ``failmodes.data.decode`` (alpha over white, 16-bit
-grey as v/257, EXIF orientation applied); files it cannot read are reported and skipped. Image *i* of the
-sorted file list gets dataset index *i*, so its corruption does not depend on which
-other files are in the folder's batches.
+grey as v/257, EXIF orientation applied); files it cannot read are reported and skipped.
+Image *i* of the sorted file list gets dataset index *i*, so its corruption does not
+depend on which other files are in the folder's batches.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 
+from .._atomic import save_atomic
 from .._device import resolve_device
 from ..errors import FailmodesError
 from .registry import get_stressor, suite
@@ -62,7 +63,8 @@ def find_images(path: str | Path) -> list[Path]:
     exts = _image_suffixes()
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
     if not files:
-        raise ImageInputError(f"no image files in {path} (looked for {', '.join(sorted(exts)[:6])}, ...)")
+        looked = ", ".join(sorted(exts)[:6])
+        raise ImageInputError(f"no image files in {path} (looked for {looked}, ...)")
     return files
 
 
@@ -85,11 +87,9 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write a 3×H×W [0, 1] tensor as an 8-bit RGB PNG (rounded), creating folders."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = (image.detach().clamp(0, 1) * 255.0).round().to("cpu", torch.uint8)
-    Image.fromarray(arr.permute(1, 2, 0).numpy()).save(path)
-    return path
+    img = Image.fromarray(arr.permute(1, 2, 0).numpy())
+    return save_atomic(path, lambda f: img.save(f, format="PNG"))
 
 
 def _out_name(src: Path, root: Path, stressor: str, severity: float) -> Path:
@@ -137,7 +137,7 @@ def corrupt_path(path: str | Path, stressor: str | None, severity: float = 3.0, 
         for idx, group in _same_size_batches(images):
             x = torch.stack([img for _, _, img in group]).to(dev)
             y = st(x, severity, seed=seed, indices=torch.tensor(idx), params=params)
-            for (_, f, _), yi in zip(group, y):
+            for (_, f, _), yi in zip(group, y, strict=True):
                 res.written.append(save_image(yi, out / _out_name(f, root, st.name, severity)))
     if sheet:
         first = images[0]
@@ -173,7 +173,7 @@ def contact_sheet(image: torch.Tensor, stressors: Iterable[str], *, seed: int = 
     side = max(h, w)
     scale = max(1, TILE_PX // side) if side < TILE_PX else TILE_PX / side
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     label_w, head_h, pad = 130, 34, 4
     W = label_w + len(severities) * (tw + pad) + pad
     H = head_h + len(names) * (th + pad) + pad
@@ -208,7 +208,5 @@ def _font(size: int):
 def save_contact_sheet(image: torch.Tensor, stressors: Iterable[str], path: str | Path,
                        **kw) -> Path:
     """``contact_sheet(...)`` written to ``path`` as PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(image, stressors, **kw).save(path)
-    return path
+    sheet = contact_sheet(image, stressors, **kw)
+    return save_atomic(path, lambda f: sheet.save(f, format="PNG"))

@@ -5,10 +5,9 @@ torchrun).
 >>> list_recipes()
 ['augmix', 'baseline-cosine', 'baseline-multistep', 'cutout', 'fast', 'fast-cutout']
 """
-from .augment import (AUGMIX_OPS, BatchAugment, augmix, cutout, jsd_loss, random_crop,
-                      random_flip)
-from .recipes import TrainConfig, list_recipes, load_recipe
+from .augment import AUGMIX_OPS, BatchAugment, augmix, cutout, jsd_loss, random_crop, random_flip
 from .history import plot_history, write_history
+from .recipes import TrainConfig, list_recipes, load_recipe
 from .trainer import TrainError, TrainResult, epoch_order, shard_indices, train_model
 
 __all__ = ["AUGMIX_OPS", "BatchAugment", "TrainConfig", "TrainError", "TrainResult", "augmix",

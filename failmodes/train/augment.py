@@ -81,7 +81,7 @@ def alternating_flips(first: torch.Tensor, epoch: int) -> torch.Tensor:
 
 
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator,
-           fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+           fill: torch.Tensor | float | tuple[float, ...] = 0.0) -> torch.Tensor:
     """One ``size``×``size`` hole per image (DeVries & Taylor 2017): centre uniform over
     the image, hole clipped at the border, filled with ``fill`` (a scalar or a per-channel
     tensor of C values; the dataset mean reproduces the paper, which cut after normalising).
@@ -237,7 +237,7 @@ def jsd_loss(logits_clean: torch.Tensor, logits_aug1: torch.Tensor,
     Each input N×K logits; returns a scalar ≥ 0 (up to float rounding, ~1e-7)."""
     p = [F.softmax(t.float(), dim=1) for t in (logits_clean, logits_aug1, logits_aug2)]
     log_m = torch.clamp((p[0] + p[1] + p[2]) / 3.0, 1e-7, 1.0).log()
-    return sum(F.kl_div(log_m, pi, reduction="batchmean") for pi in p) / 3.0
+    return torch.stack([F.kl_div(log_m, pi, reduction="batchmean") for pi in p]).sum() / 3.0
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -261,7 +261,7 @@ class BatchAugment:
     jsd: bool = False
 
     @classmethod
-    def from_config(cls, cfg, image_size: int, fill=0.0) -> "BatchAugment":
+    def from_config(cls, cfg, image_size: int, fill=0.0) -> BatchAugment:
         return cls(kind=cfg.augment, padding=cfg.scaled_padding(image_size),
                    pad_mode=cfg.pad_mode,
                    cutout_size=cfg.scaled_cutout(image_size), fill=fill,

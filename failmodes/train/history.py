@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from .._atomic import write_text_atomic as write_text
+from .._atomic import save_figure_atomic, write_text_atomic
 from ..store import HISTORY_CSV_NAME, HISTORY_NAME
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_n",
@@ -23,8 +23,8 @@ def write_history(history: list[dict], out_dir: str | os.PathLike) -> tuple[Path
     w.writeheader()
     w.writerows(history)
     paths = out / HISTORY_CSV_NAME, out / HISTORY_NAME
-    write_text(paths[0], buf.getvalue())
-    write_text(paths[1], json.dumps(history, indent=1))
+    write_text_atomic(paths[0], buf.getvalue())
+    write_text_atomic(paths[1], json.dumps(history, indent=1))
     return paths
 
 
@@ -45,11 +45,7 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     axes[1].set_ylim(0, 1)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        return save_figure_atomic(fig, path, dpi=120)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path

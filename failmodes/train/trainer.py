@@ -33,11 +33,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..config import save_resolved, to_dict
+from ..constants import SPLIT_SEED  # the train/validation split and subsets
 from ..errors import FailmodesError
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
 from ..store import FINAL_CHECKPOINT, LAST_CHECKPOINT, TRAIN_CONFIG_NAME, TRAINING_CURVES_NAME
@@ -49,7 +51,6 @@ from .optim import build_optimizer
 from .progress import Reporter
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
-SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
 LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
 
@@ -196,12 +197,14 @@ def _init_from_data(model: Classifier, x_train: torch.Tensor, cfg: TrainConfig) 
         return
     g = torch.Generator().manual_seed(SPLIT_SEED)
     rows = torch.randperm(len(x_train), generator=g)[:cfg.whiten_images].to(x_train.device)
-    model.net.init_whitening(model.normalize(x_train[rows].float().div_(255.0)))
+    net: Any = model.net  # a module with a whitening layer (checked above)
+    net.init_whitening(model.normalize(x_train[rows].float().div_(255.0)))
 
 
 def _set_whiten_bias(model: Classifier, cfg: TrainConfig, epoch: int) -> None:
     if cfg.whiten_bias_epochs is not None:
-        model.net.whiten.bias.requires_grad_(epoch < cfg.whiten_bias_epochs)
+        net: Any = model.net
+        net.whiten.bias.requires_grad_(epoch < cfg.whiten_bias_epochs)
 
 
 def _restore(payload, model, optimizer, scheduler, lookahead, rt) -> tuple[list[dict], int]:
@@ -271,6 +274,7 @@ def _load_data(cfg: TrainConfig, rt: _Runtime):
             test = load_dataset(cfg.data, "test", image_size=cfg.image_size)
             datasets = full, test
         _barrier(rt)
+    assert datasets is not None  # every rank loaded in its turn
     full, test = datasets
     train = full
     if cfg.val_fraction > 0:

@@ -27,12 +27,18 @@ each image's mean correctness over the cells involved (corruptions × severities
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import FailmodesError
+from ..store import CLEAN, MAIN, ResultsStore, RunFolder, dataset_role
+from .registry import register_analysis, write_result
+from .result import AnalysisResult
 
 N_BOOT = 2000
 BOOT_SEED = 0
@@ -133,6 +139,8 @@ def _parse_one(c, where: str, models: set[str], stressors: set[str]) -> Claim:
     if not isinstance(c, dict):
         raise ClaimError(f"{where}: a claim is a mapping such as {{regime: fog, model: M, "
                          f"is: threshold-collapse}}")
+    if True in c:      # YAML 1.1 reads an unquoted key `on` as the boolean true
+        c = {("on" if k is True else k): v for k, v in c.items()}
     kinds = [k for k in KINDS if k in c]
     if len(kinds) != 1:
         raise ClaimError(f"{where}: a claim names exactly one of {', '.join(KINDS)}; got "
@@ -410,3 +418,99 @@ def _check_cam_drift(c: Claim, ev: Evidence) -> Verdict:
 _CHECK = {"drop": _check_drop, "regime": _check_regime, "harder": _check_harder,
           "graceful": _check_graceful, "more_robust": _check_more_robust,
           "cam_drift": _check_cam_drift}
+
+
+# ----------------------------------------------------------------------------- from a run
+class RunEvidence:
+    """Evidence read from a run folder: per-image correctness from the store (main dataset),
+    regimes from ``analysis/curves.json``, per-image CAM border shares from
+    ``analysis/cam.json`` (written by the curves and cam analyses, which run before this one)."""
+
+    def __init__(self, run_dir: str | Path):
+        folder = RunFolder(run_dir)
+        self.store = ResultsStore(folder.store, readonly=True)
+        done = [c for c in self.store.cells() if dataset_role(c.dataset) == MAIN]
+        main = Counter(c.dataset for c in done).most_common(1)
+        self.dataset = main[0][0] if main else None
+        self._cells = {(c.model, c.stressor, float(c.severity)): c for c in done
+                       if c.dataset == self.dataset}
+        self._curves = _read(folder.analysis / "curves.json")
+        self._cam = _read(folder.analysis / "cam.json")
+
+    def close(self) -> None:
+        self.store.close()
+
+    def correct(self, model, stressor, severity):
+        cell = self._cells.get((model, stressor, 0.0 if stressor == CLEAN else float(severity)))
+        if cell is None:
+            return None
+        r = self.store.predictions(cell)
+        return r["pred"] == r["label"]
+
+    def regime(self, model, stressor):
+        for row in ((self._curves or {}).get("tables") or {}).get("regimes", []):
+            if row.get("model") == model and row.get("stressor") == stressor:
+                return {"label": row.get("regime", row.get("label")),
+                        "confidence": row.get("confidence"),
+                        "breakpoint": row.get("breakpoint"),
+                        "total_drop": row.get("total_drop")}
+        return None
+
+    def cam_border(self, model, stressor, severity):
+        cam = self._cam or {}
+        per = (((cam.get("data") or {}).get("models") or {}).get(model) or {}).get("per_image")
+        if not per:
+            return None
+        cell = (per.get("cells") or {}).get(f"{stressor}@{float(severity):g}")
+        if cell is None:
+            return None
+        clean = np.asarray(per["clean"]["border_share"], dtype=np.float64)
+        shifted = np.asarray(cell["border_share"], dtype=np.float64)
+        ok = np.isfinite(clean) & np.isfinite(shifted)
+        null = float((cam.get("params") or {}).get("border_area", float("nan")))
+        return clean[ok], shifted[ok], null
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _claims_from_run(run_dir: Path) -> list | None:
+    resolved = _read(RunFolder(run_dir).resolved) or {}
+    return (resolved.get("config") or {}).get("claims")
+
+
+@register_analysis("claims", title="Claims checked against the data", order=90)
+def claims(run_dir: Path, out_dir: Path, *, claims: list | None = None) -> AnalysisResult:
+    """Check the study's claims (``claims`` as in the study file; default: the run's
+    ``study.resolved.json``) and write ``out_dir/claims.json``."""
+    raw = claims if claims is not None else _claims_from_run(Path(run_dir))
+    ev = RunEvidence(run_dir)
+    try:
+        models = {m["name"] for m in ev.store.models()}
+        parsed = parse_claims(raw or [], models=models)
+        verdicts = check_claims(parsed, ev)
+    finally:
+        ev.close()
+    res = AnalysisResult(name="claims", params={"n_boot": N_BOOT, "boot_seed": BOOT_SEED,
+                                                "interval": "95 % percentile, paired bootstrap "
+                                                            "over test images",
+                                                "dataset": ev.dataset})
+    rows, evidence = [], []
+    for i, v in enumerate(verdicts):
+        e = v.evidence
+        rows.append({"claim": v.claim, "kind": v.kind, "verdict": v.verdict, "reason": v.reason,
+                     "models": ", ".join(v.models), "stressors": ", ".join(v.stressors),
+                     "p_value": e.get("p_value"), "ci_low": e.get("ci_low"),
+                     "ci_high": e.get("ci_high")})
+        evidence += [{"claim": i, "key": k, "value": val} for k, val in e.items()]
+    res.tables = {"claims": rows, "claims_evidence": evidence}
+    counts = Counter(v.verdict for v in verdicts)
+    res.summary = {"n_claims": len(verdicts), **{k: counts.get(k, 0) for k in
+                                                 ("supported", "contradicted", "inconclusive")}}
+    res.notes = [f"{v.verdict}: {v.claim} — {v.reason}" for v in verdicts]
+    write_result(Path(out_dir), "claims", res.to_dict())
+    return res

@@ -1,0 +1,98 @@
+"""Fast paths of the stressor ops give the very bits of their slow, obvious references
+(tests/_slow_stressors.py: the ops as they were before each fast path)."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import failmodes.stressors._chunks as chunks
+from failmodes.stressors import get_stressor, suite
+from failmodes.stressors._motion import motion_blur_u8
+from failmodes.stressors.blur import _displace_pass
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _slow_stressors as slow  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def _u8(n, c, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, c, h, w), generator=g).float()
+
+
+def _images(n, h, w, seed=0):
+    """Smooth colour images with texture on the 8-bit grid (flat areas, edges, noise)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.nn.functional.interpolate(torch.rand(n, 3, max(1, h // 6), max(1, w // 6),
+                                                     generator=g), size=(h, w), mode="bilinear")
+    x = 0.75 * low + 0.25 * torch.rand(n, 3, h, w, generator=g)
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+# ----------------------------------------------------------------------------- motion
+@pytest.mark.parametrize("n,c,h,w,radius,sigma", [
+    (400, 3, 32, 32, 9, 2.5),     # CIFAR severity 5: every angle run of every tap
+    (300, 1, 32, 32, 14, 12),     # snow's one-channel layer, its widest kernel
+    (3, 3, 64, 48, 20, 15),       # ImageNet width on a non-square image
+    (5, 3, 7, 5, 9, 2),           # kernel wider than the image: edge pixels repeat
+])
+def test_motion_blur_runs_equal_per_tap_gathers(n, c, h, w, radius, sigma):
+    x = _u8(n, c, h, w)
+    g = torch.Generator().manual_seed(1)
+    angles = torch.rand(n, generator=g) * 360 - 180
+    angles[: n // 4] = angles[0]  # ties keep their order (stable sort)
+    assert torch.equal(motion_blur_u8(x, radius, sigma, angles),
+                       slow.motion_blur_u8(x, radius, sigma, angles))
+
+
+# ----------------------------------------------------------------------------- glass
+@pytest.mark.parametrize("n,h,w,delta", [
+    (20, 32, 32, 1),     # CIFAR: offsets up/left only, a single gather
+    (4, 96, 96, 4),      # ImageNet's widest displacement: long chains of written pixels
+    (5, 40, 52, 2),      # non-square
+    (3, 9, 7, 3),        # margins that leave a 3 x 1 region
+    (4, 64, 64, 1.5),    # fractional delta (floor of uniform(-1.5, 1.5))
+])
+def test_glass_displacement_links_equal_the_sequential_loops(n, h, w, delta):
+    g = torch.Generator().manual_seed(2)
+    y = torch.rand(n, 3, h, w, generator=g)
+    m = max(1, math.ceil(delta - 1e-9))
+    u = torch.rand(n, h - 2 * m, w - 2 * m, 2, generator=g)
+    d = torch.floor(u * (2 * delta) - delta).long()
+    assert torch.equal(_displace_pass(y, d, m), slow.glass_displace_pass(y, d, m))
+
+
+# ----------------------------------------------------------------------------- pixelate
+@pytest.mark.parametrize("h,w", [(64, 64), (96, 80), (224, 224)])
+def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
+    import failmodes.stressors.digital as digital
+
+    x = _images(3, h, w)
+    st = get_stressor("pixelate")
+    via_pil = [st(x, s) for s in (1.0, 3.5, 5.0)]
+    monkeypatch.setattr(digital, "_PIL_BOX_MIN_PIXELS", 1 << 40)
+    for s, y in zip((1.0, 3.5, 5.0), via_pil):
+        assert torch.equal(st(x, s), y)
+
+
+# ----------------------------------------------------------------------------- chunks
+def test_chunked_threaded_batches_equal_whole_batches(monkeypatch):
+    # Chunks of 8 images on two worker threads against one whole-batch call per stressor
+    # (the whole batch on one thread: intra-op threads on a busy machine only spin).
+    x = _images(20, 32, 32)
+    idx = torch.arange(20) * 3 + 5
+    for name in suite("all"):
+        st = get_stressor(name)
+        monkeypatch.setattr(chunks, "CHUNK_PIXELS", 1 << 30)
+        whole = st(x, 2.5, seed=4, indices=idx)
+        monkeypatch.setattr(chunks, "CHUNK_PIXELS", 8 * 32 * 32)
+        torch.set_num_threads(2)
+        try:
+            assert torch.equal(st(x, 2.5, seed=4, indices=idx), whole), name
+        finally:
+            torch.set_num_threads(1)
