@@ -190,6 +190,10 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
     for i, p in enumerate(cfg.probes):
         sweep_values(p.values, f"{where}: probes[{i}].values")
     from ..analysis.claims import ClaimError, parse_claims
+    # YAML 1.1 reads an unquoted key `on` as true; store it as "on" so the claims can be
+    # sorted and hashed (the analyses' fingerprint) beside string keys.
+    cfg.claims = [{("on" if k is True else k): v for k, v in c.items()}
+                  if isinstance(c, dict) else c for c in cfg.claims]
     try:
         parse_claims(cfg.claims, models=seen, where=f"{where}: claims")
     except ClaimError as e:
