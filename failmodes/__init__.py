@@ -8,7 +8,8 @@
 from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["data", "models", "stressors", "store", "train", "evaluate", "analysis", "report"]
+__all__ = ["data", "models", "stressors", "store", "train", "evaluate", "analysis", "report",
+           "study"]
 
 
 def __getattr__(name):

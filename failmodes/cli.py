@@ -2,24 +2,88 @@
 the library. Every command takes ``--out DIR`` for what it writes."""
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="Stress-test image classifiers and explain how they fail.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
+                     FailmodesError)
+
+_UsageError: type[Exception]
+try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
+    from typer import TyperException as _UsageError
+except ImportError:  # pragma: no cover  (older typer raises click's own)
+    from click import ClickException as _UsageError
+
+EPILOG = ("Exit codes: 0 done; 1 ran, but some cells, analyses or probes failed (listed); "
+          "2 bad input (an option, file or value: fix it); 3 the machine refused (disk full, "
+          "read-only, permission: free space or choose another --out); 130 interrupted "
+          "(finished work is kept: re-run the same command to resume).")
+DEVICE_HELP = "auto (cuda when available) | cpu | cuda | cuda:N"
+THREADS_HELP = "torch CPU threads (1 is fastest on a machine shared with other jobs)"
+INTERRUPTED = "interrupted: finished cells are kept; re-run the same command to resume"
 
 
-def fail(msg: str, code: int = 2) -> None:
-    """Print one clear line to stderr and exit non-zero."""
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+def _error(msg: str, code: int) -> typer.Exit:
+    # One line on stderr, whatever the message held (a YAML excerpt, a wrapped path).
+    typer.secho("error: " + " ".join(str(msg).split()), fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
 
 
-def _pending(issue: int, what: str) -> None:
-    fail(f"`failmodes {what}` is not built yet (tracked in issue {issue}).")
+class _OneLineErrors(TyperGroup):
+    """The one place where errors meet the user: ``FailmodesError`` (and a usage error) ->
+    ``error: <one line>`` and its exit code; ``OSError`` -> exit 3 naming the file;
+    Ctrl-C -> ``interrupted: ...``, exit 130. Anything else is a bug and keeps its traceback.
+
+    Caught here, not around ``app()`` in ``main``: typer turns KeyboardInterrupt into a
+    silent exit 130 before ``app()`` returns, and the test runner calls ``app`` directly.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _UsageError as e:  # usage: unknown option, bad value, missing --out
+            where = getattr(getattr(e, "ctx", None), "command_path", None)
+            hint = f" (see `{where} --help`)" if where else ""
+            raise _error(getattr(e, "format_message", e.__str__)() + hint, EXIT_USAGE) from None
+        except FailmodesError as e:
+            raise _error(str(e), e.exit_code) from None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+            raise _error(_os_message(e), EXIT_USAGE) from None
+        except OSError as e:
+            if e.errno == errno.EPIPE:  # `failmodes stressors | head`: typer quiets it
+                raise
+            raise _error(_os_message(e), EXIT_ENVIRONMENT) from None
+        except KeyboardInterrupt:
+            typer.secho(INTERRUPTED, err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _os_message(e: OSError) -> str:
+    if e.strerror and e.filename:
+        return f"{e.strerror}: {e.filename}"
+    return str(e.strerror or e)
+
+
+def _out_dir(value) -> Path:
+    # ``--out ""`` is refused rather than read as the current folder.
+    if not str(value).strip():
+        raise typer.BadParameter("is empty; name a folder (e.g. --out runs/x, or . for this one)")
+    return Path(value)
+
+app = typer.Typer(cls=_OneLineErrors, help="Stress-test image classifiers and explain how "
+                  "they fail.", epilog=EPILOG, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+
+
+def fail(msg: str) -> None:
+    """Refuse a command line the options alone cannot check: ``error: <msg>``, exit 2."""
+    raise FailmodesError(msg)
 
 
 # ----------------------------------------------------------------------------- models
@@ -31,6 +95,8 @@ DATA_HELP = ("synthetic | cifar10 | cifar100 | imagefolder:PATH | cifar10c:PATH 
 @app.command()
 def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
     """List the model registry with parameter counts and input sizes."""
+    from rich.markup import escape
+
     from .models import describe_models
     from rich.console import Console
     from rich.table import Table
@@ -40,7 +106,7 @@ def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*r
         table.add_column(col)
     for row in describe_models(pattern):
         table.add_row(row["name"], row["params"], row["input"], str(row["classes"]),
-                      row["description"])
+                      escape(row["description"]))  # "failmodes[onnx]" is not rich markup
     Console().print(table)
 
 
@@ -88,7 +154,8 @@ def corrupt(
                                            help="stressor to apply, e.g. fog (see `failmodes stressors`)"),
     severity: float = typer.Option(3.0, "--severity", help="0..5 for corruptions (fractions "
                                    "interpolate), natural units for sweeps"),
-    out: Path = typer.Option(..., "--out", help="folder for the PNGs and the contact sheet"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="folder for the PNGs and the contact sheet"),
     seed: int = typer.Option(0, "--seed", help="noise seed; image i of the sorted file list is index i"),
     params: str = typer.Option("auto", "--params", help="severity table: auto (CIFAR below 64 px, "
                                "else ImageNet), cifar or imagenet"),
@@ -96,17 +163,14 @@ def corrupt(
                                help="also write contact_sheet.png: first image, stressors x severities 0..5"),
     stressors_: Optional[str] = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
                                              "separated (default: all 19 corruptions)"),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu or cuda"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Write corrupted copies of an image or folder (and a contact sheet)."""
     from .stressors.io import corrupt_path
 
     rows = [s.strip() for s in stressors_.split(",") if s.strip()] if stressors_ else None
-    try:
-        res = corrupt_path(path, stressor, severity, out=out, seed=seed, params=params,
-                           sheet=sheet, sheet_stressors=rows, device=device)
-    except ValueError as e:
-        fail(str(e))
+    res = corrupt_path(path, stressor, severity, out=out, seed=seed, params=params,
+                       sheet=sheet, sheet_stressors=rows, device=device)
     for bad, why in res.skipped:
         typer.secho(f"skipped {bad}: {why}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"wrote {len(res.written)} image(s) to {out}"
@@ -130,13 +194,16 @@ def train(
     lr: Optional[float] = typer.Option(None, help="override the learning rate"),
     batch_size: Optional[int] = typer.Option(None, help="global batch size"),
     seed: Optional[int] = typer.Option(None, help="seed of init, data order, augmentation"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-    num_threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP + " [default: the recipe's]"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    num_threads: Optional[int] = typer.Option(None, "--num-threads", hidden=True,
+                                              help="old name of --threads"),
     test_subset: Optional[int] = typer.Option(None, help="per-epoch test on N images "
                                               "(the last epoch uses all)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                            help="torch.compile the network"),
-    out: Path = typer.Option(..., help="run directory (checkpoints, history, curves)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="run directory (checkpoints, history, curves)"),
     resume: bool = typer.Option(False, help="continue the run in --out from last.pt"),
     stop_after: Optional[int] = typer.Option(None, help="stop after N epochs in total "
                                              "(resume later with --resume)"),
@@ -144,14 +211,11 @@ def train(
     """Train a registry model on a dataset with a named recipe (DDP under torchrun)."""
     from .config import override
     from .train import load_recipe, train_model
-    try:
-        cfg = override(load_recipe(config or recipe), model=model, width=width, data=data,
-                       epochs=epochs, subset=subset, lr=lr, batch_size=batch_size, seed=seed,
-                       device=device, num_threads=num_threads, test_subset=test_subset,
-                       compile=compile)
-        result = train_model(cfg, out, resume=resume, stop_after=stop_after)
-    except ValueError as e:
-        fail(str(e))
+    cfg = override(load_recipe(config or recipe), model=model, width=width, data=data,
+                   epochs=epochs, subset=subset, lr=lr, batch_size=batch_size, seed=seed,
+                   device=device, num_threads=threads if threads is not None else num_threads,
+                   test_subset=test_subset, compile=compile)
+    result = train_model(cfg, out, resume=resume, stop_after=stop_after)
     if result.main_process:
         typer.echo(f"{result.checkpoint}  test accuracy {result.test_acc:.4f} "
                    f"after {len(result.history)}/{cfg.epochs} epochs")
@@ -194,7 +258,7 @@ def evaluate(
     subset: Optional[int] = typer.Option(None, help="class-stratified subset of N images"),
     seed: int = typer.Option(0, help="stressor randomness seed"),
     batch_size: int = typer.Option(256, "--batch-size"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     val: bool = typer.Option(False, "--val", help="also evaluate the clean train-val split "
                              "(for temperature scaling)"),
     cifar10c: Optional[Path] = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
@@ -205,11 +269,11 @@ def evaluate(
     finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
                                "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
-    out: Path = typer.Option(..., "--out", help="run folder (results.sqlite; resumes)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="run folder (results.sqlite; resumes)"),
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
     from .evaluate import EvalConfig, run_evaluation
-    from .store import StoreError
     from rich.console import Console
     from rich.table import Table
 
@@ -232,10 +296,7 @@ def evaluate(
                      batch_size=batch_size, device=device, include_val=val,
                      cifar10c=str(cifar10c) if cifar10c else None, official=official,
                      finish=finish, image_size=image_size, out=str(out))
-    try:
-        summary = run_evaluation(cfg)
-    except (ValueError, StoreError) as e:
-        fail(str(e))
+    summary = run_evaluation(cfg)
     if summary is None:  # a non-zero torchrun rank
         return
     table = Table(title=f"accuracy per corruption (mean over severities) — {summary['store']}")
@@ -254,16 +315,17 @@ def evaluate(
         typer.secho(f"failed: {c['model']} {c['stressor']} {c['severity']:g}: {f['error']}",
                     fg=typer.colors.RED, err=True)
     if summary["failed"]:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 # ----------------------------------------------------------------------------- analyze
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: RUN_DIR/analysis, "
+    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                       help="output folder [default: RUN_DIR/analysis, "
                                                   "where the report reads it]"),
-    threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
+    threshold: float = typer.Option(CONFIDENT_THRESHOLD, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
     superclasses: Optional[str] = typer.Option(
         None, help="superclass map: YAML file, cifar10, imagenet or none "
@@ -274,16 +336,12 @@ def analyze(
     from rich.table import Table
 
     from .analysis.analyze import analyze_run
-    from .analysis.superclasses import SuperclassError
     from .store import RunFolder
-    try:
-        results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
-    except SuperclassError as e:
-        fail(str(e))
+    results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
     console = Console()
-    curves = results.get("curves", {})
-    console.print(curves.get("summary", {}).get("headline", ""), style="bold")
-    rows = curves.get("tables", {}).get("regimes", [])
+    curves = results.get("curves")
+    console.print(curves.summary.get("headline", "") if curves else "", style="bold")
+    rows = curves.tables.get("regimes", []) if curves else []
     several = len({r["model"] for r in rows}) > 1
     table = Table(title="regimes (rates and drop in accuracy points, per unit severity)")
     cols = (["model"] if several else []) + ["stressor", "regime", "break", "before", "after",
@@ -297,7 +355,7 @@ def analyze(
                       f(r.get("slope_after"), ".1f"), f(r.get("total_drop"), ".1f"),
                       r.get("confidence") or "")
     console.print(table)
-    for note in results.get("failures", {}).get("notes", []):
+    for note in (results["failures"].notes if "failures" in results else []):
         console.print(note)
     console.print(f"written to {out or RunFolder(run_dir).analysis}")
 
@@ -314,20 +372,17 @@ def probe(
     space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
     seed: int = typer.Option(0, help="stressor seed"),
     repeats: int = typer.Option(1, help="average probabilities over this many stressor draws"),
-    device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    out: Path = typer.Option(Path("out/probe"), help="output folder"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    out: Path = typer.Option(Path("out/probe"), "--out", parser=_out_dir, metavar="DIR",
+                             help="output folder"),
 ):
     """Sweep one image through a stressor and plot how the prediction changes."""
     from rich.console import Console
     from rich.table import Table
 
-    from .analysis.probe import ProbeError
     from .analysis.probe import probe as run_probe
-    try:
-        r = run_probe(image, model, stressor, values, label=label, space=space, seed=seed,
-                      repeats=repeats, device=device, out_dir=out)
-    except ProbeError as e:
-        fail(str(e))
+    r = run_probe(image, model, stressor, values, label=label, space=space, seed=seed,
+                  repeats=repeats, device=device, out_dir=out)
     t = r["target"]
     table = Table(title=f"{r['model']} on {r['image']['source']} under {r['stressor']} "
                         f"({r['space']}); target {t['name']} ({t['chosen_as']})")
@@ -344,20 +399,19 @@ def probe(
 @app.command()
 def calibrate(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, "--out", help="where JSON and figures go "
+    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                       help="where JSON and figures go "
                                        "[default: RUN_DIR/analysis]"),
-    bins: int = typer.Option(15, "--bins", help="equal-width (and equal-mass) ECE bins"),
+    bins: int = typer.Option(CALIBRATION_BINS, "--bins",
+                             help="equal-width (and equal-mass) ECE bins"),
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table
-    from .store import RunFolder, StoreError
+    from .store import RunFolder
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        result = calibrate_run(run_dir, out, n_bins=bins)
-    except (ValueError, StoreError) as e:
-        fail(str(e))
+    result = calibrate_run(run_dir, out, n_bins=bins)
     header, rows = shift_table(result)
     table = Table(title="calibration: clean vs shifted, before -> after temperature scaling")
     for col in header:
@@ -366,16 +420,17 @@ def calibrate(
         table.add_row(*row)
     console = Console()
     console.print(table)
-    for note in result["notes"]:
+    for note in result.notes:
         console.print(f"- {note}", markup=False)
     console.print(f"wrote {(out or RunFolder(run_dir).analysis) / 'calibration.json'} and "
-                  f"{len(result['figures'])} figure(s)", markup=False)
+                  f"{len(result.figures)} figure(s)", markup=False)
 
 
 # ----------------------------------------------------------------------------- cam
 @app.command()
 def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-        out: Optional[Path] = typer.Option(None, help="where cam.json and figures/ go "
+        out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                           help="where cam.json and figures/ go "
                                            "(default: RUN_DIR/analysis, beside the other analyses)"),
         method: str = typer.Option("gradcam", help="gradcam | gradcam++ | scorecam "
                                    "(gradient-free, one forward pass per channel: slow)"),
@@ -390,22 +445,18 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
                                    "predicted class) or pred (each level's prediction)"),
         failures_per_cell: int = typer.Option(8, help="high-confidence failures explained "
                                               "per cell (most confident first)"),
-        device: str = typer.Option("auto", help="auto | cpu | cuda"),
+        device: str = typer.Option("auto", help=DEVICE_HELP),
         seed: int = typer.Option(0, help="chooses the drift sample")):
     """Grad-CAM failure explanations and attention drift under corruption."""
-    from .analysis.cam import CamError, run_cam
+    from .analysis.cam import run_cam
     from .store import RunFolder
     names = [s.strip() for s in stressors.split(",") if s.strip()] if stressors else None
     out = out or RunFolder(run_dir).analysis
-    try:
-        res = run_cam(run_dir, out, method=method, sample=sample, layer=layer,
-                      stressors=names, target=target, failures_per_cell=failures_per_cell,
-                      device=device, seed=seed)
-    except CamError as e:
-        fail(str(e))
-    for note in res["notes"]:
+    res = run_cam(run_dir, out, method=method, sample=sample, layer=layer, stressors=names,
+                  target=target, failures_per_cell=failures_per_cell, device=device, seed=seed)
+    for note in res.notes:
         typer.echo(note)
-    typer.echo(f"wrote {out / 'cam.json'} and {len(res['figures'])} figures")
+    typer.echo(f"wrote {out / 'cam.json'} and {len(res.figures)} figures")
 
 
 # ----------------------------------------------------------------------------- run
@@ -415,31 +466,27 @@ def run(
     preset: Optional[str] = typer.Option(None, "--preset", help="built-in study: demo (offline, "
                                          "~2 min on CPU) | quick (CIFAR-10, ~20 min on CPU) | "
                                          "paper (full protocol, GPU)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/<study>); "
+    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                       help="run folder (default runs/<study>); "
                                        "re-running resumes it"),
     data: Optional[str] = typer.Option(None, "--data", help="override the data: " + DATA_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP + " [default: the study's]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is "
-                                          "fastest on a machine shared with other jobs)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
-    from .errors import FailmodesError
     from .study import prepare_and_run
 
     if (study is None) == (preset is None):
         fail("give exactly one of: a study file, --preset NAME (demo, quick, paper)")
     command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
-    try:
-        result = prepare_and_run(study, preset, command=command, out=out, data=data,
-                                 device=device, seed=seed, threads=threads)
-    except FailmodesError as e:  # StudyError, TrainError, EvalError, ...: one line each
-        fail(str(e))
+    result = prepare_and_run(study, preset, command=command, out=out, data=data,
+                             device=device, seed=seed, threads=threads)
     typer.echo(f"report: {result.report}")
     for f in result.failures:
         typer.secho(f"warning: {f}", fg=typer.colors.YELLOW, err=True)
     if result.failures:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _quote(arg: str) -> str:
@@ -452,36 +499,21 @@ def _quote(arg: str) -> str:
 def compare(
     run_a: Path = typer.Argument(..., help="run folder A (its baseline model is the reference)"),
     run_b: Path = typer.Argument(..., help="run folder B"),
-    out: Optional[Path] = typer.Option(None, "--out", help="folder for compare.html "
+    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                       help="folder for compare.html "
                                        "(default <parent of A>/<A>-vs-<B>)"),
 ):
     """Compare two runs in one report."""
-    from .errors import FailmodesError
     from .report import compare_runs
 
-    try:
-        path = compare_runs(run_a, run_b, out)
-    except FailmodesError as e:  # CompareError: a folder without a store
-        fail(str(e))
+    path = compare_runs(run_a, run_b, out)
     typer.echo(f"comparison: {path}")
 
 
 def main() -> None:
-    """Console entry point: a library error becomes ``error: <one line>`` and exit 2."""
-    from .errors import FailmodesError
-    try:
-        app()
-    except (FailmodesError, FileNotFoundError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
-    except OSError as e:  # full disk, permissions: say which file
-        typer.secho(f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "),
-                    fg=typer.colors.RED, err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.secho("interrupted: finished cells are kept; re-run the same command to resume",
-                    err=True)
-        sys.exit(130)
+    """Console entry point (``failmodes``, ``python -m failmodes``); errors are turned into
+    one line by ``_OneLineErrors`` above."""
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

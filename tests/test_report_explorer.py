@@ -135,6 +135,25 @@ def test_cams_are_read_from_the_saved_maps(run):
     assert not maps[1].any()
 
 
+def test_saved_cam_maps_round_trip(tmp_path):
+    from failmodes.analysis.cam_maps import SIDE, save_cam_maps, to_u8
+    from failmodes.report._cams import pack_cams
+    raw = np.zeros((3, 4, 4))
+    raw[:, 0, 0] = [5.0, 0.2, 1e3]            # any scale: each map is min-max scaled
+    u8 = to_u8(raw)
+    assert u8.shape == (3, SIDE, SIDE) and (u8.max(axis=(1, 2)) == 255).all()
+    assert (u8.min(axis=(1, 2)) == 0).all() and (u8[:, 0, 0] == 255).all()
+    assert not to_u8(np.ones((1, 4, 4))).any()  # a constant map carries no attention
+    save_cam_maps(tmp_path / "analysis", {"m": {("clean", 0.0): u8, ("fog", 2.0): u8[::-1]}},
+                  [7, 3, 11])
+    cams, why = pack_cams(tmp_path, ["other", "m"], np.array([3, 5, 7, 11]))
+    assert why == "" and cams["groups"] == [["clean", 0.0], ["fog", 2.0]]
+    assert cams["pos"] == [2, 0, 3] and cams["present"] == [0, 0, 1, 1]
+    maps = _dec(cams["maps"], np.uint8).reshape(2, 2, 3, SIDE, SIDE)
+    assert not maps[0].any() and np.array_equal(maps[1, 0], u8)
+    assert np.array_equal(maps[1, 1], u8[::-1])
+
+
 def test_thumbnail_budget_and_rebuilt_images(run):
     from PIL import Image
     data = build_explorer_data(run, thumb_budget=60_000)

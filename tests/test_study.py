@@ -20,6 +20,13 @@ def _write(tmp_path, text: str):
     return p
 
 
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_loads_and_passes_the_whole_study_check(name):
+    from failmodes.study.runner import check_study
+    cfg = load_preset(name)
+    check_study(cfg)  # recipes, archs, suites, stressors, sweeps, probes, analyses
+
+
 def test_presets_load_and_are_sized_as_documented():
     assert {"demo", "quick", "paper"} <= set(list_presets())
     demo, quick, paper = (load_preset(n) for n in ("demo", "quick", "paper"))
@@ -64,8 +71,13 @@ def test_wrong_type_names_the_key(tmp_path):
     ({"models": [{"name": "a b"}]}, "must be letters"),
     ({"baseline": "zzz"}, "baseline 'zzz' is not one of the models"),
     ({"severities": [6]}, "severities must lie in"),
-    ({"sweeps": {"rotation": "90:-90:15"}}, "stop >= start"),
-    ({"sweeps": {"rotation": "a:b"}}, "not start:stop:step"),
+    ({"sweeps": {"rotation": "90:-90:15"}}, "step 15 never reaches -90"),
+    ({"sweeps": {"rotation": "a:b"}}, "should be START:STOP:STEP"),
+    # issue 14: ranges are capped before any value is built, NaN/inf refused, in lists too
+    ({"sweeps": {"rotation": "0:1e12:1e-3"}}, r"1,000,000,000,000,001 values \(at most 10000"),
+    ({"sweeps": {"rotation": "nan:1:1"}}, "'nan' is not a finite number"),
+    ({"sweeps": {"rotation": [0.0, float("nan")]}}, "nan is not finite"),
+    ({"probes": [{"image": "skimage:chelsea", "values": "0:inf:1"}]}, "probes\\[0\\].values"),
     ({"analyses": ["metrics"], "analysis_options": {"cam": {}}}, "'cam' is not in analyses"),
     ({"subset": 0}, "subset must be positive"),
 ])

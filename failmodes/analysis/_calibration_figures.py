@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .._atomic import save_figure_atomic
+
 DPI = 110
 RAW, TS = "raw", "T-scaled"
 FAMILIES = ("noise", "blur", "weather", "digital")
 
 
 def _save(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    tmp.replace(path)
+    save_figure_atomic(fig, path, dpi=DPI, bbox_inches="tight")
 
 
 def _rows(panels: list[dict]) -> list[str]:

@@ -2,12 +2,13 @@
 canvas directly, so no pyplot global state and no backend switch behind the caller."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .._atomic import save_figure_atomic
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -19,11 +20,7 @@ def new_figure(width: float, height: float) -> Figure:
 def save(fig: Figure, out_dir: Path, filename: str, caption: str) -> dict:
     """Write ``out_dir/figures/filename`` atomically; return the registry's figure entry."""
     fdir = Path(out_dir) / "figures"
-    fdir.mkdir(parents=True, exist_ok=True)
-    path = fdir / filename
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, bbox_inches="tight")
-    os.replace(tmp, path)
+    save_figure_atomic(fig, fdir / filename, bbox_inches="tight")
     return {"path": f"figures/{filename}", "caption": caption}
 
 

@@ -11,22 +11,21 @@ the normalised-space stressor (``gaussian_noise_std_normalized``, std in units o
 ImageNet-normalised input, as the seed's "std 0.2·i after normalisation").
 
 >>> r = probe("skimage:chelsea", "efficientnet_lite0", "rotation", "-180:180:15",
-...           out_dir="out/probe")
->>> r["target"]["name"], r["rows"][0]["top1"]["name"]
+...           out_dir="out/probe")                          # doctest: +SKIP
+>>> r["target"]["name"], r["rows"][0]["top1"]["name"]       # doctest: +SKIP
 ('Egyptian cat', ...)
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .._device import resolve_device
 from ..errors import FailmodesError
+from ..ranges import parse_values
 from ._figures import new_figure, save, slug
 from .registry import write_result
 from .superclasses import resolve_superclasses
@@ -36,34 +35,6 @@ NOISE_SPACES = {"pixel": "gaussian_noise_std", "normalized": "gaussian_noise_std
 
 class ProbeError(ValueError, FailmodesError):
     """Bad probe input (image, values, label, space); one line naming it and the fix."""
-
-
-def parse_values(spec: str | Sequence[float]) -> list[float]:
-    """``"a:b:step"`` (b included when the grid lands on it), ``"a,b,c"``, or numbers.
-
-    >>> parse_values("0:1:0.25")
-    [0.0, 0.25, 0.5, 0.75, 1.0]
-    """
-    if not isinstance(spec, str):
-        vals = [float(v) for v in spec]
-    elif ":" in spec:
-        try:
-            a, b, step = (float(t) for t in spec.split(":"))
-        except ValueError:
-            raise ProbeError(f"--values {spec!r}: expected START:STOP:STEP, e.g. -180:180:15"
-                             ) from None
-        if step <= 0 or b < a:
-            raise ProbeError(f"--values {spec!r}: need STEP > 0 and STOP ≥ START")
-        k = int(math.floor((b - a) / step + 1e-9))
-        vals = [round(a + i * step, 10) for i in range(k + 1)]
-    else:
-        try:
-            vals = [float(t) for t in spec.split(",") if t.strip()]
-        except ValueError:
-            raise ProbeError(f"--values {spec!r}: expected numbers separated by commas") from None
-    if not vals:
-        raise ProbeError("--values: no values given")
-    return vals
 
 
 def load_probe_image(image) -> tuple[np.ndarray, str]:
@@ -163,7 +134,9 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     label: target class (index or name); default the clean image's top-1.
     space: ``auto`` (the stressor as named) or ``pixel`` / ``normalized`` (noise sweeps).
     repeats: probabilities are averaged over this many stressor draws (seeds ``seed`` …
-        ``seed + repeats − 1``), which smooths random stressors; the strip shows the first.
+        ``seed + repeats − 1``), which smooths random stressors; the strip shows the first
+        draw's images, each titled with that draw's own top-1 and probability (so every
+        image matches the numbers on it); rows' ``first_draw`` holds them too.
     out_dir: when given, writes ``probe_<stressor>.json`` and the strip and curve figures.
     Returns {image, model, stressor, space, values, target, clean_top5, rows, figures};
     each row: value, top1, p_target, p_target_superclass (summed over the target's
@@ -171,7 +144,7 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     (superclass from the built-in CIFAR-10 / ImageNet maps, else None).
     """
     from ..models import Classifier, create_model
-    vals = parse_values(values)
+    vals = parse_values(values, where="--values")
     if repeats < 1:
         raise ProbeError(f"--repeats must be at least 1, got {repeats}")
     st = _resolve_stressor(stressor, space)
@@ -213,7 +186,9 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
                if smap is not None and smap.group_of[target] >= 0 else None)
     p_group = (lambda p: float(p[members].sum())) if members is not None else (lambda p: None)
     rows = [{"value": v, "top1": top5(p)[0], "p_target": float(p[target]),
-             "p_target_superclass": p_group(p), "top5": top5(p)} for v, p in zip(vals, probs)]
+             "p_target_superclass": p_group(p), "top5": top5(p),
+             "first_draw": {"seed": seed, "top1": top5(p0)[0], "p_target": float(p0[target])}}
+            for v, p, p0 in zip(vals, probs, draws[0])]
     result = {"image": {"source": source, "size": [int(img.shape[1]), int(img.shape[0])],
                         "input_size": net.input_size, "resize": resize_note},
               "model": model_name, "stressor": st.name, "unit": st.unit,
@@ -230,7 +205,8 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
 
 
 def plot_strip(result: dict, images: np.ndarray, out_dir: Path) -> dict:
-    """The stressed image at each value with its top-1 label and confidence."""
+    """The stressed image at each value with its top-1 label and confidence: those of the
+    drawn image itself (the first draw), never the mean over draws."""
     rows = result["rows"]
     nr = -(-len(rows) // 9)
     nc = -(-len(rows) // nr)   # balanced rows of at most 9
@@ -239,17 +215,22 @@ def plot_strip(result: dict, images: np.ndarray, out_dir: Path) -> dict:
     for i, (r, img) in enumerate(zip(rows, images)):
         ax = fig.add_subplot(nr, nc, i + 1)
         ax.imshow(img)
-        t = r["top1"]
+        t = r["first_draw"]["top1"] if "first_draw" in r else r["top1"]
         ax.set_title(f"{r['value']:g}\n{t['name'][:16]} {t['prob']:.2f}", fontsize=7,
                      color="black" if t["id"] == tgt else "tab:red")
         ax.axis("off")
+    n = result.get("repeats", 1)
+    draw = (f"; one draw (seed {result['seed']}) of the {n} averaged in the curve and table"
+            if n > 1 else "")
     fig.suptitle(f"{result['model']} under {result['stressor']} ({result['space']}); "
-                 f"red = top-1 is not {result['target']['name']}\n{result['image']['source']}:"
-                 f" {result['image']['resize']}", fontsize=8)
+                 f"red = top-1 is not {result['target']['name']}{draw}\n"
+                 f"{result['image']['source']}: {result['image']['resize']}", fontsize=8)
     fig.tight_layout()
     return save(fig, out_dir, f"probe_strip_{slug(result['stressor'])}.png",
-                f"{result['image']['source']} under {result['stressor']}: top-1 label and "
-                f"confidence per value ({result['space']}).")
+                f"{result['image']['source']} under {result['stressor']}: each image with its "
+                f"own top-1 label and confidence ({result['space']})"
+                + (f"; the images are draw seed={result['seed']}, the table and curve "
+                   f"average {n} draws." if n > 1 else "."))
 
 
 def plot_curve(result: dict, out_dir: Path) -> dict:

@@ -8,7 +8,6 @@ into explicit lists (models named, suites expanded, values parsed, paths absolut
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +18,12 @@ from ..config import ConfigError, from_dict
 from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
 from ..errors import FailmodesError
 from ..models import absolute_model_spec
-from ..stressors import StressorError, get_stressor
+from ..models.sources import is_model_file
+from ..ranges import parse_values
+from ..stressors import StressorError, get_stressor, parse_sweep
 from ..stressors import suite as stressor_suite
 from ..stressors.finish import check_finish
-from ._values import parse_sweep, parse_values
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 IN_MEMORY = "<in-memory>"  # the spec of a model handed to run_evaluation as an object
 
 
@@ -92,9 +91,9 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     c = dataclasses.replace(config)
     c.models = _name_models(c.models)
     try:
-        sev = sorted(set(parse_values(c.severities)))
-    except ValueError as e:  # ours or the stressors package's parser error
-        raise EvalError(f"--severities: {e}") from None
+        sev = sorted(set(parse_values(c.severities, where="--severities")))
+    except ValueError as e:
+        raise EvalError(str(e)) from None
     names = list(stressor_suite(c.suite)) if c.suite else []
     for n in c.stressors or []:
         if n not in names:
@@ -195,7 +194,7 @@ def parse_spec_kind(spec: str) -> str:
 
 
 def _is_checkpoint(spec: str) -> bool:
-    return spec.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(spec)
+    return is_model_file(spec)
 
 
 def _stressor(name: str):

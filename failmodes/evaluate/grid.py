@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..store import CLEAN, MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, CellKey
-from ._values import parse_sweep
+from ..stressors import parse_sweep
 from .config import EvalConfig, _fmt, resolve_config
 from .inputs import load_eval_dataset, official_key
 

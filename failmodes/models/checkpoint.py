@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._atomic import save_atomic
 from .registry import create_model
 from .wrapper import Classifier, ModelError
 
@@ -51,8 +52,6 @@ def save_checkpoint(model: Classifier, path: str | os.PathLike, *, config: dict 
                     history: list | None = None, extra: dict | None = None) -> Path:
     """Write everything ``evaluate`` needs (architecture, classes, normalisation, weights,
     config, history, versions) atomically: a temp file, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CKPT_FORMAT,
         "arch": model.arch,
@@ -66,17 +65,8 @@ def save_checkpoint(model: Classifier, path: str | os.PathLike, *, config: dict 
         "versions": library_versions(),
         "extra": extra or {},
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-    return path
+    # WriteError (exit 3) on a full disk, whether torch reports it as OSError or RuntimeError
+    return save_atomic(path, lambda f: torch.save(payload, f), fsync=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Classifier, dict]:
@@ -92,6 +82,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Classi
     if not isinstance(payload, dict) or payload.get("format") != CKPT_FORMAT:
         raise ModelError(f"{path} is not a failmodes checkpoint (no '{CKPT_FORMAT}' header); "
                          "train one with `failmodes train`")
+    missing = [k for k in ("arch", "arch_kwargs", "class_names", "mean", "std", "state_dict")
+               if k not in payload]
+    if missing:
+        raise ModelError(f"{path} is an incomplete failmodes checkpoint (no {', '.join(missing)}); "
+                         "re-save it with `failmodes train`")
     model = create_model(payload["arch"], class_names=payload["class_names"],
                          mean=tuple(payload["mean"]), std=tuple(payload["std"]),
                          **payload["arch_kwargs"])

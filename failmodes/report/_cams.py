@@ -1,10 +1,6 @@
 """The CAM overlays the explorer shows: read from the maps the cam analysis saved
-(``RUN/analysis/cam_maps.npz``), never recomputed (Grad-CAM needs the model).
-
-The file holds ``models`` [M], ``stressors`` [G] and ``severities`` [G] (group g is one
-(stressor, severity); ``clean`` at 0), ``indices`` [K] (dataset indices of the fixed
-sample), ``maps`` uint8 [M, G, K, h, w] (CAM scaled to 0–255) and ``present`` bool [M, G].
-"""
+(``RUN/analysis/cam_maps.npz``, layout in ``analysis/cam_maps.py``), never recomputed
+(Grad-CAM needs the model)."""
 from __future__ import annotations
 
 import base64
@@ -12,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-CAM_MAPS = "cam_maps.npz"
-SIDE = 8      # embedded side: CIFAR-size CAMs are 4×4 or 8×8 before grad-cam upsamples them
+from ..analysis.cam_maps import CAM_MAPS, SIDE
 
 
 def _area(maps: np.ndarray, side: int) -> np.ndarray:

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window, never a display server
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .._atomic import save_figure_atomic  # noqa: E402
+
 # One colour per model, in study order, the same on every report figure.
 PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777",
            "#4b5563"]
@@ -28,11 +30,10 @@ def _style(ax) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return save_figure_atomic(fig, path, dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def _series(history: list[dict], split: str, what: str) -> tuple[list, list]:

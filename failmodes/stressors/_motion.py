@@ -127,7 +127,7 @@ def _tap_runs(dx: np.ndarray, dy: np.ndarray, chunk: int) -> list:
     return list(plans.items())
 
 
-@register_stressor("motion_blur", family="blur", tables=MOTION_BLUR,
+@register_stressor("motion_blur", monotone=False, family="blur", tables=MOTION_BLUR,
                    param_names=("radius_px", "sigma_px"), rounding="round", benchmark=True)
 def motion_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """ImageMagick motion blur along a random angle in ±45° per image."""

@@ -179,7 +179,7 @@ def _make(norm: str, *, fgsm: bool):
 _PGD_OPTIONS = {"steps": 10, "step": None, "restarts": 1, "random_start": 1}
 
 register_stressor("fgsm_linf", family=ADVERSARIAL_FAMILY, unit="/255 (L∞ ε)",
-                  value_range=LINF_RANGE, needs_model=True,
+                  value_range=LINF_RANGE, needs_model=True, random=False,
                   description="FGSM (Goodfellow et al. 2015): one signed-gradient step of size ε, "
                               "L∞ ε in grey levels /255")(_make("linf", fgsm=True))
 register_stressor("pgd_linf", family=ADVERSARIAL_FAMILY, unit="/255 (L∞ ε)",

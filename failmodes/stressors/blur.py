@@ -124,7 +124,7 @@ DEFOCUS_BLUR = {"cifar": [(0.0, 0.0), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 
                 "tinyimagenet": [(0.0, 0.0), (0.5, 0.6), (1.0, 0.1), (1.5, 0.1), (2.5, 0.01), (3.0, 0.1)]}
 
 
-@register_stressor("defocus_blur", family="blur", tables=DEFOCUS_BLUR,
+@register_stressor("defocus_blur", random=False, family="blur", tables=DEFOCUS_BLUR,
                    param_names=("radius", "alias_blur"), benchmark=True, interpolate="outputs")
 def defocus_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Out-of-focus blur: convolution with an anti-aliased disk.
@@ -143,7 +143,7 @@ GLASS_BLUR = {"cifar": [(0.0, 1, 0), (0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0
               "tinyimagenet": [(0.0, 1, 0), (0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)]}
 
 
-@register_stressor("glass_blur", family="blur", tables=GLASS_BLUR,
+@register_stressor("glass_blur", monotone=False, family="blur", tables=GLASS_BLUR,
                    param_names=("sigma", "max_delta", "iterations"), benchmark=True)
 def glass_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Frosted glass: Gaussian blur, local pixel displacement, Gaussian blur again.
@@ -240,7 +240,7 @@ def _zoom_matrix(n: int, factors) -> np.ndarray:
     return m
 
 
-@register_stressor("zoom_blur", family="blur", tables=ZOOM_BLUR,
+@register_stressor("zoom_blur", random=False, family="blur", tables=ZOOM_BLUR,
                    param_names=("zoom_start", "zoom_stop", "zoom_step"), benchmark=True)
 def zoom_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Radial zoom blur: the mean of the image and its centre zooms by each factor."""
@@ -288,7 +288,7 @@ GAUSSIAN_BLUR = {"cifar": [(0.0,), (0.4,), (0.6,), (0.7,), (0.8,), (1.0,)],
                  "tinyimagenet": [(0.0,), (0.5,), (0.75,), (1.0,), (1.25,), (1.5,)]}
 
 
-@register_stressor("gaussian_blur", family="blur", tables=GAUSSIAN_BLUR,
+@register_stressor("gaussian_blur", random=False, family="blur", tables=GAUSSIAN_BLUR,
                    param_names=("sigma",), benchmark=False)
 def gaussian_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Gaussian blur of std ``sigma`` pixels (skimage ``gaussian``, border "nearest")."""

@@ -113,21 +113,21 @@ def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torc
 
 
 # Hendrycks & Dietterich (2019) file brightness under weather (snow, frost, fog, brightness).
-@register_stressor("brightness", family="weather", tables=BRIGHTNESS,
+@register_stressor("brightness", random=False, family="weather", tables=BRIGHTNESS,
                    param_names=("value_shift",), benchmark=True)
 def brightness(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """HSV value raised by ``c`` (clipped to 1)."""
     return _hsv_edit(x, 2, 1.0, p[0])
 
 
-@register_stressor("saturate", family="digital", tables=SATURATE,
+@register_stressor("saturate", random=False, monotone=False, family="digital", tables=SATURATE,
                    param_names=("saturation_factor", "saturation_shift"))
 def saturate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """HSV saturation scaled by ``c0`` and shifted by ``c1`` (clipped to [0, 1])."""
     return _hsv_edit(x, 1, p[0], p[1])
 
 
-@register_stressor("contrast", family="digital", tables=CONTRAST,
+@register_stressor("contrast", random=False, family="digital", tables=CONTRAST,
                    param_names=("factor",), benchmark=True)
 def contrast(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Each channel pulled towards its image mean by the factor ``c``."""
@@ -155,7 +155,7 @@ def _affine_source_coords(pts_src: torch.Tensor, pts_dst: torch.Tensor, h: int, 
     return src[..., 1], src[..., 0]
 
 
-@register_stressor("elastic_transform", family="digital", tables=ELASTIC,
+@register_stressor("elastic_transform", monotone=False, family="digital", tables=ELASTIC,
                    param_names=("alpha", "sigma", "affine"), benchmark=True)
 def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """A random affine warp, then a smooth random displacement field (fractions of side)."""
@@ -182,17 +182,34 @@ def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- PIL ops
-@register_stressor("pixelate", family="digital", tables=PIXELATE,
+@register_stressor("pixelate", random=False, family="digital", tables=PIXELATE,
                    param_names=("fraction",), benchmark=True)
 def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL BOX resize to ``int(side * c)`` and back."""
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
+    if x.device.type == "cpu" and h * w >= _PIL_BOX_MIN_PIXELS:
+        return _pixelate_pil(x, sh, sw)
     small = pil_box_resize(to_u8(x), sh, sw)
     return pil_box_resize(small, h, w).div_(255.0)
 
 
-@register_stressor("jpeg_compression", family="digital", tables=JPEG,
+# From 64 x 64 px up PIL's own resampler (C, per image) beats the batched tap matmuls on
+# CPU (measured 1.4x at 64 px, 2.4x at 224 px; 0.5x at 32 px); both give the same bytes.
+_PIL_BOX_MIN_PIXELS = 64 * 64
+
+
+def _pixelate_pil(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
+    from PIL import Image
+
+    h, w = x.shape[-2:]
+    arr = to_u8(x).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    out = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
+                               .resize((w, h), Image.Resampling.BOX)) for a in arr])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
+
+
+@register_stressor("jpeg_compression", random=False, family="digital", tables=JPEG,
                    param_names=("quality",), benchmark=True)
 def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL JPEG encode/decode at ``quality`` (4:2:0 chroma, PIL's defaults)."""

@@ -1,7 +1,7 @@
 """Corrupt image files on disk and draw contact sheets (the ``failmodes corrupt`` command).
 
 >>> res = corrupt_path("cat.jpg", "fog", 3, out="out/")       # doctest: +SKIP
->>> res.written, res.sheet
+>>> res.written, res.sheet  # doctest: +SKIP
 ([PosixPath('out/cat_fog-3.png')], PosixPath('out/contact_sheet.png'))
 
 Images are read by the one decoder, ``failmodes.data.decode`` (alpha over white, 16-bit
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .._atomic import save_atomic
 from .._device import resolve_device
 from ..errors import FailmodesError
 from .registry import get_stressor, suite
@@ -86,11 +87,9 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write a 3×H×W [0, 1] tensor as an 8-bit RGB PNG (rounded), creating folders."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = (image.detach().clamp(0, 1) * 255.0).round().to("cpu", torch.uint8)
-    Image.fromarray(arr.permute(1, 2, 0).numpy()).save(path)
-    return path
+    img = Image.fromarray(arr.permute(1, 2, 0).numpy())
+    return save_atomic(path, lambda f: img.save(f, format="PNG"))
 
 
 def _out_name(src: Path, root: Path, stressor: str, severity: float) -> Path:
@@ -174,7 +173,7 @@ def contact_sheet(image: torch.Tensor, stressors: Iterable[str], *, seed: int = 
     side = max(h, w)
     scale = max(1, TILE_PX // side) if side < TILE_PX else TILE_PX / side
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     label_w, head_h, pad = 130, 34, 4
     W = label_w + len(severities) * (tw + pad) + pad
     H = head_h + len(names) * (th + pad) + pad
@@ -209,7 +208,5 @@ def _font(size: int):
 def save_contact_sheet(image: torch.Tensor, stressors: Iterable[str], path: str | Path,
                        **kw) -> Path:
     """``contact_sheet(...)`` written to ``path`` as PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(image, stressors, **kw).save(path)
-    return path
+    sheet = contact_sheet(image, stressors, **kw)
+    return save_atomic(path, lambda f: sheet.save(f, format="PNG"))

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import FailmodesError
+from ..ranges import split_sweep
 from ._chunks import run_chunked
 from ._rng import ImageRNG
 
@@ -45,7 +46,8 @@ TINY_TABLE_MAX_SIDE = 128
 TABLE_SOURCES = {"cifar": "CIFAR-10-C", "tinyimagenet": "Tiny-ImageNet-C",
                  "imagenet": "ImageNet-C"}
 
-OpFn = Callable[[torch.Tensor, tuple, ImageRNG], torch.Tensor]
+# op(x, params, rng) -> images; attacks also take model=, labels=, options= keywords.
+OpFn = Callable[..., torch.Tensor]
 
 
 class StressorError(ValueError, FailmodesError):
@@ -85,6 +87,11 @@ class Stressor:
     # Documented keyword options with their defaults (attacks: steps, step, restarts, ...);
     # ``get_stressor("pgd_linf[steps=20]")`` returns a copy with some of them set.
     options: tuple = ()
+    # False when the output does not depend on the seed (blurs, digital ops, most sweeps).
+    random: bool = True
+    # False when the published table is not monotone in damage (glass_blur 11.8 11.9 11.7
+    # 19.1 18.2 grey levels on 100 CIFAR images, saturate 11.6 15.0 8.1 ...).
+    monotone: bool = True
 
     @property
     def is_corruption(self) -> bool:
@@ -231,12 +238,14 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       value_range: tuple[float, float] | None = None, identity: float = 0.0,
                       description: str = "", rounding: str = "floor", benchmark: bool = False,
                       interpolate: str = "params", needs_model: bool = False,
-                      options: dict | None = None):
+                      options: dict | None = None, random: bool = True, monotone: bool = True):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
     Corruptions pass ``tables`` ({"cifar": rows, "tinyimagenet": rows, "imagenet": rows},
     rows[0] = identity);
     sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
+    ``random=False`` marks an op whose output ignores the seed; ``monotone=False`` one whose
+    damage does not grow with severity through its published table.
     """
     if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY, ADVERSARIAL_FAMILY):
         raise ValueError(f"unknown family {family!r}")
@@ -256,7 +265,8 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                                    description=description or (op.__doc__ or "").strip().split("\n")[0],
                                    rounding=rounding, benchmark=benchmark,
                                    interpolate=interpolate, needs_model=needs_model,
-                                   options=tuple((options or {}).items()))
+                                   options=tuple((options or {}).items()), random=random,
+                                   monotone=monotone)
         return op
 
     return wrap
@@ -319,6 +329,19 @@ def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
              if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
     rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
     return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def parse_sweep(spec: str) -> tuple[str, list[float]]:
+    """``"rotation=-90:90:15"`` -> ``("rotation", [-90.0, -75.0, ..., 90.0])``.
+
+    The grammar is ``failmodes.ranges``'; the name must be a registered stressor
+    (corruptions take severities 0..5) and every value must lie in its range.
+    """
+    name, values = split_sweep(spec)
+    stressor = get_stressor(name)
+    for v in values:
+        stressor._check_severity(v)
+    return name, values
 
 
 def describe_stressors(pattern: str = "*") -> list[dict]:

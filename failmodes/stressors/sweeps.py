@@ -4,6 +4,7 @@ Each sweep has an identity value (the clean image), a range, and rounds to the n
 8-bit level (there is no reference to mirror, so no truncation). A sweep is written
 ``name=start:stop:step`` or ``name=v1,v2,...``:
 
+>>> from failmodes.stressors import get_stressor, parse_sweep
 >>> parse_sweep("rotation=-90:90:45")
 ('rotation', [-90.0, -45.0, 0.0, 45.0, 90.0])
 >>> get_stressor("rotation")(torch.rand(2, 3, 32, 32), 30.0).shape
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import io
 import math
-from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import torch
@@ -22,13 +22,10 @@ from PIL import Image
 
 from ._rng import ImageRNG
 from .blur import gaussian_filter
-from .registry import StressorError, get_stressor, register_stressor
+from .registry import register_stressor
 
 # The ImageNet normalisation std per RGB channel (torchvision's), for noise added after it.
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Most values a sweep spec may expand to: a typo such as 0:360:0.001 fails instead of
-# queuing 360 000 cells.
-MAX_SWEEP_VALUES = 10_000
 
 
 @register_stressor("gaussian_noise_std", family="sweep", unit="std (pixel, [0,1] scale)",
@@ -50,7 +47,7 @@ def gaussian_noise_std_normalized(x: torch.Tensor, p: tuple, rng: ImageRNG) -> t
     return x + scale * rng.normal(x.shape[1:], dtype=x.dtype)
 
 
-@register_stressor("rotation", family="sweep", unit="degrees (counter-clockwise)",
+@register_stressor("rotation", random=False, family="sweep", unit="degrees (counter-clockwise)",
                    value_range=(-360.0, 360.0), identity=0.0, rounding="round",
                    description="Rotation about the image centre, bilinear; corners outside "
                                "the source are filled with black (0).")
@@ -68,7 +65,7 @@ def rotation(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-@register_stressor("gaussian_blur_sigma", family="sweep", unit="sigma (pixels)",
+@register_stressor("gaussian_blur_sigma", random=False, family="sweep", unit="sigma (pixels)",
                    value_range=(0.0, 20.0), identity=0.0, rounding="round",
                    description="Gaussian blur of this std in pixels (truncated at 4 sigma, "
                                "edge pixels repeated), as gaussian_blur.")
@@ -77,7 +74,7 @@ def gaussian_blur_sigma(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tenso
     return gaussian_filter(x, sigma)
 
 
-@register_stressor("brightness_shift", family="sweep", unit="added intensity ([0,1] scale)",
+@register_stressor("brightness_shift", random=False, family="sweep", unit="added intensity ([0,1] scale)",
                    value_range=(-1.0, 1.0), identity=0.0, rounding="round",
                    description="Adds the value to every pixel and channel, then clips to [0, 1].")
 def brightness_shift(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
@@ -85,7 +82,7 @@ def brightness_shift(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return x + shift
 
 
-@register_stressor("contrast_factor", family="sweep", unit="factor", value_range=(0.0, 10.0),
+@register_stressor("contrast_factor", random=False, family="sweep", unit="factor", value_range=(0.0, 10.0),
                    identity=1.0, rounding="round",
                    description="Scales each channel around its per-image mean (as CIFAR-10-C "
                                "contrast): 0 = flat mean colour, 1 = unchanged, >1 = more.")
@@ -95,7 +92,7 @@ def contrast_factor(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return (x - mean) * f + mean
 
 
-@register_stressor("jpeg_quality", family="sweep", unit="PIL JPEG quality",
+@register_stressor("jpeg_quality", random=False, family="sweep", unit="PIL JPEG quality",
                    value_range=(1.0, 101.0), identity=101.0, rounding="round",
                    description="PIL JPEG round trip at this quality (rounded to an integer, "
                                "1-100; 101 = no compression, the clean image).")
@@ -115,7 +112,7 @@ def jpeg_quality(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype) / 255.0
 
 
-@register_stressor("occlusion", family="sweep", unit="fraction of image area",
+@register_stressor("occlusion", random=False, family="sweep", unit="fraction of image area",
                    value_range=(0.0, 1.0), identity=0.0, rounding="round",
                    description="A centred mid-grey (0.5) rectangle of the image's aspect covering "
                                "this fraction of the area; partial edge pixels are blended, so "
@@ -133,67 +130,3 @@ def _coverage(n: int, length: float, like: torch.Tensor) -> torch.Tensor:
     lo, hi = (n - length) / 2, (n + length) / 2
     i = torch.arange(n, dtype=like.dtype, device=like.device)
     return (torch.clamp(i + 1, max=hi) - torch.clamp(i, min=lo)).clamp(0, 1)
-
-
-# ----------------------------------------------------------------------------- parsing
-def parse_values(spec: str) -> list[float]:
-    """Values of a sweep spec: ``start:stop:step`` (stop included when it lands on the
-    grid, decimal arithmetic so 0:1:0.1 gives 0.3, not 0.30000000000000004) or a comma
-    list ``1,2,5``.
-
-    >>> parse_values("0:1:0.25")
-    [0.0, 0.25, 0.5, 0.75, 1.0]
-    >>> parse_values("90:-90:-90")
-    [90.0, 0.0, -90.0]
-    """
-    text = str(spec).strip()
-    if not text:
-        raise StressorError("empty sweep values; write start:stop:step or a comma list, e.g. 0:1:0.1")
-    parts = [_number(t, text) for t in text.split(":" if ":" in text else ",")]
-    if ":" not in text:
-        return _finite([float(v) for v in parts], text)
-    if len(parts) != 3:
-        raise StressorError(f"sweep range {text!r} needs start:stop:step")
-    start, stop, step = parts
-    if step == 0 or (stop - start) * step < 0:
-        raise StressorError(f"sweep range {text!r}: step {step} never reaches {stop}")
-    count = int((stop - start) / step) + 1
-    if count > MAX_SWEEP_VALUES:
-        raise StressorError(f"sweep range {text!r} has {count} values "
-                            f"(more than {MAX_SWEEP_VALUES}); use a larger step")
-    return _finite([float(start + i * step) for i in range(count)], text)
-
-
-def _number(token: str, text: str) -> Decimal:
-    try:
-        d = Decimal(token.strip())
-    except InvalidOperation:
-        raise StressorError(f"sweep values {text!r}: {token.strip()!r} is not a number; write "
-                            "start:stop:step or a comma list, e.g. -90:90:15 or 0,0.1,0.2") from None
-    if not d.is_finite():
-        raise StressorError(f"sweep values {text!r} contain {token.strip()}")
-    return d
-
-
-def _finite(values: list[float], text: str) -> list[float]:
-    if not all(math.isfinite(v) for v in values):
-        raise StressorError(f"sweep values {text!r} overflow a float")
-    return values
-
-
-def parse_sweep(spec: str) -> tuple[str, list[float]]:
-    """``"rotation=-90:90:15"`` -> ``("rotation", [-90.0, -75.0, ..., 90.0])``.
-
-    The name must be a registered stressor (corruptions take severities 0..5) and every
-    value must lie in its range.
-    """
-    name, sep, values = str(spec).partition("=")
-    name = name.strip()
-    if not sep or not name:
-        raise StressorError(f"sweep {spec!r} must look like name=start:stop:step or "
-                            "name=v1,v2 (e.g. rotation=-90:90:15)")
-    stressor = get_stressor(name)
-    vals = parse_values(values)
-    for v in vals:
-        stressor._check_severity(v)
-    return name, vals

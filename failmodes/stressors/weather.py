@@ -145,7 +145,7 @@ def frost_textures(scale: float, min_h: int, min_w: int, device: str):
     return stack.to(device), sizes.to(device)
 
 
-@register_stressor("frost", family="weather", tables=FROST,
+@register_stressor("frost", monotone=False, family="weather", tables=FROST,
                    param_names=("image_weight", "frost_weight", "texture_scale"),
                    benchmark=True)
 def frost(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
@@ -254,7 +254,7 @@ def _spatter_mud(x: torch.Tensor, liquid: torch.Tensor, thresh: float,
     return x * (1 - m) + color.to(x.dtype) * m
 
 
-@register_stressor("spatter", family="weather", tables=SPATTER,
+@register_stressor("spatter", monotone=False, family="weather", tables=SPATTER,
                    param_names=("mean", "std", "sigma_px", "threshold", "intensity", "mud"))
 def spatter(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Water drops (severities 1–3) or mud splashes (4–5) from a blurred noise layer."""

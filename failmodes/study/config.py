@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, from_dict, load_yaml, override
+from ..ranges import RangeError, parse_values
 
 __all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "list_presets", "load_preset",
            "load_study", "resolve_study", "study_from_dict", "sweep_values"]
@@ -208,29 +209,16 @@ def absolute_data_spec(spec: str) -> str:
 
 
 def sweep_values(values, where: str = "sweep") -> list[float]:
-    """``"start:stop:step"`` (stop included when it falls on the grid) or a list -> floats.
+    """``"start:stop:step"``, ``"v1,v2"`` or a list -> floats (``failmodes.ranges`` grammar,
+    capped at ``MAX_RANGE_VALUES``, NaN and inf refused), as a StudyError naming ``where``.
 
     >>> sweep_values("-90:90:45")
     [-90.0, -45.0, 0.0, 45.0, 90.0]
     """
-    if isinstance(values, (list, tuple)):
-        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                 for v in values):
-            raise StudyError(f"{where}: expected a non-empty list of numbers, got {values!r}")
-        return [float(v) for v in values]
-    if isinstance(values, str):
-        parts = values.split(":")
-        try:
-            start, stop, step = (float(p) for p in parts)
-        except ValueError:
-            raise StudyError(f"{where}: {values!r} is not start:stop:step "
-                             "(e.g. -90:90:15) or a list of numbers") from None
-        if step <= 0 or stop < start:
-            raise StudyError(f"{where}: {values!r} needs step > 0 and stop >= start")
-        n = int(round((stop - start) / step + 1e-9)) + 1
-        out = [round(start + i * step, 10) for i in range(n)]
-        return [v for v in out if v <= stop + 1e-9]
-    raise StudyError(f"{where}: expected start:stop:step or a list, got {values!r}")
+    try:
+        return parse_values(values, where=where)
+    except RangeError as e:
+        raise StudyError(str(e)) from None
 
 
 def study_to_dict(cfg: StudyConfig) -> dict:

@@ -13,7 +13,7 @@ Layout of ``runs/<study>/``::
     probes/<probe>/            single-image probe outputs
 
 >>> result = run_study(load_preset("demo"))      # doctest: +SKIP
->>> result.report
+>>> result.report                                 # doctest: +SKIP
 PosixPath('runs/demo/report.html')
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
 from ..store import (FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore,
                      RunFolder)
-from .config import IN_MEMORY_ARCH, ProbeSpec, StudyConfig, StudyError
+from .config import IN_MEMORY_ARCH, ProbeSpec, StudyConfig, StudyError, sweep_values
 
 
 
@@ -140,7 +140,7 @@ def run_study(cfg: StudyConfig, *, command: str | None = None,
 
 def _run(cfg: StudyConfig, command: str | None, prebuilt: dict) -> StudyResult:
     t0 = time.perf_counter()
-    check_analyses(cfg)  # a typo in an analysis option fails now, not after training
+    check_study(cfg)  # a typo anywhere fails now, before any folder or training (hours)
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
@@ -157,6 +157,53 @@ def _run(cfg: StudyConfig, command: str | None, prebuilt: dict) -> StudyResult:
     seconds = time.perf_counter() - t0
     _say(cfg, f"done in {seconds:.0f} s: {report}")
     return StudyResult(out, report, seconds, failures)
+
+
+# ----------------------------------------------------------------------------- checking
+def check_study(cfg: StudyConfig) -> None:
+    """Everything a study names, checked before any work: each model's recipe (file and
+    keys), architecture, checkpoint or weights file; suites, stressors and sweep values;
+    probe stressors; analyses and their options. Raises StudyError naming the key."""
+    from ..errors import FailmodesError
+    from ..models.sources import resolve_arch
+    from ..stressors import get_stressor, suite
+    from ..train import load_recipe
+
+    def check(key: str, fn, *args):
+        try:
+            return fn(*args)
+        except FailmodesError as e:
+            raise StudyError(f"{key}: {e}") from None
+
+    for i, m in enumerate(cfg.models):
+        key = f"models[{i}] ({m.name})"
+        if m.arch == IN_MEMORY_ARCH:  # handed to run_study(models=...) as an object
+            continue
+        for k in ("checkpoint", "weights"):
+            if getattr(m, k) is not None and not Path(getattr(m, k)).expanduser().is_file():
+                raise StudyError(f"{key}.{k}: {getattr(m, k)} not found")
+        if m.checkpoint is not None or m.weights is not None:
+            continue  # the file's own kind decides whether arch matters; evaluate checks it
+        check(f"{key}.recipe", load_recipe, m.recipe)
+        check(key, train_config, cfg, m)
+        check(f"{key}.arch", resolve_arch, m.arch)
+    for i, name in enumerate(cfg.suites):
+        check(f"suites[{i}]", suite, name)
+    for i, name in enumerate(cfg.stressors):
+        check(f"stressors[{i}]", get_stressor, name)
+    for name, values in cfg.sweeps.items():
+        st = check(f"sweeps.{name}", get_stressor, name)
+        for v in sweep_values(values, f"sweeps.{name}"):
+            check(f"sweeps.{name}", st._check_severity, v)
+    for name in [n for s in cfg.suites for n in suite(s)] + list(cfg.stressors):
+        for s in cfg.severities:
+            check("severities", get_stressor(name)._check_severity, s)
+    from ..analysis.probe import _resolve_stressor
+    for i, p in enumerate(cfg.probes):
+        st = check(f"probes[{i}]", _resolve_stressor, p.stressor, p.space)
+        for v in sweep_values(p.values, f"probes[{i}].values"):
+            check(f"probes[{i}].values", st._check_severity, v)
+    check_analyses(cfg)
 
 
 # ----------------------------------------------------------------------------- training
@@ -179,12 +226,9 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
             _copy_history(ckpt, model_dir)
             state.set(key, status="ok", source="checkpoint", checkpoint=str(ckpt), seconds=0.0)
         return ckpt
-    from ..train import load_recipe, train_model
+    from ..train import train_model
     from ..train.recipes import RUNTIME_FIELDS
-    tc = override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
-                  epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
-                  lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
-                  device=cfg.device, image_size=cfg.image_size)
+    tc = train_config(cfg, spec)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
         saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
@@ -207,6 +251,15 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
               checkpoint=str(Path(result.checkpoint).relative_to(out)),
               **_timing(t, c), detail=f"{tc.epochs} epochs")
     return Path(result.checkpoint)
+
+
+def train_config(cfg: StudyConfig, spec):
+    """The TrainConfig of one study model: its recipe with the model's and study's overrides."""
+    from ..train import load_recipe
+    return override(load_recipe(spec.recipe), model=spec.arch, width=spec.width,
+                    epochs=spec.epochs, subset=spec.train_subset, batch_size=spec.batch_size,
+                    lr=spec.lr, test_subset=spec.test_subset, data=cfg.data, seed=cfg.seed,
+                    device=cfg.device, image_size=cfg.image_size)
 
 
 def _weights_spec(spec) -> dict:
@@ -235,8 +288,7 @@ def _copy_history(ckpt: Path, model_dir: Path) -> None:
     from ..models import load_checkpoint
     _, payload = load_checkpoint(ckpt)
     if payload.get("history"):
-        model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / HISTORY_NAME).write_text(json.dumps(payload["history"], indent=1))
+        write_text_atomic(model_dir / HISTORY_NAME, json.dumps(payload["history"], indent=1))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -402,7 +454,7 @@ def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None =
     from .config import load_preset, load_study, resolve_study
     if (study is None) == (preset is None):
         raise StudyError("give exactly one of: a study file, a preset name")
-    cfg = load_preset(preset) if preset else load_study(study)
+    cfg = load_preset(preset) if preset is not None else load_study(Path(study or ""))
     cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
                         out=str(out) if out is not None else None, data=data, device=device,
                         seed=seed, threads=threads)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -36,6 +37,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..constants import SPLIT_SEED  # the train/validation split and subsets
+from .._atomic import save_figure_atomic, write_text_atomic
 from ..errors import FailmodesError
 from ..config import save_resolved, to_dict
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
@@ -44,7 +47,7 @@ from ..store import (FINAL_CHECKPOINT, HISTORY_CSV_NAME, HISTORY_NAME, LAST_CHEC
 from .augment import BatchAugment, jsd_loss
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
-SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
+
 LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
 
@@ -435,14 +438,12 @@ def write_history(history: list[dict], out_dir: str | os.PathLike) -> tuple[Path
     """``history.csv`` and ``history.json`` in ``out_dir``, each written atomically."""
     out = Path(out_dir)
     paths = out / HISTORY_CSV_NAME, out / HISTORY_NAME
-    tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
-    with open(tmp[0], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        w.writeheader()
-        w.writerows(history)
-    tmp[1].write_text(json.dumps(history, indent=1))
-    for t, p in zip(tmp, paths):
-        os.replace(t, p)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS)
+    w.writeheader()
+    w.writerows(history)
+    write_text_atomic(paths[0], buf.getvalue())
+    write_text_atomic(paths[1], json.dumps(history, indent=1))
     return paths
 
 
@@ -463,11 +464,10 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     axes[1].set_ylim(0, 1)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return save_figure_atomic(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 class _Reporter:
