@@ -32,7 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="cifar_resnet18")
     ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--data", default="synthetic", help="data spec (e.g. /work/data)")
+    ap.add_argument("--data", default="synthetic", help="data spec (synthetic, or a CIFAR-10 folder PATH)")
     ap.add_argument("--n", type=int, default=256, help="images per cell")
     ap.add_argument("--stressors", default="gaussian_noise")
     ap.add_argument("--severity", type=float, default=3.0)

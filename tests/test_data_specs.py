@@ -90,6 +90,12 @@ def test_imagenetc_tree(tmp_path):
     assert ds.images.shape == (2, 224, 224, 3) and ds.labels.tolist() == [1, 285]
     assert (ds.name, ds.split) == ("imagenetc", "fog-3") and len(ds.classes) == 1000
     assert load_dataset(f"imagenetc:{tmp_path}", split="fog", severity=1).split == "fog-1"
+    # A subset decodes only its images, the very rows Dataset.subset keeps.
+    from failmodes.data import load_corrupted
+    sub = load_corrupted(f"imagenetc:{tmp_path}", "fog", 3, subset=1, subset_seed=5)
+    ref = ds.subset(1, seed=5)
+    assert torch.equal(sub.images, ref.images) and torch.equal(sub.indices, ref.indices)
+    assert (len(sub), sub.full_size) == (1, 2)
     with pytest.raises(DataError, match="has no snow/ .it holds: fog"):
         load_dataset(f"imagenetc:{tmp_path}", split="snow-1")
     with pytest.raises(DataError, match="has no severity folder 2/"):

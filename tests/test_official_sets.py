@@ -84,3 +84,21 @@ def test_study_file_names_the_official_set_and_finish(imagenet_and_c, tmp_path, 
     assert ec.data == f"imagenet:{imagenet_and_c}"
     assert ec.official == f"imagenetc:{imagenet_and_c / 'imagenet-c'}"
     assert (ec.finish, ec.image_size) == ("jpeg85", 160)
+
+
+def test_subset_of_official_cells_decodes_and_pairs_the_same_images(imagenet_and_c, tmp_path):
+    from failmodes.analysis.metrics import compute_metrics
+    out = tmp_path / "run"
+    cfg = dataclasses.replace(_cfg(imagenet_and_c, out, finish="jpeg85"), subset=1,
+                              stressors=["fog"], severities=[2])
+    assert run_evaluation(cfg, progress=False)["failed"] == []
+    with ResultsStore(RunFolder(out).store, readonly=True) as store:
+        assert {c.dataset for c in store.cells()} == {"imagenet+jpeg85:test@1",
+                                                       "imagenetc-official:test@1"}
+        t = compute_metrics(store)
+        off = next(c for c in store.cells() if c.dataset.startswith("imagenetc-official"))
+        fly = next(c for c in store.cells()
+                   if c.dataset.startswith("imagenet+") and c.stressor == "fog")
+    assert [r["difference"] for r in t["official"]] == [0.0]
+    idx = load_dataset(f"imagenet:{imagenet_and_c}").subset(1, seed=42).indices.tolist()
+    assert torch.equal(cell_images(out, off, idx), cell_images(out, fly, idx))

@@ -67,6 +67,19 @@ def test_glass_displacement_links_equal_the_sequential_loops(n, h, w, delta):
     assert torch.equal(_displace_pass(y, d, m), slow.glass_displace_pass(y, d, m))
 
 
+# ----------------------------------------------------------------------------- pixelate
+@pytest.mark.parametrize("h,w", [(64, 64), (96, 80), (224, 224)])
+def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
+    import failmodes.stressors.digital as digital
+
+    x = _images(3, h, w)
+    st = get_stressor("pixelate")
+    via_pil = [st(x, s) for s in (1.0, 3.5, 5.0)]
+    monkeypatch.setattr(digital, "_PIL_BOX_MIN_PIXELS", 1 << 40)
+    for s, y in zip((1.0, 3.5, 5.0), via_pil):
+        assert torch.equal(st(x, s), y)
+
+
 # ----------------------------------------------------------------------------- chunks
 def test_chunked_threaded_batches_equal_whole_batches(monkeypatch):
     # Chunks of 8 images on two worker threads against one whole-batch call per stressor

@@ -26,7 +26,7 @@ from .decode import ImageDecodeError
 
 log = logging.getLogger("failmodes.data")
 T = TypeVar("T")  # what decode_files decodes: a file path, a row number
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 # Decoding one image holds about this many copies of it at once (file pixels, RGB
 # conversion, resize output) per thread.

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..constants import SPLIT_SEED, VAL_FRACTION
 from ..errors import FailmodesError
 
 
@@ -22,6 +23,7 @@ class Dataset:
     classes: class names, ``labels`` index into it
     mean/std: per-channel statistics in [0, 1] pixel units (for a model's normaliser)
     indices: int64 N, each image's index in the full split (stressor randomness keys)
+    full_size: images in the full split when only a subset was decoded (else None: len)
     """
 
     images: torch.Tensor
@@ -33,6 +35,7 @@ class Dataset:
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     indices: torch.Tensor | None = None
     skipped: list[str] = field(default_factory=list)
+    full_size: int | None = None
 
     def __post_init__(self):
         if self.indices is None:
@@ -60,26 +63,34 @@ class Dataset:
         """A class-stratified random subset of ``n`` images (all if n is None or ≥ len)."""
         if n is None or n >= len(self):
             return self
-        if n <= 0:
-            raise DataError(f"subset size must be positive, got {n}")
-        g = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(self), generator=g)
-        # Round-robin over classes in random order keeps the class balance of small subsets.
-        by_class = [order[self.labels[order] == c] for c in range(len(self.classes))]
-        picks: list[int] = []
-        k = 0
-        while len(picks) < n:
-            for rows in by_class:
-                if k < len(rows) and len(picks) < n:
-                    picks.append(int(rows[k]))
-            k += 1
-        return self.select(torch.tensor(sorted(picks)))
+        return self.select(stratified_rows(self.labels, n, len(self.classes), seed))
 
     def float_batch(self, start: int, stop: int,
                     device: torch.device | str = "cpu") -> torch.Tensor:
         """Images ``start:stop`` as float32 N×3×H×W in [0, 1] on ``device``."""
         x = self.images[start:stop].to(device, non_blocking=True)
         return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def stratified_rows(labels: torch.Tensor, n: int, n_classes: int, seed: int = 42) -> torch.Tensor:
+    """Sorted positions of a class-stratified random subset of ``n`` of ``labels`` (all
+    when n ≥ len): what ``Dataset.subset`` keeps, computable before decoding anything."""
+    if n <= 0:
+        raise DataError(f"subset size must be positive, got {n}")
+    if n >= len(labels):
+        return torch.arange(len(labels))
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=g)
+    # Round-robin over classes in random order keeps the class balance of small subsets.
+    by_class = [order[labels[order] == c] for c in range(n_classes)]
+    picks: list[int] = []
+    k = 0
+    while len(picks) < n:
+        for rows in by_class:
+            if k < len(rows) and len(picks) < n:
+                picks.append(int(rows[k]))
+        k += 1
+    return torch.tensor(sorted(picks))
 
 
 def channel_stats(images: torch.Tensor, max_images: int = 10000) -> tuple[tuple, tuple]:
@@ -101,8 +112,8 @@ def channel_stats(images: torch.Tensor, max_images: int = 10000) -> tuple[tuple,
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def train_val_split(ds: Dataset, val_fraction: float = 0.1,
-                    seed: int = 42) -> tuple[Dataset, Dataset]:
+def train_val_split(ds: Dataset, val_fraction: float = VAL_FRACTION,
+                    seed: int = SPLIT_SEED) -> tuple[Dataset, Dataset]:
     """Split ``ds`` into (train, validation) with a fixed seed; validation keeps its indices.
 
     The validation part is what temperature scaling is fitted on.

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._cache import cache_dir, decode_files, read_cache, write_cache
-from .dataset import DataError, Dataset, channel_stats
+from .dataset import DataError, Dataset, channel_stats, stratified_rows
 from .decode import check_image_size, decode_image
 
 log = logging.getLogger("failmodes.data")
@@ -99,14 +99,23 @@ def load_imagefolder(root: str | Path, split: str = "test", image_size: int | No
 def load_files(files: Sequence[tuple[Path, int]], classes: list[str], *, name: str,
                split: str, where: Path, image_size: int | None = None,
                resize: str = "square", use_cache: bool = True,
-               stats: tuple[tuple, tuple] | None = None) -> Dataset:
+               stats: tuple[tuple, tuple] | None = None, subset: int | None = None,
+               subset_seed: int = 42) -> Dataset:
     """Decode (path, label) pairs into a Dataset through the decode cache.
 
     where: the folder named in messages and in the cache key. resize: ``square`` or
     ``crop`` (see ``decode_image``). stats: fixed (mean, std) for a known data set;
-    measured on the images otherwise.
+    measured on the images otherwise. subset: decode only the rows ``Dataset.subset(n,
+    subset_seed)`` would keep (indices and ``full_size`` say where they came from).
     """
     image_size = check_image_size(image_size)
+    rows = torch.arange(len(files))
+    if subset is not None and subset < len(files):
+        all_labels = torch.as_tensor([lab for _, lab in files], dtype=torch.int64)
+        rows = stratified_rows(all_labels, subset, len(classes), subset_seed)
+        n_full, files = len(files), [files[i] for i in rows.tolist()]
+    else:
+        n_full = len(files)
     stamp = []
     for p, _ in files:
         st = os.stat(p)
@@ -117,7 +126,7 @@ def load_files(files: Sequence[tuple[Path, int]], classes: list[str], *, name: s
     cached = read_cache(cdir) if use_cache else None
     if cached is not None:
         images, labels, meta = cached
-        skipped = meta["skipped"]
+        skipped, kept = meta["skipped"], meta["kept"]
         mean, std = tuple(meta["mean"]), tuple(meta["std"])
     else:
         shape = (image_size, image_size) if image_size else None
@@ -130,12 +139,14 @@ def load_files(files: Sequence[tuple[Path, int]], classes: list[str], *, name: s
         labels = np.asarray([files[i][1] for i in kept], dtype=np.int64)
         mean, std = stats or channel_stats(torch.from_numpy(np.asarray(images[:10000])))
         meta = {"classes": classes, "skipped": skipped, "mean": mean, "std": std,
-                "root": str(where)}
+                "root": str(where), "kept": kept}
         if use_cache:
             images = write_cache(cdir, images, labels, meta)
     report_skipped(skipped, where)
     return Dataset(_as_tensor(images), torch.from_numpy(np.asarray(labels)), list(classes),
-                   name, split, tuple(mean), tuple(std), skipped=list(skipped))
+                   name, split, tuple(mean), tuple(std),
+                   indices=rows[kept] if n_full != len(rows) else None,
+                   skipped=list(skipped), full_size=n_full if n_full != len(rows) else None)
 
 
 def report_skipped(skipped: Sequence[str], where) -> None:

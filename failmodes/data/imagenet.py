@@ -62,8 +62,13 @@ def load_imagenet(path: str | Path, split: str = "test", image_size: int | None 
 
 
 def load_imagenet_c(path: str | Path, corruption: str, severity: int = 5,
-                    image_size: int | None = None, use_cache: bool = True) -> Dataset:
-    """One corruption × severity of the released ImageNet-C tree."""
+                    image_size: int | None = None, use_cache: bool = False,
+                    subset: int | None = None, subset_seed: int = 42) -> Dataset:
+    """One corruption × severity of the released ImageNet-C tree.
+
+    Not cached by default: an evaluation reads each of the 75 cells once, and caching
+    them all would take 75 × 7.5 GB of disk; ``subset`` decodes only the rows
+    ``Dataset.subset(subset, subset_seed)`` keeps."""
     root = Path(path).expanduser().resolve()
     folder = corrupted_cell(root, corruption, severity, "ImageNet-C")
     files = _wnid_tree(folder)
@@ -71,7 +76,8 @@ def load_imagenet_c(path: str | Path, corruption: str, severity: int = 5,
         raise DataError(f"{folder} holds no <wnid>/*.JPEG folders; {CORRUPTED_HINT}")
     return load_files(files, imagenet_class_names(), name="imagenetc",
                       split=f"{corruption}-{severity}", where=folder, image_size=image_size,
-                      use_cache=use_cache, stats=(IMAGENET_MEAN, IMAGENET_STD))
+                      use_cache=use_cache, stats=(IMAGENET_MEAN, IMAGENET_STD),
+                      subset=subset, subset_seed=subset_seed)
 
 
 def corrupted_cell(root: Path, corruption: str, severity: int, title: str) -> Path:

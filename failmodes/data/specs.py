@@ -114,17 +114,26 @@ def load_dataset(spec: str, split: str = "test", *, image_size: int | None = Non
 
 
 def load_corrupted(spec: str, corruption: str, severity: int = 5, *,
-                   image_size: int | None = None) -> Dataset:
-    """One corruption × severity of a released corrupted set (``cifar10c:PATH``, ...)."""
+                   image_size: int | None = None, subset: int | None = None,
+                   subset_seed: int = 42) -> Dataset:
+    """One corruption × severity of a released corrupted set (``cifar10c:PATH``, ...);
+    ``subset`` gives ``Dataset.subset(subset, subset_seed)`` of it, decoding only those
+    images where the set is a JPEG tree (``full_size`` keeps the cell's size)."""
     kind, arg = parse_spec(spec)
     if kind in ("cifar10c", "cifar100c"):
-        return load_cifar_c(arg, corruption, severity, base=kind[:-1])
+        full = load_cifar_c(arg, corruption, severity, base=kind[:-1])
+        ds = full.subset(subset, subset_seed)
+        if len(ds) < len(full):
+            ds.full_size = len(full)
+        return ds
     if kind == "imagenetc":
         from .imagenet import load_imagenet_c
-        return load_imagenet_c(arg, corruption, severity, image_size)
+        return load_imagenet_c(arg, corruption, severity, image_size, subset=subset,
+                               subset_seed=subset_seed)
     if kind == "tinyimagenetc":
         from .tinyimagenet import load_tinyimagenet_c
-        return load_tinyimagenet_c(arg, corruption, severity)
+        return load_tinyimagenet_c(arg, corruption, severity, subset=subset,
+                                   subset_seed=subset_seed)
     raise DataError(f"{spec!r} is not a released corrupted set; use one of "
                     f"{', '.join(k + ':PATH' for k in CORRUPTED_SPECS)}")
 

@@ -64,8 +64,10 @@ def load_tinyimagenet(path: str | Path, split: str = "test", use_cache: bool = T
 
 
 def load_tinyimagenet_c(path: str | Path, corruption: str, severity: int = 5,
-                        use_cache: bool = True) -> Dataset:
-    """One corruption × severity of the released Tiny-ImageNet-C tree."""
+                        use_cache: bool = True, subset: int | None = None,
+                        subset_seed: int = 42) -> Dataset:
+    """One corruption × severity of the released Tiny-ImageNet-C tree (64 px cells are
+    small: 10 000 images = 120 MB, so they are cached)."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"Tiny-ImageNet-C folder {root} not found; {TINY_C_HINT}")
@@ -76,7 +78,7 @@ def load_tinyimagenet_c(path: str | Path, corruption: str, severity: int = 5,
     files = _class_tree(folder, {w: i for i, w in enumerate(wnids)}, nested=None)
     return load_files(files, tiny_class_names(wnids), name="tinyimagenetc",
                       split=f"{corruption}-{severity}", where=folder, image_size=TINY_SIZE,
-                      use_cache=use_cache)
+                      use_cache=use_cache, subset=subset, subset_seed=subset_seed)
 
 
 def _class_tree(folder: Path, label: dict[str, int], nested: str | None) -> list[tuple[Path, int]]:

@@ -8,7 +8,6 @@ into explicit lists (models named, suites expanded, values parsed, paths absolut
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +18,12 @@ from ..config import ConfigError, from_dict
 from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
 from ..errors import FailmodesError
 from ..models import absolute_model_spec
+from ..models.sources import is_model_file
 from ..ranges import parse_values
 from ..stressors import StressorError, get_stressor, parse_sweep
 from ..stressors import suite as stressor_suite
 from ..stressors.finish import check_finish
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 IN_MEMORY = "<in-memory>"  # the spec of a model handed to run_evaluation as an object
 
 
@@ -195,7 +194,7 @@ def parse_spec_kind(spec: str) -> str:
 
 
 def _is_checkpoint(spec: str) -> bool:
-    return spec.endswith(CHECKPOINT_SUFFIXES) or os.path.isfile(spec)
+    return is_model_file(spec)
 
 
 def _stressor(name: str):

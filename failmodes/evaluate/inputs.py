@@ -51,15 +51,16 @@ def official_dataset(config: EvalConfig, corruption: str, severity: float, class
     """One cell's images of the released corrupted set ``config.official`` and its key."""
     kind = parse_spec(config.official)[0]
     try:
-        full = load_corrupted(config.official, corruption, int(severity),
-                              image_size=config.image_size)
-        ds = full.subset(config.subset, seed=SUBSET_SEED)
+        ds = load_corrupted(config.official, corruption, int(severity),
+                            image_size=config.image_size, subset=config.subset,
+                            subset_seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
     if ds.classes != classes:
         raise EvalError(f"{config.official}: its classes ({', '.join(ds.classes[:3])}, ...) "
                         f"differ from {config.data}'s ({', '.join(classes[:3])}, ...)")
-    return ds, dataset_key(official_name(kind), config.split, len(ds), len(full))
+    return ds, dataset_key(official_name(kind), config.split, len(ds),
+                           ds.full_size or len(ds))
 
 
 def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
@@ -78,6 +79,8 @@ def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
             "spec": model.source.get("spec", spec), "provenance": model.source}
     if meta["source"] == "checkpoint":
         meta["checkpoint"] = spec
+        # What it trained on (train/val split, seed), so calibration fits T on unseen images.
+        meta["train_data"] = model.source.get("train_data")
     return model.to(device).eval(), meta
 
 

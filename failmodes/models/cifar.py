@@ -60,10 +60,45 @@ class _DenseLayer(nn.Module):
         self.bn2 = nn.BatchNorm2d(4 * growth)
         self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
 
-    def forward(self, x):
+    def new_features(self, x):
+        """The ``growth`` channels this layer adds (BN-ReLU-1×1 conv-BN-ReLU-3×3 conv)."""
         out = self.conv1(F.relu(self.bn1(x)))
-        out = self.conv2(F.relu(self.bn2(out)))
-        return torch.cat([out, x], 1)
+        return self.conv2(F.relu(self.bn2(out), inplace=True))
+
+    def forward(self, x):
+        return torch.cat([self.new_features(x), x], 1)
+
+
+class _DenseBlock(nn.Sequential):
+    """Dense layers whose outputs are stacked newest-first: ``[f_n, ..., f_1, x]``.
+
+    Without autograd (evaluation) the block writes every layer's features into one buffer
+    allocated once, ``x`` at its tail and each new slice just before the last: layer k reads
+    the tail view instead of a fresh ``torch.cat`` of everything so far, so the copies are
+    O(L) instead of O(L²). With autograd the buffer cannot be used (writing into it would
+    bump the version of tensors the earlier layers saved for backward), so training keeps
+    the per-layer concatenation; the two paths compute the same function.
+    """
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and (x.requires_grad or any(
+                p.requires_grad for p in self.parameters())):
+            for layer in self:
+                x = layer(x)
+            return x
+        n, c0, h, w = x.shape
+        growth = self[0].conv2.out_channels
+        c = c0 + growth * len(self)
+        fmt = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+               and x.is_contiguous(memory_format=torch.channels_last)
+               else torch.contiguous_format)
+        buf = torch.empty((n, c, h, w), dtype=x.dtype, device=x.device, memory_format=fmt)
+        start = c - c0
+        buf[:, start:] = x
+        for layer in self:
+            buf[:, start - growth:start] = layer.new_features(buf[:, start:])
+            start -= growth
+        return buf
 
 
 class _Transition(nn.Module):
@@ -90,7 +125,7 @@ class CifarDenseNet121(nn.Module):
             for _ in range(n):
                 layers.append(_DenseLayer(c, growth))
                 c += growth
-            stages.append(nn.Sequential(*layers))
+            stages.append(_DenseBlock(*layers))
             if i < len(blocks) - 1:
                 stages.append(_Transition(c, c // 2))
                 c //= 2

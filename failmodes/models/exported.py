@@ -116,7 +116,7 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
                     say: Callable[[str], None]) -> Classifier:
     """The Classifier in a model file ``src.weights`` (no ``--model ARCH`` given)."""
     from .cam_layers import find_cam_layer
-    from .sources import default_normalization, resolve_classes
+    from .sources import default_normalization, fmt_stats, resolve_classes
     from .weights import file_kind, read_state_dict, sha256_file
     path = Path(src.weights).expanduser().resolve()
     kind = file_kind(path)
@@ -124,9 +124,10 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         obj = read_state_dict(path)
         from .checkpoint import CKPT_FORMAT, load_checkpoint
         if isinstance(obj, dict) and obj.get("format") == CKPT_FORMAT:
-            model, _ = load_checkpoint(path)
+            model, payload = load_checkpoint(path)
             model.source.update(weights=str(path), weights_sha256=sha256_file(path),
                                 format="failmodes checkpoint", classes=model.class_names,
+                                train_data=(payload.get("extra") or {}).get("data"),
                                 mean=model.mean.flatten().tolist(),
                                 std=model.std.flatten().tolist(),
                                 normalization_from="the checkpoint")
@@ -153,7 +154,7 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         mean, std, norm_from = tuple(src.mean), tuple(src.std), "given"
     else:
         mean, std, norm_from = default_normalization(str(path), kind, net, size)
-        say(f"{path.name}: mean {_fmt(mean)} std {_fmt(std)} from {norm_from}; pass "
+        say(f"{path.name}: {fmt_stats(mean, std)} from {norm_from}; pass "
             "--mean/--std if it was trained with others (0,0,0 and 1,1,1 if it normalises itself)")
     layer = None
     if unavailable is None:
@@ -196,6 +197,3 @@ def _count_outputs(net: nn.Module, shape, size: int) -> int | None:
                              "pass --input-size") from None
     return int(y.shape[-1]) if y.ndim == 2 else None
 
-
-def _fmt(v) -> str:
-    return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"

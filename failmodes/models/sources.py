@@ -221,7 +221,7 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
     """
     say = say or (lambda line: print(line, file=sys.stderr))
     if isinstance(src, str):
-        src = ModelSource(weights=src) if _looks_like_file(src) else ModelSource(src)
+        src = ModelSource(weights=src) if is_model_file(src) else ModelSource(src)
     elif isinstance(src, Mapping):
         src = ModelSource.from_spec(src)
     if src.arch is None:
@@ -263,7 +263,7 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
         mean, std, norm_from = tuple(src.mean), tuple(src.std), "given"
     else:
         mean, std, norm_from = default_normalization(src.arch, kind, net, size)
-        say(f"{src.arch}: mean {_fmt(mean)} std {_fmt(std)} from {norm_from}; "
+        say(f"{src.arch}: {fmt_stats(mean, std)} from {norm_from}; "
             "pass --mean/--std if it was trained with others")
     _check_norm(mean, std)
     layer = None
@@ -292,7 +292,8 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
     return model.eval()
 
 
-def _looks_like_file(spec: str) -> bool:
+def is_model_file(spec: str) -> bool:
+    """Whether a ``--model`` string names a file rather than an architecture."""
     return (Path(spec).expanduser().is_file() or spec.endswith(MODEL_FILE_SUFFIXES)
             or (os.sep in spec and ":" not in spec))
 
@@ -330,8 +331,10 @@ def _check_norm(mean, std) -> None:
         raise ModelError(f"--std values must be positive, got {std}")
 
 
-def _fmt(v) -> str:
-    return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+def fmt_stats(mean, std) -> str:
+    """``mean (0.485, 0.456, 0.406) std (0.229, 0.224, 0.225)``: the line users see."""
+    return " ".join(f"{k} (" + ", ".join(f"{x:.4g}" for x in v) + ")"
+                    for k, v in (("mean", mean), ("std", std)))
 
 
 # ----------------------------------------------------------------------------- specs

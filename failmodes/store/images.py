@@ -71,7 +71,9 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
     key = parse_dataset_key(cell.dataset)
     if key.role == OFFICIAL:
         spec = cfg.get("official") or f"cifar10c:{cfg['cifar10c']}"
-        ds = _load(("official", spec, cell.stressor, int(cell.severity), cfg.get("image_size")))
+        # Only the evaluated subset is decoded (its seed is Dataset.subset's default, 42).
+        ds = _load(("official", spec, cell.stressor, int(cell.severity), cfg.get("image_size"),
+                    cfg.get("subset")))
     else:
         ds = _load(("data", str(cfg["data"]), key.split, cfg.get("image_size")))
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
@@ -89,5 +91,5 @@ def _load(key: tuple):
     # synthetic set, ~1 s per 2000 images) once per gallery is enough.
     from ..data import load_corrupted, load_dataset
     if key[0] == "official":
-        return load_corrupted(key[1], key[2], key[3], image_size=key[4])
+        return load_corrupted(key[1], key[2], key[3], image_size=key[4], subset=key[5])
     return load_dataset(key[1], key[2], image_size=key[3])

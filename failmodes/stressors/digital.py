@@ -188,8 +188,25 @@ def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL BOX resize to ``int(side * c)`` and back."""
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
+    if x.device.type == "cpu" and h * w >= _PIL_BOX_MIN_PIXELS:
+        return _pixelate_pil(x, sh, sw)
     small = pil_box_resize(to_u8(x), sh, sw)
     return pil_box_resize(small, h, w).div_(255.0)
+
+
+# From 64 x 64 px up PIL's own resampler (C, per image) beats the batched tap matmuls on
+# CPU (measured 1.4x at 64 px, 2.4x at 224 px; 0.5x at 32 px); both give the same bytes.
+_PIL_BOX_MIN_PIXELS = 64 * 64
+
+
+def _pixelate_pil(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
+    from PIL import Image
+
+    h, w = x.shape[-2:]
+    arr = to_u8(x).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    out = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
+                               .resize((w, h), Image.Resampling.BOX)) for a in arr])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
 
 
 @register_stressor("jpeg_compression", random=False, family="digital", tables=JPEG,
