@@ -10,15 +10,15 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
+from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
+                     FailmodesError)
+
 _UsageError: type[Exception]
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError
 except ImportError:  # pragma: no cover  (older typer raises click's own)
     from click import ClickException as _UsageError
-
-from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
-from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
-                     FailmodesError)
 
 EPILOG = ("Exit codes: 0 done; 1 ran, but some cells, analyses or probes failed (listed); "
           "2 bad input (an option, file or value: fix it); 3 the machine refused (disk full, "
@@ -154,7 +154,8 @@ def corrupt(
                                            help="stressor to apply, e.g. fog (see `failmodes stressors`)"),
     severity: float = typer.Option(3.0, "--severity", help="0..5 for corruptions (fractions "
                                    "interpolate), natural units for sweeps"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="folder for the PNGs and the contact sheet"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="folder for the PNGs and the contact sheet"),
     seed: int = typer.Option(0, "--seed", help="noise seed; image i of the sorted file list is index i"),
     params: str = typer.Option("auto", "--params", help="severity table: auto (CIFAR below 64 px, "
                                "else ImageNet), cifar or imagenet"),
@@ -201,7 +202,8 @@ def train(
                                               "(the last epoch uses all)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                            help="torch.compile the network"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="run directory (checkpoints, history, curves)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="run directory (checkpoints, history, curves)"),
     resume: bool = typer.Option(False, help="continue the run in --out from last.pt"),
     stop_after: Optional[int] = typer.Option(None, help="stop after N epochs in total "
                                              "(resume later with --resume)"),
@@ -267,7 +269,8 @@ def evaluate(
     finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
                                "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="run folder (results.sqlite; resumes)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="run folder (results.sqlite; resumes)"),
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
     from .evaluate import EvalConfig, run_evaluation
@@ -396,7 +399,8 @@ def probe(
 @app.command()
 def calibrate(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR", help="where JSON and figures go "
+    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                       help="where JSON and figures go "
                                        "[default: RUN_DIR/analysis]"),
     bins: int = typer.Option(CALIBRATION_BINS, "--bins",
                              help="equal-width (and equal-mass) ECE bins"),

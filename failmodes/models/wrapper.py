@@ -35,6 +35,9 @@ class Classifier(nn.Module):
     where they came from, classes.
     """
 
+    mean: torch.Tensor  # buffers 1×3×1×1, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, *, arch: str, arch_kwargs: dict, class_names: list[str],
                  mean, std, input_size: int, cam_layer_name: str, resize: bool = False,
                  cam_reshape=None, cam_unavailable: str | None = None,
