@@ -10,14 +10,15 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
+from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
+                     FailmodesError)
+
 _UsageError: type[Exception]
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError
 except ImportError:  # pragma: no cover  (older typer raises click's own)
     from click import ClickException as _UsageError
-
-from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
-                     FailmodesError)
 
 EPILOG = ("Exit codes: 0 done; 1 ran, but some cells, analyses or probes failed (listed); "
           "2 bad input (an option, file or value: fix it); 3 the machine refused (disk full, "
@@ -153,7 +154,8 @@ def corrupt(
                                            help="stressor to apply, e.g. fog (see `failmodes stressors`)"),
     severity: float = typer.Option(3.0, "--severity", help="0..5 for corruptions (fractions "
                                    "interpolate), natural units for sweeps"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="folder for the PNGs and the contact sheet"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="folder for the PNGs and the contact sheet"),
     seed: int = typer.Option(0, "--seed", help="noise seed; image i of the sorted file list is index i"),
     params: str = typer.Option("auto", "--params", help="severity table: auto (CIFAR below 64 px, "
                                "else ImageNet), cifar or imagenet"),
@@ -200,7 +202,8 @@ def train(
                                               "(the last epoch uses all)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                            help="torch.compile the network"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="run directory (checkpoints, history, curves)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="run directory (checkpoints, history, curves)"),
     resume: bool = typer.Option(False, help="continue the run in --out from last.pt"),
     stop_after: Optional[int] = typer.Option(None, help="stop after N epochs in total "
                                              "(resume later with --resume)"),
@@ -266,7 +269,8 @@ def evaluate(
     finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
                                "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
-    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR", help="run folder (results.sqlite; resumes)"),
+    out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
+                             help="run folder (results.sqlite; resumes)"),
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
     from .evaluate import EvalConfig, run_evaluation
@@ -321,7 +325,7 @@ def analyze(
     out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
                                        help="output folder [default: RUN_DIR/analysis, "
                                                   "where the report reads it]"),
-    threshold: float = typer.Option(0.9, min=0.0, max=0.999999,
+    threshold: float = typer.Option(CONFIDENT_THRESHOLD, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
     superclasses: Optional[str] = typer.Option(
         None, help="superclass map: YAML file, cifar10, imagenet or none "
@@ -335,9 +339,9 @@ def analyze(
     from .store import RunFolder
     results = analyze_run(run_dir, out, threshold=threshold, superclasses=superclasses)
     console = Console()
-    curves = results.get("curves", {})
-    console.print(curves.get("summary", {}).get("headline", ""), style="bold")
-    rows = curves.get("tables", {}).get("regimes", [])
+    curves = results.get("curves")
+    console.print(curves.summary.get("headline", "") if curves else "", style="bold")
+    rows = curves.tables.get("regimes", []) if curves else []
     several = len({r["model"] for r in rows}) > 1
     table = Table(title="regimes (rates and drop in accuracy points, per unit severity)")
     cols = (["model"] if several else []) + ["stressor", "regime", "break", "before", "after",
@@ -351,7 +355,7 @@ def analyze(
                       f(r.get("slope_after"), ".1f"), f(r.get("total_drop"), ".1f"),
                       r.get("confidence") or "")
     console.print(table)
-    for note in results.get("failures", {}).get("notes", []):
+    for note in (results["failures"].notes if "failures" in results else []):
         console.print(note)
     console.print(f"written to {out or RunFolder(run_dir).analysis}")
 
@@ -395,9 +399,11 @@ def probe(
 @app.command()
 def calibrate(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR", help="where JSON and figures go "
+    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                       help="where JSON and figures go "
                                        "[default: RUN_DIR/analysis]"),
-    bins: int = typer.Option(15, "--bins", help="equal-width (and equal-mass) ECE bins"),
+    bins: int = typer.Option(CALIBRATION_BINS, "--bins",
+                             help="equal-width (and equal-mass) ECE bins"),
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
     from .analysis.calibration import calibrate_run, shift_table
@@ -414,10 +420,10 @@ def calibrate(
         table.add_row(*row)
     console = Console()
     console.print(table)
-    for note in result["notes"]:
+    for note in result.notes:
         console.print(f"- {note}", markup=False)
     console.print(f"wrote {(out or RunFolder(run_dir).analysis) / 'calibration.json'} and "
-                  f"{len(result['figures'])} figure(s)", markup=False)
+                  f"{len(result.figures)} figure(s)", markup=False)
 
 
 # ----------------------------------------------------------------------------- cam
@@ -448,9 +454,9 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
     out = out or RunFolder(run_dir).analysis
     res = run_cam(run_dir, out, method=method, sample=sample, layer=layer, stressors=names,
                   target=target, failures_per_cell=failures_per_cell, device=device, seed=seed)
-    for note in res["notes"]:
+    for note in res.notes:
         typer.echo(note)
-    typer.echo(f"wrote {out / 'cam.json'} and {len(res['figures'])} figures")
+    typer.echo(f"wrote {out / 'cam.json'} and {len(res.figures)} figures")
 
 
 # ----------------------------------------------------------------------------- run

@@ -124,9 +124,10 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         obj = read_state_dict(path)
         from .checkpoint import CKPT_FORMAT, load_checkpoint
         if isinstance(obj, dict) and obj.get("format") == CKPT_FORMAT:
-            model, _ = load_checkpoint(path)
+            model, payload = load_checkpoint(path)
             model.source.update(weights=str(path), weights_sha256=sha256_file(path),
                                 format="failmodes checkpoint", classes=model.class_names,
+                                train_data=(payload.get("extra") or {}).get("data"),
                                 mean=model.mean.flatten().tolist(),
                                 std=model.std.flatten().tolist(),
                                 normalization_from="the checkpoint")

@@ -35,7 +35,7 @@ class Classifier(nn.Module):
     where they came from, classes.
     """
 
-    mean: torch.Tensor  # 1×3×1×1 buffers
+    mean: torch.Tensor  # buffers 1×3×1×1, registered in __init__
     std: torch.Tensor
 
     def __init__(self, net: nn.Module, *, arch: str, arch_kwargs: dict, class_names: list[str],

@@ -173,7 +173,7 @@ def contact_sheet(image: torch.Tensor, stressors: Iterable[str], *, seed: int = 
     side = max(h, w)
     scale = max(1, TILE_PX // side) if side < TILE_PX else TILE_PX / side
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     label_w, head_h, pad = 130, 34, 4
     W = label_w + len(severities) * (tw + pad) + pad
     H = head_h + len(names) * (th + pad) + pad

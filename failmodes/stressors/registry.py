@@ -46,7 +46,8 @@ TINY_TABLE_MAX_SIDE = 128
 TABLE_SOURCES = {"cifar": "CIFAR-10-C", "tinyimagenet": "Tiny-ImageNet-C",
                  "imagenet": "ImageNet-C"}
 
-OpFn = Callable[[torch.Tensor, tuple, ImageRNG], torch.Tensor]
+# op(x, params, rng) -> images; attacks also take model=, labels=, options= keywords.
+OpFn = Callable[..., torch.Tensor]
 
 
 class StressorError(ValueError, FailmodesError):

@@ -9,6 +9,7 @@ cell with the same seed and ``--finish jpeg85`` sees the very same pixels.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,9 +38,11 @@ def write_corrupted_tree(ds, root: str | Path, corruptions: Sequence[str],
                 arr = (y * 255).round().to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
                 for a, i, lab in zip(arr, idx.tolist(), ds.labels[s:s + batch].tolist(),
                                          strict=True):
-                    img = Image.fromarray(a)
                     save_atomic(root / name / str(int(sev)) / folder_names[lab] / f"{i:08d}.JPEG",
-                                lambda f, img=img: img.save(f, format="JPEG", quality=JPEG_QUALITY,
-                                                            optimize=True))
+                                functools.partial(_save_jpeg, Image.fromarray(a)))
                     n += 1
     return n
+
+
+def _save_jpeg(img, f) -> None:
+    img.save(f, format="JPEG", quality=JPEG_QUALITY, optimize=True)

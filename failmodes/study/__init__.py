@@ -8,6 +8,6 @@ from .config import (ModelSpec, ProbeSpec, StudyConfig, StudyError, list_presets
                      load_study, resolve_study, study_from_dict, sweep_values)
 from .runner import StudyResult, check_study, prepare_and_run, run_study
 
-__all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "StudyResult", "check_study", "list_presets",
-           "load_preset", "load_study", "prepare_and_run", "resolve_study", "run_study", "study_from_dict",
-           "sweep_values"]
+__all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "StudyResult", "check_study",
+           "list_presets", "load_preset", "load_study", "prepare_and_run", "resolve_study",
+           "run_study", "study_from_dict", "sweep_values"]

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..constants import SPLIT_SEED  # the train/validation split and subsets
 from .._atomic import save_figure_atomic, write_text_atomic
 from ..errors import FailmodesError
 from ..config import save_resolved, to_dict
@@ -46,7 +47,7 @@ from ..store import (FINAL_CHECKPOINT, HISTORY_CSV_NAME, HISTORY_NAME, LAST_CHEC
 from .augment import BatchAugment, jsd_loss
 from .recipes import RUNTIME_FIELDS, TrainConfig
 
-SPLIT_SEED = 42  # the data layer's train/validation split and subsets: fixed across seeds
+
 LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
 
