@@ -154,3 +154,13 @@ def test_cli_run_fails_early_with_one_line(tmp_path):
     assert "error: analysis_options.cam: unknown option(s) samples" in r.output
     r = CliRunner().invoke(app, ["run"])
     assert r.exit_code == 2 and "exactly one of" in r.output
+
+
+def test_analysis_fingerprint_takes_yaml_on_keys(tmp_path):
+    # YAML 1.1 reads a claim's bare `on:` as the key True; the fingerprint must still hash it.
+    from failmodes.store import ResultsStore
+    from failmodes.study.runner import _fingerprint
+    ResultsStore(tmp_path / "results.sqlite").close()
+    a = _fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "all"}]})
+    b = _fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "fog"}]})
+    assert a != b and len(a) == 16

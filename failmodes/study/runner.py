@@ -337,6 +337,9 @@ def _fingerprint(out: Path, extra) -> str:
     with ResultsStore(RunFolder(out).store, readonly=True) as st:
         stored = st.fingerprint()
     from .. import __version__
+    # Through JSON once first: YAML 1.1 reads a bare `on:` (a claim's key) as True, and
+    # sort_keys cannot order a bool key beside str keys; JSON makes every key a string.
+    extra = json.loads(json.dumps(extra, default=str))
     blob = json.dumps([*stored, extra, __version__], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
