@@ -1,4 +1,5 @@
 """``python -m failmodes ...``: the same command line as the ``failmodes`` script."""
 from .cli import main
 
-main()
+if __name__ == "__main__":  # not on import (doctest collection imports every module)
+    main()

@@ -18,6 +18,11 @@ CONFIDENT_THRESHOLD = 0.9
 # Equal-width confidence bins of ECE and of the reliability diagram (torchmetrics' default).
 CALIBRATION_BINS = 15
 
+# The held-out validation part of a train split (``train-val``): this fraction, drawn with
+# this seed (data.train_val_split). Training holds it out; temperature scaling fits on it.
+VAL_FRACTION = 0.1
+SPLIT_SEED = 42
+
 # Report order of stressor families.
 FAMILY_ORDER = ("noise", "blur", "weather", "digital", "sweep", "adversarial")
 

@@ -3,11 +3,11 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_store import curve, write_store
 from typer.testing import CliRunner
 
 from failmodes.analysis.analyze import analyze_run
 from failmodes.cli import app
-from synthetic_store import curve, write_store
 
 runner = CliRunner()
 
@@ -31,7 +31,7 @@ def test_analyze_prints_headline_and_regimes(run_dir):
     for name in ("curves.json", "failures.json"):
         assert (out / name).is_file()
     failures = json.loads((out / "failures.json").read_text())
-    assert failures["summary"]["clean_hc_count"] == 30
+    assert failures["per_model"]["m"]["clean_hc_count"] == 30
     assert any(f["path"].startswith("figures/gallery_clean") for f in failures["figures"])
 
 

@@ -9,13 +9,23 @@ import pytest
 import torch
 
 from failmodes.analysis import get_analysis
-from failmodes.analysis._calibration_core import (CalibrationInputError, adaptive_ece,
-                                                  bins_ece, brier, cell_metrics, ece_mce,
-                                                  fit_temperature, nll, reliability_bins,
-                                                  risk_coverage, scores_from_logits,
-                                                  scores_from_rows, selective_accuracy)
-from failmodes.analysis.calibration import (calibrate_run, read_temperatures,
-                                            shift_table)
+from failmodes.analysis._calibration_core import (
+    CalibrationInputError,
+    Scores,
+    adaptive_ece,
+    bins_ece,
+    brier,
+    cell_metrics,
+    ece_mce,
+    fit_temperature,
+    nll,
+    reliability_bins,
+    risk_coverage,
+    scores_from_logits,
+    scores_from_rows,
+    selective_accuracy,
+)
+from failmodes.analysis.calibration import calibrate_run, read_temperatures, shift_table
 from failmodes.store import CellKey, ResultsStore, is_validation, per_image_rows
 
 
@@ -75,7 +85,7 @@ def test_overconfident_predictor_large_ece_that_temperature_scaling_removes():
     assert not fit.at_bound
     assert scaled["ece"] < 0.015 and scaled["ece"] < raw["ece"] / 10
     assert fit.nll_after < fit.nll_before
-    assert scaled["nll"] < raw["nll"] and scaled["brier"] < raw["brier"]
+    assert scaled["nll"] < raw["nll"] and scaled["brier_sum"] < raw["brier_sum"]
     assert scaled["accuracy"] == raw["accuracy"]  # T never moves the argmax
     assert scaled["dangerous_rate"] < raw["dangerous_rate"]
 
@@ -119,6 +129,39 @@ def test_ece_and_mce_equal_torchmetrics_and_a_slow_reference(n_bins):
         (tm_ece, tm_mce), abs=1e-6)
 
 
+def test_table_and_reliability_diagram_bin_alike_at_the_top_edge():
+    # Known answer, 15 bins: 4 images of confidence exactly 1.0 (all right), 4 of 1 − 6e-8
+    # (all wrong), 2 of 0.5 (one right). One float64 binning puts all 8 top ones in the
+    # last (closed) bin: mean conf 1 − 3e-8, accuracy 4/8, gap 0.5 − 3e-8; the 0.5 bin has
+    # gap 0. ECE = 8/10 · gap, MCE = gap. torchmetrics (float32) files 1.0 in an extra bin of
+    # its own and 1 − 6e-8 in bin 14: its MCE is 1.0, while the diagram showed one bar of 0.5.
+    from torchmetrics.functional.classification import binary_calibration_error
+    conf = torch.tensor([1.0] * 4 + [1 - 6e-8] * 4 + [0.5] * 2, dtype=torch.float64)
+    correct = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0, 1, 0], dtype=torch.bool)
+    b = reliability_bins(conf, correct, 15)
+    assert b["count"][-1] == 8 and b["count"][7] == 2 and b["count"].sum() == 10
+    assert b["confidence"][-1] == pytest.approx(1 - 3e-8, abs=1e-15)
+    gap = 0.5 - 3e-8
+    ece, mce = ece_mce(conf, correct, 15)
+    assert ece == pytest.approx(0.8 * gap, abs=1e-12) and mce == pytest.approx(gap, abs=1e-12)
+    # The table's numbers are the diagram's numbers, always.
+    assert (ece, mce) == bins_ece(b)
+    m = cell_metrics(Scores(conf=conf, correct=correct, p_true=conf, entropy=conf * 0,
+                            margin=conf, sq_norm=None, n_classes=2, nll=-conf.log()), n_bins=15)
+    assert m["ece"] == ece and m["mce"] == mce
+    old = float(binary_calibration_error(conf.float(), correct.long(), n_bins=15, norm="max"))
+    assert old == pytest.approx(1.0, abs=1e-6)      # what the table used to say
+
+
+def test_nll_comes_from_log_softmax():
+    # A logit gap of 1000 against the label: p_true = e^-1000 underflows to 0 in float64,
+    # yet the NLL is exactly 1000 nats (the clamped-probability version gave 690.8).
+    z = torch.tensor([[1000.0, 0.0]])
+    s = scores_from_logits(z, torch.tensor([1]))
+    assert float(s.p_true[0]) == 0.0
+    assert cell_metrics(s)["nll"] == pytest.approx(1000.0)
+
+
 @pytest.mark.parametrize("n,n_bins", [(1000, 15), (997, 10), (7, 15)])
 def test_adaptive_ece_equals_slow_reference(n, n_bins):
     g = torch.Generator().manual_seed(n)
@@ -143,7 +186,7 @@ def test_store_rows_give_the_same_numbers_as_logits_except_brier():
     rows = per_image_rows(z, y, torch.arange(800))
     a = cell_metrics(scores_from_logits(z, y))
     b = cell_metrics(scores_from_rows(rows, 6))
-    assert math.isnan(b["brier"]) and not math.isnan(a["brier"])
+    assert math.isnan(b["brier_sum"]) and not math.isnan(a["brier_sum"])
     for k in ("accuracy", "ece", "ece_adaptive", "mce", "nll", "dangerous_rate", "auroc_msp",
               "auroc_entropy", "auroc_margin", "acc_at_cov80"):
         assert b[k] == pytest.approx(a[k], abs=1e-4), k
@@ -218,11 +261,14 @@ def test_bad_shapes_labels_and_bins_are_rejected():
 N, C, SCALE = 600, 5, 3.0
 
 
-def _make_store(path, *, with_val=True, nan_cell=False):
+HELD_OUT = {"train_data": {"val_split": "train-val", "val_fraction": 0.1, "split_seed": 42}}
+
+
+def _make_store(path, *, with_val=True, nan_cell=False, meta=HELD_OUT):
     """One model whose logits are SCALE x too sharp; noise grows with severity."""
     store = ResultsStore(path)
     store.register_model("toy", spec="toy", arch="toy", weights_hash="h",
-                         class_names=[f"c{i}" for i in range(C)])
+                         class_names=[f"c{i}" for i in range(C)], meta=meta)
     g = torch.Generator().manual_seed(0)
 
     def cell(dataset, stressor, sev, noise):
@@ -257,39 +303,40 @@ def run(tmp_path_factory):
 def test_analysis_writes_json_figures_and_temperature(run):
     d, result = run
     on_disk = json.loads((d / "out" / "calibration.json").read_text())
-    assert set(on_disk) >= {"summary", "figures", "tables", "notes", "temperatures"}
-    assert len(result["figures"]) == 5
-    for f in result["figures"]:
-        p = d / "out" / f["path"]
-        assert p.suffix == ".png" and p.stat().st_size > 5000 and f["caption"]
-    t = result["temperatures"]["toy"]
+    assert set(on_disk) >= {"name", "params", "per_model", "figures", "tables", "notes", "data"}
+    assert on_disk["params"]["n_bins"] == 10 and "temperatures" in on_disk["data"]
+    assert len(result.figures) == 5
+    for f in result.figures:
+        p = d / "out" / f.path
+        assert p.suffix == ".png" and p.stat().st_size > 5000 and f.caption
+    t = result.data["temperatures"]["toy"]
     assert 2.3 < t["temperature"] < 3.7 and t["fitted_on"].startswith("synthetic:train-val")
     # The same T is in the store for other analyses.
     assert read_temperatures(d / "results.sqlite")["toy"]["temperature"] == pytest.approx(
         t["temperature"])
-    assert result["summary"]["toy/temperature"] == pytest.approx(t["temperature"])
-    (head,) = result["tables"]["models"]
+    assert result.per_model["toy"]["temperature"] == pytest.approx(t["temperature"])
+    (head,) = result.tables["models"]
     assert head["ece_clean"] > head["ece_clean_ts"] and head["ece_shifted"] > head["ece_clean_ts"]
-    assert result["summary"]["toy/ece_shifted_ts"] == head["ece_shifted_ts"]
+    assert result.per_model["toy"]["ece_shifted_ts"] == head["ece_shifted_ts"]
 
 
 def test_analysis_tables_report_before_and_after_per_family(run):
     _, result = run
-    cells = result["tables"]["cells"]
+    cells = result.tables["cells"]
     assert len(cells) == 4 and all(r["n"] == N for r in cells)  # the val cell is not reported
-    fam = {r["family"]: r for r in result["tables"]["families"]}
+    fam = {r["family"]: r for r in result.tables["families"]}
     assert set(fam) == {"clean", "noise", "corruptions"}
     assert fam["noise"]["n_cells"] == 3
     assert fam["clean"]["ece"] > 0.15 and fam["clean"]["ece_ts"] < 0.08
     # Clean-fitted T helps under shift too, but the shifted cells stay worse calibrated.
     assert fam["noise"]["ece_ts"] < fam["noise"]["ece"]
     assert fam["noise"]["ece_ts"] > fam["clean"]["ece_ts"]
-    sev = [r["severity"] for r in result["tables"]["severities"]]
+    sev = [r["severity"] for r in result.tables["severities"]]
     assert sev == [0.0, 1.0, 3.0, 5.0]
-    rel = result["reliability"]["toy"]
+    rel = result.data["reliability"]["toy"]
     assert [p["title"].split(" ")[0] for p in rel] == ["clean", "severity"]
     assert sum(rel[1]["raw"]["count"]) == N
-    curves = result["risk_coverage"]["toy"]["curves"]
+    curves = result.data["risk_coverage"]["toy"]["curves"]
     assert set(curves) == {"clean", "severity 1", "severity 3", "severity 5"}
     assert curves["clean"]["raw"][-1] == pytest.approx(1 - fam["clean"]["accuracy"])
     header, rows = shift_table(result)
@@ -308,10 +355,29 @@ def test_analysis_is_registered():
 def test_without_validation_cell_fits_on_half_and_says_so(tmp_path):
     _make_store(tmp_path / "results.sqlite", with_val=False)
     result = calibrate_run(tmp_path, tmp_path / "out")
-    assert any(n.startswith("WARNING toy") and "half" in n for n in result["notes"])
-    assert all(r["n"] == N // 2 for r in result["tables"]["cells"])
-    assert "random half" in result["temperatures"]["toy"]["fitted_on"]
-    assert result["temperatures"]["toy"]["n_fit"] == N // 2
+    assert any(n.startswith("WARNING toy") and "half" in n for n in result.notes)
+    assert "train-val" not in result.data["temperatures"]["toy"]["fitted_on"]
+    assert all(r["n"] == N // 2 for r in result.tables["cells"])
+    assert "random half" in result.data["temperatures"]["toy"]["fitted_on"]
+    assert result.data["temperatures"]["toy"]["n_fit"] == N // 2
+
+
+@pytest.mark.parametrize("meta,why", [
+    (None, "training split is unknown"),          # external checkpoint / registry model
+    ({"train_data": {"val_split": None, "val_fraction": 0.0, "split_seed": 42}},
+     "held out nothing"),                         # trained on all of train: val was seen
+    ({"train_data": {"val_split": "train-val", "val_fraction": 0.2, "split_seed": 42}},
+     "fraction 0.2")])
+def test_validation_cell_is_used_only_when_the_checkpoint_held_it_out(tmp_path, meta, why):
+    _make_store(tmp_path / "results.sqlite", meta=meta)
+    result = calibrate_run(tmp_path, tmp_path / "out")
+    t = result.data["temperatures"]["toy"]
+    assert "random half" in t["fitted_on"] and t["n_fit"] == N // 2
+    note = next(n for n in result.notes if "is not used for T" in n)
+    assert why in note and "train-val@600" in note
+    assert all(r["n"] == N // 2 for r in result.tables["cells"])
+    with pytest.raises(CalibrationInputError, match="refusing to fit T on synthetic:train-val"):
+        calibrate_run(tmp_path, tmp_path / "out2", strict=True)
 
 
 def test_nan_cell_in_store_stops_the_analysis_naming_the_cell(tmp_path):
@@ -322,6 +388,7 @@ def test_nan_cell_in_store_stops_the_analysis_naming_the_cell(tmp_path):
 
 def test_cli_calibrate(run, tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     d, _ = run
     res = CliRunner().invoke(app, ["calibrate", str(d), "--out", str(tmp_path), "--bins", "10"],
@@ -340,8 +407,30 @@ def test_without_any_clean_cell_reports_raw_numbers_and_no_temperature(tmp_path)
                      per_image_rows(z, y, torch.arange(200)))
     store.close()
     result = calibrate_run(tmp_path, tmp_path / "out")
-    assert any(n.startswith("NO TEMPERATURE for toy") for n in result["notes"])
-    (row,) = result["tables"]["cells"]
+    assert any(n.startswith("NO TEMPERATURE for toy") for n in result.notes)
+    (row,) = result.tables["cells"]
     assert row["ece"] >= 0 and math.isnan(row["ece_ts"])
-    assert result["temperatures"]["toy"]["temperature"] is None
+    assert result.data["temperatures"]["toy"]["temperature"] is None
     assert read_temperatures(tmp_path / "results.sqlite") == {}
+
+
+def test_checkpoint_split_reaches_the_store_meta(tmp_path):
+    # A failmodes checkpoint records what training held out; the evaluator copies it into
+    # the store's model meta, where the temperature fit reads it.
+    from failmodes.analysis.temperature import validation_ok
+    from failmodes.evaluate.inputs import build_model
+    from failmodes.models import create_model, save_checkpoint
+    m = create_model("small_cnn", width=4)
+    held = {"val_split": "train-val", "val_fraction": 0.1, "split_seed": 42}
+    save_checkpoint(m, tmp_path / "held.pt", extra={"data": held})
+    save_checkpoint(m, tmp_path / "all.pt", extra={"data": {"val_split": None,
+                                                              "val_fraction": 0.0,
+                                                              "split_seed": 42}})
+    _, meta = build_model(str(tmp_path / "held.pt"))
+    assert meta["train_data"] == held and validation_ok(meta)[0]
+    _, meta = build_model(str(tmp_path / "all.pt"))
+    ok, why = validation_ok(meta)
+    assert not ok and "held out nothing" in why
+    _, meta = build_model({"arch": "small_cnn", "width": 4})
+    ok, why = validation_ok(meta)          # a registry model: who knows what it saw
+    assert not ok and "unknown" in why

@@ -7,12 +7,26 @@ import numpy as np
 import pytest
 import torch
 
-from failmodes.analysis._cam_core import (CamError, superclass_lookup, border_mask,
-                                          border_share, cam_entropy, cam_mode,
-                                          categorize_failure, center_of_mass, compute_cams,
-                                          drift_metrics, overlap, resolve_layer, spearman)
-from failmodes.analysis.cam import DriftResult, cam_analysis, drift_failure_link
-from failmodes.data import CIFAR10_CLASSES as CIFAR10, load_dataset
+from failmodes.analysis._cam_core import CamError, cam_mode, compute_cams, finer_layer, resolve_layer
+from failmodes.analysis._cam_measures import (
+    border_mask,
+    border_share,
+    cam_entropy,
+    center_of_mass,
+    drift_metrics,
+    image_drift,
+    is_constant,
+    overlap,
+    raw_mass,
+    spearman,
+    upsample,
+)
+from failmodes.analysis.cam import cam_analysis
+from failmodes.analysis.cam_categories import categorize_failure, null_rule, superclass_lookup
+from failmodes.analysis.cam_drift import DriftResult, drift_failure_link
+from failmodes.analysis.cam_sanity import cascading_randomisation
+from failmodes.data import CIFAR10_CLASSES as CIFAR10
+from failmodes.data import load_dataset
 from failmodes.models import create_model
 
 
@@ -189,15 +203,22 @@ def test_category_rule_on_crafted_cases():
     # Same superclass wins whatever the CAMs say.
     assert categorize_failure("cat", "dog", 0.95, 0.0, sc) == "fine_grained"
     assert categorize_failure("automobile", "truck", 0.2, 0.9, sc) == "fine_grained"
-    # The coarse animals/vehicles map makes ship -> airplane fine-grained; the default does not.
-    assert categorize_failure("ship", "airplane", 0.2, 0.9, superclass_lookup("coarse")) \
-        == "fine_grained"
+    # auto is the failures analysis's map (animals / vehicles): ship -> airplane is within
+    # it; the finer map (mammal, bird, ..., watercraft, aircraft) keeps them apart.
+    assert categorize_failure("ship", "airplane", 0.2, 0.9, sc) == "fine_grained"
+    fine = superclass_lookup("fine", CIFAR10)
+    assert categorize_failure("ship", "airplane", 0.2, 0.9, fine) == "other"
     with pytest.raises(ValueError, match="wordnet"):
         superclass_lookup("wordnet")
     assert superclass_lookup("auto", ["disk", "ring"])("disk") is None  # no map: never fine
-    assert superclass_lookup("auto", list(CIFAR10))("deer") == "mammal"
+    assert superclass_lookup("auto", list(CIFAR10))("deer") == "animals"
+    assert fine("deer") == "mammal"
+    # The same map as failures' auto, by construction.
+    from failmodes.analysis.superclasses import resolve_superclasses
+    m = resolve_superclasses(None, list(CIFAR10))
+    assert all(sc(c) == m.names[g] for c, g in zip(CIFAR10, m.group_of))
     # Cross-superclass with evidence on the border band, or away from the true-class CAM.
-    assert categorize_failure("ship", "airplane", 0.9, 0.8, sc) == "context"
+    assert categorize_failure("ship", "bird", 0.9, 0.8, sc) == "context"
     assert categorize_failure("ship", "bird", 0.3, 0.2, sc) == "context"
     # Cross-superclass, on the object, overlapping the true evidence.
     assert categorize_failure("ship", "bird", 0.3, 0.8, sc) == "other"
@@ -223,35 +244,133 @@ def test_randomised_weights_give_different_cams(trained, synth):
     assert rho_random < 0.5, rho_random
 
 
+def test_cascading_randomisation_of_a_trained_model(trained, synth):
+    x = _x(synth[1], 32)
+    before = [p.clone() for p in trained.parameters()]
+    r = cascading_randomisation(trained, x)
+    steps = [c["randomised"] for c in r["curve"]]
+    assert steps == ["none", "fc", "features.3", "features.2", "features.1", "features.0"]
+    assert r["curve"][0]["spearman"] == 1.0 and r["n_images"] == 32
+    assert r["passed"] and r["final_spearman"] < 0.5
+    assert all(torch.equal(a, b) for a, b in zip(before, trained.parameters()))  # a copy
+
+
+# ----------------------------------------------------------------------------- raw maps
+def test_raw_mass_is_kept_where_min_max_hides_it():
+    # A flat 8×8 map with a 2 % bump in its centre 2×2: as evidence it is flat (border share
+    # ≈ 0.75, the band's area); min-max scaling makes it look fully focused (share ≈ 0).
+    raw = torch.ones(1, 8, 8)
+    raw[0, 3:5, 3:5] = 1.02
+    mass = upsample(raw, (32, 32))
+    assert border_share(mass)[0] == pytest.approx(0.75, abs=0.005)
+    assert raw_mass(raw)[0] == pytest.approx(64 + 4 * 0.02)
+    scaled = (mass - mass.amin()) / (mass.amax() - mass.amin())
+    assert border_share(scaled)[0] < 0.05
+
+
+def test_constant_maps_are_maximal_drift_and_counted():
+    ref = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    cams = ref.clone()
+    cams[1] = 0.0          # Grad-CAM's all-negative case
+    cams[2] = 0.3          # uniform
+    d = drift_metrics(cams, ref)
+    assert d["constant"].tolist() == [False, True, True]
+    assert np.isnan(d["spearman"][1]) and d["drift"].tolist() == [0.0, 1.0, 1.0]
+    assert d["mass_ratio"][1] == 0.0
+    assert is_constant(torch.zeros(1, 4, 4))[0] and not is_constant(ref[:1])[0]
+    assert image_drift([0.5, -0.3, np.nan], [False, False, False]).tolist() == [0.5, 1.0, 1.0]
+
+
+def test_finer_layer_for_a_coarse_cifar_resnet():
+    m = create_model("cifar_resnet18", width=8).eval()
+    x = torch.rand(1, 3, 32, 32)
+    name, size = finer_layer(m, x)
+    assert (name, size) == ("layer3", (8, 8))            # layer4 gives 4×4
+    _, raw = compute_cams(m, x, raw=True)
+    assert tuple(raw.shape[-2:]) == (4, 4)
+    _, raw3 = compute_cams(m, x, layer=name, raw=True)
+    assert tuple(raw3.shape[-2:]) == (8, 8)
+
+
+# ----------------------------------------------------------------------------- null of categories
+@pytest.mark.parametrize("size", [(4, 4), (8, 8)])
+def test_context_category_is_calibrated_against_structureless_maps(size):
+    rule = null_rule(size, (32, 32))
+    assert rule.null_context_rate <= 0.10 and not rule.uniform_is_context
+    # A fresh draw of random maps and uniform maps, through the category rule itself.
+    g = torch.Generator().manual_seed(123)
+    pred = upsample(torch.rand(500, *size, generator=g), (32, 32))
+    true = upsample(torch.rand(500, *size, generator=g), (32, 32))
+    bs, ov = border_share(pred), overlap(pred, true)
+    kinds = [categorize_failure("ship", "bird", b, o, lambda n: None,
+                                border_threshold=rule.border_threshold,
+                                overlap_threshold=rule.overlap_threshold)
+             for b, o in zip(bs, ov)]
+    assert kinds.count("context") / 500 <= 0.10
+    flat = torch.ones(1, 32, 32)
+    assert categorize_failure("ship", "bird", border_share(flat)[0], overlap(flat, flat)[0],
+                              lambda n: None, border_threshold=rule.border_threshold,
+                              overlap_threshold=rule.overlap_threshold) == "other"
+    # The old fixed rule (border share > 0.75) called about half of random maps context.
+    old = [categorize_failure("ship", "bird", b, o, lambda n: None) for b, o in zip(bs, ov)]
+    assert old.count("context") / 500 > 0.3
+
+
 # ----------------------------------------------------------------------------- drift link
-def test_drift_failure_link_on_crafted_result():
-    n = 6
-    labels = np.zeros(n, dtype=int)
+def _drift(cells: dict, n: int, labels=None) -> DriftResult:
+    labels = np.zeros(n, dtype=int) if labels is None else labels
     r = DriftResult(np.arange(n), labels, labels.copy(),
-                    {"entropy": np.full(n, 0.9), "border_share": np.full(n, 0.5)})
-    for k, v in enumerate([1.0, 2.0, 3.0, 4.0]):
-        pred = labels.copy()
-        pred[:k] = 1  # k images flip at severity k: the accuracy drop grows with drift
-        sp = np.full(n, 0.9 - 0.2 * k)
-        sp[:k] = 0.0  # flippers drift completely
-        r.cells[("gaussian_noise", v)] = {"spearman": sp, "pred": pred,
-                                          **{m: np.zeros(n) for m in ("pearson", "com_shift_px",
-                                                                      "entropy", "border_share")}}
-    link = drift_failure_link(r)
-    assert link["cells"]["n"] == 4
-    assert link["cells"]["drift"]["spearman_r"] == pytest.approx(1.0)
-    assert link["images"]["n_flip"] == 0 + 1 + 2 + 3 and link["images"]["n_stay"] == 24 - 6
-    assert link["images"]["mean_drift_flip"] == pytest.approx(1.0)
-    assert link["images"]["p"] < 0.01
-    # A store accuracy overrides the sample's when it has the cell.
-    acc = {("clean", 0.0): 0.9, **{("gaussian_noise", v): 0.9 - 0.1 * v for v in range(1, 5)}}
-    assert drift_failure_link(r, acc)["cells"]["accuracy_source"] == ["store"]
+                    {"entropy": np.full(n, 0.9), "border_share": np.full(n, 0.5),
+                     "mass": np.ones(n), "constant": np.zeros(n, bool)})
+    for key, (drift, pred) in cells.items():
+        r.cells[key] = {"drift": np.asarray(drift, float), "pred": np.asarray(pred),
+                        "constant": np.zeros(n, bool),
+                        **{m: np.zeros(n) for m in ("pearson", "spearman", "com_shift_px",
+                                                    "entropy", "border_share", "mass_ratio")}}
+    return r
+
+
+def test_drift_damage_correlation_is_taken_within_severity():
+    # Three corruptions at two severities. Both drift and damage grow with severity (a
+    # pooled correlation would be strongly positive), but WITHIN each severity the most
+    # drifting corruption loses the least: the within-severity Spearman r is exactly -1.
+    n = 10
+    drift = {("a", 1.0): 0.1, ("b", 1.0): 0.2, ("c", 1.0): 0.3,
+             ("a", 5.0): 0.7, ("b", 5.0): 0.8, ("c", 5.0): 0.9}
+    wrong = {("a", 1.0): 3, ("b", 1.0): 2, ("c", 1.0): 1,
+             ("a", 5.0): 9, ("b", 5.0): 8, ("c", 5.0): 7}
+    cells = {k: (np.full(n, drift[k]), np.where(np.arange(n) < wrong[k], 1, 0)) for k in drift}
+    link = drift_failure_link(_drift(cells, n))
+    assert link["cells"]["spearman_r"] == pytest.approx(-1.0)
+    assert link["cells"]["n_severities_used"] == 2
+    # 3! permutations per severity, 36 joint ones; the mean of two r is ±1 only when both
+    # are +1 or both -1: 2 of 36, so the permutation p ≈ 2/36 = 0.056.
+    assert link["cells"]["p"] == pytest.approx(2 / 36, abs=0.015)
+    acc = {("clean", 0.0): 1.0, **{k: 1 - wrong[k] / n for k in drift}}
+    assert drift_failure_link(_drift(cells, n), acc)["cells"]["accuracy_source"] == ["store"]
+
+
+def test_flip_vs_stay_counts_each_image_once():
+    # 4 images, 6 cells. Image i flips in cells k < i + 1 (drift 0.9 there) and stays right
+    # elsewhere (drift 0.2): images 0..3 all do both, each with paired difference 0.7.
+    # Pooling (image, cell) pairs would count 1+2+3+4 = 10 flips as independent; per image
+    # there are 4 observations, all positive: exact sign-flip p = 2 / 2^4 = 0.125.
+    n, cells = 4, {}
+    for k in range(6):
+        flips = np.arange(n) >= k          # image i flips in cells 0..i
+        cells[("fog", float(k + 1))] = (np.where(flips, 0.9, 0.2), flips.astype(int))
+    link = drift_failure_link(_drift(cells, n))
+    i = link["images"]
+    assert i["n_images_both"] == 4
+    assert i["mean_drift_flip"] == pytest.approx(0.9) and i["mean_drift_stay"] == pytest.approx(0.2)
+    assert i["mean_paired_difference"] == pytest.approx(0.7)
+    assert i["p"] == pytest.approx(0.125) and "exact" in i["test"]
 
 
 # ----------------------------------------------------------------------------- end to end
 def test_cam_analysis_end_to_end(trained, synth, tmp_path):
-    from failmodes.store import CellKey, ResultsStore, per_image_rows
     from failmodes.models import weights_hash
+    from failmodes.store import CellKey, ResultsStore, per_image_rows
     from failmodes.stressors import get_stressor
     test = synth[1].select(torch.arange(300))
     store = ResultsStore(tmp_path / "results.sqlite")
@@ -272,11 +391,11 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     res = cam_analysis(store, lambda name: trained, test, tmp_path / "out", sample=40,
                        failures_per_cell=4, conf_threshold=0.5, dataset_key="synthetic:test")
     saved = json.loads((tmp_path / "out" / "cam.json").read_text())
-    m = saved["models"]["cnn"]
+    m = saved["data"]["models"]["cnn"]
     assert len(m["sample_indices"]) == 40
     c = m["drift"]["gaussian_noise"]
     assert c["severity"] == [0.0, 1.0, 3.0, 5.0] and c["spearman"][0] == 1.0
-    assert c["spearman"][3] < c["spearman"][1]  # more noise, more drift
+    assert c["drift"][0] == 0.0 and c["drift"][3] > c["drift"][1]  # more noise, more drift
     assert m["link"]["cells"]["n"] == 3 and m["link"]["cells"]["accuracy_source"] == ["store"]
     assert m["largest_drift_stressor"] == "gaussian_noise"
     assert m["prediction_reproduced"] == 1.0  # the store's failures were rebuilt exactly
@@ -285,15 +404,26 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
         assert g["fine_grained"] + g["context"] + g["other"] == g["n_categorised"]
         assert g["fine_grained"] == 0  # synthetic classes have no superclass
     assert {r["group"] for r in saved["tables"]["cam_failure_types"]} >= {"noise", "all_corrupted"}
-    for f in res["figures"]:
-        assert (tmp_path / "out" / f["path"]).stat().st_size > 1000
-    assert len(res["figures"]) == 3 and res["notes"]
+    assert all(r["null_context_rate"] <= 0.10 for r in saved["tables"]["cam_failure_types"])
+    assert m["map_size"] == [8, 8] and m["layer"] is None      # small_cnn's maps are 8×8
+    # The sanity check ran on this model, and the report gets its curve and verdict.
+    assert res.per_model["cnn"]["sanity_passed"] is True
+    assert [r["step"] for r in res.tables["cam_sanity"]][:2] == [0, 1]
+    assert any("randomisation sanity check" in n and "passed" in n for n in res.notes)
+    for f in res.figures:
+        assert (tmp_path / "out" / f.path).stat().st_size > 1000
+    assert len(res.figures) == 4 and "figures/cam_sanity.png" in [f.path for f in res.figures]
+    # The explorer's thumbnails come from the same drift pass: clean + 3 levels, 40 images.
+    z = np.load(tmp_path / "out" / "cam_maps.npz")
+    assert z["maps"].shape == (1, 4, 40, 8, 8) and z["present"].all()
+    assert list(z["indices"]) == m["sample_indices"]
     with pytest.raises(CamError, match="nope"):
         cam_analysis(store, lambda name: trained, test, tmp_path / "o2", models=["nope"])
 
 
 def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.analysis._cam_core import METHODS
     from failmodes.cli import app
     runner = CliRunner()
@@ -306,7 +436,7 @@ def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
 
 
 def test_failure_gallery_is_varied():
-    from failmodes.analysis.cam import gallery
+    from failmodes.analysis.cam_failures import gallery
     ex = [{"stressor": s, "idx": i, "conf": c}
           for s, i, c in [("fog", 7, 0.99), ("fog", 7, 0.98), ("fog", 8, 0.97),
                           ("snow", 7, 0.96), ("snow", 9, 0.95), ("clean", 1, 0.91),

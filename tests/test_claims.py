@@ -6,8 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from failmodes.analysis.claims import (ClaimError, check_claims, paired_bootstrap, parse_claims,
-                                    sign_flip_p)
+from failmodes.analysis.claims import ClaimError, check_claims, paired_bootstrap, parse_claims, sign_flip_p
 from failmodes.store import ResultsStore
 from failmodes.stressors import suite
 

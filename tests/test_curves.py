@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_store import curve, write_store
 
 from failmodes.analysis import curves as curves_mod
 from failmodes.analysis import get_analysis
 from failmodes.analysis.curves import curve_points, curves, fit_regime
 from failmodes.store import UNKNOWN, ResultsStore, StressorInfo
-from synthetic_store import curve, write_store
 
 # The published families, used only for names the stressor registry does not hold yet.
 FAMILY = {"gaussian_noise": "noise", "motion_blur": "blur", "fog": "weather",
@@ -47,38 +47,39 @@ def run_dir(store_dir, families):
 def test_store_curves_get_their_regimes(run_dir, tmp_path):
     out = tmp_path / "out"
     res = curves(run_dir, out)
-    reg = {r["stressor"]: r["regime"] for r in res["tables"]["regimes"]}
+    reg = {r["stressor"]: r["regime"] for r in res.tables["regimes"]}
     for name, shape in SHAPES.items():
         assert reg[name] == shape, (name, reg)
-    fog = next(r for r in res["tables"]["regimes"] if r["stressor"] == "fog")
+    fog = next(r for r in res.tables["regimes"] if r["stressor"] == "fog")
     assert abs(fog["breakpoint"] - 3.0) < 0.5 and fog["slope_after"] > 15
     # clean is severity 0 of every curve and seeds are pooled
-    pts = [r for r in res["tables"]["curves"] if r["stressor"] == "fog"]
+    pts = [r for r in res.tables["curves"] if r["stressor"] == "fog"]
     assert [p["severity"] for p in pts] == [0, 1, 2, 3, 4, 5]
     assert pts[0]["n"] == 4000 and pts[0]["accuracy"] == pytest.approx(0.9)
     # written JSON and figures
     saved = json.loads((out / "curves.json").read_text())
-    assert saved["summary"] == json.loads(json.dumps(res["summary"]))
-    for f in res["figures"]:
-        assert (out / f["path"]).stat().st_size > 1000
+    assert saved["summary"] == json.loads(json.dumps(res.summary))
+    for f in res.figures:
+        assert (out / f.path).stat().st_size > 1000
 
 
 def test_headline_family_and_ranking(run_dir, tmp_path):
     res = curves(run_dir, tmp_path / "out")
-    s = res["summary"]
+    s = res.summary
     # gaussian_noise loses 75 points at severity 5: the largest drop in the store
     assert s["headline"] == "largest drop: 75.0 points under gaussian_noise at severity 5"
     assert s["largest_drop_stressor"] == "gaussian_noise" and s["largest_drop_severity"] == 5
-    rank = [r["stressor"] for r in res["tables"]["damage_ranking"]]
+    rank = [r["stressor"] for r in res.tables["damage_ranking"]]
     assert rank[0] == "gaussian_noise" and rank[-1] == "snow"
-    fam = {r["family"]: r for r in res["tables"]["family_drops"]}
+    fam = {r["family"]: r for r in res.tables["family_drops"]}
     assert set(fam) == {"noise", "blur", "weather", "digital"}
     assert fam["noise"]["mean_drop"] == pytest.approx(100 * (0.9 - (0.8 + 0.6 + 0.4 + 0.25 + 0.15) / 5))
     # weather averages fog and snow
-    fog = next(r for r in res["tables"]["damage_ranking"] if r["stressor"] == "fog")
-    bri = next(r for r in res["tables"]["damage_ranking"] if r["stressor"] == "snow")
+    fog = next(r for r in res.tables["damage_ranking"] if r["stressor"] == "fog")
+    bri = next(r for r in res.tables["damage_ranking"] if r["stressor"] == "snow")
     assert fam["weather"]["mean_drop"] == pytest.approx((fog["mean_drop"] + bri["mean_drop"]) / 2)
-    assert s["n_graceful"] == 1 and s["n_threshold_collapse"] == 1
+    pm = res.per_model["m"]
+    assert pm["n_graceful"] == 1 and pm["n_threshold_collapse"] == 1 and pm["n_undetermined"] == 0
 
 
 def test_two_sided_sweep_is_folded(tmp_path, families):
@@ -110,9 +111,11 @@ def test_registered_and_few_severities(tmp_path, families):
     assert get_analysis("curves").order == 20
     write_store(tmp_path / "results.sqlite", {"fog": {3.0: 0.5}}).close()
     res = curves(tmp_path, tmp_path / "out")
-    row = res["tables"]["regimes"][0]
-    assert row["regime"] is None and "fewer than 3" in row["note"]
-    assert res["summary"]["headline"].startswith("largest drop: 40.0 points under fog")
+    row = res.tables["regimes"][0]
+    # clean + one severity: only the flat shape fits, so no regime is claimed
+    assert row["regime"] == "undetermined" and "2 distinct severities" in row["reason"]
+    assert row["confidence"] == "n/a"
+    assert res.summary["headline"].startswith("largest drop: 40.0 points under fog")
 
 
 def test_official_cells_borrow_the_main_clean_cell(tmp_path, families):
@@ -136,11 +139,11 @@ def test_plateau_at_chance_is_flagged(tmp_path, families):
     write_store(tmp_path / "results.sqlite", {"gaussian_noise": pts, "motion_blur":
                 curve("early-damage-plateau", [1, 2, 3, 4, 5])}, n=2000).close()
     res = curves(tmp_path, tmp_path / "out")
-    rows = {r["stressor"]: r for r in res["tables"]["regimes"]}
+    rows = {r["stressor"]: r for r in res.tables["regimes"]}
     assert rows["gaussian_noise"]["regime"] == "early-damage-plateau"
     assert rows["gaussian_noise"]["plateau_at_chance"] is True
     assert rows["motion_blur"]["plateau_at_chance"] is False     # plateau at 50 %
-    assert any("chance accuracy" in n and "gaussian_noise" in n for n in res["notes"])
+    assert any("chance accuracy" in n and "gaussian_noise" in n for n in res.notes)
 
 
 def test_confidence_rising_under_shift_is_noted(tmp_path, families):
@@ -148,5 +151,5 @@ def test_confidence_rising_under_shift_is_noted(tmp_path, families):
     write_store(tmp_path / "results.sqlite", {"gaussian_noise": {1.0: 0.7, 3.0: 0.4},
                 "snow": {1.0: 0.9, 3.0: 0.89}}, n=500, conf_wrong=0.97).close()
     res = curves(tmp_path, tmp_path / "out")
-    note = next(n for n in res["notes"] if "confidence rises" in n)
+    note = next(n for n in res.notes if "confidence rises" in n)
     assert "gaussian_noise" in note and "snow" not in note

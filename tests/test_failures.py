@@ -6,13 +6,17 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from synthetic_store import CIFAR10, write_store
 
 from failmodes.analysis import get_analysis
 from failmodes.analysis.failures import cell_images, failures
-from failmodes.analysis.superclasses import (SuperclassError, builtin_map, load_superclasses,
-                                             resolve_superclasses)
+from failmodes.analysis.superclasses import (
+    SuperclassError,
+    builtin_map,
+    load_superclasses,
+    resolve_superclasses,
+)
 from failmodes.store import ResultsStore
-from synthetic_store import CIFAR10, write_store
 
 CAT, DOG, SHIP, AIRPLANE, BIRD = 3, 5, 8, 0, 2
 CONFUSIONS = {CAT: DOG, DOG: CAT, SHIP: AIRPLANE, BIRD: AIRPLANE}
@@ -49,29 +53,29 @@ def _reference(run_dir):
 
 
 def test_high_confidence_counts(result, run_dir):
-    rows = {(r["stressor"], r["severity"]): r for r in result["tables"]["cells"]}
+    rows = {(r["stressor"], r["severity"]): r for r in result.tables["cells"]}
     clean = rows[("clean", 0.0)]
     assert clean["n"] == 500 and clean["n_errors"] == 50
     assert clean["n_hc_failures"] == 50 and clean["hc_rate"] == pytest.approx(0.1)
     assert clean["hc_share_of_errors"] == 1.0
     noisy = rows[("gaussian_noise", 3.0)]
     assert noisy["n_errors"] == 250 and noisy["n_hc_failures"] == 0
-    s = result["summary"]
-    assert s["clean_hc_count"] == 50 and s["shifted_hc_count"] == 0 and s["threshold"] == 0.9
-    (per_model,) = result["tables"]["models"]     # one row per model, for the report
+    s = result.per_model["m"]
+    assert s["clean_hc_count"] == 50 and s["shifted_hc_count"] == 0 and result.params["threshold"] == 0.9
+    (per_model,) = result.tables["models"]     # one row per model, for the report
     assert per_model["model"] == "m" and per_model["clean_hc_rate"] == pytest.approx(0.1)
     assert get_analysis("failures").order == 30
 
 
 def test_threshold_above_confidence_finds_none(run_dir, tmp_path):
     res = failures(run_dir, tmp_path, threshold=0.99, gallery=False)
-    assert res["summary"]["clean_hc_count"] == 0 and res["tables"]["cases"] == []
+    assert res.per_model["m"]["clean_hc_count"] == 0 and res.data["cases"] == []
     with pytest.raises(ValueError, match="threshold"):
         failures(run_dir, tmp_path, threshold=1.5)
 
 
 def test_case_records(result, run_dir):
-    cases = result["tables"]["cases"]
+    cases = result.data["cases"]
     assert len(cases) == 50          # every clean hc failure; noise has none
     ref = _reference(run_dir)[("clean", 0.0)][0]
     for c in cases:
@@ -89,38 +93,38 @@ def test_case_records(result, run_dir):
 def test_confusion_pairs_match_reference(result, run_dir):
     ref = _reference(run_dir)
     clean_pairs = ref[("clean", 0.0)][1]
-    got = [p for p in result["tables"]["confusion_pairs"] if p["group"] == "clean"]
+    got = [p for p in result.tables["confusion_pairs"] if p["group"] == "clean"]
     expect = sorted(clean_pairs.items(), key=lambda kv: -kv[1])
     assert got[0]["count"] == expect[0][1]
     for p in got:
         t, q = CIFAR10.index(p["true"]), CIFAR10.index(p["predicted"])
         assert p["count"] == clean_pairs[(t, q)] and p["reverse_count"] == clean_pairs[(q, t)]
     # the noise family pools both severities
-    noise = [p for p in result["tables"]["confusion_pairs"] if p["group"] == "noise"]
+    noise = [p for p in result.tables["confusion_pairs"] if p["group"] == "noise"]
     pooled = ref[("gaussian_noise", 1.0)][1] + ref[("gaussian_noise", 3.0)][1]
     assert noise[0]["count"] == max(pooled.values())
-    mats = {m["group"]: np.array(m["counts"]) for m in result["tables"]["confusion_matrices"]}
+    mats = {m["group"]: np.array(m["counts"]) for m in result.data["confusion_matrices"]}
     assert list(mats) == ["clean", "noise"] and mats["noise"].sum() == 1000
-    pc = {(r["group"], r["class"]): r["accuracy"] for r in result["tables"]["per_class_accuracy"]}
+    pc = {(r["group"], r["class"]): r["accuracy"] for r in result.tables["per_class_accuracy"]}
     lab, pred = ref[("clean", 0.0)][0]["label"], ref[("clean", 0.0)][0]["pred"]
     assert pc[("clean", "cat")] == pytest.approx(np.mean(pred[lab == CAT] == CAT))
 
 
 def test_superclass_levels(result, run_dir):
     ref = _reference(run_dir)
-    for r in result["tables"]["cells"]:
+    for r in result.tables["cells"]:
         p, pairs, within = ref[(r["stressor"], r["severity"])]
         ne = sum(pairs.values())
         assert r["errors_within_superclass"] == pytest.approx(within / ne)
         assert r["superclass_accuracy"] == pytest.approx(r["accuracy"] + within / 500)
-    assert result["summary"]["superclass_map"] == "built-in cifar10"
+    assert result.per_model["m"]["superclass_map"] == "built-in cifar10"
 
 
 def test_figures_and_gallery(result, run_dir):
-    paths = [f["path"] for f in result["figures"]]
+    paths = [f.path for f in result.figures]
     assert "figures/confusion_m.png" in paths and "figures/per_class_m.png" in paths
     assert "figures/gallery_clean_m.png" in paths   # noise cells have no confident failures
-    assert not any("no clean failure gallery" in n for n in result["notes"])
+    assert not any("no clean failure gallery" in n for n in result.notes)
 
 
 def test_cell_images_recreate_the_evaluated_inputs(run_dir):
@@ -139,8 +143,8 @@ def test_cell_images_recreate_the_evaluated_inputs(run_dir):
 def test_missing_config_skips_gallery_with_a_note(tmp_path):
     write_store(tmp_path / "results.sqlite", {}, n=100, conf_wrong=0.99).close()
     res = failures(tmp_path, tmp_path / "out")
-    assert any("no clean failure gallery" in n and "config.json" in n for n in res["notes"])
-    assert res["summary"]["clean_hc_count"] == 10
+    assert any("no clean failure gallery" in n and "config.json" in n for n in res.notes)
+    assert res.per_model["m"]["clean_hc_count"] == 10
 
 
 def test_superclass_yaml_and_builtins(tmp_path):
@@ -173,10 +177,10 @@ def test_validation_clean_cells_stay_apart(tmp_path):
     write_store(db, {}, n=100, dataset="synthetic:test", conf_wrong=0.5).close()
     write_store(db, {}, n=100, dataset="synthetic:train-val@100", conf_wrong=0.99).close()
     res = failures(tmp_path, tmp_path / "out", gallery=False)
-    assert res["summary"]["clean_hc_count"] == 0           # only the test split's clean cell
-    groups = {m["group"] for m in res["tables"]["confusion_matrices"]}
+    assert res.per_model["m"]["clean_hc_count"] == 0           # only the test split's clean cell
+    groups = {m["group"] for m in res.data["confusion_matrices"]}
     assert groups == {"clean", "clean (val)"}
-    assert not any(p["group"] == "all shifted" for p in res["tables"]["confusion_pairs"])
+    assert not any(p["group"] == "all shifted" for p in res.tables["confusion_pairs"])
 
 
 def test_gallery_picks_cap_each_shifted_cell():
@@ -201,19 +205,19 @@ def test_sink_class_is_reported(tmp_path):
     write_store(tmp_path / "results.sqlite", {"gaussian_noise": {5.0: 0.2}}, n=300,
                 confusions=to_frog).close()
     res = failures(tmp_path, tmp_path / "out", gallery=False)
-    noisy = next(r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise")
+    noisy = next(r for r in res.tables["cells"] if r["stressor"] == "gaussian_noise")
     assert noisy["most_predicted"] == "frog" and noisy["most_predicted_share"] >= 0.7
-    assert res["summary"]["sink_classes"] == "frog"
-    sink = res["summary"]["largest_sink"]
+    assert res.per_model["m"]["sink_classes"] == "frog"
+    sink = res.per_model["m"]["largest_sink"]
     assert sink.startswith("frog 7") and sink.endswith("under gaussian_noise 5")
-    assert any("sink class 'frog'" in n for n in res["notes"])
+    assert any("sink class 'frog'" in n for n in res.notes)
 
 
 def test_family_confusions_pool_integer_levels_only(tmp_path):
     write_store(tmp_path / "results.sqlite",
                 {"gaussian_noise": {1.0: 0.7, 1.5: 0.6, 2.0: 0.5}}, n=100).close()
     res = failures(tmp_path, tmp_path / "out", gallery=False)
-    mats = {m["group"]: np.array(m["counts"]) for m in res["tables"]["confusion_matrices"]}
+    mats = {m["group"]: np.array(m["counts"]) for m in res.data["confusion_matrices"]}
     assert mats["noise"].sum() == 200                      # severities 1 and 2, not 1.5
-    assert len([r for r in res["tables"]["cells"] if r["stressor"] == "gaussian_noise"]) == 3
+    assert len([r for r in res.tables["cells"] if r["stressor"] == "gaussian_noise"]) == 3
 

@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from failmodes.analysis import get_analysis
-from failmodes.analysis.metrics import (compute_metrics, corruption_error,
-                                        relative_corruption_error, stressor_info)
+from failmodes.analysis.metrics import (
+    compute_metrics,
+    corruption_error,
+    relative_corruption_error,
+    stressor_info,
+)
 from failmodes.evaluate import EvalConfig, run_evaluation
 from failmodes.store import CellKey, ResultsStore
 
@@ -101,23 +105,24 @@ def test_metrics_analysis_writes_json_csv_and_heatmaps(hand_store, tmp_path):
     out = tmp_path / "report"
     result = get_analysis("metrics").fn(hand_store, out, baseline="base")
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["summary"]["m: mCE"] == pytest.approx(np.mean([0.5 / 0.8, 0.4 / 0.6]))
-    assert saved["summary"]["baseline"] == "base"
+    assert saved["per_model"]["m"]["mce"] == pytest.approx(np.mean([0.5 / 0.8, 0.4 / 0.6]))
+    assert saved["summary"]["baseline"] == "base" and saved["params"]["baseline"] == "base"
     with open(out / "metrics_corruptions.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["corruption"] for r in rows} == {"gaussian_noise", "shot_noise", "speckle_noise"}
     with open(out / "metrics_cells.csv") as f:
         assert len(list(csv.DictReader(f))) == 12
-    assert len(result["figures"]) == 2
-    for fig in result["figures"]:
-        assert (out / fig["path"]).read_bytes()[:4] == b"\x89PNG"
-    assert any("hardest corruption is" in n for n in result["notes"])
+    assert len(result.figures) == 2
+    for fig in result.figures:
+        assert (out / fig.path).read_bytes()[:4] == b"\x89PNG"
+    assert any("hardest corruption is" in n for n in result.notes)
 
 
 def _fake_cifar10c(tmp_path):
     """A CIFAR-class image folder of 40 images, and an 'official' .npy folder made by our own
     gaussian_noise on those images (so on-the-fly and official must agree exactly)."""
     from PIL import Image
+
     from failmodes.data import CIFAR10_CLASSES, load_dataset
     from failmodes.data.synthetic import make_synthetic
     from failmodes.stressors import get_stressor
@@ -153,7 +158,7 @@ def test_official_cifar10c_cells_and_comparison_table(tmp_path):
             np.testing.assert_array_equal(pa["pred"], pb["pred"])
             np.testing.assert_allclose(pa["conf"], pb["conf"], atol=1e-6)
     result = get_analysis("metrics").fn(tmp_path / "run", tmp_path / "out", figures=False)
-    table = result["tables"]["official"]
+    table = result.tables["official"]
     assert [(r["corruption"], r["severity"]) for r in table] == [("gaussian_noise", 1.0),
                                                                  ("gaussian_noise", 2.0)]
     assert all(r["difference"] == 0 and r["n_official"] == 40 for r in table)
@@ -163,3 +168,80 @@ def test_official_cifar10c_cells_and_comparison_table(tmp_path):
     with pytest.raises(ValueError, match="labels.npy not found"):
         run_evaluation(bad, progress="off")
     assert not (tmp_path / "bad").exists()
+
+
+# ----------------------------------------------------------------------------- known answers
+def _bench_store(path, n_corr=15, **kw):
+    """Benchmark corruption i at accuracy 0.5 + 0.02 i at every severity 1–5 (mean 0.64
+    over 15), plus cells that must never enter: gaussian_noise at 2.5 and 6 (accuracy 0)
+    and the extra speckle_noise at 1–5 (accuracy 0)."""
+    from synthetic_store import write_store
+
+    from failmodes.stressors.registry import CIFAR10C_ORDER
+    curves = {c: {float(s): 0.5 + 0.02 * i for s in range(1, 6)}
+              for i, c in enumerate(CIFAR10C_ORDER[:n_corr])}
+    curves.setdefault("gaussian_noise", {}).update({2.5: 0.0, 6.0: 0.0})
+    curves["speckle_noise"] = {float(s): 0.0 for s in range(1, 6)}
+    write_store(path, curves, n=400, clean_acc=0.9, **kw).close()
+
+
+def test_cifar10c_error_is_100_minus_mean_benchmark_accuracy(tmp_path):
+    _bench_store(tmp_path / "results.sqlite")
+    res = get_analysis("metrics").fn(tmp_path, tmp_path / "out", figures=False)
+    m = res.per_model["m"]
+    assert m["cifar10c_error"] == pytest.approx(36.0)        # 100 − 64, fractional/extra out
+    assert m["mean_corruption_error"] == pytest.approx(36.0)
+    assert m["mca"] == pytest.approx(0.64) and m["corruptions"] == 15
+    assert m["mce"] == pytest.approx(1.0) and m["baseline"] == "m"   # a ratio vs itself
+    assert res.params["severities"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_no_cifar10c_error_without_all_15_corruptions(tmp_path):
+    _bench_store(tmp_path / "results.sqlite", n_corr=14)
+    res = get_analysis("metrics").fn(tmp_path, tmp_path / "out", figures=False)
+    m = res.per_model["m"]
+    assert m["cifar10c_error"] != m["cifar10c_error"]          # NaN: not the benchmark number
+    assert m["mean_corruption_error"] == pytest.approx(100 - 100 * (0.5 + 0.02 * 6.5))
+    assert any("no CIFAR-10-C error" in n and "14" in n for n in res.notes)
+
+
+def test_official_cells_get_relative_mce_from_the_main_clean_cell(tmp_path):
+    from synthetic_store import write_store
+    db = tmp_path / "results.sqlite"
+    # Main data: clean 0.9 (base) / 0.95 (m). Official cells of the same 200 images: fog
+    # at 0.7, 0.5 (base) and 0.8, 0.6 (m), and no clean cell of their own.
+    for model, clean, off in (("base", 0.9, (0.7, 0.5)), ("m", 0.95, (0.8, 0.6))):
+        write_store(db, {"fog": {1.0: 0.8}}, n=200, model=model, dataset="cifar10:test@200",
+                    clean_acc=clean).close()
+        write_store(db, {"fog": {1.0: off[0], 2.0: off[1]}}, n=200, model=model,
+                    dataset="cifar10c-official:test@200", clean_acc=0.0).close()
+    with ResultsStore(db) as st:
+        st.db.execute("DELETE FROM cells WHERE dataset LIKE 'cifar10c-official%' "
+                      "AND stressor='clean'")
+        st.db.commit()
+        t = compute_metrics(st, baseline="base")
+    off = {r["model"]: r for r in t["models"] if r["dataset"].startswith("cifar10c-official")}
+    # m: ((.2 − .05) + (.4 − .05)) / ((.3 − .1) + (.5 − .1)) = 0.5 / 0.6
+    assert off["m"]["relative_mce"] == pytest.approx(0.5 / 0.6)
+    assert off["m"]["clean_accuracy"] == pytest.approx(0.95)
+    assert off["m"]["mce"] == pytest.approx(0.6 / 0.8)
+
+
+def test_imagenet_runs_say_there_is_no_alexnet_normalisation(tmp_path):
+    import json as _json
+
+    from synthetic_store import write_store
+    classes = [f"c{i}" for i in range(1000)]
+    write_store(tmp_path / "results.sqlite", {"fog": {1.0: 0.4, 2.0: 0.2}}, n=1000,
+                classes=classes, clean_acc=0.7).close()
+    res = get_analysis("metrics").fn(tmp_path, tmp_path / "out", figures=False)
+    assert any("no AlexNet normalisation" in n for n in res.notes)
+    # Supplied AlexNet errors make mCE the ImageNet-C number: Σ E / Σ E_AlexNet.
+    ref = tmp_path / "alexnet.json"
+    ref.write_text(_json.dumps({"name": "AlexNet", "clean": 0.4348,
+                                "corruptions": {"fog": [0.8, 0.8, 0.8, 0.8, 0.8]}}))
+    res = get_analysis("metrics").fn(tmp_path, tmp_path / "o2", figures=False,
+                                     reference_errors=str(ref))
+    assert res.per_model["m"]["mce"] == pytest.approx((0.6 + 0.8) / 1.6)
+    assert res.per_model["m"]["baseline"] == "AlexNet"
+    assert not any("no AlexNet normalisation" in n for n in res.notes)

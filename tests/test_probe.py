@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from failmodes.analysis.probe import ProbeError, fit_to_input, probe
-from failmodes.ranges import RangeError, parse_values
 from failmodes.models import create_model
+from failmodes.ranges import RangeError, parse_values
 from failmodes.stressors import StressorError
 
 
@@ -120,10 +120,34 @@ def test_chelsea_is_an_egyptian_cat_with_efficientnet_lite0():
     assert r["image"]["size"] == [451, 300] and "shorter side to 224" in r["image"]["resize"]
 
 
+def test_repeats_strip_titles_match_the_images(cnn, image, tmp_path, monkeypatch):
+    from failmodes.analysis import probe as probe_mod
+    seen = {}
+    real = probe_mod.plot_strip
+
+    def spy(result, images, out_dir):
+        seen["titles"] = [r["first_draw"]["top1"]["prob"] for r in result["rows"]]
+        seen["images"] = images
+        return real(result, images, out_dir)
+    monkeypatch.setattr(probe_mod, "plot_strip", spy)
+    r = probe(image, cnn, "gaussian_noise", [1, 3], seed=0, repeats=4, out_dir=tmp_path)
+    # Re-score the very images the strip shows: their top-1 probability is the title's.
+    x = torch.from_numpy(seen["images"]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        p = torch.softmax(cnn(x), 1).max(1).values.numpy()
+    assert p == pytest.approx(seen["titles"], abs=1e-5)
+    assert "average 4 draws" in r["figures"][0]["caption"]
+
+
 def test_repeats_average_the_draws(cnn, image):
     one = [probe(image, cnn, "gaussian_noise", [3], seed=s)["rows"][0]["p_target"] for s in (0, 1, 2)]
     mean = probe(image, cnn, "gaussian_noise", [3], seed=0, repeats=3)
     assert mean["rows"][0]["p_target"] == pytest.approx(np.mean(one), abs=1e-6)
     assert mean["repeats"] == 3
+    # The strip shows draw seed 0: its titles are that draw's own numbers, not the mean.
+    first = probe(image, cnn, "gaussian_noise", [3], seed=0)["rows"][0]
+    shown = mean["rows"][0]["first_draw"]
+    assert shown["seed"] == 0 and shown["p_target"] == pytest.approx(first["p_target"])
+    assert shown["top1"] == first["top1"]
     with pytest.raises(ProbeError, match="repeats"):
         probe(image, cnn, "gaussian_noise", [3], repeats=0)

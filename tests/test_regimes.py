@@ -1,9 +1,9 @@
 """Regime classifier: synthetic curves of each known shape, with sampling noise."""
 import numpy as np
 import pytest
+from synthetic_store import curve
 
 from failmodes.analysis.regimes import GRACEFUL_DROP_POINTS, REGIMES, classify_regime
-from synthetic_store import curve
 
 INTEGER = np.arange(6.0)           # clean + CIFAR-10-C levels 1..5
 FINE = np.linspace(0.0, 5.0, 21)   # a fine continuous grid, step 0.25
@@ -26,7 +26,7 @@ def test_noisy_shapes_get_their_label(shape, grid, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_threshold_breakpoint_and_slopes(seed):
     r = classify_regime(FINE, noisy("threshold-collapse", FINE, 5000, seed), n_images=5000)
-    assert r.shape == "piecewise"
+    assert r.shape == "hinge"                  # the truth is flat-then-linear: b1 = 0
     assert abs(r.breakpoint - 3.0) <= 0.3
     assert abs(r.slope_before) < 2.0          # flat: under 2 points per severity unit
     assert abs(r.slope_after - 22.0) < 3.0    # steep: 22 points per severity unit
@@ -67,8 +67,49 @@ def test_order_and_repeats_do_not_matter():
     assert c.label == "linear"
 
 
+def test_too_few_levels_for_two_shapes_is_undetermined_with_reason():
+    # Two levels: only "flat" can be fitted, so nothing is compared and nothing is claimed.
+    r = classify_regime([0, 5], [0.95, 0.10], n_images=10000)
+    assert r.label == "undetermined" and r.confidence == "n/a"
+    assert "2 distinct severities" in r.reason and "only the flat shape" in r.reason
+
+
+def test_three_points_with_85_point_drop_is_never_graceful():
+    # The reviewer's case: [0,1,2] -> [.95,.5,.1]. Flat and linear both fit; the line is
+    # exact (slope -42.5 points), and graceful is impossible with an 85-point observed drop.
+    r = classify_regime([0, 1, 2], [0.95, 0.50, 0.10], n_images=10000)
+    assert r.label == "linear" and r.shape == "linear"
+    assert r.observed_drop == pytest.approx(85.0)
+    assert r.slope_before == pytest.approx(42.5)
+    assert set(r.fits) == {"flat", "linear"}   # hinge/saturating need 4 levels, piecewise 5
+
+
+def test_graceful_needs_the_observed_drop_small_too():
+    # Flat wins on wildly noisy levels (N=20 images): its fitted drop is 0, but the observed
+    # drop is 30 points, so the curve is undetermined, not graceful.
+    r = classify_regime([0, 1, 2, 3, 4, 5], [0.6, 0.3, 0.6, 0.4, 0.6, 0.5], n_images=20)
+    assert r.shape == "flat" and r.fitted_drop == 0.0
+    assert r.observed_drop == pytest.approx(30.0)
+    assert r.label == "undetermined" and "observed drop is 30.0" in r.reason
+
+
+def test_confidence_is_na_when_no_shape_gives_another_label():
+    # An exact flat curve: every candidate shape fits it with zero drop -> all "graceful".
+    r = classify_regime([0, 1, 2], [0.9, 0.9, 0.9], n_images=10000)
+    assert r.label == "graceful" and r.label_margin is None and r.confidence == "n/a"
+
+
+def test_contrast_at_0_1_3_5_can_read_as_a_collapse():
+    # Flat to severity 1, then 20 points per unit: the hinge (4 levels suffice) wins.
+    r = classify_regime([0, 1, 3, 5], [0.9, 0.9, 0.5, 0.1], n_images=10000)
+    assert r.label == "threshold-collapse" and r.shape == "hinge"
+    assert r.breakpoint == pytest.approx(1.0) and r.slope_after == pytest.approx(20.0)
+    # ... while a straight line on the same levels stays linear.
+    assert classify_regime([0, 1, 3, 5], [0.9, 0.8, 0.6, 0.4], n_images=10000).label == "linear"
+
+
 def test_bad_input():
-    with pytest.raises(ValueError, match="3 distinct"):
-        classify_regime([0, 1], [0.9, 0.8])
+    with pytest.raises(ValueError, match="2 distinct"):
+        classify_regime([0, 0], [0.9, 0.8])
     with pytest.raises(ValueError, match="equal length"):
         classify_regime([0, 1, 2], [0.9, 0.8])

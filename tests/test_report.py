@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from failmodes.analysis import registry
-from failmodes.store import CellKey, ResultsStore
+from failmodes.analysis import AnalysisResult, Figure, registry
 from failmodes.report import compare_runs, render_report
 from failmodes.report.comparison import corruption_deltas, model_facts
+from failmodes.store import CellKey, ResultsStore
 
 EVIL = "<script>alert('x')</script>"
 CLASSES = ["cat", "dog", EVIL]
@@ -69,20 +69,24 @@ def fake_run(tmp_path, fake_registry) -> Path:
     run = tmp_path / "runs" / "fake"
     _fill_store(run / "results.sqlite", {"net-a": 0.9, "net-b": 0.95})
     _tiny_png(run / "figures" / "heat.png", (200, 30, 30))
-    registry.write_result(run, "metrics", {
-        "summary": {"baseline": "net-a", "net-a: mCE": 1.0, "net-b: mCE": 0.8},
-        "figures": [{"path": "figures/heat.png", "caption": f"heatmap of {EVIL}"},
-                    {"path": "figures/gone.png", "caption": "a figure that was deleted"},
-                    {"path": "../../outside.png", "caption": "a path leaving the run"}],
-        "tables": {"per_model": [{"model": "net-a", "mce": 1.0, "relative_mce": 1.0},
-                                 {"model": "net-b", "mce": 0.8, "relative_mce": 0.7123}],
-                   "per_class": [{"class": c, "accuracy": 0.5} for c in CLASSES]},
-        "notes": [f"class {EVIL} is hardest"]})
-    registry.write_result(run / "analysis", "curves", {
-        "summary": {"headline": "Largest drop: 50 points under fog at severity 5"},
-        "figures": [], "notes": [],
-        "tables": {"regimes": [{"model": "net-a", "stressor": "fog",
-                                "regime": "threshold-collapse", "breakpoint": 3.0}]}})
+    # A dict, not an AnalysisResult: write_result would refuse the path leaving the run,
+    # and the renderer must refuse it on its own too.
+    registry.write_result(run, "metrics", AnalysisResult(
+        "metrics", params={"baseline": "net-a", "n_benchmark_corruptions": 15},
+        per_model={"net-a": {"mce": 1.0, "relative_mce": 1.0, "cifar10c_error": 40.0},
+                   "net-b": {"mce": 0.8, "relative_mce": 0.7123, "cifar10c_error": 35.5}},
+        summary={"baseline": "net-a"},
+        figures=[Figure("figures/heat.png", f"heatmap of {EVIL}"),
+                 Figure("figures/gone.png", "a figure that was deleted"),
+                 Figure("../../outside.png", "a path leaving the run")],
+        tables={"per_model": [{"model": "net-a", "mce": 1.0, "relative_mce": 1.0},
+                              {"model": "net-b", "mce": 0.8, "relative_mce": 0.7123}],
+                "per_class": [{"class": c, "accuracy": 0.5} for c in CLASSES]},
+        notes=[f"class {EVIL} is hardest"]).to_dict())
+    registry.write_result(run / "analysis", "curves", AnalysisResult(
+        "curves", summary={"headline": "Largest drop: 50 points under fog at severity 5"},
+        tables={"regimes": [{"model": "net-a", "stressor": "fog",
+                             "regime": "threshold-collapse", "breakpoint": 3.0}]}))
     probe_dir = run / "probes" / "00-cat-rotation"
     _tiny_png(probe_dir / "strip.png", (20, 90, 200))
     registry.write_result(probe_dir, "probe_rotation", {
@@ -132,15 +136,18 @@ def test_missing_and_failed_sections_say_so(fake_run):
     assert "threshold-collapse" in sec("summary")
     # Sections follow the registry, with the comparison after the curves.
     order = [m for m in re.findall(r'<section id="([^"]+)">', html)]
-    assert order == ["glance", "summary", "explorer", "training", "metrics", "curves", "comparison", "failures",
+    assert order == ["glance", "summary", "explorer", "training", "metrics", "curves", "comparison",
+                     "failures",
                      "calibration", "cam", "sweeps", "appendix"]
     assert "failmodes run fake.yaml" in sec("appendix")
     # Probes: the table and strip of the one that ran, the reason of the one that failed.
     assert "m on skimage:cat under rotation" in sec("sweeps") and "tabby" in sec("sweeps")
     assert "Probe m on dog.png under rotation: failed — OSError: no dog" in sec("sweeps")
     assert sec("sweeps").count("<img") == 1
-    # Per-model analysis numbers reach the summary table and pivot in their section.
-    assert "0.712" in sec("summary")
+    # Per-model analysis numbers reach the summary table and pivot in their section,
+    # under labels that say what they are.
+    assert "0.712" in sec("summary") and "35.5%" in sec("summary")
+    assert "CIFAR-10-C error" in sec("summary") and "ratio vs baseline" in sec("summary")
     assert re.search(r"Headline numbers per model.*<th[^>]*>net-a</th><th[^>]*>net-b</th>",
                      sec("metrics"), re.S)
 

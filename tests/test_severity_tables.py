@@ -1,11 +1,11 @@
 """The severity tables beside each op, checked against the published parameters.
 
 The literals below are copied from the generators of the published datasets, Hendrycks &
-Dietterich's hendrycks/robustness, ``ImageNet-C/create_c/make_cifar_c.py`` (CIFAR-10-C,
-32 px) and ``ImageNet-C/create_c/make_imagenet_c.py`` (ImageNet-C, 224 px) and ``make_tinyimagenet_c.py`` (Tiny-ImageNet-C,
-64 px): the ``c`` list of
-each corruption, severities 1..5, written as there. They are data in this file on purpose,
-so the check runs everywhere (no ../shared, no network) and a table edited by mistake fails.
+Dietterich's hendrycks/robustness, ``ImageNet-C/create_c/``: ``make_cifar_c.py``
+(CIFAR-10-C, 32 px), ``make_tinyimagenet_c.py`` (Tiny-ImageNet-C, 64 px) and
+``make_imagenet_c.py`` (ImageNet-C, 224 px): the ``c`` list of each corruption, severities
+1..5, written as there. They are data in this file on purpose, so the check runs everywhere
+(no ../shared, no network) and a table edited by mistake fails.
 """
 import pytest
 

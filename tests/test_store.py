@@ -179,9 +179,9 @@ def test_analyses_of_a_store_on_read_only_media_write_only_to_out(closed_store, 
         os.chmod(closed_store, 0o755)
     assert {"metrics.json", "curves.json", "calibration.json"} <= {
         p.name for p in (tmp_path / "out").iterdir()}
-    assert any("read-only" in n for n in cal["notes"])
+    assert any("read-only" in n for n in cal.notes)
     # the temperature fitted now is in the JSON; the store keeps the one it had
-    assert cal["temperatures"]["m"]["temperature"] != 1.5
+    assert cal.data["temperatures"]["m"]["temperature"] != 1.5
     with ResultsStore(closed_store / "results.sqlite", readonly=True) as st:
         assert st.temperatures()["m"]["temperature"] == 1.5
     assert _snapshot(closed_store) == before

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Wrong with confidence above this is a "dangerous" failure (the seeds' threshold).
+from ..constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
 from ..errors import FailmodesError
 
-
-DANGEROUS_CONF = 0.9
+# Wrong with confidence above this is a "dangerous" failure.
+DANGEROUS_CONF = CONFIDENT_THRESHOLD
 # Temperature search interval: wide enough for any trained net, narrow enough that a
 # separable toy set (NLL -> 0 as T -> 0) stops at the bound instead of underflowing.
 T_BOUNDS = (0.01, 100.0)
@@ -41,7 +41,9 @@ class Scores:
 
     ``conf`` max probability, ``correct`` top-1 hit, ``p_true`` probability of the label,
     ``entropy`` in nats, ``margin`` top-1 minus top-2 probability, ``sq_norm`` Σ_c p_c²
-    (None when only store rows were available), ``n_classes`` C.
+    (None when only store rows were available), ``n_classes`` C, ``nll`` −log p_true in
+    nats from ``log_softmax`` (finite even when p_true underflows: a logit gap of 1000
+    gives 1000; from store rows only, −log of the stored p_true).
     """
 
     conf: torch.Tensor
@@ -51,11 +53,13 @@ class Scores:
     margin: torch.Tensor
     sq_norm: torch.Tensor | None
     n_classes: int
+    nll: torch.Tensor
 
-    def subset(self, mask: torch.Tensor) -> "Scores":
+    def subset(self, mask: torch.Tensor) -> Scores:
         return Scores(self.conf[mask], self.correct[mask], self.p_true[mask],
                       self.entropy[mask], self.margin[mask],
-                      None if self.sq_norm is None else self.sq_norm[mask], self.n_classes)
+                      None if self.sq_norm is None else self.sq_norm[mask], self.n_classes,
+                      self.nll[mask])
 
 
 def check_logits(logits: torch.Tensor, labels: torch.Tensor, where: str = "logits") -> None:
@@ -95,38 +99,49 @@ def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: 
     return Scores(conf=top2[:, 0], correct=p.argmax(1).eq(labels),
                   p_true=p.gather(1, labels.view(-1, 1)).squeeze(1),
                   entropy=-(p * logp).sum(1), margin=top2[:, 0] - top2[:, 1],
-                  sq_norm=(p * p).sum(1), n_classes=int(logits.shape[1]))
+                  sq_norm=(p * p).sum(1), n_classes=int(logits.shape[1]),
+                  nll=-logp.gather(1, labels.view(-1, 1)).squeeze(1))
 
 
 def scores_from_rows(rows: dict, n_classes: int) -> Scores:
     """Scores from the store's per-image fields (conf, pred, label, p_true, entropy, margin)."""
     t = lambda k: torch.as_tensor(np.asarray(rows[k]), dtype=torch.float64)  # noqa: E731
     correct = torch.as_tensor(np.asarray(rows["pred"]) == np.asarray(rows["label"]))
-    return Scores(conf=t("conf"), correct=correct, p_true=t("p_true"), entropy=t("entropy"),
-                  margin=t("margin"), sq_norm=None, n_classes=int(n_classes))
+    p_true = t("p_true")
+    # Without logits only the stored probability exists; clamp so an underflow stays finite.
+    return Scores(conf=t("conf"), correct=correct, p_true=p_true, entropy=t("entropy"),
+                  margin=t("margin"), sq_norm=None, n_classes=int(n_classes),
+                  nll=-torch.log(p_true.clamp_min(1e-300)))
 
 
 # ---------------------------------------------------------------- calibration error
-def reliability_bins(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> dict:
-    """Equal-width top-label reliability bins on [0, 1] (the last bin is closed at 1).
+def reliability_bins(conf: torch.Tensor, correct: torch.Tensor,
+                     n_bins: int = CALIBRATION_BINS) -> dict:
+    """Equal-width top-label reliability bins on [0, 1], in float64: bin i holds
+    [i/n, (i+1)/n) and the last bin is closed at 1, so a confidence of exactly 1.0 and one
+    of 1 − 6e-8 share the last bin. The ECE of the table and the reliability diagram both
+    come from these bins (``bins_ece``): one binning for both.
 
     Returns numpy arrays of length ``n_bins``: ``edges`` (n_bins + 1), ``count``,
     ``confidence`` (mean max-probability, NaN when empty) and ``accuracy``.
-    Bucketing matches torchmetrics (bin i holds [i/n, (i+1)/n)); torchmetrics keeps
-    confidence == 1.0 in an extra bin, we fold it into the last one so a diagram has
-    ``n_bins`` bars; the weighted gap differs only if that extra bin's gap changes sign.
+
+    >>> b = reliability_bins(torch.tensor([1.0, 1 - 6e-8, 0.5]), torch.tensor([1, 1, 0]), 2)
+    >>> b["count"].tolist()
+    [0, 3]
     """
     _check_bins(n_bins)
-    conf32 = conf.float()  # torchmetrics bins float32 confidences; match its edges exactly
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf32.dtype, device=conf.device)
-    idx = (torch.bucketize(conf32, edges, right=True) - 1).clamp_(0, n_bins - 1)
+    # float64 throughout: float32 rounds every confidence above 1 − 6e-8 up to 1.0, and
+    # torchmetrics (float32) then files those in an extra bin of its own.
+    c64 = conf.double().contiguous()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=conf.device)
+    idx = (torch.bucketize(c64, edges, right=True) - 1).clamp_(0, n_bins - 1)
     count = torch.zeros(n_bins, dtype=torch.float64, device=conf.device)
-    count.scatter_add_(0, idx, torch.ones_like(conf, dtype=torch.float64))
-    s_conf = torch.zeros_like(count).scatter_add_(0, idx, conf32.double())
+    count.scatter_add_(0, idx, torch.ones_like(c64))
+    s_conf = torch.zeros_like(count).scatter_add_(0, idx, c64)
     s_acc = torch.zeros_like(count).scatter_add_(0, idx, correct.double())
     with np.errstate(invalid="ignore", divide="ignore"):
         c, n = count.cpu().numpy(), s_conf.cpu().numpy()
-        return {"edges": edges.double().cpu().numpy(), "count": c.astype(np.int64),
+        return {"edges": edges.cpu().numpy(), "count": c.astype(np.int64),
                 "confidence": n / c, "accuracy": s_acc.cpu().numpy() / c}
 
 
@@ -139,24 +154,20 @@ def bins_ece(bins: dict) -> tuple[float, float]:
     return float((gap * c[c > 0]).sum() / c.sum()), float(gap.max())
 
 
-def ece_mce(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> tuple[float, float]:
-    """Top-label ECE (L1) and MCE (max) with ``n_bins`` equal-width bins, by torchmetrics.
-
-    Top-label calibration only needs (max-probability, hit) pairs, so torchmetrics'
-    binary form on them is exactly its ``multiclass_calibration_error`` (tested).
-    """
-    from torchmetrics.functional.classification import binary_calibration_error
+def ece_mce(conf: torch.Tensor, correct: torch.Tensor,
+            n_bins: int = CALIBRATION_BINS) -> tuple[float, float]:
+    """Top-label ECE (L1) and MCE (max) with ``n_bins`` equal-width float64 bins: the same
+    bins the reliability diagram draws. Equal to torchmetrics' ``binary_calibration_error``
+    on (max-probability, hit) pairs whenever no confidence sits within float32 rounding of
+    a bin edge or of 1 (tested)."""
     _check_bins(n_bins)
     if conf.numel() == 0:
         return float("nan"), float("nan")
-    # float32 like torchmetrics' multiclass update, so both paths bin identically.
-    p, t = conf.float(), correct.long()
-    ece = binary_calibration_error(p, t, n_bins=n_bins, norm="l1")
-    mce = binary_calibration_error(p, t, n_bins=n_bins, norm="max")
-    return float(ece), float(mce)
+    return bins_ece(reliability_bins(conf, correct, n_bins))
 
 
-def adaptive_ece(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> float:
+def adaptive_ece(conf: torch.Tensor, correct: torch.Tensor,
+                 n_bins: int = CALIBRATION_BINS) -> float:
     """Equal-mass (adaptive) ECE: sort by confidence, ``n_bins`` bins of N/n_bins images.
 
     Written here because torchmetrics only has equal-width bins. Bin sizes differ by at
@@ -181,7 +192,8 @@ def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) ->
 
 
 def brier(scores: Scores) -> float:
-    """Multiclass Brier score Σ_c (p_c - y_c)², averaged over images; range [0, 2].
+    """Multiclass Brier score summed over classes, Σ_c (p_c - y_c)², averaged over images;
+    range [0, 2] (not the one-class [0, 1] form: divide by 2 for that).
 
     torchmetrics has no multiclass Brier score. Σ_c (p_c - y_c)² = Σ p² - 2 p_y + 1.
     """
@@ -198,8 +210,7 @@ def failure_detection(scores: Scores) -> dict:
     1 - (top-1 - top-2): all in [0, 1], so torchmetrics never applies its sigmoid.
     NaN when the cell has no errors or no hits (the ranking is undefined).
     """
-    from torchmetrics.functional.classification import (binary_auroc,
-                                                        binary_average_precision)
+    from torchmetrics.functional.classification import binary_auroc, binary_average_precision
     errors = (~scores.correct).long()
     out = {}
     n_err = int(errors.sum())
@@ -238,11 +249,12 @@ def selective_accuracy(coverage: np.ndarray, risk: np.ndarray, at: float) -> flo
     return float(1.0 - risk[k - 1])
 
 
-def cell_metrics(scores: Scores, n_bins: int = 15,
+def cell_metrics(scores: Scores, n_bins: int = CALIBRATION_BINS,
                  dangerous_conf: float = DANGEROUS_CONF) -> dict:
     """Every per-cell number of the calibration analysis, as a flat dict of floats.
 
-    Keys: n, accuracy, mean_conf, ece, ece_adaptive, mce, nll, brier, dangerous_rate (wrong
+    Keys: n, accuracy, mean_conf, ece, ece_adaptive, mce, nll (nats, from log_softmax),
+    brier_sum (Σ over classes, 0–2), dangerous_rate (wrong
     and conf > ``dangerous_conf``, fraction of all images), dangerous_share (fraction of
     the errors), auroc/aupr of msp/entropy/margin, acc_at_cov80/90, aurc.
     """
@@ -256,9 +268,8 @@ def cell_metrics(scores: Scores, n_bins: int = 15,
     m = {"n": n, "accuracy": float(scores.correct.double().mean()),
          "mean_conf": float(scores.conf.mean()), "ece": ece,
          "ece_adaptive": adaptive_ece(scores.conf, scores.correct, n_bins), "mce": mce,
-         # -log p_true, clamped like the store's entropy so a saturated row stays finite.
-         "nll": float(-torch.log(scores.p_true.clamp_min(1e-300)).mean()),
-         "brier": brier(scores),
+         "nll": float(scores.nll.mean()),
+         "brier_sum": brier(scores),
          "dangerous_rate": float(danger.double().mean()),
          "dangerous_share": (float(danger.sum()) / int(wrong.sum())) if bool(wrong.any())
          else float("nan")}

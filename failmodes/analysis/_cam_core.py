@@ -1,51 +1,31 @@
-"""Class activation maps and the measurements taken on them.
+"""Computing class activation maps: the CAM methods (pytorch-grad-cam), the layer to hook,
+and a finer layer where the default one is too coarse.
 
-CAMs come from pytorch-grad-cam; everything here works on batches of maps ``N×H×W``
-(float, non-negative, any scale) and returns one value per map. A map is treated as a
-mass distribution over pixels: its values divided by their sum. An all-zero map (Grad-CAM
-gives one when every weighted activation is negative) has no distribution: its statistics
-are NaN and aggregates use nan-aware means.
+``compute_cams`` returns pytorch-grad-cam's display maps (each min-max scaled to [0, 1] and
+upsampled) and, with ``raw=True``, the raw maps: ReLU(Σ_k w_k A_k) at the layer's own
+resolution, unscaled, so their mass (how much positive evidence there is) survives. The
+measurements (``_cam_measures.py``) are taken on the raw maps: min-max scaling makes a flat
+map with a 2 % bump look fully focused and turns a uniform map into all zeros.
 
->>> cams = compute_cams(model, images)                  # N×H×W in [0, 1], predicted class
->>> border_share(cams)                                  # N, mass in the outer band
+>>> cams, raw = compute_cams(model, images, raw=True)   # doctest: +SKIP
 """
 from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-# The border band: the outer BORDER_BAND fraction of each side (8 px of a 32-px image on
-# every edge). It covers 1 − (1 − 2·0.25)² = 75 % of the area; the centre is the middle
-# 50 % × 50 % square, where object-centred data sets (CIFAR-10) keep the object.
 from ..errors import FailmodesError
 
-
-BORDER_BAND = 0.25
-
-# Superclasses for "fine-grained" confusions. The default is finer than animals/vehicles:
-# with two groups, ship → airplane (the classic water/sky context error) and cat → frog would
-# count as fine-grained. Here siblings are classes that differ in detail, not in kind.
-CIFAR10_SUPERCLASS = {
-    "cat": "mammal", "dog": "mammal", "deer": "mammal", "horse": "mammal",
-    "bird": "bird", "frog": "amphibian",
-    "automobile": "road_vehicle", "truck": "road_vehicle",
-    "airplane": "aircraft", "ship": "watercraft",
-}
-# The coarse two-group map (animals / vehicles), selectable with superclasses="coarse".
-CIFAR10_SUPERCLASS_COARSE = {
-    "airplane": "vehicle", "automobile": "vehicle", "ship": "vehicle", "truck": "vehicle",
-    "bird": "animal", "cat": "animal", "deer": "animal", "dog": "animal", "frog": "animal",
-    "horse": "animal",
-}
-
-# Failure-category thresholds (see categorize_failure).
-OVERLAP_THRESHOLD = 0.5
+# A map coarser than this (rows or columns) cannot tell the border band from the centre
+# (a 4×4 map has only its middle 2×2 cells off the band): the analysis looks for a finer
+# layer (e.g. layer3 of a CIFAR ResNet, 8×8) when the default gives less.
+MIN_MAP_SIDE = 8
 
 
 class CamError(ValueError, FailmodesError):
@@ -111,15 +91,17 @@ def cam_mode(model: nn.Module):
 def compute_cams(model: nn.Module, images: torch.Tensor,
                  targets: torch.Tensor | Sequence[int] | None = None, *,
                  method: str = "gradcam", layer: str | nn.Module | None = None,
-                 batch_size: int = 128, return_logits: bool = False):
+                 batch_size: int = 128, return_logits: bool = False, raw: bool = False):
     """CAMs of ``images`` (float N×3×H×W in [0, 1]) for class ``targets`` (N ints; None =
     each image's predicted class).
 
     Returns float32 N×H×W on the CPU in [0, 1] (each map min-max scaled by
-    pytorch-grad-cam and upsampled to the input size), plus the logits N×C when
-    ``return_logits``. The model's modes and gradients are restored afterwards.
+    pytorch-grad-cam and upsampled to the input size: for display); with ``raw`` also the
+    raw maps N×h×w at the layer's resolution (non-negative, unscaled); with
+    ``return_logits`` also the logits N×C, in that order. The model's modes and gradients
+    are restored afterwards.
 
-    >>> cams = compute_cams(model, x, targets=labels, method="gradcam++")
+    >>> cams = compute_cams(model, x, targets=labels, method="gradcam++")   # doctest: +SKIP
     """
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     if method not in METHODS:
@@ -133,11 +115,11 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
             raise CamError(f"{len(targets)} targets for {n} images")
     target_layer = resolve_layer(model, layer)
     device = next(model.parameters()).device
-    cams, logits = [], []
+    cams, raws, logits = [], [], []
     with cam_mode(model), torch.enable_grad():
         from ..models.cam_layers import cam_reshape
-        cam = _methods()[method](model=model, target_layers=[target_layer],
-                                 reshape_transform=cam_reshape(model, layer))
+        cam = _recording(_methods()[method])(model=model, target_layers=[target_layer],
+                                             reshape_transform=cam_reshape(model, layer))
         if method == "scorecam":
             cam.batch_size = batch_size  # masked copies per forward pass
         try:
@@ -146,167 +128,66 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
                 x.requires_grad_(True)  # weights are frozen: the graph hangs on the input
                 t = None if targets is None else [ClassifierOutputTarget(k)
                                                   for k in targets[s:s + batch_size]]
+                cam.raw_maps = []
                 with contextlib.redirect_stderr(io.StringIO()):  # ScoreCAM's tqdm bars
                     out = cam(input_tensor=x, targets=t)
                 cams.append(torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)))
+                raws.append(torch.from_numpy(np.ascontiguousarray(cam.raw_maps[-1],
+                                                                  dtype=np.float32)))
                 if return_logits:
                     logits.append(cam.outputs.detach().float().cpu())
         finally:
             cam.activations_and_grads.release()
     h, w = images.shape[-2:]
-    result = torch.cat(cams) if cams else torch.zeros(0, h, w)
+    out = [torch.cat(cams) if cams else torch.zeros(0, h, w)]
+    if raw:
+        out.append(torch.cat(raws) if raws else torch.zeros(0, 1, 1))
     if return_logits:
-        return result, (torch.cat(logits) if logits else torch.zeros(0, 0))
-    return result
+        out.append(torch.cat(logits) if logits else torch.zeros(0, 0))
+    return out[0] if len(out) == 1 else tuple(out)
 
 
-# ----------------------------------------------------------------------------- measurements
-def _as_np(cams) -> np.ndarray:
-    a = cams.detach().cpu().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams)
-    if a.ndim != 3:
-        raise CamError(f"CAMs must be N×H×W, got shape {a.shape}")
-    return a.astype(np.float64)
+def _recording(cls: type) -> type:
+    """``cls`` whose raw per-layer maps (after ReLU, before pytorch-grad-cam's min-max
+    scaling and resize) are kept in ``self.raw_maps``: its one hook, ``get_cam_image``."""
+    class Recording(cls):
+        def get_cam_image(self, *args, **kwargs):
+            m = super().get_cam_image(*args, **kwargs)
+            self.raw_maps.append(np.maximum(m, 0))
+            return m
+    Recording.__name__ = f"Recording{cls.__name__}"
+    return Recording
 
 
-def _mass(cams) -> np.ndarray:
-    """Maps as distributions (N×H×W, each summing to 1); all-zero maps become NaN."""
-    a = np.clip(_as_np(cams), 0.0, None)
-    s = a.sum(axis=(1, 2), keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(s > 0, a / np.where(s > 0, s, 1.0), np.nan)
-
-
-def border_mask(h: int, w: int, band: float = BORDER_BAND) -> np.ndarray:
-    """Boolean H×W, True in the outer ``band`` fraction of each side (rounded to pixels)."""
-    by, bx = int(round(h * band)), int(round(w * band))
-    m = np.ones((h, w), dtype=bool)
-    m[by:h - by, bx:w - bx] = False
-    return m
-
-
-def border_share(cams, band: float = BORDER_BAND) -> np.ndarray:
-    """Fraction of each map's mass in the border band (N, in [0, 1]; NaN for an empty map).
-
-    A uniform map gives the band's area fraction (0.75 at band 0.25); an object-centred
-    map gives less.
-    """
-    p = _mass(cams)
-    return p[:, border_mask(p.shape[1], p.shape[2], band)].sum(axis=1)
-
-
-def center_of_mass(cams) -> np.ndarray:
-    """Centre of mass of each map, N×2 (row, column) in pixels (pixel centres at 0..H−1)."""
-    p = _mass(cams)
-    ys = np.arange(p.shape[1], dtype=np.float64)
-    xs = np.arange(p.shape[2], dtype=np.float64)
-    return np.stack([(p.sum(axis=2) * ys).sum(axis=1), (p.sum(axis=1) * xs).sum(axis=1)], 1)
-
-
-def cam_entropy(cams) -> np.ndarray:
-    """Shannon entropy of each map's mass over pixels divided by log(H·W): N in [0, 1],
-    0 = all mass on one pixel, 1 = uniform. Higher = more diffuse attention."""
-    p = _mass(cams)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=(1, 2))
-    ent[np.isnan(p).any(axis=(1, 2))] = np.nan
-    return ent / np.log(p.shape[1] * p.shape[2])
-
-
-def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
-
-
-def pearson(cams, ref) -> np.ndarray:
-    """Pearson correlation of each map with its reference over pixels (N; NaN if constant)."""
-    a, b = _as_np(cams), _as_np(ref)
-    return _rowwise_pearson(a.reshape(len(a), -1), b.reshape(len(b), -1))
-
-
-def spearman(cams, ref) -> np.ndarray:
-    """Spearman rank correlation of each map with its reference (average ranks for ties,
-    which matter: Grad-CAM's ReLU leaves many exact zeros)."""
-    from scipy.stats import rankdata
-    a, b = _as_np(cams), _as_np(ref)
-    ra = rankdata(a.reshape(len(a), -1), axis=1)
-    rb = rankdata(b.reshape(len(b), -1), axis=1)
-    return _rowwise_pearson(ra, rb)
-
-
-def overlap(cams, ref) -> np.ndarray:
-    """Histogram intersection of the two maps' masses, Σ min(p, q): N in [0, 1],
-    1 = the same distribution, 0 = disjoint support."""
-    return np.minimum(_mass(cams), _mass(ref)).sum(axis=(1, 2))
-
-
-def drift_metrics(cams, ref, band: float = BORDER_BAND) -> dict[str, np.ndarray]:
-    """Per-map drift of ``cams`` from ``ref`` (both N×H×W): pearson, spearman,
-    com_shift_px (Euclidean, pixels), entropy and border_share of ``cams``.
-
-    >>> d = drift_metrics(cams_fog5, cams_clean); d["spearman"].mean()
-    """
-    a, b = _as_np(cams), _as_np(ref)
-    if a.shape != b.shape:
-        raise CamError(f"CAM shapes differ: {a.shape} vs {b.shape}")
-    shift = np.linalg.norm(center_of_mass(a) - center_of_mass(b), axis=1)
-    return {"pearson": pearson(a, b), "spearman": spearman(a, b), "com_shift_px": shift,
-            "entropy": cam_entropy(a), "border_share": border_share(a, band)}
-
-
-# ----------------------------------------------------------------------------- categories
-FAILURE_TYPES = ("fine_grained", "context", "other")
-
-
-def superclass_lookup(spec: str = "auto", class_names: Sequence[str] = ()
-                      ) -> Callable[[str], str | None]:
-    """``class name -> superclass`` (None when unknown: never fine-grained).
-
-    ``spec``: "fine" or "coarse" (the CIFAR-10 maps above); "auto" (default): "fine" for
-    the CIFAR-10 class set, else the failures analysis's automatic map (ImageNet for 1000
-    classes), else none; anything else (``cifar10``, ``imagenet``, ``none``, a YAML path)
-    goes to ``failmodes.analysis.superclasses.resolve_superclasses``.
-    """
-    maps = {"fine": CIFAR10_SUPERCLASS, "coarse": CIFAR10_SUPERCLASS_COARSE}
-    if spec in maps:
-        return maps[spec].get
-    if spec == "auto" and set(class_names) == set(CIFAR10_SUPERCLASS):
-        return CIFAR10_SUPERCLASS.get
+def finer_layer(model: nn.Module, image: torch.Tensor, layer: str | None = None,
+                min_side: int = MIN_MAP_SIDE) -> tuple[str | None, tuple[int, int]]:
+    """(name, map size) of the last convolutional block before the CAM layer whose output
+    is at least ``min_side`` on both sides, when the CAM layer's own map is smaller; (None,
+    its size) when the CAM layer is fine already or no such block exists. ``image``:
+    1×3×H×W. Names are relative to ``model.net`` for a Classifier (e.g. ``layer3``)."""
+    root = getattr(model, "net", model)
+    target = resolve_layer(model, layer)
+    sizes: dict[str, tuple[int, int]] = {}
+    order: list[str] = []
+    hooks = []
+    for name, mod in root.named_modules():
+        if name and any(isinstance(m, nn.Conv2d) for m in mod.modules()):
+            def hook(_m, _i, out, name=name):
+                if isinstance(out, torch.Tensor) and out.ndim == 4:
+                    sizes[name] = tuple(out.shape[-2:])
+                    order.append(name)
+            hooks.append(mod.register_forward_hook(hook))
+    target_name = next((n for n, m in root.named_modules() if m is target), None)
     try:
-        from .superclasses import resolve_superclasses
-    except ImportError:
-        if spec == "auto":
-            return lambda name: None
-        raise CamError(f"unknown superclass map {spec!r}; choose auto, fine or coarse") from None
-    m = resolve_superclasses(None if spec == "auto" else spec, list(class_names))
-    if m is None:
-        return lambda name: None
-    lookup = {c: m.names[g] for c, g in zip(class_names, m.group_of.tolist()) if g >= 0}
-    return lookup.get
-
-
-def categorize_failure(true_name: str, pred_name: str, pred_border_share: float,
-                       pred_true_overlap: float, superclass_of: Callable[[str], str | None], *,
-                       band_area: float = 1 - (1 - 2 * BORDER_BAND) ** 2,
-                       overlap_threshold: float = OVERLAP_THRESHOLD) -> str:
-    """The failure type of one wrong prediction, by this rule, in order:
-
-    1. ``fine_grained``: true and predicted class share a (known) superclass (cat → dog).
-    2. ``context``: across superclasses, and the predicted class's CAM puts more mass on
-       the border band than a uniform map would (``pred_border_share > band_area``, 0.75
-       at band 0.25), or overlaps the true class's CAM by less than ``overlap_threshold``
-       (histogram intersection): the evidence was found off the object (ship → airplane
-       on sky-blue water).
-    3. ``other``: everything else (including NaN CAM statistics).
-
-    >>> categorize_failure("cat", "dog", 0.2, 0.9, superclass_lookup("fine"))
-    'fine_grained'
-    """
-    st, sp = superclass_of(true_name), superclass_of(pred_name)
-    if st is not None and st == sp:
-        return "fine_grained"
-    if pred_border_share > band_area or pred_true_overlap < overlap_threshold:
-        return "context"
-    return "other"
+        with torch.no_grad(), cam_mode(model):
+            model(image.to(next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    own = sizes.get(target_name, (0, 0))
+    if min(own) >= min_side or target_name not in order:
+        return None, own
+    before = order[:order.index(target_name)]
+    fine = [n for n in before if min(sizes[n]) >= min_side
+            and not (target_name + ".").startswith(n + ".")]
+    return (fine[-1], sizes[fine[-1]]) if fine else (None, own)

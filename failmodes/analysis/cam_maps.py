@@ -7,7 +7,7 @@ Arrays: ``models`` [M], ``stressors`` [G] and ``severities`` [G] (group g is one
 fixed sample), ``maps`` uint8 [M, G, K, SIDE, SIDE] (each map min-max scaled to 0–255),
 ``present`` bool [M, G].
 
->>> save_cam_maps(out_dir, {"r18": {("clean", 0.0): raw0, ("fog", 3.0): raw}}, indices)
+>>> save_cam_maps(out_dir, {"r18": {("clean", 0.0): raw0, ("fog", 3.0): raw}}, indices)  # doctest: +SKIP
 """
 from __future__ import annotations
 

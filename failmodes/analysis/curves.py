@@ -8,8 +8,8 @@ Drops are in percentage points of accuracy, relative to the model's clean cell (
 Sweeps that run both ways from their identity (rotation −180…180) are folded onto
 |value − identity| for the regime fit; their plotted curves stay unfolded.
 
->>> result = curves(Path("runs/x"), Path("runs/x/analysis"))
->>> result["summary"]["headline"]
+>>> result = curves(Path("runs/x"), Path("runs/x/analysis"))  # doctest: +SKIP
+>>> result["summary"]["headline"]  # doctest: +SKIP
 'largest drop: 61.2 points under gaussian_noise at severity 5'
 """
 from __future__ import annotations
@@ -19,18 +19,42 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role,
-                     parse_dataset_key, stressor_info)
-from ..stressors.registry import CORRUPTION_FAMILIES, CIFAR10C_ORDER, SWEEP_FAMILY
-from ._figures import grid_shape, new_figure, save, slug
+from ..store import (
+    CLEAN,
+    MAIN,
+    OFFICIAL,
+    ResultsStore,
+    RunFolder,
+    dataset_role,
+    parse_dataset_key,
+    stressor_info,
+)
+from ..stressors.registry import CIFAR10C_ORDER, CORRUPTION_FAMILIES
+from .regimes import (
+    GRACEFUL_DROP_POINTS,
+    REGIMES,
+    SHAPE_MIN_POINTS,
+    SLOPE_RATIO,
+    UNDETERMINED,
+    Regime,
+    classify_regime,
+)
 from .registry import register_analysis, write_result
-from .regimes import GRACEFUL_DROP_POINTS, REGIMES, Regime, classify_regime
-
-REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
-                 "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange"}
+from .result import AnalysisResult
 
 
-def _clean_for(clean: dict, model: str, dataset: str):
+def is_shifted(dataset: str, stressor: str, severity: float) -> bool:
+    """The one meaning of "shifted" in every analysis and the report: a corruption cell
+    (noise, blur, weather, digital; not a sweep, not adversarial, not clean) of the main
+    dataset at an integer severity 1–5. Sweeps, attacks, official CIFAR-10-C cells and
+    fractional or extra severities are reported apart."""
+    if stressor == CLEAN or dataset_role(dataset) != MAIN:
+        return False
+    return (stressor_info(stressor).family in CORRUPTION_FAMILIES
+            and float(severity) in (1.0, 2.0, 3.0, 4.0, 5.0))
+
+
+def clean_cell_for(clean: dict, model: str, dataset: str):
     """The clean cell of a curve: its own dataset's; for the official CIFAR-10-C cells, the
     main dataset's with the same ``split@n`` (the same images, uncorrupted)."""
     if (model, dataset) in clean or dataset_role(dataset) != OFFICIAL:
@@ -63,7 +87,7 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
         info = stressor_info(s)
         family, identity = info.family, info.identity
         pts = {sev: p for (m2, d2, s2, sev), p in pooled.items() if (m2, d2, s2) == (m, d, s)}
-        c = _clean_for(clean, m, d)
+        c = clean_cell_for(clean, m, d)
         if c is not None and identity not in pts:
             pts[identity] = c
         for sev in sorted(pts):
@@ -91,8 +115,8 @@ def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     """The regime of one curve's points (rows of ``curve_points``) and whether the axis
-    was folded (a sweep with values on both sides of its identity); None with fewer than
-    3 distinct severities. The regime's axis is the distance from the identity value
+    was folded (a sweep with values on both sides of its identity); None with a single
+    severity (no curve at all). The regime's axis is the distance from the identity value
     (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
     identity = stressor_info(points[0]["stressor"]).identity
     sev = np.array([p["severity"] for p in points])
@@ -105,7 +129,7 @@ def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
         acc = np.array([np.sum(acc[x == u] * n[x == u]) / np.sum(n[x == u]) for u in ux])
         n = np.array([np.sum(n[x == u]) for u in ux])
         x = ux
-    if len(np.unique(x)) < 3:
+    if len(np.unique(x)) < 2:
         return None, folded
     return classify_regime(x, acc, n), folded
 
@@ -134,12 +158,13 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
                "clean_accuracy": base, "max_drop": 100 * (base - worst["accuracy"]),
                "worst_severity": worst["severity"], "folded": folded}
         if regime is None:
-            row.update({"regime": None, "note": "fewer than 3 severities: no regime"})
+            row.update({"regime": None, "reason": "a single severity: no curve"})
         else:
             d = regime.to_dict()
             row.update({"regime": d.pop("label"), **{k: d[k] for k in (
                 "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
-                "fitted_drop", "bic_margin", "runner_up", "label_margin", "confidence")}})
+                "fitted_drop", "observed_drop", "bic_margin", "runner_up", "label_margin",
+                "confidence", "reason")}})
             end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2]).identity)
                                            for p in pts)))
             row["end_accuracy_fitted"] = end / 100
@@ -162,7 +187,7 @@ def damage_ranking(rows: list[dict]) -> list[dict]:
     out = []
     by_model = defaultdict(list)
     for (m, d, s), pts in _group(rows).items():
-        if pts[0]["family"] == SWEEP_FAMILY:
+        if pts[0]["family"] not in CORRUPTION_FAMILIES:
             continue
         base = pts[0]["clean_accuracy"]
         if base is None:
@@ -202,17 +227,18 @@ def family_drops(ranking: list[dict]) -> list[dict]:
 
 
 def headline(rows: list[dict]) -> dict | None:
-    """The largest drop of any corruption cell (sweeps only when there is no corruption):
+    """The largest drop of any corruption cell (sweeps and attacks only when there is no
+    corruption):
     {model, stressor, severity, drop (points), sentence}."""
     cands = [r for r in rows if r["clean_accuracy"] is not None and r["severity"] != 0]
-    corr = [r for r in cands if r["family"] != SWEEP_FAMILY]
+    corr = [r for r in cands if r["family"] in CORRUPTION_FAMILIES]
     cands = corr or cands
     if not cands:
         return None
     r = max(cands, key=lambda r: r["clean_accuracy"] - r["accuracy"])
     drop = 100 * (r["clean_accuracy"] - r["accuracy"])
     models = {x["model"] for x in rows}
-    where = "severity" if r["family"] != SWEEP_FAMILY else "value"
+    where = "severity" if r["family"] in CORRUPTION_FAMILIES else "value"
     text = f"largest drop: {drop:.1f} points under {r['stressor']} at {where} {r['severity']:g}"
     if len(models) > 1:
         text += f" ({r['model']})"
@@ -220,74 +246,9 @@ def headline(rows: list[dict]) -> dict | None:
             "drop": drop, "sentence": text}
 
 
-# ---------------------------------------------------------------------------- figures
-def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, dataset: str) -> dict:
-    """A grid of curves for one model: accuracy, mean confidence and mean true-class
-    probability (percent) vs severity, the fitted regime shape, the regime in the title."""
-    groups = [(k, pts) for k, pts in _group(rows).items() if k[0] == model and k[1] == dataset]
-    nr, nc = grid_shape(len(groups))
-    fig = new_figure(3.0 * nc, 2.6 * nr)
-    for i, ((m, d, s), pts) in enumerate(groups):
-        ax = fig.add_subplot(nr, nc, i + 1)
-        x = np.array([p["severity"] for p in pts])
-        ax.plot(x, [100 * p["accuracy"] for p in pts], "o-", ms=3, color="k", label="accuracy")
-        ax.plot(x, [100 * p["mean_conf"] for p in pts], "--", color="tab:purple",
-                label="mean confidence")
-        ax.plot(x, [100 * p["mean_p_true"] for p in pts], ":", color="tab:gray",
-                label="mean p(true)")
-        regime, folded = fitted[(m, d, s)]
-        title = s
-        if regime is not None:
-            color = REGIME_COLORS[regime.label]
-            if not folded:
-                identity = stressor_info(s).identity
-                xs = np.linspace(x.min(), x.max(), 100)
-                ax.plot(xs, regime.predict(np.abs(xs - identity)), "-", color=color, lw=2,
-                        alpha=0.5)
-                if regime.breakpoint is not None and regime.label != "graceful":
-                    knee = identity + np.sign(x.mean() - identity) * regime.breakpoint
-                    ax.axvline(knee, color=color, lw=0.8, ls="--")
-            title += f"\n{regime.label}" + (" (|value|)" if folded else "")
-            ax.set_title(title, fontsize=9, color=color)
-        else:
-            ax.set_title(title, fontsize=9)
-        ax.set_ylim(0, 102)
-        ax.tick_params(labelsize=7)
-        if i == 0:
-            ax.legend(fontsize=6, loc="lower left")
-    fig.suptitle(f"{model} on {dataset}: accuracy / confidence / p(true) in % vs severity "
-                 "(clean = 0; thick line = fitted regime shape)", fontsize=10)
-    fig.tight_layout()
-    return save(fig, out_dir, f"curves_{slug(model)}_{slug(dataset)}.png",
-                f"Degradation curves of {model} on {dataset} with regime labels "
-                f"(graceful = fitted drop < {GRACEFUL_DROP_POINTS:g} points).")
-
-
-def plot_family_drops(fam: list[dict], out_dir: Path) -> dict:
-    keys = sorted({(r["model"], r["dataset"]) for r in fam})
-    fams = [f for f in CORRUPTION_FAMILIES if any(r["family"] == f for r in fam)]
-    fig = new_figure(1.6 + 1.4 * len(fams) * max(1, len(keys)) ** 0.5, 3.2)
-    ax = fig.add_subplot(1, 1, 1)
-    w = 0.8 / max(len(keys), 1)
-    for j, key in enumerate(keys):
-        vals = [next((r["mean_drop"] for r in fam if (r["model"], r["dataset"]) == key
-                      and r["family"] == f), np.nan) for f in fams]
-        xs = np.arange(len(fams)) + (j - (len(keys) - 1) / 2) * w
-        bars = ax.bar(xs, vals, w, label=f"{key[0]} ({key[1]})")
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks(np.arange(len(fams)), fams)
-    ax.set_ylabel("mean accuracy drop (points)")
-    ax.set_title("Drop per corruption family (mean over corruptions, severities 1–5)",
-                 fontsize=10)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return save(fig, out_dir, "family_drops.png",
-                "Mean accuracy drop per corruption family, in points vs clean.")
-
-
 # ---------------------------------------------------------------------------- the analysis
 @register_analysis("curves", title="Degradation curves and regimes", order=20)
-def curves(run_dir: Path, out_dir: Path) -> dict:
+def curves(run_dir: Path, out_dir: Path) -> AnalysisResult:
     """Curves, regimes, family drops, damage ranking and the headline of a run's store."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
@@ -297,24 +258,38 @@ def curves(run_dir: Path, out_dir: Path) -> dict:
     ranking = damage_ranking(rows)
     fam = family_drops(ranking)
     head = headline(rows)
-    figures = [plot_curves(rows, fitted, out_dir, m, d)
-               for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows)]
+    res = AnalysisResult("curves", params={
+        "graceful_drop_points": GRACEFUL_DROP_POINTS, "slope_ratio": SLOPE_RATIO,
+        "min_points": dict_items(SHAPE_MIN_POINTS), "chance_margin_points": CHANCE_MARGIN_POINTS})
+    from ._curves_figures import plot_curves, plot_family_drops
+    for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows):
+        res.add_figure(plot_curves(rows, fitted, out_dir, m, d), model=m)
     if fam:
-        figures.append(plot_family_drops(fam, out_dir))
-    counts = {lab: sum(r["regime"] == lab for r in regimes) for lab in REGIMES}
-    summary = {"headline": head["sentence"] if head else "no stressed cells in the store",
-               "largest_drop_points": head["drop"] if head else None,
-               "largest_drop_stressor": head["stressor"] if head else None,
-               "largest_drop_severity": head["severity"] if head else None,
-               "n_curves": len(regimes),
-               **{f"n_{lab.replace('-', '_')}": c for lab, c in counts.items()}}
-    notes = _notes(regimes, fam, rows)
-    result = {"summary": summary, "figures": figures,
-              "tables": {"regimes": regimes, "curves": rows, "family_drops": fam,
-                         "damage_ranking": ranking},
-              "notes": notes}
-    write_result(out_dir, "curves", result)
-    return result
+        res.add_figure(plot_family_drops(fam, out_dir))
+    res.summary = {"headline": head["sentence"] if head else "no stressed cells in the store",
+                   "largest_drop_points": head["drop"] if head else None,
+                   "largest_drop_model": head["model"] if head else None,
+                   "largest_drop_stressor": head["stressor"] if head else None,
+                   "largest_drop_severity": head["severity"] if head else None}
+    for m in dict.fromkeys(r["model"] for r in regimes):
+        mine = [r for r in regimes if r["model"] == m]
+        pm = {"n_curves": len(mine)}
+        pm.update({f"n_{lab.replace('-', '_')}": sum(r["regime"] == lab for r in mine)
+                   for lab in REGIMES + (UNDETERMINED,)})
+        h = headline([r for r in rows if r["model"] == m])
+        if h:
+            pm.update({"largest_drop_points": h["drop"], "largest_drop_stressor": h["stressor"],
+                       "largest_drop_severity": h["severity"]})
+        res.per_model[m] = pm
+    res.notes = _notes(regimes, fam, rows)
+    res.tables = {"regimes": regimes, "curves": rows, "family_drops": fam,
+                  "damage_ranking": ranking}
+    write_result(out_dir, "curves", res)
+    return res
+
+
+def dict_items(d: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in d.items()]
 
 
 def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
@@ -325,7 +300,8 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
             if r["model"] == m and r["regime"] is not None:
                 by[r["regime"]].append(r["stressor"])
         if by:
-            parts = [f"{lab}: {', '.join(by[lab])}" for lab in REGIMES if by.get(lab)]
+            parts = [f"{lab}: {', '.join(by[lab])}" for lab in REGIMES + (UNDETERMINED,)
+                     if by.get(lab)]
             notes.append(f"{m} regimes — " + "; ".join(parts) + ".")
         chance = [r["stressor"] for r in regimes if r["model"] == m and r.get("plateau_at_chance")]
         if chance:
@@ -341,7 +317,7 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
                          f"{best['family']} least ({best['mean_drop']:.1f}).")
     for m in dict.fromkeys(r["model"] for r in regimes):
         rising = []
-        for (m2, d, st), pts in _group(rows).items():
+        for (m2, _d, st), pts in _group(rows).items():
             if m2 != m or len(pts) < 2:
                 continue
             clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))

@@ -11,8 +11,8 @@
 - **Superclasses** (``superclasses.py``): accuracy at class and superclass level per cell,
   and the share of errors that stay within the true class's superclass.
 
->>> result = failures(Path("runs/x"), Path("runs/x/analysis"), threshold=0.9)
->>> result["summary"]["clean_hc_rate"]
+>>> result = failures(Path("runs/x"), Path("runs/x/analysis"), threshold=0.9)  # doctest: +SKIP
+>>> result["summary"]["clean_hc_rate"]  # doctest: +SKIP
 0.012
 """
 from __future__ import annotations
@@ -22,10 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import (CLEAN, MAIN, UNKNOWN, Cell, ResultsStore, RunFolder, cell_images,
-                     dataset_role, stressor_info)
-from ._figures import grid_shape, new_figure, save, slug
+from ..constants import CONFIDENT_THRESHOLD
+from ..store import (
+    CLEAN,
+    MAIN,
+    OFFICIAL,
+    UNKNOWN,
+    Cell,
+    ResultsStore,
+    RunFolder,
+    cell_images,
+    dataset_role,
+    stressor_info,
+)
+from ..stressors.registry import CORRUPTION_FAMILIES
+from ._failures_figures import plot_confusions, plot_gallery, plot_per_class
+from ._figures import slug
+from .curves import is_shifted
 from .registry import register_analysis, write_result
+from .result import AnalysisResult
 from .superclasses import SuperclassMap, resolve_superclasses
 
 GALLERY_SIZE = 16        # images per gallery figure
@@ -84,6 +99,7 @@ def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap |
         row["n_errors_in_superclasses"] = int(mapped.sum())
         row["errors_within_superclass"] = (float(within.sum() / mapped.sum())
                                            if mapped.any() else None)
+        row["errors_within_superclass_chance"] = smap.within_chance(pred["label"][wrong])
     return row
 
 
@@ -129,93 +145,17 @@ def _select_cases(cands: list[tuple], max_cases: int) -> list[tuple]:
     return sorted(cands, key=lambda c: -c[0])[:max_cases]
 
 
-# ---------------------------------------------------------------------------- figures
-def plot_gallery(run_dir: Path, out_dir: Path, model: str, cases: list[dict], cells: dict,
-                 title: str, filename: str) -> dict | None:
-    """A grid of the cases' images with true, predicted, confidence and cell; None when the
-    images cannot be re-created (the caller notes why)."""
-    by_cell = defaultdict(list)
-    for j, c in enumerate(cases):
-        by_cell[c["cell_id"]].append(j)
-    images = [None] * len(cases)
-    for cid, js in by_cell.items():
-        x = cell_images(run_dir, cells[cid], [cases[j]["dataset_index"] for j in js])
-        for j, img in zip(js, x):
-            images[j] = img.permute(1, 2, 0).cpu().numpy()
-    nr, nc = grid_shape(len(cases), 8)
-    fig = new_figure(1.7 * nc, 2.4 * nr)
-    for j, (c, img) in enumerate(zip(cases, images)):
-        ax = fig.add_subplot(nr, nc, j + 1)
-        ax.imshow(img, interpolation="nearest")
-        where = ("clean" if c["cell"]["stressor"] == CLEAN
-                 else f"{c['cell']['stressor']}@{c['cell']['severity']:g}")
-        ax.set_title(f"true {c['true']['name'][:14]}\npred {c['predicted']['name'][:14]}"
-                     f" {c['confidence']:.3f}\n{where[:22]}", fontsize=6.5)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return save(fig, out_dir, filename, title)
-
-
-def plot_confusions(mats: dict[str, np.ndarray], names: list[str], out_dir: Path,
-                    model: str) -> dict:
-    groups = list(mats)
-    nr, nc = grid_shape(len(groups), 3)
-    fig = new_figure(4.2 * nc, 3.9 * nr)
-    c = len(names)
-    for i, g in enumerate(groups):
-        m = mats[g].astype(np.float64)
-        rowsum = m.sum(1, keepdims=True)
-        frac = np.divide(m, rowsum, out=np.zeros_like(m), where=rowsum > 0)
-        ax = fig.add_subplot(nr, nc, i + 1)
-        ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
-        ax.set_xticks(range(c), [n[:8] for n in names], rotation=90, fontsize=6)
-        ax.set_yticks(range(c), [n[:8] for n in names], fontsize=6)
-        if c <= 12:
-            for t in range(c):
-                for p in range(c):
-                    if frac[t, p] >= 0.01:
-                        ax.text(p, t, f"{100 * frac[t, p]:.0f}", ha="center", va="center",
-                                fontsize=5, color="white" if frac[t, p] > 0.5 else "black")
-        ax.set_title(f"{g} (n={int(m.sum())})", fontsize=8)
-        ax.set_xlabel("predicted", fontsize=7)
-        ax.set_ylabel("true", fontsize=7)
-    fig.suptitle(f"{model}: confusion matrices, % of each true class (rows)", fontsize=10)
-    fig.tight_layout()
-    return save(fig, out_dir, f"confusion_{slug(model)}.png",
-                f"Confusion matrices of {model}, clean, pooled per corruption family "
-                "(severities 1–5) and per sweep; rows are true classes, in % of the row.")
-
-
-def plot_per_class(acc: dict[str, np.ndarray], names: list[str], out_dir: Path,
-                   model: str) -> dict:
-    groups = list(acc)
-    fig = new_figure(max(6.0, 0.9 * len(names) + 1), 3.4)
-    ax = fig.add_subplot(1, 1, 1)
-    w = 0.8 / len(groups)
-    for j, g in enumerate(groups):
-        xs = np.arange(len(names)) + (j - (len(groups) - 1) / 2) * w
-        ax.bar(xs, 100 * acc[g], w, label=g)
-    ax.set_xticks(np.arange(len(names)), names, rotation=30, fontsize=7, ha="right")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, ncol=min(len(groups), 6))
-    ax.set_title(f"{model}: per-class accuracy, clean and per corruption family", fontsize=10)
-    fig.tight_layout()
-    return save(fig, out_dir, f"per_class_{slug(model)}.png",
-                f"Per-class accuracy of {model}, clean and pooled per corruption family.")
-
-
 # ---------------------------------------------------------------------------- the analysis
 @register_analysis("failures", title="High-confidence failures, confusions, superclasses",
                    order=30)
-def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
+def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRESHOLD,
              superclasses: str | None = None, max_cases: int = 100, top_k_pairs: int = 10,
-             gallery: bool = True) -> dict:
+             gallery: bool = True) -> AnalysisResult:
     """High-confidence failures (conf > ``threshold``), confusions and superclass accuracy.
 
-    superclasses: None = built-in map when the class names allow (CIFAR-10, ImageNet),
-        ``"none"``, ``"cifar10"`` / ``"imagenet"``, or a YAML file.
+    superclasses: None or ``"auto"`` = built-in map when the class names allow (CIFAR-10,
+        ImageNet), ``"none"``, ``"cifar10"`` / ``"cifar10-fine"`` / ``"imagenet"``, or a
+        YAML file (the same resolution as the Grad-CAM analysis).
     max_cases: JSON case records kept per model: the most confident ``max_cases``, plus
         those the galleries show (the most confident clean ones; shifted ones at most
         ``GALLERY_PER_CELL`` per cell).
@@ -225,30 +165,38 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = 0.9,
         raise ValueError(f"--threshold must be in [0, 1), got {threshold}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     tables = defaultdict(list)
-    figures, notes, summary = [], [], {"threshold": threshold}
+    res = AnalysisResult("failures", params={
+        "threshold": threshold, "superclasses": superclasses or "auto",
+        "max_cases": max_cases, "top_k_pairs": top_k_pairs, "sink_share": SINK_SHARE})
+    matrices = []
     with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         models = [m["name"] for m in store.models()]
         for model in models:
             names = store.class_names(model)
             smap = resolve_superclasses(superclasses, names)
-            res = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
-            for k, v in res["tables"].items():
-                tables[k].extend(v)
-            tables["models"].append({"model": model, **res["summary"]})
-            prefix = "" if len(models) == 1 else f"{model}:"
-            summary.update({prefix + k: v for k, v in res["summary"].items()})
-            notes.extend(res["notes"])
+            out = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
+            for k, v in out["tables"].items():
+                if k == "confusion_matrices":
+                    matrices += v
+                else:
+                    tables[k].extend(v)
+            tables["models"].append({"model": model, **out["summary"]})
+            res.per_model[model] = out["summary"]
+            res.notes.extend(out["notes"])
             if len(names) <= MAX_MATRIX_CLASSES:
-                figures.append(plot_confusions(res["matrices"], names, out_dir, model))
-                figures.append(plot_per_class(res["per_class"], names, out_dir, model))
+                res.add_figure(plot_confusions(out["matrices"], names, out_dir, model), model)
+                res.add_figure(plot_per_class(out["per_class"], names, out_dir, model), model)
             else:
-                notes.append(f"{model}: {len(names)} classes, so no confusion-matrix or "
-                             "per-class figure (see the tables and top pairs).")
+                res.notes.append(f"{model}: {len(names)} classes, so no confusion-matrix or "
+                                 "per-class figure (see the tables and top pairs).")
             if gallery:
-                figures.extend(_galleries(run_dir, out_dir, model, res, threshold, notes))
-    result = {"summary": summary, "figures": figures, "tables": dict(tables), "notes": notes}
-    write_result(out_dir, "failures", result)
-    return result
+                for f in _galleries(run_dir, out_dir, model, out, threshold, res.notes):
+                    res.add_figure(f, model)
+    res.tables = {k: v for k, v in tables.items() if k != "cases"}
+    # Cases carry nested top-3 lists and cell keys: raw data, not a table of scalars.
+    res.data = {"cases": tables.get("cases", []), "confusion_matrices": matrices}
+    write_result(out_dir, "failures", res)
+    return res
 
 
 def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
@@ -258,7 +206,7 @@ def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
         if not sel:
             continue
         try:
-            fig = plot_gallery(run_dir, out_dir, model, sel, res["cells"],
+            fig = plot_gallery(out_dir, sel, _case_images(run_dir, sel, res["cells"]),
                                f"{model}: most confident {which} failures (conf > {thr:g})",
                                f"gallery_{which}_{slug(model)}.png")
         except (OSError, KeyError, ValueError) as e:  # missing config or data: no gallery
@@ -268,15 +216,31 @@ def _galleries(run_dir, out_dir, model, res, thr, notes) -> list[dict]:
     return out
 
 
-def _gallery_picks(cands: list[tuple], clean_ids: set) -> dict[str, list[tuple]]:
+def _case_images(run_dir: Path, cases: list[dict], cells: dict) -> list:
+    """The images of ``cases`` (H×W×3 arrays, in order), re-created from the run; raises
+    OSError / KeyError / ValueError when the data or config cannot be found."""
+    by_cell = defaultdict(list)
+    for j, c in enumerate(cases):
+        by_cell[c["cell_id"]].append(j)
+    images = [None] * len(cases)
+    for cid, js in by_cell.items():
+        x = cell_images(run_dir, cells[cid], [cases[j]["dataset_index"] for j in js])
+        for j, img in zip(js, x):
+            images[j] = img.permute(1, 2, 0).cpu().numpy()
+    return images
+
+
+def _gallery_picks(cands: list[tuple], clean_ids: set,
+                   shifted_ids: set | None = None) -> dict[str, list[tuple]]:
     """Case keys (cell id, row) of the two galleries from candidates (confidence, cell id,
     row, dataset index): the most confident clean failures, and the most confident shifted
     ones with at most ``GALLERY_PER_CELL`` per cell and each image once."""
     ranked = sorted(cands, key=lambda c: -c[0])
     clean = [c[1:3] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
     shifted, per_cell, seen = [], defaultdict(int), set()
-    for conf, cid, i, idx in ranked:
-        if (cid not in clean_ids and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
+    for _conf, cid, i, idx in ranked:
+        if (cid not in clean_ids and (shifted_ids is None or cid in shifted_ids)
+                and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
                 and len(shifted) < GALLERY_SIZE):
             per_cell[cid] += 1
             seen.add(idx)
@@ -309,7 +273,8 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     order = [CLEAN, "noise", "blur", "weather", "digital"]
     mats = dict(sorted(mats.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
                                                      else len(order), kv[0])))
-    gallery = _gallery_picks(cands, clean_ids)
+    shifted_ids = {cl.id for cl in cells if is_shifted(cl.dataset, cl.stressor, cl.severity)}
+    gallery = _gallery_picks(cands, clean_ids, shifted_ids)
     chosen = [x[1:3] for x in _select_cases(cands, max_cases)]
     wanted = list(dict.fromkeys(chosen + gallery["clean"] + gallery["shifted"]))
     cases_by_key = {}
@@ -328,7 +293,8 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     pairs = []
     for g, m in mats.items():
         pairs += [{"model": model, "group": g, **r} for r in top_pairs(m, names, k_pairs)]
-    shifted = [m for g, m in mats.items() if not g.startswith(CLEAN)]
+    # "all shifted": the corruption families of the main dataset (no sweeps, no official).
+    shifted = [m for g, m in mats.items() if g in CORRUPTION_FAMILIES]
     if shifted:
         pairs += [{"model": model, "group": "all shifted", **r}
                   for r in top_pairs(sum(shifted), names, k_pairs)]
@@ -352,22 +318,34 @@ def _pool(rows: list[dict]) -> dict:
             "share": nh / ne if ne else None}
 
 
+def _shifted(r: dict) -> bool:
+    return is_shifted(r["dataset"], r["stressor"], r["severity"])
+
+
 def _summarise(model, rows, pairs, smap, threshold):
     main = [r for r in rows if dataset_role(r["dataset"]) == MAIN]
     clean = _pool([r for r in main if r["stressor"] == CLEAN])
-    shifted = _pool([r for r in rows if r["stressor"] != CLEAN])
+    shifted = _pool([r for r in rows if _shifted(r)])
     s = {"clean_hc_count": clean["n_hc"], "clean_hc_rate": clean["rate"],
          "clean_hc_share_of_errors": clean["share"],
          "shifted_hc_count": shifted["n_hc"], "shifted_hc_rate": shifted["rate"],
          "shifted_hc_share_of_errors": shifted["share"]}
+    # Reported apart from "shifted": sweeps (natural units) and official CIFAR-10-C cells.
+    for tag, sel in (("sweep", [r for r in main if r["stressor"] != CLEAN
+                                and stressor_info(r["stressor"]).family == "sweep"]),
+                     ("official", [r for r in rows if dataset_role(r["dataset"]) == OFFICIAL])):
+        if sel:
+            p = _pool(sel)
+            s[f"{tag}_hc_count"], s[f"{tag}_hc_rate"] = p["n_hc"], p["rate"]
     notes = []
     if clean["n"]:
         notes.append(f"{model}: {clean['n_hc']} of {clean['n']} clean images "
                      f"({100 * (clean['rate'] or 0):.1f}%) are wrong with confidence > "
                      f"{threshold:g}: {100 * (clean['share'] or 0):.0f}% of clean errors.")
     if shifted["n"]:
-        notes.append(f"{model}: under shift {100 * (shifted['rate'] or 0):.1f}% of images are "
-                     f"confidently wrong ({100 * (shifted['share'] or 0):.0f}% of errors).")
+        notes.append(f"{model}: under shift (corruption cells, severities 1–5) "
+                     f"{100 * (shifted['rate'] or 0):.1f}% of images are confidently wrong "
+                     f"({100 * (shifted['share'] or 0):.0f}% of errors).")
     for g in (CLEAN, "all shifted"):
         top = [p for p in pairs if p["group"] == g][:3]
         if top:
@@ -378,7 +356,7 @@ def _summarise(model, rows, pairs, smap, threshold):
                 for p in top) + ".")
     sinks = defaultdict(list)
     for r in rows:
-        if r["stressor"] != CLEAN and (r.get("most_predicted_share") or 0) >= SINK_SHARE:
+        if _shifted(r) and (r.get("most_predicted_share") or 0) >= SINK_SHARE:
             sinks[r["most_predicted"]].append(r)
     for cls, rs in sorted(sinks.items(), key=lambda kv: -len(kv[1])):
         worst = max(rs, key=lambda r: r["most_predicted_share"])
@@ -390,7 +368,7 @@ def _summarise(model, rows, pairs, smap, threshold):
                      f"{worst['severity']:g}.")
     if sinks:
         s["sink_classes"] = ", ".join(sinks)
-    shifted_rows = [r for r in rows if r["stressor"] != CLEAN and r.get("most_predicted_share")]
+    shifted_rows = [r for r in rows if _shifted(r) and r.get("most_predicted_share")]
     if shifted_rows:
         top = max(shifted_rows, key=lambda r: r["most_predicted_share"])
         s["largest_sink"] = (f"{top['most_predicted']} {100 * top['most_predicted_share']:.0f}% "
@@ -398,7 +376,7 @@ def _summarise(model, rows, pairs, smap, threshold):
     if smap is not None:
         s["superclass_map"] = smap.source
         for tag, sel in (("clean", [r for r in main if r["stressor"] == CLEAN]),
-                         ("shifted", [r for r in rows if r["stressor"] != CLEAN])):
+                         ("shifted", [r for r in rows if _shifted(r)])):
             n_err = sum(r["n_errors_in_superclasses"] for r in sel)
             if not sel:
                 continue
@@ -408,8 +386,12 @@ def _summarise(model, rows, pairs, smap, threshold):
             s[f"{tag}_superclass_accuracy"] = sum(r["superclass_accuracy"] * r["n"]
                                                   for r in sel) / n
             s[f"{tag}_errors_within_superclass"] = within / n_err if n_err else None
+            chance = sum((r["errors_within_superclass_chance"] or 0)
+                         * r["n_errors_in_superclasses"] for r in sel)
+            s[f"{tag}_errors_within_superclass_chance"] = chance / n_err if n_err else None
             if n_err:
                 notes.append(f"{model}: {100 * within / n_err:.0f}% of {tag} errors stay "
-                             f"within the true class's superclass ({smap.source}: "
-                             f"{', '.join(smap.names)}).")
+                             f"within the true class's superclass (chance level "
+                             f"{100 * chance / n_err:.0f}%: a wrong class drawn uniformly; "
+                             f"{smap.source}: {', '.join(smap.names)}).")
     return s, notes

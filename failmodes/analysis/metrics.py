@@ -1,15 +1,24 @@
-"""Accuracy, corruption error (CE), mCE and relative mCE from a results store.
+"""Accuracy, CIFAR-10-C error, corruption error (CE), mCE and relative mCE from a store.
 
-Hendrycks & Dietterich (2019), for model f, corruption c, severities s:
+Two different numbers are both called "mCE" in the literature; here each has one name:
 
-- ``CE_c = Σ_s E_{s,c}(f) / Σ_s E_{s,c}(base)``, E = top-1 error; mCE = mean over the
-  15 benchmark corruptions (over every corruption present when none of them is);
-- relative ``CE_c = Σ_s (E_{s,c}(f) − E_clean(f)) / Σ_s (E_{s,c}(base) − E_clean(base))``;
+- **CIFAR-10-C error** (AugMix's "CIFAR-10-C error", RobustBench's corruptions metric):
+  100 − mean accuracy (%) over the 15 benchmark corruptions at integer severities 1–5.
+  Reported only when all 15 × 5 cells are present; ``mean_corruption_error`` gives the
+  same mean over whatever benchmark cells are present.
+- **mCE** and **relative mCE** (Hendrycks & Dietterich 2019) are *ratios* against a named
+  baseline model (a model of the same store, or supplied reference errors such as
+  AlexNet's): ``CE_c = Σ_s E_{s,c}(f) / Σ_s E_{s,c}(base)``, E = top-1 error;
+  relative ``CE_c = Σ_s (E_{s,c}(f) − E_clean(f)) / Σ_s (E_{s,c}(base) − E_clean(base))``;
+  both averaged over the benchmark corruptions present (over every corruption present
+  when none of them is). Nothing is normalised by AlexNet unless its errors are supplied.
 - mean corruption accuracy (mCA) = mean over the same corruptions of the mean accuracy
   over severities.
 
-The sums run over the severities both models have. Every number here is recomputed
-from the store, per (model, dataset); the baseline is a model of the same store.
+Only integer severities 1–5 enter these numbers: fractional and extra severities (a fine
+grid, severity 6) stay in the cell tables. The sums run over the severities both models
+have. Official CIFAR-10-C cells use the clean cell of the same test images (the main
+dataset with the same ``split@n``) for relative CE.
 
 >>> ce = corruption_error([0.2, 0.4], [0.4, 0.4])   # Σ 0.6 / Σ 0.8
 >>> round(ce, 3)
@@ -25,11 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import save_figure_atomic, write_text_atomic
+from .._atomic import write_text_atomic
 from ..errors import InputError
-from ..store import CLEAN, ResultsStore, RunFolder, is_official, is_validation
+from ..store import CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official, is_validation
 from ..store import stressor_info as _info
+from .curves import clean_cell_for
 from .registry import register_analysis, write_result
+from .result import AnalysisResult
+
+# The severities of the published benchmark: the only ones that enter mCE and its kin.
+BENCHMARK_SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
+N_BENCHMARK = 15  # corruptions of CIFAR-10-C / ImageNet-C that define the benchmark
 
 
 # ----------------------------------------------------------------------------- functional core
@@ -64,6 +79,26 @@ def is_eval_dataset(dataset: str) -> bool:
     return not is_validation(dataset)
 
 
+def load_reference_errors(path) -> dict:
+    """Supplied baseline errors (e.g. AlexNet's on ImageNet-C) from a JSON file
+    ``{"name": "AlexNet", "clean": 0.4348, "corruptions": {"fog": [e1, .., e5], ...}}``
+    (top-1 errors as fractions, severities 1–5)."""
+    import json
+    try:
+        d = json.loads(Path(path).read_text())
+        errs = {c: {float(i + 1): float(e) for i, e in enumerate(v)}
+                for c, v in d["corruptions"].items()}
+        return {"name": str(d.get("name", Path(path).stem)), "clean": float(d["clean"]),
+                "errors": errs}
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise MetricsError(f"reference errors {path}: {e}; expected JSON {{\"name\", "
+                           "\"clean\", \"corruptions\": {name: [5 errors]}}") from None
+
+
+class MetricsError(InputError):
+    """A bad baseline or reference-errors file; one line naming it."""
+
+
 def cell_table(store) -> list[dict]:
     """One row per (model, dataset, stressor, severity): accuracy and error averaged over
     seeds, n, mean confidence, family and kind."""
@@ -80,35 +115,49 @@ def cell_table(store) -> list[dict]:
     return rows
 
 
-def compute_metrics(store, baseline: str | None = None) -> dict:
+def compute_metrics(store, baseline: str | None = None, reference: dict | None = None) -> dict:
     """Every table of the metrics analysis, from an open ResultsStore.
 
+    ``baseline``: the model mCE is a ratio against (default: the store's first model);
+    ``reference``: supplied baseline errors (``load_reference_errors``) used instead.
     Returns {"baseline", "cells", "corruptions", "families", "models", "per_class",
     "official"} (lists of row dicts)."""
     models = [m["name"] for m in store.models()]
     if not models:
-        raise InputError(f"{store.path} holds no model; run `failmodes evaluate` first")
+        raise MetricsError(f"{store.path} holds no model; run `failmodes evaluate` first")
     baseline = baseline or models[0]
-    if baseline not in models:
-        raise InputError(f"baseline model {baseline!r} is not in {store.path}; "
-                         f"choose from {', '.join(models)}")
+    if reference is None and baseline not in models:
+        raise MetricsError(f"baseline model {baseline!r} is not in {store.path}; "
+                           f"choose from {', '.join(models)}")
     cells = [r for r in cell_table(store) if is_eval_dataset(r["dataset"])]
     # acc[(model, dataset)][stressor][severity] = accuracy; errors are 1 - accuracy
     acc: dict = defaultdict(lambda: defaultdict(dict))
     for r in cells:
         acc[(r["model"], r["dataset"])][r["stressor"]][r["severity"]] = r["accuracy"]
+    clean_of = {key: {"acc": by_s[CLEAN][0.0], "n": 1} for key, by_s in acc.items()
+                if 0.0 in by_s.get(CLEAN, {})}
+
+    def clean_error(model: str, dataset: str) -> float:
+        c = clean_cell_for(clean_of, model, dataset)
+        return 1.0 - c["acc"] if c is not None else math.nan
 
     corr_rows, fam_rows, model_rows = [], [], []
     for (model, dataset), by_s in acc.items():
-        base = acc.get((baseline, dataset), {})
-        clean_acc = by_s.get(CLEAN, {}).get(0.0, math.nan)
-        clean, base_clean = 1.0 - clean_acc, 1.0 - base.get(CLEAN, {}).get(0.0, math.nan)
+        if reference is not None:
+            base = {c: dict(e) for c, e in reference["errors"].items()}
+            base = {c: {s: 1.0 - e for s, e in es.items()} for c, es in base.items()}
+            base_clean = reference["clean"]
+        else:
+            # Official cells compare with the baseline's official cells of the same split.
+            base = acc.get((baseline, dataset), {})
+            base_clean = clean_error(baseline, dataset)
+        clean = clean_error(model, dataset)
         per = []
         for stressor in sorted(by_s, key=_order_key):
             info = stressor_info(stressor)
             if info["kind"] != "corruption":
                 continue
-            sev = sorted(s for s in by_s[stressor] if s != 0)
+            sev = [s for s in BENCHMARK_SEVERITIES if s in by_s[stressor]]
             if not sev:
                 continue
             mine = by_s[stressor]
@@ -131,15 +180,23 @@ def compute_metrics(store, baseline: str | None = None) -> dict:
             fam_rows.append({"model": model, "dataset": dataset, "family": fam,
                              "corruptions": len(accs), "accuracy": float(np.mean(accs)),
                              "error": 1.0 - float(np.mean(accs))})
+        is_bench = any(r["benchmark"] for r in per)
+        complete = (is_bench and len(bench) == N_BENCHMARK
+                    and all(r["severities"] == len(BENCHMARK_SEVERITIES) for r in bench))
+        mca = _mean([r["accuracy"] for r in bench])
         model_rows.append({
-            "model": model, "dataset": dataset, "baseline": baseline,
-            "clean_accuracy": clean_acc,
+            "model": model, "dataset": dataset,
+            "baseline": reference["name"] if reference is not None else baseline,
+            "clean_accuracy": 1.0 - clean,
             "corruptions": len(bench),
-            "corruption_set": "benchmark" if any(r["benchmark"] for r in per) else "all present",
-            "mca": _mean([r["accuracy"] for r in bench]),
+            "corruption_set": "benchmark" if is_bench else "all present",
+            "mca": mca,
+            "mean_corruption_error": 100.0 * (1.0 - mca) if mca == mca else math.nan,
+            "cifar10c_error": 100.0 * (1.0 - mca) if complete else math.nan,
             "mce": _mean([r["ce"] for r in bench]),
             "relative_mce": _mean([r["relative_ce"] for r in bench])})
-    return {"baseline": baseline, "cells": cells, "corruptions": corr_rows, "families": fam_rows,
+    return {"baseline": reference["name"] if reference is not None else baseline,
+            "cells": cells, "corruptions": corr_rows, "families": fam_rows,
             "models": model_rows, "per_class": per_class_table(store),
             "official": official_comparison(cells)}
 
@@ -163,7 +220,7 @@ def official_comparison(cells: list[dict]) -> list[dict]:
         return []
     counts = defaultdict(int)
     for r in cells:
-        if not is_official(r["dataset"]):
+        if dataset_role(r["dataset"]) != OFFICIAL:
             counts[(r["model"], r["dataset"])] += 1
     fly = {}
     for r in cells:
@@ -207,102 +264,102 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | None:
-    """Corruption × severity accuracy of one model, clean accuracy in the title (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in cells if r["model"] == model and r["dataset"] == dataset
-            and r["kind"] == "corruption" and r["severity"] != 0]
-    if not rows:
-        return None
-    corrs = sorted({r["stressor"] for r in rows}, key=_order_key)
-    sevs = sorted({r["severity"] for r in rows})
-    grid = np.full((len(corrs), len(sevs)), np.nan)
-    for r in rows:
-        grid[corrs.index(r["stressor"]), sevs.index(r["severity"])] = r["accuracy"]
-    clean = [r["accuracy"] for r in cells if r["model"] == model and r["dataset"] == dataset
-             and r["stressor"] == CLEAN]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(sevs), 1.0 + 0.32 * len(corrs)), dpi=110)
-    im = ax.imshow(grid * 100, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(sevs)), [f"{s:g}" for s in sevs])
-    ax.set_yticks(range(len(corrs)), corrs)
-    ax.set_xlabel("severity")
-    if len(sevs) <= 12:
-        for i in range(len(corrs)):
-            for j in range(len(sevs)):
-                if grid[i, j] == grid[i, j]:
-                    ax.text(j, i, f"{grid[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if grid[i, j] < 0.6 else "black")
-    title = f"{model}: accuracy (%)"
-    if clean:
-        title += f", clean {clean[0] * 100:.1f}"
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    try:
-        return save_figure_atomic(fig, path)
-    finally:
-        plt.close(fig)
-
-
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-@register_analysis("metrics", title="Accuracy, corruption error and mCE", order=10)
-def metrics(run_dir, out_dir, *, baseline: str | None = None, figures: bool = True,
-            **_other_options) -> dict:
-    """Accuracy per cell / corruption / family, CE, mCE, relative mCE and mCA against
-    ``baseline`` (default: the store's first model), per-class accuracy, the official
-    CIFAR-10-C comparison when present. Writes metrics.json, metrics_cells.csv,
-    metrics_corruptions.csv, metrics_families.csv, metrics_models.csv,
-    metrics_per_class.csv (+ metrics_official.csv) and one heatmap per model.
-    Options meant for other analyses are ignored."""
+@register_analysis("metrics", title="Accuracy, CIFAR-10-C error and mCE", order=10)
+def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: str | None = None,
+            figures: bool = True) -> AnalysisResult:
+    """Accuracy per cell / corruption / family, CIFAR-10-C error, CE, mCE, relative mCE and
+    mCA against ``baseline`` (default: the store's first model) or against supplied
+    ``reference_errors`` (a JSON file, see ``load_reference_errors``), per-class accuracy,
+    the official CIFAR-10-C comparison when present. Writes metrics.json,
+    metrics_{cells,corruptions,families,models,per_class}.csv (+ metrics_official.csv)
+    and one heatmap per model."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    reference = load_reference_errors(reference_errors) if reference_errors else None
     with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
-        t = compute_metrics(store, baseline)
+        t = compute_metrics(store, baseline, reference)
+        n_classes = {m["name"]: len(m["class_names"]) for m in store.models()}
     for name in ("cells", "corruptions", "families", "models", "per_class", "official"):
         _write_csv(out_dir / f"metrics_{name}.csv", t[name])
-    figs = []
+    res = AnalysisResult("metrics", params={
+        "baseline": t["baseline"], "baseline_kind": "supplied reference errors"
+        if reference else "model of this store", "severities": list(BENCHMARK_SEVERITIES),
+        "n_benchmark_corruptions": N_BENCHMARK})
     if figures:
+        from ._metrics_figures import heatmap
         for m in t["models"]:
-            if is_official(m["dataset"]):
+            if dataset_role(m["dataset"]) == OFFICIAL:
                 continue
             p = heatmap(t["cells"], m["model"], m["dataset"],
                         out_dir / "figures" / f"metrics_heatmap_{_safe(m['model'])}_"
                                               f"{_safe(m['dataset'])}.png")
             if p is not None:
-                figs.append({"path": str(p.relative_to(out_dir)),
-                             "caption": f"{m['model']} on {m['dataset']}: accuracy per "
-                                        "corruption and severity"})
-    summary = {"baseline": t["baseline"]}
-    notes = []
-    for m in t["models"]:
-        tag = m["model"] if not is_official(m["dataset"]) else \
-            f"{m['model']} (official {official_title(m['dataset'])})"
-        summary[f"{tag}: clean accuracy"] = m["clean_accuracy"]
-        summary[f"{tag}: mCA"] = m["mca"]
-        summary[f"{tag}: mCE"] = m["mce"]
-        summary[f"{tag}: relative mCE"] = m["relative_mce"]
+                res.add_figure({"path": str(p.relative_to(out_dir)),
+                                "caption": f"{m['model']} on {m['dataset']}: accuracy per "
+                                           "corruption and severity"}, model=m["model"])
+    res.per_model = _per_model(t["models"])
+    res.summary = {"baseline": t["baseline"]}
     worst = {}
     for r in t["corruptions"]:
         if r["model"] not in worst or r["accuracy"] < worst[r["model"]]["accuracy"]:
-            if not is_official(r["dataset"]):
+            if dataset_role(r["dataset"]) != OFFICIAL:
                 worst[r["model"]] = r
     for m, r in worst.items():
-        notes.append(f"{m}: hardest corruption is {r['corruption']} "
-                     f"({r['accuracy'] * 100:.1f}% mean accuracy over {r['severities']} severities)")
+        res.notes.append(f"{m}: hardest corruption is {r['corruption']} "
+                         f"({r['accuracy'] * 100:.1f}% mean accuracy over {r['severities']} "
+                         "severities)")
+    res.notes += _label_notes(t, n_classes, reference)
     if t["official"]:
         d = np.array([r["difference"] for r in t["official"]])
-        notes.append(f"on-the-fly vs official {official_title(t['official'][0]['official'])}: "
-                     "mean accuracy difference "
-                     f"{d.mean() * 100:+.2f} points, largest |{np.abs(d).max() * 100:.2f}| "
-                     f"over {len(d)} cells")
-    tables = {k: t[k] for k in ("models", "corruptions", "families", "cells", "official")}
-    tables["per_class"] = t["per_class"]
-    result = {"summary": summary, "figures": figs, "tables": tables, "notes": notes}
-    write_result(out_dir, "metrics", result)
-    return result
+        res.notes.append(f"on-the-fly vs official {official_title(t['official'][0]['official'])}: "
+                         "mean accuracy difference "
+                         f"{d.mean() * 100:+.2f} points, largest |{np.abs(d).max() * 100:.2f}| "
+                         f"over {len(d)} cells")
+    res.tables = {k: t[k] for k in ("models", "corruptions", "families", "cells", "official",
+                                    "per_class")}
+    write_result(out_dir, "metrics", res)
+    return res
+
+
+# per_model keys of the main dataset; official CIFAR-10-C cells get "official_" before them.
+MODEL_METRICS = ("clean_accuracy", "mca", "mean_corruption_error", "cifar10c_error", "mce",
+                 "relative_mce", "corruptions", "corruption_set", "baseline", "dataset")
+
+
+def _per_model(rows: list[dict]) -> dict[str, dict]:
+    """Per model: its main dataset's numbers (the one with most corruptions) and the official
+    CIFAR-10-C ones prefixed ``official_``."""
+    out: dict[str, dict] = {}
+    main = sorted((r for r in rows if dataset_role(r["dataset"]) == MAIN),
+                  key=lambda r: -r["corruptions"])
+    for r in main:
+        if r["model"] not in out:
+            out[r["model"]] = {k: r[k] for k in MODEL_METRICS}
+    for r in rows:
+        if dataset_role(r["dataset"]) == OFFICIAL:
+            d = out.setdefault(r["model"], {})
+            d.update({f"official_{k}": r[k] for k in MODEL_METRICS})
+    return out
+
+
+def _label_notes(t: dict, n_classes: dict[str, int], reference: dict | None) -> list[str]:
+    notes = []
+    for m in t["models"]:
+        if dataset_role(m["dataset"]) != MAIN:
+            continue
+        if m["cifar10c_error"] != m["cifar10c_error"] and m["corruption_set"] == "benchmark":
+            notes.append(f"{m['model']}: no CIFAR-10-C error: it needs all {N_BENCHMARK} "
+                         f"benchmark corruptions at severities 1–5, the store has "
+                         f"{m['corruptions']}; mean corruption error "
+                         f"{m['mean_corruption_error']:.1f}% is over those present.")
+    big = [m for m, c in n_classes.items() if c >= 1000]
+    if big and reference is None:
+        notes.append(f"{', '.join(big)}: ImageNet-sized; mCE and relative mCE here are ratios "
+                     f"against {t['baseline']}, not the AlexNet-normalised ImageNet-C numbers "
+                     "(no AlexNet normalisation is applied; pass reference_errors to supply "
+                     "AlexNet's errors).")
+    return notes

@@ -134,7 +134,9 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     label: target class (index or name); default the clean image's top-1.
     space: ``auto`` (the stressor as named) or ``pixel`` / ``normalized`` (noise sweeps).
     repeats: probabilities are averaged over this many stressor draws (seeds ``seed`` …
-        ``seed + repeats − 1``), which smooths random stressors; the strip shows the first.
+        ``seed + repeats − 1``), which smooths random stressors; the strip shows the first
+        draw's images, each titled with that draw's own top-1 and probability (so every
+        image matches the numbers on it); rows' ``first_draw`` holds them too.
     out_dir: when given, writes ``probe_<stressor>.json`` and the strip and curve figures.
     Returns {image, model, stressor, space, values, target, clean_top5, rows, figures};
     each row: value, top1, p_target, p_target_superclass (summed over the target's
@@ -184,7 +186,9 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
                if smap is not None and smap.group_of[target] >= 0 else None)
     p_group = (lambda p: float(p[members].sum())) if members is not None else (lambda p: None)
     rows = [{"value": v, "top1": top5(p)[0], "p_target": float(p[target]),
-             "p_target_superclass": p_group(p), "top5": top5(p)} for v, p in zip(vals, probs)]
+             "p_target_superclass": p_group(p), "top5": top5(p),
+             "first_draw": {"seed": seed, "top1": top5(p0)[0], "p_target": float(p0[target])}}
+            for v, p, p0 in zip(vals, probs, draws[0])]
     result = {"image": {"source": source, "size": [int(img.shape[1]), int(img.shape[0])],
                         "input_size": net.input_size, "resize": resize_note},
               "model": model_name, "stressor": st.name, "unit": st.unit,
@@ -201,7 +205,8 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
 
 
 def plot_strip(result: dict, images: np.ndarray, out_dir: Path) -> dict:
-    """The stressed image at each value with its top-1 label and confidence."""
+    """The stressed image at each value with its top-1 label and confidence: those of the
+    drawn image itself (the first draw), never the mean over draws."""
     rows = result["rows"]
     nr = -(-len(rows) // 9)
     nc = -(-len(rows) // nr)   # balanced rows of at most 9
@@ -210,17 +215,22 @@ def plot_strip(result: dict, images: np.ndarray, out_dir: Path) -> dict:
     for i, (r, img) in enumerate(zip(rows, images)):
         ax = fig.add_subplot(nr, nc, i + 1)
         ax.imshow(img)
-        t = r["top1"]
+        t = r["first_draw"]["top1"] if "first_draw" in r else r["top1"]
         ax.set_title(f"{r['value']:g}\n{t['name'][:16]} {t['prob']:.2f}", fontsize=7,
                      color="black" if t["id"] == tgt else "tab:red")
         ax.axis("off")
+    n = result.get("repeats", 1)
+    draw = (f"; one draw (seed {result['seed']}) of the {n} averaged in the curve and table"
+            if n > 1 else "")
     fig.suptitle(f"{result['model']} under {result['stressor']} ({result['space']}); "
-                 f"red = top-1 is not {result['target']['name']}\n{result['image']['source']}:"
-                 f" {result['image']['resize']}", fontsize=8)
+                 f"red = top-1 is not {result['target']['name']}{draw}\n"
+                 f"{result['image']['source']}: {result['image']['resize']}", fontsize=8)
     fig.tight_layout()
     return save(fig, out_dir, f"probe_strip_{slug(result['stressor'])}.png",
-                f"{result['image']['source']} under {result['stressor']}: top-1 label and "
-                f"confidence per value ({result['space']}).")
+                f"{result['image']['source']} under {result['stressor']}: each image with its "
+                f"own top-1 label and confidence ({result['space']})"
+                + (f"; the images are draw seed={result['seed']}, the table and curve "
+                   f"average {n} draws." if n > 1 else "."))
 
 
 def plot_curve(result: dict, out_dir: Path) -> dict:

@@ -1,31 +1,29 @@
 """The analysis registry: the one list of analyses that the CLI, the study runner and the
 report read, in report order.
 
-An analysis is ``fn(run_dir: Path, out_dir: Path, **options) -> dict``. It reads the run's
-store (``failmodes.store.RunFolder(run_dir).store``) and whatever else the run folder holds, writes
-``out_dir / f"{name}.json"`` (the returned dict) and its figures under
-``out_dir / "figures"``, and returns a dict with at least:
-
-- ``summary``: headline numbers (JSON scalars) for the report's first screen;
-- ``figures``: list of ``{"path": "figures/<file>.png" (relative to out_dir), "caption": str}``;
-- ``tables``: ``{table_name: [row dicts]}``;
-- ``notes``: list of plain-language findings (strings), may be empty.
+An analysis is ``fn(run_dir: Path, out_dir: Path, **options) -> AnalysisResult``. It reads
+the run's store (``failmodes.store.RunFolder(run_dir).store``) and whatever else the run
+folder holds, writes
+``out_dir / f"{name}.json"`` (``result.to_dict()``, via ``write_result``) and its figures
+under ``out_dir / "figures"``, and returns the ``AnalysisResult`` (``result.py``): per-model
+metrics, the parameters it used, summary, figures, tables, notes and nested ``data``.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .._atomic import write_text_atomic
+from .result import AnalysisResult
 
 
 @dataclass(frozen=True)
 class Analysis:
     name: str
     title: str
-    fn: Callable[..., dict]
+    fn: Callable[..., AnalysisResult]
     order: int
 
 
@@ -54,8 +52,17 @@ def get_analysis(name: str) -> Analysis:
     return _REGISTRY[name]
 
 
-def write_result(out_dir: Path, name: str, result: dict) -> Path:
-    """Write ``out_dir/<name>.json`` atomically (NaN-safe: non-finite floats become null)."""
+def write_result(out_dir: Path, name: str, result: AnalysisResult | dict) -> Path:
+    """Write ``out_dir/<name>.json`` atomically (NaN-safe: non-finite floats become null).
+
+    ``result`` is an ``AnalysisResult`` (written as ``to_dict()``), or a plain dict for the
+    outputs that are not registered analyses (probes)."""
+    if isinstance(result, AnalysisResult):
+        bad = result.problems()
+        if bad:
+            raise TypeError(f"analysis {result.name!r} broke the AnalysisResult contract: "
+                            f"{bad[0]}")
+        result = result.to_dict()
     return write_text_atomic(Path(out_dir) / f"{name}.json",
                              json.dumps(_finite(result), indent=1, default=str))
 

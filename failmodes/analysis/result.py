@@ -13,8 +13,11 @@ report's prose can say "confidence above {params['threshold']}" and stay right a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass
@@ -37,6 +40,9 @@ class AnalysisResult:
     # table name -> rows (dicts of JSON scalars)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Nested raw data behind figures (reliability bins, drift curves, confusion matrices,
+    # per-model failure records): JSON values of any shape, for the explorer and re-plots.
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +54,51 @@ class AnalysisResult:
                    per_model={k: dict(v) for k, v in d.get("per_model", {}).items()},
                    summary=dict(d.get("summary", {})), figures=figs,
                    tables={k: list(v) for k, v in d.get("tables", {}).items()},
-                   notes=list(d.get("notes", [])))
+                   notes=list(d.get("notes", [])), data=dict(d.get("data", {})))
 
     def metric(self, model: str, name: str, default: Any = None) -> Any:
         return self.per_model.get(model, {}).get(name, default)
+
+    def add_figure(self, entry: dict | Figure, model: str | None = None,
+                   stressor: str | None = None) -> None:
+        """Append a figure given as ``{"path", "caption"}`` (what ``_figures.save`` returns)."""
+        if isinstance(entry, Figure):
+            self.figures.append(entry)
+        else:
+            self.figures.append(Figure(str(entry["path"]), str(entry["caption"]),
+                                       model=model, stressor=stressor))
+
+    def problems(self) -> list[str]:
+        """What breaks the contract (empty when valid): per_model, summary and table cells
+        must be JSON scalars, params JSON scalars or lists of them, figures relative."""
+        out = []
+        if not self.name:
+            out.append("name is empty")
+        for m, metrics in self.per_model.items():
+            out += [f"per_model[{m!r}][{k!r}] is {type(v).__name__}, not a scalar"
+                    for k, v in metrics.items() if not isinstance(v, _SCALARS)]
+        out += [f"summary[{k!r}] is {type(v).__name__}, not a scalar"
+                for k, v in self.summary.items() if not isinstance(v, _SCALARS)]
+        for k, v in self.params.items():
+            vals = v if isinstance(v, (list, tuple)) else [v]
+            if not all(isinstance(x, _SCALARS) for x in vals):
+                out.append(f"params[{k!r}] is not a scalar or a list of scalars")
+        for t, rows in self.tables.items():
+            for i, r in enumerate(rows):
+                if not isinstance(r, dict):
+                    out.append(f"tables[{t!r}][{i}] is not a dict")
+                    break
+                bad = [k for k, v in r.items() if not isinstance(v, _SCALARS)]
+                if bad:
+                    out.append(f"tables[{t!r}][{i}][{bad[0]!r}] is not a scalar")
+                    break
+        for f in self.figures:
+            if not isinstance(f, Figure) or f.path.startswith("/") or ".." in f.path:
+                out.append(f"figure {f!r} is not a Figure with a relative path")
+        out += [f"note {n!r} is not a string" for n in self.notes if not isinstance(n, str)]
+        return out
+
+
+def is_number(x: Any) -> bool:
+    """A finite int or float that is not a bool (what a table cell can plot)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

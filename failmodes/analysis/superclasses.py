@@ -35,10 +35,17 @@ import numpy as np
 
 from ..errors import FailmodesError
 
-
 CIFAR10_SUPERCLASSES = {
     "animals": ["bird", "cat", "deer", "dog", "frog", "horse"],
     "vehicles": ["airplane", "automobile", "ship", "truck"],
+}
+
+# A finer CIFAR-10 map (``cifar10-fine``): siblings differ in detail, not in kind, so
+# ship -> airplane (the water/sky context error) and cat -> frog are not "within".
+CIFAR10_FINE_SUPERCLASSES = {
+    "mammal": ["cat", "deer", "dog", "horse"], "bird": ["bird"], "amphibian": ["frog"],
+    "road_vehicle": ["automobile", "truck"], "aircraft": ["airplane"],
+    "watercraft": ["ship"],
 }
 
 # CIFAR-100's 20 coarse labels (``coarse_label_names`` of the dataset's meta file, in
@@ -87,8 +94,12 @@ IMAGENET_SUPERCLASSES = {
     "birds": ["7-24", "80-100", "127-146"],
     "vehicles": IMAGENET_VEHICLES,
 }
-BUILTIN = {"cifar10": CIFAR10_SUPERCLASSES, "cifar100": CIFAR100_SUPERCLASSES,
-           "imagenet": IMAGENET_SUPERCLASSES}
+BUILTIN = {"cifar10": CIFAR10_SUPERCLASSES, "cifar10-fine": CIFAR10_FINE_SUPERCLASSES,
+           "cifar100": CIFAR100_SUPERCLASSES, "imagenet": IMAGENET_SUPERCLASSES}
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
 
 
 class SuperclassError(ValueError, FailmodesError):
@@ -109,6 +120,23 @@ class SuperclassMap:
         free = np.flatnonzero(g < 0)
         g[free] = len(self.names) + np.arange(len(free))
         return g
+
+    def within_chance(self, labels: np.ndarray) -> float | None:
+        """Chance that an error stays within the superclass if the wrong class were drawn
+        uniformly from the other C − 1: the mean of (|group(t)| − 1) / (C − 1) over the
+        true labels ``t`` of the errors that have a superclass (None when none has).
+
+        >>> m = builtin_map("cifar10", CIFAR10_CLASSES)
+        >>> round(m.within_chance(np.array([3])), 4)   # cat: 5 other animals of 9 classes
+        0.5556
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        g = self.group_of[labels]
+        g = g[g >= 0]
+        if g.size == 0 or len(self.group_of) < 2:
+            return None
+        size = np.bincount(self.group_of[self.group_of >= 0], minlength=len(self.names))
+        return float(np.mean((size[g] - 1) / (len(self.group_of) - 1)))
 
 
 def _resolve(entries: dict, class_names: list[str], source: str) -> SuperclassMap:
@@ -177,9 +205,12 @@ def load_superclasses(path: str | os.PathLike, class_names: list[str]) -> Superc
 
 def resolve_superclasses(spec: str | os.PathLike | None,
                          class_names: list[str]) -> SuperclassMap | None:
-    """``spec``: None = auto (CIFAR-10 names → cifar10; CIFAR-100 names → cifar100; 1000
-    classes → imagenet; else no map), ``"none"``, a built-in name, or a YAML path."""
-    if spec is None:
+    """``spec``: None or ``"auto"`` = the built-in map the class names allow (CIFAR-10 names
+    → cifar10; CIFAR-100 names → cifar100; 1000 classes → imagenet; else no map),
+    ``"none"``, a built-in name (cifar10, cifar10-fine, cifar100, imagenet), or a YAML
+    path. The failures and Grad-CAM analyses both resolve their superclass option here, so
+    ``auto`` means one map everywhere."""
+    if spec is None or str(spec) == "auto":
         for name in ("cifar10", "cifar100"):
             if sorted(class_names) == sorted(c for v in BUILTIN[name].values() for c in v):
                 return builtin_map(name, class_names)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..constants import SPLIT_SEED, VAL_FRACTION
 from ..errors import FailmodesError
 
 
@@ -111,8 +112,8 @@ def channel_stats(images: torch.Tensor, max_images: int = 10000) -> tuple[tuple,
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def train_val_split(ds: Dataset, val_fraction: float = 0.1,
-                    seed: int = 42) -> tuple[Dataset, Dataset]:
+def train_val_split(ds: Dataset, val_fraction: float = VAL_FRACTION,
+                    seed: int = SPLIT_SEED) -> tuple[Dataset, Dataset]:
     """Split ``ds`` into (train, validation) with a fixed seed; validation keeps its indices.
 
     The validation part is what temperature scaling is fitted on.

@@ -2,8 +2,8 @@
 
 >>> ctx = open_run("runs/r18")                                   # doctest: +SKIP
 >>> cell = ctx.store.cells(model="r18", stressor="fog")[0]        # doctest: +SKIP
->>> ds = ctx.dataset()          # the images behind cell rows: same subset, same indices
->>> model = ctx.model("r18")    # eval mode, weights checked against the store's hash
+>>> ds = ctx.dataset()          # the images behind cell rows: same subset, same indices  # doctest: +SKIP
+>>> model = ctx.model("r18")    # eval mode, weights checked against the store's hash  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -79,6 +79,8 @@ def build_model(spec, class_names: list[str] | None = None, *, seed: int = 0,
             "spec": model.source.get("spec", spec), "provenance": model.source}
     if meta["source"] == "checkpoint":
         meta["checkpoint"] = spec
+        # What it trained on (train/val split, seed), so calibration fits T on unseen images.
+        meta["train_data"] = model.source.get("train_data")
     return model.to(device).eval(), meta
 
 

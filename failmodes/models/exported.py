@@ -124,9 +124,10 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         obj = read_state_dict(path)
         from .checkpoint import CKPT_FORMAT, load_checkpoint
         if isinstance(obj, dict) and obj.get("format") == CKPT_FORMAT:
-            model, _ = load_checkpoint(path)
+            model, payload = load_checkpoint(path)
             model.source.update(weights=str(path), weights_sha256=sha256_file(path),
                                 format="failmodes checkpoint", classes=model.class_names,
+                                train_data=(payload.get("extra") or {}).get("data"),
                                 mean=model.mean.flatten().tolist(),
                                 std=model.std.flatten().tolist(),
                                 normalization_from="the checkpoint")
@@ -165,7 +166,9 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         if isinstance(net, FixedBatch) and layer is not None:
             layer = type(layer)(f"inner.{layer.name}", layer.reshape)
     digest = sha256_file(path)
-    net.weights_digest = digest  # what weights_hash() keys on where no parameters are visible
+    # What weights_hash() keys on where torch sees no parameters (nn.Module's typed
+    # __setattr__ takes tensors and modules only).
+    object.__setattr__(net, "weights_digest", digest)
     source = {"arch": fmt, "kind": kind, "weights": str(path), "weights_sha256": digest,
               "format": fmt, "loaded": None, "mean": list(mean), "std": list(std),
               "normalization_from": norm_from, "classes": list(classes),

@@ -35,6 +35,9 @@ class Classifier(nn.Module):
     where they came from, classes.
     """
 
+    mean: torch.Tensor  # buffers 1×3×1×1, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, *, arch: str, arch_kwargs: dict, class_names: list[str],
                  mean, std, input_size: int, cam_layer_name: str, resize: bool = False,
                  cam_reshape=None, cam_unavailable: str | None = None,
@@ -149,12 +152,12 @@ def head_size(net: nn.Module) -> int | None:
 
 # In-memory models evaluated in this process, by weights hash, held weakly: the analyses of
 # a run (Grad-CAM) reach a model passed to run_evaluation(models=...) while the caller keeps it.
-_KEPT: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
+_KEPT: weakref.WeakValueDictionary[str, Classifier] = weakref.WeakValueDictionary()
 
 
-def remember(key: str, model: nn.Module) -> None:
+def remember(key: str, model: Classifier) -> None:
     _KEPT[key] = model
 
 
-def recall(key: str) -> nn.Module | None:
+def recall(key: str) -> Classifier | None:
     return _KEPT.get(key)

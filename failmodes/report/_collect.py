@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.registry import list_analyses
+from ..analysis.result import AnalysisResult
 from ..store import ANALYSIS_DIR, ResultsStore, RunFolder
 
 
@@ -18,7 +19,7 @@ class AnalysisView:
     name: str
     title: str
     status: str
-    result: dict = field(default_factory=dict)
+    result: AnalysisResult | None = None     # set when status is ok
     message: str = ""
     seconds: float | None = None
     base: Path | None = None      # the folder its JSON is in: figure paths are relative to it
@@ -55,7 +56,7 @@ class RunData:
     def analysis(self, name: str) -> AnalysisView | None:
         return next((a for a in self.analyses if a.name == name), None)
 
-    def ok(self, name: str) -> dict | None:
+    def ok(self, name: str) -> AnalysisResult | None:
         a = self.analysis(name)
         return a.result if a is not None and a.status == "ok" else None
 
@@ -122,8 +123,7 @@ def _analysis_views(run_dir: Path, state: dict, cfg: dict) -> list[AnalysisView]
     # An analysis JSON from a module this installation lacks still shows what it found.
     for p in sorted(run_dir.glob("*.json")) + sorted((run_dir / ANALYSIS_DIR).glob("*.json")):
         res = read_json(p)
-        if (p.stem not in seen and isinstance(res, dict)
-                and {"summary", "figures"} <= set(res)):
+        if p.stem not in seen and isinstance(res, dict) and {"name", "per_model"} <= set(res):
             views.append(_view(run_dir, p.stem, p.stem.replace("_", " ").title(),
                                steps.get(f"analysis:{p.stem}"), True))
     return views
@@ -140,7 +140,13 @@ def _view(run_dir: Path, name: str, title: str, step: dict | None, selected: boo
     if isinstance(res, dict) and "__error__" in res:
         return AnalysisView(name, title, "failed", message=res["__error__"], seconds=seconds)
     if res is not None:
-        return AnalysisView(name, title, "ok", result=res, seconds=seconds, base=path.parent)
+        try:
+            typed = AnalysisResult.from_dict(res)
+        except (KeyError, TypeError) as e:  # written by an older failmodes: say so, not guess
+            return AnalysisView(name, title, "failed", seconds=seconds,
+                                message=f"{path.name} is not an AnalysisResult ({e}); re-run "
+                                        f"the {name} analysis with this version")
+        return AnalysisView(name, title, "ok", result=typed, seconds=seconds, base=path.parent)
     if not selected:
         return AnalysisView(name, title, "skipped",
                             message="This study's `analyses` list leaves it out.")

@@ -1,13 +1,19 @@
 """Model comparison from results stores: per-model headline accuracies and per-corruption
-accuracy deltas with paired 95 % confidence intervals.
+accuracy deltas with paired tests.
 
 Two models of a study see the very same corrupted images (the stressor randomness keys on
 the image index), so a delta is a paired difference: per image, d = correct_B − correct_A.
-Under one corruption an image appears once per severity; its d is first averaged over the
-severities so that the interval counts images, not image × severity pairs.
+Under one corruption an image appears once per severity (integer severities 1–5 only); its
+d is first averaged over the severities so that every test counts images, not image ×
+severity pairs. A per-corruption delta is *flagged* when its paired sign-flip test (exact
+with few discordant images; McNemar's exact test for one severity) stays below 0.05 after
+Holm's correction across the corruptions of the comparison. The ±95 % half-width is the
+normal approximation, shown for scale. Tests and intervals are conditional on the two
+trained networks: they count test-image noise, not training-seed variation.
 
->>> rows = corruption_deltas("runs/demo/results.sqlite", "a", "runs/demo/results.sqlite", "b")
->>> rows[0]["stressor"], rows[0]["delta"]   # delta in accuracy points, B minus A
+>>> rows = corruption_deltas("runs/demo/results.sqlite", "a",
+...                          "runs/demo/results.sqlite", "b")  # doctest: +SKIP
+>>> rows[0]["stressor"], rows[0]["delta"]   # delta in accuracy points, B minus A  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -15,15 +21,19 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from ..analysis.paired import ALPHA, holm, mcnemar_exact, sign_flip_p
 from ..store import paired_sums, stressor_family
+from ..stressors.registry import CORRUPTION_FAMILIES
 
 # Two-sided 95 % normal quantile: the intervals are normal approximations on ≥ 100 images.
 Z95 = 1.959964
+BENCHMARK_SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
 def model_facts(acc_rows: list[dict]) -> list[dict]:
     """Per model (and dataset, when a store holds several): clean accuracy, mean accuracy over
-    the corruption cells, the largest drop from clean and the cell where it happens.
+    the corruption cells (integer severities 1–5: "shifted"), the largest drop from clean
+    and the cell where it happens.
 
     Accuracies are fractions in [0, 1]; ``largest_drop`` is clean minus the worst cell.
     """
@@ -34,8 +44,8 @@ def model_facts(acc_rows: list[dict]) -> list[dict]:
     out = []
     for (model, dataset), rows in by_model.items():
         clean = [r for r in rows if r["stressor"] == "clean"]
-        corr = [r for r in rows if stressor_family(r["stressor"]) not in ("clean", "sweep")
-                and r["severity"] > 0]
+        corr = [r for r in rows if stressor_family(r["stressor"]) in CORRUPTION_FAMILIES
+                and float(r["severity"]) in BENCHMARK_SEVERITIES]
         clean_acc = sum(r["accuracy"] * r["n"] for r in clean) / sum(r["n"] for r in clean) \
             if clean else None
         mean_corr = sum(r["accuracy"] for r in corr) / len(corr) if corr else None
@@ -58,13 +68,14 @@ def model_facts(acc_rows: list[dict]) -> list[dict]:
 
 def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
     """``{stressor: {"family", "mean", "by_severity": {sev: acc}}}`` of one model's corruption
-    cells, in the order the rows come (the store orders by stressor name)."""
+    cells at integer severities 1–5, in the order the rows come (the store orders by
+    stressor name)."""
     out: dict[str, dict] = {}
     for r in acc_rows:
         if r["model"] != model or r["stressor"] == "clean":
             continue
         fam = stressor_family(r["stressor"])
-        if fam == "sweep" or r["severity"] <= 0:
+        if fam not in CORRUPTION_FAMILIES or float(r["severity"]) not in BENCHMARK_SEVERITIES:
             continue
         e = out.setdefault(r["stressor"], {"family": fam, "by_severity": {}})
         e["by_severity"][float(r["severity"])] = r["accuracy"]
@@ -73,42 +84,68 @@ def corruption_accuracy(acc_rows: list[dict], model: str) -> dict[str, dict]:
     return out
 
 
-def _interval(n: int, s: float, ss: float) -> tuple[float, float]:
-    mean = s / n
-    var = max(ss / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    return mean, Z95 * math.sqrt(var / n)
+def _half_width(d) -> float:
+    d = [float(x) for x in d]
+    n = len(d)
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / max(n - 1, 1)
+    return Z95 * math.sqrt(var / n)
 
 
 def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
                       model_b: str, dataset: str | None = None) -> list[dict]:
-    """Per corruption: B's accuracy minus A's on the images both evaluated, in points
-    (percent), with the paired 95 % half-width ``ci95`` (points) and ``n`` images.
-
-    Rows also carry ``family`` and ``significant`` (the interval excludes 0). Only cells
-    present in both stores count (of ``dataset`` only, when given); clean and sweep cells
-    are left out.
-    """
-    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="stressor")
+    """Per corruption: B's accuracy minus A's on the images both evaluated (integer
+    severities 1–5), in points, with the normal 95 % half-width ``ci95`` (points), ``n``
+    images, the paired sign-flip ``p`` (``test``: exact / monte-carlo / normal), ``p_holm``
+    (Holm across these corruptions) and ``significant`` (``p_holm`` < 0.05). Only cells in
+    both stores count (of ``dataset`` only, when given); clean and sweeps are left out."""
+    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="image")
+    per: dict[str, list[float]] = defaultdict(list)
+    for stressor, _idx, d in rows:
+        per[stressor].append(float(d))
     out = []
-    for stressor, n, s, ss in rows:
+    for stressor, d in per.items():
         fam = stressor_family(stressor)
-        if fam in ("clean", "sweep") or not n:
+        if fam not in CORRUPTION_FAMILIES or not d:  # attacks are per model: never paired
             continue
-        mean, half = _interval(n, s, ss)
-        out.append({"stressor": stressor, "family": fam, "n": n, "delta": 100 * mean,
-                    "ci95": 100 * half, "significant": abs(mean) > half})
+        p, how = sign_flip_p(d)
+        out.append({"stressor": stressor, "family": fam, "n": len(d),
+                    "delta": 100 * sum(d) / len(d), "ci95": 100 * _half_width(d),
+                    "n_discordant": sum(x != 0 for x in d), "p": p, "test": how})
+    for r, q in zip(out, holm([r["p"] for r in out])):
+        r["p_holm"] = q
+        r["significant"] = q < ALPHA
     return _in_registry_order(out)
 
 
 def cell_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
                 model_b: str, dataset: str | None = None) -> list[dict]:
-    """Per shared cell (stressor, severity, clean included): B − A accuracy in points, ci95."""
-    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="cell")
+    """Per shared cell (stressor, severity, clean included): B − A accuracy in points, the
+    normal ci95, the discordant counts (``b_only`` right, ``a_only`` right) and McNemar's
+    exact two-sided ``p``."""
+    rows = paired_sums(store_a, model_a, store_b, model_b, dataset, per="discordant")
     out = []
-    for stressor, sev, n, s, ss in rows:
-        mean, half = _interval(n, s, ss)
+    for stressor, sev, n, s, b_only, a_only in rows:
+        mean = s / n
+        # d is in {-1, 0, 1}: its variance is (b + c)/n − mean², sample-corrected.
+        var = max((b_only + a_only) / n - mean * mean, 0.0) * n / max(n - 1, 1)
         out.append({"stressor": stressor, "severity": sev, "family": stressor_family(stressor),
-                    "n": n, "delta": 100 * mean, "ci95": 100 * half})
+                    "n": n, "delta": 100 * mean, "ci95": 100 * Z95 * math.sqrt(var / n),
+                    "b_only": int(b_only), "a_only": int(a_only),
+                    "p": mcnemar_exact(b_only, a_only)})
+    return out
+
+
+def clean_deltas(store_a: str | Path, model_a: str, store_b: str | Path, models_b: list[str],
+                 dataset: str | None = None) -> dict[str, dict]:
+    """``{model of B: its clean-cell delta row}`` for the models of B that share a clean cell
+    with A's ``model_a``; a model without one is absent (never given another's numbers)."""
+    out = {}
+    for m in models_b:
+        d = next((d for d in cell_deltas(store_a, model_a, store_b, m, dataset)
+                  if d["stressor"] == "clean"), None)
+        if d is not None:
+            out[m] = d
     return out
 
 
@@ -134,4 +171,5 @@ def comparison_table(store: str | Path, acc_rows: list[dict], baseline: str,
             r[m] = 100 * acc_m[d["stressor"]]["mean"] if d["stressor"] in acc_m else None
             r[f"Δ {m}"] = d["delta"]
             r[f"±95% {m}"] = d["ci95"]
+            r[f"p (Holm) {m}"] = d["p_holm"]
     return _in_registry_order(list(rows.values()), key="corruption")

@@ -17,7 +17,7 @@ browser; nothing is fetched. Layout of ``ExplorerData.payload`` (JSON):
   maps: Uint8[M × G × K × side × side]}``.
 
 >>> data = build_explorer_data("runs/demo")      # doctest: +SKIP
->>> data.nbytes()                                # what the page embeds
+>>> data.nbytes()                                # what the page embeds  # doctest: +SKIP
 """
 from __future__ import annotations
 

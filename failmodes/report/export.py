@@ -42,7 +42,7 @@ def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
     for a in run.analyses:
         if a.status != "ok":
             continue
-        for tname, rows in (a.result.get("tables") or {}).items():
+        for tname, rows in a.result.tables.items():
             if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
                 out[f"{a.name}__{tname}"] = _write_csv(root / _csv_name(a.name, tname), rows)
     results = {
@@ -54,7 +54,9 @@ def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
         "failed_cells": run.failed_cells,
         "comparison": comparison_rows,
         "analyses": {a.name: {"status": a.status, "message": a.message,
-                              "summary": a.result.get("summary") if a.status == "ok" else None}
+                              **({"summary": a.result.summary, "per_model": a.result.per_model,
+                                  "params": a.result.params} if a.status == "ok"
+                                 else {"summary": None})}
                      for a in run.analyses},
         "probes": [{"spec": p["spec"], "status": p["status"], "error": p["error"]}
                    for p in run.probes],

@@ -2,7 +2,7 @@
 script, no network) rendered with jinja2, autoescaped: class names, file names and error
 texts are data, never markup.
 
->>> path = render_report("runs/demo")        # writes runs/demo/report.html
+>>> path = render_report("runs/demo")        # writes runs/demo/report.html  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from pathlib import Path
 import jinja2
 
 from .._atomic import write_text_atomic
-from . import figures as F
+from ..analysis.result import AnalysisResult
 from ..store import FIGURES_DIR as FIG_DIR
 from ..store import HISTORY_NAME, REPORT_NAME, RunFolder, stressor_family
 from ..store import TABLES_DIR as TABLE_DIR
-from ._collect import RunData, collect_run, read_json
+from . import figures as F
+from ._collect import RunData, collect_run, finite, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
 from .explorer import content_security_policy
 from .page import page_extras
-
 
 # What each section shows and how to read it: one paragraph above its content.
 INTROS = {
@@ -36,8 +36,12 @@ INTROS = {
               "competing shapes and labelled with its failure regime: graceful, linear, "
               "threshold-collapse (flat, then a cliff) or early-damage-plateau.",
     "comparison": "Per-corruption accuracy of each model minus the baseline, on the very same "
-                  "corrupted images (paired). Intervals are 95 % paired normal intervals "
-                  "over images; a delta whose interval excludes zero is marked with *.",
+                  "corrupted images (paired; severities 1–5, each image counted once). ± is "
+                  "the 95 % normal interval, for scale; a delta is marked * when its paired "
+                  "sign-flip test (exact with few discordant images) stays below 0.05 after "
+                  "Holm's correction across the corruptions. Both are conditional on the "
+                  "trained networks: they count test-image noise, not training-seed "
+                  "variation.",
     "failures": "Wrong predictions made with high confidence, the most frequent confusions and "
                 "accuracy at the superclass level (does a wrong answer stay in the right "
                 "family?).",
@@ -77,38 +81,9 @@ def _env() -> jinja2.Environment:
 
 
 # ----------------------------------------------------------------------------- summary
-# Analyses prefix per-model summary keys with the model name: "m: mCE", "m/ece_clean", ...
-_SEPS = (": ", "/", ":", ".")
-
-
-def split_model_key(key: str, models: list[str]) -> tuple[str | None, str]:
-    """``("m", "ece_clean")`` for ``"m/ece_clean"``; ``(None, key)`` when no model prefixes it."""
-    for m in sorted(models, key=len, reverse=True):
-        for sep in _SEPS:
-            if key.startswith(m + sep):
-                return m, key[len(m) + len(sep):]
-    return None, key
-
-
-def model_value(result: dict | None, model: str, *names: str, single: bool = False):
-    """A per-model number of an analysis: from its summary (``<model><sep><name>``, or the
-    bare name when the run has one model) or from a table row with a ``model`` column."""
-    if not result:
-        return None
-    summary = result.get("summary") or {}
-    for n in names:
-        for sep in _SEPS:
-            if f"{model}{sep}{n}" in summary:
-                return summary[f"{model}{sep}{n}"]
-        if single and n in summary:
-            return summary[n]
-    for rows in (result.get("tables") or {}).values():
-        for r in rows if isinstance(rows, list) else []:
-            if isinstance(r, dict) and r.get("model") == model:
-                for n in names:
-                    if r.get(n) is not None:
-                        return r[n]
-    return None
+def _metric(result: AnalysisResult | None, model: str, name: str):
+    """One per-model number of an analysis (None when the analysis did not run)."""
+    return result.metric(model, name) if result is not None else None
 
 
 def _arrow(a, b, f=pct) -> str:
@@ -119,10 +94,10 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
     """The first screen: headline sentences, per-model numbers, regimes, confusions."""
     metrics, curves = run.ok("metrics"), run.ok("curves")
     calib, fails = run.ok("calibration"), run.ok("failures")
-    base, single = run.baseline, len(run.model_names) == 1
+    base = run.baseline
     headline = []
-    if curves and (curves.get("summary") or {}).get("headline"):
-        h = str(curves["summary"]["headline"])
+    if curves and curves.summary.get("headline"):
+        h = str(curves.summary["headline"])
         headline.append(h[0].upper() + h[1:])
     else:
         worst = max((f for f in facts if f["largest_drop"] is not None),
@@ -135,14 +110,18 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
     robust, calib_rows, mca_note = [], [], None
     for f in facts:
         m = f["store_model"]
-        v = lambda res, *n: model_value(res, m, *n, single=single)  # noqa: E731
+        v = lambda res, n, m=m: _metric(res, m, n)  # noqa: E731
         mca = v(metrics, "mca")
         if mca is not None:  # the metrics analysis's mCA: one number across the report
             f["mean_corruption_acc"] = mca
-            f["mca_over"] = f"{v(metrics, 'corruptions')} {v(metrics, 'corruption_set') or ''} " \
-                            "corruptions × severities"
-            mca_note = (f"Mean corruption accuracy and mCE: the metrics analysis's, over the "
-                        f"{f['mca_over']}; the largest drop: over every evaluated cell.")
+            f["mca_over"] = (f"{v(metrics, 'corruptions')} {v(metrics, 'corruption_set') or ''} "
+                             "corruptions × severities 1–5")
+            ref = metrics.params.get("baseline")
+            mca_note = (f"Mean corruption accuracy and CIFAR-10-C error (100 − that mean, "
+                        f"needs all {metrics.params.get('n_benchmark_corruptions')} benchmark "
+                        f"corruptions): over the {f['mca_over']}. mCE and relative mCE "
+                        f"(Hendrycks & Dietterich) are ratios against {ref} (1 = as robust "
+                        "as it). The largest drop: over every evaluated cell.")
         name = f["model"] + (" (baseline)" if m == base else "")
         robust.append({
             "model": name, "clean accuracy": pct(f["clean_acc"]),
@@ -150,8 +129,9 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
             "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
                              f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
                              else "—"),
-            "mCE": fmt(v(metrics, "mce", "mCE"), 3),
-            "relative mCE": fmt(v(metrics, "relative_mce", "relative mCE"), 3)})
+            "CIFAR-10-C error": _pct_points(v(metrics, "cifar10c_error")),
+            "mCE (ratio vs baseline)": fmt(v(metrics, "mce"), 3),
+            "relative mCE (ratio vs baseline)": fmt(v(metrics, "relative_mce"), 3)})
         if calib or fails:
             calib_rows.append({
                 "model": name,
@@ -177,22 +157,30 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
                 a.status if a else "", "is not available in this installation")
             gaps.append(f"{what[0].upper() + what[1:]}: the {name} analysis {why}.")
     return {"headline": headline, "models": models, "trust": trust, "gaps": gaps,
-            "notes": [n for n in (mca_note, _danger_note(calib)) if n],
+            "notes": [n for n in (mca_note, _danger_note(calib, fails)) if n],
             "regimes": _regimes_table(run, curves), "confusions": _confusions_table(fails),
             "cards": _cards(facts, base)}
 
 
-def _danger_note(calib) -> str | None:
-    if not calib:
-        return None
-    return ("ECE: expected calibration error (15 bins); shifted: the mean over the corruption "
-            "cells; temperature: fitted on clean held-out data. Dangerous failures: wrong "
-            "with confidence above 0.9.")
+def _pct_points(x) -> str:
+    return "—" if finite(x) is None else f"{x:.1f}%"
 
 
-def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
+def _danger_note(calib: AnalysisResult | None, fails: AnalysisResult | None) -> str | None:
+    if calib is not None:
+        return (f"ECE: expected calibration error ({calib.params['n_bins']} equal-width bins); "
+                "shifted: the mean over the corruption cells at severities 1–5; temperature: "
+                "fitted on clean images the model never trained on. Dangerous failures: wrong "
+                f"with confidence above {calib.params['dangerous_conf']:g}.")
+    if fails is not None:
+        return (f"Dangerous failures: wrong with confidence above {fails.params['threshold']:g};"
+                " shifted: corruption cells at severities 1–5.")
+    return None
+
+
+def _regimes_table(run: RunData, curves: AnalysisResult | None) -> Table | None:
     """Corruptions × models, each cell the regime label with its breakpoint and drop."""
-    rows = [r for r in _first_table(curves, "regimes")
+    rows = [r for r in (curves.tables.get("regimes", []) if curves else [])
             if r.get("dataset") in (None, run.dataset)]
     if not rows:
         return None
@@ -206,7 +194,7 @@ def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
             label += f" · break at {r['breakpoint']:.1f}"
         if isinstance(r.get("total_drop"), (int, float)):
             label += f" · −{r['total_drop']:.0f} pt"
-        if r.get("confidence") not in (None, "", "strong", "positive", "very strong"):
+        if r.get("confidence") not in (None, "", "n/a", "strong", "positive", "very strong"):
             label += f" ({r['confidence']})"
         e[r["model"]] = label
     out = table("Failure regimes (label · breakpoint severity · total drop)", list(by.values()),
@@ -215,8 +203,8 @@ def _regimes_table(run: RunData, curves: dict | None) -> Table | None:
     return out
 
 
-def _confusions_table(fails: dict | None) -> Table | None:
-    rows = _first_table(fails, "confusion_pairs", "top_confusions", "confusions")
+def _confusions_table(fails: AnalysisResult | None) -> Table | None:
+    rows = fails.tables.get("confusion_pairs", []) if fails else []
     if not rows:
         return None
     picked = []
@@ -230,14 +218,6 @@ def _confusions_table(fails: dict | None) -> Table | None:
                         "reverse_count") if any(c in r for r in picked)]
     return table("Top confusion pairs (true → predicted)", picked, columns=cols,
                  formatters={"share_of_errors": pct})
-
-
-def _first_table(result: dict | None, *names: str) -> list[dict]:
-    tables = (result or {}).get("tables") or {}
-    for n in names:
-        if isinstance(tables.get(n), list) and tables[n]:
-            return tables[n]
-    return []
 
 
 def _cards(facts: list[dict], base: str | None) -> list[dict]:
@@ -266,34 +246,30 @@ def _analysis_section(run: RunData, a) -> Section:
     s = Section(a.name, a.title, a.status, a.message, INTROS.get(a.name, ""), seconds=a.seconds)
     if a.status != "ok":
         return s
-    res = a.result
-    per_model: dict[str, dict] = {}
-    for k, v in (res.get("summary") or {}).items():
-        if isinstance(v, (dict, list)):
-            continue
-        m, rest = split_model_key(k, run.model_names)
-        if m is None and isinstance(v, str) and len(v) > 40:
+    res: AnalysisResult = a.result
+    for k, v in res.summary.items():
+        if isinstance(v, str) and len(v) > 40:
             s.notes.append(f"{k.replace('_', ' ')}: {v}")  # a sentence reads better as a note
-        elif m is None:
-            s.facts.append((k.replace("_", " "), fmt(v)))
         else:
-            per_model.setdefault(rest, {})[m] = v
-    if per_model:
-        rows = [{"number": k.replace("_", " "), **{m: vals.get(m) for m in run.model_names
-                                                  if m in vals}}
-                for k, vals in per_model.items()]
+            s.facts.append((k.replace("_", " "), fmt(v)))
+    used = [f"{k.replace('_', ' ')} {fmt(v)}" for k, v in res.params.items()
+            if v is not None and not isinstance(v, (list, dict))]
+    if used:
+        s.facts.append(("parameters", "; ".join(used)))
+    metrics = list(dict.fromkeys(k for vals in res.per_model.values() for k in vals))
+    if metrics:
+        rows = [{"number": k.replace("_", " "),
+                 **{m: res.per_model[m].get(k) for m in res.per_model}} for k in metrics]
         t = table("Headline numbers per model", rows, max_rows=80)
         t.open = len(rows) <= 16
         s.tables.append(t)
-    for f in res.get("figures") or []:
-        if isinstance(f, dict) and f.get("path"):
-            s.figures.append(figure(a.base or run.run_dir, str(f["path"]),
-                                    str(f.get("caption", ""))))
-    for tname, rows in (res.get("tables") or {}).items():
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+    for f in res.figures:
+        s.figures.append(figure(a.base or run.run_dir, f.path, f.caption))
+    for tname, rows in res.tables.items():
+        if rows:
             s.tables.append(table(str(tname).replace("_", " "), rows,
                                   csv=_csv_name(a.name, tname)))
-    s.notes += [str(n) for n in res.get("notes") or []]
+    s.notes += list(res.notes)
     if not (s.facts or s.figures or s.tables or s.notes):
         s.status, s.message = "empty", "The analysis ran but reported nothing."
     return s
@@ -354,10 +330,10 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
     for m in others:
         fmts[m], fmts[f"±95% {m}"] = _pt_abs, _pt_ci
         fmts[f"Δ {m}"] = str
+        fmts[f"p (Holm) {m}"] = lambda p: "—" if p is None else f"{p:.2g}"
         for r in shown:
-            d, ci = r.get(f"Δ {m}"), r.get(f"±95% {m}")
-            r[f"Δ {m}"] = _pt_delta(d) + ("*" if d is not None and ci is not None
-                                          and abs(d) > ci else "")
+            d, q = r.get(f"Δ {m}"), r.get(f"p (Holm) {m}")
+            r[f"Δ {m}"] = _pt_delta(d) + ("*" if q is not None and q < 0.05 else "")
     s.tables.append(table(f"Per-corruption accuracy (%) and deltas vs {base}", shown,
                           csv=f"{TABLE_DIR}/comparison.csv", formatters=fmts))
     for m in others:
@@ -368,8 +344,9 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
         worse = [r for r in d if r["significant"] and r["delta"] < 0]
         best = max(d, key=lambda r: r["delta"])
         s.notes.append(f"{m} vs {base}: better on {len(better)} and worse on {len(worse)} of "
-                       f"{len(d)} corruptions beyond the 95 % interval; the largest gain is "
-                       f"{best['delta']:+.1f} points under {best['stressor']}.")
+                       f"{len(d)} corruptions (paired test, Holm-corrected p < 0.05); the "
+                       f"largest gain is {best['delta']:+.1f} points under {best['stressor']}. "
+                       "Conditional on these two trained networks (one seed each).")
     return s, rows
 
 

@@ -29,14 +29,30 @@ _PER_STRESSOR = ("SELECT stressor, count(*), sum(di), sum(di * di) FROM ("
                  "GROUP BY ca.stressor, pa.idx) GROUP BY stressor")
 
 
+# Per image (integer severities 1–5 only: the benchmark levels), its mean d over them:
+# the unit of the paired tests, so an image counts once per corruption.
+_PER_IMAGE = (f"SELECT ca.stressor, pa.idx, avg({_D}) {_JOIN} "
+              "AND ca.severity IN (1, 2, 3, 4, 5) GROUP BY ca.stressor, pa.idx "
+              "ORDER BY ca.stressor, pa.idx")
+# Per cell: n, Σd and the two discordant counts (B only right, A only right) for McNemar.
+_DISCORDANT = (f"SELECT ca.stressor, ca.severity, count(*), sum({_D}), "
+               f"sum(pb.pred = pb.label AND pa.pred != pa.label), "
+               f"sum(pa.pred = pa.label AND pb.pred != pb.label) {_JOIN} "
+               "GROUP BY ca.stressor, ca.severity")
+_QUERIES = {"cell": _PER_CELL, "stressor": _PER_STRESSOR, "image": _PER_IMAGE,
+            "discordant": _DISCORDANT}
+
+
 def paired_sums(store_a: str | Path, model_a: str, store_b: str | Path, model_b: str,
                 dataset: str | None = None, *, per: str = "stressor") -> list[tuple]:
     """Sums of the paired differences over the cells both stores hold (of ``dataset``
     only, when given). ``per="cell"``: rows (stressor, severity, n, Σd, Σd²) over every
     shared cell, clean included; ``per="stressor"``: rows (stressor, n images, Σd̄, Σd̄²)
-    with d̄ an image's mean d over the stressor's severities > 0."""
-    if per not in ("cell", "stressor"):
-        raise ValueError(f"per must be 'cell' or 'stressor', got {per!r}")
+    with d̄ an image's mean d over the stressor's severities > 0; ``per="image"``: rows
+    (stressor, image index, d̄) with d̄ over the integer severities 1–5;
+    ``per="discordant"``: rows (stressor, severity, n, Σd, B-only-right, A-only-right)."""
+    if per not in _QUERIES:
+        raise ValueError(f"per must be one of {', '.join(_QUERIES)}, got {per!r}")
     con = sqlite3.connect("file::memory:", uri=True)
     try:
         for alias, p in (("a", Path(store_a)), ("b", Path(store_b))):
@@ -45,8 +61,7 @@ def paired_sums(store_a: str | Path, model_a: str, store_b: str | Path, model_b:
             except sqlite3.Error as e:
                 raise describe(p, e, "open") from None
         try:
-            return con.execute(_PER_CELL if per == "cell" else _PER_STRESSOR,
-                               (model_a, model_b, dataset, dataset)).fetchall()
+            return con.execute(_QUERIES[per], (model_a, model_b, dataset, dataset)).fetchall()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot compare {store_a} with {store_b}: {e}") from None
     finally:

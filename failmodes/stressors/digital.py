@@ -204,8 +204,8 @@ def _pixelate_pil(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
 
     h, w = x.shape[-2:]
     arr = to_u8(x).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    out = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.BOX)
-                               .resize((w, h), Image.BOX)) for a in arr])
+    out = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
+                               .resize((w, h), Image.Resampling.BOX)) for a in arr])
     return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.dtype).div_(255.0)
 
 

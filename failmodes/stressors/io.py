@@ -1,7 +1,7 @@
 """Corrupt image files on disk and draw contact sheets (the ``failmodes corrupt`` command).
 
 >>> res = corrupt_path("cat.jpg", "fog", 3, out="out/")       # doctest: +SKIP
->>> res.written, res.sheet
+>>> res.written, res.sheet  # doctest: +SKIP
 ([PosixPath('out/cat_fog-3.png')], PosixPath('out/contact_sheet.png'))
 
 Images are read by the one decoder, ``failmodes.data.decode`` (alpha over white, 16-bit
@@ -173,7 +173,7 @@ def contact_sheet(image: torch.Tensor, stressors: Iterable[str], *, seed: int = 
     side = max(h, w)
     scale = max(1, TILE_PX // side) if side < TILE_PX else TILE_PX / side
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     label_w, head_h, pad = 130, 34, 4
     W = label_w + len(severities) * (tw + pad) + pad
     H = head_h + len(names) * (th + pad) + pad

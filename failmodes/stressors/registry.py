@@ -13,8 +13,8 @@ from __future__ import annotations
 import fnmatch
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -46,7 +46,8 @@ TINY_TABLE_MAX_SIDE = 128
 TABLE_SOURCES = {"cifar": "CIFAR-10-C", "tinyimagenet": "Tiny-ImageNet-C",
                  "imagenet": "ImageNet-C"}
 
-OpFn = Callable[[torch.Tensor, tuple, ImageRNG], torch.Tensor]
+# op(x, params, rng) -> images; attacks also take model=, labels=, options= keywords.
+OpFn = Callable[..., torch.Tensor]
 
 
 class StressorError(ValueError, FailmodesError):

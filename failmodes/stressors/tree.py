@@ -9,11 +9,13 @@ cell with the same seed and ``--finish jpeg85`` sees the very same pixels.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from .._atomic import save_atomic
 from .finish import JPEG_QUALITY
 from .registry import get_stressor
 
@@ -36,9 +38,11 @@ def write_corrupted_tree(ds, root: str | Path, corruptions: Sequence[str],
                 arr = (y * 255).round().to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
                 for a, i, lab in zip(arr, idx.tolist(), ds.labels[s:s + batch].tolist(),
                                          strict=True):
-                    d = root / name / str(int(sev)) / folder_names[lab]
-                    d.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(a).save(d / f"{i:08d}.JPEG", quality=JPEG_QUALITY,
-                                            optimize=True)
+                    save_atomic(root / name / str(int(sev)) / folder_names[lab] / f"{i:08d}.JPEG",
+                                functools.partial(_save_jpeg, Image.fromarray(a)))
                     n += 1
     return n
+
+
+def _save_jpeg(img, f) -> None:
+    img.save(f, format="JPEG", quality=JPEG_QUALITY, optimize=True)
