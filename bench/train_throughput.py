@@ -31,8 +31,9 @@ from failmodes.data import load_dataset
 from failmodes.models import create_model
 from failmodes.train import load_recipe
 from failmodes.train.augment import BatchAugment
+
 # The trainer's private epoch loop is what we measure, so the bench calls it directly.
-from failmodes.train.trainer import _Reporter, _Runtime, _resident, _scheduler, _train_epoch
+from failmodes.train.trainer import _Reporter, _resident, _Runtime, _scheduler, _train_epoch
 
 
 class _PILRows(torch.utils.data.Dataset):
@@ -112,7 +113,7 @@ def _bench_width(width, ds, args, device):
         float(loss.detach())  # the reference loops read the loss every step or so: one sync
 
     timings = {"ours": 0.0, "reference": 0.0}
-    for name, fn in (("ours", run_ours), ("reference", run_ref)):
+    for _name, fn in (("ours", run_ours), ("reference", run_ref)):
         fn(args.warmup)
     steps = args.steps if width <= 32 else max(2, args.steps // args.wide_divisor)
     per_round = max(1, steps // args.rounds)

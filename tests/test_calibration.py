@@ -9,13 +9,23 @@ import pytest
 import torch
 
 from failmodes.analysis import get_analysis
-from failmodes.analysis._calibration_core import (CalibrationInputError, Scores, adaptive_ece,
-                                                  bins_ece, brier, cell_metrics, ece_mce,
-                                                  fit_temperature, nll, reliability_bins,
-                                                  risk_coverage, scores_from_logits,
-                                                  scores_from_rows, selective_accuracy)
-from failmodes.analysis.calibration import (calibrate_run, read_temperatures,
-                                            shift_table)
+from failmodes.analysis._calibration_core import (
+    CalibrationInputError,
+    Scores,
+    adaptive_ece,
+    bins_ece,
+    brier,
+    cell_metrics,
+    ece_mce,
+    fit_temperature,
+    nll,
+    reliability_bins,
+    risk_coverage,
+    scores_from_logits,
+    scores_from_rows,
+    selective_accuracy,
+)
+from failmodes.analysis.calibration import calibrate_run, read_temperatures, shift_table
 from failmodes.store import CellKey, ResultsStore, is_validation, per_image_rows
 
 
@@ -378,6 +388,7 @@ def test_nan_cell_in_store_stops_the_analysis_naming_the_cell(tmp_path):
 
 def test_cli_calibrate(run, tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     d, _ = run
     res = CliRunner().invoke(app, ["calibrate", str(d), "--out", str(tmp_path), "--bins", "10"],

@@ -7,8 +7,15 @@ import re
 import pytest
 
 from failmodes.config import ConfigError
-from failmodes.study import (StudyError, list_presets, load_preset, load_study,
-                             resolve_study, study_from_dict, sweep_values)
+from failmodes.study import (
+    StudyError,
+    list_presets,
+    load_preset,
+    load_study,
+    resolve_study,
+    study_from_dict,
+    sweep_values,
+)
 
 MINI = {"name": "mini", "data": "synthetic",
         "models": [{"name": "a", "arch": "small_cnn", "recipe": "baseline-cosine"}]}
@@ -145,6 +152,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
 
 def test_cli_run_fails_early_with_one_line(tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     p = _write(tmp_path, "name: t\ndata: synthetic\nmodels: [{name: a, arch: small_cnn}]\n"
                          "analysis_options: {cam: {samples: 3}}\n")

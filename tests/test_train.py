@@ -15,9 +15,21 @@ import torch
 import failmodes.data as fmdata
 from failmodes.config import ConfigError, override
 from failmodes.models import create_model, weights_hash
-from failmodes.train import (AUGMIX_OPS, BatchAugment, TrainError, augmix, cutout, epoch_order,
-                             jsd_loss, list_recipes, load_recipe, random_crop, random_flip,
-                             shard_indices, train_model)
+from failmodes.train import (
+    AUGMIX_OPS,
+    BatchAugment,
+    TrainError,
+    augmix,
+    cutout,
+    epoch_order,
+    jsd_loss,
+    list_recipes,
+    load_recipe,
+    random_crop,
+    random_flip,
+    shard_indices,
+    train_model,
+)
 from failmodes.train.augment import sample_gamma
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +41,7 @@ def _memo_synthetic(monkeypatch):
     monkeypatch.setattr(fmdata, "load_synthetic", _synthetic)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _synthetic(split="test", n=None, size=32):
     return fmdata.synthetic.load_synthetic(split, n, size)
 
@@ -265,6 +277,7 @@ def test_ddp_two_gloo_processes(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 def test_cli_train_and_errors(tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     runner = CliRunner()
     args = ["train", "--model", "small_cnn", "--width", "8", "--data", "synthetic",

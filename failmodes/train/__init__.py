@@ -5,11 +5,17 @@ torchrun).
 >>> list_recipes()
 ['augmix', 'baseline-cosine', 'baseline-multistep', 'cutout']
 """
-from .augment import (AUGMIX_OPS, BatchAugment, augmix, cutout, jsd_loss, random_crop,
-                      random_flip)
+from .augment import AUGMIX_OPS, BatchAugment, augmix, cutout, jsd_loss, random_crop, random_flip
 from .recipes import TrainConfig, list_recipes, load_recipe
-from .trainer import (TrainError, TrainResult, epoch_order, plot_history, shard_indices,
-                      train_model, write_history)
+from .trainer import (
+                      TrainError,
+                      TrainResult,
+                      epoch_order,
+                      plot_history,
+                      shard_indices,
+                      train_model,
+                      write_history,
+)
 
 __all__ = ["AUGMIX_OPS", "BatchAugment", "TrainConfig", "TrainError", "TrainResult", "augmix",
            "cutout", "epoch_order", "jsd_loss", "list_recipes", "load_recipe", "plot_history",

@@ -232,7 +232,7 @@ class BatchAugment:
     jsd: bool = False
 
     @classmethod
-    def from_config(cls, cfg, image_size: int, fill=0.0) -> "BatchAugment":
+    def from_config(cls, cfg, image_size: int, fill=0.0) -> BatchAugment:
         return cls(kind=cfg.augment, padding=cfg.scaled_padding(image_size),
                    cutout_size=cfg.scaled_cutout(image_size), fill=fill,
                    augmix_width=cfg.augmix_width, augmix_depth=cfg.augmix_depth,

@@ -37,16 +37,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..constants import SPLIT_SEED  # the train/validation split and subsets
 from .._atomic import save_figure_atomic, write_text_atomic
-from ..errors import FailmodesError
 from ..config import save_resolved, to_dict
+from ..constants import SPLIT_SEED  # the train/validation split and subsets
+from ..errors import FailmodesError
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
-from ..store import (FINAL_CHECKPOINT, HISTORY_CSV_NAME, HISTORY_NAME, LAST_CHECKPOINT,
-                     TRAIN_CONFIG_NAME, TRAINING_CURVES_NAME)
+from ..store import (
+    FINAL_CHECKPOINT,
+    HISTORY_CSV_NAME,
+    HISTORY_NAME,
+    LAST_CHECKPOINT,
+    TRAIN_CONFIG_NAME,
+    TRAINING_CURVES_NAME,
+)
 from .augment import BatchAugment, jsd_loss
 from .recipes import RUNTIME_FIELDS, TrainConfig
-
 
 LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
@@ -491,8 +496,7 @@ class _Reporter:
         self.epoch = epoch
         self.t0 = self.last = time.perf_counter()
         if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             self.bar = Progress(TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(),
                                 MofNCompleteColumn(), TimeRemainingColumn(),
                                 TextColumn("{task.fields[stats]}"), transient=True)
