@@ -215,3 +215,17 @@ def test_yaml_on_key_survives_loading_and_json(tmp_path):
     cfg = load_study(p)
     assert cfg.claims == [{"more_robust": "b", "than": "a", "on": ["contrast"]}]
     json.dumps(cfg.claims, sort_keys=True)   # the study runner fingerprints its options
+
+
+def test_cam_drift_keeps_images_aligned_when_some_maps_are_unusable():
+    class Holes(FakeEvidence):
+        def cam_border(self, model, stressor, severity):
+            clean, shifted, null = super().cam_border(model, stressor, severity)
+            k = zlib.crc32(stressor.encode()) % 50          # a different image per cell
+            shifted = shifted.copy()
+            shifted[k] = np.nan
+            return clean, shifted, null
+
+    v = one({"cam_drift": "background", "model": "a"}, Holes({}, cam=0.1))
+    assert v.verdict == "supported" and v.evidence["n_images"] == N
+    assert v.evidence["change"] == pytest.approx(0.1, abs=0.01)

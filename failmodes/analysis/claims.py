@@ -394,12 +394,17 @@ def _check_cam_drift(c: Claim, ev: Evidence) -> Verdict:
             nulls.append(got[2])
     if not clean_all:
         return _missing(c, f"no Grad-CAM drift at severity {sev:g} (cam analysis)")
-    # Per image: mean border share over the corruptions at this severity, minus clean.
-    diff = np.mean(np.stack(shifted_all, 1), 1) - np.mean(np.stack(clean_all, 1), 1)
+    # Per image: mean border share over the corruptions at this severity, minus clean;
+    # images whose maps were unusable (NaN) in some cell average over the others.
+    with np.errstate(all="ignore"):
+        diff = np.nanmean(np.stack(shifted_all, 1), 1) - np.nanmean(np.stack(clean_all, 1), 1)
+    diff = diff[np.isfinite(diff)]
+    if diff.size < 2:
+        return _missing(c, "fewer than two images with usable Grad-CAM maps")
     est, lo, hi = paired_bootstrap(diff)
     null = float(np.mean(nulls))
     verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    clean_mean = float(np.mean(clean_all))
+    clean_mean = float(np.nanmean(np.stack(clean_all)))
     reason = (f"CAM mass in the border band rises by {est:+.3f} (95 % CI {lo:+.3f} to "
               f"{hi:+.3f}) from {clean_mean:.3f} on clean images; a structureless map puts "
               f"{null:.3f} there")
@@ -458,11 +463,14 @@ class RunEvidence:
         cell = (per.get("cells") or {}).get(f"{stressor}@{float(severity):g}")
         if cell is None:
             return None
-        clean = np.asarray(per["clean"]["border_share"], dtype=np.float64)
-        shifted = np.asarray(cell["border_share"], dtype=np.float64)
-        ok = np.isfinite(clean) & np.isfinite(shifted)
+        # Full sample, in sample order (NaN where a map was unusable): the checker
+        # averages over corruptions per image, so every cell must keep the same images.
+        clean = np.asarray([np.nan if v is None else v for v in per["clean"]["border_share"]],
+                           dtype=np.float64)
+        shifted = np.asarray([np.nan if v is None else v for v in cell["border_share"]],
+                             dtype=np.float64)
         null = float((cam.get("params") or {}).get("border_area", float("nan")))
-        return clean[ok], shifted[ok], null
+        return clean, shifted, null
 
 
 def _read(path: Path) -> dict | None:
