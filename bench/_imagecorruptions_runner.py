@@ -42,6 +42,7 @@ def _shim() -> None:
 
 def _patch_gaussian(corruptions) -> None:
     import inspect
+
     from skimage.filters import gaussian
     if "multichannel" in inspect.signature(gaussian).parameters:
         return
@@ -58,8 +59,8 @@ def _patch_gaussian(corruptions) -> None:
 def main() -> None:
     path, n_images, names = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
     _shim()
-    import numpy as np
     import imagecorruptions
+    import numpy as np
     from imagecorruptions import corrupt, corruptions
     _patch_gaussian(corruptions)
     images = np.load(path)[:n_images]

@@ -95,9 +95,9 @@ def main(argv=None):
     for _ in range(args.rounds):
         for net, opt, times in runs.values():
             net.train()
-            times["train"].append(_cpu_seconds(lambda: _train_step(net, opt, x, y)))
+            times["train"].append(_cpu_seconds(lambda net=net, opt=opt: _train_step(net, opt, x, y)))
             net.eval()
-            times["eval"].append(_cpu_seconds(lambda: _eval(net, xe)))
+            times["eval"].append(_cpu_seconds(lambda net=net: _eval(net, xe)))
 
     result = {"threads": args.threads, "batch": args.batch, "eval_batch": args.eval_batch,
               "rounds": args.rounds, "memory_format": "channels_last",

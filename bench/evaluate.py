@@ -43,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from failmodes.evaluate import EvalConfig, build_model, load_eval_dataset, run_evaluation
     from failmodes._device import resolve_device
+    from failmodes.evaluate import EvalConfig, build_model, load_eval_dataset, run_evaluation
     from failmodes.stressors import get_stressor
 
     device = resolve_device(args.device)

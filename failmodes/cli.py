@@ -5,14 +5,12 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
 
 from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
-from .errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
-                     FailmodesError)
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, FailmodesError
 
 _UsageError: type[Exception]
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
@@ -95,11 +93,11 @@ DATA_HELP = ("synthetic | cifar10 | cifar100 | imagefolder:PATH | cifar10c:PATH 
 @app.command()
 def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
     """List the model registry with parameter counts and input sizes."""
+    from rich.console import Console
     from rich.markup import escape
+    from rich.table import Table
 
     from .models import describe_models
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title="failmodes models")
     for col in ("name", "params", "input", "classes", "description"):
@@ -150,7 +148,7 @@ def stressors(pattern: str = typer.Argument("*", help="shell-style filter, e.g. 
 @app.command()
 def corrupt(
     path: Path = typer.Argument(..., help="an image file, or a folder searched recursively"),
-    stressor: Optional[str] = typer.Option(None, "--stressor", "-s",
+    stressor: str | None = typer.Option(None, "--stressor", "-s",
                                            help="stressor to apply, e.g. fog (see `failmodes stressors`)"),
     severity: float = typer.Option(3.0, "--severity", help="0..5 for corruptions (fractions "
                                    "interpolate), natural units for sweeps"),
@@ -161,7 +159,7 @@ def corrupt(
                                "else ImageNet), cifar or imagenet"),
     sheet: bool = typer.Option(True, "--sheet/--no-sheet",
                                help="also write contact_sheet.png: first image, stressors x severities 0..5"),
-    stressors_: Optional[str] = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
+    stressors_: str | None = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
                                              "separated (default: all 19 corruptions)"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
@@ -180,32 +178,32 @@ def corrupt(
 # ----------------------------------------------------------------------------- train
 @app.command()
 def train(
-    model: Optional[str] = typer.Option(None, help="registry model (`failmodes models`); "
+    model: str | None = typer.Option(None, help="registry model (`failmodes models`); "
                                         "default: the recipe's, else cifar_resnet18"),
-    width: Optional[int] = typer.Option(None, help="model width (default: the model's own)"),
+    width: int | None = typer.Option(None, help="model width (default: the model's own)"),
     recipe: str = typer.Option("baseline-cosine", help="a recipe (`failmodes/recipes/*.yaml`: "
                                "baseline-cosine, cutout, augmix, fast, ...)"),
-    config: Optional[Path] = typer.Option(None, "--config",
+    config: Path | None = typer.Option(None, "--config",
                                           help="YAML recipe file (replaces --recipe)"),
-    data: Optional[str] = typer.Option(None, help=DATA_HELP + "; default: the recipe's, "
+    data: str | None = typer.Option(None, help=DATA_HELP + "; default: the recipe's, "
                                        "else cifar10"),
-    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
-    subset: Optional[int] = typer.Option(None, help="train on a class-balanced subset of N"),
-    lr: Optional[float] = typer.Option(None, help="override the learning rate"),
-    batch_size: Optional[int] = typer.Option(None, help="global batch size"),
-    seed: Optional[int] = typer.Option(None, help="seed of init, data order, augmentation"),
-    device: Optional[str] = typer.Option(None, help=DEVICE_HELP + " [default: the recipe's]"),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
-    num_threads: Optional[int] = typer.Option(None, "--num-threads", hidden=True,
+    epochs: int | None = typer.Option(None, help="override the recipe's epochs"),
+    subset: int | None = typer.Option(None, help="train on a class-balanced subset of N"),
+    lr: float | None = typer.Option(None, help="override the learning rate"),
+    batch_size: int | None = typer.Option(None, help="global batch size"),
+    seed: int | None = typer.Option(None, help="seed of init, data order, augmentation"),
+    device: str | None = typer.Option(None, help=DEVICE_HELP + " [default: the recipe's]"),
+    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
+    num_threads: int | None = typer.Option(None, "--num-threads", hidden=True,
                                               help="old name of --threads"),
-    test_subset: Optional[int] = typer.Option(None, help="per-epoch test on N images "
+    test_subset: int | None = typer.Option(None, help="per-epoch test on N images "
                                               "(the last epoch uses all)"),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+    compile: bool | None = typer.Option(None, "--compile/--no-compile",
                                            help="torch.compile the network"),
     out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
                              help="run directory (checkpoints, history, curves)"),
     resume: bool = typer.Option(False, help="continue the run in --out from last.pt"),
-    stop_after: Optional[int] = typer.Option(None, help="stop after N epochs in total "
+    stop_after: int | None = typer.Option(None, help="stop after N epochs in total "
                                              "(resume later with --resume)"),
 ):
     """Train a registry model on a dataset with a named recipe (DDP under torchrun)."""
@@ -228,54 +226,55 @@ def evaluate(
                                     "timm:NAME, package.module:callable, file.py:callable) or a "
                                     "model file (checkpoint, .pt2, TorchScript, .onnx); repeat "
                                     "for several models"),
-    weights: Optional[list[str]] = typer.Option(None, "--weights", help="state dict of each "
+    weights: list[str] | None = typer.Option(None, "--weights", help="state dict of each "
                                                 "--model ARCH, in order (.pt/.pth/.bin, "
                                                 ".safetensors)"),
-    arch_arg: Optional[list[str]] = typer.Option(None, "--arch-arg", help="KEY=VALUE for the "
+    arch_arg: list[str] | None = typer.Option(None, "--arch-arg", help="KEY=VALUE for the "
                                                  "architecture, e.g. depth=2; repeatable"),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes",
+    num_classes: int | None = typer.Option(None, "--num-classes",
                                               help="outputs of the head (default: from weights)"),
-    classes: Optional[str] = typer.Option(None, "--classes", help="class names in output "
+    classes: str | None = typer.Option(None, "--classes", help="class names in output "
                                           "order: FILE (one per line) or a,b,c"),
-    mean: Optional[str] = typer.Option(None, "--mean", help="R,G,B, imagenet or cifar10 "
+    mean: str | None = typer.Option(None, "--mean", help="R,G,B, imagenet or cifar10 "
                                        "(default: timm/torchvision meta, else by input size)"),
-    std: Optional[str] = typer.Option(None, "--std", help="R,G,B, imagenet or cifar10"),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="resize each batch "
+    std: str | None = typer.Option(None, "--std", help="R,G,B, imagenet or cifar10"),
+    input_size: int | None = typer.Option(None, "--input-size", help="resize each batch "
                                              "to N×N before the network"),
-    cam_layer: Optional[str] = typer.Option(None, "--cam-layer", help="Grad-CAM module, e.g. "
+    cam_layer: str | None = typer.Option(None, "--cam-layer", help="Grad-CAM module, e.g. "
                                             "layer4.1 (default: found automatically)"),
-    name: Optional[list[str]] = typer.Option(None, "--name", help="store name of each --model, "
+    name: list[str] | None = typer.Option(None, "--name", help="store name of each --model, "
                                              "in order (default: checkpoint stem)"),
     data: str = typer.Option(..., "--data", help=DATA_HELP),
     split: str = typer.Option("test", help="data split to evaluate (a released -C set: "
                               "CORRUPTION-SEVERITY, e.g. fog-3)"),
-    suite: Optional[str] = typer.Option(None, help="cifar10-c | cifar10-c-extra | all | sweeps "
+    suite: str | None = typer.Option(None, help="cifar10-c | cifar10-c-extra | all | sweeps "
                                         "(default cifar10-c unless --stressors/--sweep)"),
-    stressors: Optional[str] = typer.Option(None, help="comma-separated stressor names"),
+    stressors: str | None = typer.Option(None, help="comma-separated stressor names"),
     severities: str = typer.Option("1,2,3,4,5", help="1,2,3 or START:STOP:STEP, e.g. 0:5:0.25"),
-    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="NAME=START:STOP:STEP, "
+    sweep: list[str] | None = typer.Option(None, "--sweep", help="NAME=START:STOP:STEP, "
                                               "e.g. rotation=-90:90:15; repeatable"),
-    subset: Optional[int] = typer.Option(None, help="class-stratified subset of N images"),
+    subset: int | None = typer.Option(None, help="class-stratified subset of N images"),
     seed: int = typer.Option(0, help="stressor randomness seed"),
     batch_size: int = typer.Option(256, "--batch-size"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     val: bool = typer.Option(False, "--val", help="also evaluate the clean train-val split "
                              "(for temperature scaling)"),
-    cifar10c: Optional[Path] = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
+    cifar10c: Path | None = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
                                             "folder: evaluate on it too and compare"),
-    official: Optional[str] = typer.Option(None, "--official", help="a released corrupted set "
+    official: str | None = typer.Option(None, "--official", help="a released corrupted set "
                                            "(cifar10c:PATH | cifar100c:PATH | imagenetc:PATH | "
                                            "tinyimagenetc:PATH): evaluate on it too and compare"),
     finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
                                "corrupted images with the JPEG q85 save of ImageNet-C's files"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize folder images"),
+    image_size: int | None = typer.Option(None, "--image-size", help="resize folder images"),
     out: Path = typer.Option(..., "--out", parser=_out_dir, metavar="DIR",
                              help="run folder (results.sqlite; resumes)"),
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
-    from .evaluate import EvalConfig, run_evaluation
     from rich.console import Console
     from rich.table import Table
+
+    from .evaluate import EvalConfig, run_evaluation
 
     if name and len(name) != len(model):
         fail(f"--name given {len(name)} times for {len(model)} --model; give one per model")
@@ -322,12 +321,12 @@ def evaluate(
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+    out: Path | None = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
                                        help="output folder [default: RUN_DIR/analysis, "
                                                   "where the report reads it]"),
     threshold: float = typer.Option(CONFIDENT_THRESHOLD, min=0.0, max=0.999999,
                                     help="confidence above which an error is high-confidence"),
-    superclasses: Optional[str] = typer.Option(
+    superclasses: str | None = typer.Option(
         None, help="superclass map: YAML file, cifar10, imagenet or none "
                    "[default: built in when the class names allow]"),
 ):
@@ -367,7 +366,7 @@ def probe(
     model: str = typer.Option(..., help="registry name or checkpoint path"),
     stressor: str = typer.Option(..., help="stressor name, e.g. rotation or gaussian_noise_std"),
     values: str = typer.Option(..., help="START:STOP:STEP (stop included) or v1,v2,..."),
-    label: Optional[str] = typer.Option(None, help="target class (index or name) "
+    label: str | None = typer.Option(None, help="target class (index or name) "
                                                    "[default: the clean top-1]"),
     space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
     seed: int = typer.Option(0, help="stressor seed"),
@@ -399,17 +398,18 @@ def probe(
 @app.command()
 def calibrate(
     run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+    out: Path | None = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
                                        help="where JSON and figures go "
                                        "[default: RUN_DIR/analysis]"),
     bins: int = typer.Option(CALIBRATION_BINS, "--bins",
                              help="equal-width (and equal-mass) ECE bins"),
 ):
     """Calibration under shift: ECE, reliability, temperature scaling, failure detection."""
-    from .analysis.calibration import calibrate_run, shift_table
-    from .store import RunFolder
     from rich.console import Console
     from rich.table import Table
+
+    from .analysis.calibration import calibrate_run, shift_table
+    from .store import RunFolder
 
     result = calibrate_run(run_dir, out, n_bins=bins)
     header, rows = shift_table(result)
@@ -429,17 +429,17 @@ def calibrate(
 # ----------------------------------------------------------------------------- cam
 @app.command()
 def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
-        out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+        out: Path | None = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
                                            help="where cam.json and figures/ go "
                                            "(default: RUN_DIR/analysis, beside the other analyses)"),
         method: str = typer.Option("gradcam", help="gradcam | gradcam++ | scorecam "
                                    "(gradient-free, one forward pass per channel: slow)"),
         sample: int = typer.Option(200, help="fixed images for attention drift (same for "
                                    "every model)"),
-        layer: Optional[str] = typer.Option(None, "--layer", "--cam-layer",
+        layer: str | None = typer.Option(None, "--layer", "--cam-layer",
                                             help="module to hook, e.g. layer4.1 (default: "
                                             "the model's own, found automatically)"),
-        stressors: Optional[str] = typer.Option(None, help="comma-separated stressors "
+        stressors: str | None = typer.Option(None, help="comma-separated stressors "
                                                 "(default: every corruption in the store)"),
         target: str = typer.Option("clean", help="drift CAM target: clean (the clean-"
                                    "predicted class) or pred (each level's prediction)"),
@@ -462,17 +462,17 @@ def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sql
 # ----------------------------------------------------------------------------- run
 @app.command()
 def run(
-    study: Optional[Path] = typer.Argument(None, help="study YAML file (or use --preset)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="built-in study: demo (offline, "
+    study: Path | None = typer.Argument(None, help="study YAML file (or use --preset)"),
+    preset: str | None = typer.Option(None, "--preset", help="built-in study: demo (offline, "
                                          "~2 min on CPU) | quick (CIFAR-10, ~20 min on CPU) | "
                                          "paper (full protocol, GPU)"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+    out: Path | None = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
                                        help="run folder (default runs/<study>); "
                                        "re-running resumes it"),
-    data: Optional[str] = typer.Option(None, "--data", help="override the data: " + DATA_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP + " [default: the study's]"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="override the study's seed"),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    data: str | None = typer.Option(None, "--data", help="override the data: " + DATA_HELP),
+    device: str | None = typer.Option(None, "--device", help=DEVICE_HELP + " [default: the study's]"),
+    seed: int | None = typer.Option(None, "--seed", help="override the study's seed"),
+    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
 ):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
     from .study import prepare_and_run
@@ -499,7 +499,7 @@ def _quote(arg: str) -> str:
 def compare(
     run_a: Path = typer.Argument(..., help="run folder A (its baseline model is the reference)"),
     run_b: Path = typer.Argument(..., help="run folder B"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+    out: Path | None = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
                                        help="folder for compare.html "
                                        "(default <parent of A>/<A>-vs-<B>)"),
 ):

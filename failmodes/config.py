@@ -24,7 +24,6 @@ import yaml
 from ._atomic import write_text_atomic
 from .errors import FailmodesError
 
-
 T = TypeVar("T")
 
 

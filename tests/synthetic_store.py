@@ -42,7 +42,7 @@ def write_store(path, curves: dict[str, dict[float, float]], *, clean_acc: float
     c = len(classes)
     labels = np.arange(n) % c
     idx = np.arange(n)
-    wrong = np.array([(confusions or {}).get(int(l), (int(l) + 1) % c) for l in labels])
+    wrong = np.array([(confusions or {}).get(int(lab), (int(lab) + 1) % c) for lab in labels])
     cells = [("clean", 0.0, s, clean_acc) for s in seeds]
     cells += [(name, float(sev), s, acc) for name, pts in curves.items()
               for sev, acc in pts.items() for s in seeds]

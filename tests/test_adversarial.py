@@ -37,7 +37,7 @@ def train_tiny():
     x = x.permute(0, 3, 1, 2).float() / 255 if x.shape[-1] == 3 else x.float() / 255
     net = TinyNet()
     opt = torch.optim.Adam(net.parameters(), 3e-3)
-    for step in range(300):
+    for _step in range(300):
         i = torch.randint(0, N_TRAIN, (64,))
         loss = nn.functional.cross_entropy(net(x[i]), y[i])
         opt.zero_grad()
@@ -239,7 +239,7 @@ def test_attack_cells_are_per_model_with_loss_and_success_rate(tmp_path, two_ckp
             assert accs[0] >= accs[1] >= accs[2]
         stats = {(r["model"], r["severity"]): r for r in st.attack_stats()}
         assert set(stats) == {(m, e) for m in ("a", "b") for e in (0.0, 4.0, 8.0)}
-        for (m, e), r in stats.items():
+        for (_m, e), r in stats.items():
             assert 0.0 <= r["success_rate"] <= 1.0 and r["loss"] > 0
             if e == 0.0:
                 assert r["success_rate"] == 0.0

@@ -3,11 +3,11 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_store import curve, write_store
 from typer.testing import CliRunner
 
 from failmodes.analysis.analyze import analyze_run
 from failmodes.cli import app
-from synthetic_store import curve, write_store
 
 runner = CliRunner()
 

@@ -9,13 +9,23 @@ import pytest
 import torch
 
 from failmodes.analysis import get_analysis
-from failmodes.analysis._calibration_core import (CalibrationInputError, Scores, adaptive_ece,
-                                                  bins_ece, brier, cell_metrics, ece_mce,
-                                                  fit_temperature, nll, reliability_bins,
-                                                  risk_coverage, scores_from_logits,
-                                                  scores_from_rows, selective_accuracy)
-from failmodes.analysis.calibration import (calibrate_run, read_temperatures,
-                                            shift_table)
+from failmodes.analysis._calibration_core import (
+    CalibrationInputError,
+    Scores,
+    adaptive_ece,
+    bins_ece,
+    brier,
+    cell_metrics,
+    ece_mce,
+    fit_temperature,
+    nll,
+    reliability_bins,
+    risk_coverage,
+    scores_from_logits,
+    scores_from_rows,
+    selective_accuracy,
+)
+from failmodes.analysis.calibration import calibrate_run, read_temperatures, shift_table
 from failmodes.store import CellKey, ResultsStore, is_validation, per_image_rows
 
 
@@ -378,6 +388,7 @@ def test_nan_cell_in_store_stops_the_analysis_naming_the_cell(tmp_path):
 
 def test_cli_calibrate(run, tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     d, _ = run
     res = CliRunner().invoke(app, ["calibrate", str(d), "--out", str(tmp_path), "--bins", "10"],
@@ -401,3 +412,25 @@ def test_without_any_clean_cell_reports_raw_numbers_and_no_temperature(tmp_path)
     assert row["ece"] >= 0 and math.isnan(row["ece_ts"])
     assert result.data["temperatures"]["toy"]["temperature"] is None
     assert read_temperatures(tmp_path / "results.sqlite") == {}
+
+
+def test_checkpoint_split_reaches_the_store_meta(tmp_path):
+    # A failmodes checkpoint records what training held out; the evaluator copies it into
+    # the store's model meta, where the temperature fit reads it.
+    from failmodes.analysis.temperature import validation_ok
+    from failmodes.evaluate.inputs import build_model
+    from failmodes.models import create_model, save_checkpoint
+    m = create_model("small_cnn", width=4)
+    held = {"val_split": "train-val", "val_fraction": 0.1, "split_seed": 42}
+    save_checkpoint(m, tmp_path / "held.pt", extra={"data": held})
+    save_checkpoint(m, tmp_path / "all.pt", extra={"data": {"val_split": None,
+                                                              "val_fraction": 0.0,
+                                                              "split_seed": 42}})
+    _, meta = build_model(str(tmp_path / "held.pt"))
+    assert meta["train_data"] == held and validation_ok(meta)[0]
+    _, meta = build_model(str(tmp_path / "all.pt"))
+    ok, why = validation_ok(meta)
+    assert not ok and "held out nothing" in why
+    _, meta = build_model({"arch": "small_cnn", "width": 4})
+    ok, why = validation_ok(meta)          # a registry model: who knows what it saw
+    assert not ok and "unknown" in why

@@ -7,17 +7,26 @@ import numpy as np
 import pytest
 import torch
 
-from failmodes.analysis._cam_core import (CamError, cam_mode, compute_cams, finer_layer,
-                                          resolve_layer)
-from failmodes.analysis._cam_measures import (border_mask, border_share, cam_entropy,
-                                              center_of_mass, drift_metrics, image_drift,
-                                              is_constant, overlap, raw_mass, spearman,
-                                              upsample)
+from failmodes.analysis._cam_core import CamError, cam_mode, compute_cams, finer_layer, resolve_layer
+from failmodes.analysis._cam_measures import (
+    border_mask,
+    border_share,
+    cam_entropy,
+    center_of_mass,
+    drift_metrics,
+    image_drift,
+    is_constant,
+    overlap,
+    raw_mass,
+    spearman,
+    upsample,
+)
 from failmodes.analysis.cam import cam_analysis
 from failmodes.analysis.cam_categories import categorize_failure, null_rule, superclass_lookup
 from failmodes.analysis.cam_drift import DriftResult, drift_failure_link
 from failmodes.analysis.cam_sanity import cascading_randomisation
-from failmodes.data import CIFAR10_CLASSES as CIFAR10, load_dataset
+from failmodes.data import CIFAR10_CLASSES as CIFAR10
+from failmodes.data import load_dataset
 from failmodes.models import create_model
 
 
@@ -360,8 +369,8 @@ def test_flip_vs_stay_counts_each_image_once():
 
 # ----------------------------------------------------------------------------- end to end
 def test_cam_analysis_end_to_end(trained, synth, tmp_path):
-    from failmodes.store import CellKey, ResultsStore, per_image_rows
     from failmodes.models import weights_hash
+    from failmodes.store import CellKey, ResultsStore, per_image_rows
     from failmodes.stressors import get_stressor
     test = synth[1].select(torch.arange(300))
     store = ResultsStore(tmp_path / "results.sqlite")
@@ -414,6 +423,7 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
 
 def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.analysis._cam_core import METHODS
     from failmodes.cli import app
     runner = CliRunner()

@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_store import curve, write_store
 
 from failmodes.analysis import curves as curves_mod
 from failmodes.analysis import get_analysis
 from failmodes.analysis.curves import curve_points, curves, fit_regime
 from failmodes.store import UNKNOWN, ResultsStore, StressorInfo
-from synthetic_store import curve, write_store
 
 # The published families, used only for names the stressor registry does not hold yet.
 FAMILY = {"gaussian_noise": "noise", "motion_blur": "blur", "fog": "weather",

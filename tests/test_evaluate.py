@@ -172,7 +172,7 @@ def test_two_models_and_two_batch_sizes_see_the_same_images(ckpt, tmp_path):
     run_evaluation(cfg(tmp_path / "a", ckpt, models={"a": ckpt, "b": ckpt}), progress="off")
     run_evaluation(cfg(tmp_path / "c", ckpt, models={"c": ckpt}, batch_size=7), progress="off")
     rows = {}
-    for run, names in (("a", ("a", "b")), ("c", ("c",))):
+    for run in ("a", "c"):
         for r in all_rows(tmp_path / run):
             rows.setdefault(r[0], []).append(r[1:])
     assert len(rows["a"]) == 3 * N
@@ -237,6 +237,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(stubs, ckpt, tmp_path, 
 
 def test_cli_evaluate_prints_the_table_and_fails_cleanly(ckpt, tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     out = tmp_path / "cli"
     args = ["evaluate", "--model", ckpt, "--name", "cnn", "--data", "synthetic", "--subset",

@@ -6,13 +6,17 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from synthetic_store import CIFAR10, write_store
 
 from failmodes.analysis import get_analysis
 from failmodes.analysis.failures import cell_images, failures
-from failmodes.analysis.superclasses import (SuperclassError, builtin_map, load_superclasses,
-                                             resolve_superclasses)
+from failmodes.analysis.superclasses import (
+    SuperclassError,
+    builtin_map,
+    load_superclasses,
+    resolve_superclasses,
+)
 from failmodes.store import ResultsStore
-from synthetic_store import CIFAR10, write_store
 
 CAT, DOG, SHIP, AIRPLANE, BIRD = 3, 5, 8, 0, 2
 CONFUSIONS = {CAT: DOG, DOG: CAT, SHIP: AIRPLANE, BIRD: AIRPLANE}

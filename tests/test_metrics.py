@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from failmodes.analysis import get_analysis
-from failmodes.analysis.metrics import (compute_metrics, corruption_error,
-                                        relative_corruption_error, stressor_info)
+from failmodes.analysis.metrics import (
+    compute_metrics,
+    corruption_error,
+    relative_corruption_error,
+    stressor_info,
+)
 from failmodes.evaluate import EvalConfig, run_evaluation
 from failmodes.store import CellKey, ResultsStore
 
@@ -118,6 +122,7 @@ def _fake_cifar10c(tmp_path):
     """A CIFAR-class image folder of 40 images, and an 'official' .npy folder made by our own
     gaussian_noise on those images (so on-the-fly and official must agree exactly)."""
     from PIL import Image
+
     from failmodes.data import CIFAR10_CLASSES, load_dataset
     from failmodes.data.synthetic import make_synthetic
     from failmodes.stressors import get_stressor
@@ -170,8 +175,9 @@ def _bench_store(path, n_corr=15, **kw):
     """Benchmark corruption i at accuracy 0.5 + 0.02 i at every severity 1–5 (mean 0.64
     over 15), plus cells that must never enter: gaussian_noise at 2.5 and 6 (accuracy 0)
     and the extra speckle_noise at 1–5 (accuracy 0)."""
-    from failmodes.stressors.registry import CIFAR10C_ORDER
     from synthetic_store import write_store
+
+    from failmodes.stressors.registry import CIFAR10C_ORDER
     curves = {c: {float(s): 0.5 + 0.02 * i for s in range(1, 6)}
               for i, c in enumerate(CIFAR10C_ORDER[:n_corr])}
     curves.setdefault("gaussian_noise", {}).update({2.5: 0.0, 6.0: 0.0})
@@ -223,6 +229,7 @@ def test_official_cells_get_relative_mce_from_the_main_clean_cell(tmp_path):
 
 def test_imagenet_runs_say_there_is_no_alexnet_normalisation(tmp_path):
     import json as _json
+
     from synthetic_store import write_store
     classes = [f"c{i}" for i in range(1000)]
     write_store(tmp_path / "results.sqlite", {"fog": {1.0: 0.4, 2.0: 0.2}}, n=1000,

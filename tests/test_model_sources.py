@@ -168,8 +168,8 @@ def test_torchscript_and_onnx_run_without_grad_cam(tmp_path):
         assert why in m.cam_unavailable
     from failmodes.analysis.cam import run_cam
     res = run_cam(run, tmp_path / "cam", sample=4, failures_per_cell=1, device="cpu")
-    assert any("onnx: no Grad-CAM: ONNX models run in onnxruntime" in n for n in res["notes"])
-    assert res["models"]["ts"]["cam_unavailable"].startswith("TorchScript modules")
+    assert any("onnx: no Grad-CAM: ONNX models run in onnxruntime" in n for n in res.notes)
+    assert res.per_model["ts"]["cam_unavailable"].startswith("TorchScript modules")
 
 
 def test_wrap_in_python_and_grad_cam_from_the_run(tmp_path):
@@ -346,7 +346,9 @@ def test_study_file_and_python_models_end_to_end(tmp_path, monkeypatch):
     assert "onnx: no Grad-CAM: ONNX models run in onnxruntime" in html
     import json
     cam = json.loads((tmp_path / "runs" / "byo" / "analysis" / "cam.json").read_text())
-    assert set(cam["models"]) == {"tiny", "onnx", "py"} and "drift" in cam["models"]["py"]
+    assert set(cam["per_model"]) == {"tiny", "onnx", "py"}
+    assert "cam_unavailable" in cam["per_model"]["onnx"]
+    assert "cam_unavailable" not in cam["per_model"]["py"] and cam["data"]["models"]["py"]
 
 
 def test_torchvision_vit_grad_cam_uses_the_token_reshape():

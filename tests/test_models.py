@@ -2,8 +2,15 @@
 import pytest
 import torch
 
-from failmodes.models import (ModelError, create_model, describe_models, list_models,
-                              load_checkpoint, save_checkpoint, weights_hash)
+from failmodes.models import (
+    ModelError,
+    create_model,
+    describe_models,
+    list_models,
+    load_checkpoint,
+    save_checkpoint,
+    weights_hash,
+)
 
 SMALL = {"cifar_resnet18": {"width": 8}, "cifar_densenet121": {"growth": 4},
          "small_cnn": {"width": 8}, "efficientnet_lite0": {"pretrained": False}}

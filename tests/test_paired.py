@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from failmodes.store import CellKey, ResultsStore
 from failmodes.analysis.paired import holm, mcnemar_exact, sign_flip_p
 from failmodes.report.comparison import cell_deltas, clean_deltas, corruption_deltas
+from failmodes.store import CellKey, ResultsStore
 
 N = 100
 

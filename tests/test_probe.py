@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from failmodes.analysis.probe import ProbeError, fit_to_input, probe
-from failmodes.ranges import RangeError, parse_values
 from failmodes.models import create_model
+from failmodes.ranges import RangeError, parse_values
 from failmodes.stressors import StressorError
 
 

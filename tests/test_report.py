@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from failmodes.analysis import AnalysisResult, Figure, registry
-from failmodes.store import CellKey, ResultsStore
 from failmodes.report import compare_runs, render_report
 from failmodes.report.comparison import corruption_deltas, model_facts
+from failmodes.store import CellKey, ResultsStore
 
 EVIL = "<script>alert('x')</script>"
 CLASSES = ["cat", "dog", EVIL]
@@ -136,7 +136,8 @@ def test_missing_and_failed_sections_say_so(fake_run):
     assert "threshold-collapse" in sec("summary")
     # Sections follow the registry, with the comparison after the curves.
     order = [m for m in re.findall(r'<section id="([^"]+)">', html)]
-    assert order == ["glance", "summary", "explorer", "training", "metrics", "curves", "comparison", "failures",
+    assert order == ["glance", "summary", "explorer", "training", "metrics", "curves", "comparison",
+                     "failures",
                      "calibration", "cam", "sweeps", "appendix"]
     assert "failmodes run fake.yaml" in sec("appendix")
     # Probes: the table and strip of the one that ran, the reason of the one that failed.

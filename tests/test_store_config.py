@@ -27,7 +27,8 @@ def test_per_image_rows_match_definitions():
 
 def test_store_round_trip_resume_and_failures(tmp_path):
     s = ResultsStore(tmp_path / "r.sqlite")
-    s.register_model("m", spec="small_cnn", arch="small_cnn", weights_hash="h", class_names=list("abcdefghij"))
+    s.register_model("m", spec="small_cnn", arch="small_cnn", weights_hash="h",
+                     class_names=list("abcdefghij"))
     k = CellKey("m", "synthetic:test", "fog", 3.0, 0)
     assert not s.has_cell(k)
     rows = _rows()

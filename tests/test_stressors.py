@@ -10,9 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from failmodes.stressors import (StressorError, get_stressor, list_stressors, parse_sweep,
-                                 parse_values, suite)
 from failmodes.ranges import RangeError
+from failmodes.stressors import StressorError, get_stressor, list_stressors, parse_sweep, parse_values, suite
 from failmodes.stressors._rng import ImageRNG, _fmix32_py
 
 # Attacks need a model and labels; tests/test_adversarial.py checks the same contract on them.

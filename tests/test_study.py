@@ -7,8 +7,15 @@ import re
 import pytest
 
 from failmodes.config import ConfigError
-from failmodes.study import (StudyError, list_presets, load_preset, load_study,
-                             resolve_study, study_from_dict, sweep_values)
+from failmodes.study import (
+    StudyError,
+    list_presets,
+    load_preset,
+    load_study,
+    resolve_study,
+    study_from_dict,
+    sweep_values,
+)
 
 MINI = {"name": "mini", "data": "synthetic",
         "models": [{"name": "a", "arch": "small_cnn", "recipe": "baseline-cosine"}]}
@@ -145,6 +152,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch):
 
 def test_cli_run_fails_early_with_one_line(tmp_path):
     from typer.testing import CliRunner
+
     from failmodes.cli import app
     p = _write(tmp_path, "name: t\ndata: synthetic\nmodels: [{name: a, arch: small_cnn}]\n"
                          "analysis_options: {cam: {samples: 3}}\n")
@@ -154,3 +162,13 @@ def test_cli_run_fails_early_with_one_line(tmp_path):
     assert "error: analysis_options.cam: unknown option(s) samples" in r.output
     r = CliRunner().invoke(app, ["run"])
     assert r.exit_code == 2 and "exactly one of" in r.output
+
+
+def test_analysis_fingerprint_takes_yaml_on_keys(tmp_path):
+    # YAML 1.1 reads a claim's bare `on:` as the key True; the fingerprint must still hash it.
+    from failmodes.store import ResultsStore
+    from failmodes.study.runner import _fingerprint
+    ResultsStore(tmp_path / "results.sqlite").close()
+    a = _fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "all"}]})
+    b = _fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "fog"}]})
+    assert a != b and len(a) == 16

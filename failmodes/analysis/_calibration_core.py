@@ -55,7 +55,7 @@ class Scores:
     n_classes: int
     nll: torch.Tensor
 
-    def subset(self, mask: torch.Tensor) -> "Scores":
+    def subset(self, mask: torch.Tensor) -> Scores:
         return Scores(self.conf[mask], self.correct[mask], self.p_true[mask],
                       self.entropy[mask], self.margin[mask],
                       None if self.sq_norm is None else self.sq_norm[mask], self.n_classes,
@@ -210,8 +210,7 @@ def failure_detection(scores: Scores) -> dict:
     1 - (top-1 - top-2): all in [0, 1], so torchmetrics never applies its sigmoid.
     NaN when the cell has no errors or no hits (the ranking is undefined).
     """
-    from torchmetrics.functional.classification import (binary_auroc,
-                                                        binary_average_precision)
+    from torchmetrics.functional.classification import binary_auroc, binary_average_precision
     errors = (~scores.correct).long()
     out = {}
     n_err = int(errors.sum())

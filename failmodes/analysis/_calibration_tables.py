@@ -132,7 +132,7 @@ def shift_table(result: AnalysisResult) -> tuple[list[str], list[list[str]]]:
     rows = []
     temps = result.data.get("temperatures", {})
     for r in result.tables["families"]:
-        def pair(k, as_pct=True):
+        def pair(k, as_pct=True, r=r):
             f = pct if as_pct else (lambda x: "n/a" if x is None or math.isnan(x) else f"{x:.3f}")
             return f"{f(r[k])} -> {f(r.get(k + '_ts'))}"
         t = temps.get(r["model"], {}).get("temperature")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -66,6 +66,7 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
     """Rows = severity 0 (clean) .. max, columns = the first ``cols`` sample images; the CAM
     (same target as the drift analysis) over the corrupted image."""
     from matplotlib.figure import Figure
+
     from ..stressors import get_stressor
     device = next(model.parameters()).device
     pos = {int(i): p for p, i in enumerate(dataset.indices.tolist())}
@@ -120,6 +121,7 @@ def plot_sanity(checks: dict[str, dict], path: Path) -> Path:
     """Cascading randomisation: mean Spearman with the original maps vs blocks randomised
     (output first), one line per model; the pass line at ``PASS_RHO``."""
     from matplotlib.figure import Figure
+
     from .cam_sanity import PASS_RHO
     fig = Figure(figsize=(7, 3.6))
     ax = fig.subplots()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store import stressor_info
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._figures import grid_shape, new_figure, save, slug
-from ..store import stressor_info
 from .curves import _group
 from .regimes import GRACEFUL_DROP_POINTS, UNDETERMINED
 

@@ -37,14 +37,39 @@ import numpy as np
 import torch
 
 from ..constants import CALIBRATION_BINS
-from ..store import (OFFICIAL, Cell, ResultsStore, RunFolder, StoreError, dataset_role, is_validation,
-                     store_writable, stressor_family)
+from ..store import (
+    OFFICIAL,
+    Cell,
+    ResultsStore,
+    RunFolder,
+    StoreError,
+    dataset_role,
+    is_validation,
+    store_writable,
+    stressor_family,
+)
 from ..stressors import CORRUPTION_FAMILIES
-from ._calibration_core import (DANGEROUS_CONF, CalibrationInputError, Scores,
-                                TemperatureFit, bins_ece, cell_metrics, reliability_bins,
-                                risk_coverage, scores_from_logits, scores_from_rows)
-from ._calibration_tables import (SURVIVES_FACTOR, SURVIVES_SLACK, family_rows, model_findings,
-                                  model_row, severity_rows, shift_table)
+from ._calibration_core import (
+    DANGEROUS_CONF,
+    CalibrationInputError,
+    Scores,
+    TemperatureFit,
+    bins_ece,
+    cell_metrics,
+    reliability_bins,
+    risk_coverage,
+    scores_from_logits,
+    scores_from_rows,
+)
+from ._calibration_tables import (
+    SURVIVES_FACTOR,
+    SURVIVES_SLACK,
+    family_rows,
+    model_findings,
+    model_row,
+    severity_rows,
+    shift_table,
+)
 from .registry import register_analysis, write_result
 from .result import AnalysisResult, Figure
 from .temperature import fit_for_model, read_temperatures, save_temperature

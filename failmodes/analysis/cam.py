@@ -24,23 +24,22 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 from .._device import resolve_device
 from ..constants import CONFIDENT_THRESHOLD
+from ..store import RunFolder
 from . import _cam_figures as figs
 from ._cam_core import METHODS, MIN_MAP_SIDE, CamError, finer_layer
 from ._cam_measures import BAND_AREA, BORDER_BAND
 from .cam_categories import FAILURE_TYPES, NULL_ALPHA, null_rule, superclass_lookup
-from .cam_drift import (DriftResult, attention_drift, drift_failure_link, flat_link,
-                        images_at, sample_rows)
+from .cam_drift import DriftResult, attention_drift, drift_failure_link, flat_link, images_at, sample_rows
 from .cam_failures import explain_failures, failure_type_counts, gallery
 from .cam_maps import save_cam_maps, to_u8
 from .cam_sanity import cascading_randomisation
-from ..store import RunFolder
 from .registry import register_analysis, write_result
 from .result import AnalysisResult
 

@@ -8,8 +8,8 @@ the true class, each failure tagged with a null-calibrated category
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,8 +18,7 @@ from ..constants import CONFIDENT_THRESHOLD
 from ..store import stress_like_cell, stressor_family
 from ._cam_core import compute_cams
 from ._cam_measures import border_share, overlap, upsample
-from .cam_categories import (FAILURE_TYPES, ContextRule, categorize_failure, null_rule,
-                             superclass_lookup)
+from .cam_categories import FAILURE_TYPES, ContextRule, categorize_failure, null_rule, superclass_lookup
 from .cam_drift import images_at
 
 

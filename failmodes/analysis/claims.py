@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import FailmodesError
 from ..store import CLEAN, MAIN, ResultsStore, RunFolder, dataset_role
+from .paired import sign_flip_p
 from .registry import register_analysis, write_result
 from .result import AnalysisResult
 
@@ -121,6 +122,13 @@ class Evidence(Protocol):
 
 
 # ----------------------------------------------------------------------------- parsing
+def normalize_claim_keys(raw: list) -> list:
+    """YAML 1.1 reads an unquoted key ``on`` as the boolean true: give it back its name
+    (JSON and sorting need string keys)."""
+    return [{("on" if k is True else k): v for k, v in c.items()} if isinstance(c, dict) else c
+            for c in (raw or [])]
+
+
 def parse_claims(raw, *, models: set[str], stressors: set[str] | None = None,
                  where: str = "claims") -> list[Claim]:
     """Validate a study's ``claims:`` list at load time; one-line ClaimError on the first
@@ -139,8 +147,7 @@ def _parse_one(c, where: str, models: set[str], stressors: set[str]) -> Claim:
     if not isinstance(c, dict):
         raise ClaimError(f"{where}: a claim is a mapping such as {{regime: fog, model: M, "
                          f"is: threshold-collapse}}")
-    if True in c:      # YAML 1.1 reads an unquoted key `on` as the boolean true
-        c = {("on" if k is True else k): v for k, v in c.items()}
+    c = normalize_claim_keys([c])[0]
     kinds = [k for k in KINDS if k in c]
     if len(kinds) != 1:
         raise ClaimError(f"{where}: a claim names exactly one of {', '.join(KINDS)}; got "
@@ -221,19 +228,6 @@ def paired_bootstrap(diff: np.ndarray, *, n_boot: int = N_BOOT, seed: int = BOOT
     boots = np.array([stat(diff[i]) for i in idx])
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return float(stat(diff)), float(lo), float(hi)
-
-
-def sign_flip_p(diff: np.ndarray, *, n_perm: int = 10_000, seed: int = BOOT_SEED) -> float:
-    """Two-sided paired randomisation test of mean(diff) = 0: flip each image's sign."""
-    diff = np.asarray(diff, dtype=np.float64)
-    nz = diff[diff != 0]
-    if nz.size == 0:
-        return 1.0
-    rng = np.random.default_rng(seed)
-    obs = abs(nz.mean())
-    signs = rng.choice((-1.0, 1.0), size=(n_perm, nz.size))
-    null = np.abs((signs * nz).mean(axis=1))
-    return float((1 + np.sum(null >= obs - 1e-12)) / (n_perm + 1))
 
 
 def _verdict_from_interval(lo: float, hi: float, threshold: float) -> str:
@@ -337,7 +331,7 @@ def _check_harder(c: Claim, ev: Evidence) -> Verdict:
         return _missing(c, "some corruption × severity 1–5 cells are not in the store")
     diff = 100.0 * (easy - hard)          # > 0: the "harder" group costs more accuracy
     est, lo, hi = paired_bootstrap(diff)
-    p = sign_flip_p(diff)
+    p = sign_flip_p(diff, seed=BOOT_SEED)[0]
     verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
     per = {s: 100.0 * float(_mean_correct(ev, c.model, [s]).mean())
            for s in (*c.subject, *c.params["than"])}
@@ -375,7 +369,7 @@ def _check_more_robust(c: Claim, ev: Evidence, stressors_all=None) -> Verdict:
     if acc_a.shape != acc_b.shape:
         return _missing(c, "the two models were not evaluated on the same images")
     est, lo, hi = paired_bootstrap(diff)
-    pval = sign_flip_p(diff)
+    pval = sign_flip_p(diff, seed=BOOT_SEED)[0]
     verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
     reason = (f"{what}: {a} {'better' if est > 0 else 'worse'} by {abs(est):.2f} points "
               f"(95 % CI {lo:.2f} to {hi:.2f}, paired sign-flip p = {pval:.2g}, "
@@ -400,12 +394,17 @@ def _check_cam_drift(c: Claim, ev: Evidence) -> Verdict:
             nulls.append(got[2])
     if not clean_all:
         return _missing(c, f"no Grad-CAM drift at severity {sev:g} (cam analysis)")
-    # Per image: mean border share over the corruptions at this severity, minus clean.
-    diff = np.mean(np.stack(shifted_all, 1), 1) - np.mean(np.stack(clean_all, 1), 1)
+    # Per image: mean border share over the corruptions at this severity, minus clean;
+    # images whose maps were unusable (NaN) in some cell average over the others.
+    with np.errstate(all="ignore"):
+        diff = np.nanmean(np.stack(shifted_all, 1), 1) - np.nanmean(np.stack(clean_all, 1), 1)
+    diff = diff[np.isfinite(diff)]
+    if diff.size < 2:
+        return _missing(c, "fewer than two images with usable Grad-CAM maps")
     est, lo, hi = paired_bootstrap(diff)
     null = float(np.mean(nulls))
     verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    clean_mean = float(np.mean(clean_all))
+    clean_mean = float(np.nanmean(np.stack(clean_all)))
     reason = (f"CAM mass in the border band rises by {est:+.3f} (95 % CI {lo:+.3f} to "
               f"{hi:+.3f}) from {clean_mean:.3f} on clean images; a structureless map puts "
               f"{null:.3f} there")
@@ -464,11 +463,14 @@ class RunEvidence:
         cell = (per.get("cells") or {}).get(f"{stressor}@{float(severity):g}")
         if cell is None:
             return None
-        clean = np.asarray(per["clean"]["border_share"], dtype=np.float64)
-        shifted = np.asarray(cell["border_share"], dtype=np.float64)
-        ok = np.isfinite(clean) & np.isfinite(shifted)
+        # Full sample, in sample order (NaN where a map was unusable): the checker
+        # averages over corruptions per image, so every cell must keep the same images.
+        clean = np.asarray([np.nan if v is None else v for v in per["clean"]["border_share"]],
+                           dtype=np.float64)
+        shifted = np.asarray([np.nan if v is None else v for v in cell["border_share"]],
+                             dtype=np.float64)
         null = float((cam.get("params") or {}).get("border_area", float("nan")))
-        return clean[ok], shifted[ok], null
+        return clean, shifted, null
 
 
 def _read(path: Path) -> dict | None:

@@ -19,12 +19,27 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role,
-                     parse_dataset_key, stressor_info)
+from ..store import (
+    CLEAN,
+    MAIN,
+    OFFICIAL,
+    ResultsStore,
+    RunFolder,
+    dataset_role,
+    parse_dataset_key,
+    stressor_info,
+)
 from ..stressors.registry import CIFAR10C_ORDER, CORRUPTION_FAMILIES
+from .regimes import (
+    GRACEFUL_DROP_POINTS,
+    REGIMES,
+    SHAPE_MIN_POINTS,
+    SLOPE_RATIO,
+    UNDETERMINED,
+    Regime,
+    classify_regime,
+)
 from .registry import register_analysis, write_result
-from .regimes import (GRACEFUL_DROP_POINTS, REGIMES, SHAPE_MIN_POINTS, SLOPE_RATIO,
-                      UNDETERMINED, Regime, classify_regime)
 from .result import AnalysisResult
 
 
@@ -302,7 +317,7 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
                          f"{best['family']} least ({best['mean_drop']:.1f}).")
     for m in dict.fromkeys(r["model"] for r in regimes):
         rising = []
-        for (m2, d, st), pts in _group(rows).items():
+        for (m2, _d, st), pts in _group(rows).items():
             if m2 != m or len(pts) < 2:
                 continue
             clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))

@@ -23,8 +23,18 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import CONFIDENT_THRESHOLD
-from ..store import (CLEAN, MAIN, OFFICIAL, UNKNOWN, Cell, ResultsStore, RunFolder, cell_images,
-                     dataset_role, stressor_info)
+from ..store import (
+    CLEAN,
+    MAIN,
+    OFFICIAL,
+    UNKNOWN,
+    Cell,
+    ResultsStore,
+    RunFolder,
+    cell_images,
+    dataset_role,
+    stressor_info,
+)
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._failures_figures import plot_confusions, plot_gallery, plot_per_class
 from ._figures import slug
@@ -228,7 +238,7 @@ def _gallery_picks(cands: list[tuple], clean_ids: set,
     ranked = sorted(cands, key=lambda c: -c[0])
     clean = [c[1:3] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
     shifted, per_cell, seen = [], defaultdict(int), set()
-    for conf, cid, i, idx in ranked:
+    for _conf, cid, i, idx in ranked:
         if (cid not in clean_ids and (shifted_ids is None or cid in shifted_ids)
                 and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
                 and len(shifted) < GALLERY_SIZE):

@@ -36,8 +36,7 @@ import numpy as np
 
 from .._atomic import write_text_atomic
 from ..errors import InputError
-from ..store import (CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official,
-                     is_validation)
+from ..store import CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official, is_validation
 from ..store import stressor_info as _info
 from .curves import clean_cell_for
 from .registry import register_analysis, write_result

@@ -11,9 +11,9 @@ metrics, the parameters it used, summary, figures, tables, notes and nested ``da
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .._atomic import write_text_atomic
 from .result import AnalysisResult

@@ -35,7 +35,6 @@ import numpy as np
 
 from ..errors import FailmodesError
 
-
 CIFAR10_SUPERCLASSES = {
     "animals": ["bird", "cat", "deer", "dog", "frog", "horse"],
     "vehicles": ["airplane", "automobile", "ship", "truck"],

@@ -98,7 +98,8 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     for n in c.stressors or []:
         if n not in names:
             names.append(n)
-    sweeps, corruptions = [], []
+    sweeps: list[str] = []
+    corruptions: list[str] = []
     for n in names:
         s = _stressor(n)
         (corruptions if s.is_corruption else sweeps).append(n)

@@ -78,10 +78,11 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
             spec_s = spec if isinstance(spec, str) else model.arch
         check_classes(name, model, main, c.data)
         models[name] = model
-        records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": weights_hash(model),
+        digest = weights_hash(model)
+        records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": digest,
                          "class_names": list(model.class_names), "meta": meta}
         if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
-            remember(records[name]["weights_hash"], model)
+            remember(digest, model)
     if _has_attacks(c):
         for name, model in models.items():
             check_attackable(name, model, int(main.images.shape[1]), device)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -111,10 +112,12 @@ def _vit_layer(net: nn.Module) -> CamLayer | None:
         if grid is None or getattr(net, "dynamic_img_size", False):
             return None
         prefix = getattr(net, "num_prefix_tokens", 1)
-        return CamLayer(f"blocks.{len(blocks) - 1}.norm1", TokenReshape(prefix, tuple(grid)))
+        return CamLayer(f"blocks.{len(blocks) - 1}.norm1",
+                        TokenReshape(prefix, (int(grid[0]), int(grid[1]))))
     encoder = getattr(net, "encoder", None)
     if kind == "VisionTransformer" and hasattr(net, "image_size") and encoder is not None:
-        side = net.image_size // net.patch_size  # torchvision: one class token
+        tv = cast(Any, net)
+        side = int(tv.image_size) // int(tv.patch_size)  # torchvision: one class token
         last = list(encoder.layers.named_children())[-1][0]  # "encoder_layer_11"
         return CamLayer(f"encoder.layers.{last}.ln_1", TokenReshape(1, (side, side)))
     return None
@@ -134,7 +137,7 @@ def fixed_input_size(net: nn.Module) -> int | None:
                 and getattr(patch, "strict_img_size", True):
             return int(size[0] if isinstance(size, (tuple, list)) else size)
     if kind == "VisionTransformer" and hasattr(net, "image_size"):
-        return int(net.image_size)
+        return int(cast(Any, net).image_size)
     return None
 
 

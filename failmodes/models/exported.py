@@ -166,7 +166,9 @@ def load_file_model(src, *, data_classes=None, data_size: int | None = None,
         if isinstance(net, FixedBatch) and layer is not None:
             layer = type(layer)(f"inner.{layer.name}", layer.reshape)
     digest = sha256_file(path)
-    net.weights_digest = digest  # what weights_hash() keys on where no parameters are visible
+    # What weights_hash() keys on where torch sees no parameters (nn.Module's typed
+    # __setattr__ takes tensors and modules only).
+    object.__setattr__(net, "weights_digest", digest)
     source = {"arch": fmt, "kind": kind, "weights": str(path), "weights_sha256": digest,
               "format": fmt, "loaded": None, "mean": list(mean), "std": list(std),
               "normalization_from": norm_from, "classes": list(classes),

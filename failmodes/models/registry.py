@@ -126,5 +126,4 @@ def describe_models(pattern: str = "*") -> list[dict]:
 
 
 def _load_all() -> None:
-    from . import zoo  # noqa: F401  (registers the built-in models)
-    from . import fastnet  # noqa: F401
+    from . import fastnet, zoo  # noqa: F401  (registers the built-in models)

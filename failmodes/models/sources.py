@@ -107,6 +107,8 @@ def _user_callable(arch: str) -> Callable:
             module = sys.modules[mod_name]
         else:
             spec = importlib.util.spec_from_file_location(mod_name, path)
+            if spec is None or spec.loader is None:
+                raise ModelError(f"--model {arch}: {path} cannot be imported as a module")
             module = importlib.util.module_from_spec(spec)
             sys.path.insert(0, str(path.parent))  # so the file may import its neighbours
             try:
@@ -135,19 +137,19 @@ def resolve_arch(arch: str) -> tuple[Callable[..., nn.Module], str]:
         fn = _user_callable(arch)
         takes_n = _accepts(fn, "num_classes")
 
-        def build(num_classes=None, **kw):
+        def build_user(num_classes=None, **kw):
             extra = {"num_classes": num_classes} if num_classes is not None and takes_n else {}
             net = fn(**extra, **kw)
             if not isinstance(net, nn.Module):
                 raise ModelError(f"--model {arch} returned {type(net).__name__}, not an nn.Module")
             return net
-        return build, "module"
+        return build_user, "module"
     from .registry import get_entry
     entry = get_entry(arch)
 
-    def build(num_classes=None, **kw):
+    def build_registry(num_classes=None, **kw):
         return entry.build(num_classes=num_classes or entry.num_classes, **kw)
-    return build, "registry"
+    return build_registry, "registry"
 
 
 def _accepts(fn, name: str) -> bool:
@@ -251,7 +253,7 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
     note = None
     if obj is not None:
         from .weights import fit_state_dict
-        note = fit_state_dict(net, obj, path)
+        note = fit_state_dict(net, obj, str(path))
         say(note)
     net.eval()
     classes, classes_from = resolve_classes(src, head_size(net), data_classes)

@@ -145,6 +145,7 @@ def fit_state_dict(net: nn.Module, obj, path: str | os.PathLike) -> str:
             score = len(want & set(fitted)) - len(set(fitted) - want)
             if best is None or score > best[0]:
                 best = (score, nest, prefixes, fitted)
+    assert best is not None  # cands is not empty
     _, nest, prefixes, sd = best
     missing = sorted(k for k in want - set(sd) if not k.endswith(OPTIONAL_SUFFIXES))
     unexpected = sorted(set(sd) - want)

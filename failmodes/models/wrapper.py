@@ -152,12 +152,12 @@ def head_size(net: nn.Module) -> int | None:
 
 # In-memory models evaluated in this process, by weights hash, held weakly: the analyses of
 # a run (Grad-CAM) reach a model passed to run_evaluation(models=...) while the caller keeps it.
-_KEPT: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
+_KEPT: weakref.WeakValueDictionary[str, Classifier] = weakref.WeakValueDictionary()
 
 
-def remember(key: str, model: nn.Module) -> None:
+def remember(key: str, model: Classifier) -> None:
     _KEPT[key] = model
 
 
-def recall(key: str) -> nn.Module | None:
+def recall(key: str) -> Classifier | None:
     return _KEPT.get(key)

@@ -30,7 +30,7 @@ def pack_cams(run_dir: Path, models: list[str], idx: np.ndarray) -> tuple[dict |
     try:
         with np.load(path, allow_pickle=False) as z:
             names, maps = [str(m) for m in z["models"]], z["maps"]
-            groups = [[str(s), float(v)] for s, v in zip(z["stressors"], z["severities"])]
+            groups = [[str(s), float(v)] for s, v in zip(z["stressors"], z["severities"], strict=True)]
             present, sample = z["present"].astype(bool), z["indices"].astype(np.int64)
     except (OSError, KeyError, ValueError) as e:
         return None, f"The saved CAMs ({path.name}) are unreadable ({e}); no overlays."

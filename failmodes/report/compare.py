@@ -2,7 +2,8 @@
 headline numbers side by side and per-corruption accuracy deltas of every model of B
 against A's baseline, paired on the images both runs evaluated.
 
->>> compare_runs("runs/quick", "runs/quick-augmix")   # runs/quick-vs-quick-augmix/compare.html  # doctest: +SKIP
+>>> compare_runs("runs/quick", "runs/quick-augmix")  # doctest: +SKIP
+PosixPath('runs/quick-vs-quick-augmix/compare.html')
 """
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import datetime as _dt
 import os
 from pathlib import Path
 
+from .._atomic import write_text_atomic
 from ..errors import FailmodesError
+from ..store import STORE_NAME
 from . import figures as F
 from ._collect import RunData, collect_run
-from ._format import fmt, figure, pct, table
+from ._format import figure, fmt, pct, table
 from .comparison import clean_deltas, corruption_deltas, model_facts
 from .export import _write_csv
-from .._atomic import write_text_atomic
 from .html import FIG_DIR, TABLE_DIR, Section, _env, _pt_ci, _pt_delta
-from ..store import STORE_NAME
 
 COMPARE_NAME = "compare.html"
 

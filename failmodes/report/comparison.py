@@ -11,7 +11,8 @@ Holm's correction across the corruptions of the comparison. The ±95 % half-widt
 normal approximation, shown for scale. Tests and intervals are conditional on the two
 trained networks: they count test-image noise, not training-seed variation.
 
->>> rows = corruption_deltas("runs/demo/results.sqlite", "a", "runs/demo/results.sqlite", "b")  # doctest: +SKIP
+>>> rows = corruption_deltas("runs/demo/results.sqlite", "a",
+...                          "runs/demo/results.sqlite", "b")  # doctest: +SKIP
 >>> rows[0]["stressor"], rows[0]["delta"]   # delta in accuracy points, B minus A  # doctest: +SKIP
 """
 from __future__ import annotations

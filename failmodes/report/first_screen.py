@@ -177,7 +177,7 @@ def read_claims(run: RunData) -> tuple[list[Claim] | None, str]:
                          "" if why is None else str(why),
                          str(r.get("model") or r.get("models") or ""),
                          fmt(p, 2) if isinstance(p, (int, float)) else ""))
-    return out, "" if out else "The claims analysis ran but lists no claim."
+    return (out, "") if out else (None, "")   # a study without claims shows no block
 
 
 def first_screen(run: RunData) -> FirstScreen:

@@ -14,17 +14,16 @@ from pathlib import Path
 import jinja2
 
 from .._atomic import write_text_atomic
-from . import figures as F
+from ..analysis.result import AnalysisResult
 from ..store import FIGURES_DIR as FIG_DIR
 from ..store import HISTORY_NAME, REPORT_NAME, RunFolder, stressor_family
 from ..store import TABLES_DIR as TABLE_DIR
-from ..analysis.result import AnalysisResult
+from . import figures as F
 from ._collect import RunData, collect_run, finite, read_json
 from ._format import Figure, Table, figure, fmt, pct, table
 from .comparison import comparison_table, corruption_deltas, model_facts
 from .explorer import content_security_policy
 from .page import page_extras
-
 
 # What each section shows and how to read it: one paragraph above its content.
 INTROS = {
@@ -111,7 +110,7 @@ def _summary(run: RunData, facts: list[dict]) -> dict:
     robust, calib_rows, mca_note = [], [], None
     for f in facts:
         m = f["store_model"]
-        v = lambda res, n: _metric(res, m, n)  # noqa: E731
+        v = lambda res, n, m=m: _metric(res, m, n)  # noqa: E731
         mca = v(metrics, "mca")
         if mca is not None:  # the metrics analysis's mCA: one number across the report
             f["mean_corruption_acc"] = mca

@@ -16,8 +16,8 @@ outputs are exactly the batch's. CUDA batches run whole.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import torch
 

@@ -1,2 +1,2 @@
 """Imports every op module so that each registers its stressors (order = CIFAR-10-C order)."""
-from . import noise, blur, _motion, weather, digital, sweeps  # noqa: F401
+from . import _motion, blur, digital, noise, sweeps, weather  # noqa: F401

@@ -77,7 +77,7 @@ class ImageRNG:
 
     @classmethod
     def for_images(cls, name: str, severity: float, seed: int, indices: torch.Tensor,
-                   device: torch.device) -> "ImageRNG":
+                   device: torch.device) -> ImageRNG:
         base = base_key(name, round(float(severity), 6), int(seed))
         idx = indices.to(device=device, dtype=torch.int64) & _M32
         k = _fmix32_(_i32(idx ^ base))

@@ -143,6 +143,8 @@ def attack(x0: torch.Tensor, eps: float, *, model, labels: torch.Tensor, rng, no
             for _ in range(steps):
                 g = _grad(model, x, labels)
                 x = _project(x0, _step(x, g, alpha, norm), eps, norm).detach()
+            if restarts == 1:
+                return x        # nothing to choose between: skip the scoring forward pass
             with torch.no_grad():
                 loss = _loss_no_check(model, _snap(x0, x, None if norm == "linf" else eps),
                                       labels)

@@ -4,8 +4,18 @@
 >>> run_study(load_preset("demo")).report          # doctest: +SKIP
 PosixPath('runs/demo/report.html')
 """
-from .config import (ModelSpec, ProbeSpec, StudyConfig, StudyError, list_presets, load_preset,
-                     load_study, resolve_study, study_from_dict, sweep_values)
+from .config import (
+                     ModelSpec,
+                     ProbeSpec,
+                     StudyConfig,
+                     StudyError,
+                     list_presets,
+                     load_preset,
+                     load_study,
+                     resolve_study,
+                     study_from_dict,
+                     sweep_values,
+)
 from .runner import StudyResult, check_study, prepare_and_run, run_study
 
 __all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "StudyResult", "check_study",

@@ -189,11 +189,12 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         sweep_values(values, f"{where}: sweeps.{name}")
     for i, p in enumerate(cfg.probes):
         sweep_values(p.values, f"{where}: probes[{i}].values")
-    from ..analysis.claims import ClaimError, parse_claims
+    from ..analysis.claims import ClaimError, normalize_claim_keys, parse_claims
     try:
         parse_claims(cfg.claims, models=seen, where=f"{where}: claims")
     except ClaimError as e:
         raise StudyError(str(e)) from None
+    cfg = dataclasses.replace(cfg, claims=normalize_claim_keys(cfg.claims))
     for name in cfg.analysis_options:
         if cfg.analyses is not None and name not in cfg.analyses:
             raise StudyError(f"{where}: analysis_options.{name} is given but {name!r} is not "

@@ -33,10 +33,8 @@ from typing import Any
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
-from ..store import (FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore,
-                     RunFolder)
+from ..store import FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore, RunFolder
 from .config import IN_MEMORY_ARCH, ProbeSpec, StudyConfig, StudyError, sweep_values
-
 
 
 @dataclass
@@ -207,7 +205,7 @@ def check_study(cfg: StudyConfig) -> None:
 
 
 # ----------------------------------------------------------------------------- training
-def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path:
+def train_one(cfg: StudyConfig, spec, out: Path, state: _State) -> Path | dict:
     """The checkpoint of one model: given, already trained, or trained now (resuming a
     killed run from its last epoch)."""
     model_dir = RunFolder(out).models / spec.name
@@ -337,6 +335,9 @@ def _fingerprint(out: Path, extra) -> str:
     with ResultsStore(RunFolder(out).store, readonly=True) as st:
         stored = st.fingerprint()
     from .. import __version__
+    # Through JSON once first: YAML 1.1 reads a bare `on:` (a claim's key) as True, and
+    # sort_keys cannot order a bool key beside str keys; JSON makes every key a string.
+    extra = json.loads(json.dumps(extra, default=str))
     blob = json.dumps([*stored, extra, __version__], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
