@@ -122,3 +122,17 @@ def test_frozen_network_features_still_reach_the_input():
     fast(x).sum().backward()
     assert torch.allclose(xr.grad, x.grad, atol=1e-5)
     assert copy.deepcopy(fast)  # still an ordinary module
+
+
+def test_seed_cpu_preset_loads_with_hashable_claims():
+    # `on: all` is YAML's boolean key True; the study keeps it as "on" so the analyses'
+    # fingerprint (json.dumps with sort_keys) works on the claims.
+    import json
+
+    from failmodes.study import load_preset
+    cfg = load_preset("seed-cpu")
+    assert {m.name: (m.arch, m.width) for m in cfg.models} == {
+        "resnet18": ("cifar_resnet18", 16), "densenet121": ("cifar_densenet121", 8)}
+    robust = [c for c in cfg.claims if "more_robust" in c]
+    assert robust and robust[0]["on"] == "all" and True not in robust[0]
+    json.dumps(cfg.claims, sort_keys=True)
