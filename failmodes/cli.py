@@ -272,6 +272,7 @@ def evaluate(
 ):
     """Evaluate a model over a grid of stressor cells into the results store."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .evaluate import EvalConfig, run_evaluation
@@ -302,7 +303,7 @@ def evaluate(
     for col in ("model", "stressor", "family", "levels", "accuracy"):
         table.add_column(col, justify="right" if col in ("levels", "accuracy") else "left")
     for r in summary["table"]:
-        table.add_row(r["model"], r["stressor"], r["family"], str(r["severities"]),
+        table.add_row(r["model"], escape(r["stressor"]), r["family"], str(r["severities"]),
                       f"{r['accuracy'] * 100:.2f}%")
     console = Console()
     console.print(table)
@@ -332,6 +333,7 @@ def analyze(
 ):
     """Degradation curves, regimes, high-confidence failures and confusions of a run."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .analysis.analyze import analyze_run
@@ -349,7 +351,7 @@ def analyze(
         table.add_column(col, no_wrap=col in ("stressor", "regime"))
     f = lambda v, fmt: "" if v is None else format(v + 0.0, fmt)  # noqa: E731  (+0.0: no -0)
     for r in rows:
-        table.add_row(*([r["model"]] if several else []), r["stressor"], r["regime"] or "-",
+        table.add_row(*([r["model"]] if several else []), escape(r["stressor"]), r["regime"] or "-",
                       f(r.get("breakpoint"), ".2g"), f(r.get("slope_before"), ".1f"),
                       f(r.get("slope_after"), ".1f"), f(r.get("total_drop"), ".1f"),
                       r.get("confidence") or "")

@@ -125,8 +125,9 @@ class Evidence(Protocol):
 def normalize_claim_keys(raw: list) -> list:
     """YAML 1.1 reads an unquoted key ``on`` as the boolean true: give it back its name
     (JSON and sorting need string keys)."""
-    return [{("on" if k is True else k): v for k, v in c.items()} if isinstance(c, dict) else c
-            for c in (raw or [])]
+    # "true" is the same key after a trip through JSON (a study.resolved.json saved before).
+    return [{("on" if k is True or k == "true" else k): v for k, v in c.items()}
+            if isinstance(c, dict) else c for c in (raw or [])]
 
 
 def parse_claims(raw, *, models: set[str], stressors: set[str] | None = None,

@@ -20,12 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..constants import IMAGENET_STD  # noise added after ImageNet normalisation
 from ._rng import ImageRNG
 from .blur import gaussian_filter
 from .registry import register_stressor
-
-# The ImageNet normalisation std per RGB channel (torchvision's), for noise added after it.
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @register_stressor("gaussian_noise_std", family="sweep", unit="std (pixel, [0,1] scale)",
