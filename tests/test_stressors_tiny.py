@@ -7,39 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from failmodes.stressors import get_stressor, list_stressors
+# The published 64 px rows (make_tinyimagenet_c.py, severities 1..5, the generator's own
+# form) live once, in test_severity_tables.py.
+from test_severity_tables import TINYIMAGENET_C as PUBLISHED_64
 
-# make_tinyimagenet_c.py (hendrycks/robustness, ImageNet-C/create_c), severities 1..5, in
-# the generator's own form.
-PUBLISHED_64 = {
-    "gaussian_noise": [0.04, 0.08, .12, .15, .18],
-    "shot_noise": [250, 100, 50, 30, 15],
-    "impulse_noise": [.01, .02, .05, .08, .14],
-    "speckle_noise": [.15, .2, 0.25, 0.3, 0.35],
-    "gaussian_blur": [.5, .75, 1, 1.25, 1.5],
-    "glass_blur": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
-    "defocus_blur": [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
-    "motion_blur": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
-    "zoom_blur": [(1, 1.06, 0.01), (1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.01),
-                  (1, 1.26, 0.01)],
-    "fog": [(.4, 3), (.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
-    "frost": [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
-    "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.8), (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
-             (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
-             (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)],
-    "spatter": [(0.62, 0.1, 0.7, 0.7, 0.6, 0), (0.65, 0.1, 0.8, 0.7, 0.6, 0),
-                (0.65, 0.3, 1, 0.69, 0.6, 0), (0.65, 0.1, 0.7, 0.68, 0.6, 1),
-                (0.65, 0.1, 0.5, 0.67, 0.6, 1)],
-    "contrast": [.4, .3, .2, .1, 0.05],
-    "brightness": [.1, .2, .3, .4, .5],
-    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
-    "jpeg_compression": [65, 58, 50, 40, 25],
-    "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
-    # IMSIZE * (alpha, sigma, affine) with IMSIZE = 64
-    "elastic_transform": [(64 * 0, 64 * 0, 64 * 0.08), (64 * 0.05, 64 * 0.3, 64 * 0.06),
-                          (64 * 0.1, 64 * 0.08, 64 * 0.06), (64 * 0.1, 64 * 0.03, 64 * 0.03),
-                          (64 * 0.16, 64 * 0.03, 64 * 0.02)],
-}
+from failmodes.stressors import get_stressor, list_stressors
 
 
 def _as_params(name, v):
