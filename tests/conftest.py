@@ -1,5 +1,9 @@
+import functools
+
 import pytest
 import torch
+
+import failmodes.data as fmdata
 
 # Tests run on a 2-core CI machine: one thread each keeps them predictable.
 torch.set_num_threads(1)
@@ -10,3 +14,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test decodes into its own cache directory, never the user's."""
     monkeypatch.setenv("FAILMODES_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     yield
+
+
+@functools.cache
+def _synthetic(split="test", n=None, size=32):
+    return fmdata.synthetic.load_synthetic(split, n, size)
+
+
+@pytest.fixture
+def memo_synthetic(monkeypatch):
+    """Generating the synthetic set costs seconds; training tests share one copy per split
+    (callers never write into a Dataset's images). Use with ``pytest.mark.usefixtures``."""
+    monkeypatch.setattr(fmdata, "load_synthetic", _synthetic)

@@ -2,8 +2,6 @@
 decoupled hyper-parameters, lookahead, reflect translation, alternating flips, determinism."""
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,15 +17,7 @@ from failmodes.train.augment import alternating_flips, random_crop
 from failmodes.train.lookahead import Lookahead
 from failmodes.train.optim import build_optimizer, torch_hyper, triangle
 
-
-@pytest.fixture(autouse=True)
-def _memo_synthetic(monkeypatch):
-    monkeypatch.setattr(fmdata, "load_synthetic", _synthetic)
-
-
-@functools.cache
-def _synthetic(split="test", n=None, size=32):
-    return fmdata.synthetic.load_synthetic(split, n, size)
+pytestmark = pytest.mark.usefixtures("memo_synthetic")
 
 
 def one_step(recipe: str, **kw):

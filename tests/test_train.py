@@ -2,7 +2,6 @@
 checkpoint contents, DDP (2 gloo processes under torchrun) and the CLI."""
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -35,15 +34,7 @@ from failmodes.train.augment import sample_gamma
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _memo_synthetic(monkeypatch):
-    # Generating the synthetic set costs seconds; the runs below share one copy per split.
-    monkeypatch.setattr(fmdata, "load_synthetic", _synthetic)
-
-
-@functools.cache
-def _synthetic(split="test", n=None, size=32):
-    return fmdata.synthetic.load_synthetic(split, n, size)
+pytestmark = pytest.mark.usefixtures("memo_synthetic")
 
 
 def tiny(**kw):
@@ -240,7 +231,7 @@ def test_checkpoint_is_self_describing(tmp_path):
     payload = torch.load(out / "model.pt", weights_only=True)
     assert payload["arch"] == "small_cnn" and payload["arch_kwargs"] == {"width": 8}
     assert payload["class_names"] == fmdata.synthetic.CLASSES
-    ds = _synthetic("train")
+    ds = fmdata.load_synthetic("train")   # the memoised copy (memo_synthetic)
     assert payload["mean"] == pytest.approx(ds.mean) and payload["std"] == pytest.approx(ds.std)
     assert payload["config"]["recipe"] == "baseline-cosine" and payload["config"]["subset"] == 256
     assert payload["history"][0]["test_acc"] == result.test_acc
