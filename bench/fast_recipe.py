@@ -15,6 +15,13 @@ mean and spread (std, min, max) of accuracy, wall and CPU time, and the machine'
 
 CPU time is the process's (all threads); wall time includes data set-up and the per-epoch
 test evaluation the trainer does, not the bench's own evaluation.
+
+With ``--out`` the benchmark is resumable: each finished run's row is written to
+``OUT/rows.json`` as soon as it is measured, and a rerun of the same command skips them and
+goes on with the next. A run that was killed part-way is trained again from scratch (its
+wall time would otherwise mix two sessions). The JSON printed at the end says
+``"complete": false`` while seeds are missing; ``--partial`` prints it for what exists and
+trains nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -81,6 +89,32 @@ def summary(rows: list[dict], keys=("acc", "tta_acc", "wall_s", "cpu_s", "epochs
     return out
 
 
+def load_rows(path: Path | None, config: dict) -> dict:
+    """Rows measured by an earlier run of the same configuration (seeds may differ)."""
+    if path is None or not path.exists():
+        return {}
+    state = json.loads(path.read_text())
+    if state.get("config") != config:
+        raise SystemExit(f"error: {path} holds runs of another configuration "
+                         f"({state.get('config')}); use another --out")
+    return state["rows"]
+
+
+def save_rows(path: Path | None, config: dict, done: dict) -> None:
+    if path is None:
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"config": config, "rows": done}, indent=1))
+    os.replace(tmp, path)
+
+
+def fresh(out: Path) -> Path:
+    """A run folder with nothing of an interrupted earlier attempt in it."""
+    if out.exists():
+        shutil.rmtree(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="cifar10", help="a load_dataset spec")
@@ -95,8 +129,13 @@ def main() -> None:
     ap.add_argument("--reference-recipe", default="baseline-cosine")
     ap.add_argument("--reference-model", default="cifar_resnet18")
     ap.add_argument("--reference-width", type=int, default=16)
-    ap.add_argument("--out", default=None, help="keep the runs here (default: a temp dir)")
+    ap.add_argument("--out", default=None,
+                    help="keep the runs and rows.json here; rerunning resumes (default: temp)")
+    ap.add_argument("--partial", action="store_true",
+                    help="print the JSON for the runs in OUT/rows.json and train nothing")
     args = ap.parse_args()
+    if args.partial and args.out is None:
+        ap.error("--partial needs --out")
     torch.set_num_threads(args.threads)
 
     test = load_dataset(args.data, "test")
@@ -105,39 +144,54 @@ def main() -> None:
     x_test, y_test = torch.as_tensor(test.images)[rows], test.labels[rows]
     tmp = tempfile.TemporaryDirectory() if args.out is None else None
     root = Path(args.out or tmp.name)
+    root.mkdir(parents=True, exist_ok=True)
+    state = root / "rows.json" if args.out is not None else None
+    # what the rows depend on (not --seeds / --first-seed / --partial / --out)
+    sig = {k: v for k, v in vars(args).items()
+           if k not in ("seeds", "first_seed", "partial", "out")}
+    done = load_rows(state, sig)  # "fast-<seed>" / "ref-<seed>" -> row
     # per-epoch test on 1000 images (the trainer's last epoch still tests on all of them)
     common = dict(data=args.data, subset=args.subset, threads=args.threads, device="cpu",
                   test_subset=1000)
-    fast_rows, ref_rows = [], []
-    for i in range(args.seeds):
-        seed = args.first_seed + i
-        cfg = override(load_recipe(args.recipe), seed=seed, epochs=args.epochs,
-                       width=args.width, **common)
-        result, row = timed_train(cfg, root / f"fast-{seed}")
-        n_train = torch.load(result.checkpoint, weights_only=True)["extra"]["data"]["n_train"]
-        row.update(seed=seed, n_train=n_train, acc=accuracy(result.model, x_test, y_test),
-                   tta_acc=accuracy(with_flip_tta(result.model), x_test, y_test))
-        fast_rows.append(row)
-
-        ref = override(load_recipe(args.reference_recipe), model=args.reference_model,
-                       width=args.reference_width, seed=seed, **common)
-        speed = probe_images_per_s(ref, row["n_train"], root / f"probe-{seed}")
-        epochs = fitting_epochs(row["wall_s"], speed, row["n_train"], len(test))
-        result, rrow = timed_train(override(ref, epochs=epochs), root / f"ref-{seed}")
-        rrow.update(seed=seed, images_per_s=speed, budget_s=row["wall_s"],
-                    acc=accuracy(result.model, x_test, y_test),
-                    tta_acc=accuracy(with_flip_tta(result.model), x_test, y_test))
-        ref_rows.append(rrow)
+    seeds = [args.first_seed + i for i in range(args.seeds)]
+    for seed in ([] if args.partial else seeds):
+        if f"fast-{seed}" not in done:
+            cfg = override(load_recipe(args.recipe), seed=seed, epochs=args.epochs,
+                           width=args.width, **common)
+            result, row = timed_train(cfg, fresh(root / f"fast-{seed}"))
+            n_train = torch.load(result.checkpoint,
+                                 weights_only=True)["extra"]["data"]["n_train"]
+            row.update(seed=seed, n_train=n_train, acc=accuracy(result.model, x_test, y_test),
+                       tta_acc=accuracy(with_flip_tta(result.model), x_test, y_test))
+            done[f"fast-{seed}"] = row
+            save_rows(state, sig, done)
+        row = done[f"fast-{seed}"]
+        if f"ref-{seed}" not in done:
+            ref = override(load_recipe(args.reference_recipe), model=args.reference_model,
+                           width=args.reference_width, seed=seed, **common)
+            speed = probe_images_per_s(ref, row["n_train"], fresh(root / f"probe-{seed}"))
+            epochs = fitting_epochs(row["wall_s"], speed, row["n_train"], len(test))
+            result, rrow = timed_train(override(ref, epochs=epochs),
+                                       fresh(root / f"ref-{seed}"))
+            rrow.update(seed=seed, images_per_s=speed, budget_s=row["wall_s"],
+                        acc=accuracy(result.model, x_test, y_test),
+                        tta_acc=accuracy(with_flip_tta(result.model), x_test, y_test))
+            done[f"ref-{seed}"] = rrow
+            save_rows(state, sig, done)
+    fast_rows = [done[f"fast-{s}"] for s in seeds if f"fast-{s}" in done]
+    ref_rows = [done[f"ref-{s}"] for s in seeds if f"ref-{s}" in done]
 
     report = {
         "bench": "fast_recipe",
         "config": {**vars(args), "fast": args.recipe, "test_n": len(rows)},
+        "complete": len(fast_rows) == len(ref_rows) == len(seeds),
         "machine": {"cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
                     "cpu": platform.processor() or platform.machine()},
-        "fast": {"summary": summary(fast_rows), "runs": fast_rows},
+        "fast": {"summary": summary(fast_rows) if fast_rows else {}, "runs": fast_rows},
         "reference": {"recipe": args.reference_recipe, "model": args.reference_model,
-                      "width": args.reference_width, "summary": summary(ref_rows),
+                      "width": args.reference_width,
+                      "summary": summary(ref_rows) if ref_rows else {},
                       "runs": ref_rows},
     }
     print(json.dumps(report, indent=1))
