@@ -244,6 +244,9 @@ def evaluate(
                                             "layer4.1 (default: found automatically)"),
     name: list[str] | None = typer.Option(None, "--name", help="store name of each --model, "
                                              "in order (default: checkpoint stem)"),
+    tta: str | None = typer.Option(None, "--tta", help="flip: evaluate the mean logits of "
+                                      "each image and its mirror (default: the plain forward "
+                                      "pass)"),
     data: str = typer.Option(..., "--data", help=DATA_HELP),
     split: str = typer.Option("test", help="data split to evaluate (a released -C set: "
                               "CORRUPTION-SEVERITY, e.g. fog-3)"),
@@ -285,7 +288,7 @@ def evaluate(
     from .models import spec_from_options
     specs = [spec_from_options(m, weights[i] if weights else None, arch_args=arch_arg or (),
                                num_classes=num_classes, classes=classes, mean=mean, std=std,
-                               input_size=input_size, cam_layer=cam_layer)
+                               input_size=input_size, cam_layer=cam_layer, tta=tta)
              for i, m in enumerate(model)]
     names = stressors.split(",") if stressors else None
     cfg = EvalConfig(models=dict(zip(name, specs)) if name else specs, data=data,

@@ -167,3 +167,39 @@ def test_full_disk_leaves_no_temp_file_and_still_loads(tmp_path, caplog):
         ds = load_imagefolder(_small_tree(tmp_path / "u"))
     assert len(ds) == 6 and not _tmp_files() and "could not write the decode cache" in caplog.text
     assert ds.images.sum() > 0
+
+
+
+def test_concurrent_loads_build_the_cache_once_and_temp_files_are_per_process(tmp_path):
+    """A second loader waits on the cache lock while another process builds the cache,
+    then reads it (no second decode, and no shared temp file to truncate under a map)."""
+    import shutil
+    import threading
+
+    from failmodes.data import _cache
+    root = _small_tree(tmp_path / "t")
+    first = load_imagefolder(root).images.clone().numpy()
+    (cdir,) = [p.parent for p in (cache_dir() / "imagefolder").glob("*/meta.json")
+               if json.loads(p.read_text())["root"] == str(root)]
+    built = tmp_path / "built-elsewhere"
+    shutil.move(cdir, built)  # the cache another process is about to finish
+    decodes, got = [], []
+    real = _cache.decode_files
+
+    def counting(*a, **k):
+        decodes.append(1)
+        return real(*a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("failmodes.data.folders.decode_files", counting)
+        waiter = threading.Thread(target=lambda: got.append(load_imagefolder(root)))
+        with _cache.cache_lock(cdir):  # the other process holds the lock while it builds
+            waiter.start()
+            waiter.join(0.5)
+            assert waiter.is_alive() and not decodes  # waiting, not decoding a second copy
+            shutil.move(built, cdir)  # ... and finishes
+        waiter.join(30)
+    assert not waiter.is_alive() and not decodes  # it read the finished cache
+    assert np.array_equal(np.asarray(got[0].images), first)
+    assert _cache._tmp(cdir, "images.npy").name == f"images.npy.{os.getpid()}.tmp"
+    assert not _tmp_files()

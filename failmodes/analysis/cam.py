@@ -31,6 +31,7 @@ import torch
 
 from .._device import resolve_device
 from ..constants import CONFIDENT_THRESHOLD
+from ..models.tta import without_tta
 from ..store import RunFolder
 from . import _cam_figures as figs
 from ._cam_core import METHODS, MIN_MAP_SIDE, CamError, finer_layer
@@ -120,6 +121,11 @@ def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, o
     checks, maps, sample_idx = {}, {}, None
     for name in names:
         model = load_model(name)
+        plain = without_tta(model)
+        if plain is not model:
+            model = plain
+            result.notes.append(f"{name}: its cells were evaluated with flip test-time "
+                                "augmentation; Grad-CAM explains the plain forward pass.")
         why = getattr(model, "cam_unavailable", None)  # ONNX, TorchScript: models/exported.py
         if why:
             result.notes.append(f"{name}: no Grad-CAM: {why}.")

@@ -6,15 +6,21 @@ written last, so its presence marks a whole cache. A cache that fails to load (t
 garbled, from an older layout) is removed and rebuilt. Space is reserved with
 ``posix_fallocate`` before mapping, so a full disk is an ``OSError`` up front, never a
 SIGBUS halfway; the decode then runs in RAM and no temp file is left behind.
+
+Processes share the cache: :func:`cache_lock` makes the first one build a cache while the
+others wait and then read it, and temp files carry the writer's pid, so a second writer
+(an older failmodes, a lock-less file system) never truncates a file another process has
+mapped (a SIGBUS there).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +47,37 @@ def cache_dir() -> Path:
 def decode_threads() -> int:
     """Decoder threads: PIL releases the GIL while decoding and resizing."""
     return max(1, min(8, (os.cpu_count() or 2) * 2))
+
+
+@contextlib.contextmanager
+def cache_lock(cdir: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on cache folder ``cdir`` (None: no cache, no lock): the
+    lock file sits beside the folder, so removing a broken cache keeps it. Where locking is
+    not supported the cache is used without one."""
+    if cdir is None:
+        yield
+        return
+    try:
+        import fcntl
+        cdir.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(cdir.parent / f"{cdir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except (ImportError, OSError) as e:
+        log.debug("decode cache %s unlocked (%s)", cdir, e)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            log.debug("decode cache %s unlocked (%s)", cdir, e)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _tmp(cdir: Path, name: str) -> Path:
+    """This process's temp file for ``name`` in ``cdir``."""
+    return cdir / f"{name}.{os.getpid()}.tmp"
 
 
 def available_memory() -> int:
@@ -170,7 +207,7 @@ def _allocate(cdir: Path | None, shape: tuple, nbytes: int):
     (None, None) when there is no cache folder or no room (nothing left behind)."""
     if cdir is None:
         return None, None
-    tmp = cdir / (IMAGES + ".tmp")
+    tmp = _tmp(cdir, IMAGES)
     try:
         cdir.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(cdir).free
@@ -193,7 +230,7 @@ def _compact(out: np.ndarray, kept: list[int], tmp: Path | None) -> np.ndarray:
     """Only the ``kept`` rows (unreadable files dropped), copied in chunks."""
     if tmp is None:
         return out[kept]
-    dst_path = tmp.with_name(IMAGES + ".tmp2")
+    dst_path = _tmp(tmp.parent, IMAGES + "2")
     dst = np.lib.format.open_memmap(dst_path, mode="w+", dtype=np.uint8,
                                     shape=(len(kept),) + out.shape[1:])
     for k in range(0, len(kept), 1024):
@@ -205,14 +242,14 @@ def _compact(out: np.ndarray, kept: list[int], tmp: Path | None) -> np.ndarray:
 def _discard(out, tmp: Path | None) -> None:
     if tmp is not None:
         tmp.unlink(missing_ok=True)
-        tmp.with_name(IMAGES + ".tmp2").unlink(missing_ok=True)
+        _tmp(tmp.parent, IMAGES + "2").unlink(missing_ok=True)
 
 
 def write_cache(cdir: Path, images: np.ndarray, labels: np.ndarray, meta: dict) -> np.ndarray:
     """Finish a cache: images (a memmap from ``decode_files`` is moved, an array saved),
     labels, then meta.json. Returns the images to use (a read-only memmap of the cache
     when it was written). On OSError nothing half-written is left; ``images`` is returned."""
-    tmps = [cdir / (IMAGES + ".tmp"), cdir / (LABELS + ".tmp"), cdir / (META + ".tmp")]
+    tmps = [_tmp(cdir, IMAGES), _tmp(cdir, LABELS), _tmp(cdir, META)]
     try:
         cdir.mkdir(parents=True, exist_ok=True)
         if isinstance(images, np.memmap) and images.filename and \
@@ -231,7 +268,7 @@ def write_cache(cdir: Path, images: np.ndarray, labels: np.ndarray, meta: dict) 
         log.warning("could not write the decode cache in %s (%s); data kept in memory", cdir, e)
         if isinstance(images, np.memmap):
             images = np.array(images)
-        for t in tmps + [cdir / (IMAGES + ".tmp2")]:
+        for t in tmps + [_tmp(cdir, IMAGES + "2")]:
             t.unlink(missing_ok=True)
         return images
     return np.load(cdir / IMAGES, mmap_mode="r")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._cache import cache_dir, decode_files, read_cache, write_cache
+from ._cache import cache_dir, cache_lock, decode_files, read_cache, write_cache
 from .dataset import DataError, Dataset, channel_stats, stratified_rows
 from .decode import check_image_size, decode_image
 
@@ -123,25 +123,26 @@ def load_files(files: Sequence[tuple[Path, int]], classes: list[str], *, name: s
     key = hashlib.sha1(json.dumps([str(where), image_size, resize, classes, stamp,
                                    [lab for _, lab in files]]).encode()).hexdigest()[:20]
     cdir = cache_dir() / "imagefolder" / key
-    cached = read_cache(cdir) if use_cache else None
-    if cached is not None:
-        images, labels, meta = cached
-        skipped, kept = meta["skipped"], meta["kept"]
-        mean, std = tuple(meta["mean"]), tuple(meta["std"])
-    else:
-        shape = (image_size, image_size) if image_size else None
-        decode = partial(decode_image, size=image_size, resize=resize)
-        images, kept, skipped = decode_files([p for p, _ in files], decode, shape,
-                                             cdir if use_cache else None, str(where))
-        if not kept:
-            raise DataError(f"no readable images under {where} ({len(skipped)} unreadable, "
-                            f"e.g. {skipped[0] if skipped else '-'})")
-        labels = np.asarray([files[i][1] for i in kept], dtype=np.int64)
-        mean, std = stats or channel_stats(torch.from_numpy(np.asarray(images[:10000])))
-        meta = {"classes": classes, "skipped": skipped, "mean": mean, "std": std,
-                "root": str(where), "kept": kept}
-        if use_cache:
-            images = write_cache(cdir, images, labels, meta)
+    with cache_lock(cdir if use_cache else None):  # one builder; the rest wait, then read
+        cached = read_cache(cdir) if use_cache else None
+        if cached is not None:
+            images, labels, meta = cached
+            skipped, kept = meta["skipped"], meta["kept"]
+            mean, std = tuple(meta["mean"]), tuple(meta["std"])
+        else:
+            shape = (image_size, image_size) if image_size else None
+            decode = partial(decode_image, size=image_size, resize=resize)
+            images, kept, skipped = decode_files([p for p, _ in files], decode, shape,
+                                                 cdir if use_cache else None, str(where))
+            if not kept:
+                raise DataError(f"no readable images under {where} ({len(skipped)} unreadable, "
+                                f"e.g. {skipped[0] if skipped else '-'})")
+            labels = np.asarray([files[i][1] for i in kept], dtype=np.int64)
+            mean, std = stats or channel_stats(torch.from_numpy(np.asarray(images[:10000])))
+            meta = {"classes": classes, "skipped": skipped, "mean": mean, "std": std,
+                    "root": str(where), "kept": kept}
+            if use_cache:
+                images = write_cache(cdir, images, labels, meta)
     report_skipped(skipped, where)
     return Dataset(_as_tensor(images), torch.from_numpy(np.asarray(labels)), list(classes),
                    name, split, tuple(mean), tuple(std),

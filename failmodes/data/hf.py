@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 import torch
 
-from ._cache import cache_dir, decode_files, read_cache, write_cache
+from ._cache import cache_dir, cache_lock, decode_files, read_cache, write_cache
 from .dataset import DataError, Dataset, channel_stats
 from .decode import check_image_size, decode_image
 from .folders import _as_tensor, report_skipped
@@ -53,38 +53,39 @@ def load_hf(arg: str, split: str = "test", image_size: int | None = None,
     key = hashlib.sha1(repr((ds._fingerprint, image_col, label_col, image_size)).encode())
     cdir = cache_dir() / "hf" / key.hexdigest()[:20]
     where = f"hf:{name}:{split}"
-    cached = read_cache(cdir) if use_cache else None
-    if cached is not None:
-        images, labels, meta = cached
-        skipped, mean, std = meta["skipped"], meta["mean"], meta["std"]
-    else:
-        column = ds[image_col]
-        raw_labels = np.asarray(ds[label_col], dtype=np.int64)
+    with cache_lock(cdir if use_cache else None):  # one builder; the rest wait, then read
+        cached = read_cache(cdir) if use_cache else None
+        if cached is not None:
+            images, labels, meta = cached
+            skipped, mean, std = meta["skipped"], meta["mean"], meta["std"]
+        else:
+            column = ds[image_col]
+            raw_labels = np.asarray(ds[label_col], dtype=np.int64)
 
-        def decode(i: int) -> np.ndarray:
-            item = column[i] or {}
-            src = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
-            if src is None:
-                from .decode import ImageDecodeError
-                raise ImageDecodeError(f"{where} row {i}: no image")
-            if isinstance(src, io.BytesIO):
-                src.name = f"{where} row {i}"
-            return decode_image(src, size=image_size)
+            def decode(i: int) -> np.ndarray:
+                item = column[i] or {}
+                src = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
+                if src is None:
+                    from .decode import ImageDecodeError
+                    raise ImageDecodeError(f"{where} row {i}: no image")
+                if isinstance(src, io.BytesIO):
+                    src.name = f"{where} row {i}"
+                return decode_image(src, size=image_size)
 
-        shape = (image_size, image_size) if image_size else None
-        images, kept, skipped = decode_files(list(range(len(ds))), decode, shape,
-                                             cdir if use_cache else None, where)
-        if not kept:
-            raise DataError(f"{where}: no readable images ({len(skipped)} unreadable)")
-        labels = raw_labels[kept]
-        if labels.min() < 0:
-            raise DataError(f"{where}: column {label_col!r} holds unlabelled rows (-1); "
-                            "pick a labelled split")
-        mean, std = channel_stats(torch.from_numpy(np.asarray(images[:10000])))
-        if use_cache:
-            images = write_cache(cdir, images, labels,
-                                 {"classes": classes, "skipped": skipped, "mean": mean,
-                                  "std": std, "root": where})
+            shape = (image_size, image_size) if image_size else None
+            images, kept, skipped = decode_files(list(range(len(ds))), decode, shape,
+                                                 cdir if use_cache else None, where)
+            if not kept:
+                raise DataError(f"{where}: no readable images ({len(skipped)} unreadable)")
+            labels = raw_labels[kept]
+            if labels.min() < 0:
+                raise DataError(f"{where}: column {label_col!r} holds unlabelled rows (-1); "
+                                "pick a labelled split")
+            mean, std = channel_stats(torch.from_numpy(np.asarray(images[:10000])))
+            if use_cache:
+                images = write_cache(cdir, images, labels,
+                                     {"classes": classes, "skipped": skipped, "mean": mean,
+                                      "std": std, "root": where})
     report_skipped(skipped, where)
     short = Path(name).name if os.path.exists(name) else name.split("/")[-1]
     return Dataset(_as_tensor(images), torch.from_numpy(np.asarray(labels)), list(classes),

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from .cam_layers import find_cam_layer, fixed_input_size
+from .tta import apply_tta
 from .wrapper import Classifier, ModelError, head_size
 
 # Inputs up to this side are "CIFAR-sized": a network of unknown origin gets CIFAR-10
@@ -41,7 +42,9 @@ class ModelSource:
     """One model as a user names it. ``classes``: names in output order, a list, a text file
     (one per line) or ``"a,b,c"``; ``mean``/``std``: per-channel statistics of the
     network's training data (default: see :func:`default_normalization`); ``input_size``:
-    resize every batch to N×N first; ``cam_layer``: the Grad-CAM module name."""
+    resize every batch to N×N first; ``cam_layer``: the Grad-CAM module name; ``tta``:
+    ``flip`` evaluates the mean logits of each image and its mirror (test-time
+    augmentation, only when asked: the default None is the plain forward pass)."""
 
     arch: str | None = None
     weights: str | None = None
@@ -52,6 +55,7 @@ class ModelSource:
     std: list[float] | None = None
     input_size: int | None = None
     cam_layer: str | None = None
+    tta: str | None = None
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> ModelSource:
@@ -230,7 +234,8 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
         if src.weights is None:
             raise ModelError("a model needs --model ARCH (with --weights FILE) or a model file")
         from .exported import load_file_model
-        return load_file_model(src, data_classes=data_classes, data_size=data_size, say=say)
+        return apply_tta(load_file_model(src, data_classes=data_classes, data_size=data_size,
+                                         say=say), src.tta)
     build, kind = resolve_arch(src.arch)
     obj, digest, path = None, None, None
     if src.weights is not None:
@@ -291,7 +296,7 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
                        mean=mean, std=std, input_size=size, resize=bool(src.input_size or fixed),
                        cam_layer_name=layer.name if layer else _registry_cam(src.arch, kind),
                        cam_reshape=layer.reshape if layer else None, source=source)
-    return model.eval()
+    return apply_tta(model.eval(), src.tta)
 
 
 def is_model_file(spec: str) -> bool:
@@ -367,7 +372,8 @@ MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pt2", "
 def spec_from_options(model: str, weights: str | None = None, *, arch_args=(),
                       num_classes: int | None = None, classes: str | None = None,
                       mean: str | None = None, std: str | None = None,
-                      input_size: int | None = None, cam_layer: str | None = None):
+                      input_size: int | None = None, cam_layer: str | None = None,
+                      tta: str | None = None):
     """The spec of ``--model ARCH --weights FILE`` and its options (CLI strings): a plain
     string when nothing but ``--model`` is given, else a dict. ``arch_args``: ``key=value``
     strings, values read as YAML scalars (``depth=2``, ``drop_rate=0.1``, ``name=foo``);
@@ -389,7 +395,7 @@ def spec_from_options(model: str, weights: str | None = None, *, arch_args=(),
     if parsed:
         spec["arch_args"] = parsed
     for key, value in (("num_classes", num_classes), ("input_size", input_size),
-                       ("cam_layer", cam_layer), ("classes", classes)):
+                       ("cam_layer", cam_layer), ("classes", classes), ("tta", tta)):
         if value is not None:
             spec[key] = value
     for key, value in (("mean", mean), ("std", std)):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .wrapper import Classifier
+from .wrapper import Classifier, ModelError
 
 
 class FlipAveraged(nn.Module):
@@ -26,6 +26,15 @@ class FlipAveraged(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.net(x) + self.net(x.flip(3)))
 
+    @property
+    def weights_digest(self) -> str | None:
+        """The wrapped network's file digest (ONNX), so weights_hash still tells files apart."""
+        return getattr(self.net, "weights_digest", None)
+
+
+# The ways ``tta`` of a model source may be given; None (the default) is the plain forward.
+TTA_MODES = ("flip",)
+
 
 def with_flip_tta(model: Classifier) -> Classifier:
     """A classifier sharing ``model``'s weights (not a copy) with flip-averaged logits; its
@@ -36,4 +45,33 @@ def with_flip_tta(model: Classifier) -> Classifier:
                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                       input_size=model.input_size, resize=model.resize,
                       cam_layer_name=f"net.{model.cam_layer_name}" if model.cam_layer_name
-                      else "", source={**model.source, "tta": "flip"})
+                      else "", cam_reshape=model.cam_reshape,
+                      cam_unavailable=model.cam_unavailable, source={**model.source, "tta": "flip"})
+
+
+def without_tta(model: Classifier) -> Classifier:
+    """The plain classifier under a :func:`with_flip_tta` wrapper (weights shared); any other
+    model unchanged. Grad-CAM explains this one: hooks on a layer the averaged forward runs
+    twice would mix the image's map with its mirror's."""
+    if not isinstance(getattr(model, "net", None), FlipAveraged):
+        return model
+    source = {k: v for k, v in model.source.items() if k != "tta"}
+    return Classifier(model.net.net, arch=model.arch.removesuffix("+flip-tta"),
+                      arch_kwargs=model.arch_kwargs, class_names=model.class_names,
+                      mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
+                      input_size=model.input_size, resize=model.resize,
+                      cam_layer_name=model.cam_layer_name.removeprefix("net."),
+                      cam_reshape=model.cam_reshape, cam_unavailable=model.cam_unavailable,
+                      source=source)
+
+
+def apply_tta(model: Classifier, tta: str | None) -> Classifier:
+    """``model`` as a model source's ``tta`` asks: None the plain forward, ``flip``
+    :func:`with_flip_tta`."""
+    if tta is None:
+        return model
+    if tta not in TTA_MODES:
+        raise ModelError(f"tta {tta!r} is not one of: {', '.join(TTA_MODES)} (or leave it out "
+                         "for the plain forward pass)")
+    return with_flip_tta(model)
+

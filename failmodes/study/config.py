@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, from_dict, load_yaml, override
+from ..models.sources import ModelSource
+from ..models.tta import TTA_MODES
 from ..ranges import RangeError, parse_values
 
 __all__ = ["ModelSpec", "ProbeSpec", "StudyConfig", "StudyError", "list_presets", "load_preset",
@@ -32,17 +34,18 @@ class StudyError(ConfigError):
     """A study file or a study option is wrong; one line naming the key and the fix."""
 
 
-@dataclass
-class ModelSpec:
+@dataclass(kw_only=True)
+class ModelSpec(ModelSource):
     """One model of a study: trained from ``recipe`` unless ``checkpoint`` or ``weights``
     is given.
 
     ``arch`` is a model-registry name (``failmodes models``), ``tv:NAME``, ``timm:NAME`` or
     ``module:callable``; ``width``, ``epochs``, ``train_subset`` (images), ``batch_size`` and
     ``lr`` override the recipe; ``test_subset`` test images are scored after each epoch
-    (the last epoch: all of them). ``weights``: a state dict for ``arch``, or a model file
-    (.pt2, TorchScript, .onnx) that needs no ``arch``; ``arch_args``, ``num_classes``,
-    ``classes``, ``mean``, ``std``, ``input_size``, ``cam_layer`` as for ``evaluate``.
+    (the last epoch: all of them). The fields it shares with ``evaluate``'s model sources
+    (``weights``: a state dict for ``arch``, or a model file (.pt2, TorchScript, .onnx) that
+    needs no ``arch``; ``arch_args``, ``num_classes``, ``classes``, ``mean``, ``std``,
+    ``input_size``, ``cam_layer``) are :class:`failmodes.models.sources.ModelSource`'s.
     """
 
     name: str
@@ -55,14 +58,6 @@ class ModelSpec:
     batch_size: int | None = None
     lr: float | None = None
     test_subset: int | None = None
-    weights: str | None = None
-    arch_args: dict[str, Any] = field(default_factory=dict)
-    num_classes: int | None = None
-    classes: list[str] | str | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    input_size: int | None = None
-    cam_layer: str | None = None
 
 
 @dataclass
@@ -170,6 +165,9 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
                 and m.arch != IN_MEMORY_ARCH:
             raise StudyError(f"{key} ({m.name}) needs a recipe to train, a checkpoint or "
                              "weights")
+        if m.tta is not None and m.tta not in TTA_MODES:
+            raise StudyError(f"{key}.tta {m.tta!r} is not one of: {', '.join(TTA_MODES)} "
+                             "(leave it out for the plain forward pass)")
         for k in ("width", "epochs", "train_subset", "batch_size", "test_subset",
                   "num_classes", "input_size"):
             v = getattr(m, k)

@@ -33,6 +33,7 @@ from typing import Any
 
 from .._atomic import write_text_atomic
 from ..config import override, save_resolved, to_dict
+from ..models.sources import ModelSource
 from ..store import FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, ResultsStore, RunFolder
 from .config import IN_MEMORY_ARCH, ProbeSpec, StudyConfig, StudyError, sweep_values
 
@@ -275,8 +276,8 @@ def _weights_spec(spec) -> dict:
         args.setdefault("width", spec.width)
     if args:
         out["arch_args"] = args
-    for k in ("num_classes", "classes", "mean", "std", "input_size", "cam_layer"):
-        if getattr(spec, k) is not None:
+    for k in (f.name for f in dataclasses.fields(ModelSource)):  # the rest of the source
+        if k not in ("arch", "weights", "arch_args") and getattr(spec, k) is not None:
             out[k] = getattr(spec, k)
     return absolute_model_spec(out)
 
@@ -301,8 +302,11 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
     names += [n for n in cfg.stressors if n not in names]
     sweeps = [f"{k}={v if isinstance(v, str) else ','.join(str(x) for x in v)}"
               for k, v in cfg.sweeps.items()]
-    return EvalConfig(models={n: p if isinstance(p, dict) else str(p)
-                              for n, p in checkpoints.items()}, data=cfg.data,
+    tta = {m.name: m.tta for m in cfg.models if m.tta is not None}
+    models = {n: p if isinstance(p, dict) else
+              ({"weights": str(p), "tta": tta[n]} if n in tta else str(p))
+              for n, p in checkpoints.items()}
+    return EvalConfig(models=models, data=cfg.data,
                       split=cfg.split, subset=cfg.subset, stressors=names,
                       severities=[float(s) for s in cfg.severities], sweeps=sweeps,
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
