@@ -15,6 +15,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from contextlib import contextmanager
+from typing import cast
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.
     if layer is None:
         if not hasattr(model, "cam_layer"):
             raise CamError(f"{type(model).__name__} has no cam_layer; pass a layer name")
-        return model.cam_layer
+        return cast(nn.Module, model.cam_layer)  # Classifier.cam_layer, a property
     for root in (getattr(model, "net", None), model):
         if root is None:
             continue
@@ -184,6 +185,8 @@ def finer_layer(model: nn.Module, image: torch.Tensor, layer: str | None = None,
     finally:
         for h in hooks:
             h.remove()
+    if target_name is None:  # the target is not inside root
+        return None, (0, 0)
     own = sizes.get(target_name, (0, 0))
     if min(own) >= min_side or target_name not in order:
         return None, own
