@@ -90,7 +90,7 @@ def cam_mode(model: nn.Module):
 
 
 def compute_cams(model: nn.Module, images: torch.Tensor,
-                 targets: torch.Tensor | Sequence[int] | None = None, *,
+                 targets: torch.Tensor | np.ndarray | Sequence[int] | None = None, *,
                  method: str = "gradcam", layer: str | nn.Module | None = None,
                  batch_size: int = 128, return_logits: bool = False, raw: bool = False):
     """CAMs of ``images`` (float N×3×H×W in [0, 1]) for class ``targets`` (N ints; None =
