@@ -109,7 +109,7 @@ def ece_vs_severity(path: Path, model: str, rows: list[dict], clean: dict | None
                     ) -> tuple[Path, str]:
     """ECE vs severity, one panel per family, one colour per corruption; solid = raw,
     dashed = after T; severity 0 is the clean cell."""
-    by = defaultdict(lambda: defaultdict(list))
+    by: defaultdict[str, defaultdict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         by[r["family"]][r["stressor"]].append(r)
     fams = [f for f in FAMILIES if f in by]
@@ -124,11 +124,11 @@ def ece_vs_severity(path: Path, model: str, rows: list[dict], clean: dict | None
             y, yt = [_mean_at(rs, "ece", s) for s in sev], [_mean_at(rs, "ece_ts", s) for s in sev]
             if clean is not None:
                 x, y, yt = [0.0] + x, [clean["ece"]] + y, [clean["ece_ts"]] + yt
-            y, yt = 100 * np.asarray(y), 100 * np.asarray(yt)
-            ax.plot(x, y, "-o", color=color, markersize=3, label=name)
-            if not np.all(np.isnan(yt)):
-                ax.plot(x, yt, "--x", color=color, markersize=3)
-            ymax = max(ymax, np.nanmax(np.concatenate([y, yt])) if len(y) else 0)
+            y_pct, yt_pct = 100 * np.asarray(y), 100 * np.asarray(yt)
+            ax.plot(x, y_pct, "-o", color=color, markersize=3, label=name)
+            if not np.all(np.isnan(yt_pct)):
+                ax.plot(x, yt_pct, "--x", color=color, markersize=3)
+            ymax = max(ymax, np.nanmax(np.concatenate([y_pct, yt_pct])) if len(y_pct) else 0)
         ax.set_title(fam, fontsize=10)
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel("ECE (%)")
@@ -177,7 +177,7 @@ def family_bars(path: Path, families: list[dict]) -> tuple[Path, str]:
     """ECE per family, one bar pair (raw, after T) per model."""
     order = ("clean", "noise", "blur", "weather", "digital", "other", "sweep", "corruptions")
     models = list(dict.fromkeys(r["model"] for r in families))
-    first = {}
+    first: dict[str, str] = {}
     for r in families:  # the primary (first listed) dataset of each model
         first.setdefault(r["model"], r["dataset"])
     fams = [f for f in order if any(r["family"] == f for r in families)]

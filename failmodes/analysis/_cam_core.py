@@ -15,6 +15,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from contextlib import contextmanager
+from typing import cast
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.
     if layer is None:
         if not hasattr(model, "cam_layer"):
             raise CamError(f"{type(model).__name__} has no cam_layer; pass a layer name")
-        return model.cam_layer
+        return cast(nn.Module, model.cam_layer)  # Classifier.cam_layer, a property
     for root in (getattr(model, "net", None), model):
         if root is None:
             continue
@@ -89,7 +90,7 @@ def cam_mode(model: nn.Module):
 
 
 def compute_cams(model: nn.Module, images: torch.Tensor,
-                 targets: torch.Tensor | Sequence[int] | None = None, *,
+                 targets: torch.Tensor | np.ndarray | Sequence[int] | None = None, *,
                  method: str = "gradcam", layer: str | nn.Module | None = None,
                  batch_size: int = 128, return_logits: bool = False, raw: bool = False):
     """CAMs of ``images`` (float N×3×H×W in [0, 1]) for class ``targets`` (N ints; None =
@@ -184,6 +185,8 @@ def finer_layer(model: nn.Module, image: torch.Tensor, layer: str | None = None,
     finally:
         for h in hooks:
             h.remove()
+    if target_name is None:  # the target is not inside root
+        return None, (0, 0)
     own = sizes.get(target_name, (0, 0))
     if min(own) >= min_side or target_name not in order:
         return None, own

@@ -119,8 +119,7 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
         failed = store.cells(status="failed")
     finally:
         store.close()
-    reports = [r for r in reports if r is not None]
-    result = _assemble(reports, out_dir, n_bins, dangerous_conf, models)
+    result = _assemble([r for r in reports if r is not None], out_dir, n_bins, dangerous_conf, models)
     if failed:
         result.notes.append(f"{len(failed)} cell(s) failed during evaluation and are left "
                             "out (see the store's cells.error).")
@@ -296,6 +295,7 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
         if p is None:
             continue
         correct, raw, ts = _cat(p["correct"]), _cat(p["raw"]), _cat(p["ts"])
+        assert correct is not None and raw is not None  # _pool appends to both at once
         panels.append({"title": title, "correct": correct, "raw": raw, "ts": ts,
                        "bins_raw": reliability_bins(raw, correct, n_bins),
                        "bins_ts": reliability_bins(ts, correct, n_bins) if ts is not None
@@ -307,8 +307,9 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
     for label in sorted(rep.pools, key=lambda x: (-1.0 if x == "clean" else x)):
         p = rep.pools[label]
         correct = _cat(p["correct"])
+        assert correct is not None  # _pool appends to "correct" whenever it makes a pool
         name = "clean" if label == "clean" else f"severity {label:g}"
-        curves[name] = {k: _rc_grid(*risk_coverage(_cat(p[k]), correct))
+        curves[name] = {k: _rc_grid(*risk_coverage(torch.cat(p[k]), correct))
                         for k in ("raw", "ts") if p[k]}
     slug, out = _slug(rep.model), []
     if panels:

@@ -232,7 +232,7 @@ def _model_section(result: AnalysisResult, store, name: str, model, dataset, out
     tables = result.tables
     rows = drift.table()
     tables["cam_drift"] += [{"model": name, **r} for r in rows]
-    top = {}
+    top: dict[str, dict] = {}
     for r in rows:  # the highest severity of each stressor
         if r["stressor"] not in top or r["severity"] > top[r["stressor"]]["severity"]:
             top[r["stressor"]] = r
@@ -245,6 +245,7 @@ def _model_section(result: AnalysisResult, store, name: str, model, dataset, out
         out.append((figs.plot_drift_curves(drift, figdir / f"cam_drift_{tag}.png", name),
                     f"{name}: CAM drift from the clean CAM vs severity, one line per "
                     f"corruption ({len(drift.indices)} fixed images)"))
+        assert largest is not None  # drift.cells holds at least one stressor
         sev = drift.severities(largest)
         out.append((figs.plot_montage(model, dataset, drift, largest,
                                       figdir / f"cam_montage_{tag}.png", name, method=method,
@@ -308,7 +309,7 @@ def _stressor_grid(cells, stressors: Sequence[str] | None
 
 def _store_accuracy(store, model: str, dataset_key: str | None
                     ) -> dict[tuple[str, float], float]:
-    acc = {}
+    acc: dict[tuple[str, float], float] = {}
     for row in store.accuracy_table(model):
         if dataset_key is None or row["dataset"] == dataset_key:
             acc.setdefault((row["stressor"], float(row["severity"])), float(row["accuracy"]))

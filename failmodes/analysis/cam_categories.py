@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ def null_rule(map_size: tuple[int, int], image_size: tuple[int, int], *,
     rate = float(np.mean((border_share(pred, band) > b_thr) | (overlap(pred, true) < o_thr)))
     flat = torch.ones(1, *image_size)
     uniform = bool(border_share(flat, band)[0] > b_thr or overlap(flat, flat)[0] < o_thr)
-    return ContextRule(b_thr, o_thr, rate, uniform, tuple(map_size))
+    return ContextRule(b_thr, o_thr, rate, uniform, cast(tuple[int, int], tuple(map_size)))
 
 
 FAILURE_TYPES = ("fine_grained", "context", "other")
@@ -74,7 +75,7 @@ def superclass_lookup(spec: str | None = "auto", class_names: Sequence[str] = ()
     ``auto`` is the same map in both. ``"fine"`` / ``"coarse"`` are aliases of the built-in
     ``cifar10-fine`` / ``cifar10`` maps."""
     from .superclasses import SuperclassError, resolve_superclasses
-    spec = {"fine": "cifar10-fine", "coarse": "cifar10"}.get(spec, spec)
+    spec = {"fine": "cifar10-fine", "coarse": "cifar10"}.get(spec, spec) if spec is not None else None
     names = list(class_names)
     if not names and spec in ("cifar10", "cifar10-fine"):
         from .superclasses import CIFAR10_CLASSES

@@ -68,7 +68,7 @@ class DriftResult:
         """The stressor with the largest drift averaged over its severities."""
         scores = {s: np.mean([self.mean_drift(s, v) for v in self.severities(s)])
                   for s in self.stressors()}
-        return max(scores, key=scores.get) if scores else None
+        return max(scores, key=scores.__getitem__) if scores else None
 
     def clean_accuracy(self) -> float:
         return float(np.mean(self.clean_pred == self.labels))
@@ -161,7 +161,7 @@ def attention_drift(model, dataset, grid: Sequence[tuple[str, Sequence[float], i
     device = next(model.parameters()).device
     rows = sample_rows(dataset, sample, seed)
     x0 = images_at(dataset, rows, device)
-    size = tuple(x0.shape[-2:])
+    size = (x0.shape[-2], x0.shape[-1])
     idx = dataset.indices[rows]
     labels = dataset.labels[rows].numpy()
     _, raw0, logits = compute_cams(model, x0, None, method=method, layer=layer,

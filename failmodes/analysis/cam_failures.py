@@ -51,7 +51,8 @@ def explain_failures(model, dataset, store, cells, *,
     classes = list(dataset.classes)
     superclass_of = superclass_of or superclass_lookup("auto", classes)
     pos = {int(i): p for p, i in enumerate(dataset.indices.tolist())}
-    records, examples, n_total = [], [], {}
+    records, examples = [], []
+    n_total: dict[str, int] = {}
     n_same = n_checked = 0
     for cell in cells:
         if cell.stressor != "clean" and (stressors is not None and cell.stressor not in stressors):
@@ -73,10 +74,10 @@ def explain_failures(model, dataset, store, cells, *,
                                      method=method, layer=layer, batch_size=batch_size,
                                      raw=True, return_logits=True)
         if rule is None:
-            rule = null_rule(tuple(raw.shape[-2:]), tuple(x.shape[-2:]))
+            rule = null_rule((raw.shape[-2], raw.shape[-1]), (x.shape[-2], x.shape[-1]))
         k = len(keep)
         cam_pred, cam_true = cams[:k], cams[k:]
-        mass = upsample(raw, tuple(x.shape[-2:]))
+        mass = upsample(raw, (x.shape[-2], x.shape[-1]))
         bs, ov = border_share(mass[:k]), overlap(mass[:k], mass[k:])
         n_same += int((lg[:k].argmax(1).numpy() == pred).sum())
         n_checked += k
@@ -119,7 +120,8 @@ def failure_type_counts(fails: Failures) -> dict[str, dict]:
 def gallery(examples: list, rows: int = 8, clean_rows: int = 3) -> list:
     """Up to ``clean_rows`` clean failures, then corrupted ones, most confident first, with
     no image and no stressor twice (the same image fails at several severities)."""
-    pick, seen_img, seen_st = [], set(), set()
+    pick: list[dict] = []
+    seen_img, seen_st = set(), set()
     n_clean = 0
     for e in sorted(examples, key=lambda e: (e["stressor"] != "clean", -e["conf"])):
         clean = e["stressor"] == "clean"

@@ -15,6 +15,7 @@ random, is below ``PASS_RHO``.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ def blocks(model: nn.Module) -> list[str]:
     each top-level child with parameters, or its children when it has several with
     parameters (ResNet stages → their blocks)."""
     root = getattr(model, "net", model)
-    out = []
+    out: list[str] = []
     for name, child in root.named_children():
         if not any(True for _ in child.parameters()):
             continue
@@ -57,7 +58,7 @@ def cascading_randomisation(model: nn.Module, images: torch.Tensor, *,
 
     ``layer`` names the CAM layer inside the model (as for ``compute_cams``); the copy is
     hooked at the same name."""
-    size = tuple(images.shape[-2:])
+    size = (images.shape[-2], images.shape[-1])
     with torch.no_grad():
         targets = model(images.to(next(model.parameters()).device)).argmax(1).cpu()
     _, raw0 = compute_cams(model, images, targets, method=method, layer=layer,
@@ -66,7 +67,7 @@ def cascading_randomisation(model: nn.Module, images: torch.Tensor, *,
     work = copy.deepcopy(model)
     root = getattr(work, "net", work)
     layer_name = layer if layer is not None else _layer_name(model)
-    curve = [{"step": 0, "randomised": "none", "spearman": 1.0}]
+    curve: list[dict[str, Any]] = [{"step": 0, "randomised": "none", "spearman": 1.0}]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         for k, name in enumerate(reversed(blocks(work)), 1):

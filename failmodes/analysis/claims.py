@@ -252,9 +252,15 @@ def _missing(c: Claim, what: str) -> Verdict:
                            if isinstance(m, str)])
 
 
+def _model_of(c: Claim) -> str:
+    if c.model is None:  # parse_claims sets it for every kind but more_robust
+        raise ClaimError(f"a {c.kind} claim names no model: {c.describe()}")
+    return c.model
+
+
 def _check_drop(c: Claim, ev: Evidence) -> Verdict:
-    s, sev = c.subject, c.params["severity"]
-    clean, shifted = ev.correct(c.model, "clean", 0), ev.correct(c.model, s, sev)
+    s, sev, m = c.subject, c.params["severity"], _model_of(c)
+    clean, shifted = ev.correct(m, "clean", 0), ev.correct(m, s, sev)
     if clean is None or shifted is None:
         return _missing(c, f"{s} at severity {sev:g} (or the clean cell) is not in the store")
     pair = np.stack([clean, shifted], axis=1).astype(np.float64)
@@ -288,7 +294,7 @@ def _regime_verdict(label: str | None, confidence: str | None, want_graceful: bo
 
 
 def _check_regime(c: Claim, ev: Evidence) -> Verdict:
-    r = ev.regime(c.model, c.subject)
+    r = ev.regime(_model_of(c), c.subject)
     if r is None:
         return _missing(c, f"no regime for {c.subject} (curves analysis)")
     v = _regime_verdict(r.get("label"), r.get("confidence"), c.params["is"])
@@ -305,7 +311,7 @@ def _check_regime(c: Claim, ev: Evidence) -> Verdict:
 def _check_graceful(c: Claim, ev: Evidence) -> Verdict:
     parts, verdicts, ev_out = [], [], {}
     for s in c.subject:
-        r = ev.regime(c.model, s)
+        r = ev.regime(_model_of(c), s)
         v = "inconclusive" if r is None else _regime_verdict(r.get("label"),
                                                               r.get("confidence"), True)
         verdicts.append(v)
@@ -320,28 +326,30 @@ def _check_graceful(c: Claim, ev: Evidence) -> Verdict:
 
 def _mean_correct(ev: Evidence, model: str, stressors, sev=INTEGER_SEVERITIES):
     cols = [ev.correct(model, s, v) for s in stressors for v in sev]
-    if any(col is None for col in cols) or not cols:
+    present = [col for col in cols if col is not None]
+    if len(present) < len(cols) or not cols:
         return None
-    return np.mean(np.stack(cols, axis=1).astype(np.float64), axis=1)
+    return np.mean(np.stack(present, axis=1).astype(np.float64), axis=1)
 
 
 def _check_harder(c: Claim, ev: Evidence) -> Verdict:
-    hard = _mean_correct(ev, c.model, c.subject)
-    easy = _mean_correct(ev, c.model, c.params["than"])
+    m = _model_of(c)
+    hard = _mean_correct(ev, m, c.subject)
+    easy = _mean_correct(ev, m, c.params["than"])
     if hard is None or easy is None:
         return _missing(c, "some corruption × severity 1–5 cells are not in the store")
     diff = 100.0 * (easy - hard)          # > 0: the "harder" group costs more accuracy
     est, lo, hi = paired_bootstrap(diff)
     p = sign_flip_p(diff, seed=BOOT_SEED)[0]
     verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    per = {s: 100.0 * float(_mean_correct(ev, c.model, [s]).mean())
+    per = {s: 100.0 * float(_mean_correct(ev, m, [s]).mean())
            for s in (*c.subject, *c.params["than"])}
     worst_easy = min(per[s] for s in c.params["than"])
     best_hard = max(per[s] for s in c.subject)
     reason = (f"mean accuracy {100 * hard.mean():.1f} % vs {100 * easy.mean():.1f} %: "
               f"{est:.1f} points harder (95 % CI {lo:.1f} to {hi:.1f}, paired p = {p:.2g})")
     if verdict == "supported" and best_hard > worst_easy:
-        reason += (f"; as groups only: {max(c.subject, key=per.get)} ({best_hard:.1f} %) is not "
+        reason += (f"; as groups only: {max(c.subject, key=per.__getitem__)} ({best_hard:.1f} %) is not "
                    f"below every listed easier corruption")
     return Verdict(c.describe(), c.kind, verdict, reason,
                    {"difference_points": est, "ci_low": lo, "ci_high": hi, "p_value": p,
@@ -388,7 +396,7 @@ def _check_cam_drift(c: Claim, ev: Evidence) -> Verdict:
     from ..stressors import suite
     clean_all, shifted_all, nulls = [], [], []
     for s in suite("cifar10-c"):
-        got = ev.cam_border(c.model, s, sev)
+        got = ev.cam_border(_model_of(c), s, sev)
         if got is not None:
             clean_all.append(got[0])
             shifted_all.append(got[1])

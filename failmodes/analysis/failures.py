@@ -237,7 +237,9 @@ def _gallery_picks(cands: list[tuple], clean_ids: set,
     ones with at most ``GALLERY_PER_CELL`` per cell and each image once."""
     ranked = sorted(cands, key=lambda c: -c[0])
     clean = [c[1:3] for c in ranked if c[1] in clean_ids][:GALLERY_SIZE]
-    shifted, per_cell, seen = [], defaultdict(int), set()
+    shifted: list[tuple] = []
+    per_cell: defaultdict[int, int] = defaultdict(int)
+    seen: set[int] = set()
     for _conf, cid, i, idx in ranked:
         if (cid not in clean_ids and (shifted_ids is None or cid in shifted_ids)
                 and per_cell[cid] < GALLERY_PER_CELL and idx not in seen
@@ -255,7 +257,8 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     clean_ids = {cl.id for cl in cells
                  if cl.stressor == CLEAN and dataset_role(cl.dataset) == MAIN}
     keep = max(max_cases, GALLERY_SIZE)  # the overall top-k lies within every cell's top-k
-    rows, cands = [], []
+    rows = []
+    cands: list[tuple[float, int, int, int]] = []  # (confidence, cell id, row, dataset index)
     mats: dict[str, np.ndarray] = {}
     for cell in cells:
         p = store.predictions(cell)
@@ -297,7 +300,7 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     shifted = [m for g, m in mats.items() if g in CORRUPTION_FAMILIES]
     if shifted:
         pairs += [{"model": model, "group": "all shifted", **r}
-                  for r in top_pairs(sum(shifted), names, k_pairs)]
+                  for r in top_pairs(np.sum(shifted, axis=0), names, k_pairs)]
     pcl = [{"model": model, "group": g, "class": names[i], "accuracy": float(a[i])}
            for g, a in per_class.items() for i in range(c)]
     summary, notes = _summarise(model, rows, pairs, smap, threshold)

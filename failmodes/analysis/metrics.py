@@ -218,7 +218,7 @@ def official_comparison(cells: list[dict]) -> list[dict]:
     off = [r for r in cells if is_official(r["dataset"])]
     if not off:
         return []
-    counts = defaultdict(int)
+    counts: defaultdict[tuple[str, str], int] = defaultdict(int)
     for r in cells:
         if dataset_role(r["dataset"]) != OFFICIAL:
             counts[(r["model"], r["dataset"])] += 1
@@ -303,7 +303,7 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
                                            "corruption and severity"}, model=m["model"])
     res.per_model = _per_model(t["models"])
     res.summary = {"baseline": t["baseline"]}
-    worst = {}
+    worst: dict[str, dict] = {}
     for r in t["corruptions"]:
         if r["model"] not in worst or r["accuracy"] < worst[r["model"]]["accuracy"]:
             if dataset_role(r["dataset"]) != OFFICIAL:

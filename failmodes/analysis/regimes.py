@@ -207,11 +207,12 @@ def _fit(shape: str, x: np.ndarray, y: np.ndarray, var_floor: float) -> ShapeFit
         (a, b), rss = _lstsq(np.stack([one, x], 1), y)
         params = {"a": a, "b": b}
     elif shape == "hinge":
-        best = None
+        best: tuple[float, float, np.ndarray] | None = None
         for t in _breaks(ux):
             coef, rss = _lstsq(np.stack([one, np.maximum(0.0, x - t)], 1), y)
             if best is None or rss < best[1] - 1e-9:
                 best = (t, rss, coef)
+        assert best is not None  # the grid is never empty
         t, rss, (a, b) = best
         params = {"a": a, "b": b, "t": t}
     elif shape == "piecewise":
@@ -220,6 +221,7 @@ def _fit(shape: str, x: np.ndarray, y: np.ndarray, var_floor: float) -> ShapeFit
             coef, rss = _lstsq(np.stack([one, x, np.maximum(0.0, x - t)], 1), y)
             if best is None or rss < best[1] - 1e-9:
                 best = (t, rss, coef)
+        assert best is not None  # the grid is never empty
         t, rss, (a, b1, db) = best
         params = {"a": a, "b1": b1, "b2": b1 + db, "t": t}
     else:
@@ -229,6 +231,7 @@ def _fit(shape: str, x: np.ndarray, y: np.ndarray, var_floor: float) -> ShapeFit
             coef, rss = _lstsq(np.stack([one, np.exp(-x / tau)], 1), y)
             if best is None or rss < best[1] - 1e-9:
                 best = (tau, rss, coef)
+        assert best is not None  # the grid is never empty
         tau, rss, (a, d) = best
         params = {"a": a, "d": d, "tau": tau}
     params = {key: float(v) for key, v in params.items()}

@@ -87,7 +87,7 @@ IMAGENET_VEHICLES = [
     # aircraft: airliner, airship, balloon, space shuttle, warplane
     404, 405, 417, 812, 895,
 ]
-IMAGENET_SUPERCLASSES = {
+IMAGENET_SUPERCLASSES: dict[str, list] = {  # "a-b" index ranges and plain indices
     "dogs": ["151-268"],
     "cats": ["281-285"],
     "big_cats": ["286-293"],
@@ -145,7 +145,7 @@ def _resolve(entries: dict, class_names: list[str], source: str) -> SuperclassMa
     index = {n: i for i, n in enumerate(class_names)}
     c = len(class_names)
     group_of = np.full(c, -1, dtype=np.int64)
-    names = []
+    names: list[str] = []
     for g, (name, items) in enumerate(entries.items()):
         if not isinstance(items, (list, tuple)):
             raise SuperclassError(f"{source}: superclass {name!r} must list classes, got {items!r}")

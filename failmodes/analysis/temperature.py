@@ -50,7 +50,7 @@ def validation_ok(meta: dict | None) -> tuple[bool, str]:
 def fit_for_model(store: ResultsStore, model: str, meta: dict | None, val: list[Cell],
                   clean: list[Cell], strict: bool = False):
     """(fit or None, fitted_on, dataset indices to report on or None, notes)."""
-    notes = []
+    notes: list[str] = []
     ok, why = validation_ok(meta)
     if val and ok:
         rows = store.predictions(val[0], logits=True)

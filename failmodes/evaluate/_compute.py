@@ -27,7 +27,8 @@ class CleanCache:
     """Clean float batches kept on the device across cells while they fit the budget."""
 
     def __init__(self, device: torch.device, budget: int = CLEAN_CACHE_BYTES):
-        self.device, self.budget, self.used, self.batches = device, budget, 0, {}
+        self.device, self.budget, self.used = device, budget, 0
+        self.batches: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def get(self, ds: Dataset, key: str, start: int, stop: int) -> torch.Tensor:
         k = (key, start, stop)
@@ -69,6 +70,7 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
     clean_right: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     t_stress, t_model = 0.0, dict.fromkeys(g.models, 0.0)
     n = len(ds)
+    assert ds.indices is not None  # set in Dataset.__post_init__
     with torch.inference_mode():
         for start in range(0, n, c.batch_size):
             stop = min(start + c.batch_size, n)
@@ -86,6 +88,7 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
                 t0 = time.perf_counter()
                 xm = x
                 if attack:
+                    assert stressor is not None  # an attack is a stressor that needs the model
                     labels = ds.labels[start:stop].to(plan.device)
                     clean_right[m].append(plan.models[m](x).argmax(1).cpu() == labels.cpu())
                     xm = stressor(x, g.severity, seed=c.seed, indices=idx,
@@ -93,7 +96,8 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
                 logits[m].append(plan.models[m](xm))
                 t_model[m] += time.perf_counter() - t0
             bar.advance_images((stop - start) * len(g.models))
-        outcomes, attack_stats = [], {}
+        outcomes: list[dict | str] = []  # per model: rows, or why the cell failed
+        attack_stats: dict[str, dict] = {}
         for m in g.models:
             z = torch.cat(logits[m]) if logits[m] else torch.empty(0, plan.models[m].num_classes)
             finite = torch.isfinite(z).all(dim=1)

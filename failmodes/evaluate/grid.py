@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..store import CLEAN, MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, CellKey
 from ..stressors import parse_sweep
-from .config import EvalConfig, _fmt, resolve_config
+from .config import EvalConfig, EvalError, _fmt, resolve_config
 from .inputs import load_eval_dataset, official_key
 
 
@@ -40,6 +40,8 @@ class Group:
 
 def groups_of(config: EvalConfig, keys: dict[str, str]) -> list[Group]:
     """Every group of a resolved config, clean first; ``keys`` maps source -> dataset key."""
+    if config.stressors is None or isinstance(config.severities, str):
+        raise EvalError("groups_of needs a resolved config (see resolve_config)")
     models = tuple(config.models)
     out = [Group(MAIN, keys[MAIN], CLEAN, 0.0, models)]
     for n in config.stressors:

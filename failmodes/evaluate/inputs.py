@@ -49,6 +49,8 @@ def _load_full(spec: str, split: str, image_size: int | None) -> Dataset:
 
 def official_dataset(config: EvalConfig, corruption: str, severity: float, classes: list[str]):
     """One cell's images of the released corrupted set ``config.official`` and its key."""
+    if config.official is None:
+        raise EvalError("official_dataset: the config names no released set (--official)")
     kind = parse_spec(config.official)[0]
     try:
         ds = load_corrupted(config.official, corruption, int(severity),
@@ -98,6 +100,8 @@ def check_classes(name: str, model: Classifier, ds: Dataset, data: str) -> None:
 def official_key(c: EvalConfig) -> tuple[str, int]:
     """The official cells' dataset key and images per cell; checks that the released set
     holds every requested corruption at severities 1..5 before any work."""
+    if c.official is None or c.stressors is None:
+        raise EvalError("official_key needs a resolved config that names --official")
     kind, arg = parse_spec(c.official)
     root = Path(arg)
     if kind in ("cifar10c", "cifar100c"):

@@ -65,6 +65,7 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
     if c.official:
         keys[OFFICIAL], sizes[OFFICIAL] = official_key(c)
     models, records = {}, {}
+    assert isinstance(c.models, dict)  # resolve_config names every model
     for name, spec in c.models.items():
         if spec == IN_MEMORY:
             if not prebuilt or name not in prebuilt:
@@ -91,6 +92,7 @@ def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
 
 def _has_attacks(c: EvalConfig) -> bool:
     from ..stressors import get_stressor, parse_sweep
+    assert c.stressors is not None  # resolve_config lists them
     names = list(c.stressors) + [parse_sweep(t)[0] for t in c.sweeps]
     return any(get_stressor(n).needs_model for n in names)
 
@@ -139,6 +141,7 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
                 m.train(modes[n])
         summary = None
         if dist.is_main:
+            assert store is not None  # rank 0 opened it in _open_and_record
             n_img = sum(plan.sizes[g.source] * len(g.models) for g in todo)
             n_cells, n_todo = (sum(len(g.models) for g in gs) for gs in (groups, todo))
             now = time.perf_counter()
@@ -221,6 +224,7 @@ def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Di
             gathered = dist.gather(mine)
             if not dist.is_main:
                 continue
+            assert gathered is not None and store is not None  # rank 0 gathers and writes
             for rank, item in enumerate(gathered):
                 if item is None:
                     continue

@@ -119,7 +119,7 @@ class CifarDenseNet121(nn.Module):
         super().__init__()
         c = 2 * growth
         self.conv1 = nn.Conv2d(3, c, 3, padding=1, bias=False)
-        stages = []
+        stages: list[nn.Module] = []
         for i, n in enumerate(blocks):
             layers = []
             for _ in range(n):

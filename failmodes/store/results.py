@@ -277,7 +277,8 @@ class ResultsStore:
             out[f] = np.asarray([r[j] for r in rows], dtype=dtype)
         if logits:
             blobs = [r[len(ROW_FIELDS)] for r in rows]
-            out["logits"] = (np.stack([np.frombuffer(b, dtype=np.float32) for b in blobs])
+            # None when a row has no stored logits: callers check before using them.
+            out["logits"] = (np.stack([np.frombuffer(b, dtype=np.float32) for b in blobs])  # type: ignore[assignment]
                              if blobs and all(b is not None for b in blobs) else None)
         return out
 

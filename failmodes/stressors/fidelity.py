@@ -38,7 +38,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     clean = np.load(args.ref)["clean"]
     names = args.only.split(",") if args.only else suite("all")
-    np.savez_compressed(args.out, **make_candidate(clean, names, args.seed))
+    # numpy's stub lets **arrays bind allow_pickle: bool; the keys are corruption names.
+    np.savez_compressed(args.out, **make_candidate(clean, names, args.seed))  # type: ignore[arg-type]
     print(f"wrote {args.out} ({len(names)} corruptions x {len(SEVERITIES)} severities)")
 
 

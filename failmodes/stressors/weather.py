@@ -131,8 +131,8 @@ def _frost_textures_cpu(scale: float, min_h: int, min_w: int):
     hmax = max(t.shape[1] for t in texs)
     wmax = max(t.shape[2] for t in texs)
     stack = torch.zeros(len(texs), 3, hmax, wmax, dtype=torch.uint8)
-    for i, t in enumerate(texs):
-        stack[i, :, :t.shape[1], :t.shape[2]] = t
+    for i, tex in enumerate(texs):
+        stack[i, :, :tex.shape[1], :tex.shape[2]] = tex
     sizes = torch.tensor([[t.shape[1], t.shape[2]] for t in texs])
     return stack, sizes
 
@@ -263,9 +263,10 @@ def spatter(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     liquid = rng.normal((1, h, w), dtype=torch.float64) * std + mean
     liquid = gaussian_filter(liquid, float(sigma), "nearest", 4.0)
     liquid = torch.where(liquid < thresh, torch.zeros_like(liquid), liquid)
-    out = 0
+    out: torch.Tensor | int = 0
     if mud < 1:
         out = out + (1 - mud) * _spatter_liquid(x, liquid, intensity).clamp(0, 1)
     if mud > 0:
         out = out + mud * _spatter_mud(x, liquid, thresh, intensity).clamp(0, 1)
+    assert isinstance(out, torch.Tensor)  # every mud is < 1 or > 0
     return out
