@@ -130,24 +130,29 @@ def test_missing_and_failed_sections_say_so(fake_run):
     assert "This analysis failed" in sec("calibration") and "bins" in sec("calibration")
     assert "The cam analysis has not run" in sec("cam")
     assert "not run" in sec("failures") and "<figure" not in sec("failures")
-    # The summary lists what is missing instead of inventing numbers.
-    assert "the calibration analysis failed" in sec("summary")
-    assert "Largest drop: 50 points under fog" in sec("summary")
-    assert "threshold-collapse" in sec("summary")
+    # The first screen is the summary: it lists what is missing instead of inventing
+    # numbers, and no later table repeats it (the old summary tables are gone).
+    assert "the calibration analysis failed" in sec("glance")
+    assert "Largest drop: 50 points under fog" in sec("glance")
+    assert "threshold-collapse" in sec("glance")
+    assert html.count("Largest drop: 50 points under fog") == 1
+    for gone in ("Accuracy and robustness", "Failure regimes (label", "Top confusion pairs",
+                 "Not in this report", 'href="#summary"'):
+        assert gone not in html
     # Sections follow the registry, with the comparison after the curves.
     order = [m for m in re.findall(r'<section id="([^"]+)">', html)]
-    assert order == ["glance", "summary", "explorer", "training", "metrics", "curves", "comparison",
-                     "failures",
-                     "calibration", "cam", "sweeps", "appendix"]
+    assert order == ["glance", "explorer", "training", "metrics", "curves", "comparison",
+                     "failures", "calibration", "cam", "adversarial", "sweeps", "appendix"]
+    assert "no attack cells" in sec("adversarial")
     assert "failmodes run fake.yaml" in sec("appendix")
     # Probes: the table and strip of the one that ran, the reason of the one that failed.
     assert "m on skimage:cat under rotation" in sec("sweeps") and "tabby" in sec("sweeps")
     assert "Probe m on dog.png under rotation: failed — OSError: no dog" in sec("sweeps")
     assert sec("sweeps").count("<img") == 1
-    # Per-model analysis numbers reach the summary table and pivot in their section,
-    # under labels that say what they are.
-    assert "0.712" in sec("summary") and "35.5%" in sec("summary")
-    assert "CIFAR-10-C error" in sec("summary") and "ratio vs baseline" in sec("summary")
+    # Per-model analysis numbers reach the first screen's cards and the pivot in their
+    # section, under labels that say what they are.
+    assert "35.5 %" in sec("glance") and "CIFAR-10-C error" in sec("glance")
+    assert "0.712" in sec("metrics")
     assert re.search(r"Headline numbers per model.*<th[^>]*>net-a</th><th[^>]*>net-b</th>",
                      sec("metrics"), re.S)
 

@@ -38,6 +38,8 @@ SPRITE_COLS = 64
 # Bytes of sprite sheets the page may embed; past it, fewer images get thumbnails (the
 # rows of the others are still all there). Chromium opens a 30 MB page in a few seconds.
 DEFAULT_THUMB_BUDGET = 24 * 2 ** 20
+# Past this the page takes tens of seconds to open, and a phone may not open it at all.
+MAX_THUMB_BUDGET = 256 * 2 ** 20
 WEBP_QUALITY = 80
 MIN_THUMBS = 8                   # even a tiny budget shows this many images
 PILOT = 32                       # images whose thumbnails measure the cost of one
@@ -201,6 +203,20 @@ def _sprites(run_dir: Path, groups: dict, idx: np.ndarray,
         sprites[s] = sprite_uri(stack)
         meta[s] = {"cols": min(SPRITE_COLS, len(idx)), "values": [v for v, _ in keys]}
     return sprites, meta
+
+
+def check_thumb_budget(nbytes) -> int:
+    """``nbytes`` as an int when it is a sane thumbnail budget (above 0, at most
+    ``MAX_THUMB_BUDGET``); else an ``InputError`` naming the value in MB."""
+    from ..errors import InputError
+    ok = isinstance(nbytes, (int, float)) and not isinstance(nbytes, bool) \
+        and math.isfinite(nbytes) and 0 < nbytes <= MAX_THUMB_BUDGET
+    if not ok:
+        shown = f"{nbytes / 2 ** 20:g} MB" if isinstance(nbytes, (int, float)) else repr(nbytes)
+        raise InputError(f"thumbnail budget {shown} is out of range: give more than 0 and at "
+                         f"most {MAX_THUMB_BUDGET // 2 ** 20} MB (default "
+                         f"{DEFAULT_THUMB_BUDGET // 2 ** 20} MB)")
+    return int(nbytes)
 
 
 def _needs_model(name: str) -> bool:
