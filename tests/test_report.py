@@ -207,3 +207,34 @@ def test_compare_runs(tmp_path, fake_registry):
     assert len(rows) == 1 + 2 * 2  # header + 2 models × 2 corruptions
     with pytest.raises(ValueError, match="holds no results.sqlite"):
         compare_runs(a, tmp_path / "nothing")
+
+
+def _snapshot(root: Path) -> list:
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in [root, *root.rglob("*")])
+
+
+def test_out_writes_nothing_into_a_read_only_run_folder(fake_run, tmp_path):
+    import os
+    import shutil
+    import stat
+    ro = tmp_path / "ro"
+    shutil.copytree(fake_run, ro)
+    paths = [ro, *ro.rglob("*")]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _snapshot(ro)
+    try:
+        out = render_report(ro, tmp_path / "elsewhere" / "report.html")
+        # As root the mode bits do not stop a write: the snapshot is what proves it.
+        assert _snapshot(ro) == before, "render_report wrote into the run folder"
+    finally:
+        for p in paths:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    here = out.parent
+    assert out.is_file() and (here / "results.json").is_file()
+    assert (here / "tables" / "accuracy_cells.csv").is_file()
+    assert (here / "figures" / "report_comparison.png").is_file()
+    html = out.read_text()
+    assert "Figure file" not in html.split('<section id="metrics">')[0]   # report figures found
+    assert os.path.getsize(out) > 0 and not (ro / "report.html").exists()
