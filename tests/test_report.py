@@ -238,3 +238,24 @@ def test_out_writes_nothing_into_a_read_only_run_folder(fake_run, tmp_path):
     html = out.read_text()
     assert "Figure file" not in html.split('<section id="metrics">')[0]   # report figures found
     assert os.path.getsize(out) > 0 and not (ro / "report.html").exists()
+
+
+def test_report_cli_out_and_thumb_budget(fake_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(fake_run), "--out", str(tmp_path / "r"),
+                              "--thumb-budget", "1.5"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r" / "report.html").is_file() and str(tmp_path / "r") in res.output
+    for bad in ("0", "-1", "257", "nan", "inf"):
+        res = runner.invoke(app, ["report", str(fake_run), "--thumb-budget", bad])
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0].startswith("error: --thumb-budget") and "at most 256 MB" in lines[0]
+    # `run` checks it before any work: no run folder appears.
+    res = runner.invoke(app, ["run", "--preset", "demo", "--out", str(tmp_path / "never"),
+                              "--thumb-budget", "0"])
+    assert res.exit_code == 2 and "error: --thumb-budget 0 MB" in res.output
+    assert not (tmp_path / "never").exists()

@@ -29,17 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
 from ..store import RunFolder
 
 CLEAN = "clean"
 MISSING = 65535
 THUMB = 32                       # thumbnail side in pixels (CIFAR's native size)
 SPRITE_COLS = 64
-# Bytes of sprite sheets the page may embed; past it, fewer images get thumbnails (the
-# rows of the others are still all there). Chromium opens a 30 MB page in a few seconds.
-DEFAULT_THUMB_BUDGET = 24 * 2 ** 20
-# Past this the page takes tens of seconds to open, and a phone may not open it at all.
-MAX_THUMB_BUDGET = 256 * 2 ** 20
 WEBP_QUALITY = 80
 MIN_THUMBS = 8                   # even a tiny budget shows this many images
 PILOT = 32                       # images whose thumbnails measure the cost of one
@@ -180,7 +176,7 @@ def build_thumbs(run_dir: Path, payload: dict, cells: list[dict],
         sprites, meta = _sprites(run_dir, groups, idx[:k], [])
     if k < len(idx):
         notes.append(f"Thumbnails are embedded for the first {k} of the {len(idx)} images "
-                     f"(a {budget / 2 ** 20:.0f} MB budget); every image's row is there.")
+                     f"(a {budget / 2 ** 20:.3g} MB budget); every image's row is there.")
     return {"size": THUMB, "k": k, "sprites": meta}, sprites, notes
 
 
@@ -205,16 +201,16 @@ def _sprites(run_dir: Path, groups: dict, idx: np.ndarray,
     return sprites, meta
 
 
-def check_thumb_budget(nbytes) -> int:
+def check_thumb_budget(nbytes, what: str = "thumbnail budget") -> int:
     """``nbytes`` as an int when it is a sane thumbnail budget (above 0, at most
-    ``MAX_THUMB_BUDGET``); else an ``InputError`` naming the value in MB."""
+    ``MAX_THUMB_BUDGET``); else an ``InputError`` naming ``what`` and the value in MB."""
     from ..errors import InputError
     ok = isinstance(nbytes, (int, float)) and not isinstance(nbytes, bool) \
         and math.isfinite(nbytes) and 0 < nbytes <= MAX_THUMB_BUDGET
     if not ok:
         shown = f"{nbytes / 2 ** 20:g} MB" if isinstance(nbytes, (int, float)) else repr(nbytes)
-        raise InputError(f"thumbnail budget {shown} is out of range: give more than 0 and at "
-                         f"most {MAX_THUMB_BUDGET // 2 ** 20} MB (default "
+        raise InputError(f"{what} {shown} is out of range: give more than 0 and at most "
+                         f"{MAX_THUMB_BUDGET // 2 ** 20} MB (default "
                          f"{DEFAULT_THUMB_BUDGET // 2 ** 20} MB)")
     return int(nbytes)
 
