@@ -24,6 +24,7 @@ from pathlib import Path
 from ._collect import RunData, finite
 from ._format import Table, fmt, pct, table
 from .figures import _save, _style, model_colors, plt
+from .first_figures import _FONT
 
 ADVERSARIAL = "adversarial"
 NORM_LABEL = {"linf": "L∞", "l2": "L2"}
@@ -37,7 +38,6 @@ DEFINITIONS = ("Robust accuracy: accuracy on the attacked images. Attack success
                "share of the images the model classifies correctly when clean that the attack "
                "makes wrong. Mean attack loss: the cross-entropy at the attacked images "
                "(untargeted attacks maximise it).")
-_FONT = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fontsize": 11}
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _DASHES = ("-", "--", "-.", ":")
 
@@ -109,7 +109,7 @@ def headline(rows: list[dict], model: str) -> dict | None:
     """The first screen's attack line for ``model``: of each attack's largest ε, the cell
     with the lowest accuracy."""
     mine = [r for r in rows if r["model"] == model]
-    top = {}
+    top: dict[str, dict] = {}
     for r in mine:
         if r["attack"] not in top or r["eps"] > top[r["attack"]]["eps"]:
             top[r["attack"]] = r
@@ -127,7 +127,7 @@ def attack_curves(rows: list[dict], models: list[str], clean: dict[str, float],
     if not norms:
         return None
     colors = model_colors(models)
-    with plt.rc_context(_FONT):
+    with plt.rc_context(_FONT):  # type: ignore[arg-type]  # keys typed as Literal there
         fig, axes = plt.subplots(1, len(norms), figsize=(9.5 if len(norms) == 1 else 7.2 *
                                                          len(norms), 5.0), squeeze=False)
         for ax, norm in zip(axes[0], norms):
