@@ -9,7 +9,12 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from .constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+from .constants import (
+    CALIBRATION_BINS,
+    CONFIDENT_THRESHOLD,
+    DEFAULT_THUMB_BUDGET,
+    MAX_THUMB_BUDGET,
+)
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, FailmodesError
 
 _UsageError: type[Exception]
@@ -25,6 +30,9 @@ EPILOG = ("Exit codes: 0 done; 1 ran, but some cells, analyses or probes failed 
 DEVICE_HELP = "auto (cuda when available) | cpu | cuda | cuda:N"
 THREADS_HELP = "torch CPU threads (1 is fastest on a machine shared with other jobs)"
 INTERRUPTED = "interrupted: finished cells are kept; re-run the same command to resume"
+THUMB_BUDGET_HELP = (f"MB of explorer thumbnails the report may embed (more than 0, at most "
+                     f"{MAX_THUMB_BUDGET // 2 ** 20}; default {DEFAULT_THUMB_BUDGET // 2 ** 20}); "
+                     "past it fewer images get thumbnails, every image's row stays")
 
 
 def _error(msg: str, code: int) -> typer.Exit:
@@ -478,15 +486,18 @@ def run(
     device: str | None = typer.Option(None, "--device", help=DEVICE_HELP + " [default: the study's]"),
     seed: int | None = typer.Option(None, "--seed", help="override the study's seed"),
     threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
+    thumb_budget: float | None = typer.Option(None, "--thumb-budget", metavar="MB",
+                                              help=THUMB_BUDGET_HELP),
 ):
     """Run a whole study (train, evaluate, analyse) and write the HTML report."""
     from .study import prepare_and_run
 
     if (study is None) == (preset is None):
         fail("give exactly one of: a study file, --preset NAME (demo, quick, paper)")
+    budget = _thumb_budget(thumb_budget)   # checked now, not after hours of training
     command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
     result = prepare_and_run(study, preset, command=command, out=out, data=data,
-                             device=device, seed=seed, threads=threads)
+                             device=device, seed=seed, threads=threads, thumb_budget=budget)
     typer.echo(f"report: {result.report}")
     for f in result.failures:
         typer.secho(f"warning: {f}", fg=typer.colors.YELLOW, err=True)
@@ -497,6 +508,36 @@ def run(
 def _quote(arg: str) -> str:
     import shlex
     return shlex.quote(arg)
+
+
+def _thumb_budget(mb: float | None) -> int | None:
+    """``--thumb-budget MB`` as bytes, or one ``error:`` line (exit 2) when out of range."""
+    if mb is None:
+        return None
+    from .report.explorer import check_thumb_budget
+    return check_thumb_budget(mb * 2 ** 20, "--thumb-budget")
+
+
+# ----------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    out: Path | None = typer.Option(None, "--out", parser=_out_dir, metavar="DIR",
+                                    help="folder for report.html and its figures/, tables/ "
+                                         "and results.json (default: RUN_DIR); with --out "
+                                         "nothing is written into RUN_DIR, which may be "
+                                         "read-only"),
+    thumb_budget: float | None = typer.Option(None, "--thumb-budget", metavar="MB",
+                                              help=THUMB_BUDGET_HELP),
+):
+    """Write the HTML report of a run folder from what it holds (runs no model)."""
+    from .report import render_report
+    from .store import REPORT_NAME
+
+    budget = _thumb_budget(thumb_budget)
+    path = render_report(run_dir, out / REPORT_NAME if out is not None else None,
+                         thumb_budget=budget)
+    typer.echo(f"report: {path}")
 
 
 # ----------------------------------------------------------------------------- compare

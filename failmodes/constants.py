@@ -23,6 +23,12 @@ CALIBRATION_BINS = 15
 VAL_FRACTION = 0.1
 SPLIT_SEED = 42
 
+# Bytes of thumbnail sprite sheets the report's explorer may embed; past it, fewer images
+# get thumbnails (every image's row is still there). Chromium opens a 30 MB page in a few
+# seconds; past the maximum it takes tens of seconds, and a phone may not open it at all.
+DEFAULT_THUMB_BUDGET = 24 * 2 ** 20
+MAX_THUMB_BUDGET = 256 * 2 ** 20
+
 # Report order of stressor families.
 FAMILY_ORDER = ("noise", "blur", "weather", "digital", "sweep", "adversarial")
 

@@ -130,24 +130,29 @@ def test_missing_and_failed_sections_say_so(fake_run):
     assert "This analysis failed" in sec("calibration") and "bins" in sec("calibration")
     assert "The cam analysis has not run" in sec("cam")
     assert "not run" in sec("failures") and "<figure" not in sec("failures")
-    # The summary lists what is missing instead of inventing numbers.
-    assert "the calibration analysis failed" in sec("summary")
-    assert "Largest drop: 50 points under fog" in sec("summary")
-    assert "threshold-collapse" in sec("summary")
+    # The first screen is the summary: it lists what is missing instead of inventing
+    # numbers, and no later table repeats it (the old summary tables are gone).
+    assert "the calibration analysis failed" in sec("glance")
+    assert "Largest drop: 50 points under fog" in sec("glance")
+    assert "threshold-collapse" in sec("glance")
+    assert html.count("Largest drop: 50 points under fog") == 1
+    for gone in ("Accuracy and robustness", "Failure regimes (label", "Top confusion pairs",
+                 "Not in this report", 'href="#summary"'):
+        assert gone not in html
     # Sections follow the registry, with the comparison after the curves.
     order = [m for m in re.findall(r'<section id="([^"]+)">', html)]
-    assert order == ["glance", "summary", "explorer", "training", "metrics", "curves", "comparison",
-                     "failures",
-                     "calibration", "cam", "sweeps", "appendix"]
+    assert order == ["glance", "explorer", "training", "metrics", "curves", "comparison",
+                     "failures", "calibration", "cam", "adversarial", "sweeps", "appendix"]
+    assert "no attack cells" in sec("adversarial")
     assert "failmodes run fake.yaml" in sec("appendix")
     # Probes: the table and strip of the one that ran, the reason of the one that failed.
     assert "m on skimage:cat under rotation" in sec("sweeps") and "tabby" in sec("sweeps")
     assert "Probe m on dog.png under rotation: failed — OSError: no dog" in sec("sweeps")
     assert sec("sweeps").count("<img") == 1
-    # Per-model analysis numbers reach the summary table and pivot in their section,
-    # under labels that say what they are.
-    assert "0.712" in sec("summary") and "35.5%" in sec("summary")
-    assert "CIFAR-10-C error" in sec("summary") and "ratio vs baseline" in sec("summary")
+    # Per-model analysis numbers reach the first screen's cards and the pivot in their
+    # section, under labels that say what they are.
+    assert "35.5 %" in sec("glance") and "CIFAR-10-C error" in sec("glance")
+    assert "0.712" in sec("metrics")
     assert re.search(r"Headline numbers per model.*<th[^>]*>net-a</th><th[^>]*>net-b</th>",
                      sec("metrics"), re.S)
 
@@ -202,3 +207,55 @@ def test_compare_runs(tmp_path, fake_registry):
     assert len(rows) == 1 + 2 * 2  # header + 2 models × 2 corruptions
     with pytest.raises(ValueError, match="holds no results.sqlite"):
         compare_runs(a, tmp_path / "nothing")
+
+
+def _snapshot(root: Path) -> list:
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in [root, *root.rglob("*")])
+
+
+def test_out_writes_nothing_into_a_read_only_run_folder(fake_run, tmp_path):
+    import os
+    import shutil
+    import stat
+    ro = tmp_path / "ro"
+    shutil.copytree(fake_run, ro)
+    paths = [ro, *ro.rglob("*")]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _snapshot(ro)
+    try:
+        out = render_report(ro, tmp_path / "elsewhere" / "report.html")
+        # As root the mode bits do not stop a write: the snapshot is what proves it.
+        assert _snapshot(ro) == before, "render_report wrote into the run folder"
+    finally:
+        for p in paths:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    here = out.parent
+    assert out.is_file() and (here / "results.json").is_file()
+    assert (here / "tables" / "accuracy_cells.csv").is_file()
+    assert (here / "figures" / "report_comparison.png").is_file()
+    html = out.read_text()
+    assert "Figure file" not in html.split('<section id="metrics">')[0]   # report figures found
+    assert os.path.getsize(out) > 0 and not (ro / "report.html").exists()
+
+
+def test_report_cli_out_and_thumb_budget(fake_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(fake_run), "--out", str(tmp_path / "r"),
+                              "--thumb-budget", "1.5"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r" / "report.html").is_file() and str(tmp_path / "r") in res.output
+    for bad in ("0", "-1", "257", "nan", "inf"):
+        res = runner.invoke(app, ["report", str(fake_run), "--thumb-budget", bad])
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0].startswith("error: --thumb-budget") and "at most 256 MB" in lines[0]
+    # `run` checks it before any work: no run folder appears.
+    res = runner.invoke(app, ["run", "--preset", "demo", "--out", str(tmp_path / "never"),
+                              "--thumb-budget", "0"])
+    assert res.exit_code == 2 and "error: --thumb-budget 0 MB" in res.output
+    assert not (tmp_path / "never").exists()

@@ -160,6 +160,9 @@ def test_thumbnail_budget_and_rebuilt_images(run):
     k = data.payload["thumbs"]["k"]
     assert 8 <= k < N and any(f"first {k} of the {N}" in n for n in data.notes)
     assert sum(len(s) for s in data.sprites.values()) < 2 * 60_000
+    # The same budget through render_report (what `failmodes report --thumb-budget` passes).
+    html = render_report(run, run.parent / "budget" / "report.html", thumb_budget=60_000)
+    assert f"first {k} of the {N} images (a 0.0572 MB budget)" in html.read_text()
     # The clean sprite holds the dataset's own pixels (WebP-close) at the documented place.
     from failmodes.data import load_dataset
     cfg = json.loads((run / "eval_config.json").read_text())["config"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis.registry import list_analyses
@@ -48,6 +48,8 @@ class RunData:
     state: dict
     resolved: dict | None
     probes: list[dict]
+    # The store's attack statistics (loss, success rate) of the main dataset's attack cells.
+    attacks: list[dict] = field(default_factory=list)
 
     @property
     def model_names(self) -> list[str]:
@@ -87,7 +89,7 @@ def collect_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     state = load_state(run_dir)
     resolved = read_json(RunFolder(run_dir).resolved)
-    models, acc, failed, store_runs = [], [], [], []
+    models, acc, failed, store_runs, attacks = [], [], [], [], []
     store_path = RunFolder(run_dir).store
     if store_path.exists():
         with ResultsStore(store_path, readonly=True) as store:
@@ -96,6 +98,7 @@ def collect_run(run_dir: str | Path) -> RunData:
             failed = [{"model": c.model, "stressor": c.stressor, "severity": c.severity,
                        "error": c.error} for c in store.cells(status="failed")]
             store_runs = store.runs()
+            attacks = store.attack_stats()
     counts: dict[str, int] = {}
     for r in acc:
         counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1
@@ -109,7 +112,8 @@ def collect_run(run_dir: str | Path) -> RunData:
                    other_datasets={d: n for d, n in counts.items() if d != main},
                    failed_cells=failed,
                    store_runs=store_runs, analyses=_analysis_views(run_dir, state, cfg),
-                   state=state, resolved=resolved, probes=_probes(run_dir, state))
+                   state=state, resolved=resolved, probes=_probes(run_dir, state),
+                   attacks=[a for a in attacks if a["dataset"] == main])
 
 
 def _analysis_views(run_dir: Path, state: dict, cfg: dict) -> list[AnalysisView]:

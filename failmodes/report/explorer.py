@@ -29,15 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
 from ..store import RunFolder
 
 CLEAN = "clean"
 MISSING = 65535
 THUMB = 32                       # thumbnail side in pixels (CIFAR's native size)
 SPRITE_COLS = 64
-# Bytes of sprite sheets the page may embed; past it, fewer images get thumbnails (the
-# rows of the others are still all there). Chromium opens a 30 MB page in a few seconds.
-DEFAULT_THUMB_BUDGET = 24 * 2 ** 20
 WEBP_QUALITY = 80
 MIN_THUMBS = 8                   # even a tiny budget shows this many images
 PILOT = 32                       # images whose thumbnails measure the cost of one
@@ -178,7 +176,7 @@ def build_thumbs(run_dir: Path, payload: dict, cells: list[dict],
         sprites, meta = _sprites(run_dir, groups, idx[:k], [])
     if k < len(idx):
         notes.append(f"Thumbnails are embedded for the first {k} of the {len(idx)} images "
-                     f"(a {budget / 2 ** 20:.0f} MB budget); every image's row is there.")
+                     f"(a {budget / 2 ** 20:.3g} MB budget); every image's row is there.")
     return {"size": THUMB, "k": k, "sprites": meta}, sprites, notes
 
 
@@ -201,6 +199,20 @@ def _sprites(run_dir: Path, groups: dict, idx: np.ndarray,
         sprites[s] = sprite_uri(stack)
         meta[s] = {"cols": min(SPRITE_COLS, len(idx)), "values": [v for v, _ in keys]}
     return sprites, meta
+
+
+def check_thumb_budget(nbytes, what: str = "thumbnail budget") -> int:
+    """``nbytes`` as an int when it is a sane thumbnail budget (above 0, at most
+    ``MAX_THUMB_BUDGET``); else an ``InputError`` naming ``what`` and the value in MB."""
+    from ..errors import InputError
+    ok = isinstance(nbytes, (int, float)) and not isinstance(nbytes, bool) \
+        and math.isfinite(nbytes) and 0 < nbytes <= MAX_THUMB_BUDGET
+    if not ok:
+        shown = f"{nbytes / 2 ** 20:g} MB" if isinstance(nbytes, (int, float)) else repr(nbytes)
+        raise InputError(f"{what} {shown} is out of range: give more than 0 and at most "
+                         f"{MAX_THUMB_BUDGET // 2 ** 20} MB (default "
+                         f"{DEFAULT_THUMB_BUDGET // 2 ** 20} MB)")
+    return int(nbytes)
 
 
 def _needs_model(name: str) -> bool:

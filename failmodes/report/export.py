@@ -28,17 +28,19 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
     return write_text_atomic(path, buf.getvalue())
 
 
-
-
-def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
-    """Write ``tables/*.csv`` and ``results.json`` for ``run``; returns name -> path."""
+def export_tables(run: RunData, own: dict[str, list[dict]],
+                  root: Path | None = None) -> dict[str, Path]:
+    """Write ``tables/*.csv`` and ``results.json`` for ``run`` under ``root`` (default: the
+    run folder); ``own``: the report's own tables (``comparison``, ``adversarial``) by
+    name. Returns name -> path."""
     from .html import TABLE_DIR, _csv_name
-    root = run.run_dir
+    root = Path(root) if root is not None else run.run_dir
     out = {}
     if run.acc:
         out["accuracy_cells"] = _write_csv(root / TABLE_DIR / "accuracy_cells.csv", run.acc)
-    if comparison_rows:
-        out["comparison"] = _write_csv(root / TABLE_DIR / "comparison.csv", comparison_rows)
+    for name, got in own.items():
+        if got:
+            out[name] = _write_csv(root / TABLE_DIR / f"{name}.csv", got)
     for a in run.analyses:
         if a.status != "ok":
             continue
@@ -52,7 +54,8 @@ def export_tables(run: RunData, comparison_rows: list[dict]) -> dict[str, Path]:
         "models": model_facts(run.acc),
         "cells": run.acc,
         "failed_cells": run.failed_cells,
-        "comparison": comparison_rows,
+        "comparison": own.get("comparison", []),
+        "attacks": own.get("adversarial", []),
         "analyses": {a.name: {"status": a.status, "message": a.message,
                               **({"summary": a.result.summary, "per_model": a.result.per_model,
                                   "params": a.result.params} if a.status == "ok"

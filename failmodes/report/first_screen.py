@@ -1,6 +1,8 @@
 """The report's first screen: for every model, the answer at a glance — clean accuracy,
 CIFAR-10-C error, calibration under shift, the three worst corruptions with their regimes —
-the study's claims with their verdicts, and two large figures.
+the study's claims with their verdicts, two large figures and, when the study attacks its
+models, each model's robust accuracy under the strongest attack cell. It is the report's
+summary; the sections after it are the evidence, and no table there repeats it.
 
 Every number is read, never recomputed: the CIFAR-10-C error (100 − mean accuracy over the
 15 benchmark corruptions at severities 1–5) and the per-corruption accuracies from the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._collect import RunData
 from ._format import Figure, figure, fmt, pct
@@ -52,6 +55,8 @@ class ModelCard:
     ece_clean: float | None
     ece_shifted: float | None
     worst: list[Worst] = field(default_factory=list)
+    # The attack cell of adversarial.headline (None: the study has no attack cells).
+    attack: dict | None = None
 
 
 @dataclass
@@ -70,6 +75,25 @@ class FirstScreen:
     claims_message: str
     figures: list[Figure]
     gaps: list[str]
+    headline: str = ""              # the curves analysis's one sentence (or the largest drop)
+    attacks: bool = False           # the study has attack cells
+
+
+def headline(run: RunData) -> str:
+    """The first screen's one sentence: the curves analysis's headline when it ran, else the
+    largest drop from clean over the corruption cells."""
+    curves = _d(run.ok("curves"))
+    h = str((curves.get("summary") or {}).get("headline") or "")
+    if h:
+        return h[0].upper() + h[1:]
+    from .comparison import model_facts
+    worst = max((f for f in model_facts(run.acc) if f["largest_drop"] is not None),
+                key=lambda f: f["largest_drop"], default=None)
+    if worst is None:
+        return ""
+    return (f"Largest drop: {100 * worst['largest_drop']:.1f} points for {worst['model']} "
+            f"under {worst['worst_stressor']} at severity {fmt(worst['worst_severity'])} "
+            f"(from {pct(worst['clean_acc'])} to {pct(worst['worst_acc'])}).")
 
 
 def _d(res) -> dict:
@@ -136,6 +160,8 @@ def model_cards(run: RunData) -> list[ModelCard]:
     calib = _d(run.ok("calibration"))
     regimes = _regimes(curves, run)
     clean = {r["model"]: r["accuracy"] for r in run.acc if r["stressor"] == "clean"}
+    from . import adversarial
+    attacks = adversarial.attack_rows(run)
     cards = []
     for m in run.model_names:
         err = _metric(metrics, m, "cifar10c_error")
@@ -157,7 +183,7 @@ def model_cards(run: RunData) -> list[ModelCard]:
         cards.append(ModelCard(
             m, m == run.baseline, _metric(metrics, m, "clean_accuracy") or clean.get(m),
             err, note, _metric(calib, m, "ece_clean"), _metric(calib, m, "ece_shifted"),
-            worst))
+            worst, adversarial.headline(attacks, m)))
     return cards
 
 
@@ -180,16 +206,19 @@ def read_claims(run: RunData) -> tuple[list[Claim] | None, str]:
     return (out, "") if out else (None, "")   # a study without claims shows no block
 
 
-def first_screen(run: RunData) -> FirstScreen:
+def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
+    """The first screen of ``run``; its figures are written under ``out_dir/figures``
+    (default: the run folder)."""
+    out_dir = Path(out_dir) if out_dir is not None else run.run_dir
     cards = model_cards(run)
     claims, why = read_claims(run)
     figs, gaps = [], []
     metrics = _d(run.ok("metrics"))
     per = {c.model: _per_corruption(run, metrics, c.model) for c in cards}
     if any(per.values()):
-        p = corruption_overview(per, run.run_dir / FIG_DIR / "report_corruption_overview.png",
+        p = corruption_overview(per, out_dir / FIG_DIR / "report_corruption_overview.png",
                                 {c.model: c.clean_accuracy for c in cards})
-        figs.append(figure(run.run_dir, f"{FIG_DIR}/{p.name}",
+        figs.append(figure(out_dir, f"{FIG_DIR}/{p.name}",
                            "Mean accuracy over severities 1–5 for every corruption, per model "
                            "(dotted line: clean accuracy), grouped by family; extra "
                            "corruptions are marked †."))
@@ -198,17 +227,21 @@ def first_screen(run: RunData) -> FirstScreen:
             worst += [w.corruption for w in c.worst if w.corruption not in worst]
         regimes = {(c.model, w.corruption): w.regime for c in cards for w in c.worst}
         p = worst_curves(run.acc, worst[:N_WORST + 1], run.model_names,
-                         run.run_dir / FIG_DIR / "report_worst_curves.png", regimes)
+                         out_dir / FIG_DIR / "report_worst_curves.png", regimes)
         if p:
-            figs.append(figure(run.run_dir, f"{FIG_DIR}/{p.name}",
+            figs.append(figure(out_dir, f"{FIG_DIR}/{p.name}",
                                "The worst corruptions, one per panel: accuracy vs severity for "
                                "every model, with each model's failure regime."))
     for name, what in (("metrics", "the CIFAR-10-C error"), ("curves", "the regimes"),
                        ("calibration", "calibration under shift")):
         if run.ok(name) is None:
-            gaps.append(f"No {what}: the {name} analysis is "
-                        f"{(run.analysis(name).status if run.analysis(name) else 'absent')}.")
-    return FirstScreen(cards, claims, why, figs, gaps)
+            a = run.analysis(name)
+            state = {"failed": "failed", "skipped": "was left out of this study",
+                     "missing": "has not run"}.get(a.status if a else "",
+                                                   "is not available in this installation")
+            gaps.append(f"No {what}: the {name} analysis {state}.")
+    return FirstScreen(cards, claims, why, figs, gaps, headline(run),
+                       any(c.attack for c in cards))
 
 
 def card_rows(fs: FirstScreen) -> list[dict]:
@@ -223,5 +256,16 @@ def card_rows(fs: FirstScreen) -> list[dict]:
                     f"{pct(c.ece_clean)} → {pct(c.ece_shifted)}"),
             "worst": [{"name": w.corruption, "family": w.family, "acc": pct(w.accuracy),
                        "regime": w.regime or "no regime", "detail": w.detail}
-                      for w in c.worst]})
+                      for w in c.worst],
+            "attack": _attack_line(c.attack)})
     return out
+
+
+def _attack_line(a: dict | None) -> dict | None:
+    if a is None:
+        return None
+    from .adversarial import eps_label
+    sub = f"{a['attack']} at ε = {eps_label(a['eps'], a['norm'])}"
+    if a.get("success_rate") is not None:
+        sub += f" · attack success {pct(a['success_rate'])}"
+    return {"value": pct(a["accuracy"]), "sub": sub}

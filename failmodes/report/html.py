@@ -19,10 +19,10 @@ from ..store import FIGURES_DIR as FIG_DIR
 from ..store import HISTORY_NAME, REPORT_NAME, RunFolder, stressor_family
 from ..store import TABLES_DIR as TABLE_DIR
 from . import figures as F
-from ._collect import RunData, collect_run, finite, read_json
-from ._format import Figure, Table, figure, fmt, pct, table
-from .comparison import comparison_table, corruption_deltas, model_facts
-from .explorer import content_security_policy
+from ._collect import RunData, collect_run, read_json
+from ._format import Figure, Table, figure, fmt, table
+from .comparison import comparison_table, corruption_deltas
+from .explorer import check_thumb_budget, content_security_policy
 from .page import page_extras
 
 # What each section shows and how to read it: one paragraph above its content.
@@ -52,6 +52,9 @@ INTROS = {
            "attention drifts as corruption grows, and explanations of confident failures.",
     "sweeps": "Accuracy along parametric sweeps (natural units), and single-image probes: one "
               "photo pushed through a stressor with the prediction at each level.",
+    "adversarial": "Robust accuracy under white-box attacks (FGSM, PGD) as the budget ε grows, "
+                   "per model: ε in its natural unit (L∞ in grey levels /255, L2 in pixel "
+                   "units), with each attack's success rate, loss and settings.",
     "appendix": "Everything needed to reproduce this report.",
 }
 
@@ -80,163 +83,6 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-# ----------------------------------------------------------------------------- summary
-def _metric(result: AnalysisResult | None, model: str, name: str):
-    """One per-model number of an analysis (None when the analysis did not run)."""
-    return result.metric(model, name) if result is not None else None
-
-
-def _arrow(a, b, f=pct) -> str:
-    return "—" if a is None and b is None else f"{f(a)} → {f(b)}"
-
-
-def _summary(run: RunData, facts: list[dict]) -> dict:
-    """The first screen: headline sentences, per-model numbers, regimes, confusions."""
-    metrics, curves = run.ok("metrics"), run.ok("curves")
-    calib, fails = run.ok("calibration"), run.ok("failures")
-    base = run.baseline
-    headline = []
-    if curves and curves.summary.get("headline"):
-        h = str(curves.summary["headline"])
-        headline.append(h[0].upper() + h[1:])
-    else:
-        worst = max((f for f in facts if f["largest_drop"] is not None),
-                    key=lambda f: f["largest_drop"], default=None)
-        if worst:
-            headline.append(f"Largest drop: {100 * worst['largest_drop']:.1f} points for "
-                            f"{worst['model']} under {worst['worst_stressor']} at severity "
-                            f"{fmt(worst['worst_severity'])} (from {pct(worst['clean_acc'])} "
-                            f"to {pct(worst['worst_acc'])}).")
-    robust, calib_rows, mca_note = [], [], None
-    for f in facts:
-        m = f["store_model"]
-        v = lambda res, n, m=m: _metric(res, m, n)  # noqa: E731
-        mca = v(metrics, "mca")
-        if mca is not None:  # the metrics analysis's mCA: one number across the report
-            f["mean_corruption_acc"] = mca
-            f["mca_over"] = (f"{v(metrics, 'corruptions')} {v(metrics, 'corruption_set') or ''} "
-                             "corruptions × severities 1–5")
-            ref = metrics.params.get("baseline")
-            mca_note = (f"Mean corruption accuracy and CIFAR-10-C error (100 − that mean, "
-                        f"needs all {metrics.params.get('n_benchmark_corruptions')} benchmark "
-                        f"corruptions): over the {f['mca_over']}. mCE and relative mCE "
-                        f"(Hendrycks & Dietterich) are ratios against {ref} (1 = as robust "
-                        "as it). The largest drop: over every evaluated cell.")
-        name = f["model"] + (" (baseline)" if m == base else "")
-        robust.append({
-            "model": name, "clean accuracy": pct(f["clean_acc"]),
-            "mean corruption accuracy": pct(f["mean_corruption_acc"]),
-            "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
-                             f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
-                             else "—"),
-            "CIFAR-10-C error": _pct_points(v(metrics, "cifar10c_error")),
-            "mCE (ratio vs baseline)": fmt(v(metrics, "mce"), 3),
-            "relative mCE (ratio vs baseline)": fmt(v(metrics, "relative_mce"), 3)})
-        if calib or fails:
-            calib_rows.append({
-                "model": name,
-                "ECE clean → shifted": _arrow(v(calib, "ece_clean"), v(calib, "ece_shifted")),
-                "ECE after temperature scaling": _arrow(v(calib, "ece_clean_ts"),
-                                                        v(calib, "ece_shifted_ts")),
-                "temperature": fmt(v(calib, "temperature"), 3),
-                "dangerous failures clean → shifted": _arrow(
-                    v(calib, "dangerous_rate_clean") if calib else v(fails, "clean_hc_rate"),
-                    v(calib, "dangerous_rate_shifted") if calib else v(fails, "shifted_hc_rate"),
-                    lambda x: pct(x, 2))})
-    models = table("Accuracy and robustness", robust,
-                   formatters={c: str for c in robust[0]}) if robust else None
-    trust = table("Calibration under shift", calib_rows,
-                  formatters={c: str for c in calib_rows[0]}) if calib_rows else None
-    gaps = []
-    for name, what in (("metrics", "mCE and relative mCE"), ("calibration", "ECE and the "
-                       "dangerous-failure rate"), ("curves", "the regimes table"),
-                       ("failures", "the top confusions")):
-        a = run.analysis(name)
-        if a is None or a.status != "ok":
-            why = {"failed": "failed", "skipped": "was left out", "missing": "has not run"}.get(
-                a.status if a else "", "is not available in this installation")
-            gaps.append(f"{what[0].upper() + what[1:]}: the {name} analysis {why}.")
-    return {"headline": headline, "models": models, "trust": trust, "gaps": gaps,
-            "notes": [n for n in (mca_note, _danger_note(calib, fails)) if n],
-            "regimes": _regimes_table(run, curves), "confusions": _confusions_table(fails),
-            "cards": _cards(facts, base)}
-
-
-def _pct_points(x) -> str:
-    return "—" if finite(x) is None else f"{x:.1f}%"
-
-
-def _danger_note(calib: AnalysisResult | None, fails: AnalysisResult | None) -> str | None:
-    if calib is not None:
-        return (f"ECE: expected calibration error ({calib.params['n_bins']} equal-width bins); "
-                "shifted: the mean over the corruption cells at severities 1–5; temperature: "
-                "fitted on clean images the model never trained on. Dangerous failures: wrong "
-                f"with confidence above {calib.params['dangerous_conf']:g}.")
-    if fails is not None:
-        return (f"Dangerous failures: wrong with confidence above {fails.params['threshold']:g};"
-                " shifted: corruption cells at severities 1–5.")
-    return None
-
-
-def _regimes_table(run: RunData, curves: AnalysisResult | None) -> Table | None:
-    """Corruptions × models, each cell the regime label with its breakpoint and drop."""
-    rows = [r for r in (curves.tables.get("regimes", []) if curves else [])
-            if r.get("dataset") in (None, run.dataset)]
-    if not rows:
-        return None
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    by: dict[str, dict] = {}
-    for r in rows:
-        e = by.setdefault(r["stressor"], {"corruption": r["stressor"],
-                                          "family": r.get("family", "")})
-        label = str(r.get("regime", "?"))
-        if isinstance(r.get("breakpoint"), (int, float)):
-            label += f" · break at {r['breakpoint']:.1f}"
-        if isinstance(r.get("total_drop"), (int, float)):
-            label += f" · −{r['total_drop']:.0f} pt"
-        if r.get("confidence") not in (None, "", "n/a", "strong", "positive", "very strong"):
-            label += f" ({r['confidence']})"
-        e[r["model"]] = label
-    out = table("Failure regimes (label · breakpoint severity · total drop)", list(by.values()),
-                columns=["corruption", "family", *models], formatters={}, max_rows=60)
-    out.csv = _csv_name("curves", "regimes")
-    return out
-
-
-def _confusions_table(fails: AnalysisResult | None) -> Table | None:
-    rows = fails.tables.get("confusion_pairs", []) if fails else []
-    if not rows:
-        return None
-    picked = []
-    for group in ("clean", "all shifted"):
-        sel = [r for r in rows if r.get("group") == group]
-        for m in dict.fromkeys(r.get("model") for r in sel):
-            picked += sorted((r for r in sel if r.get("model") == m),
-                             key=lambda r: -(r.get("count") or 0))[:3]
-    picked = picked or sorted(rows, key=lambda r: -(r.get("count") or 0))[:10]
-    cols = [c for c in ("model", "group", "true", "predicted", "count", "share_of_errors",
-                        "reverse_count") if any(c in r for r in picked)]
-    return table("Top confusion pairs (true → predicted)", picked, columns=cols,
-                 formatters={"share_of_errors": pct})
-
-
-def _cards(facts: list[dict], base: str | None) -> list[dict]:
-    f = next((f for f in facts if f["store_model"] == base), facts[0] if facts else None)
-    if f is None:
-        return []
-    drop = f["largest_drop"]
-    return [
-        {"label": "clean accuracy", "value": pct(f["clean_acc"]), "sub": f["model"]},
-        {"label": "mean corruption accuracy", "value": pct(f["mean_corruption_acc"]),
-         "sub": "over " + f.get("mca_over", f"{f['n_corruption_cells']} corruption × "
-                                              "severity cells")},
-        {"label": "largest drop", "value": f"{100 * drop:.1f} pt" if drop is not None else "—",
-         "sub": (f"{f['worst_stressor']} at severity {fmt(f['worst_severity'])}"
-                 if drop is not None else "no corruption cells")},
-        {"label": "test images", "value": fmt(f["n_images"]), "sub": f["dataset"]},
-    ]
-
-
 # ----------------------------------------------------------------------------- sections
 def _csv_name(analysis: str, tname: str) -> str:
     return f"{TABLE_DIR}/{analysis}__{tname}.csv"
@@ -248,6 +94,8 @@ def _analysis_section(run: RunData, a) -> Section:
         return s
     res: AnalysisResult = a.result
     for k, v in res.summary.items():
+        if a.name == "curves" and k == "headline":
+            continue  # the first screen's sentence: one place for it
         if isinstance(v, str) and len(v) > 40:
             s.notes.append(f"{k.replace('_', ' ')}: {v}")  # a sentence reads better as a note
         else:
@@ -275,7 +123,7 @@ def _analysis_section(run: RunData, a) -> Section:
     return s
 
 
-def _training_section(run: RunData) -> Section:
+def _training_section(run: RunData, out_dir: Path) -> Section:
     s = Section("training", "Training curves", intro=INTROS["training"])
     steps = run.state.get("steps", {})
     histories, rows = {}, []
@@ -294,10 +142,10 @@ def _training_section(run: RunData) -> Section:
     if not run.model_names:
         s.status, s.message = "missing", "No model has been evaluated in this run folder yet."
         return s
-    path = F.training_curves(histories, run.run_dir / FIG_DIR / "report_training_curves.png") \
+    path = F.training_curves(histories, out_dir / FIG_DIR / "report_training_curves.png") \
         if histories else None
     if path:
-        s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
+        s.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
                                 "Loss and accuracy per epoch (train dashed, test solid)."))
     else:
         s.notes.append("No training history is recorded in this run folder: the models "
@@ -307,7 +155,7 @@ def _training_section(run: RunData) -> Section:
     return s
 
 
-def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[dict]]:
+def _comparison_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict]]:
     s = Section("comparison", "Model comparison", intro=INTROS["comparison"])
     base, names = run.baseline, run.model_names
     if len(names) < 2:
@@ -320,10 +168,9 @@ def _comparison_section(run: RunData, facts: list[dict]) -> tuple[Section, list[
     rows = comparison_table(store, run.acc, base, others, run.dataset)
     deltas = {m: corruption_deltas(store, base, store, m, run.dataset) for m in others}
     colors = F.model_colors(names)
-    path = F.comparison_bars(deltas, base, run.run_dir / FIG_DIR / "report_comparison.png",
-                             colors)
+    path = F.comparison_bars(deltas, base, out_dir / FIG_DIR / "report_comparison.png", colors)
     if path:
-        s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
+        s.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
                                 f"Accuracy of each model minus {base}, per corruption."))
     fmts = {base: _pt_abs}
     shown = [dict(r) for r in rows]
@@ -362,16 +209,16 @@ def _pt_ci(v):
     return "—" if v is None else f"±{v:.1f}"
 
 
-def _sweeps_section(run: RunData) -> Section:
+def _sweeps_section(run: RunData, out_dir: Path) -> Section:
     s = Section("sweeps", "Sweeps and probes", intro=INTROS["sweeps"])
     sweeps = sorted({r["stressor"] for r in run.acc if stressor_family(r["stressor"]) == "sweep"})
     if sweeps:
         from ..stressors import get_stressor
         units = {n: get_stressor(n).unit for n in sweeps}
         path = F.sweep_curves(run.acc, sweeps, run.model_names,
-                              run.run_dir / FIG_DIR / "report_sweeps.png", units)
+                              out_dir / FIG_DIR / "report_sweeps.png", units)
         if path:
-            s.figures.append(figure(run.run_dir, f"{FIG_DIR}/{path.name}",
+            s.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
                                     "Accuracy along each sweep (dotted: clean accuracy)."))
     for p in run.probes:
         spec = p["spec"]
@@ -457,13 +304,39 @@ def _provenance_rows(models: list[dict]) -> list[dict]:
     return rows
 
 
+def _adversarial_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict]]:
+    from . import adversarial as A
+    s = Section("adversarial", "Adversarial attacks", intro=INTROS["adversarial"])
+    rows = A.attack_rows(run)
+    if not rows:
+        s.status = "empty"
+        s.message = ("This study has no attack cells; add one with e.g. `--sweep "
+                     "pgd_linf=0:8:2` (or `sweeps:` in the study file).")
+        return s, []
+    s.notes += [A.NOT_PAIRED, A.DEFINITIONS]
+    path = A.attack_curves(rows, run.model_names, A.clean_accuracy(run),
+                           out_dir / FIG_DIR / "report_adversarial.png")
+    if path:
+        s.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
+                                "Robust accuracy vs ε for every model (colour) and attack (line "
+                                "style); dotted: each model's clean accuracy. Each model is "
+                                "attacked through its own gradients."))
+    if any(r["success_rate"] is None for r in rows):
+        s.notes.append("Some attack cells have no loss or success rate in the store "
+                       "(evaluated before failmodes recorded them); re-evaluate them to fill "
+                       "the table.")
+    s.tables += [A.results_table(rows, f"{TABLE_DIR}/adversarial.csv"), A.settings_table(rows)]
+    return s, rows
+
+
 # ----------------------------------------------------------------------------- render
-def build_sections(run: RunData) -> tuple[dict, list[Section], list[dict]]:
-    """The summary, the sections in report order and the comparison rows of a run."""
-    facts = model_facts(run.acc)
-    summary = _summary(run, facts)
-    sections = [_training_section(run)]
-    comp, comp_rows = _comparison_section(run, facts)
+def build_sections(run: RunData, out_dir: Path | None = None) -> tuple[list[Section], dict]:
+    """The sections in report order, and the rows the CSV export adds (``comparison``,
+    ``adversarial``); report-level figures go under ``out_dir/figures`` (default: the run
+    folder)."""
+    out_dir = Path(out_dir) if out_dir is not None else run.run_dir
+    sections = [_training_section(run, out_dir)]
+    comp, comp_rows = _comparison_section(run, out_dir)
     names = [a.name for a in run.analyses]
     anchor = "curves" if "curves" in names else ("metrics" if "metrics" in names else None)
     if anchor is None:
@@ -472,32 +345,39 @@ def build_sections(run: RunData) -> tuple[dict, list[Section], list[dict]]:
         sections.append(_analysis_section(run, a))
         if a.name == anchor:
             sections.append(comp)
-    sections.append(_sweeps_section(run))
-    sections.append(_appendix(run))
-    return summary, sections, comp_rows
+    adv, adv_rows = _adversarial_section(run, out_dir)
+    sections += [adv, _sweeps_section(run, out_dir), _appendix(run)]
+    return sections, {"comparison": comp_rows, "adversarial": adv_rows}
 
 
-def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Write ``run_dir/report.html`` (or ``out``), plus its report-level figures under
-    ``run_dir/figures``; returns the report path. Works on a partial run: sections whose
-    analysis has not run say so."""
+def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                  thumb_budget: int | None = None) -> Path:
+    """Write ``run_dir/report.html`` and beside it ``figures/`` (report-level figures),
+    ``tables/*.csv`` and ``results.json``; returns the report path.
+
+    ``out``: write the report there instead, and its figures, tables and results.json in
+    its folder: nothing is then written into the run folder, which may be read-only.
+    ``thumb_budget``: bytes of explorer thumbnails the page may embed (see
+    ``check_thumb_budget``). Works on a partial run: sections whose analysis has not run
+    say so."""
     from .export import export_tables
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} not found")
+    if thumb_budget is not None:
+        check_thumb_budget(thumb_budget)
+    out = Path(out) if out else run_dir / REPORT_NAME
+    out_dir = out.parent
     run = collect_run(run_dir)
-    summary, sections, comp_rows = build_sections(run)
-    export_tables(run, comp_rows)
+    sections, rows = build_sections(run, out_dir)
+    export_tables(run, rows, out_dir)
     cfg = (run.resolved or {}).get("config") or {}
-    first, explorer, scripts = page_extras(run)
+    first, explorer, scripts = page_extras(run, out_dir, thumb_budget)
     html = _env().get_template("report.html.j2").render(
         first=first, explorer=explorer, explorer_js=scripts[0] if scripts else None,
         csp=content_security_policy(scripts),
         title=run.title, description=cfg.get("description", ""), run_dir=str(run_dir),
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        summary=summary, sections=sections, models=run.model_names, baseline=run.baseline,
+        sections=sections, models=run.model_names, baseline=run.baseline,
         n_cells=len(run.acc), n_failed=len(run.failed_cells))
-    out = Path(out) if out else run_dir / REPORT_NAME
     return write_text_atomic(out, html)
-
-

@@ -5,17 +5,21 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ._collect import RunData
 from .explorer import build_explorer_data, explorer_script, page_context
 from .first_screen import card_rows, first_screen
 
 
-def page_extras(run: RunData, thumb_budget: int | None = None) -> tuple[dict, dict | None,
-                                                                          list[str]]:
-    """(first screen, explorer context or None, the inline scripts the page runs)."""
-    fs = first_screen(run)
+def page_extras(run: RunData, out_dir: Path | None = None,
+                thumb_budget: int | None = None) -> tuple[dict, dict | None, list[str]]:
+    """(first screen, explorer context or None, the inline scripts the page runs); the first
+    screen's figures go under ``out_dir/figures`` (default: the run folder)."""
+    fs = first_screen(run, out_dir)
     first = {"cards": card_rows(fs), "claims": fs.claims, "claims_message": fs.claims_message,
-             "figures": fs.figures, "gaps": fs.gaps}
+             "figures": fs.figures, "gaps": fs.gaps, "headline": fs.headline,
+             "attacks": fs.attacks, "evaluated": bool(run.acc)}
     kw = {} if thumb_budget is None else {"thumb_budget": thumb_budget}
     data = build_explorer_data(run.run_dir, run.dataset, models=run.model_names or None,
                                **kw) if run.dataset else None

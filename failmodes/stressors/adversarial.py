@@ -158,39 +158,63 @@ def _loss_no_check(model, x, labels):
     return F.cross_entropy(model(x).float(), labels, reduction="none")
 
 
-def _make(norm: str, *, fgsm: bool):
+def attack_settings(name: str, eps: float) -> dict:
+    """What the attack ``name`` (options included, e.g. ``pgd_linf[steps=20]``) does at
+    budget ``eps`` (natural units): ``norm`` ("linf" | "l2"), ``steps``, ``step`` (step
+    size in ε's unit: grey levels for L∞, pixel units for L2), ``restarts`` and
+    ``random_start`` (bool). The attack itself runs with exactly these numbers.
+
+    >>> attack_settings("pgd_linf", 8)["step"]
+    2.0
+    """
+    st = get_stressor(name)
+    if st.base_name not in _ATTACKS:
+        raise StressorError(f"{name} is not an attack ({', '.join(_ATTACKS)} are)")
+    return _settings(st.base_name, dict(st.options), eps)
+
+
+def _settings(name: str, options: dict, eps: float) -> dict:
+    norm, fgsm = _ATTACKS[name]
+    if fgsm:  # one signed-gradient step of size ε from the clean image
+        return {"norm": norm, "steps": 1, "step": float(eps), "restarts": 1,
+                "random_start": False}
+    steps, step = int(options["steps"]), options.get("step")
+    return {"norm": norm, "steps": steps,
+            "step": 2.5 * float(eps) / steps if step is None else float(step),
+            "restarts": int(options["restarts"]), "random_start": bool(options["random_start"])}
+
+
+def _make(name: str):
+    norm = _ATTACKS[name][0]
+
     def op(x, params, rng, *, model, labels, options):
-        eps = params[0] / 255.0 if norm == "linf" else params[0]
-        if fgsm:
-            y = attack(x, eps, model=model, labels=labels, rng=rng, norm=norm, steps=1,
-                       step=eps, restarts=1, random_start=False)
-        else:
-            step = options.get("step")
-            if step is not None and norm == "linf":
-                step = step / 255.0
-            y = attack(x, eps, model=model, labels=labels, rng=rng, norm=norm,
-                       steps=int(options["steps"]), step=step,
-                       restarts=int(options["restarts"]),
-                       random_start=bool(options["random_start"]))
+        s = _settings(name, options, params[0])
+        scale = 255.0 if norm == "linf" else 1.0     # L∞ ε and step are in grey levels
+        eps = params[0] / scale
+        y = attack(x, eps, model=model, labels=labels, rng=rng, norm=norm, steps=s["steps"],
+                   step=s["step"] / scale, restarts=s["restarts"],
+                   random_start=s["random_start"])
         return _snap(x, y, None if norm == "linf" else eps)
     return op
 
 
+# name -> (norm, FGSM?): the one list of the attacks this module registers.
+_ATTACKS = {"fgsm_linf": ("linf", True), "pgd_linf": ("linf", False), "pgd_l2": ("l2", False)}
 _PGD_OPTIONS = {"steps": 10, "step": None, "restarts": 1, "random_start": 1}
 
 register_stressor("fgsm_linf", family=ADVERSARIAL_FAMILY, unit="/255 (L∞ ε)",
                   value_range=LINF_RANGE, needs_model=True, random=False,
                   description="FGSM (Goodfellow et al. 2015): one signed-gradient step of size ε, "
-                              "L∞ ε in grey levels /255")(_make("linf", fgsm=True))
+                              "L∞ ε in grey levels /255")(_make("fgsm_linf"))
 register_stressor("pgd_linf", family=ADVERSARIAL_FAMILY, unit="/255 (L∞ ε)",
                   value_range=LINF_RANGE, needs_model=True, options=_PGD_OPTIONS,
                   description="PGD (Madry et al. 2018), L∞ ε in grey levels /255, 10 steps of "
                               "2.5·ε/steps from a random start; " + _OPTIONS_DOC)(
-    _make("linf", fgsm=False))
+    _make("pgd_linf"))
 register_stressor("pgd_l2", family=ADVERSARIAL_FAMILY, unit="L2 ε (pixel units)",
                   value_range=L2_RANGE, needs_model=True, options=_PGD_OPTIONS,
                   description="PGD (Madry et al. 2018), L2 ε in pixel units of [0, 1] images, "
                               "10 steps of 2.5·ε/steps from a random start; " + _OPTIONS_DOC)(
-    _make("l2", fgsm=False))
+    _make("pgd_l2"))
 
-__all__ = ["attack", "get_stressor"]
+__all__ = ["attack", "attack_settings", "get_stressor"]

@@ -112,8 +112,10 @@ def study_versions() -> dict:
 
 
 def run_study(cfg: StudyConfig, *, command: str | None = None,
-              models: Mapping[str, Any] | None = None) -> StudyResult:
-    """Run every missing step of ``cfg`` and write ``<out>/report.html``.
+              models: Mapping[str, Any] | None = None,
+              thumb_budget: int | None = None) -> StudyResult:
+    """Run every missing step of ``cfg`` and write ``<out>/report.html`` (``thumb_budget``:
+    bytes of explorer thumbnails it may embed, as ``report.render_report`` takes).
 
     ``models``: classifiers built in Python (``failmodes.models.wrap(net, ...)``) by name,
     evaluated and analysed beside the study's own models (Grad-CAM reaches them while
@@ -132,12 +134,13 @@ def run_study(cfg: StudyConfig, *, command: str | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _run(cfg, command, dict(models or {}))
+        return _run(cfg, command, dict(models or {}), thumb_budget)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(cfg: StudyConfig, command: str | None, prebuilt: dict) -> StudyResult:
+def _run(cfg: StudyConfig, command: str | None, prebuilt: dict,
+         thumb_budget: int | None = None) -> StudyResult:
     t0 = time.perf_counter()
     check_study(cfg)  # a typo anywhere fails now, before any folder or training (hours)
     out = cfg.out_dir
@@ -152,7 +155,7 @@ def _run(cfg: StudyConfig, command: str | None, prebuilt: dict) -> StudyResult:
     failures += run_probes(cfg, out, state)
     _say(cfg, "writing the report")
     from ..report import render_report
-    report = render_report(out)
+    report = render_report(out, thumb_budget=thumb_budget)
     seconds = time.perf_counter() - t0
     _say(cfg, f"done in {seconds:.0f} s: {report}")
     return StudyResult(out, report, seconds, failures)
@@ -454,7 +457,7 @@ def _probe(cfg: StudyConfig, p: ProbeSpec, pdir: Path) -> Path:
 def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None = None, *,
                     command: str | None = None, out=None, data: str | None = None,
                     device: str | None = None, seed: int | None = None,
-                    threads: int | None = None) -> StudyResult:
+                    threads: int | None = None, thumb_budget: int | None = None) -> StudyResult:
     """Load a study file or a preset, apply the CLI overrides, and run it."""
     from .config import load_preset, load_study, resolve_study
     if (study is None) == (preset is None):
@@ -463,4 +466,4 @@ def prepare_and_run(study: str | os.PathLike | None = None, preset: str | None =
     cfg = resolve_study(cfg, where=f"preset {preset}" if preset else str(study),
                         out=str(out) if out is not None else None, data=data, device=device,
                         seed=seed, threads=threads)
-    return run_study(cfg, command=command)
+    return run_study(cfg, command=command, thumb_budget=thumb_budget)
