@@ -1,6 +1,6 @@
 """Images/s of loading an ImageNet-sized JPEG validation folder through ``imagenet:PATH``.
 
-    python bench/data_loading.py [--n 50000] [--root DIR] [--threads K]
+    python bench/data_loading.py [--n 50000] [--unique K] [--root DIR] [--threads K]
 
 A synthetic stand-in is generated once into ``--root`` (default: a folder under the
 failmodes cache): ``--n`` JPEGs of ImageNet's typical 500×375 (every 4th 375×500), quality
@@ -36,10 +36,13 @@ def _make_one(args) -> int:
     return path.stat().st_size
 
 
-def make_tree(root: Path, n: int, threads: int) -> dict:
-    """``n`` synthetic JPEGs under ``root/<wnid>/``; reused when already complete."""
+def make_tree(root: Path, n: int, threads: int, unique: int | None = None) -> dict:
+    """``n`` synthetic JPEGs under ``root/<wnid>/``; reused when already complete. With
+    ``unique`` < n only that many are drawn and the rest are byte copies of them (separate
+    files: each is still opened, read and decoded), which cuts the generation time."""
     from failmodes.data import imagenet_wnids
-    stamp = root / f".complete-{n}"
+    unique = n if unique is None else min(unique, n)
+    stamp = root / (f".complete-{n}" + ("" if unique == n else f"-u{unique}"))
     if stamp.exists():
         return json.loads(stamp.read_text())
     shutil.rmtree(root, ignore_errors=True)
@@ -51,8 +54,12 @@ def make_tree(root: Path, n: int, threads: int) -> dict:
         jobs.append((d / f"ILSVRC2012_val_{i + 1:08d}.JPEG", i))
     t = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        sizes = list(pool.map(_make_one, jobs, chunksize=64))
-    info = {"files": n, "bytes": int(sum(sizes)), "generate_s": round(time.perf_counter() - t, 1)}
+        sizes = list(pool.map(_make_one, jobs[:unique], chunksize=64))
+        for i in range(unique, n):
+            shutil.copyfile(jobs[i % unique][0], jobs[i][0])
+            sizes.append(sizes[i % unique])
+    info = {"files": n, "unique": unique, "bytes": int(sum(sizes)),
+            "generate_s": round(time.perf_counter() - t, 1)}
     stamp.write_text(json.dumps(info))
     return info
 
@@ -62,12 +69,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--root", type=Path, default=None)
+    ap.add_argument("--unique", type=int, default=None,
+                    help="draw only this many distinct JPEGs; the rest are byte copies")
     ap.add_argument("--threads", type=int, default=None, help="decoder threads (default: auto)")
     args = ap.parse_args(argv)
     if args.threads:
         _cache.decode_threads = lambda: args.threads
     root = args.root or cache_dir() / "bench" / f"imagenet-synthetic-{args.n}"
-    tree = make_tree(root, args.n, _cache.decode_threads())
+    tree = make_tree(root, args.n, _cache.decode_threads(), args.unique)
     for d in (cache_dir() / "imagefolder").glob("*"):  # a cold load decodes again
         meta = d / "meta.json"
         if meta.exists() and json.loads(meta.read_text()).get("root") == str(root):
@@ -82,7 +91,9 @@ def main(argv=None) -> None:
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(json.dumps({
-        "n": args.n, "jpeg_bytes_mean": tree["bytes"] // args.n, "out": "uint8 224x224x3",
+        "n": args.n, "unique_jpegs": tree.get("unique", args.n),
+        "generate_s": tree["generate_s"], "jpeg_bytes_mean": tree["bytes"] // args.n,
+        "out": "uint8 224x224x3",
         "threads": _cache.decode_threads(), "cpus": os.cpu_count(),
         "cold_s": round(cold, 2), "cold_images_per_s": round(args.n / cold, 1),
         "warm_s": round(warm, 2), "warm_images_per_s": round(args.n / warm, 1),
