@@ -75,13 +75,17 @@ def test_too_few_levels_for_two_shapes_is_undetermined_with_reason():
 
 
 def test_three_points_with_85_point_drop_is_never_graceful():
-    # The reviewer's case: [0,1,2] -> [.95,.5,.1]. Flat and linear both fit; the line is
-    # exact (slope -42.5 points), and graceful is impossible with an 85-point observed drop.
+    # The reviewer's case: [0,1,2] -> [.95,.5,.1]. Three levels leave only the flat shape
+    # (a line needs 4): no shape is claimed, and graceful is impossible anyway.
     r = classify_regime([0, 1, 2], [0.95, 0.50, 0.10], n_images=10000)
-    assert r.label == "linear" and r.shape == "linear"
+    assert r.label == "undetermined" and r.confidence == "n/a"
     assert r.observed_drop == pytest.approx(85.0)
-    assert r.slope_before == pytest.approx(42.5)
-    assert set(r.fits) == {"flat", "linear"}   # hinge/saturating need 4 levels, piecewise 5
+    assert "3 distinct severities" in r.reason and "only the flat shape" in r.reason
+    assert set(r.fits) == {"flat"}
+    # A fourth level makes the line a candidate: an exact line is then read as linear.
+    r = classify_regime([0, 1, 2, 3], [0.95, 0.65, 0.35, 0.05], n_images=10000)
+    assert r.label == "linear" and r.slope_before == pytest.approx(30.0)
+    assert set(r.fits) == {"flat", "linear", "hinge"}  # saturating needs 5, piecewise 6
 
 
 def test_graceful_needs_the_observed_drop_small_too():
@@ -95,7 +99,7 @@ def test_graceful_needs_the_observed_drop_small_too():
 
 def test_confidence_is_na_when_no_shape_gives_another_label():
     # An exact flat curve: every candidate shape fits it with zero drop -> all "graceful".
-    r = classify_regime([0, 1, 2], [0.9, 0.9, 0.9], n_images=10000)
+    r = classify_regime([0, 1, 2, 3], [0.9, 0.9, 0.9, 0.9], n_images=10000)
     assert r.label == "graceful" and r.label_margin is None and r.confidence == "n/a"
 
 

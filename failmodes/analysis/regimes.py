@@ -23,11 +23,11 @@ shape          model                                           parameters k
 p(1−p)/N from the images behind each point). The floor is the rule for small samples
 and few points: once a shape fits down to the sampling noise, a more complex one buys
 nothing, so the simpler shape wins. A shape is a candidate only when the curve has at least
-k + 1 distinct severities (``SHAPE_MIN_POINTS``: one level more than it has parameters, so
-it cannot pass through every level by construction): 2 for flat, 3 linear, 4 hinge and
-saturating, 5 piecewise. Contrast sampled at {0, 1, 3, 5} can thus still read as a
-collapse (the hinge). With fewer than two candidate shapes the curve is ``undetermined``
-and ``reason`` says why.
+enough distinct severities (``SHAPE_MIN_POINTS``): 2 for flat, 4 linear, 4 hinge,
+5 saturating, 6 piecewise, so that no shape is chosen because it passes through every
+level by construction. Contrast sampled at {0, 1, 3, 5} can thus still read as a
+collapse (the hinge), while three levels ([0, 1, 2] -> [.95, .5, .1]) are ``undetermined``:
+with fewer than two candidate shapes the curve is ``undetermined`` and ``reason`` says why.
 
 **Labels.** ``graceful`` when the winner's fitted drop (clean minus the lowest fitted
 point) *and* the observed drop (clean minus the lowest observed level) are both below
@@ -60,8 +60,12 @@ GRACEFUL_DROP_POINTS = 5.0   # percentage points of accuracy
 SLOPE_RATIO = 2.0            # a rate at least this many times the other makes a regime
 SHAPES = ("flat", "linear", "hinge", "piecewise", "saturating")
 SHAPE_K = {"flat": 1, "linear": 2, "hinge": 3, "piecewise": 4, "saturating": 3}
-# Distinct severities a shape needs to be a candidate: one more than its parameters.
-SHAPE_MIN_POINTS = {s: k + 1 for s, k in SHAPE_K.items()}
+# Distinct severities a shape needs to be a candidate. Two more than its parameters for
+# the line, the saturating and the piecewise shape: a fit must leave a level over to be
+# judged against the noise, so three levels never pick a shape. The hinge (the cheapest
+# collapse) needs one more than its parameters, so a curve sampled at {0, 1, 3, 5} can
+# still read as a collapse when the data says so.
+SHAPE_MIN_POINTS = {"flat": 2, "linear": 4, "hinge": 4, "saturating": 5, "piecewise": 6}
 REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
 UNDETERMINED = "undetermined"
 _T_GRID = 41
@@ -158,8 +162,9 @@ def classify_regime(severity, accuracy, n_images=None) -> Regime:
     if len(ranked) < 2:
         label = UNDETERMINED
         reason = (f"{len(levels)} distinct severities: only the {best.shape} shape can be "
-                  f"fitted (linear needs {SHAPE_MIN_POINTS['linear']}, hinge and saturating "
-                  f"{SHAPE_MIN_POINTS['hinge']}, piecewise {SHAPE_MIN_POINTS['piecewise']})")
+                  f"fitted (linear and hinge need {SHAPE_MIN_POINTS['linear']}, saturating "
+                  f"{SHAPE_MIN_POINTS['saturating']}, piecewise "
+                  f"{SHAPE_MIN_POINTS['piecewise']})")
     elif label == UNDETERMINED:
         reason = (f"the best fit is flat but the observed drop is {observed:.1f} points: the "
                   "levels are too noisy to tell a shape")
