@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..store import CLEAN
 from ._claims_parse import Claim, ClaimError
 from .paired import sign_flip_p
 
@@ -88,7 +89,7 @@ def _model_of(c: Claim) -> str:
 
 def _check_drop(c: Claim, ev: Evidence) -> Verdict:
     s, sev, m = c.subject, c.params["severity"], _model_of(c)
-    clean, shifted = ev.correct(m, "clean", 0), ev.correct(m, s, sev)
+    clean, shifted = ev.correct(m, CLEAN, 0), ev.correct(m, s, sev)
     if clean is None or shifted is None:
         return _missing(c, f"{s} at severity {sev:g} (or the clean cell) is not in the store")
     pair = np.stack([clean, shifted], axis=1).astype(np.float64)
@@ -195,7 +196,7 @@ def _check_more_robust(c: Claim, ev: Evidence, stressors_all=None) -> Verdict:
     if acc_a is None or acc_b is None:
         return _missing(c, "both models need every listed corruption at severities 1–5")
     if p["by"] == "drop":
-        ca, cb = ev.correct(a, "clean", 0), ev.correct(b, "clean", 0)
+        ca, cb = ev.correct(a, CLEAN, 0), ev.correct(b, CLEAN, 0)
         if ca is None or cb is None:
             return _missing(c, "a clean cell")
         diff = 100.0 * ((cb - acc_b) - (ca - acc_a))   # > 0: a loses less than b
