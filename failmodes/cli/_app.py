@@ -22,6 +22,7 @@ EPILOG = ("Exit codes: 0 done; 1 ran, but some cells, analyses or probes failed 
           "read-only, permission: free space or choose another --out); 130 interrupted "
           "(finished work is kept: re-run the same command to resume).")
 DEVICE_HELP = "auto (cuda when available) | cpu | cuda | cuda:N"
+RUN_DIR_HELP = "run folder holding results.sqlite"
 THREADS_HELP = "torch CPU threads (1 is fastest on a machine shared with other jobs)"
 INTERRUPTED = "interrupted: finished cells are kept; re-run the same command to resume"
 THUMB_BUDGET_HELP = (f"MB of explorer thumbnails the report may embed (more than 0, at most "

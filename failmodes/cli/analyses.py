@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 
 from ..constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
-from ._app import DEVICE_HELP, parse_out_dir
+from ._app import DEVICE_HELP, RUN_DIR_HELP, parse_out_dir
 
 
 def analyze(
-    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
     out: Path | None = typer.Option(None, "--out", parser=parse_out_dir, metavar="DIR",
                                        help="output folder [default: RUN_DIR/analysis, "
                                                   "where the report reads it]"),
@@ -52,7 +52,7 @@ def analyze(
 
 
 def calibrate(
-    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
     out: Path | None = typer.Option(None, "--out", parser=parse_out_dir, metavar="DIR",
                                        help="where JSON and figures go "
                                        "[default: RUN_DIR/analysis]"),
@@ -81,7 +81,7 @@ def calibrate(
                   f"{len(result.figures)} figure(s)", markup=False)
 
 
-def cam(run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+def cam(run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
         out: Path | None = typer.Option(None, "--out", parser=parse_out_dir, metavar="DIR",
                                            help="where cam.json and figures/ go "
                                            "(default: RUN_DIR/analysis, beside the other analyses)"),

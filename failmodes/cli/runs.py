@@ -10,6 +10,7 @@ from ..errors import EXIT_FAILED
 from ._app import (
     DATA_HELP,
     DEVICE_HELP,
+    RUN_DIR_HELP,
     THREADS_HELP,
     THUMB_BUDGET_HELP,
     fail,
@@ -55,7 +56,7 @@ def _quote(arg: str) -> str:
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="run folder holding results.sqlite"),
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
     out: Path | None = typer.Option(None, "--out", parser=parse_out_dir, metavar="DIR",
                                     help="folder for report.html and its figures/, tables/ "
                                          "and results.json (default: RUN_DIR); with --out "
