@@ -167,8 +167,8 @@ def test_cli_run_fails_early_with_one_line(tmp_path):
 def test_analysis_fingerprint_takes_yaml_on_keys(tmp_path):
     # YAML 1.1 reads a claim's bare `on:` as the key True; the fingerprint must still hash it.
     from failmodes.store import ResultsStore
-    from failmodes.study.runner import _fingerprint
+    from failmodes.study.analyses import step_fingerprint
     ResultsStore(tmp_path / "results.sqlite").close()
-    a = _fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "all"}]})
-    b = _fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "fog"}]})
+    a = step_fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "all"}]})
+    b = step_fingerprint(tmp_path, {"claims": [{"more_robust": "b", True: "fog"}]})
     assert a != b and len(a) == 16

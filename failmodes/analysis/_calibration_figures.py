@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .._atomic import save_figure_atomic
+from ..store import CLEAN
 
 DPI = 110
 RAW, TS = "raw", "T-scaled"
@@ -175,7 +176,7 @@ def risk_coverage(path: Path, model: str, grid: np.ndarray, curves: dict) -> tup
 
 def family_bars(path: Path, families: list[dict]) -> tuple[Path, str]:
     """ECE per family, one bar pair (raw, after T) per model."""
-    order = ("clean", "noise", "blur", "weather", "digital", "other", "sweep", "corruptions")
+    order = (CLEAN, "noise", "blur", "weather", "digital", "other", "sweep", "corruptions")
     models = list(dict.fromkeys(r["model"] for r in families))
     first: dict[str, str] = {}
     for r in families:  # the primary (first listed) dataset of each model

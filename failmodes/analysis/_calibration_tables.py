@@ -14,10 +14,11 @@ from collections import defaultdict
 import numpy as np
 
 from ..constants import FAMILY_ORDER as BASE_FAMILY_ORDER
+from ..store import CLEAN
 from ..stressors import CORRUPTION_FAMILIES
 from .result import AnalysisResult
 
-FAMILY_ORDER = ("clean", *BASE_FAMILY_ORDER, "other", "corruptions")
+FAMILY_ORDER = (CLEAN, *BASE_FAMILY_ORDER, "other", "corruptions")
 # "Calibration survives shift" when the mean shifted ECE after T stays within this factor
 # of the clean ECE after T plus this slack (fraction): a stated, crude criterion.
 SURVIVES_FACTOR, SURVIVES_SLACK = 1.5, 0.01
@@ -60,9 +61,9 @@ def severity_rows(rep) -> list[dict]:
     for r in rows:
         if r["family"] in CORRUPTION_FAMILIES:
             groups[float(r["severity"])].append(r)
-    out = [mean_rows([r for r in rows if r["family"] == "clean"], model=rep.model,
+    out = [mean_rows([r for r in rows if r["family"] == CLEAN], model=rep.model,
                       dataset=rep.dataset, severity=0.0, level="clean")] \
-        if any(r["family"] == "clean" for r in rows) else []
+        if any(r["family"] == CLEAN for r in rows) else []
     for s in sorted(groups):
         out.append(mean_rows(groups[s], model=rep.model, dataset=rep.dataset, severity=s,
                               level="corruptions"))
@@ -80,7 +81,7 @@ def model_row(rep, fam: list[dict]) -> dict:
     of the primary dataset), before and after T (``_ts``)."""
     out = {"model": rep.model, "dataset": rep.dataset,
            "temperature": rep.fit.temperature if rep.fit else None}
-    clean, shifted = _pick(fam, "clean", rep.dataset), _pick(fam, "corruptions", rep.dataset)
+    clean, shifted = _pick(fam, CLEAN, rep.dataset), _pick(fam, "corruptions", rep.dataset)
     for scope, row in (("clean", clean), ("shifted", shifted)):
         if row is None:
             continue
@@ -96,7 +97,7 @@ def pct(x) -> str:
 
 
 def model_findings(rep, fam: list[dict], dangerous_conf: float) -> list[str]:
-    clean, shifted = _pick(fam, "clean", rep.dataset), _pick(fam, "corruptions", rep.dataset)
+    clean, shifted = _pick(fam, CLEAN, rep.dataset), _pick(fam, "corruptions", rep.dataset)
     if rep.fit is None or clean is None:
         return []
     m, t = rep.model, rep.fit.temperature

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .._atomic import save_figure_atomic
+from ..store import CLEAN
 from ._cam_core import compute_cams
 from ._cam_measures import BAND_AREA, BORDER_BAND, border_mask
 from .cam_drift import DRIFT_METRICS, DriftResult, images_at
@@ -103,7 +104,7 @@ def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) ->
     axes = np.atleast_2d(fig.subplots(len(pick), 3, squeeze=False))
     for r, e in enumerate(pick):
         h, w = e["image"].shape[-2:]
-        cell = "clean" if e["stressor"] == "clean" else f"{e['stressor']} {e['severity']:g}"
+        cell = "clean" if e["stressor"] == CLEAN else f"{e['stressor']} {e['severity']:g}"
         axes[r, 0].imshow(e["image"].permute(1, 2, 0).clamp(0, 1).numpy())
         axes[r, 0].set_xticks([])
         axes[r, 0].set_yticks([])

@@ -38,6 +38,7 @@ import torch
 
 from ..constants import CALIBRATION_BINS
 from ..store import (
+    CLEAN,
     OFFICIAL,
     Cell,
     ResultsStore,
@@ -144,22 +145,22 @@ class _ModelReport:
 def _calibrate_model(store: ResultsStore, model: str, meta: dict | None, n_bins: int,
                      dangerous_conf: float, strict: bool) -> _ModelReport | None:
     cells = store.cells(model=model)
-    val = [c for c in cells if is_validation(c.dataset) and c.stressor == "clean"]
+    val = [c for c in cells if is_validation(c.dataset) and c.stressor == CLEAN]
     test = [c for c in cells if not is_validation(c.dataset)]
     if not test:
         return None
     dataset = _primary_dataset(test)
-    clean = [c for c in test if c.stressor == "clean" and c.dataset == dataset]
+    clean = [c for c in test if c.stressor == CLEAN and c.dataset == dataset]
     fit, fitted_on, keep_idx, notes = fit_for_model(store, model, meta, val, clean, strict)
     if not store.readonly:
         save_temperature(store, model, fit, fitted_on)
     rep = _ModelReport(model, dataset, fit, fitted_on, notes=notes)
-    ignored = [c for c in cells if is_validation(c.dataset) and c.stressor != "clean"]
+    ignored = [c for c in cells if is_validation(c.dataset) and c.stressor != CLEAN]
     if ignored:
         rep.notes.append(f"{model}: {len(ignored)} shifted cell(s) on the validation split are "
                          "not reported (validation is only used to fit T).")
     no_logits = 0
-    for cell in sorted(test, key=lambda c: (c.dataset != dataset, c.stressor != "clean")):
+    for cell in sorted(test, key=lambda c: (c.dataset != dataset, c.stressor != CLEAN)):
         raw, ts = _cell_scores(store, cell, fit, keep_idx)
         no_logits += raw.sq_norm is None
         row = _cell_row(model, cell, raw, ts, n_bins, dangerous_conf)
@@ -181,7 +182,7 @@ def _primary_dataset(test: list[Cell]) -> str:
     """The dataset the summary and figures follow: a generated (not official CIFAR-10-C)
     one with a clean cell and the most cells; else simply the one with the most cells."""
     counts = Counter(c.dataset for c in test)
-    has_clean = {c.dataset for c in test if c.stressor == "clean"}
+    has_clean = {c.dataset for c in test if c.stressor == CLEAN}
     main = [d for d in counts if d in has_clean and dataset_role(d) != OFFICIAL]
     return max(main or counts, key=lambda d: counts[d])
 
@@ -216,8 +217,8 @@ def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, dangero
 def _pool_label(row: dict):
     """Pools for figures: "clean", or the integer severity of a corruption cell; sweeps
     (natural units), fractional severities and unknown stressors are not pooled."""
-    if row["family"] == "clean":
-        return "clean"
+    if row["family"] == CLEAN:
+        return CLEAN
     sev = float(row["severity"])
     return sev if row["family"] in CORRUPTION_FAMILIES and sev in (1, 2, 3, 4, 5) else None
 
@@ -290,7 +291,7 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
     curves per severity, and its figures as (path, caption)."""
     from . import _calibration_figures as figs
     panels = []
-    for label, title in (("clean", "clean"), _most_severe(rep)):
+    for label, title in ((CLEAN, "clean"), _most_severe(rep)):
         p = rep.pools.get(label)
         if p is None:
             continue
@@ -304,11 +305,11 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
                     "raw": _bins_json(p["bins_raw"]), "ts": _bins_json(p["bins_ts"])}
                    for p in panels]
     curves = {}
-    for label in sorted(rep.pools, key=lambda x: (-1.0 if x == "clean" else x)):
+    for label in sorted(rep.pools, key=lambda x: (-1.0 if x == CLEAN else x)):
         p = rep.pools[label]
         correct = _cat(p["correct"])
         assert correct is not None  # _pool appends to "correct" whenever it makes a pool
-        name = "clean" if label == "clean" else f"severity {label:g}"
+        name = "clean" if label == CLEAN else f"severity {label:g}"
         curves[name] = {k: _rc_grid(*risk_coverage(torch.cat(p[k]), correct))
                         for k in ("raw", "ts") if p[k]}
     slug, out = _slug(rep.model), []
@@ -320,7 +321,7 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
     by_corr = [r for r in rep.rows if r["dataset"] == rep.dataset
                and r["family"] in CORRUPTION_FAMILIES]
     if by_corr:
-        clean_row = next((r for r in rep.rows if r["family"] == "clean"
+        clean_row = next((r for r in rep.rows if r["family"] == CLEAN
                           and r["dataset"] == rep.dataset), None)
         out.append(figs.ece_vs_severity(fig_dir / f"calibration_ece_severity_{slug}.png",
                                         rep.model, by_corr, clean_row))
@@ -331,7 +332,7 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
 
 
 def _most_severe(rep: _ModelReport) -> tuple:
-    sev = [k for k in rep.pools if k != "clean"]
+    sev = [k for k in rep.pools if k != CLEAN]
     if not sev:
         return None, ""
     s = max(sev)

@@ -32,7 +32,7 @@ import torch
 from .._device import resolve_device
 from ..constants import CONFIDENT_THRESHOLD
 from ..models.tta import without_tta
-from ..store import RunFolder
+from ..store import CLEAN, RunFolder
 from . import _cam_figures as figs
 from ._cam_core import METHODS, MIN_MAP_SIDE, CamError, finer_layer
 from ._cam_measures import BAND_AREA, BORDER_BAND
@@ -285,7 +285,7 @@ def _stressor_grid(cells, stressors: Sequence[str] | None
     from ..stressors import get_stressor, list_stressors
     stored: dict[str, dict[float, int]] = {}
     for c in cells:
-        if c.stressor != "clean":
+        if c.stressor != CLEAN:
             stored.setdefault(c.stressor, {}).setdefault(float(c.severity), c.seed)
     if stressors is None:
         order = [s for s in list_stressors() if s in stored and get_stressor(s).is_corruption]
@@ -339,7 +339,7 @@ def _summarise(result: AnalysisResult, name: str, m: dict) -> None:
     s["flip_vs_stay_p"] = link["images"]["p"]
     s["null_context_rate"] = m["context_rule"]["null_context_rate"]
     types = m["failure_types"]
-    for g in ("clean", "all_corrupted"):
+    for g in (CLEAN, "all_corrupted"):
         if g in types and types[g]["n_categorised"]:
             for t in FAILURE_TYPES:
                 s[f"{g}_{t}_share"] = types[g][t] / types[g]["n_categorised"]

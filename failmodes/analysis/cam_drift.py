@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..store import CLEAN
 from ._cam_core import compute_cams
 from ._cam_measures import border_share, drift_metrics, is_constant, raw_mass, upsample
 from .paired import sign_flip_p
@@ -173,7 +174,7 @@ def attention_drift(model, dataset, grid: Sequence[tuple[str, Sequence[float], i
                       {"entropy": self_d["entropy"], "border_share": border_share(ref),
                        "mass": raw_mass(raw0), "constant": is_constant(ref)},
                       target=target, map_size=tuple(raw0.shape[-2:]))
-    res.raw[("clean", 0.0)] = raw0.numpy()
+    res.raw[(CLEAN, 0.0)] = raw0.numpy()
     for name, severities, sseed in grid:
         st = get_stressor(name)
         res.seeds[name] = sseed
@@ -196,7 +197,7 @@ def drift_failure_link(drift: DriftResult,
     severity) -> accuracy, with ("clean", 0.0) — when it has the cell, else the sample's);
     ``images``: per-image flip-vs-stay drift, paired over images. See the module doc."""
     store_acc = store_acc or {}
-    clean_store = store_acc.get(("clean", 0.0))
+    clean_store = store_acc.get((CLEAN, 0.0))
     by_sev: dict[float, list[tuple[float, float]]] = {}
     src = set()
     for (s, v) in drift.cells:

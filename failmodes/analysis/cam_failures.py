@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..constants import CONFIDENT_THRESHOLD
-from ..store import stress_like_cell, stressor_family
+from ..store import CLEAN, stress_like_cell, stressor_family
 from ._cam_core import compute_cams
 from ._cam_measures import border_share, overlap, upsample
 from .cam_categories import FAILURE_TYPES, ContextRule, categorize_failure, null_rule, superclass_lookup
@@ -55,7 +55,7 @@ def explain_failures(model, dataset, store, cells, *,
     n_total: dict[str, int] = {}
     n_same = n_checked = 0
     for cell in cells:
-        if cell.stressor != "clean" and (stressors is not None and cell.stressor not in stressors):
+        if cell.stressor != CLEAN and (stressors is not None and cell.stressor not in stressors):
             continue
         group = stressor_family(cell.stressor)
         p = store.predictions(cell)
@@ -102,12 +102,12 @@ def failure_type_counts(fails: Failures) -> dict[str, dict]:
     each corruption family and "all_corrupted"."""
     from ..stressors import CORRUPTION_FAMILIES
     out: dict[str, dict] = {}
-    rank = {g: i for i, g in enumerate(("clean",) + CORRUPTION_FAMILIES)}
+    rank = {g: i for i, g in enumerate((CLEAN,) + CORRUPTION_FAMILIES)}
     groups = sorted(fails.n_total, key=lambda g: rank.get(g, len(rank)))
     for g in groups + ["all_corrupted"]:
         recs = [r for r in fails.records
-                if (r["family"] == g) or (g == "all_corrupted" and r["family"] != "clean")]
-        n_high = (sum(v for k, v in fails.n_total.items() if k != "clean")
+                if (r["family"] == g) or (g == "all_corrupted" and r["family"] != CLEAN)]
+        n_high = (sum(v for k, v in fails.n_total.items() if k != CLEAN)
                   if g == "all_corrupted" else fails.n_total[g])
         row = {"n_high_conf": n_high, "n_categorised": len(recs)}
         row.update({t: sum(r["type"] == t for r in recs) for t in FAILURE_TYPES})
@@ -123,8 +123,8 @@ def gallery(examples: list, rows: int = 8, clean_rows: int = 3) -> list:
     pick: list[dict] = []
     seen_img, seen_st = set(), set()
     n_clean = 0
-    for e in sorted(examples, key=lambda e: (e["stressor"] != "clean", -e["conf"])):
-        clean = e["stressor"] == "clean"
+    for e in sorted(examples, key=lambda e: (e["stressor"] != CLEAN, -e["conf"])):
+        clean = e["stressor"] == CLEAN
         if len(pick) >= rows or e["idx"] in seen_img or (clean and n_clean >= clean_rows) \
                 or (not clean and e["stressor"] in seen_st):
             continue

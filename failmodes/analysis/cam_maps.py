@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store import CLEAN
+
 CAM_MAPS = "cam_maps.npz"
 SIDE = 8    # CIFAR-size CAM layers are 4×4 or 8×8; 8×8 keeps ImageNet maps readable as thumbs
 
@@ -37,7 +39,7 @@ def save_cam_maps(out_dir: str | Path, maps: dict[str, dict[tuple[str, float], n
     """Write ``out_dir/cam_maps.npz`` from ``model -> (stressor, severity) -> uint8 maps
     K×SIDE×SIDE`` (``to_u8``) of the same K sample images; None when there is nothing."""
     groups = sorted({g for per in maps.values() for g in per},
-                    key=lambda g: (g[0] != "clean", g[0], g[1]))
+                    key=lambda g: (g[0] != CLEAN, g[0], g[1]))
     if not groups:
         return None
     k = len(indices)

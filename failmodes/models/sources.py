@@ -6,7 +6,8 @@ a ``{"arch": ..., "weights": ...}`` spec) -> the pixel-space Classifier, with it
 ``path/to/file.py:callable`` (the user's class or factory, called with ``arch_args`` and
 ``num_classes`` when it takes one). ``FILE`` is a state dict (see ``weights.py``). A file
 given without ``ARCH`` is a failmodes checkpoint, a ``torch.export`` ExportedProgram
-(``.pt2``), a TorchScript file or an ONNX file (see ``exported.py``).
+(``.pt2``), a TorchScript file or an ONNX file (see ``exported.py``). Architecture names are
+resolved in ``architectures.py``, CLI options become specs in ``specs.py``.
 
 >>> src = ModelSource(arch="tv:resnet18", weights="r18.pth")
 >>> model = load_model(src, data_classes=ds.classes)                 # doctest: +SKIP
@@ -14,10 +15,6 @@ given without ``ARCH`` is a failmodes checkpoint, a ``torch.export`` ExportedPro
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
-import inspect
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,9 +25,15 @@ import torch
 from torch import nn
 
 from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from .architectures import resolve_arch
 from .cam_layers import find_cam_layer, fixed_input_size
+from .specs import MODEL_FILE_SUFFIXES, NAMED_STATS, absolute_model_spec, is_model_file, spec_from_options
 from .tta import apply_tta
 from .wrapper import Classifier, ModelError, head_size
+
+__all__ = ["CIFAR_SIZED", "MODEL_FILE_SUFFIXES", "NAMED_STATS", "ModelSource", "absolute_model_spec",
+           "default_normalization", "fmt_stats", "is_model_file", "load_model", "resolve_arch",
+           "resolve_classes", "spec_from_options"]
 
 # Inputs up to this side are "CIFAR-sized": a network of unknown origin gets CIFAR-10
 # statistics there, ImageNet statistics above.
@@ -70,98 +73,6 @@ class ModelSource:
     def to_spec(self) -> dict:
         """The JSON-able spec that rebuilds this model (stored with its results)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, {}, [])}
-
-
-# ----------------------------------------------------------------------------- architectures
-def _timm(name: str):
-    try:
-        import timm
-    except ImportError:
-        raise ModelError(f"timm:{name} needs timm: pip install 'failmodes[timm]'") from None
-    if name not in timm.list_models() and not timm.is_model(name):
-        raise ModelError(f"timm:{name} is not a timm model (timm.list_models('*{name[:5]}*') "
-                         "lists similar names)")
-
-    def build(num_classes=None, **kw):
-        extra = {} if num_classes is None else {"num_classes": num_classes}
-        return timm.create_model(name, pretrained=False, **extra, **kw)
-    return build
-
-
-def _torchvision(name: str):
-    import torchvision.models as tvm
-    if name not in tvm.list_models(module=tvm):
-        raise ModelError(f"tv:{name} is not a torchvision classifier "
-                         "(e.g. tv:resnet50, tv:vit_b_16, tv:mobilenet_v3_small)")
-
-    def build(num_classes=None, **kw):
-        extra = {} if num_classes is None else {"num_classes": num_classes}
-        return tvm.get_model(name, weights=None, **extra, **kw)
-    return build
-
-
-def _user_callable(arch: str) -> Callable:
-    target, _, attr = arch.rpartition(":")
-    if target.endswith(".py"):
-        path = Path(target).expanduser().resolve()
-        if not path.is_file():
-            raise ModelError(f"--model {arch}: {path} not found")
-        mod_name = f"_failmodes_user_{abs(hash(str(path)))}"
-        if mod_name in sys.modules:
-            module = sys.modules[mod_name]
-        else:
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            if spec is None or spec.loader is None:
-                raise ModelError(f"--model {arch}: {path} cannot be imported as a module")
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, str(path.parent))  # so the file may import its neighbours
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                sys.path.remove(str(path.parent))
-            sys.modules[mod_name] = module
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as e:
-            raise ModelError(f"--model {arch}: cannot import {target} ({e})") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ModelError(f"--model {arch}: {target} has no callable {attr!r}")
-    return fn
-
-
-def resolve_arch(arch: str) -> tuple[Callable[..., nn.Module], str]:
-    """``arch`` -> (builder(num_classes=None|N, **arch_args) -> network, kind)."""
-    if arch.startswith("timm:"):
-        return _timm(arch[5:]), "timm"
-    if arch.startswith("tv:"):
-        return _torchvision(arch[3:]), "torchvision"
-    if ":" in arch:
-        fn = _user_callable(arch)
-        takes_n = _accepts(fn, "num_classes")
-
-        def build_user(num_classes=None, **kw):
-            extra = {"num_classes": num_classes} if num_classes is not None and takes_n else {}
-            net = fn(**extra, **kw)
-            if not isinstance(net, nn.Module):
-                raise ModelError(f"--model {arch} returned {type(net).__name__}, not an nn.Module")
-            return net
-        return build_user, "module"
-    from .registry import get_entry
-    entry = get_entry(arch)
-
-    def build_registry(num_classes=None, **kw):
-        return entry.build(num_classes=num_classes or entry.num_classes, **kw)
-    return build_registry, "registry"
-
-
-def _accepts(fn, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -299,12 +210,6 @@ def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size
     return apply_tta(model.eval(), src.tta)
 
 
-def is_model_file(spec: str) -> bool:
-    """Whether a ``--model`` string names a file rather than an architecture."""
-    return (Path(spec).expanduser().is_file() or spec.endswith(MODEL_FILE_SUFFIXES)
-            or (os.sep in spec and ":" not in spec))
-
-
 def _probe_build(build, arch_args) -> nn.Module:
     try:
         with torch.device("meta"):  # the default head's name, without allocating weights
@@ -342,81 +247,3 @@ def fmt_stats(mean, std) -> str:
     """``mean (0.485, 0.456, 0.406) std (0.229, 0.224, 0.225)``: the line users see."""
     return " ".join(f"{k} (" + ", ".join(f"{x:.4g}" for x in v) + ")"
                     for k, v in (("mean", mean), ("std", std)))
-
-
-# ----------------------------------------------------------------------------- specs
-NAMED_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
-
-
-def absolute_model_spec(spec):
-    """``spec`` with its file paths (weights, a ``file.py:callable``, a classes file) made
-    absolute, so a saved config names the same files from any directory."""
-    if isinstance(spec, str):
-        p = Path(spec).expanduser()
-        return str(p.resolve()) if p.is_file() or spec.endswith(MODEL_FILE_SUFFIXES) else spec
-    out = dict(spec)
-    if isinstance(out.get("weights"), str):
-        out["weights"] = str(Path(out["weights"]).expanduser().resolve())
-    arch = out.get("arch")
-    if isinstance(arch, str) and ".py:" in arch:
-        f, _, attr = arch.rpartition(":")
-        out["arch"] = f"{Path(f).expanduser().resolve()}:{attr}"
-    if isinstance(out.get("classes"), str) and Path(out["classes"]).expanduser().is_file():
-        out["classes"] = str(Path(out["classes"]).expanduser().resolve())
-    return out
-
-
-MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pt2", ".onnx", ".ts")
-
-
-def spec_from_options(model: str, weights: str | None = None, *, arch_args=(),
-                      num_classes: int | None = None, classes: str | None = None,
-                      mean: str | None = None, std: str | None = None,
-                      input_size: int | None = None, cam_layer: str | None = None,
-                      tta: str | None = None):
-    """The spec of ``--model ARCH --weights FILE`` and its options (CLI strings): a plain
-    string when nothing but ``--model`` is given, else a dict. ``arch_args``: ``key=value``
-    strings, values read as YAML scalars (``depth=2``, ``drop_rate=0.1``, ``name=foo``);
-    ``mean``/``std``: ``R,G,B`` or ``imagenet`` / ``cifar10``."""
-    import yaml
-    spec: dict[str, Any] = {}
-    if weights is not None:
-        spec["arch"], spec["weights"] = model, weights
-    elif Path(model).expanduser().is_file():
-        spec["weights"] = model
-    else:
-        spec["arch"] = model
-    parsed = {}
-    for item in arch_args:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ModelError(f"--arch-arg {item!r} is not key=value (e.g. depth=2)")
-        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    if parsed:
-        spec["arch_args"] = parsed
-    for key, value in (("num_classes", num_classes), ("input_size", input_size),
-                       ("cam_layer", cam_layer), ("classes", classes), ("tta", tta)):
-        if value is not None:
-            spec[key] = value
-    for key, value in (("mean", mean), ("std", std)):
-        if value is not None:
-            spec[key] = _stats(key, value)
-    if list(spec) == ["arch"]:
-        return model
-    if list(spec) == ["weights"]:
-        return model
-    return spec
-
-
-def _stats(key: str, text: str) -> list[float]:
-    name = text.strip().lower()
-    if name in NAMED_STATS:
-        return list(NAMED_STATS[name][0 if key == "mean" else 1])
-    try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 3:
-        raise ModelError(f"--{key} {text!r}: give R,G,B (e.g. 0.485,0.456,0.406) or "
-                         f"{' / '.join(NAMED_STATS)}")
-    return vals

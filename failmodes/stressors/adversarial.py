@@ -37,11 +37,12 @@ _OPTIONS_DOC = ("options: steps (int ≥ 1), step (step size in ε's unit; defau
                 "2.5·ε/steps), restarts (int ≥ 1), random_start (0/1)")
 
 
-def _loss(model, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _loss(model, x: torch.Tensor, labels: torch.Tensor, *, needs_grad: bool = True) -> torch.Tensor:
     """Per-image cross-entropy (N,); its gradient per image depends only on that image in
-    eval mode, so batch size never changes an attack beyond float rounding."""
+    eval mode, so batch size never changes an attack beyond float rounding. ``needs_grad``:
+    refuse a model that gives no gradients (False for scoring under no_grad)."""
     logits = model(x)
-    if not logits.requires_grad:
+    if needs_grad and not logits.requires_grad:
         raise StressorError("the attack needs gradients through the model, and this model "
                             "gives none (a black-box ONNX or frozen TorchScript model?)")
     return F.cross_entropy(logits.float(), labels, reduction="none")
@@ -146,16 +147,12 @@ def attack(x0: torch.Tensor, eps: float, *, model, labels: torch.Tensor, rng, no
             if restarts == 1:
                 return x        # nothing to choose between: skip the scoring forward pass
             with torch.no_grad():
-                loss = _loss_no_check(model, _snap(x0, x, None if norm == "linf" else eps),
-                                      labels)
+                loss = _loss(model, _snap(x0, x, None if norm == "linf" else eps), labels,
+                             needs_grad=False)
             better = loss > best_loss
             best = torch.where(better.view(-1, 1, 1, 1), x, best)
             best_loss = torch.where(better, loss, best_loss)
     return best
-
-
-def _loss_no_check(model, x, labels):
-    return F.cross_entropy(model(x).float(), labels, reduction="none")
 
 
 def attack_settings(name: str, eps: float) -> dict:

@@ -23,32 +23,39 @@ from PIL import Image
 from ..constants import IMAGENET_STD  # noise added after ImageNet normalisation
 from ._rng import ImageRNG
 from .blur import gaussian_filter
-from .registry import register_stressor
+from .registry import SWEEP_FAMILY, register_stressor
 
 
-@register_stressor("gaussian_noise_std", family="sweep", unit="std (pixel, [0,1] scale)",
-                   value_range=(0.0, 1.0), identity=0.0, rounding="round",
-                   description="Additive Gaussian noise, std in [0, 1] pixel units, every channel alike.")
+def _sweep(name: str, *, unit: str, value_range: tuple[float, float], identity: float,
+           description: str, random: bool = True):
+    # Every sweep is filed alike: family "sweep", rounded to the nearest 8-bit level.
+    return register_stressor(name, family=SWEEP_FAMILY, unit=unit, value_range=value_range,
+                             identity=identity, description=description, rounding="round",
+                             random=random)
+
+
+@_sweep("gaussian_noise_std", unit="std (pixel, [0,1] scale)",
+        value_range=(0.0, 1.0), identity=0.0,
+        description="Additive Gaussian noise, std in [0, 1] pixel units, every channel alike.")
 def gaussian_noise_std(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (std,) = p
     return x + std * rng.normal(x.shape[1:], dtype=x.dtype)
 
 
-@register_stressor("gaussian_noise_std_normalized", family="sweep",
-                   unit="std (ImageNet-normalised units)", value_range=(0.0, 4.0),
-                   identity=0.0, rounding="round",
-                   description="Gaussian noise of this std added after ImageNet normalisation: "
-                               "pixel std = value x (0.229, 0.224, 0.225) per RGB channel.")
+@_sweep("gaussian_noise_std_normalized", unit="std (ImageNet-normalised units)",
+        value_range=(0.0, 4.0), identity=0.0,
+        description="Gaussian noise of this std added after ImageNet normalisation: "
+                    "pixel std = value x (0.229, 0.224, 0.225) per RGB channel.")
 def gaussian_noise_std_normalized(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (std,) = p
     scale = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * std
     return x + scale * rng.normal(x.shape[1:], dtype=x.dtype)
 
 
-@register_stressor("rotation", random=False, family="sweep", unit="degrees (counter-clockwise)",
-                   value_range=(-360.0, 360.0), identity=0.0, rounding="round",
-                   description="Rotation about the image centre, bilinear; corners outside "
-                               "the source are filled with black (0).")
+@_sweep("rotation", random=False, unit="degrees (counter-clockwise)",
+        value_range=(-360.0, 360.0), identity=0.0,
+        description="Rotation about the image centre, bilinear; corners outside "
+                    "the source are filled with black (0).")
 def rotation(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (deg,) = p
     n, _, h, w = x.shape
@@ -63,37 +70,37 @@ def rotation(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-@register_stressor("gaussian_blur_sigma", random=False, family="sweep", unit="sigma (pixels)",
-                   value_range=(0.0, 20.0), identity=0.0, rounding="round",
-                   description="Gaussian blur of this std in pixels (truncated at 4 sigma, "
-                               "edge pixels repeated), as gaussian_blur.")
+@_sweep("gaussian_blur_sigma", random=False, unit="sigma (pixels)",
+        value_range=(0.0, 20.0), identity=0.0,
+        description="Gaussian blur of this std in pixels (truncated at 4 sigma, "
+                    "edge pixels repeated), as gaussian_blur.")
 def gaussian_blur_sigma(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (sigma,) = p
     return gaussian_filter(x, sigma)
 
 
-@register_stressor("brightness_shift", random=False, family="sweep", unit="added intensity ([0,1] scale)",
-                   value_range=(-1.0, 1.0), identity=0.0, rounding="round",
-                   description="Adds the value to every pixel and channel, then clips to [0, 1].")
+@_sweep("brightness_shift", random=False, unit="added intensity ([0,1] scale)",
+        value_range=(-1.0, 1.0), identity=0.0,
+        description="Adds the value to every pixel and channel, then clips to [0, 1].")
 def brightness_shift(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (shift,) = p
     return x + shift
 
 
-@register_stressor("contrast_factor", random=False, family="sweep", unit="factor", value_range=(0.0, 10.0),
-                   identity=1.0, rounding="round",
-                   description="Scales each channel around its per-image mean (as CIFAR-10-C "
-                               "contrast): 0 = flat mean colour, 1 = unchanged, >1 = more.")
+@_sweep("contrast_factor", random=False, unit="factor",
+        value_range=(0.0, 10.0), identity=1.0,
+        description="Scales each channel around its per-image mean (as CIFAR-10-C "
+                    "contrast): 0 = flat mean colour, 1 = unchanged, >1 = more.")
 def contrast_factor(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (f,) = p
     mean = x.mean(dim=(2, 3), keepdim=True)
     return (x - mean) * f + mean
 
 
-@register_stressor("jpeg_quality", random=False, family="sweep", unit="PIL JPEG quality",
-                   value_range=(1.0, 101.0), identity=101.0, rounding="round",
-                   description="PIL JPEG round trip at this quality (rounded to an integer, "
-                               "1-100; 101 = no compression, the clean image).")
+@_sweep("jpeg_quality", random=False, unit="PIL JPEG quality",
+        value_range=(1.0, 101.0), identity=101.0,
+        description="PIL JPEG round trip at this quality (rounded to an integer, "
+                    "1-100; 101 = no compression, the clean image).")
 def jpeg_quality(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (q,) = p
     q = int(round(q))
@@ -110,11 +117,11 @@ def jpeg_quality(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype) / 255.0
 
 
-@register_stressor("occlusion", random=False, family="sweep", unit="fraction of image area",
-                   value_range=(0.0, 1.0), identity=0.0, rounding="round",
-                   description="A centred mid-grey (0.5) rectangle of the image's aspect covering "
-                               "this fraction of the area; partial edge pixels are blended, so "
-                               "the covered area is exact.")
+@_sweep("occlusion", random=False, unit="fraction of image area",
+        value_range=(0.0, 1.0), identity=0.0,
+        description="A centred mid-grey (0.5) rectangle of the image's aspect covering "
+                    "this fraction of the area; partial edge pixels are blended, so "
+                    "the covered area is exact.")
 def occlusion(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     (frac,) = p
     h, w = x.shape[-2:]

@@ -40,13 +40,11 @@ SNOW = {"cifar": [(0.0, 0.0, 1, 0.6, 8, 3, 1.0),
                      (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
                      (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
                      (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
-                     (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)],
-        "tinyimagenet": [(0.0, 0.0, 1, 0.6, 8, 3, 1.0),
-                         (0.1, 0.2, 1, 0.6, 8, 3, 0.8),
-                         (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
-                         (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
-                         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
-                         (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)]}
+                     (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)]}
+# Tiny ImageNet-C's snow is CIFAR-10-C's flakes (the first six columns) on an image kept
+# less: only the image keep differs (make_tinyimagenet_c.py).
+SNOW["tinyimagenet"] = [(*row[:6], keep) for row, keep in
+                        zip(SNOW["cifar"], (1.0, 0.8, 0.8, 0.7, 0.65, 0.6))]
 # frost: image weight, frost weight, texture scale (CIFAR shrinks the textures by 0.2).
 FROST = {"cifar": [(1.0, 0.0, 0.2), (1, 0.2, 0.2), (1, 0.3, 0.2), (0.9, 0.4, 0.2),
                    (0.85, 0.4, 0.2), (0.75, 0.45, 0.2)],

@@ -1,0 +1,152 @@
+"""The ``claims:`` list of a study file, read and validated at load time: six kinds of
+:class:`Claim` (see :mod:`failmodes.analysis.claims` for the YAML forms), each checked for
+its keys, models, corruptions and regimes before any work."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import FailmodesError
+
+KINDS = ("drop", "regime", "harder", "graceful", "more_robust", "cam_drift")
+REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
+_KEYS = {
+    "drop": {"drop", "model", "severity", "at_least", "unit", "text"},
+    "regime": {"regime", "model", "is", "text"},
+    "harder": {"harder", "than", "model", "text"},
+    "graceful": {"graceful", "model", "text"},
+    "more_robust": {"more_robust", "than", "on", "by", "text"},
+    "cam_drift": {"cam_drift", "model", "severity", "text"},
+}
+
+
+class ClaimError(ValueError, FailmodesError):
+    """A claim that cannot be checked (unknown kind, model, corruption or regime)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str
+    subject: Any                       # the corruption(s), model or target named by the kind key
+    model: str | None = None
+    params: dict = field(default_factory=dict)
+    text: str = ""
+
+    def describe(self) -> str:
+        if self.text:
+            return self.text
+        p = self.params
+        if self.kind == "drop":
+            unit = " points" if p["unit"] == "points" else " (relative to clean)"
+            amount = (f"{p['at_least']:g}{unit}" if p["unit"] == "points"
+                      else f"{100 * p['at_least']:g} %{unit}")
+            return (f"{self.model} loses at least {amount} of accuracy under "
+                    f"{self.subject} at severity {p['severity']:g}")
+        if self.kind == "regime":
+            return f"{self.subject} degrades {self.model} as {p['is']}"
+        if self.kind == "harder":
+            return (f"for {self.model}, {', '.join(self.subject)} are more damaging than "
+                    f"{', '.join(p['than'])}")
+        if self.kind == "graceful":
+            return f"{', '.join(self.subject)} degrade {self.model} gracefully"
+        if self.kind == "more_robust":
+            on = "all corruptions" if p["on"] == "all" else ", ".join(p["on"])
+            return f"{self.subject} is more robust than {p['than']} on {on} (by {p['by']})"
+        return (f"{self.model}'s attention drifts toward the {self.subject} at severity "
+                f"{p['severity']:g}")
+
+
+def normalize_claim_keys(raw: list) -> list:
+    """YAML 1.1 reads an unquoted key ``on`` as the boolean true: give it back its name
+    (JSON and sorting need string keys)."""
+    # "true" is the same key after a trip through JSON (a study.resolved.json saved before).
+    return [{("on" if k is True or k == "true" else k): v for k, v in c.items()}
+            if isinstance(c, dict) else c for c in (raw or [])]
+
+
+def parse_claims(raw, *, models: set[str], stressors: set[str] | None = None,
+                 where: str = "claims") -> list[Claim]:
+    """Validate a study's ``claims:`` list at load time; one-line ClaimError on the first
+    unknown kind, key, model, corruption or regime."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ClaimError(f"{where}: must be a list of claims, got {type(raw).__name__}")
+    if stressors is None:
+        from ..stressors import list_stressors
+        stressors = {n for n in list_stressors()}
+    return [_parse_one(c, f"{where}[{i}]", models, stressors) for i, c in enumerate(raw)]
+
+
+def _parse_one(c, where: str, models: set[str], stressors: set[str]) -> Claim:
+    if not isinstance(c, dict):
+        raise ClaimError(f"{where}: a claim is a mapping such as {{regime: fog, model: M, "
+                         f"is: threshold-collapse}}")
+    c = normalize_claim_keys([c])[0]
+    kinds = [k for k in KINDS if k in c]
+    if len(kinds) != 1:
+        raise ClaimError(f"{where}: a claim names exactly one of {', '.join(KINDS)}; got "
+                         f"{', '.join(map(str, c)) or 'nothing'}")
+    kind = kinds[0]
+    extra = set(c) - _KEYS[kind]
+    if extra:
+        raise ClaimError(f"{where}: unknown key {sorted(extra)[0]!r} for a {kind} claim; "
+                         f"allowed: {', '.join(sorted(_KEYS[kind]))}")
+    text = str(c.get("text", ""))
+
+    def model(key="model"):
+        m = c.get(key)
+        if m not in models:
+            raise ClaimError(f"{where}: {key} {m!r} is not a model of this study "
+                             f"({', '.join(sorted(models)) or 'none'})")
+        return m
+
+    def corruption(name, key):
+        if not isinstance(name, str) or name not in stressors:
+            raise ClaimError(f"{where}: {key} names unknown stressor {name!r}")
+        return name
+
+    def corruptions(key):
+        v = c.get(key)
+        v = [v] if isinstance(v, str) else v
+        if not isinstance(v, list) or not v:
+            raise ClaimError(f"{where}: {key} must be a stressor name or a non-empty list")
+        return tuple(corruption(n, key) for n in v)
+
+    def number(key, lo, hi, default=None):
+        v = c.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ClaimError(f"{where}: {key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+        return float(v)
+
+    if kind == "drop":
+        unit = c.get("unit", "points")
+        if unit not in ("points", "relative"):
+            raise ClaimError(f"{where}: unit must be points or relative, got {unit!r}")
+        hi = 100.0 if unit == "points" else 1.0
+        return Claim(kind, corruption(c["drop"], "drop"), model(),
+                     {"severity": number("severity", 0, 5, 5), "unit": unit,
+                      "at_least": number("at_least", 0, hi)}, text)
+    if kind == "regime":
+        if c.get("is") not in REGIMES:
+            raise ClaimError(f"{where}: is {c.get('is')!r} is not a regime; choose from "
+                             f"{', '.join(REGIMES)}")
+        return Claim(kind, corruption(c["regime"], "regime"), model(), {"is": c["is"]}, text)
+    if kind == "harder":
+        return Claim(kind, corruptions("harder"), model(), {"than": corruptions("than")}, text)
+    if kind == "graceful":
+        return Claim(kind, corruptions("graceful"), model(), {}, text)
+    if kind == "more_robust":
+        on = c.get("on", "all")
+        on = "all" if on == "all" else corruptions("on")
+        by = c.get("by", "accuracy")
+        if by not in ("accuracy", "drop"):
+            raise ClaimError(f"{where}: by must be accuracy or drop, got {by!r}")
+        a, b = model("more_robust"), model("than")
+        if a == b:
+            raise ClaimError(f"{where}: more_robust compares two different models")
+        return Claim(kind, a, None, {"than": b, "on": on, "by": by}, text)
+    target = c.get("cam_drift")
+    if target != "background":
+        raise ClaimError(f"{where}: cam_drift supports 'background', got {target!r}")
+    return Claim(kind, target, model(), {"severity": number("severity", 1, 5, 5)}, text)

@@ -1,0 +1,86 @@
+"""Everything a study names, checked before any work (a typo fails in a second, not after
+hours of training)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import IN_MEMORY_ARCH, StudyConfig, StudyError, sweep_values
+from .training import train_config
+
+
+def check_study(cfg: StudyConfig) -> None:
+    """Everything a study names, checked before any work: each model's recipe (file and
+    keys), architecture, checkpoint or weights file; suites, stressors and sweep values;
+    probe stressors; analyses and their options. Raises StudyError naming the key."""
+    from ..errors import FailmodesError
+    from ..models.sources import resolve_arch
+    from ..stressors import get_stressor, suite
+    from ..train import load_recipe
+
+    def check(key: str, fn, *args):
+        try:
+            return fn(*args)
+        except FailmodesError as e:
+            raise StudyError(f"{key}: {e}") from None
+
+    for i, m in enumerate(cfg.models):
+        key = f"models[{i}] ({m.name})"
+        if m.arch == IN_MEMORY_ARCH:  # handed to run_study(models=...) as an object
+            continue
+        for k in ("checkpoint", "weights"):
+            if getattr(m, k) is not None and not Path(getattr(m, k)).expanduser().is_file():
+                raise StudyError(f"{key}.{k}: {getattr(m, k)} not found")
+        if m.checkpoint is not None or m.weights is not None:
+            continue  # the file's own kind decides whether arch matters; evaluate checks it
+        check(f"{key}.recipe", load_recipe, m.recipe)
+        check(key, train_config, cfg, m)
+        check(f"{key}.arch", resolve_arch, m.arch)
+    for i, name in enumerate(cfg.suites):
+        check(f"suites[{i}]", suite, name)
+    for i, name in enumerate(cfg.stressors):
+        check(f"stressors[{i}]", get_stressor, name)
+    for name, values in cfg.sweeps.items():
+        st = check(f"sweeps.{name}", get_stressor, name)
+        for v in sweep_values(values, f"sweeps.{name}"):
+            check(f"sweeps.{name}", st._check_severity, v)
+    for name in [n for s in cfg.suites for n in suite(s)] + list(cfg.stressors):
+        for s in cfg.severities:
+            check("severities", get_stressor(name)._check_severity, s)
+    from ..analysis.probe import _resolve_stressor
+    for i, p in enumerate(cfg.probes):
+        st = check(f"probes[{i}]", _resolve_stressor, p.stressor, p.space)
+        for v in sweep_values(p.values, f"probes[{i}].values"):
+            check(f"probes[{i}].values", st._check_severity, v)
+    check_analyses(cfg)
+
+
+def check_analyses(cfg: StudyConfig) -> list[str]:
+    """The study's analyses in run order; unknown names and options raise StudyError."""
+    from ..analysis import get_analysis, list_analyses
+    names = [a.name for a in list_analyses()] if cfg.analyses is None else list(cfg.analyses)
+    if cfg.analyses is None and not cfg.claims:
+        names.remove("claims")      # nothing to check: no empty section in the report
+    for name in names:
+        try:
+            fn = get_analysis(name).fn
+        except ValueError as e:
+            raise StudyError(f"analyses: {e}") from None
+        analysis_options(cfg, fn, name)
+    return names
+
+
+def analysis_options(cfg: StudyConfig, fn, name: str) -> dict:
+    """The study's options for analysis ``name``, plus its device and seed when the analysis
+    takes them and the study file does not set them."""
+    import inspect
+    opts = dict(cfg.analysis_options.get(name, {}))
+    params = inspect.signature(fn).parameters
+    for k, v in (("device", cfg.device), ("seed", cfg.seed), ("claims", cfg.claims)):
+        if k in params and k not in opts:
+            opts[k] = v
+    unknown = [k for k in opts if k not in params
+               and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
+    if unknown:
+        raise StudyError(f"analysis_options.{name}: unknown option(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(p for p in params if p not in ('run_dir', 'out_dir'))})")
+    return opts
