@@ -96,3 +96,26 @@ def test_chunked_threaded_batches_equal_whole_batches(monkeypatch):
             assert torch.equal(st(x, 2.5, seed=4, indices=idx), whole), name
         finally:
             torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------- jpeg
+@pytest.mark.parametrize("size,quality", [((32, 32), 80), ((32, 32), 40), ((64, 64), 58),
+                                          ((224, 224), 7), ((37, 53), 25), ((1, 1), 65)])
+def test_jpeg_batched_codec_gives_pils_pixels(size, quality):
+    """The torchvision path of jpeg_compression against PIL image by image (the reference
+    kept as digital.jpeg_pil), on textured images of odd and ImageNet sizes."""
+    from failmodes.stressors import digital
+    x = _images(6, *size, seed=quality)
+    assert digital._codec_matches_pil(quality)  # the fast path is the one under test
+    fast = digital.jpeg_compression(x, (quality,), None)
+    u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    want = torch.from_numpy(digital.jpeg_pil(u8, quality)).permute(0, 3, 1, 2).float() / 255
+    assert torch.equal(fast, want)
+
+
+def test_jpeg_falls_back_to_pil_when_the_codec_differs(monkeypatch):
+    from failmodes.stressors import digital
+    x = _images(4, 32, 32, seed=3)
+    fast = get_stressor("jpeg_compression")(x, 3)
+    monkeypatch.setattr(digital, "_codec_matches_pil", lambda q: False)
+    assert torch.equal(get_stressor("jpeg_compression")(x, 3), fast)
