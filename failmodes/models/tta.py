@@ -53,10 +53,11 @@ def without_tta(model: Classifier) -> Classifier:
     """The plain classifier under a :func:`with_flip_tta` wrapper (weights shared); any other
     model unchanged. Grad-CAM explains this one: hooks on a layer the averaged forward runs
     twice would mix the image's map with its mirror's."""
-    if not isinstance(getattr(model, "net", None), FlipAveraged):
+    averaged = getattr(model, "net", None)
+    if not isinstance(averaged, FlipAveraged):
         return model
     source = {k: v for k, v in model.source.items() if k != "tta"}
-    return Classifier(model.net.net, arch=model.arch.removesuffix("+flip-tta"),
+    return Classifier(averaged.net, arch=model.arch.removesuffix("+flip-tta"),
                       arch_kwargs=model.arch_kwargs, class_names=model.class_names,
                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                       input_size=model.input_size, resize=model.resize,

@@ -127,7 +127,7 @@ def attack_curves(rows: list[dict], models: list[str], clean: dict[str, float],
     if not norms:
         return None
     colors = model_colors(models)
-    with plt.rc_context(_FONT):  # type: ignore[arg-type]  # keys typed as Literal there
+    with plt.rc_context(_FONT):
         fig, axes = plt.subplots(1, len(norms), figsize=(9.5 if len(norms) == 1 else 7.2 *
                                                          len(norms), 5.0), squeeze=False)
         for ax, norm in zip(axes[0], norms):

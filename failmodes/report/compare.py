@@ -44,6 +44,9 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
     out_dir = Path(out) if out else a_dir.parent / f"{a_dir.name}-vs-{b_dir.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     ref = a.baseline
+    if ref is None:
+        raise CompareError(f"run A: {a_dir} has no evaluated model to compare B against; "
+                           "run `failmodes evaluate` into it first")
     label = {("A", m): f"A:{m}" for m in a.model_names}
     label.update({("B", m): f"B:{m}" for m in b.model_names})
 
@@ -126,7 +129,8 @@ def _analysis_summaries(a: RunData, b: RunData) -> list:
         rows = [{"number": k.replace("_", " "),
                  "A": fmt(ka.get(k)) if sa else "not run", "B": fmt(kb.get(k)) if sb else "not run"}
                 for k in keys]
-        if rows:
-            title = (a.analysis(name) or b.analysis(name)).title
+        view = a.analysis(name) or b.analysis(name)
+        if rows and view is not None:
+            title = view.title
             out.append(table(f"{title}: summary", rows, formatters={c: str for c in rows[0]}))
     return out

@@ -139,7 +139,7 @@ def _per_corruption(run: RunData, metrics: dict, model: str) -> list[dict]:
             for s, v in by.items()]
 
 
-def _regimes(curves: dict, run: RunData) -> dict[tuple[str, str], dict]:
+def _regimes(curves: dict, run: RunData) -> dict[tuple[str | None, str | None], dict]:
     return {(r.get("model"), r.get("stressor")): r for r in _rows(curves, "regimes")
             if r.get("dataset") in (None, run.dataset)}
 
@@ -226,10 +226,10 @@ def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
         for c in cards[1:]:
             worst += [w.corruption for w in c.worst if w.corruption not in worst]
         regimes = {(c.model, w.corruption): w.regime for c in cards for w in c.worst}
-        p = worst_curves(run.acc, worst[:N_WORST + 1], run.model_names,
-                         out_dir / FIG_DIR / "report_worst_curves.png", regimes)
-        if p:
-            figs.append(figure(out_dir, f"{FIG_DIR}/{p.name}",
+        wp = worst_curves(run.acc, worst[:N_WORST + 1], run.model_names,
+                          out_dir / FIG_DIR / "report_worst_curves.png", regimes)
+        if wp:
+            figs.append(figure(out_dir, f"{FIG_DIR}/{wp.name}",
                                "The worst corruptions, one per panel: accuracy vs severity for "
                                "every model, with each model's failure regime."))
     for name, what in (("metrics", "the CIFAR-10-C error"), ("curves", "the regimes"),

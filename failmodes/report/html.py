@@ -126,13 +126,14 @@ def _analysis_section(run: RunData, a) -> Section:
 def _training_section(run: RunData, out_dir: Path) -> Section:
     s = Section("training", "Training curves", intro=INTROS["training"])
     steps = run.state.get("steps", {})
-    histories, rows = {}, []
+    histories: dict[str, list[dict]] = {}
+    rows: list[dict] = []
     for m in run.model_names:
         hist = read_json(RunFolder(run.run_dir).models / m / HISTORY_NAME)
         st = steps.get(f"train:{m}", {})
         if isinstance(hist, list) and hist:
             histories[m] = hist
-        last = hist[-1] if isinstance(hist, list) and hist else {}
+        last: dict = hist[-1] if isinstance(hist, list) and hist else {}
         rows.append({"model": m, "source": st.get("source", "—"),
                      "epochs": len(hist) if isinstance(hist, list) else None,
                      "final train acc": last.get("train_acc"),
@@ -158,7 +159,7 @@ def _training_section(run: RunData, out_dir: Path) -> Section:
 def _comparison_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict]]:
     s = Section("comparison", "Model comparison", intro=INTROS["comparison"])
     base, names = run.baseline, run.model_names
-    if len(names) < 2:
+    if len(names) < 2 or base is None:
         s.status = "empty"
         s.message = ("This run has one model, so there is nothing to compare; add a second "
                      "model to the study, or use `failmodes compare RUN_A RUN_B`.")
