@@ -13,13 +13,16 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..errors import FailmodesError
+from ..store import FIGURES_DIR as FIG_DIR
 from ..store import STORE_NAME
+from ..store import TABLES_DIR as TABLE_DIR
 from . import figures as F
 from ._collect import RunData, collect_run
-from ._format import figure, fmt, pct, table
+from ._format import _pt_ci, _pt_delta, figure, fmt, pct, table
+from ._section import Section
 from .comparison import clean_deltas, corruption_deltas, model_facts
 from .export import _write_csv
-from .html import FIG_DIR, TABLE_DIR, Section, _env, _pt_ci, _pt_delta
+from .html import _env
 
 COMPARE_NAME = "compare.html"
 

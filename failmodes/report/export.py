@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..store import RESULTS_NAME
+from ..store import TABLES_DIR as TABLE_DIR
 from ._collect import AnalysisView, RunData
 from .comparison import model_facts
 
@@ -40,7 +41,7 @@ def export_tables(run: RunData, own: dict[str, list[dict]],
     """Write ``tables/*.csv`` and ``results.json`` for ``run`` under ``root`` (default: the
     run folder); ``own``: the report's own tables (``comparison``, ``adversarial``) by
     name. Returns name -> path."""
-    from .html import TABLE_DIR, _csv_name
+    from .sections import _csv_name
     root = Path(root) if root is not None else run.run_dir
     out = {}
     if run.acc:
