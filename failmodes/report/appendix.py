@@ -6,6 +6,7 @@ from __future__ import annotations
 from ._collect import RunData
 from ._format import fmt, table
 from ._section import INTROS, Section
+from .forward import forward_short
 
 
 def appendix_section(run: RunData) -> Section:
@@ -45,6 +46,7 @@ def _provenance_rows(models: list[dict]) -> list[dict]:
         classes = p.get("classes") or m.get("class_names") or []
         rows.append({
             "model": m["name"], "arch": p.get("arch") or m.get("arch"),
+            "forward pass": forward_short(m),
             "weights": p.get("weights") or p.get("format") or m.get("spec"),
             "file SHA-256": (p.get("weights_sha256") or "")[:16] or "—",
             "format": p.get("format") or "—",

@@ -28,6 +28,7 @@ from pathlib import Path
 from ._collect import RunData
 from ._format import Figure, figure, fmt, pct
 from .first_figures import corruption_overview, worst_curves
+from .forward import forward_of
 
 CLAIMS = "claims"
 CLAIMS_TABLE = "claims"
@@ -57,6 +58,7 @@ class ModelCard:
     worst: list[Worst] = field(default_factory=list)
     # The attack cell of adversarial.headline (None: the study has no attack cells).
     attack: dict | None = None
+    forward: str = ""               # which forward pass was evaluated (forward.forward_of)
 
 
 @dataclass
@@ -162,6 +164,7 @@ def model_cards(run: RunData) -> list[ModelCard]:
     clean = {r["model"]: r["accuracy"] for r in run.acc if r["stressor"] == "clean"}
     from . import adversarial
     attacks = adversarial.attack_rows(run)
+    records = {r["name"]: r for r in run.models}
     cards = []
     for m in run.model_names:
         err = _metric(metrics, m, "cifar10c_error")
@@ -183,7 +186,7 @@ def model_cards(run: RunData) -> list[ModelCard]:
         cards.append(ModelCard(
             m, m == run.baseline, _metric(metrics, m, "clean_accuracy") or clean.get(m),
             err, note, _metric(calib, m, "ece_clean"), _metric(calib, m, "ece_shifted"),
-            worst, adversarial.headline(attacks, m)))
+            worst, adversarial.headline(attacks, m), forward_of(records[m])))
     return cards
 
 
@@ -249,7 +252,8 @@ def card_rows(fs: FirstScreen) -> list[dict]:
     out = []
     for c in fs.models:
         out.append({
-            "model": c.model, "baseline": c.baseline, "clean": pct(c.clean_accuracy),
+            "model": c.model, "baseline": c.baseline, "forward": c.forward,
+            "clean": pct(c.clean_accuracy),
             "c10c": "—" if c.c10c_error is None else f"{c.c10c_error:.1f} %",
             "c10c_note": c.c10c_note,
             "ece": ("—" if c.ece_clean is None and c.ece_shifted is None else
