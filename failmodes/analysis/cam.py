@@ -32,6 +32,7 @@ import torch
 from .._device import resolve_device
 from ..constants import CONFIDENT_THRESHOLD
 from ..models.tta import without_tta
+from ..models.wrapper import Classifier
 from ..store import CLEAN, RunFolder
 from . import _cam_figures as figs
 from ._cam_core import METHODS, MIN_MAP_SIDE, CamError, finer_layer
@@ -82,7 +83,7 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
                             batch_size=batch_size, sanity_sample=sanity_sample, models=models)
 
 
-def cam_analysis(store, load_model: Callable[[str], torch.nn.Module], dataset, out_dir, *,
+def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_dir, *,
                  dataset_key: str | None = None, method: str = "gradcam", sample: int = 200,
                  layer: str | None = None, stressors: Sequence[str] | None = None,
                  seed: int = 0, target: str = "clean", failures_per_cell: int = 8,

@@ -34,13 +34,15 @@ class FlipAveraged(nn.Module):
 
 # The ways ``tta`` of a model source may be given; None (the default) is the plain forward.
 TTA_MODES = ("flip",)
+# What with_flip_tta appends to the arch, so a stored record names the forward it ran.
+FLIP_SUFFIX = "+flip-tta"
 
 
 def with_flip_tta(model: Classifier) -> Classifier:
     """A classifier sharing ``model``'s weights (not a copy) with flip-averaged logits; its
     ``arch`` gains a ``+flip-tta`` suffix so stores and reports name what was evaluated.
     Each forward costs two passes; Grad-CAM should explain the plain model instead."""
-    return Classifier(FlipAveraged(model.net), arch=f"{model.arch}+flip-tta",
+    return Classifier(FlipAveraged(model.net), arch=f"{model.arch}{FLIP_SUFFIX}",
                       arch_kwargs=model.arch_kwargs, class_names=model.class_names,
                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                       input_size=model.input_size, resize=model.resize,
@@ -53,10 +55,11 @@ def without_tta(model: Classifier) -> Classifier:
     """The plain classifier under a :func:`with_flip_tta` wrapper (weights shared); any other
     model unchanged. Grad-CAM explains this one: hooks on a layer the averaged forward runs
     twice would mix the image's map with its mirror's."""
-    if not isinstance(getattr(model, "net", None), FlipAveraged):
+    averaged = getattr(model, "net", None)
+    if not isinstance(averaged, FlipAveraged):
         return model
     source = {k: v for k, v in model.source.items() if k != "tta"}
-    return Classifier(model.net.net, arch=model.arch.removesuffix("+flip-tta"),
+    return Classifier(averaged.net, arch=model.arch.removesuffix(FLIP_SUFFIX),
                       arch_kwargs=model.arch_kwargs, class_names=model.class_names,
                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                       input_size=model.input_size, resize=model.resize,
@@ -75,3 +78,16 @@ def apply_tta(model: Classifier, tta: str | None) -> Classifier:
                          "for the plain forward pass)")
     return with_flip_tta(model)
 
+
+def recorded_tta(arch: str | None, provenance: dict | None) -> str | None:
+    """The ``tta`` a model was evaluated with, read back from what the store recorded of it
+    (its ``arch`` and ``meta["provenance"]``, the Classifier's ``source``): None for the
+    plain forward pass, else one of ``TTA_MODES``.
+
+    >>> recorded_tta("small_cnn+flip-tta", {}), recorded_tta("small_cnn", {"tta": None})
+    ('flip', None)
+    """
+    tta = (provenance or {}).get("tta")
+    if tta:
+        return str(tta)
+    return "flip" if (arch or "").endswith(FLIP_SUFFIX) else None

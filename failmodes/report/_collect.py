@@ -104,7 +104,7 @@ def collect_run(run_dir: str | Path) -> RunData:
         counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1
     # The evaluated split has every stressed cell; others (the clean train-val cells kept
     # for temperature scaling) are reported by the analyses that use them.
-    main = max(counts, key=counts.get) if counts else None
+    main = max(counts, key=counts.__getitem__) if counts else None
     cfg = (resolved or {}).get("config", {})
     title = cfg.get("name") or run_dir.name
     return RunData(run_dir=run_dir, title=title, models=models,
@@ -143,7 +143,7 @@ def _view(run_dir: Path, name: str, title: str, step: dict | None, selected: boo
     res = read_json(path) if path else None
     if isinstance(res, dict) and "__error__" in res:
         return AnalysisView(name, title, "failed", message=res["__error__"], seconds=seconds)
-    if res is not None:
+    if res is not None and path is not None:
         try:
             typed = AnalysisResult.from_dict(res)
         except (KeyError, TypeError) as e:  # written by an older failmodes: say so, not guess

@@ -125,3 +125,15 @@ def _is_wide(path: Path) -> bool:
     except Exception:  # an SVG or an unreadable file: give it the full width
         return True
     return w > 1.25 * h and w > 600
+
+
+def _pt_abs(v):
+    return "—" if v is None else f"{v:.1f}"
+
+
+def _pt_delta(v):
+    return "—" if v is None else f"{v:+.1f}"
+
+
+def _pt_ci(v):
+    return "—" if v is None else f"±{v:.1f}"

@@ -21,8 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..store import FIGURES_DIR as FIG_DIR
+from ..store import TABLES_DIR as TABLE_DIR
 from ._collect import RunData, finite
-from ._format import Table, fmt, pct, table
+from ._format import Table, figure, fmt, pct, table
+from ._section import INTROS, Section
 from .figures import _save, _style, model_colors, plt
 from .first_figures import _FONT
 
@@ -127,7 +130,7 @@ def attack_curves(rows: list[dict], models: list[str], clean: dict[str, float],
     if not norms:
         return None
     colors = model_colors(models)
-    with plt.rc_context(_FONT):  # type: ignore[arg-type]  # keys typed as Literal there
+    with plt.rc_context(_FONT):
         fig, axes = plt.subplots(1, len(norms), figsize=(9.5 if len(norms) == 1 else 7.2 *
                                                          len(norms), 5.0), squeeze=False)
         for ax, norm in zip(axes[0], norms):
@@ -189,3 +192,27 @@ def settings_table(rows: list[dict]) -> Table:
               formatters={c: str for c in out[0]})
     t.open = True
     return t
+
+
+def adversarial_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict]]:
+    s = Section("adversarial", "Adversarial attacks", intro=INTROS["adversarial"])
+    rows = attack_rows(run)
+    if not rows:
+        s.status = "empty"
+        s.message = ("This study has no attack cells; add one with e.g. `--sweep "
+                     "pgd_linf=0:8:2` (or `sweeps:` in the study file).")
+        return s, []
+    s.notes += [NOT_PAIRED, DEFINITIONS]
+    path = attack_curves(rows, run.model_names, clean_accuracy(run),
+                         out_dir / FIG_DIR / "report_adversarial.png")
+    if path:
+        s.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
+                                "Robust accuracy vs ε for every model (colour) and attack (line "
+                                "style); dotted: each model's clean accuracy. Each model is "
+                                "attacked through its own gradients."))
+    if any(r["success_rate"] is None for r in rows):
+        s.notes.append("Some attack cells have no loss or success rate in the store "
+                       "(evaluated before failmodes recorded them); re-evaluate them to fill "
+                       "the table.")
+    s.tables += [results_table(rows, f"{TABLE_DIR}/adversarial.csv"), settings_table(rows)]
+    return s, rows

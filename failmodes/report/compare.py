@@ -13,13 +13,16 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..errors import FailmodesError
+from ..store import FIGURES_DIR as FIG_DIR
 from ..store import STORE_NAME
+from ..store import TABLES_DIR as TABLE_DIR
 from . import figures as F
 from ._collect import RunData, collect_run
-from ._format import figure, fmt, pct, table
+from ._format import _pt_ci, _pt_delta, figure, fmt, pct, table
+from ._section import Section
 from .comparison import clean_deltas, corruption_deltas, model_facts
 from .export import _write_csv
-from .html import FIG_DIR, TABLE_DIR, Section, _env, _pt_ci, _pt_delta
+from .html import _env
 
 COMPARE_NAME = "compare.html"
 
@@ -44,6 +47,9 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
     out_dir = Path(out) if out else a_dir.parent / f"{a_dir.name}-vs-{b_dir.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     ref = a.baseline
+    if ref is None:
+        raise CompareError(f"run A: {a_dir} has no evaluated model to compare B against; "
+                           "run `failmodes evaluate` into it first")
     label = {("A", m): f"A:{m}" for m in a.model_names}
     label.update({("B", m): f"B:{m}" for m in b.model_names})
 
@@ -126,7 +132,8 @@ def _analysis_summaries(a: RunData, b: RunData) -> list:
         rows = [{"number": k.replace("_", " "),
                  "A": fmt(ka.get(k)) if sa else "not run", "B": fmt(kb.get(k)) if sb else "not run"}
                 for k in keys]
-        if rows:
-            title = (a.analysis(name) or b.analysis(name)).title
+        view = a.analysis(name) or b.analysis(name)
+        if rows and view is not None:
+            title = view.title
             out.append(table(f"{title}: summary", rows, formatters={c: str for c in rows[0]}))
     return out

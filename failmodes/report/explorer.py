@@ -261,7 +261,7 @@ def _main(store: Path) -> tuple[list[dict], dict]:
             counts[c.dataset] = counts.get(c.dataset, 0) + 1
     if not counts:
         return [], {}
-    return read_rows(store, max(counts, key=counts.get))
+    return read_rows(store, max(counts, key=counts.__getitem__))
 
 
 # ----------------------------------------------------------------------------- page

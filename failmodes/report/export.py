@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .._atomic import write_text_atomic
 from ..store import RESULTS_NAME
-from ._collect import RunData
+from ..store import TABLES_DIR as TABLE_DIR
+from ._collect import AnalysisView, RunData
 from .comparison import model_facts
 
 
@@ -28,12 +29,19 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
     return write_text_atomic(path, buf.getvalue())
 
 
+def _numbers(a: AnalysisView) -> dict:
+    if a.status != "ok" or a.result is None:
+        return {"summary": None}
+    return {"summary": a.result.summary, "per_model": a.result.per_model,
+            "params": a.result.params}
+
+
 def export_tables(run: RunData, own: dict[str, list[dict]],
                   root: Path | None = None) -> dict[str, Path]:
     """Write ``tables/*.csv`` and ``results.json`` for ``run`` under ``root`` (default: the
     run folder); ``own``: the report's own tables (``comparison``, ``adversarial``) by
     name. Returns name -> path."""
-    from .html import TABLE_DIR, _csv_name
+    from .sections import _csv_name
     root = Path(root) if root is not None else run.run_dir
     out = {}
     if run.acc:
@@ -42,9 +50,10 @@ def export_tables(run: RunData, own: dict[str, list[dict]],
         if got:
             out[name] = _write_csv(root / TABLE_DIR / f"{name}.csv", got)
     for a in run.analyses:
-        if a.status != "ok":
+        res = a.result if a.status == "ok" else None
+        if res is None:
             continue
-        for tname, rows in a.result.tables.items():
+        for tname, rows in res.tables.items():
             if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
                 out[f"{a.name}__{tname}"] = _write_csv(root / _csv_name(a.name, tname), rows)
     results = {
@@ -56,10 +65,7 @@ def export_tables(run: RunData, own: dict[str, list[dict]],
         "failed_cells": run.failed_cells,
         "comparison": own.get("comparison", []),
         "attacks": own.get("adversarial", []),
-        "analyses": {a.name: {"status": a.status, "message": a.message,
-                              **({"summary": a.result.summary, "per_model": a.result.per_model,
-                                  "params": a.result.params} if a.status == "ok"
-                                 else {"summary": None})}
+        "analyses": {a.name: {"status": a.status, "message": a.message, **_numbers(a)}
                      for a in run.analyses},
         "probes": [{"spec": p["spec"], "status": p["status"], "error": p["error"]}
                    for p in run.probes],

@@ -6,14 +6,19 @@ Sized to be read at full page width (1120 px): 12 pt text, one bar group per cor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .figures import _save, _style, model_colors, plt
 
-_FONT = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fontsize": 11}
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+_FONT: dict[RcKeyType, Any] = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12,
+                               "legend.fontsize": 11}
 
 
 def corruption_overview(per_model: dict[str, list[dict]], path: Path,
-                        clean: dict[str, float] | None = None) -> Path:
+                        clean: dict[str, float | None] | None = None) -> Path:
     """Horizontal bars: mean accuracy (%) of each corruption (rows, grouped by family,
     hardest first within a family) for every model. ``per_model``: model -> rows of
     ``{"corruption", "family", "accuracy"}`` (fractions); ``clean``: model -> clean
@@ -35,8 +40,9 @@ def corruption_overview(per_model: dict[str, list[dict]], path: Path,
             ys = [i + (j - (len(models) - 1) / 2) * h for i in range(len(order))]
             xs = [100 * (acc.get((m, c)) or 0) for c in order]
             ax.barh(ys, xs, height=h * 0.92, color=colors[m], label=m)
-            if clean and clean.get(m) is not None:
-                ax.axvline(100 * clean[m], color=colors[m], linestyle=":", linewidth=1.6)
+            c0 = clean.get(m) if clean else None
+            if c0 is not None:
+                ax.axvline(100 * c0, color=colors[m], linestyle=":", linewidth=1.6)
         ax.set_yticks(range(len(order)))
         ax.set_yticklabels([f"{c}{'' if _benchmark(c) else ' †'}  ({fam[c]})" for c in order])
         ax.invert_yaxis()

@@ -28,6 +28,7 @@ from pathlib import Path
 from ._collect import RunData
 from ._format import Figure, figure, fmt, pct
 from .first_figures import corruption_overview, worst_curves
+from .forward import forward_of
 
 CLAIMS = "claims"
 CLAIMS_TABLE = "claims"
@@ -57,6 +58,7 @@ class ModelCard:
     worst: list[Worst] = field(default_factory=list)
     # The attack cell of adversarial.headline (None: the study has no attack cells).
     attack: dict | None = None
+    forward: str = ""               # which forward pass was evaluated (forward.forward_of)
 
 
 @dataclass
@@ -139,7 +141,7 @@ def _per_corruption(run: RunData, metrics: dict, model: str) -> list[dict]:
             for s, v in by.items()]
 
 
-def _regimes(curves: dict, run: RunData) -> dict[tuple[str, str], dict]:
+def _regimes(curves: dict, run: RunData) -> dict[tuple[str | None, str | None], dict]:
     return {(r.get("model"), r.get("stressor")): r for r in _rows(curves, "regimes")
             if r.get("dataset") in (None, run.dataset)}
 
@@ -162,6 +164,7 @@ def model_cards(run: RunData) -> list[ModelCard]:
     clean = {r["model"]: r["accuracy"] for r in run.acc if r["stressor"] == "clean"}
     from . import adversarial
     attacks = adversarial.attack_rows(run)
+    records = {r["name"]: r for r in run.models}
     cards = []
     for m in run.model_names:
         err = _metric(metrics, m, "cifar10c_error")
@@ -183,7 +186,7 @@ def model_cards(run: RunData) -> list[ModelCard]:
         cards.append(ModelCard(
             m, m == run.baseline, _metric(metrics, m, "clean_accuracy") or clean.get(m),
             err, note, _metric(calib, m, "ece_clean"), _metric(calib, m, "ece_shifted"),
-            worst, adversarial.headline(attacks, m)))
+            worst, adversarial.headline(attacks, m), forward_of(records[m])))
     return cards
 
 
@@ -226,10 +229,10 @@ def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
         for c in cards[1:]:
             worst += [w.corruption for w in c.worst if w.corruption not in worst]
         regimes = {(c.model, w.corruption): w.regime for c in cards for w in c.worst}
-        p = worst_curves(run.acc, worst[:N_WORST + 1], run.model_names,
-                         out_dir / FIG_DIR / "report_worst_curves.png", regimes)
-        if p:
-            figs.append(figure(out_dir, f"{FIG_DIR}/{p.name}",
+        wp = worst_curves(run.acc, worst[:N_WORST + 1], run.model_names,
+                          out_dir / FIG_DIR / "report_worst_curves.png", regimes)
+        if wp:
+            figs.append(figure(out_dir, f"{FIG_DIR}/{wp.name}",
                                "The worst corruptions, one per panel: accuracy vs severity for "
                                "every model, with each model's failure regime."))
     for name, what in (("metrics", "the CIFAR-10-C error"), ("curves", "the regimes"),
@@ -249,7 +252,8 @@ def card_rows(fs: FirstScreen) -> list[dict]:
     out = []
     for c in fs.models:
         out.append({
-            "model": c.model, "baseline": c.baseline, "clean": pct(c.clean_accuracy),
+            "model": c.model, "baseline": c.baseline, "forward": c.forward,
+            "clean": pct(c.clean_accuracy),
             "c10c": "—" if c.c10c_error is None else f"{c.c10c_error:.1f} %",
             "c10c_note": c.c10c_note,
             "ece": ("—" if c.ece_clean is None and c.ece_shifted is None else
