@@ -223,8 +223,8 @@ def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
         from torchvision.io import decode_jpeg, encode_jpeg
         out = torch.stack(decode_jpeg(encode_jpeg(list(u8), quality=quality)))
     else:
-        out = jpeg_pil(u8.permute(0, 2, 3, 1).contiguous().numpy(), quality)
-        out = torch.from_numpy(out).permute(0, 3, 1, 2)
+        arr = jpeg_pil(u8.permute(0, 2, 3, 1).contiguous().numpy(), quality)
+        out = torch.from_numpy(arr).permute(0, 3, 1, 2)
     return out.to(device=x.device, dtype=x.dtype) / 255.0
 
 
