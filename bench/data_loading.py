@@ -64,6 +64,40 @@ def make_tree(root: Path, n: int, threads: int, unique: int | None = None) -> di
     return info
 
 
+class PeakAnon:
+    """Peak anonymous RSS (RssAnon) of this process, sampled every 0.1 s: the memory that
+    is not file-backed. Pages of the memory-mapped cache are file-backed (counted in
+    ru_maxrss while resident, but the kernel may drop them), so this is what loading
+    really holds."""
+
+    def __init__(self):
+        import threading
+        self.peak, self._stop = 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.now())
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.now())
+
+
 def main(argv=None) -> None:
     from failmodes.data import _cache, cache_dir, load_dataset
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -81,8 +115,10 @@ def main(argv=None) -> None:
         meta = d / "meta.json"
         if meta.exists() and json.loads(meta.read_text()).get("root") == str(root):
             shutil.rmtree(d)
+    anon0 = PeakAnon.now()
     t = time.perf_counter()
-    ds = load_dataset(f"imagenet:{root}")
+    with PeakAnon() as anon:
+        ds = load_dataset(f"imagenet:{root}")
     cold = time.perf_counter() - t
     t = time.perf_counter()
     ds2 = load_dataset(f"imagenet:{root}")
@@ -99,6 +135,7 @@ def main(argv=None) -> None:
         "warm_s": round(warm, 2), "warm_images_per_s": round(args.n / warm, 1),
         "cache_bytes": int(ds.images.nbytes),
         "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "anon_rss_before_bytes": anon0, "anon_rss_peak_cold_bytes": anon.peak,
         "loadavg": load, "python": sys.version.split()[0]}))
 
 
