@@ -292,6 +292,19 @@ def test_finer_layer_for_a_coarse_cifar_resnet():
     assert tuple(raw3.shape[-2:]) == (8, 8)
 
 
+def test_the_finer_layer_note_names_the_chosen_layers_size():
+    # The note must not present the finer block's 8×8 as the default layer's 4×4.
+    from failmodes.analysis.cam import _choose_layer
+    from failmodes.analysis.result import AnalysisResult
+    from failmodes.data import load_dataset
+    m = create_model("cifar_resnet18", width=8).eval()
+    result = AnalysisResult("cam")
+    assert _choose_layer(result, "r", m, load_dataset("synthetic", "test"), None) \
+        == "layer3"
+    (note,) = result.notes
+    assert "smaller than 8×8" in note and "layer3 (8×8 maps) is used instead" in note
+
+
 # ----------------------------------------------------------------------------- null of categories
 @pytest.mark.parametrize("size", [(4, 4), (8, 8)])
 def test_context_category_is_calibrated_against_structureless_maps(size):

@@ -173,9 +173,10 @@ def _choose_layer(result: AnalysisResult, name: str, model, dataset, layer: str 
                                 "finer block exists: border-band shares and the context "
                                 "category are coarse (calibrated at this size).")
         return None
-    result.notes.append(f"{name}: the default CAM layer gives {size[0]}×{size[1]} maps, too "
-                        f"coarse for border vs centre, so {finer} is used instead (pass "
-                        "--layer to choose).")
+    result.notes.append(f"{name}: the default CAM layer's maps are smaller than "
+                        f"{MIN_MAP_SIDE}×{MIN_MAP_SIDE}, too coarse for border vs centre, so "
+                        f"{finer} ({size[0]}×{size[1]} maps) is used instead (pass --layer to "
+                        "choose).")
     return finer
 
 
