@@ -105,16 +105,7 @@ def test_timm_resnet_and_tiny_vit_safetensors(tmp_path):
 
 
 def test_user_module_file_and_package_callable(tmp_path):
-    (tmp_path / "mynet.py").write_text(
-        "import torch\nfrom torch import nn\n\n"
-        "class TinyNet(nn.Module):\n"
-        "    def __init__(self, num_classes=10, width=8):\n"
-        "        super().__init__()\n"
-        "        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),\n"
-        "                                  nn.Conv2d(width, width, 3, padding=1), nn.ReLU())\n"
-        "        self.head = nn.Linear(width, num_classes)\n"
-        "    def forward(self, x):\n"
-        "        return self.head(self.body(x).mean((2, 3)))\n")
+    (tmp_path / "mynet.py").write_text(TINY_NET)
     import importlib.util
     spec = importlib.util.spec_from_file_location("mynet_ref", tmp_path / "mynet.py")
     mod = importlib.util.module_from_spec(spec)
