@@ -111,6 +111,8 @@ def test_jpeg_batched_codec_gives_pils_pixels(size, quality):
     u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     want = torch.from_numpy(digital.jpeg_pil(u8, quality)).permute(0, 3, 1, 2).float() / 255
     assert torch.equal(fast, want)
+    nhwc_view = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as datasets hand it
+    assert torch.equal(digital.jpeg_compression(nhwc_view, (quality,), None), want)
 
 
 def test_jpeg_falls_back_to_pil_when_the_codec_differs(monkeypatch):
