@@ -38,17 +38,25 @@ TTA_MODES = ("flip",)
 FLIP_SUFFIX = "+flip-tta"
 
 
+def _rewrapped(model: Classifier, net: nn.Module, *, arch: str, cam_layer_name: str,
+               source: dict) -> Classifier:
+    """A Classifier around ``net`` with everything else of ``model`` (classes, statistics,
+    input size, Grad-CAM settings): the one place the two wrappers below copy it."""
+    return Classifier(net, arch=arch, arch_kwargs=model.arch_kwargs,
+                      class_names=model.class_names, mean=model.mean.flatten().tolist(),
+                      std=model.std.flatten().tolist(), input_size=model.input_size,
+                      resize=model.resize, cam_layer_name=cam_layer_name,
+                      cam_reshape=model.cam_reshape, cam_unavailable=model.cam_unavailable,
+                      source=source)
+
+
 def with_flip_tta(model: Classifier) -> Classifier:
     """A classifier sharing ``model``'s weights (not a copy) with flip-averaged logits; its
     ``arch`` gains a ``+flip-tta`` suffix so stores and reports name what was evaluated.
     Each forward costs two passes; Grad-CAM should explain the plain model instead."""
-    return Classifier(FlipAveraged(model.net), arch=f"{model.arch}{FLIP_SUFFIX}",
-                      arch_kwargs=model.arch_kwargs, class_names=model.class_names,
-                      mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
-                      input_size=model.input_size, resize=model.resize,
+    return _rewrapped(model, FlipAveraged(model.net), arch=f"{model.arch}{FLIP_SUFFIX}",
                       cam_layer_name=f"net.{model.cam_layer_name}" if model.cam_layer_name
-                      else "", cam_reshape=model.cam_reshape,
-                      cam_unavailable=model.cam_unavailable, source={**model.source, "tta": "flip"})
+                      else "", source={**model.source, "tta": "flip"})
 
 
 def without_tta(model: Classifier) -> Classifier:
@@ -58,14 +66,9 @@ def without_tta(model: Classifier) -> Classifier:
     averaged = getattr(model, "net", None)
     if not isinstance(averaged, FlipAveraged):
         return model
-    source = {k: v for k, v in model.source.items() if k != "tta"}
-    return Classifier(averaged.net, arch=model.arch.removesuffix(FLIP_SUFFIX),
-                      arch_kwargs=model.arch_kwargs, class_names=model.class_names,
-                      mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
-                      input_size=model.input_size, resize=model.resize,
+    return _rewrapped(model, averaged.net, arch=model.arch.removesuffix(FLIP_SUFFIX),
                       cam_layer_name=model.cam_layer_name.removeprefix("net."),
-                      cam_reshape=model.cam_reshape, cam_unavailable=model.cam_unavailable,
-                      source=source)
+                      source={k: v for k, v in model.source.items() if k != "tta"})
 
 
 def apply_tta(model: Classifier, tta: str | None) -> Classifier:
