@@ -15,7 +15,8 @@ from failmodes.models.fastnet import FastNet
 from failmodes.train import list_recipes, load_recipe, train_model
 from failmodes.train.augment import alternating_flips, random_crop
 from failmodes.train.lookahead import Lookahead
-from failmodes.train.optim import build_optimizer, torch_hyper, triangle
+from failmodes.train.muon import MuonSGD, orthogonalize
+from failmodes.train.optim import build_optimizer, muon_groups, torch_hyper, triangle
 
 pytestmark = pytest.mark.usefixtures("memo_synthetic")
 
@@ -47,8 +48,8 @@ def test_every_recipe_trains_one_step(recipe, tmp_path):
     assert payload["config"]["recipe"] == recipe and payload["arch"] == cfg.model
 
 
-def test_fast_recipes_are_the_airbench_schedule():
-    fast, cut = load_recipe("fast"), load_recipe("fast-cutout")
+def test_fast_sgd_recipe_is_the_airbench94_schedule():
+    fast = load_recipe("fast-sgd")
     assert (fast.model, fast.width, fast.batch_size, fast.nesterov, fast.schedule) == \
         ("cifar_fastnet", 64, 1024, True, "triangle")
     assert (fast.label_smoothing, fast.flip, fast.pad_mode, fast.crop_padding) == \
@@ -59,6 +60,30 @@ def test_fast_recipes_are_the_airbench_schedule():
     lr, wd = torch_hyper(fast)
     assert lr == pytest.approx(1.5) and wd == pytest.approx(0.00133)
     assert lr * wd / (1 - fast.momentum) == pytest.approx(0.0133)  # decay per 1024-batch step
+    assert fast.optimizer == "sgd"
+
+
+def test_fast_recipes_are_airbench94_muon_in_failmodes_terms():
+    fast, cut = load_recipe("fast"), load_recipe("fast-cutout")
+    assert (fast.model, fast.width, fast.epochs, fast.batch_size, fast.optimizer) == \
+        ("cifar_fastnet", 44, 8, 2000, "muon")
+    assert (fast.muon_lr, fast.muon_momentum, fast.momentum, fast.nesterov) == (0.24, 0.6, 0.85, True)
+    assert not fast.lookahead and not fast.decoupled and fast.whiten_bias_epochs == 3
+    # airbench94_muon: head lr 0.67 per summed example on logits W·x/c (c = 4w features); in
+    # a batch-mean loss over 2000 images on cifar_fastnet's logits W·x/9 that is
+    # 0.67·2000·(9/c)²; BN-shift lr 0.053·2000; decay per step 2e-6·2000 in every SGD group
+    c = 4 * fast.width
+    assert fast.lr == pytest.approx(0.67 * 2000 * (9 / c) ** 2, rel=1e-3)
+    assert fast.lr * fast.bias_lr_scale == pytest.approx(0.053 * 2000, rel=1e-3)
+    assert fast.lr * fast.weight_decay == pytest.approx(2e-6 * 2000, rel=1e-3)
+    # head_features: at another width the head's lr follows the same conversion
+    for width in (32, 64):
+        head = build_optimizer(FastNet(width=width), fast, steps=1)[0].param_groups[0]
+        assert head["lr"] == pytest.approx(0.67 * 2000 * (9 / (4 * width)) ** 2, rel=1e-3)
+        assert head["lr"] * head["weight_decay"] == pytest.approx(2e-6 * 2000, rel=1e-3)
+    # the schedule falls linearly from 1 to 0 with no warm-up
+    assert [triangle(s, 10, fast.warmup, fast.lr_start, fast.lr_end) for s in (0, 5, 10)] == \
+        [1.0, 0.5, 0.0]
     diff = {k for k, v in vars(fast).items() if vars(cut)[k] != v}
     assert diff == {"recipe", "augment", "cutout_size"} and cut.augment == "cutout"
 
@@ -108,7 +133,7 @@ def test_fastnet_shapes_frozen_parts_and_cam_layer():
 
 # ----------------------------------------------------------------------------- optimiser
 def test_decoupled_groups_keep_the_decay_and_scale_the_bn_lr():
-    cfg = override(load_recipe("fast"), batch_size=512)
+    cfg = override(load_recipe("fast-sgd"), batch_size=512)
     net = FastNet(width=4)
     opt, sched = build_optimizer(net, cfg, steps=10)
     base, norm = opt.param_groups
@@ -141,6 +166,77 @@ def test_lookahead_pulls_toward_the_average_and_finishes_on_it():
     assert torch.allclose(net.weight, torch.full((1, 3), 2.0))
 
 
+def test_newton_schulz_keeps_the_singular_vectors_and_evens_the_values():
+    # truth from the SVD: orthogonalize(G) = U f(S) Vᵀ with every f(s) of order 1, whatever
+    # the spread of S (here 100:1, five iterations), for wide and tall matrices alike
+    g = torch.Generator().manual_seed(0)
+    for shape in ((8, 36), (36, 8)):
+        u, _ = torch.linalg.qr(torch.randn(shape[0], min(shape), generator=g))
+        v, _ = torch.linalg.qr(torch.randn(shape[1], min(shape), generator=g))
+        s = torch.logspace(0, -2, min(shape))
+        q = orthogonalize(u @ torch.diag(s) @ v.T, steps=5)
+        core = u.T @ q @ v                        # diagonal iff the singular vectors are kept
+        off = core - torch.diag(core.diagonal())
+        assert float(off.abs().max()) < 1e-4
+        assert bool(((core.diagonal() > 0.5) & (core.diagonal() < 1.5)).all()), core.diagonal()
+
+
+def test_muon_sgd_matches_its_definition_and_torch_sgd():
+    torch.manual_seed(0)
+    w0, b0 = torch.randn(6, 3, 3, 3), torch.randn(6)
+    grads = [(torch.randn(6, 3, 3, 3), torch.randn(6)) for _ in range(3)]
+    w, b = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(b0.clone())
+    opt = MuonSGD([{"params": [w], "muon": True, "lr": 0.2, "momentum": 0.6},
+                   {"params": [b], "lr": 0.5, "weight_decay": 0.01}], momentum=0.85)
+    b_ref = torch.nn.Parameter(b0.clone())
+    ref_sgd = torch.optim.SGD([b_ref], lr=0.5, momentum=0.85, nesterov=True, weight_decay=0.01)
+    w_ref, buf = w0.clone(), torch.zeros_like(w0)
+    for gw, gb in grads:
+        w.grad, b.grad, b_ref.grad = gw.clone(), gb.clone(), gb.clone()
+        opt.step()
+        ref_sgd.step()
+        buf = 0.6 * buf + gw                                  # Nesterov momentum, then
+        d = gw + 0.6 * buf                                    # the filter bank at norm √6,
+        w_ref = w_ref * 6 ** 0.5 / w_ref.norm()               # then the orthogonalised step
+        w_ref = w_ref - 0.2 * orthogonalize(d.reshape(6, -1)).view(6, 3, 3, 3)
+    assert torch.allclose(w.detach(), w_ref, atol=1e-6)
+    assert torch.allclose(b.detach(), b_ref.detach(), atol=1e-7)
+
+
+def test_muon_groups_split_filters_biases_and_head():
+    cfg = load_recipe("fast")
+    net = FastNet(width=4)
+    opt, _ = build_optimizer(net, cfg, steps=10)
+    assert isinstance(opt, MuonSGD)
+    head, ones, filters = opt.param_groups
+    assert [p is net.fc.weight for p in head["params"]] == [True]
+    assert any(p is net.whiten.bias for p in ones["params"]) and len(ones["params"]) == 7
+    assert all(p.dim() == 4 for p in filters["params"]) and len(filters["params"]) == 6
+    assert filters["muon"] and filters["weight_decay"] == 0 and filters["momentum"] == 0.6
+    assert head["lr"] * head["weight_decay"] == pytest.approx(ones["lr"] * ones["weight_decay"])
+    n_groups = sum(len(g["params"]) for g in muon_groups(net, cfg))
+    assert n_groups == sum(p.requires_grad for p in net.parameters())
+
+
+def test_muon_recipe_same_seed_same_weights_and_exact_resume(tmp_path):
+    cfg = one_step("fast", epochs=2, subset=64)
+    a = train_model(cfg, tmp_path / "a", progress=False)
+    b = train_model(cfg, tmp_path / "b", progress=False)
+    assert weights_hash(a.model) == weights_hash(b.model)
+    train_model(cfg, tmp_path / "k", stop_after=1, progress=False)
+    resumed = train_model(cfg, tmp_path / "k", resume=True, progress=False)
+    assert weights_hash(resumed.model) == weights_hash(a.model)
+
+
+def test_optimizer_and_muon_values_are_checked():
+    with pytest.raises(ConfigError, match="optimizer='adam'"):
+        override(load_recipe("fast"), optimizer="adam")
+    with pytest.raises(ConfigError, match="muon_momentum=1.0"):
+        override(load_recipe("fast"), muon_momentum=1.0)
+    with pytest.raises(ConfigError, match="muon_lr=0"):
+        override(load_recipe("fast"), muon_lr=0)
+
+
 # ----------------------------------------------------------------------------- augmentation
 def test_reflect_translation_matches_a_per_image_reference():
     x = torch.randint(0, 256, (12, 3, 8, 8), dtype=torch.uint8)
@@ -161,7 +257,7 @@ def test_alternating_flips_show_each_image_both_ways():
 
 # ----------------------------------------------------------------------------- runs
 def test_fastnet_same_seed_same_weights_and_exact_resume(tmp_path):
-    cfg = one_step("fast", epochs=2, subset=64, lookahead_every=1)
+    cfg = one_step("fast-sgd", epochs=2, subset=64, lookahead_every=1)
     a = train_model(cfg, tmp_path / "a", progress=False)
     b = train_model(cfg, tmp_path / "b", progress=False)
     c = train_model(override(cfg, seed=7), tmp_path / "c", progress=False)

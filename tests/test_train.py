@@ -51,7 +51,7 @@ def gen(seed=0):
 # ----------------------------------------------------------------------------- recipes
 def test_recipes_match_the_issue():
     assert list_recipes() == ["augmix", "baseline-cosine", "baseline-multistep", "cutout", "fast",
-                            "fast-cutout"]
+                            "fast-cutout", "fast-sgd"]
     cos, step = load_recipe("baseline-cosine"), load_recipe("baseline-multistep")
     assert (cos.lr, cos.momentum, cos.weight_decay, cos.batch_size, cos.epochs, cos.seed) == \
         (0.1, 0.9, 5e-4, 128, 35, 42)

@@ -3,7 +3,8 @@ torchrun).
 
 >>> from failmodes.train import list_recipes, load_recipe
 >>> list_recipes()
-['augmix', 'baseline-cosine', 'baseline-multistep', 'cutout', 'fast', 'fast-cutout']
+['augmix', 'baseline-cosine', 'baseline-multistep', 'cutout', 'fast', 'fast-cutout',
+ 'fast-sgd']
 """
 from .augment import AUGMIX_OPS, BatchAugment, augmix, cutout, jsd_loss, random_crop, random_flip
 from .history import plot_history, write_history

@@ -1,7 +1,8 @@
 """The optimiser and learning-rate schedule of a :class:`~failmodes.train.TrainConfig`.
 
-SGD (optionally Nesterov) with two parameter groups: BatchNorm parameters may take a
-larger learning rate (``bias_lr_scale``) at the same weight-decay strength. Schedules are
+SGD (optionally Nesterov) with two parameter groups, or (``optimizer: muon``) Muon for
+the convolution filters and SGD for the rest (:func:`muon_groups`). BatchNorm parameters
+may take a larger learning rate (``bias_lr_scale``) at the same weight-decay strength. Schedules are
 stepped every iteration: ``cosine`` (to 0 over all steps), ``multistep`` (× ``gamma`` at
 each milestone epoch) and ``triangle`` (linear from ``lr_start`` to 1 over the first
 ``warmup`` of the steps, then linear to ``lr_end``).
@@ -20,7 +21,7 @@ by the fraction ``weight_decay`` at the peak lr, whatever the batch size and mom
 changing lr leaves the decay alone.
 
 >>> from failmodes.train import load_recipe
->>> cfg = load_recipe("fast")
+>>> cfg = load_recipe("fast-sgd")
 >>> round(torch_hyper(cfg)[0], 4), round(torch_hyper(cfg)[1], 4)  # lr, wd as torch sees them
 (1.5, 0.0013)
 """
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .muon import MuonSGD
 
 
 def torch_hyper(cfg) -> tuple[float, float]:
@@ -56,10 +59,43 @@ def param_groups(model: nn.Module, cfg) -> list[dict]:
     return groups
 
 
+def muon_groups(model: nn.Module, cfg) -> list[dict]:
+    """``optimizer: muon``: the other weights (the head) at (lr, weight_decay), every 1-D
+    parameter (BatchNorm shifts, biases, a whitening bias) at lr × ``bias_lr_scale`` with
+    the same decay per step, and the 4-D convolution filters by Muon at ``muon_lr`` with
+    ``muon_momentum`` and no decay (airbench94_muon's grouping).
+
+    With ``head_features`` set, lr and weight_decay are the values for a head reading that
+    many features; a head of c features (a linear layer behind a fixed logit scale) takes
+    lr × (head_features / c)² and weight_decay divided by the same, the step that keeps its
+    logits moving as fast whatever the width, at the same decay per step."""
+    lr, wd = torch_hyper(cfg)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    s = cfg.bias_lr_scale
+    heads: dict[int, list] = {}
+    for p in trainable:
+        if p.dim() not in (1, 4):
+            heads.setdefault(p.shape[-1] if p.dim() == 2 else 0, []).append(p)
+    groups = []
+    for features, params in heads.items():
+        gain = (cfg.head_features / features) ** 2 if cfg.head_features and features else 1.0
+        groups.append({"params": params, "lr": lr * gain, "weight_decay": wd / gain})
+    groups += [{"params": [p for p in trainable if p.dim() == 1],
+                "lr": lr * s, "weight_decay": wd / s},
+               {"params": [p for p in trainable if p.dim() == 4], "muon": True,
+                "lr": cfg.muon_lr, "momentum": cfg.muon_momentum, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(model: nn.Module, cfg, steps: int):
     """(optimizer, scheduler) for ``steps`` iterations per epoch."""
-    optimizer = torch.optim.SGD(param_groups(model, cfg), momentum=cfg.momentum,
-                                nesterov=cfg.nesterov)
+    optimizer: torch.optim.Optimizer
+    if cfg.optimizer == "muon":
+        optimizer = MuonSGD(muon_groups(model, cfg), lr=torch_hyper(cfg)[0],
+                            momentum=cfg.momentum, nesterov=cfg.nesterov)
+    else:
+        optimizer = torch.optim.SGD(param_groups(model, cfg), momentum=cfg.momentum,
+                                    nesterov=cfg.nesterov)
     return optimizer, build_scheduler(optimizer, cfg, steps)
 
 

@@ -23,6 +23,7 @@ RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 SCHEDULES = ("cosine", "multistep", "triangle")
 AUGMENTS = ("none", "standard", "cutout", "augmix")
 FLIPS = ("random", "alternating")
+OPTIMIZERS = ("sgd", "muon")
 PAD_MODES = ("zeros", "reflect")
 
 
@@ -52,6 +53,12 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
+    # optimizer sgd: every parameter by (Nesterov) SGD. muon: convolution filters by Muon
+    # (train/muon.py; muon_lr, muon_momentum, no weight decay), the rest by SGD as above.
+    optimizer: str = "sgd"
+    muon_lr: float = 0.24
+    muon_momentum: float = 0.6
+    head_features: int | None = None    # muon: lr/weight_decay are for a head of this many inputs
     # decoupled: lr is the step per 1024 examples with momentum's gain 1/(1 - momentum)
     # divided out, weight_decay the fraction of each weight decayed per 1024 examples at
     # the peak lr: each can change without retuning the others (see train/optim.py).
@@ -112,6 +119,12 @@ def _check(c: TrainConfig) -> None:
 
     if c.schedule not in SCHEDULES:
         bad("schedule", c.schedule, " | ".join(SCHEDULES))
+    if c.optimizer not in OPTIMIZERS:
+        bad("optimizer", c.optimizer, " | ".join(OPTIMIZERS))
+    if c.muon_lr <= 0:
+        bad("muon_lr", c.muon_lr, "a positive number")
+    if not 0 <= c.muon_momentum < 1:
+        bad("muon_momentum", c.muon_momentum, "a number in [0, 1)")
     if c.augment not in AUGMENTS:
         bad("augment", c.augment, " | ".join(AUGMENTS))
     if c.device != "auto":
@@ -127,7 +140,7 @@ def _check(c: TrainConfig) -> None:
                 "lookahead_every", "whiten_images"):
         if getattr(c, key) < 1:
             bad(key, getattr(c, key), "a positive integer")
-    for key in ("subset", "test_subset", "threads", "width", "image_size"):
+    for key in ("subset", "test_subset", "threads", "width", "image_size", "head_features"):
         v = getattr(c, key)
         if v is not None and v < 1:
             bad(key, v, "a positive integer or null")
