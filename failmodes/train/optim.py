@@ -2,10 +2,10 @@
 
 SGD (optionally Nesterov) with two parameter groups, or (``optimizer: muon``) Muon for
 the convolution filters and SGD for the rest (:func:`muon_groups`). BatchNorm parameters
-may take a larger learning rate (``bias_lr_scale``) at the same weight-decay strength. Schedules are
-stepped every iteration: ``cosine`` (to 0 over all steps), ``multistep`` (× ``gamma`` at
-each milestone epoch) and ``triangle`` (linear from ``lr_start`` to 1 over the first
-``warmup`` of the steps, then linear to ``lr_end``).
+may take a larger learning rate (``bias_lr_scale``) at the same weight-decay strength.
+Schedules are stepped every iteration: ``cosine`` (to 0 over all steps), ``multistep``
+(× ``gamma`` at each milestone epoch) and ``triangle`` (linear from ``lr_start`` to 1 over
+the first ``warmup`` of the steps, then linear to ``lr_end``).
 
 Decoupled hyper-parameters (``decoupled: true``, the parametrisation airbench and Myrtle's
 "How to train your ResNet" use): with momentum m, steady gradients g move heavy-ball and
@@ -72,10 +72,10 @@ def muon_groups(model: nn.Module, cfg) -> list[dict]:
     lr, wd = torch_hyper(cfg)
     trainable = [p for p in model.parameters() if p.requires_grad]
     s = cfg.bias_lr_scale
-    heads: dict[int, list] = {}
+    heads: dict[int | None, list] = {}   # by input features (linear layers only)
     for p in trainable:
         if p.dim() not in (1, 4):
-            heads.setdefault(p.shape[-1] if p.dim() == 2 else 0, []).append(p)
+            heads.setdefault(p.shape[1] if p.dim() == 2 else None, []).append(p)
     groups = []
     for features, params in heads.items():
         gain = (cfg.head_features / features) ** 2 if cfg.head_features and features else 1.0
