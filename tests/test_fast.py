@@ -12,7 +12,7 @@ from failmodes.config import ConfigError, override
 from failmodes.errors import FailmodesError
 from failmodes.models import create_model, weights_hash
 from failmodes.models.fastnet import FastNet
-from failmodes.train import list_recipes, load_recipe, train_model
+from failmodes.train import TrainError, list_recipes, load_recipe, train_model
 from failmodes.train.augment import alternating_flips, random_crop
 from failmodes.train.lookahead import Lookahead
 from failmodes.train.muon import MuonSGD, orthogonalize
@@ -226,6 +226,22 @@ def test_muon_recipe_same_seed_same_weights_and_exact_resume(tmp_path):
     train_model(cfg, tmp_path / "k", stop_after=1, progress=False)
     resumed = train_model(cfg, tmp_path / "k", resume=True, progress=False)
     assert weights_hash(resumed.model) == weights_hash(a.model)
+
+
+def test_resume_counts_a_field_an_older_run_lacks_as_its_default(tmp_path):
+    cfg = one_step("fast-sgd", epochs=2, subset=64, lookahead_every=1)
+    train_model(cfg, tmp_path / "k", stop_after=1, progress=False)
+    last = tmp_path / "k" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    for key in ("optimizer", "muon_lr", "muon_momentum", "head_features"):
+        del payload["config"][key]          # as a run saved before these fields existed
+    torch.save(payload, last)
+    with pytest.raises(TrainError, match=r"optimizer=None \(now 'muon'\)"):
+        train_model(override(cfg, optimizer="muon"), tmp_path / "k", resume=True,
+                    progress=False)
+    resumed = train_model(cfg, tmp_path / "k", resume=True, progress=False)
+    whole = train_model(cfg, tmp_path / "a", progress=False)
+    assert weights_hash(resumed.model) == weights_hash(whole.model)
 
 
 def test_optimizer_and_muon_values_are_checked():

@@ -36,16 +36,16 @@ def train_one(cfg: StudyConfig, spec, out: Path, state: StudyState) -> Path | di
             state.set(key, status="ok", source="checkpoint", checkpoint=str(ckpt), seconds=0.0)
         return ckpt
     from ..train import train_model
-    from ..train.recipes import RUNTIME_FIELDS
+    from ..train.recipes import changed_fields
     tc = train_config(cfg, spec)
     final = model_dir / FINAL_CHECKPOINT
     if final.is_file():
         saved = (json.loads((model_dir / TRAIN_CONFIG_NAME).read_text()).get("config", {})
                  if (model_dir / TRAIN_CONFIG_NAME).is_file() else {})
         now = to_dict(tc)
-        diff = [k for k in now if k not in RUNTIME_FIELDS and k in saved and saved[k] != now[k]]
+        diff = changed_fields(saved, tc) if saved else []
         if diff:
-            what = ", ".join(f"{k}={saved[k]!r} (now {now[k]!r})" for k in diff)
+            what = ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in diff)
             raise StudyError(f"models[{spec.name}]: {final} was trained with {what}; give the "
                              f"model a new name, or delete {model_dir} to retrain it")
         if state.step(key).get("status") != "ok":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import ConfigError, load_yaml
+from ..config import ConfigError, load_yaml, to_dict
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 SCHEDULES = ("cosine", "multistep", "triangle")
@@ -111,6 +111,22 @@ class TrainConfig:
 
 # Fields that do not change what a run computes: a resumed run may change them.
 RUNTIME_FIELDS = ("device", "threads", "compile", "eval_batch_size")
+
+
+def changed_fields(saved: dict, cfg: TrainConfig) -> list[str]:
+    """The fields (runtime ones aside) in which ``cfg`` differs from a run's saved config.
+    A field the saved config lacks was added to failmodes after that run: it counts as its
+    default, which is what the run computed with, so an upgrade does not block a resume.
+
+    >>> changed_fields({"epochs": 3}, TrainConfig(epochs=3, optimizer="sgd"))
+    []
+    >>> changed_fields({"epochs": 3}, TrainConfig(epochs=4, optimizer="muon"))
+    ['epochs', 'optimizer']
+    """
+    defaults = to_dict(TrainConfig())
+    now = to_dict(cfg)
+    return sorted(k for k in now
+                  if k not in RUNTIME_FIELDS and saved.get(k, defaults[k]) != now[k])
 
 
 def _check(c: TrainConfig) -> None:

@@ -49,7 +49,7 @@ from .history import plot_history, write_history
 from .lookahead import Lookahead
 from .optim import build_optimizer
 from .progress import Reporter
-from .recipes import RUNTIME_FIELDS, TrainConfig
+from .recipes import TrainConfig, changed_fields
 
 LAST, FINAL = LAST_CHECKPOINT, FINAL_CHECKPOINT
 
@@ -255,7 +255,7 @@ def _prepare_out_dir(cfg: TrainConfig, out: Path, resume: bool, rt: _Runtime) ->
         return None
     _, payload = load_checkpoint(last)
     saved, now = payload["config"], to_dict(cfg)
-    diff = sorted(k for k in now if k not in RUNTIME_FIELDS and saved.get(k) != now[k])
+    diff = changed_fields(saved, cfg)
     if diff:
         what = ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in diff)
         raise TrainError(f"--resume: {last} was trained with {what}; rerun the original "
