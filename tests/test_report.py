@@ -177,6 +177,51 @@ def test_outputs_and_comparison_numbers(fake_run):
     assert d["fog"]["ci95"] > 0 and "clean" not in d
 
 
+def _md_table(text: str, heading: str) -> list[dict]:
+    """The first Markdown table under ``## heading``, as dicts keyed by its header."""
+    block = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in block.splitlines() if ln.startswith("|")]
+    split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]  # noqa: E731
+    head = split(lines[0])
+    return [dict(zip(head, split(ln))) for ln in lines[2:]]
+
+
+def test_summary_markdown_numbers(fake_run):
+    """summary.md repeats the store's numbers: recomputed here from the fixture's draws."""
+    render_report(fake_run)
+    text = (fake_run / "summary.md").read_text()
+    rng = np.random.default_rng(0)
+    rng.integers(0, 3, N)
+    u = rng.random((6, N))
+    acc = lambda base, sev: np.mean(u[sev] < base - 0.1 * sev)  # noqa: E731
+    models = {r["model"]: r for r in _md_table(text, "Models")}
+    assert models["net-a"]["clean acc %"] == f"{100 * acc(0.9, 0):.2f}"
+    assert models["net-b"]["images"] == str(N)
+    assert models["net-a"]["corruption cells"] == "10"
+    # metrics wrote no "models" table and calibration failed: dashes, never invented numbers.
+    assert models["net-a"]["mCE vs net-a"] == "—" and models["net-b"]["ECE clean"] == "—"
+    assert "Not in this summary: failures (missing), calibration (failed), cam (missing)" in text
+    rows = {r["corruption"]: r for r in _md_table(text, "Per corruption")}
+    assert set(rows) == {"gaussian_noise", "fog"}
+    fog = rows["fog"]
+    assert fog["net-a mean %"] == f"{100 * np.mean([acc(0.9, s) for s in range(1, 6)]):.1f}"
+    assert fog["net-b sev 5 %"] == f"{100 * acc(0.95, 5):.1f}"
+    assert fog["net-a regime"] == "threshold-collapse" and fog["net-b regime"] == "—"
+    store = fake_run / "results.sqlite"
+    d = {r["stressor"]: r for r in corruption_deltas(store, "net-a", store, "net-b")}
+    q = d["fog"]["p_holm"]
+    want_p = "< 0.0001" if q < 1e-4 else f"{q:.2g}"          # never a bare 0
+    assert fog["Δ net-b − net-a (p Holm)"] == f"{d['fog']['delta']:+.1f} ({want_p})"
+
+
+def test_summary_markdown_cells_are_inert():
+    from failmodes.report.summary_md import _cell
+    assert _cell("a|b\nc") == r"a\|b c"
+    assert _cell(EVIL) == "&lt;script>alert('x')&lt;/script>"
+    assert _cell("p < 0.05 <b>") == "p < 0.05 &lt;b>"
+    assert _cell(None) == "—"
+
+
 def test_model_facts_largest_drop():
     rows = [{"model": "m", "dataset": "d", "stressor": "clean", "severity": 0.0, "n": 10,
              "accuracy": 0.9},

@@ -31,7 +31,8 @@ def _env() -> jinja2.Environment:
 def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
                   thumb_budget: int | None = None) -> Path:
     """Write ``run_dir/report.html`` and beside it ``figures/`` (report-level figures),
-    ``tables/*.csv`` and ``results.json``; returns the report path.
+    ``tables/*.csv``, ``results.json`` and ``summary.md`` (the headline tables as Markdown);
+    returns the report path.
 
     ``out``: write the report there instead, and its figures, tables and results.json in
     its folder: nothing is then written into the run folder, which may be read-only.
@@ -39,6 +40,7 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     ``check_thumb_budget``). Works on a partial run: sections whose analysis has not run
     say so."""
     from .export import export_tables
+    from .summary_md import SUMMARY_NAME, render_summary
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} not found")
@@ -49,6 +51,8 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     run = collect_run(run_dir)
     sections, rows = build_sections(run, out_dir)
     export_tables(run, rows, out_dir)
+    write_text_atomic(out_dir / SUMMARY_NAME, render_summary(
+        run, rows.get("comparison"), generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M")))
     cfg = (run.resolved or {}).get("config") or {}
     first, explorer, scripts = page_extras(run, out_dir, thumb_budget)
     html = _env().get_template("report.html.j2").render(

@@ -12,7 +12,7 @@
                                       training_curves.png
       analysis/<name>.json            each analysis' result (+ analysis/figures/*.png)
       probes/<key>/                   probe results
-      report.html  results.json  tables/*.csv  figures/*.png   the report
+      report.html  results.json  summary.md  tables/*.csv  figures/*.png   the report
 
 >>> RunFolder("runs/demo").store
 PosixPath('runs/demo/results.sqlite')
@@ -44,6 +44,7 @@ TABLES_DIR = "tables"
 PROBES_DIR = "probes"
 REPORT_NAME = "report.html"
 RESULTS_NAME = "results.json"
+SUMMARY_NAME = "summary.md"      # the report's headline tables as Markdown
 
 
 @dataclass(frozen=True)
