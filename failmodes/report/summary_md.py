@@ -15,6 +15,7 @@ import re
 from ..store import SUMMARY_NAME
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._collect import RunData
+from ._format import fmt
 from .comparison import corruption_accuracy, model_facts
 
 __all__ = ["SUMMARY_NAME", "render_summary"]
@@ -36,12 +37,6 @@ def _pct(x, digits: int = 1) -> str | None:
     if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return f"{100 * x:.{digits}f}"
-
-
-def _num(x, digits: int = 3) -> str | None:
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return None
-    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
 
 
 def _p(p: float) -> str:
@@ -81,7 +76,8 @@ def _models_section(run: RunData) -> list[str]:
                      f"{_pct(f['clean_acc'] - f['largest_drop'])} %")
         rows.append([f["model"], f.get("n_images"), _pct(f.get("clean_acc"), 2),
                      _pct(f.get("mean_corruption_acc"), 2), f.get("n_corruption_cells"), worst,
-                     _num(m.get("mce")), _num(c.get("ece_clean")), _num(c.get("ece_shifted"))])
+                     fmt(m.get("mce"), 3), fmt(c.get("ece_clean"), 3),
+                     fmt(c.get("ece_shifted"), 3)])
     out = ["## Models", ""]
     if not rows:
         return out + ["No evaluated cell yet.", ""]
