@@ -90,6 +90,29 @@ def test_regime_and_graceful_read_label_and_confidence():
         == "inconclusive"
 
 
+def test_regime_evidence_shows_the_magnitude_and_rates_behind_the_label():
+    # A 6.6-point hinge is threshold-collapse under the 5-point rule; the evidence must say
+    # it is 6.6 points, and a near-miss plateau must show its rates against the 2x rule.
+    reg = {("a", "brightness"): {"label": "threshold-collapse", "confidence": "positive",
+                                 "breakpoint": 3.6, "observed_drop": 6.65, "fitted_drop": 6.41,
+                                 "slope_before": 0.0, "slope_after": 4.66},
+           ("a", "motion_blur"): {"label": "linear", "confidence": "strong", "breakpoint": 3.0,
+                                  "observed_drop": 30.4, "fitted_drop": 29.44,
+                                  "slope_before": 7.30, "slope_after": 3.77}}
+    ev = FakeEvidence({}, reg)
+    g = one({"graceful": ["brightness"], "model": "a"}, ev)
+    assert g.verdict == "contradicted"
+    assert "drop 6.7 points (fitted 6.4)" in g.reason and "< 5 points" in g.reason
+    r = one({"regime": "motion_blur", "model": "a", "is": "early-damage-plateau"}, ev)
+    assert r.verdict == "contradicted"
+    assert "7.3 then 3.8 points per severity unit" in r.reason and "≥ 2×" in r.reason
+    assert r.evidence["slope_before"] == 7.30 and r.evidence["observed_drop"] == 30.4
+    # Without the magnitudes (an older curves table) the reason still reads, minus them.
+    bare = FakeEvidence({}, {("a", "fog"): {"label": "linear", "confidence": "strong"}})
+    assert one({"regime": "fog", "model": "a", "is": "linear"}, bare).reason \
+        == "fitted regime linear (strong confidence); claimed linear"
+
+
 def test_harder_groups_are_compared_per_image():
     acc = {("a", s): 0.3 for s in ("contrast", "fog")}
     acc.update({("a", s): 0.9 for s in ("gaussian_noise", "jpeg_compression")})

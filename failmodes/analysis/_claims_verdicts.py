@@ -12,12 +12,18 @@ import numpy as np
 from ..store import CLEAN
 from ._claims_parse import Claim, ClaimError
 from .paired import sign_flip_p
+from .regimes import GRACEFUL_DROP_POINTS, SLOPE_RATIO
 
 N_BOOT = 2000
 BOOT_SEED = 0
 INTEGER_SEVERITIES = (1, 2, 3, 4, 5)
 # Regime confidences (Kass–Raftery reading of the BIC margin) too weak to decide a claim.
 _WEAK = ("weak", "n/a", None)
+# The curves analysis's per-curve fields a regime verdict shows beside the label, so that a
+# reader sees the magnitude and the rates that decided it (a 6-point hinge is labelled
+# threshold-collapse under the rule, and the evidence must say it is 6 points).
+REGIME_EVIDENCE_KEYS = ("confidence", "breakpoint", "total_drop", "observed_drop",
+                        "fitted_drop", "slope_before", "slope_after")
 
 
 @dataclass
@@ -129,12 +135,38 @@ def _check_regime(c: Claim, ev: Evidence) -> Verdict:
     v = _regime_verdict(r.get("label"), r.get("confidence"), c.params["is"])
     reason = (f"fitted regime {r.get('label')} ({r.get('confidence')} confidence"
               + (f", breakpoint {r['breakpoint']:.2g}" if r.get("breakpoint") is not None else "")
-              + f"); claimed {c.params['is']}")
+              + f"){_shape_facts(r)}; claimed {c.params['is']}")
     if v == "inconclusive" and r.get("label") not in (None, "undetermined"):
         reason += "; the evidence is too weak to decide"
     return Verdict(c.describe(), c.kind, v, reason,
-                   {k: r.get(k) for k in ("label", "confidence", "breakpoint", "total_drop")},
+                   {k: r.get(k) for k in ("label", *REGIME_EVIDENCE_KEYS)},
                    [c.model], [c.subject])
+
+
+def _num(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+def _drop_fact(r: dict | None) -> str:
+    """", drop 6.6 points (fitted 6.4)": the magnitude behind a label, when known."""
+    obs, fit = _num((r or {}).get("observed_drop")), _num((r or {}).get("fitted_drop"))
+    if obs is None:
+        return ""
+    return f", drop {obs:.1f} points" + (f" (fitted {fit:.1f})" if fit is not None else "")
+
+
+def _shape_facts(r: dict) -> str:
+    """The drop and, for a knee, the rates before and after it against the 2x rule."""
+    out = _drop_fact(r)
+    before, after = _num(r.get("slope_before")), _num(r.get("slope_after"))
+    if before is not None and after is not None and r.get("breakpoint") is not None:
+        out += (f", {before:.1f} then {after:.1f} points per severity unit (collapse or "
+                f"plateau needs one rate ≥ {SLOPE_RATIO:g}× the other)")
+    return out
 
 
 def _check_graceful(c: Claim, ev: Evidence) -> Verdict:
@@ -144,12 +176,14 @@ def _check_graceful(c: Claim, ev: Evidence) -> Verdict:
         v = "inconclusive" if r is None else _regime_verdict(r.get("label"),
                                                               r.get("confidence"), True)
         verdicts.append(v)
-        label = "not measured" if r is None else f"{r.get('label')} ({r.get('confidence')})"
+        label = ("not measured" if r is None else f"{r.get('label')} ({r.get('confidence')})"
+                 + _drop_fact(r))
         parts.append(f"{s}: {label}")
         ev_out[f"{s}"] = None if r is None else r.get("label")
     verdict = ("contradicted" if "contradicted" in verdicts else
                "supported" if all(v == "supported" for v in verdicts) else "inconclusive")
-    return Verdict(c.describe(), c.kind, verdict, "; ".join(parts), ev_out, [c.model],
+    rule = f" (graceful: both drops < {GRACEFUL_DROP_POINTS:g} points)"
+    return Verdict(c.describe(), c.kind, verdict, "; ".join(parts) + rule, ev_out, [c.model],
                    list(c.subject))
 
 

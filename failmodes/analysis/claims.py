@@ -42,6 +42,7 @@ from ._claims_verdicts import (
     BOOT_SEED,
     INTEGER_SEVERITIES,
     N_BOOT,
+    REGIME_EVIDENCE_KEYS,
     Evidence,
     Verdict,
     check_claims,
@@ -85,9 +86,7 @@ class RunEvidence:
         for row in ((self._curves or {}).get("tables") or {}).get("regimes", []):
             if row.get("model") == model and row.get("stressor") == stressor:
                 return {"label": row.get("regime", row.get("label")),
-                        "confidence": row.get("confidence"),
-                        "breakpoint": row.get("breakpoint"),
-                        "total_drop": row.get("total_drop")}
+                        **{k: row.get(k) for k in REGIME_EVIDENCE_KEYS}}
         return None
 
     def cam_border(self, model, stressor, severity):
