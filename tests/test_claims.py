@@ -82,27 +82,61 @@ def test_regime_and_graceful_read_label_and_confidence():
     assert one({"regime": "contrast", **claim}, ev).verdict == "contradicted"
     assert one({"regime": "zoom_blur", **claim}, ev).verdict == "inconclusive"
     assert one({"regime": "snow", **claim}, ev).verdict == "inconclusive"
-    assert one({"graceful": ["jpeg_compression", "brightness"], "model": "a"}, ev).verdict \
+
+
+class DropEvidence(FakeEvidence):
+    """Correlated per-image correctness: the first 90 % of images are right on clean data,
+    and severity s turns the first ``drops[s-1]`` % of all images wrong (so each cell's
+    drop in points is exactly drops[s-1], on the same images)."""
+
+    def __init__(self, drops: dict, regimes: dict | None = None):
+        super().__init__({}, regimes)
+        self.drops = drops
+
+    def correct(self, model, stressor, severity):
+        clean = np.arange(N) < round(0.9 * N)
+        if stressor == "clean":
+            return clean
+        if stressor not in self.drops:
+            return None
+        return clean & (np.arange(N) >= round(self.drops[stressor][int(severity) - 1] * N / 100))
+
+
+def test_graceful_is_the_worst_drop_against_its_bound_with_an_interval():
+    ev = DropEvidence({"jpeg_compression": [0, 0.5, 1, 1.5, 2],     # worst 2 points
+                       "brightness": [0.5, 1, 1, 1, 1.5],           # worst 1.5
+                       "contrast": [2, 4, 6, 8, 12],                # worst 12
+                       "fog": [1, 2, 3, 4, 5]},                     # worst exactly 5
+                      {("a", "contrast"): {"label": "threshold-collapse",
+                                           "confidence": "strong"}})
+    g = one({"graceful": ["jpeg_compression", "brightness"], "model": "a"}, ev)
+    assert g.verdict == "supported"
+    assert g.evidence["jpeg_compression_drop"] == pytest.approx(2.0)
+    assert g.evidence["jpeg_compression_ci_high"] < 5
+    bad = one({"graceful": ["jpeg_compression", "contrast"], "model": "a"}, ev)
+    assert bad.verdict == "contradicted"
+    assert bad.evidence["contrast_drop"] == pytest.approx(12.0)
+    assert bad.evidence["contrast_ci_low"] >= 5
+    assert "contrast: worst drop 12.0 points" in bad.reason
+    assert "fitted threshold-collapse (strong)" in bad.reason
+    assert "under 5 points" in bad.reason
+    # A drop of exactly the bound straddles it: inconclusive, whatever the shape.
+    assert one({"graceful": ["fog"], "model": "a"}, ev).verdict == "inconclusive"
+    # A wider bound accepts the 12-point drop; an unmeasured corruption is inconclusive.
+    assert one({"graceful": ["contrast"], "model": "a", "max_drop": 20}, ev).verdict \
         == "supported"
-    assert one({"graceful": ["jpeg_compression", "contrast"], "model": "a"}, ev).verdict \
-        == "contradicted"
-    assert one({"graceful": ["jpeg_compression", "snow"], "model": "a"}, ev).verdict \
-        == "inconclusive"
+    missing = one({"graceful": ["jpeg_compression", "snow"], "model": "a"}, ev)
+    assert missing.verdict == "inconclusive" and "snow: not measured" in missing.reason
+    with pytest.raises(ClaimError, match="max_drop must be a number"):
+        parse_claims([{"graceful": "fog", "model": "a", "max_drop": -1}], models=MODELS)
 
 
 def test_regime_evidence_shows_the_magnitude_and_rates_behind_the_label():
-    # A 6.6-point hinge is threshold-collapse under the 5-point rule; the evidence must say
-    # it is 6.6 points, and a near-miss plateau must show its rates against the 2x rule.
-    reg = {("a", "brightness"): {"label": "threshold-collapse", "confidence": "positive",
-                                 "breakpoint": 3.6, "observed_drop": 6.65, "fitted_drop": 6.41,
-                                 "slope_before": 0.0, "slope_after": 4.66},
-           ("a", "motion_blur"): {"label": "linear", "confidence": "strong", "breakpoint": 3.0,
+    # A near-miss plateau must show its drop and its rates against the 2x rule.
+    reg = {("a", "motion_blur"): {"label": "linear", "confidence": "strong", "breakpoint": 3.0,
                                   "observed_drop": 30.4, "fitted_drop": 29.44,
                                   "slope_before": 7.30, "slope_after": 3.77}}
     ev = FakeEvidence({}, reg)
-    g = one({"graceful": ["brightness"], "model": "a"}, ev)
-    assert g.verdict == "contradicted"
-    assert "drop 6.7 points (fitted 6.4)" in g.reason and "< 5 points" in g.reason
     r = one({"regime": "motion_blur", "model": "a", "is": "early-damage-plateau"}, ev)
     assert r.verdict == "contradicted"
     assert "7.3 then 3.8 points per severity unit" in r.reason and "≥ 2×" in r.reason

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FailmodesError
+from .regimes import GRACEFUL_DROP_POINTS
 
 KINDS = ("drop", "regime", "harder", "graceful", "more_robust", "cam_drift")
 REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
@@ -14,7 +15,7 @@ _KEYS = {
     "drop": {"drop", "model", "severity", "at_least", "unit", "text"},
     "regime": {"regime", "model", "is", "text"},
     "harder": {"harder", "than", "model", "text"},
-    "graceful": {"graceful", "model", "text"},
+    "graceful": {"graceful", "model", "max_drop", "text"},
     "more_robust": {"more_robust", "than", "on", "by", "text"},
     "cam_drift": {"cam_drift", "model", "severity", "text"},
 }
@@ -48,7 +49,8 @@ class Claim:
             return (f"for {self.model}, {', '.join(self.subject)} are more damaging than "
                     f"{', '.join(p['than'])}")
         if self.kind == "graceful":
-            return f"{', '.join(self.subject)} degrade {self.model} gracefully"
+            return (f"{', '.join(self.subject)} degrade {self.model} gracefully (worst "
+                    f"severity within {p.get('max_drop', 5.0):g} points of clean)")
         if self.kind == "more_robust":
             on = "all corruptions" if p["on"] == "all" else ", ".join(p["on"])
             return f"{self.subject} is more robust than {p['than']} on {on} (by {p['by']})"
@@ -135,7 +137,8 @@ def _parse_one(c, where: str, models: set[str], stressors: set[str]) -> Claim:
     if kind == "harder":
         return Claim(kind, corruptions("harder"), model(), {"than": corruptions("than")}, text)
     if kind == "graceful":
-        return Claim(kind, corruptions("graceful"), model(), {}, text)
+        return Claim(kind, corruptions("graceful"), model(),
+                     {"max_drop": number("max_drop", 0, 100, GRACEFUL_DROP_POINTS)}, text)
     if kind == "more_robust":
         on = c.get("on", "all")
         on = "all" if on == "all" else corruptions("on")
