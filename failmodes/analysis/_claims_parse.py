@@ -50,7 +50,7 @@ class Claim:
                     f"{', '.join(p['than'])}")
         if self.kind == "graceful":
             return (f"{', '.join(self.subject)} degrade {self.model} gracefully (worst "
-                    f"severity within {p.get('max_drop', 5.0):g} points of clean)")
+                    f"severity within {p.get('max_drop', GRACEFUL_DROP_POINTS):g} points of clean)")
         if self.kind == "more_robust":
             on = "all corruptions" if p["on"] == "all" else ", ".join(p["on"])
             return f"{self.subject} is more robust than {p['than']} on {on} (by {p['by']})"
