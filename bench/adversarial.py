@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
+
+from failmodes._device import cpu_description
 
 
 def main() -> None:
@@ -70,7 +71,7 @@ def main() -> None:
            "images_per_round": a.n, "rounds": a.rounds, "batch": a.batch, "eps_255": a.eps,
            "steps": a.steps, "threads": a.threads, "load_average": os.getloadavg(),
            "torch": torch.__version__, "torchattacks_version": torchattacks.__version__,
-           "machine": platform.processor() or platform.machine()}
+           "machine": cpu_description()}
     for name, v in res.items():
         n = a.n * a.rounds
         out[name] = {"images_per_s_wall": n / v["wall"], "images_per_s_cpu": n / v["cpu"],

@@ -4,11 +4,11 @@ Prints JSON. Example: python bench/cam_drift.py --model cifar_resnet18 --width 1
 """
 import argparse
 import json
-import platform
 import time
 
 import torch
 
+from failmodes._device import cpu_description
 from failmodes.analysis._cam_core import compute_cams
 from failmodes.analysis.cam import attention_drift
 from failmodes.data import load_dataset
@@ -39,7 +39,7 @@ def main():
                       "seconds_total": round(dt, 2), "seconds_per_cell": round(per_cell, 3),
                       "estimate_19x5_minutes": round(per_cell * 96 / 60, 1),
                       "cams_per_s": round(a.sample * (len(sev) + 1) / dt, 1),
-                      "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}))
+                      "torch": torch.__version__, "cpu": cpu_description()}))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from failmodes._device import cpu_description
 from failmodes.models.cifar import CifarDenseNet121, CifarResNet18
 
 
@@ -101,7 +101,7 @@ def main(argv=None):
 
     result = {"threads": args.threads, "batch": args.batch, "eval_batch": args.eval_batch,
               "rounds": args.rounds, "memory_format": "channels_last",
-              "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+              "torch": torch.__version__, "cpu": cpu_description(),
               "load_average": os.getloadavg(), "models": {}}
     for name, (net, _, times) in runs.items():
         result["models"][name] = {

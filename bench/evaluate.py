@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -43,7 +42,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from failmodes._device import resolve_device
+    from failmodes._device import cpu_description, resolve_device
     from failmodes.evaluate import EvalConfig, build_model, load_eval_dataset, run_evaluation
     from failmodes.stressors import get_stressor
 
@@ -105,8 +104,7 @@ def main() -> None:
     t_stress = sum(stress_s.values())
     print(json.dumps({
         "device": str(device), "device_name": (torch.cuda.get_device_name(device)
-                                               if device.type == "cuda" else platform.processor()
-                                               or platform.machine()),
+                                               if device.type == "cuda" else cpu_description()),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "model": args.model, "width": args.width, "data": args.data, "n_images_per_cell": n,
         "cells": [c for c, _ in cell_images], "severity": args.severity, "batch_size": bs,

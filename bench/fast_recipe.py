@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from failmodes._device import cpu_description
 from failmodes.config import override
 from failmodes.data import load_dataset
 from failmodes.models.tta import with_flip_tta
@@ -187,7 +188,7 @@ def main() -> None:
         "complete": len(fast_rows) == len(ref_rows) == len(seeds),
         "machine": {"cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
-                    "cpu": platform.processor() or platform.machine()},
+                    "cpu": cpu_description()},
         "fast": {"summary": summary(fast_rows) if fast_rows else {}, "runs": fast_rows},
         "reference": {"recipe": args.reference_recipe, "model": args.reference_model,
                       "width": args.reference_width,

@@ -11,7 +11,6 @@ and times load → explorer ready and one filter change. Prints JSON.
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -80,6 +79,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
+    from failmodes._device import cpu_description
     from failmodes.report import render_report
     t0 = time.perf_counter()
     run = build_run(Path(a.out), a.data, a.images, a.models)
@@ -93,7 +93,7 @@ def main() -> None:
            "build_store_s": round(built, 1), "render_s": round(rendered, 1),
            "report_mb": round(report.stat().st_size / 2 ** 20, 2), "embeds": embed,
            "threads": torch.get_num_threads(), "load_avg": os.getloadavg(),
-           "machine": platform.processor() or platform.machine()}
+           "machine": cpu_description()}
     if not a.no_browser:
         res.update(browse(report))
     print(json.dumps(res, indent=1))

@@ -22,3 +22,36 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device}: CUDA is not available here; use cpu")
     return dev
+
+
+def cpu_description() -> str:
+    """The CPU a measurement ran on, for benchmark JSON: its model name, logical CPUs and
+    the vector ISA torch dispatches to (AVX2 and AVX-512 machines differ ~2× in conv speed).
+
+    >>> "cpus" in cpu_description() and torch.backends.cpu.get_cpu_capability() in cpu_description()
+    True
+    """
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        info = ""
+    family = model = ""
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name" and value:
+            name = value
+        elif key == "cpu family":
+            family = value
+        elif key == "model" and not model:
+            model = value
+        if key == "processor" and value not in ("", "0"):
+            break  # the first CPU's lines describe them all
+    family_model = f" (family {family} model {model})" if family and model else ""
+    return (f"{name}{family_model}, {os.cpu_count()} cpus, "
+            f"{torch.backends.cpu.get_cpu_capability()}")
