@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
 
+from failmodes._device import cpu_description
 from failmodes.config import override
 from failmodes.data import load_dataset
 from failmodes.models import create_model
@@ -168,14 +168,6 @@ def _bench_data_only(ds, args, device):
             "ratio": round(ours / ref, 2)}
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        return platform.machine()
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="/work/data" if os.path.isdir("/work/data") else "synthetic",
@@ -202,7 +194,7 @@ def main():
     ds = load_dataset(args.data, "train").subset(args.subset)
     result = {
         "bench": "train_throughput",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description(),
         "device_type": device.type, "cpu_count": os.cpu_count(), "torch_threads": args.threads,
         "torch": torch.__version__, "data": args.data, "n_images": len(ds),
         "source": "the same uint8 array: resident tensor (ours) vs PIL images per row (reference)",

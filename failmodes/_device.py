@@ -1,6 +1,9 @@
 """Turning ``--device auto|cpu|cuda|cuda:N`` into a torch.device, the same way everywhere."""
 from __future__ import annotations
 
+import os
+import platform
+
 import torch
 
 from .errors import FailmodesError
@@ -31,9 +34,6 @@ def cpu_description() -> str:
     >>> "cpus" in cpu_description() and torch.backends.cpu.get_cpu_capability() in cpu_description()
     True
     """
-    import os
-    import platform
-
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -48,7 +48,7 @@ def cpu_description() -> str:
             name = value
         elif key == "cpu family":
             family = value
-        elif key == "model" and not model:
+        elif key == "model":
             model = value
         if key == "processor" and value not in ("", "0"):
             break  # the first CPU's lines describe them all
