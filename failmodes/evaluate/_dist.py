@@ -47,6 +47,13 @@ class Dist:
         td.gather_object(obj, out, dst=0, group=self.group)
         return out
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here. Called on the success path only: a rank that
+        failed must not enter a collective its peers never reach."""
+        if self.world > 1:
+            import torch.distributed as td
+            td.barrier(group=self.group)
+
     def close(self) -> None:
         if self._owned:
             import torch.distributed as td

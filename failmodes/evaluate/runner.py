@@ -154,7 +154,12 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
                        "images_per_s": round(n_img / compute, 1) if compute > 0 else None,
                        "table": corruption_table(store, dataset=plan.keys[MAIN])}
             store.close()
-        return dist.broadcast(summary)
+        summary = dist.broadcast(summary)
+        # Every rank has received everything before any rank tears its group down: a rank
+        # that shuts gloo down while a peer still reads the last broadcast can abort at
+        # exit ("terminate called without an active exception", seen once in CI).
+        dist.barrier()
+        return summary
     finally:
         if lock is not None:
             lock.release()
