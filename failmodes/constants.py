@@ -23,6 +23,10 @@ CALIBRATION_BINS = 15
 VAL_FRACTION = 0.1
 SPLIT_SEED = 42
 
+# Subsets of a data set (``--subset``, ``Dataset.subset``) are drawn with this fixed seed, not
+# the run's seed: runs with different stressor seeds then stay paired on the very same images.
+SUBSET_SEED = 42
+
 # Bytes of thumbnail sprite sheets the report's explorer may embed; past it, fewer images
 # get thumbnails (every image's row is still there). Chromium opens a 30 MB page in a few
 # seconds; past the maximum it takes tens of seconds, and a phone may not open it at all.
