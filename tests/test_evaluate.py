@@ -52,7 +52,6 @@ STUBS = {
 
 def register_stubs() -> None:
     """Test-only stressors; also called by the subprocess scripts below."""
-    stressor_registry._load_all()
     for name, kw in STUBS.items():
         if name not in stressor_registry._REGISTRY:
             kw = dict(kw)

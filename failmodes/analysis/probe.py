@@ -149,7 +149,7 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
         raise ProbeError(f"--repeats must be at least 1, got {repeats}")
     st = _resolve_stressor(stressor, space)
     for v in vals:
-        st._check_severity(v)  # fail before any model work, naming the bad value
+        st.check_value(v)  # fail before any model work, naming the bad value
     img, source = load_probe_image(image)
     if isinstance(model, Classifier):
         net, model_name = model, model.arch

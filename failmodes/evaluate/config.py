@@ -207,7 +207,7 @@ def _stressor(name: str):
 
 def _check_value(name: str, value: float) -> None:
     try:
-        _stressor(name)._check_severity(value)
+        _stressor(name).check_value(value)
     except StressorError as e:
         raise EvalError(str(e)) from None
 

@@ -1,4 +1,5 @@
-"""ImageMagick 6's MotionBlurImage, batched, and the ``motion_blur`` corruption.
+"""ImageMagick 6's MotionBlurImage, batched: the kernel of the ``motion_blur`` corruption
+(registered in ``blur.py``) and of snow's streaks (``weather.py``).
 
 Why our own: CIFAR-10-C blurs through Wand/ImageMagick, which we neither want as a
 dependency nor could run batched. ImageMagick 6 (magick/effect.c) builds a one-sided
@@ -19,21 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._rng import ImageRNG
-from ._spatial import to_u8
-from .registry import register_stressor
 
 # float64 elements of padded images per CPU chunk (2 MiB): measured fastest of 2^14..2^20;
 # one chunk's adds stay in cache, and fewer, larger adds cost less Python per image.
 _CPU_CHUNK = 1 << 18
 # ImageMagick's MagickEpsilon guards sigma -> 0 in GetMotionBlurKernel.
 _MAGICK_EPSILON = 1.0e-12
-
-# Severity tables (radius px, sigma px): row 0 = identity, rows 1..5 = make_*_c.py.
-MOTION_BLUR = {"cifar": [(0.0, 0.0), (6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-               "imagenet": [(0.0, 0.0), (10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
-               "tinyimagenet": [(0.0, 0.0), (10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)]}
-
 
 def kernel_width(radius: float) -> int:
     """GetOptimalKernelWidth1D for radius > 0: 2·ceil(radius) + 1 taps."""
@@ -126,11 +118,3 @@ def _tap_runs(dx: np.ndarray, dy: np.ndarray, chunk: int) -> list:
         plans.setdefault(s, []).append((i, a - s, b - s, ox, oy))
     return list(plans.items())
 
-
-@register_stressor("motion_blur", monotone=False, family="blur", tables=MOTION_BLUR,
-                   param_names=("radius_px", "sigma_px"), rounding="round", benchmark=True)
-def motion_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
-    """ImageMagick motion blur along a random angle in ±45° per image."""
-    radius, sigma = p
-    angles = rng.uniform(()) * 90.0 - 45.0
-    return motion_blur_u8(to_u8(x), radius, sigma, angles) / 255.0

@@ -1,6 +1,6 @@
 """Blur corruptions (CIFAR-10-C family "blur", plus the extra gaussian_blur).
 
-motion_blur lives in ``_motion.py``. The filters below reproduce the reference's
+motion_blur's ImageMagick kernel lives in ``_motion.py``. The filters below reproduce the reference's
 library calls in torch: scikit-image's ``gaussian`` (scipy ``gaussian_filter``,
 truncate 4, border "nearest"), OpenCV's ``filter2D`` (border reflect-101) and scipy's
 ``zoom`` (order 1, corners aligned).
@@ -18,7 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._motion import motion_blur_u8
 from ._rng import ImageRNG
+from ._spatial import to_u8
 from .registry import register_stressor
 
 
@@ -200,6 +202,22 @@ def _displace_pass(y: torch.Tensor, d: torch.Tensor, m: int) -> torch.Tensor:
         nxt, done = torch.where(done, nxt, nxt.gather(1, nxt)), done | done.gather(1, nxt)
     flat = y.reshape(n, c, h * w)
     return flat.gather(2, nxt.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
+
+
+# ----------------------------------------------------------------------------- motion
+# motion_blur's severity table (radius px, sigma px): row 0 = identity, rows 1..5 = make_*_c.py.
+MOTION_BLUR = {"cifar": [(0.0, 0.0), (6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+               "imagenet": [(0.0, 0.0), (10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+               "tinyimagenet": [(0.0, 0.0), (10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)]}
+
+
+@register_stressor("motion_blur", monotone=False, family="blur", tables=MOTION_BLUR,
+                   param_names=("radius_px", "sigma_px"), rounding="round", benchmark=True)
+def motion_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """ImageMagick motion blur along a random angle in ±45° per image."""
+    radius, sigma = p
+    angles = rng.uniform(()) * 90.0 - 45.0
+    return motion_blur_u8(to_u8(x), radius, sigma, angles) / 255.0
 
 
 # ----------------------------------------------------------------------------- zoom

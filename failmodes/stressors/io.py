@@ -112,7 +112,7 @@ def corrupt_path(path: str | Path, stressor: str | None, severity: float = 3.0, 
         raise ImageInputError("nothing to do: give --stressor NAME and/or --sheet")
     st = get_stressor(stressor) if stressor is not None else None
     if st is not None:
-        st._check_severity(severity)  # fail before reading any file
+        st.check_value(severity)  # fail before reading any file
     rows = list(sheet_stressors) if sheet_stressors else suite("all")
     for name in rows:
         get_stressor(name)

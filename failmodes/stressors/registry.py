@@ -1,5 +1,10 @@
 """The stressor registry: the one list of stressors that the CLI, grid, report and tests read.
 
+A leaf of the package: the family modules (``noise``, ``blur``, ``weather``, ``digital``,
+``sweeps``, ``adversarial``, or any new one) import ``register_stressor`` from here, and
+``failmodes.stressors`` imports every family module, so the registry is full whenever the
+package is imported and a new family is one new module.
+
 A stressor maps a batch of images ``N×3×H×W`` float in ``[0, 1]`` to the same batch
 under a shift. Corruptions take a severity in ``[0, 5]`` and look up their parameters in
 a per-resolution severity table (row 0 = identity parameters, rows 1..5 = the published
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..constants import FAMILY_ORDER
 from ..errors import FailmodesError
 from ..ranges import split_sweep
 from ._chunks import run_chunked
@@ -129,7 +135,7 @@ class Stressor:
                  indices: torch.Tensor | Sequence[int] | None = None,
                  params: str = "auto", model=None,
                  labels: torch.Tensor | None = None) -> torch.Tensor:
-        severity = self._check_severity(severity)
+        severity = self.check_value(severity)
         _check_images(images, self.name)
         if self.needs_model and (model is None or labels is None):
             raise StressorError(f"{self.name} attacks a model: pass model= and labels=")
@@ -167,7 +173,9 @@ class Stressor:
             y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
         return quantize(y, self.rounding).to(images.dtype)
 
-    def _check_severity(self, severity) -> float:
+    def check_value(self, severity) -> float:
+        """``severity`` as a float, or a StressorError naming this stressor, the value and its
+        allowed range (corruptions: severity in [0, 5]; sweeps: their natural unit)."""
         try:
             s = float(severity)
         except (TypeError, ValueError):
@@ -277,7 +285,6 @@ def get_stressor(name: str) -> Stressor:
 
     A stressor with options takes them in brackets: ``pgd_linf[steps=20,restarts=2]``.
     """
-    _load_all()
     if "[" in name:
         return _with_options(name)
     try:
@@ -323,12 +330,14 @@ def _with_options(spec: str) -> Stressor:
 
 def list_stressors(pattern: str = "*", family: str | None = None) -> list[str]:
     """Names matching a shell-style ``pattern``: corruptions in the CIFAR-10-C order
-    (15 benchmark, then 4 extras), then sweeps in registration order."""
-    _load_all()
+    (15 benchmark, then 4 extras), then the others by family (``FAMILY_ORDER``: sweeps,
+    then attacks), each family in registration order (whatever order its modules load in)."""
     names = [n for n, s in _REGISTRY.items()
              if fnmatch.fnmatchcase(n, pattern) and (family is None or s.family == family)]
     rank = {n: i for i, n in enumerate(CIFAR10C_ORDER)}
-    return sorted(names, key=lambda n: rank.get(n, len(rank)))
+    fam = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)),
+                                        fam.get(_REGISTRY[n].family, len(fam))))
 
 
 def parse_sweep(spec: str) -> tuple[str, list[float]]:
@@ -340,7 +349,7 @@ def parse_sweep(spec: str) -> tuple[str, list[float]]:
     name, values = split_sweep(spec)
     stressor = get_stressor(name)
     for v in values:
-        stressor._check_severity(v)
+        stressor.check_value(v)
     return name, values
 
 
@@ -351,7 +360,6 @@ def describe_stressors(pattern: str = "*") -> list[dict]:
 
 def suite(name: str) -> list[str]:
     """Stressor names of a suite: cifar10-c (15), cifar10-c-extra (4), all (19), sweeps."""
-    _load_all()
     corr = [n for n in list_stressors() if _REGISTRY[n].is_corruption]
     suites = {"cifar10-c": [n for n in corr if _REGISTRY[n].benchmark],
               "cifar10-c-extra": [n for n in corr if not _REGISTRY[n].benchmark],
@@ -361,7 +369,3 @@ def suite(name: str) -> list[str]:
         raise StressorError(f"unknown suite {name!r}; choose from {', '.join(suites)}")
     return suites[name]
 
-
-def _load_all() -> None:
-    # Importing the op modules registers them; kept lazy so the registry module has no cycle.
-    from . import _ops, adversarial  # noqa: F401

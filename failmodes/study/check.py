@@ -42,15 +42,15 @@ def check_study(cfg: StudyConfig) -> None:
     for name, values in cfg.sweeps.items():
         st = check(f"sweeps.{name}", get_stressor, name)
         for v in sweep_values(values, f"sweeps.{name}"):
-            check(f"sweeps.{name}", st._check_severity, v)
+            check(f"sweeps.{name}", st.check_value, v)
     for name in [n for s in cfg.suites for n in suite(s)] + list(cfg.stressors):
         for s in cfg.severities:
-            check("severities", get_stressor(name)._check_severity, s)
+            check("severities", get_stressor(name).check_value, s)
     from ..analysis.probe import _resolve_stressor
     for i, p in enumerate(cfg.probes):
         st = check(f"probes[{i}]", _resolve_stressor, p.stressor, p.space)
         for v in sweep_values(p.values, f"probes[{i}].values"):
-            check(f"probes[{i}].values", st._check_severity, v)
+            check(f"probes[{i}].values", st.check_value, v)
     check_analyses(cfg)
 
 
@@ -62,25 +62,27 @@ def check_analyses(cfg: StudyConfig) -> list[str]:
         names.remove("claims")      # nothing to check: no empty section in the report
     for name in names:
         try:
-            fn = get_analysis(name).fn
+            analysis = get_analysis(name)
         except ValueError as e:
             raise StudyError(f"analyses: {e}") from None
-        analysis_options(cfg, fn, name)
+        analysis_options(cfg, analysis)
     return names
 
 
-def analysis_options(cfg: StudyConfig, fn, name: str) -> dict:
-    """The study's options for analysis ``name``, plus its device and seed when the analysis
-    takes them and the study file does not set them."""
-    import inspect
-    opts = dict(cfg.analysis_options.get(name, {}))
-    params = inspect.signature(fn).parameters
+def analysis_options(cfg: StudyConfig, analysis) -> dict:
+    """The study's options for ``analysis`` (checked against its options dataclass: names
+    and types), plus the study's device, seed and claims where the analysis takes them and
+    the study file does not set them."""
+    import dataclasses
+
+    from ..config import ConfigError
+    opts = dict(cfg.analysis_options.get(analysis.name, {}))
+    fields = {f.name for f in dataclasses.fields(analysis.options)}
     for k, v in (("device", cfg.device), ("seed", cfg.seed), ("claims", cfg.claims)):
-        if k in params and k not in opts:
+        if k in fields and k not in opts:
             opts[k] = v
-    unknown = [k for k in opts if k not in params
-               and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
-    if unknown:
-        raise StudyError(f"analysis_options.{name}: unknown option(s) {', '.join(unknown)} "
-                         f"(allowed: {', '.join(p for p in params if p not in ('run_dir', 'out_dir'))})")
+    try:
+        analysis.parse_options(opts)
+    except ConfigError as e:
+        raise StudyError(str(e)) from None
     return opts
