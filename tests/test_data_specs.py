@@ -175,12 +175,14 @@ def test_cifar100_superclasses_match_the_datasets_coarse_labels():
 
 
 def test_every_spec_from_python_and_cli_parse(tmp_path):
-    from failmodes.data import DATA_SPECS, parse_spec
-    assert set(DATA_SPECS) >= {"cifar100", "cifar100c", "imagenet", "imagenetc",
-                               "tinyimagenet", "tinyimagenetc", "hf"}
-    assert parse_spec(str(tmp_path)) == ("imagefolder", str(tmp_path))
+    from failmodes.data import find_data_spec, list_data_specs
+    assert {s.name for s in list_data_specs()} >= {"cifar100", "cifar100c", "imagenet",
+                                                   "imagenetc", "tinyimagenet",
+                                                   "tinyimagenetc", "hf"}
+    folder = find_data_spec(str(tmp_path))
+    assert (folder.name, folder.argument(str(tmp_path))) == ("imagefolder", str(tmp_path))
     with pytest.raises(DataError, match="unknown data spec 'bogus:x'"):
-        parse_spec("bogus:x")
+        find_data_spec("bogus:x")
 
 
 def _hf_saved(path, n=6):

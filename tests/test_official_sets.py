@@ -67,8 +67,8 @@ def test_official_set_errors_are_one_line(imagenet_and_c, tmp_path):
 
 def test_cli_help_lists_every_data_spec():
     from failmodes.cli import DATA_HELP
-    from failmodes.data import DATA_SPECS
-    assert all(k in DATA_HELP for k in DATA_SPECS)
+    from failmodes.data import list_data_specs
+    assert all(k.name in DATA_HELP for k in list_data_specs())
 
 
 def test_study_file_names_the_official_set_and_finish(imagenet_and_c, tmp_path, monkeypatch):

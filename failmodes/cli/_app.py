@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
+from ..data import data_help
 from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, FailmodesError
 
 _UsageError: type[Exception]
@@ -88,10 +89,8 @@ def fail(msg: str) -> None:
     raise FailmodesError(msg)
 
 
-# The data specs of failmodes.data.specs (``failmodes.data.DATA_SPECS``).
-DATA_HELP = ("synthetic | cifar10 | cifar100 | imagefolder:PATH | cifar10c:PATH | cifar100c:PATH"
-             " | imagenet:PATH | imagenetc:PATH | tinyimagenet:PATH | tinyimagenetc:PATH | "
-             "hf:NAME[:split] | hf:PATH | PATH")
+# Every form of every registered data spec (``failmodes.data.list_data_specs``).
+DATA_HELP = data_help()
 
 
 def thumb_budget_bytes(mb: float | None) -> int | None:

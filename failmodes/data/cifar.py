@@ -8,14 +8,16 @@ the same 32 px severity table as CIFAR-10. The 20 coarse superclasses live in
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..constants import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
+from ..constants import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, SUBSET_SEED
 from ._cache import cache_dir
 from .dataset import DataError, Dataset
+from .specs import CorruptedSpec, DataSpec, get_data_spec, register_data_spec
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
@@ -107,3 +109,66 @@ def load_cifar_c(path: str | Path, corruption: str, severity: int = 5,
     return Dataset(torch.from_numpy(np.array(images[rows])),  # one severity, read into RAM
                    torch.from_numpy(labels[rows].astype(np.int64)), list(classes),
                    f"{base}c", f"{corruption}-{severity}", mean, std)
+
+
+class _Cifar(DataSpec):
+    splits = "train/test"
+    folder_arg = True
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        if arg:  # a tree of class folders, e.g. CIFAR-10 exported as PNG files
+            return get_data_spec("imagefolder").load(arg, split, image_size=image_size)
+        return load_cifar(self.name, split, download)
+
+
+@register_data_spec
+class Cifar10(_Cifar):
+    name = "cifar10"
+    forms = ("cifar10", "cifar10:PATH")
+    what = "torchvision CIFAR-10 (downloaded once); :PATH its <split>/<class>/* tree"
+
+
+@register_data_spec
+class Cifar100(_Cifar):
+    name = "cifar100"
+    forms = ("cifar100", "cifar100:PATH")
+    what = "torchvision CIFAR-100 (downloaded once); :PATH its <split>/<class>/* tree"
+
+
+class _CifarC(CorruptedSpec):
+    def load_cell(self, arg: str, corruption: str, severity: int = 5, *,
+                  image_size: int | None = None, subset: int | None = None,
+                  subset_seed: int = SUBSET_SEED) -> Dataset:
+        full = load_cifar_c(arg, corruption, severity, base=self.clean)
+        ds = full.subset(subset, subset_seed)
+        if len(ds) < len(full):
+            ds.full_size = len(full)
+        return ds
+
+    def survey(self, arg: str, corruptions: Sequence[str],
+               severities: Sequence[float]) -> tuple[list[str], int]:
+        root = Path(arg)
+        if not (root / "labels.npy").is_file():
+            raise DataError(f"{root}/labels.npy not found; --official {self.name}:PATH takes "
+                            "the published folder (<corruption>.npy + labels.npy)")
+        missing = [f"{n}.npy" for n in corruptions if not (root / f"{n}.npy").is_file()]
+        return missing, len(np.load(root / "labels.npy", mmap_mode="r")) // 5
+
+
+@register_data_spec
+class Cifar10C(_CifarC):
+    name = "cifar10c"
+    clean = "cifar10"
+    title = _CIFAR["cifar10"][4]
+    forms = ("cifar10c:PATH",)
+    what = "released CIFAR-10-C folder (<corruption>.npy, labels.npy)"
+
+
+@register_data_spec
+class Cifar100C(_CifarC):
+    name = "cifar100c"
+    clean = "cifar100"
+    title = _CIFAR["cifar100"][4]
+    forms = ("cifar100c:PATH",)
+    what = "released CIFAR-100-C folder (<corruption>.npy, labels.npy)"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..constants import SPLIT_SEED, VAL_FRACTION
+from ..constants import SPLIT_SEED, SUBSET_SEED, VAL_FRACTION
 from ..errors import FailmodesError
 
 
@@ -59,7 +59,7 @@ class Dataset:
         return Dataset(self.images[which], self.labels[which], list(self.classes), self.name,
                        self.split, self.mean, self.std, self.indices[which], list(self.skipped))
 
-    def subset(self, n: int | None, seed: int = 42) -> Dataset:
+    def subset(self, n: int | None, seed: int = SUBSET_SEED) -> Dataset:
         """A class-stratified random subset of ``n`` images (all if n is None or ≥ len)."""
         if n is None or n >= len(self):
             return self
@@ -72,7 +72,8 @@ class Dataset:
         return x.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def stratified_rows(labels: torch.Tensor, n: int, n_classes: int, seed: int = 42) -> torch.Tensor:
+def stratified_rows(labels: torch.Tensor, n: int, n_classes: int,
+                    seed: int = SUBSET_SEED) -> torch.Tensor:
     """Sorted positions of a class-stratified random subset of ``n`` of ``labels`` (all
     when n ≥ len): what ``Dataset.subset`` keeps, computable before decoding anything."""
     if n <= 0:

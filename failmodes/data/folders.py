@@ -18,15 +18,53 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..constants import CIFAR10_MEAN, CIFAR10_STD, SUBSET_SEED
 from ._cache import cache_dir, cache_lock, decode_files, read_cache, write_cache
+from .cifar import CIFAR10_CLASSES
 from .dataset import DataError, Dataset, channel_stats, stratified_rows
 from .decode import check_image_size, decode_image
+from .specs import DataSpec, register_data_spec
 
 log = logging.getLogger("failmodes.data")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
-__all__ = ["IMAGE_EXTENSIONS", "cache_dir", "image_files", "load_files", "load_image",
-           "load_imagefolder", "report_skipped", "split_root"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "cache_dir", "image_files", "load_files",
+           "load_image", "load_imagefolder", "report_skipped", "split_root"]
+
+
+@register_data_spec
+class ImageFolder(DataSpec):
+    """``imagefolder:PATH``, or any existing folder given as it is (tried after every
+    other spec, so a folder named ``cifar10`` still means CIFAR-10)."""
+
+    name = "imagefolder"
+    forms = ("imagefolder:PATH", "PATH")
+    what = "PATH/<split>/<class>/* or PATH/<class>/* (PATH alone: an existing folder)"
+    splits = "any"
+    needs_arg = True
+    folder_arg = True
+    fallback = True
+
+    def matches(self, spec: str) -> bool:
+        return super().matches(spec) or os.path.isdir(os.path.expanduser(str(spec)))
+
+    def argument(self, spec: str) -> str:
+        return super().argument(spec) if super().matches(spec) else str(spec)
+
+    def absolute(self, spec: str) -> str:
+        if super().matches(spec):
+            return super().absolute(spec)
+        if ":" in str(spec) or not Path(spec).expanduser().is_dir():
+            return spec
+        return str(Path(spec).expanduser().resolve())
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        """The folder; a CIFAR-10 tree (its 10 class names) keeps CIFAR-10's name and stats."""
+        ds = load_imagefolder(arg, split, image_size)
+        if sorted(ds.classes) == sorted(CIFAR10_CLASSES):
+            ds.name, ds.mean, ds.std = "cifar10", CIFAR10_MEAN, CIFAR10_STD
+        return ds
 
 
 def split_root(root: Path, split: str) -> Path:
@@ -100,7 +138,7 @@ def load_files(files: Sequence[tuple[Path, int]], classes: list[str], *, name: s
                split: str, where: Path, image_size: int | None = None,
                resize: str = "square", use_cache: bool = True,
                stats: tuple[tuple, tuple] | None = None, subset: int | None = None,
-               subset_seed: int = 42) -> Dataset:
+               subset_seed: int = SUBSET_SEED) -> Dataset:
     """Decode (path, label) pairs into a Dataset through the decode cache.
 
     where: the folder named in messages and in the cache key. resize: ``square`` or

@@ -22,8 +22,29 @@ from ._cache import cache_dir, cache_lock, decode_files, read_cache, write_cache
 from .dataset import DataError, Dataset, channel_stats
 from .decode import check_image_size, decode_image
 from .folders import _as_tensor, report_skipped
+from .specs import DataSpec, register_data_spec
 
 SPLIT_ALIASES = {"test": ("test", "validation", "valid", "val"), "val": ("validation", "val")}
+
+
+@register_data_spec
+class HuggingFace(DataSpec):
+    name = "hf"
+    forms = ("hf:NAME[:split]", "hf:PATH")
+    what = "a Hugging Face dataset (hub or save_to_disk folder; ?image=COL&label=COL)"
+    splits = "in the spec, else the split asked"
+    needs_arg = True
+
+    def absolute(self, spec: str) -> str:
+        # A saved folder is made absolute, its ?query kept; a hub name stays as it is.
+        path, q, query = str(spec).partition(":")[2].partition("?")
+        if path and os.path.exists(os.path.expanduser(path)):
+            return f"hf:{Path(path).expanduser().resolve()}{q}{query}"
+        return spec
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        return load_hf(arg, split, image_size)
 
 
 def parse_hf_spec(arg: str, split: str) -> tuple[str, str, dict[str, str]]:

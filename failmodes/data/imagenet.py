@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import IMAGENET_MEAN, IMAGENET_STD, SUBSET_SEED
 from .dataset import DataError, Dataset
 from .folders import image_files, load_files
+from .specs import CorruptedSpec, DataSpec, register_data_spec
 
 WNID = re.compile(r"^n\d{8}$")
 IMAGENET_SIZE = 224
@@ -63,7 +65,7 @@ def load_imagenet(path: str | Path, split: str = "test", image_size: int | None 
 
 def load_imagenet_c(path: str | Path, corruption: str, severity: int = 5,
                     image_size: int | None = None, use_cache: bool = False,
-                    subset: int | None = None, subset_seed: int = 42) -> Dataset:
+                    subset: int | None = None, subset_seed: int = SUBSET_SEED) -> Dataset:
     """One corruption × severity of the released ImageNet-C tree.
 
     Not cached by default: an evaluation reads each of the 75 cells once, and caching
@@ -95,6 +97,18 @@ def corrupted_cell(root: Path, corruption: str, severity: int, title: str) -> Pa
     if not sdir.is_dir():
         raise DataError(f"{title} folder {cdir} has no severity folder {int(severity)}/")
     return sdir
+
+
+def survey_tree(root: Path, corruptions: Sequence[str],
+                severities: Sequence[float]) -> tuple[list[str], int]:
+    """``CorruptedSpec.survey`` of a ``<corruption>/<severity>/<wnid>/*`` tree: the
+    corruptions without a folder for each requested integer severity (1 when none is) and
+    the images of one cell."""
+    sevs = sorted({int(s) for s in severities if s in (1, 2, 3, 4, 5)}) or [1]
+    absent = [n for n in corruptions if not all((root / n / str(s)).is_dir() for s in sevs)]
+    first = next((root / n / str(sevs[0]) for n in corruptions if n not in absent), None)
+    n_full = sum(len(image_files(d)) for d in first.iterdir() if d.is_dir()) if first else 0
+    return [f"{n}/<severity>/ folders" for n in absent], n_full
 
 
 def corruptions_in(root: str | Path) -> list[str]:
@@ -180,3 +194,36 @@ def read_labels_file(path: Path) -> dict[str, int]:
             raise DataError(f"{path} line {n}: label {lab!r} is neither an ImageNet WordNet id "
                             "nor a class index 0..999")
     return out
+
+
+@register_data_spec
+class ImageNet(DataSpec):
+    name = "imagenet"
+    forms = ("imagenet:PATH",)
+    what = "ImageNet val, <wnid>/ folders or flat files + labels file (crop 224)"
+    splits = "test/val/train"
+    needs_arg = True
+    folder_arg = True
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        return load_imagenet(arg, split, image_size)
+
+
+@register_data_spec
+class ImageNetC(CorruptedSpec):
+    name = "imagenetc"
+    clean = "imagenet"
+    title = "ImageNet-C"
+    forms = ("imagenetc:PATH",)
+    what = "released ImageNet-C <corruption>/<severity>/<wnid>/*.JPEG"
+
+    def load_cell(self, arg: str, corruption: str, severity: int = 5, *,
+                  image_size: int | None = None, subset: int | None = None,
+                  subset_seed: int = SUBSET_SEED) -> Dataset:
+        return load_imagenet_c(arg, corruption, severity, image_size, subset=subset,
+                               subset_seed=subset_seed)
+
+    def survey(self, arg: str, corruptions: Sequence[str],
+               severities: Sequence[float]) -> tuple[list[str], int]:
+        return survey_tree(Path(arg), corruptions, severities)

@@ -13,6 +13,7 @@ from functools import lru_cache
 import torch
 
 from .dataset import Dataset, channel_stats
+from .specs import DataSpec, register_data_spec
 
 CLASSES = ["disk", "square", "triangle", "plus", "ring",
            "hbars", "vbars", "checker", "diagonal", "xcross"]
@@ -79,3 +80,14 @@ def load_synthetic(split: str = "test", n: int | None = None, size: int = 32) ->
     images, labels = _cached(n or SIZES[split], size, SPLIT_SEEDS[split])
     mean, std = channel_stats(images)
     return Dataset(images, labels, list(CLASSES), "synthetic", split, mean, std)
+
+
+@register_data_spec
+class Synthetic(DataSpec):
+    name = "synthetic"
+    forms = ("synthetic",)
+    what = "the learnable 32 px, 10-class test set (generated, no download)"
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        return load_synthetic(split)

@@ -12,11 +12,14 @@ ids, so both sets and a model trained on either agree.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from ..constants import SUBSET_SEED
 from .dataset import DataError, Dataset
 from .folders import image_files, load_files
-from .imagenet import WNID, corrupted_cell, imagenet_class_names, wnid_index
+from .imagenet import WNID, corrupted_cell, imagenet_class_names, survey_tree, wnid_index
+from .specs import CorruptedSpec, DataSpec, register_data_spec
 
 TINY_SIZE = 64
 TINY_HINT = ("download tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip),"
@@ -65,7 +68,7 @@ def load_tinyimagenet(path: str | Path, split: str = "test", use_cache: bool = T
 
 def load_tinyimagenet_c(path: str | Path, corruption: str, severity: int = 5,
                         use_cache: bool = True, subset: int | None = None,
-                        subset_seed: int = 42) -> Dataset:
+                        subset_seed: int = SUBSET_SEED) -> Dataset:
     """One corruption × severity of the released Tiny-ImageNet-C tree (64 px cells are
     small: 10 000 images = 120 MB, so they are cached)."""
     root = Path(path).expanduser().resolve()
@@ -119,3 +122,35 @@ def _val(folder: Path, label: dict[str, int]) -> list[tuple[Path, int]]:
     if not files:
         raise DataError(f"{ann} lists no images")
     return files
+
+
+@register_data_spec
+class TinyImageNet(DataSpec):
+    name = "tinyimagenet"
+    forms = ("tinyimagenet:PATH",)
+    what = "the tiny-imagenet-200 folder (64 px; test = the labelled val set)"
+    needs_arg = True
+    folder_arg = True
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        return load_tinyimagenet(arg, split)
+
+
+@register_data_spec
+class TinyImageNetC(CorruptedSpec):
+    name = "tinyimagenetc"
+    clean = "tinyimagenet"
+    title = "Tiny-ImageNet-C"
+    forms = ("tinyimagenetc:PATH",)
+    what = "released Tiny-ImageNet-C <corruption>/<severity>/<wnid>/*.JPEG (64 px)"
+
+    def load_cell(self, arg: str, corruption: str, severity: int = 5, *,
+                  image_size: int | None = None, subset: int | None = None,
+                  subset_seed: int = SUBSET_SEED) -> Dataset:
+        return load_tinyimagenet_c(arg, corruption, severity, subset=subset,
+                                   subset_seed=subset_seed)
+
+    def survey(self, arg: str, corruptions: Sequence[str],
+               severities: Sequence[float]) -> tuple[list[str], int]:
+        return survey_tree(Path(arg), corruptions, severities)
