@@ -32,41 +32,6 @@ __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "cache_dir", "image_files", "load_
            "load_image", "load_imagefolder", "report_skipped", "split_root"]
 
 
-@register_data_spec
-class ImageFolder(DataSpec):
-    """``imagefolder:PATH``, or any existing folder given as it is (tried after every
-    other spec, so a folder named ``cifar10`` still means CIFAR-10)."""
-
-    name = "imagefolder"
-    forms = ("imagefolder:PATH", "PATH")
-    what = "PATH/<split>/<class>/* or PATH/<class>/* (PATH alone: an existing folder)"
-    splits = "any"
-    needs_arg = True
-    folder_arg = True
-    fallback = True
-
-    def matches(self, spec: str) -> bool:
-        return super().matches(spec) or os.path.isdir(os.path.expanduser(str(spec)))
-
-    def argument(self, spec: str) -> str:
-        return super().argument(spec) if super().matches(spec) else str(spec)
-
-    def absolute(self, spec: str) -> str:
-        if super().matches(spec):
-            return super().absolute(spec)
-        if ":" in str(spec) or not Path(spec).expanduser().is_dir():
-            return spec
-        return str(Path(spec).expanduser().resolve())
-
-    def load(self, arg: str, split: str, *, image_size: int | None = None,
-             download: bool = True) -> Dataset:
-        """The folder; a CIFAR-10 tree (its 10 class names) keeps CIFAR-10's name and stats."""
-        ds = load_imagefolder(arg, split, image_size)
-        if sorted(ds.classes) == sorted(CIFAR10_CLASSES):
-            ds.name, ds.mean, ds.std = "cifar10", CIFAR10_MEAN, CIFAR10_STD
-        return ds
-
-
 def split_root(root: Path, split: str) -> Path:
     """``ROOT/split`` when it exists; a tree of class folders alone serves any split."""
     root = Path(root)
@@ -202,3 +167,38 @@ def _as_tensor(images: np.ndarray) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # read-only memmap: never written to
         return torch.from_numpy(images)
+
+
+@register_data_spec
+class ImageFolder(DataSpec):
+    """``imagefolder:PATH``, or any existing folder given as it is (tried after every
+    other spec, so a folder named ``cifar10`` still means CIFAR-10)."""
+
+    name = "imagefolder"
+    forms = ("imagefolder:PATH", "PATH")
+    what = "PATH/<split>/<class>/* or PATH/<class>/* (PATH alone: an existing folder)"
+    splits = "any"
+    needs_arg = True
+    folder_arg = True
+    fallback = True
+
+    def matches(self, spec: str) -> bool:
+        return super().matches(spec) or os.path.isdir(os.path.expanduser(str(spec)))
+
+    def argument(self, spec: str) -> str:
+        return super().argument(spec) if super().matches(spec) else str(spec)
+
+    def absolute(self, spec: str) -> str:
+        if super().matches(spec):
+            return super().absolute(spec)
+        if ":" in str(spec) or not Path(spec).expanduser().is_dir():
+            return spec
+        return str(Path(spec).expanduser().resolve())
+
+    def load(self, arg: str, split: str, *, image_size: int | None = None,
+             download: bool = True) -> Dataset:
+        """The folder; a CIFAR-10 tree (its 10 class names) keeps CIFAR-10's name and stats."""
+        ds = load_imagefolder(arg, split, image_size)
+        if sorted(ds.classes) == sorted(CIFAR10_CLASSES):
+            ds.name, ds.mean, ds.std = "cifar10", CIFAR10_MEAN, CIFAR10_STD
+        return ds

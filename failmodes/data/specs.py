@@ -106,10 +106,10 @@ class CorruptedSpec(DataSpec):
 
 
 _REGISTRY: dict[str, DataSpec] = {}
-S = TypeVar("S", bound=type[DataSpec])
+_Kind = TypeVar("_Kind", bound=type[DataSpec])
 
 
-def register_data_spec(cls: S) -> S:
+def register_data_spec(cls: _Kind) -> _Kind:
     """Class decorator filing a kind of data spec under its ``name``."""
     spec = cls()
     for attr in ("name", "forms", "what"):
