@@ -43,7 +43,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from failmodes._device import cpu_description, resolve_device
-    from failmodes.evaluate import EvalConfig, build_model, load_eval_dataset, run_evaluation
+    from failmodes.evaluate import (
+        EvalConfig,
+        build_model,
+        load_eval_dataset,
+        resolve_config,
+        run_evaluation,
+    )
     from failmodes.stressors import get_stressor
 
     device = resolve_device(args.device)
@@ -52,7 +58,7 @@ def main() -> None:
     cfg = EvalConfig(models={"m": {"arch": args.model, "width": args.width}}, data=args.data,
                      subset=args.n, stressors=names, severities=[args.severity],
                      batch_size=args.batch_size, device=str(device), out=str(work / "run"))
-    ds, _ = load_eval_dataset(cfg)
+    ds, _ = load_eval_dataset(resolve_config(cfg))
     model, _ = build_model(cfg.models["m"], ds.classes, seed=cfg.seed, device=device)
     n, bs = len(ds), args.batch_size
     clean = ds.float_batch(0, n, device)
@@ -91,7 +97,7 @@ def main() -> None:
         with ResultsStore(out / "results.sqlite", readonly=True) as st:
             per = {c.stressor: n / c.images_per_s for c in st.cells()}
         shutil.rmtree(out)
-        return summary["compute_s"], per
+        return summary.compute_s, per
 
     model_runs, pipe_runs = [], []
     for k in range(args.repeats):

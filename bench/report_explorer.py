@@ -19,16 +19,15 @@ import numpy as np
 
 
 def build_run(out: Path, data: str, n: int, models: int) -> Path:
-    from failmodes.evaluate.config import EvalConfig
     from failmodes.evaluate.inputs import load_eval_dataset
-    from failmodes.store import CellKey, ResultsStore
+    from failmodes.store import CellKey, ResolvedEvalConfig, ResultsStore
     from failmodes.stressors import list_stressors
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     cfg = {"data": data, "split": "test", "subset": n, "seed": 0, "models": {}}
     (out / "eval_config.json").write_text(json.dumps({"config": cfg}))
-    ds, key = load_eval_dataset(EvalConfig(**cfg))
+    ds, key = load_eval_dataset(ResolvedEvalConfig(**cfg))
     labels, idx = ds.labels.numpy(), ds.indices.numpy()
     names = [s for f in ("noise", "blur", "weather", "digital") for s in list_stressors(family=f)]
     rng = np.random.default_rng(0)

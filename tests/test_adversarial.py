@@ -226,7 +226,7 @@ def test_attack_cells_are_per_model_with_loss_and_success_rate(tmp_path, two_ckp
     from failmodes.evaluate import run_evaluation
     from failmodes.store import ResultsStore
     s = run_evaluation(_grid_cfg(tmp_path, two_ckpts), progress="off")
-    assert s["failed"] == []
+    assert s.failed == []
     with ResultsStore(tmp_path / "run" / "results.sqlite", readonly=True) as st:
         cells = {(c.model, c.stressor, c.severity): c for c in st.cells()}
         for m in ("a", "b"):

@@ -111,15 +111,15 @@ def test_grid_lists_clean_first_skips_severity_zero_and_adds_sweeps_and_val(stub
 def test_run_resumes_only_missing_cells_and_records_everything(ckpt, tmp_path):
     out = tmp_path / "r"
     s1 = run_evaluation(cfg(out, ckpt), progress="off", command="failmodes evaluate test")
-    assert (s1["cells"], s1["computed"], s1["skipped"], s1["failed"]) == (3, 3, 0, [])
+    assert (s1.cells, s1.computed, s1.skipped, s1.failed) == (3, 3, 0, [])
     s2 = run_evaluation(cfg(out, ckpt, severities=[1, 2, 3]), progress="off")
-    assert (s2["cells"], s2["computed"], s2["skipped"]) == (4, 1, 3)
+    assert (s2.cells, s2.computed, s2.skipped) == (4, 1, 3)
     with ResultsStore(out / "results.sqlite") as st:
         first = st.cells(stressor="gaussian_noise")[0].id
         st.db.execute("DELETE FROM cells WHERE id=?", (first,))
         st.db.commit()
     s3 = run_evaluation(cfg(out, ckpt, severities=[1, 2, 3]), progress="off")
-    assert (s3["computed"], s3["skipped"]) == (1, 3)
+    assert (s3.computed, s3.skipped) == (1, 3)
     with ResultsStore(out / "results.sqlite", readonly=True) as st:
         (m,) = st.models()
         assert m["spec"] == ckpt and m["arch"] == "small_cnn" and len(m["weights_hash"]) == 40
@@ -142,7 +142,7 @@ def test_a_second_writer_on_the_same_run_folder_is_refused(ckpt, tmp_path):
         assert not (tmp_path / "r" / "results.sqlite").exists()
     finally:
         lock.release()
-    assert run_evaluation(cfg(tmp_path / "r", ckpt), progress="off")["computed"] == 3
+    assert run_evaluation(cfg(tmp_path / "r", ckpt), progress="off").computed == 3
 
 
 def test_rows_equal_a_direct_computation(ckpt, tmp_path):
@@ -201,9 +201,9 @@ def test_nan_logits_fail_only_their_cell(stubs, ckpt, tmp_path):
     model = _NaNOnDark(load_checkpoint(ckpt)[0]).train()
     s = run_evaluation(cfg(tmp_path / "r", ckpt, models={}, stressors=["_t_darken"],
                            severities=[1, 5]), models={"nan": model}, progress="off")
-    assert s["computed"] == 2 and len(s["failed"]) == 1
-    assert s["failed"][0]["cell"]["severity"] == 5.0
-    assert "non-finite logits for 48 of 48" in s["failed"][0]["error"]
+    assert s.computed == 2 and len(s.failed) == 1
+    assert s.failed[0]["cell"]["severity"] == 5.0
+    assert "non-finite logits for 48 of 48" in s.failed[0]["error"]
     assert model.training  # the caller's mode is restored
     with ResultsStore(tmp_path / "r" / "results.sqlite", readonly=True) as st:
         failed = st.cells(status="failed")
@@ -284,7 +284,7 @@ if os.environ.get("WORLD_SIZE"):  # log which rank computed which group
         return real(plan, g, cache, bar)
     runner.compute_group = logged
 s = run_evaluation(cfg, progress="plain")
-print("SUMMARY", json.dumps({{k: s[k] for k in ("computed", "skipped")}}))
+print("SUMMARY", json.dumps({{k: getattr(s, k) for k in ("computed", "skipped")}}))
 """
 
 
@@ -337,7 +337,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(stubs, ckpt, tm
     db.close()
     assert 2 <= k < 7 and all(a == b == N for a, b in per_cell)  # no half-written cell
     resumed = run_evaluation(EvalConfig(**conf, out=str(killed)), progress="off")
-    assert (resumed["computed"], resumed["skipped"]) == (7 - k, k)
+    assert (resumed.computed, resumed.skipped) == (7 - k, k)
     run_evaluation(EvalConfig(**conf, out=str(clean)), progress="off")
     assert all_rows(killed) == all_rows(clean)
 

@@ -147,7 +147,7 @@ def test_official_cifar10c_cells_and_comparison_table(tmp_path):
                      stressors=["gaussian_noise"], severities=[1, 2], cifar10c=str(c10c),
                      batch_size=16, out=str(tmp_path / "run"))
     s = run_evaluation(cfg, progress="off")
-    assert s["computed"] == 5 and not s["failed"]
+    assert s.computed == 5 and not s.failed
     with ResultsStore(tmp_path / "run" / "results.sqlite", readonly=True) as st:
         off = st.cells(dataset="cifar10c-official:test")
         fly = st.cells(dataset="cifar10:test", stressor="gaussian_noise")

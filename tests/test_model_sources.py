@@ -23,7 +23,7 @@ def _evaluate(tmp_path, models, prebuilt=None):
                      severities=[3.0], sweeps=["contrast=2"], out=str(tmp_path / "run"),
                      device="cpu", batch_size=4)
     s = run_evaluation(cfg, models=prebuilt, progress="off")
-    assert not s["failed"], s["failed"]
+    assert not s.failed, s.failed
     return tmp_path / "run"
 
 

@@ -37,7 +37,7 @@ def test_imagenetc_official_cells_match_finished_on_the_fly_cells(imagenet_and_c
     from failmodes.analysis.metrics import compute_metrics
     out = tmp_path / "run"
     summary = run_evaluation(_cfg(imagenet_and_c, out, finish="jpeg85"), progress=False)
-    assert summary["failed"] == []
+    assert summary.failed == []
     with ResultsStore(RunFolder(out).store, readonly=True) as store:
         datasets = {c.dataset for c in store.cells()}
         assert datasets == {"imagenet+jpeg85:test", "imagenetc-official:test"}
@@ -91,7 +91,7 @@ def test_subset_of_official_cells_decodes_and_pairs_the_same_images(imagenet_and
     out = tmp_path / "run"
     cfg = dataclasses.replace(_cfg(imagenet_and_c, out, finish="jpeg85"), subset=1,
                               stressors=["fog"], severities=[2])
-    assert run_evaluation(cfg, progress=False)["failed"] == []
+    assert run_evaluation(cfg, progress=False).failed == []
     with ResultsStore(RunFolder(out).store, readonly=True) as store:
         assert {c.dataset for c in store.cells()} == {"imagenet+jpeg85:test@1",
                                                        "imagenetc-official:test@1"}

@@ -27,8 +27,6 @@ def train(
     seed: int | None = typer.Option(None, help="seed of init, data order, augmentation"),
     device: str | None = typer.Option(None, help=DEVICE_HELP + " [default: the recipe's]"),
     threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
-    num_threads: int | None = typer.Option(None, "--num-threads", hidden=True,
-                                              help="old name of --threads"),
     test_subset: int | None = typer.Option(None, help="per-epoch test on N images "
                                               "(the last epoch uses all)"),
     compile: bool | None = typer.Option(None, "--compile/--no-compile",
@@ -44,7 +42,7 @@ def train(
     from ..train import load_recipe, train_model
     cfg = override(load_recipe(config or recipe), model=model, width=width, data=data,
                    epochs=epochs, subset=subset, lr=lr, batch_size=batch_size, seed=seed,
-                   device=device, threads=threads if threads is not None else num_threads,
+                   device=device, threads=threads,
                    test_subset=test_subset, compile=compile)
     result = train_model(cfg, out, resume=resume, stop_after=stop_after)
     if result.main_process:
@@ -131,22 +129,20 @@ def evaluate(
                      cifar10c=str(cifar10c) if cifar10c else None, official=official,
                      finish=finish, image_size=image_size, out=str(out))
     summary = run_evaluation(cfg)
-    if summary is None:  # a non-zero torchrun rank
-        return
-    table = Table(title=f"accuracy per corruption (mean over severities) — {summary['store']}")
+    table = Table(title=f"accuracy per corruption (mean over severities) — {summary.store}")
     for col in ("model", "stressor", "family", "levels", "accuracy"):
         table.add_column(col, justify="right" if col in ("levels", "accuracy") else "left")
-    for r in summary["table"]:
+    for r in summary.table:
         table.add_row(r["model"], escape(r["stressor"]), r["family"], str(r["severities"]),
                       f"{r['accuracy'] * 100:.2f}%")
     console = Console()
     console.print(table)
-    console.print(f"{summary['computed']} cells computed, {summary['skipped']} already stored, "
-                  f"{len(summary['failed'])} failed; {summary['images']} images in "
-                  f"{summary['wall_s']:.1f} s")
-    for f in summary["failed"]:
+    console.print(f"{summary.computed} cells computed, {summary.skipped} already stored, "
+                  f"{len(summary.failed)} failed; {summary.images} images in "
+                  f"{summary.wall_s:.1f} s")
+    for f in summary.failed:
         c = f["cell"]
         typer.secho(f"failed: {c['model']} {c['stressor']} {c['severity']:g}: {f['error']}",
                     fg=typer.colors.RED, err=True)
-    if summary["failed"]:
+    if summary.failed:
         raise typer.Exit(EXIT_FAILED)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import EXIT_FAILED
+from ..study import list_presets
 from ._app import (
     DATA_HELP,
     DEVICE_HELP,
@@ -21,9 +22,8 @@ from ._app import (
 
 def run(
     study: Path | None = typer.Argument(None, help="study YAML file (or use --preset)"),
-    preset: str | None = typer.Option(None, "--preset", help="built-in study: demo (offline, "
-                                         "~2 min on CPU) | quick (CIFAR-10, ~20 min on CPU) | "
-                                         "paper (full protocol, GPU)"),
+    preset: str | None = typer.Option(None, "--preset", help="built-in study (failmodes/presets/"
+                                         "NAME.yaml): " + " | ".join(list_presets())),
     out: Path | None = typer.Option(None, "--out", parser=parse_out_dir, metavar="DIR",
                                        help="run folder (default runs/<study>); "
                                        "re-running resumes it"),
@@ -38,7 +38,7 @@ def run(
     from ..study import prepare_and_run
 
     if (study is None) == (preset is None):
-        fail("give exactly one of: a study file, --preset NAME (demo, quick, paper)")
+        fail(f"give exactly one of: a study file, --preset NAME ({', '.join(list_presets())})")
     budget = thumb_budget_bytes(thumb_budget)   # checked now, not after hours of training
     command = "failmodes " + " ".join(_quote(a) for a in sys.argv[1:])
     result = prepare_and_run(study, preset, command=command, out=out, data=data,

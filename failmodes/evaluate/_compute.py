@@ -3,7 +3,6 @@ turn logits into store rows."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,9 +14,7 @@ from ._progress import Progress
 from .config import EvalError, _fmt
 from .grid import Group
 from .inputs import official_dataset
-
-if TYPE_CHECKING:
-    from .runner import Plan
+from .plan import Plan
 
 # Clean float batches are kept for reuse across cells up to this many bytes (on device).
 CLEAN_CACHE_BYTES = 512 * 2 ** 20
@@ -125,17 +122,3 @@ def _attack_stats(logits: torch.Tensor, labels: torch.Tensor, clean_right: torch
     success = float((wrong & clean_right).sum()) / n_right if n_right else float("nan")
     return {"loss": loss, "success_rate": success, "n_clean_correct": n_right}
 
-
-def check_attackable(name: str, model, size: int, device: torch.device) -> None:
-    """Refuse, in one line, an attack on a model that gives no gradients (ONNX, frozen)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        x = torch.full((1, 3, size, size), 0.5, device=device, requires_grad=True)
-        try:
-            ok = bool(model(x).requires_grad)
-        except RuntimeError:
-            ok = False
-    if not ok:
-        from .config import EvalError
-        raise EvalError(f"model {name!r} gives no gradients (a black-box ONNX or frozen "
-                        "model?), so adversarial stressors cannot attack it; drop the attack "
-                        "sweeps for this model")

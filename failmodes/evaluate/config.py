@@ -1,13 +1,15 @@
-"""The evaluation config: what one ``failmodes evaluate`` call needs, and its resolution
-into explicit lists (models named, suites expanded, values parsed, paths absolute).
+"""The evaluation config in two types: ``EvalConfig``, what the user gave (one
+``failmodes evaluate`` call, or a study's evaluation step), and ``ResolvedEvalConfig``
+(``failmodes.store``), what ``resolve_config`` makes of it and what is saved with the run:
+every default filled, models named, suites expanded, values parsed once, paths absolute.
 
->>> c = resolve_config(EvalConfig(models=["small_cnn"], stressors=["fog"], severities="1:3:1"))
->>> c.severities, c.stressors
-([1.0, 2.0, 3.0], ['fog'])
+>>> c = resolve_config(EvalConfig(models=["small_cnn"], stressors=["fog"], severities="1:3:1",
+...                               sweeps=["rotation=-30:30:30"]))
+>>> c.severities, c.stressors, c.sweeps
+([1.0, 2.0, 3.0], ['fog'], {'rotation': [-30.0, 0.0, 30.0]})
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +17,19 @@ from typing import Any
 
 from .._device import resolve_device
 from ..config import ConfigError, from_dict
-from ..data import CORRUPTED_SPECS, DataError, absolute_spec, parse_spec
+from ..data import (
+    CorruptedSpec,
+    DataError,
+    DataSpec,
+    absolute_spec,
+    find_data_spec,
+    list_corrupted_specs,
+)
 from ..errors import FailmodesError
-from ..models import absolute_model_spec
-from ..models.sources import is_model_file
-from ..ranges import parse_values
-from ..stressors import StressorError, get_stressor, parse_sweep
+from ..models import absolute_model_spec, is_model_file
+from ..ranges import parse_values, split_sweep
+from ..store import ResolvedEvalConfig
+from ..stressors import StressorError, get_stressor
 from ..stressors import suite as stressor_suite
 from ..stressors.finish import check_finish
 
@@ -33,7 +42,8 @@ class EvalError(ValueError, FailmodesError):
 
 @dataclass
 class EvalConfig:
-    """Everything one ``failmodes evaluate`` call needs; saved resolved beside the store.
+    """Everything one ``failmodes evaluate`` call needs, as given; ``resolve_config`` turns
+    it into the ``ResolvedEvalConfig`` saved beside the store.
 
     models: ``{name: spec}`` (or a list of specs, named after their file stem / registry
         name). A spec is a checkpoint path, a registry name (weights initialised from
@@ -44,8 +54,9 @@ class EvalConfig:
         stressor names; the clean cell is always included.
     severities: corruption severities, a list or ``"1,2,3"`` / ``"0:5:0.25"``; 0 is the
         identity, i.e. the clean cell, and is not stored again per corruption.
-    sweeps: ``["rotation=-90:90:15", ...]``, values in the stressor's natural unit (for a
-        corruption, extra severities of that corruption only).
+    sweeps: ``{"rotation": [-90.0, ..., 90.0]}`` (a value string such as ``"-90:90:15"``
+        is parsed too) or the command line's ``["rotation=-90:90:15", ...]``; values in the
+        stressor's natural unit (for a corruption, extra severities of that corruption only).
     include_val: also evaluate the clean ``train-val`` split (temperature scaling), at most
         ``val_subset`` images.
     official: a released corrupted set (``cifar10c:PATH``, ``cifar100c:PATH``,
@@ -65,7 +76,7 @@ class EvalConfig:
     suite: str | None = None
     stressors: list[str] | None = None
     severities: list[float] | str = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
-    sweeps: list[str] = field(default_factory=list)
+    sweeps: dict[str, list[float]] | list[str] = field(default_factory=dict)
     seed: int = 0
     batch_size: int = 256
     device: str = "auto"
@@ -79,17 +90,17 @@ class EvalConfig:
     out: str = "runs/eval"
 
 
-def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
-    """A copy with every shorthand made explicit: models as ``{name: spec}``, severities
-    and stressors as lists (the suite expanded), sweeps as ``name=v1,v2,...``, paths
+def resolve_config(config: EvalConfig | Mapping) -> ResolvedEvalConfig:
+    """The ``ResolvedEvalConfig`` of ``config``: models as ``{name: spec}``, severities and
+    stressors as lists (the suite expanded), sweeps as ``{name: sorted values}``, paths
     absolute. Raises EvalError on unknown stressors, out-of-range values, bad numbers."""
     if not isinstance(config, EvalConfig):
         try:
             config = from_dict(EvalConfig, dict(config))
         except ConfigError as e:
             raise EvalError(str(e)) from None
-    c = dataclasses.replace(config)
-    c.models = _name_models(c.models)
+    c = config
+    models = _name_models(c.models)
     try:
         sev = sorted(set(parse_values(c.severities, where="--severities")))
     except ValueError as e:
@@ -98,56 +109,68 @@ def resolve_config(config: EvalConfig | Mapping) -> EvalConfig:
     for n in c.stressors or []:
         if n not in names:
             names.append(n)
-    sweeps: list[str] = []
+    sweep_names: list[str] = []
     corruptions: list[str] = []
     for n in names:
         s = _stressor(n)
-        (corruptions if s.is_corruption else sweeps).append(n)
-    sweep_values: dict[str, list[float]] = {}
-    for text in c.sweeps:
-        try:
-            n, vals = parse_sweep(text)
-        except ValueError as e:
-            raise EvalError(f"--sweep: {e}") from None
-        _stressor(n)  # a corruption may be swept too: its values are extra severities
-        sweep_values[n] = sorted(set(sweep_values.get(n, []) + vals))
-    for n in sweeps:
-        if n not in sweep_values:
-            default = getattr(_stressor(n), "default_values", None)
-            if not default:
-                raise EvalError(f"sweep stressor {n} needs values: --sweep {n}=START:STOP:STEP")
-            sweep_values[n] = [float(v) for v in default]
+        (corruptions if s.is_corruption else sweep_names).append(n)
+    sweeps = _sweep_values(c.sweeps)
+    for n in sweep_names:
+        if n not in sweeps:
+            raise EvalError(f"sweep stressor {n} needs values: --sweep {n}=START:STOP:STEP")
     for n in corruptions:
-        for s in sev:
-            _check_value(n, s)
-    for n, vals in sweep_values.items():
-        for v in vals:
+        for v in sev:
             _check_value(n, v)
-    c.severities = [float(s) for s in sev]
-    c.stressors = corruptions
-    c.sweeps = [f"{n}={','.join(_fmt(v) for v in vals)}" for n, vals in sweep_values.items()]
-    c.data = absolute_spec(c.data)
+    official = c.official
     if c.cifar10c:
-        c.cifar10c = str(Path(c.cifar10c).expanduser().resolve())
-        if c.official and absolute_spec(c.official) != f"cifar10c:{c.cifar10c}":
+        cifar10c = str(Path(c.cifar10c).expanduser().resolve())
+        if official and absolute_spec(official) != f"cifar10c:{cifar10c}":
             raise EvalError("give either --cifar10c or --official, not both")
-        c.official = f"cifar10c:{c.cifar10c}"
-    if c.official:
-        c.official = absolute_spec(c.official)
-        if parse_spec_kind(c.official) not in CORRUPTED_SPECS:
-            raise EvalError(f"--official {c.official!r} is not a released corrupted set; use "
-                            f"{', '.join(k + ':PATH' for k in CORRUPTED_SPECS)}")
+        official = f"cifar10c:{cifar10c}"
+    if official:
+        official = absolute_spec(official)
+        if not isinstance(data_spec_of(official), CorruptedSpec):
+            released = list_corrupted_specs()
+            raise EvalError(f"--official {official!r} is not a released corrupted set; use "
+                            f"{', '.join(s.forms[0] for s in released)}")
     try:
         check_finish(c.finish)
     except StressorError as e:
         raise EvalError(f"--finish: {e}") from None
-    c.out = str(Path(c.out).expanduser().resolve())
     if c.batch_size < 1:
         raise EvalError(f"--batch-size must be positive, got {c.batch_size}")
     if c.subset is not None and c.subset < 1:
         raise EvalError(f"--subset must be positive, got {c.subset}")
     resolve_device(c.device)
-    return c
+    return ResolvedEvalConfig(
+        models=models, data=absolute_spec(c.data), split=c.split, subset=c.subset,
+        stressors=corruptions, severities=[float(v) for v in sev], sweeps=sweeps, seed=c.seed,
+        batch_size=c.batch_size, device=c.device, include_val=c.include_val,
+        val_subset=c.val_subset, official=official, finish=c.finish, image_size=c.image_size,
+        store_logits=c.store_logits, out=str(Path(c.out).expanduser().resolve()))
+
+
+def _sweep_values(given: Mapping[str, Any] | list[str]) -> dict[str, list[float]]:
+    # The one parse of sweep values: a study hands floats over (parse_values checks them),
+    # the command line "NAME=VALUES" texts; a name given twice gets the union of its values.
+    items: list[tuple[str, Any]] = []
+    try:
+        if isinstance(given, Mapping):
+            items = [(str(n), parse_values(v, where=f"sweep {n}")) for n, v in given.items()]
+        else:
+            items = [split_sweep(text) for text in given]
+    except ValueError as e:
+        raise EvalError(f"--sweep: {e}") from None
+    out: dict[str, list[float]] = {}
+    for n, vals in items:
+        try:  # a corruption may be swept too: its values are extra severities
+            st = get_stressor(n)
+            for v in vals:
+                st.check_value(v)
+        except StressorError as e:
+            raise EvalError(f"--sweep: {e}") from None
+        out[n] = sorted(set(out.get(n, []) + vals))
+    return out
 
 
 def _name_models(models) -> dict[str, Any]:
@@ -187,11 +210,14 @@ def _default_name(spec) -> str:
     return str(spec)
 
 
-def parse_spec_kind(spec: str) -> str:
+def data_spec_of(spec: str) -> DataSpec:
+    """The registered kind of data spec ``spec``; EvalError when unknown or incomplete."""
     try:
-        return parse_spec(spec)[0]
+        kind = find_data_spec(spec)
+        kind.argument(spec)
     except DataError as e:
         raise EvalError(str(e)) from None
+    return kind
 
 
 def _is_checkpoint(spec: str) -> bool:

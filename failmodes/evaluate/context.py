@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,18 +16,26 @@ from .._device import resolve_device
 from ..config import from_dict
 from ..data import Dataset
 from ..models import Classifier, weights_hash
-from ..store import CONFIG_NAME, VAL_SPLIT, ResultsStore, RunFolder, StoreError
-from .config import IN_MEMORY, EvalConfig, EvalError
+from ..store import (
+    CONFIG_NAME,
+    VAL_SPLIT,
+    ResolvedEvalConfig,
+    ResultsStore,
+    RunFolder,
+    StoreError,
+    read_run_config,
+)
+from .config import IN_MEMORY, EvalError
 from .inputs import build_model, load_eval_dataset
 
 
 @dataclass
 class RunContext:
-    """An evaluated run folder: ``store`` (ResultsStore), ``config`` (resolved EvalConfig)."""
+    """An evaluated run folder: ``store`` (ResultsStore), ``config`` (its ResolvedEvalConfig)."""
 
     run_dir: Path
     store: ResultsStore
-    config: EvalConfig
+    config: ResolvedEvalConfig
 
     def model_names(self) -> list[str]:
         return [m["name"] for m in self.store.models()]
@@ -48,12 +55,7 @@ class RunContext:
                 raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
                                 "keep the wrapped model alive in this process, or save it")
             return kept  # the caller's own object: its device and mode stay as they are
-        if "spec" in meta:  # failmodes.models.load_model's resolved spec
-            spec = meta["spec"]
-        elif meta.get("source") == "checkpoint":
-            spec = meta.get("checkpoint", rec["spec"])
-        else:
-            spec = {"arch": rec["arch"], **meta.get("arch_kwargs", {})}
+        spec = meta["spec"]  # failmodes.models.load_model's resolved spec
         dev = resolve_device(self.config.device) if device is None else torch.device(device)
         model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0),
                                device="cpu")
@@ -93,12 +95,12 @@ def open_run(run_dir: str | Path, readonly: bool = True) -> RunContext:
     cfg_path = folder.eval_config
     try:
         if cfg_path.is_file():
-            raw = json.loads(cfg_path.read_text())["config"]
+            config = read_run_config(cfg_path)
         else:  # the store keeps every run's config too
             raw = store.latest_config()
             if raw is None:
                 raise StoreError(f"{run_dir} has no {CONFIG_NAME} and its store records no run")
-        config = from_dict(EvalConfig, raw, where=str(cfg_path))
+            config = from_dict(ResolvedEvalConfig, raw, where=f"{folder.store} (latest run)")
     except Exception:
         store.close()
         raise

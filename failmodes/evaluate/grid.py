@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..store import CLEAN, MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, CellKey
-from ..stressors import parse_sweep
-from .config import EvalConfig, EvalError, _fmt, resolve_config
+from ..store import CLEAN, MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, CellKey, ResolvedEvalConfig
+from .config import EvalConfig, _fmt, resolve_config
 from .inputs import load_eval_dataset, official_key
 
 
@@ -38,16 +37,13 @@ class Group:
         return f"{self.stressor} {_fmt(self.severity)} on {self.dataset}"
 
 
-def groups_of(config: EvalConfig, keys: dict[str, str]) -> list[Group]:
+def groups_of(config: ResolvedEvalConfig, keys: dict[str, str]) -> list[Group]:
     """Every group of a resolved config, clean first; ``keys`` maps source -> dataset key."""
-    if config.stressors is None or isinstance(config.severities, str):
-        raise EvalError("groups_of needs a resolved config (see resolve_config)")
     models = tuple(config.models)
     out = [Group(MAIN, keys[MAIN], CLEAN, 0.0, models)]
     for n in config.stressors:
         out += [Group(MAIN, keys[MAIN], n, s, models) for s in config.severities if s != 0]
-    for text in config.sweeps:
-        n, vals = parse_sweep(text)
+    for n, vals in config.sweeps.items():
         out += [g for g in (Group(MAIN, keys[MAIN], n, v, models) for v in vals)
                 if g not in out]
     if VALIDATION in keys:
@@ -66,7 +62,7 @@ def build_cells(config: EvalConfig | Mapping) -> list[CellKey]:
     return [k for g in groups_of(c, plan_keys) for k in g.keys(c.seed)]
 
 
-def dataset_keys(c: EvalConfig) -> dict[str, str]:
+def dataset_keys(c: ResolvedEvalConfig) -> dict[str, str]:
     keys = {MAIN: load_eval_dataset(c)[1]}
     if c.include_val:
         keys[VALIDATION] = load_eval_dataset(c, VAL_SPLIT)[1]

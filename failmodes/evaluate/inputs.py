@@ -1,6 +1,6 @@
 """The inputs of an evaluation: its data sets (subset applied, dataset keys) and models.
 
->>> ds, key = load_eval_dataset(EvalConfig(models=["small_cnn"], subset=500))
+>>> ds, key = load_eval_dataset(resolve_config(EvalConfig(models=["small_cnn"], subset=500)))
 >>> key
 'synthetic:test@500'
 """
@@ -10,21 +10,16 @@ import dataclasses
 import functools
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..data import DataError, Dataset, load_corrupted, load_dataset, parse_spec
-from ..data.folders import image_files
+from ..constants import SUBSET_SEED
+from ..data import CorruptedSpec, DataError, Dataset, find_data_spec, load_corrupted, load_dataset
 from ..models import Classifier, ModelError, load_model
-from ..store import FINISH_SEP, VAL_SPLIT, dataset_key, official_name
-from .config import EvalConfig, EvalError
-
-# Subsets are drawn with this fixed seed, not ``EvalConfig.seed``: runs with different
-# stressor seeds then stay paired on the very same images.
-SUBSET_SEED = 42
+from ..store import FINISH_SEP, VAL_SPLIT, ResolvedEvalConfig, dataset_key, official_name
+from .config import EvalError
 
 
-def load_eval_dataset(config: EvalConfig, split: str | None = None) -> tuple[Dataset, str]:
+def load_eval_dataset(config: ResolvedEvalConfig, split: str | None = None) -> tuple[Dataset, str]:
     """The evaluated data (subset applied, original indices kept) and its store key.
 
     ``split=None`` is the config's split; ``"train-val"`` the validation part capped at
@@ -47,11 +42,11 @@ def _load_full(spec: str, split: str, image_size: int | None) -> Dataset:
     return load_dataset(spec, split, image_size=image_size)
 
 
-def official_dataset(config: EvalConfig, corruption: str, severity: float, classes: list[str]):
+def official_dataset(config: ResolvedEvalConfig, corruption: str, severity: float, classes: list[str]):
     """One cell's images of the released corrupted set ``config.official`` and its key."""
     if config.official is None:
         raise EvalError("official_dataset: the config names no released set (--official)")
-    kind = parse_spec(config.official)[0]
+    kind = find_data_spec(config.official).name
     try:
         ds = load_corrupted(config.official, corruption, int(severity),
                             image_size=config.image_size, subset=config.subset,
@@ -97,27 +92,21 @@ def check_classes(name: str, model: Classifier, ds: Dataset, data: str) -> None:
                         f"classes {list(ds.classes)} (same order needed)")
 
 
-def official_key(c: EvalConfig) -> tuple[str, int]:
+def official_key(c: ResolvedEvalConfig) -> tuple[str, int]:
     """The official cells' dataset key and images per cell; checks that the released set
     holds every requested corruption at severities 1..5 before any work."""
-    if c.official is None or c.stressors is None:
+    if c.official is None:
         raise EvalError("official_key needs a resolved config that names --official")
-    kind, arg = parse_spec(c.official)
-    root = Path(arg)
-    if kind in ("cifar10c", "cifar100c"):
-        if not (root / "labels.npy").is_file():
-            raise EvalError(f"{root}/labels.npy not found; --official {kind}:PATH takes the "
-                            "published folder (<corruption>.npy + labels.npy)")
-        missing = [n for n in c.stressors if not (root / f"{n}.npy").is_file()]
-        n_full = len(np.load(root / "labels.npy", mmap_mode="r")) // 5
-    else:
-        sevs = sorted({int(s) for s in c.severities if s in (1, 2, 3, 4, 5)}) or [1]
-        missing = [n for n in c.stressors if not all((root / n / str(s)).is_dir() for s in sevs)]
-        first = next((root / n / str(sevs[0]) for n in c.stressors if n not in missing), None)
-        n_full = sum(len(image_files(d)) for d in first.iterdir() if d.is_dir()) if first else 0
+    kind = find_data_spec(c.official)
+    if not isinstance(kind, CorruptedSpec):
+        raise EvalError(f"--official {c.official!r} is not a released corrupted set")
+    root = kind.argument(c.official)
+    try:
+        missing, n_full = kind.survey(root, c.stressors, c.severities)
+    except DataError as e:
+        raise EvalError(str(e)) from None
     if missing:
-        what = ".npy" if kind in ("cifar10c", "cifar100c") else "/<severity>/ folders"
-        raise EvalError(f"{root} has no {missing[0]}{what} ({len(missing)} of the requested "
+        raise EvalError(f"{Path(root)} has no {missing[0]} ({len(missing)} of the requested "
                         "corruptions missing); limit --stressors to the corruptions it holds")
     n_used = min(c.subset, n_full) if c.subset else n_full
-    return dataset_key(official_name(kind), c.split, n_used, n_full), n_used
+    return dataset_key(official_name(kind.name), c.split, n_used, n_full), n_used

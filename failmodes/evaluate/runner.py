@@ -9,7 +9,7 @@ corrupted images.
 >>> cfg = EvalConfig(models={"cnn": "runs/cnn/model.pt"}, data="synthetic", subset=500,
 ...                  stressors=["gaussian_noise"], severities="1:5:1", out="runs/cnn-eval")
 >>> summary = run_evaluation(cfg)          # doctest: +SKIP
->>> summary["computed"], summary["skipped"]  # doctest: +SKIP
+>>> summary.computed, summary.skipped      # doctest: +SKIP
 (6, 0)
 """
 from __future__ import annotations
@@ -18,87 +18,26 @@ import dataclasses
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .._device import resolve_device
 from ..config import from_dict, save_resolved, to_dict
-from ..data import Dataset
-from ..models import Classifier, library_versions, weights_hash
-from ..models.wrapper import remember
-from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResultsStore, RunFolder
-from ._compute import CleanCache, check_attackable, compute_group
+from ..models import Classifier, library_versions
+from ..store import MAIN, ResolvedEvalConfig, ResultsStore, RunFolder
+from ._compute import CleanCache, compute_group
 from ._dist import Dist
 from ._lock import RunLock
 from ._progress import Progress
 from .config import IN_MEMORY, EvalConfig, EvalError, resolve_config
 from .grid import Group, groups_of
-from .inputs import build_model, check_classes, load_eval_dataset, official_key
-from .summary import corruption_table
-
-
-@dataclass
-class Plan:
-    """Everything loaded and checked before the first write (data, keys, models)."""
-
-    config: EvalConfig
-    device: torch.device
-    data: dict[str, Dataset]
-    keys: dict[str, str]
-    sizes: dict[str, int]          # source -> images per cell
-    models: dict[str, Classifier]
-    records: dict[str, dict]
-
-
-def _prepare(c: EvalConfig, prebuilt: Mapping[str, Classifier] | None,
-             device: torch.device) -> Plan:
-    """Load data and models and check them against each other; writes nothing."""
-    main, main_key = load_eval_dataset(c)
-    data, keys = {MAIN: main}, {MAIN: main_key}
-    if c.include_val:
-        data[VALIDATION], keys[VALIDATION] = load_eval_dataset(c, VAL_SPLIT)
-        if data[VALIDATION].classes != main.classes:
-            raise EvalError(f"{c.data}: train-val classes differ from {c.split} classes")
-    sizes = {k: len(v) for k, v in data.items()}
-    if c.official:
-        keys[OFFICIAL], sizes[OFFICIAL] = official_key(c)
-    models, records = {}, {}
-    assert isinstance(c.models, dict)  # resolve_config names every model
-    for name, spec in c.models.items():
-        if spec == IN_MEMORY:
-            if not prebuilt or name not in prebuilt:
-                raise EvalError(f"model {name!r} was evaluated in memory and cannot be rebuilt; "
-                                "pass it again with run_evaluation(..., models={name: model})")
-            model, spec_s = prebuilt[name], IN_MEMORY
-            meta = {"source": "in-memory", "provenance": getattr(model, "source", {})}
-        else:
-            model, meta = build_model(spec, main.classes, seed=c.seed, device=device,
-                                      data_size=main.image_size[0])
-            spec_s = spec if isinstance(spec, str) else model.arch
-        check_classes(name, model, main, c.data)
-        models[name] = model
-        digest = weights_hash(model)
-        records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": digest,
-                         "class_names": list(model.class_names), "meta": meta}
-        if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
-            remember(digest, model)
-    if _has_attacks(c):
-        for name, model in models.items():
-            check_attackable(name, model, int(main.images.shape[1]), device)
-    return Plan(c, device, data, keys, sizes, models, records)
-
-
-def _has_attacks(c: EvalConfig) -> bool:
-    from ..stressors import get_stressor, parse_sweep
-    assert c.stressors is not None  # resolve_config lists them
-    names = list(c.stressors) + [parse_sweep(t)[0] for t in c.sweeps]
-    return any(get_stressor(n).needs_model for n in names)
+from .plan import Plan, prepare_plan
+from .summary import EvalSummary, corruption_table
 
 
 def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classifier] | None = None,
-                   progress: str | bool = "auto", command: str | None = None) -> dict:
+                   progress: str | bool = "auto", command: str | None = None) -> EvalSummary:
     """Evaluate every missing cell of ``config`` into ``<out>/results.sqlite``.
 
     ``models``: optional already-built classifiers by name, added to ``config.models``
@@ -106,10 +45,8 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
     their train/eval mode back afterwards. Under torchrun (WORLD_SIZE > 1) cells are shared
     out over the ranks and rank 0 writes the store; every rank returns the summary.
 
-    Returns ``{"run_dir", "store", "cells", "computed", "skipped", "failed": [{cell, error}],
-    "images", "wall_s", "compute_s", "images_per_s", "table"}``: images count once per
-    model, images/s is over ``compute_s`` (after data and models are loaded), ``table`` is
-    the per-corruption accuracy. Wrong inputs raise one line (EvalError, a ValueError)
+    Returns an ``EvalSummary`` (cells computed, skipped and failed, images, timings, the
+    per-corruption accuracy table). Wrong inputs raise one line (EvalError, a ValueError)
     before anything is written.
     """
     t_start = time.perf_counter()
@@ -119,7 +56,7 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
         device = resolve_device(c.device)
         if device.type == "cuda" and dist.world > 1:
             device = torch.device("cuda", dist.local_rank)
-        plan = _prepare(c, models, device)
+        plan = prepare_plan(c, models, device)
         groups = groups_of(c, plan.keys)
         todo, store = None, None
         if dist.is_main:
@@ -139,22 +76,23 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
         finally:
             for n, m in plan.models.items():
                 m.train(modes[n])
-        summary = None
+        summary: EvalSummary | None = None
         if dist.is_main:
             assert store is not None  # rank 0 opened it in _open_and_record
             n_img = sum(plan.sizes[g.source] * len(g.models) for g in todo)
             n_cells, n_todo = (sum(len(g.models) for g in gs) for gs in (groups, todo))
             now = time.perf_counter()
             wall, compute = now - t_start, now - t_compute
-            summary = {"run_dir": c.out, "store": str(store.path), "cells": n_cells,
-                       "computed": done, "skipped": n_cells - n_todo, "failed": failed,
-                       "images": n_img, "wall_s": round(wall, 3),
-                       # stress + model + rows + store writes, without loading data/models
-                       "compute_s": round(compute, 3),
-                       "images_per_s": round(n_img / compute, 1) if compute > 0 else None,
-                       "table": corruption_table(store, dataset=plan.keys[MAIN])}
+            summary = EvalSummary(
+                run_dir=c.out, store=str(store.path), cells=n_cells, computed=done,
+                skipped=n_cells - n_todo, failed=failed, images=n_img, wall_s=round(wall, 3),
+                # stress + model + rows + store writes, without loading data/models
+                compute_s=round(compute, 3),
+                images_per_s=round(n_img / compute, 1) if compute > 0 else None,
+                table=corruption_table(store, dataset=plan.keys[MAIN]))
             store.close()
         summary = dist.broadcast(summary)
+        assert summary is not None  # rank 0 made it; the broadcast hands it to every rank
         # Every rank has received everything before any rank tears its group down: a rank
         # that shuts gloo down while a peer still reads the last broadcast can abort at
         # exit ("terminate called without an active exception", seen once in CI).
@@ -166,7 +104,7 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
         dist.close()
 
 
-def _resolve_with_prebuilt(config, models) -> EvalConfig:
+def _resolve_with_prebuilt(config, models) -> ResolvedEvalConfig:
     if not models:
         return resolve_config(config)
     cfg = config if isinstance(config, EvalConfig) else from_dict(EvalConfig, dict(config))

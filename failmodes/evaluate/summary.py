@@ -1,13 +1,39 @@
-"""The table ``failmodes evaluate`` prints: per model and stressor, the mean accuracy over
-its levels (clean first, then corruptions in the CIFAR-10-C order, then sweeps)."""
+"""What an evaluation returns (``EvalSummary``) and the table ``failmodes evaluate`` prints:
+per model and stressor, the mean accuracy over its levels (clean first, then corruptions in
+the CIFAR-10-C order, then sweeps)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..store import CLEAN, ResultsStore, is_validation, stressor_info
 from ..stressors.registry import CIFAR10C_ORDER
+
+
+@dataclass
+class EvalSummary:
+    """One evaluation's outcome (every torchrun rank gets the same).
+
+    cells: cells in the grid; computed / skipped: computed now / already in the store;
+    failed: ``[{"cell": CellKey as a dict, "error": reason}]``; images: model-images
+    computed (an image counts once per model); wall_s: the whole call; compute_s: stress,
+    model, rows and store writes, without loading data and models; images_per_s: images /
+    compute_s (None when nothing ran); table: ``corruption_table`` of the evaluated data.
+    """
+
+    run_dir: str
+    store: str
+    cells: int
+    computed: int
+    skipped: int
+    failed: list[dict] = field(default_factory=list)
+    images: int = 0
+    wall_s: float = 0.0
+    compute_s: float = 0.0
+    images_per_s: float | None = None
+    table: list[dict] = field(default_factory=list)
 
 
 def corruption_table(store: ResultsStore, dataset: str | None = None,

@@ -1,6 +1,6 @@
 """The run/store layer: the run folder's layout, dataset keys, the stressor family lookup,
-the SQLite results store (every SQL statement of the library) and rebuilding a cell's
-images. Evaluate, analysis and report read and write runs only through this package.
+the SQLite results store (every SQL statement of the library), the resolved evaluation
+config a run keeps (``ResolvedEvalConfig``) and rebuilding a cell's images. Evaluate, analysis and report read and write runs only through this package.
 
 >>> from failmodes.store import ResultsStore, RunFolder, parse_dataset_key
 >>> store = ResultsStore(RunFolder("runs/demo").store, readonly=True)   # doctest: +SKIP
@@ -53,6 +53,7 @@ from .layout import (
 from .paired import paired_sums
 from .results import ROW_FIELDS, Cell, CellKey, ResultsStore, timestamp
 from .rows import per_image_rows
+from .run_config import ResolvedEvalConfig, read_run_config
 
 __all__ = [
     "ANALYSIS_DIR", "CLEAN", "CONFIG_NAME", "FIGURES_DIR", "FINAL_CHECKPOINT", "FINISH_SEP",
@@ -62,9 +63,9 @@ __all__ = [
     "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
     "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell",
     "CellKey", "DatasetKey", "DatasetKeyError",
-    "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
+    "ResolvedEvalConfig", "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
     "dataset_role", "is_official", "is_validation", "official_name", "paired_sums",
     "parse_dataset_key",
-    "per_image_rows", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
+    "per_image_rows", "read_run_config", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
     "timestamp",
 ]

@@ -12,16 +12,17 @@ torch.Size([2, 3, 32, 32])
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..constants import SUBSET_SEED
 from .keys import CLEAN, OFFICIAL, parse_dataset_key
 from .layout import RUN_CONFIG_NAMES, RunFolder
 from .results import Cell
+from .run_config import read_run_config
 
 if TYPE_CHECKING:  # annotations only; torch loads with the data
     import torch
@@ -53,29 +54,26 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
                 model=None) -> torch.Tensor:
     """The images the model saw in ``cell`` at dataset ``indices``: float N×3×H×W in [0, 1].
 
-    Re-created from the run's resolved config (``eval_config.json`` or ``config.json``,
-    keys ``data``, ``split``, ``image_size``, ``official`` / ``cifar10c``; a ``config``
-    sub-mapping is read too): the cell's split (from its dataset key) is loaded, the rows with these
-    dataset indices taken, and the cell's stressor applied (``stress_like_cell``; an
-    attack's cell also needs its ``model``).
+    Re-created from the run's resolved config (``eval_config.json``, or a ``config.json``
+    holding the same keys), read as a ``ResolvedEvalConfig``: the cell's split (from its
+    dataset key) is loaded, the rows with these dataset indices taken, and the cell's
+    stressor applied (``stress_like_cell``; an attack's cell also needs its ``model``).
     """
     import torch
     path = RunFolder(run_dir).run_config()
     if path is None:
         raise FileNotFoundError(f"{Path(run_dir) / RUN_CONFIG_NAMES[0]} not found: cannot "
                                 "re-create the evaluated images")
-    cfg = json.loads(path.read_text())
-    cfg = cfg.get("config", cfg)
-    if "data" not in cfg:
-        raise KeyError(f"{path} has no 'data' key naming the evaluated dataset")
+    cfg = read_run_config(path)
     key = parse_dataset_key(cell.dataset)
     if key.role == OFFICIAL:
-        spec = cfg.get("official") or f"cifar10c:{cfg['cifar10c']}"
-        # Only the evaluated subset is decoded (its seed is Dataset.subset's default, 42).
-        ds = _load(("official", spec, cell.stressor, int(cell.severity), cfg.get("image_size"),
-                    cfg.get("subset")))
+        if cfg.official is None:
+            raise KeyError(f"{path} names no released set (official) for cell {cell.dataset}")
+        # Only the evaluated subset is decoded, drawn as the evaluation drew it.
+        ds = _load(("official", cfg.official, cell.stressor, int(cell.severity),
+                    cfg.image_size, cfg.subset))
     else:
-        ds = _load(("data", str(cfg["data"]), key.split, cfg.get("image_size")))
+        ds = _load(("data", cfg.data, key.split, cfg.image_size))
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     pos = torch.searchsorted(ds.indices, idx).clamp_max(len(ds) - 1)
     if not torch.equal(ds.indices[pos], idx):
@@ -91,5 +89,6 @@ def _load(key: tuple):
     # synthetic set, ~1 s per 2000 images) once per gallery is enough.
     from ..data import load_corrupted, load_dataset
     if key[0] == "official":
-        return load_corrupted(key[1], key[2], key[3], image_size=key[4], subset=key[5])
+        return load_corrupted(key[1], key[2], key[3], image_size=key[4], subset=key[5],
+                              subset_seed=SUBSET_SEED)
     return load_dataset(key[1], key[2], image_size=key[3])

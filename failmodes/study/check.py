@@ -39,7 +39,7 @@ def check_study(cfg: StudyConfig) -> None:
         check(f"suites[{i}]", suite, name)
     for i, name in enumerate(cfg.stressors):
         check(f"stressors[{i}]", get_stressor, name)
-    for name, values in cfg.sweeps.items():
+    for name, values in cfg.sweeps.items():  # floats since the study loaded
         st = check(f"sweeps.{name}", get_stressor, name)
         for v in sweep_values(values, f"sweeps.{name}"):
             check(f"sweeps.{name}", st.check_value, v)

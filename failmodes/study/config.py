@@ -78,11 +78,12 @@ class ProbeSpec:
 class StudyConfig:
     """Everything a study does. ``suites`` and ``stressors`` add up (suite names:
     ``cifar10-c``, ``cifar10-c-extra``, ``all``); ``sweeps`` maps a sweep stressor to its
-    values (``"-90:90:15"`` or a list); ``analyses`` None means every registered analysis;
-    ``baseline`` names the model that relative mCE and the comparison deltas refer to
-    (default: the first model); ``val_subset`` clean images of the held-out training
-    split are evaluated for temperature scaling; ``threads`` sets torch's CPU threads
-    (None: torch's default; 1 is fastest on a machine shared with other jobs)."""
+    values (``"-90:90:15"`` or a list in the file, a list of floats once loaded);
+    ``analyses`` None means every registered analysis; ``baseline`` names the model that
+    relative mCE and the comparison deltas refer to (default: the first model);
+    ``val_subset`` clean images of the held-out training split are evaluated for
+    temperature scaling; ``threads`` sets torch's CPU threads (None: torch's default; 1 is
+    fastest on a machine shared with other jobs)."""
 
     name: str
     data: str = "cifar10"
@@ -93,7 +94,8 @@ class StudyConfig:
     suites: list[str] = field(default_factory=lambda: ["all"])
     stressors: list[str] = field(default_factory=list)
     severities: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
-    sweeps: dict[str, Any] = field(default_factory=dict)
+    # The file may give "start:stop:step" or a list; resolve_study parses it to floats.
+    sweeps: dict[str, list[float]] = field(default_factory=dict)
     probes: list[ProbeSpec] = field(default_factory=list)
     analyses: list[str] | None = None
     analysis_options: dict[str, Any] = field(default_factory=dict)
@@ -183,8 +185,11 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
     for s in cfg.severities:
         if not 0 <= s <= 5:
             raise StudyError(f"{where}: severities must lie in [0, 5], got {s}")
-    for name, values in cfg.sweeps.items():
-        sweep_values(values, f"{where}: sweeps.{name}")
+    # The one parse of the sweeps: a "start:stop:step" string or a list becomes floats here,
+    # and the floats go down to the evaluation grid as they are.
+    cfg = dataclasses.replace(cfg, sweeps={
+        str(name): sweep_values(values, f"{where}: sweeps.{name}")
+        for name, values in cfg.sweeps.items()})
     for i, p in enumerate(cfg.probes):
         sweep_values(p.values, f"{where}: probes[{i}].values")
     from ..analysis.claims import ClaimError, normalize_claim_keys, parse_claims

@@ -11,23 +11,22 @@ from .state import StudyState, say, timing
 
 
 def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
-    """The one EvalConfig of the study: every model, the suites expanded, clean train-val
-    cells for temperature scaling."""
+    """The one EvalConfig of the study: every model, the suites expanded, the sweeps as
+    the study parsed them, clean train-val cells for temperature scaling."""
     from ..evaluate import EvalConfig
     from ..stressors import suite
     names: list[str] = []
     for s in cfg.suites:
         names += [n for n in suite(s) if n not in names]
     names += [n for n in cfg.stressors if n not in names]
-    sweeps = [f"{k}={v if isinstance(v, str) else ','.join(str(x) for x in v)}"
-              for k, v in cfg.sweeps.items()]
     tta = {m.name: m.tta for m in cfg.models if m.tta is not None}
     models = {n: p if isinstance(p, dict) else
               ({"weights": str(p), "tta": tta[n]} if n in tta else str(p))
               for n, p in checkpoints.items()}
     return EvalConfig(models=models, data=cfg.data,
                       split=cfg.split, subset=cfg.subset, stressors=names,
-                      severities=[float(s) for s in cfg.severities], sweeps=sweeps,
+                      severities=[float(s) for s in cfg.severities],
+                      sweeps={k: list(v) for k, v in cfg.sweeps.items()},
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
                       include_val=True, val_subset=cfg.val_subset, official=cfg.official,
                       finish=cfg.finish, image_size=cfg.image_size, out=str(out))
@@ -44,9 +43,9 @@ def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Any], out: Path, state
     summary = run_evaluation(ec, models=prebuilt or None,
                              command=f"{command or 'run_study'}  # evaluate step")
     failed = [f"cell {f['cell']['model']} {f['cell']['stressor']} {f['cell']['severity']:g}: "
-              f"{f['error']}" for f in summary.get("failed", [])]
+              f"{f['error']}" for f in summary.failed]
     state.set("evaluate", status="ok" if not failed else "partial",
               **timing(t, c),
-              detail=f"{summary['computed']} cells computed, {summary['skipped']} kept, "
+              detail=f"{summary.computed} cells computed, {summary.skipped} kept, "
                      f"{len(failed)} failed")
     return failed
