@@ -41,7 +41,7 @@ def check_study(cfg: StudyConfig) -> None:
         check(f"stressors[{i}]", get_stressor, name)
     for name, values in cfg.sweeps.items():  # floats since the study loaded
         st = check(f"sweeps.{name}", get_stressor, name)
-        for v in sweep_values(values, f"sweeps.{name}"):
+        for v in values:
             check(f"sweeps.{name}", st.check_value, v)
     for name in [n for s in cfg.suites for n in suite(s)] + list(cfg.stressors):
         for s in cfg.severities:
