@@ -9,8 +9,7 @@ from typer.testing import CliRunner
 
 from failmodes.cli import app
 from failmodes.evaluate import open_run
-from failmodes.models import ModelError, load_model
-from failmodes.models.sources import spec_from_options
+from failmodes.models import ModelError, load_model, spec_from_options
 from failmodes.models.tta import FlipAveraged, apply_tta, with_flip_tta, without_tta
 
 

@@ -7,7 +7,8 @@ from ._app import fail
 
 
 def models(pattern: str = typer.Argument("*", help="shell-style filter, e.g. '*resnet*'")):
-    """List the model registry with parameter counts and input sizes."""
+    """List the model registry (parameter counts, input sizes), then every model source
+    that --model takes (tv:, timm:, hf:, model files, ...)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

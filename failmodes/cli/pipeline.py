@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import EXIT_FAILED
+from ..models import model_help, spec_from_options
 from ._app import DATA_HELP, DEVICE_HELP, THREADS_HELP, fail, parse_out_dir
 
 
@@ -51,10 +52,8 @@ def train(
 
 
 def evaluate(
-    model: list[str] = typer.Option(..., "--model", help="ARCH (registry name, tv:NAME, "
-                                    "timm:NAME, package.module:callable, file.py:callable) or a "
-                                    "model file (checkpoint, .pt2, TorchScript, .onnx); repeat "
-                                    "for several models"),
+    model: list[str] = typer.Option(..., "--model", help=model_help() + "; repeat for "
+                                    "several models"),
     weights: list[str] | None = typer.Option(None, "--weights", help="state dict of each "
                                                 "--model ARCH, in order (.pt/.pth/.bin, "
                                                 ".safetensors)"),
@@ -114,7 +113,6 @@ def evaluate(
     if weights and len(weights) != len(model):
         fail(f"--weights given {len(weights)} times for {len(model)} --model; give one per "
              "--model ARCH (or evaluate model files in a separate call)")
-    from ..models import spec_from_options
     specs = [spec_from_options(m, weights[i] if weights else None, arch_args=arch_arg or (),
                                num_classes=num_classes, classes=classes, mean=mean, std=std,
                                input_size=input_size, cam_layer=cam_layer, tta=tta)

@@ -1,17 +1,26 @@
-"""Models: the registry, model sources (registry name, ``tv:``, ``timm:``, ``module:callable``,
+"""Models: the architecture registry, the model sources (``sources/``: a registry name,
+``tv:``, ``timm:``, ``hf:``, ``module:callable``, ``file.py:callable``, a checkpoint,
 ExportedProgram, TorchScript, ONNX), the pixel-space Classifier, checkpoints, weights files.
+
+One way in from a spec: ``load_model``; from a live network: ``wrap``.
 
 >>> model = create_model("cifar_resnet18", width=16)
 >>> list_models("*resnet*")
 ['cifar_resnet18']
 """
+from . import fastnet, zoo  # noqa: F401  (register the built-in architectures)
 from .cam_layers import CamLayer, find_cam_layer
-from .checkpoint import library_versions, load_checkpoint, save_checkpoint, weights_hash
-from .registry import create_model, describe_models, get_entry, list_models, register_model
-from .sources import ModelSource, absolute_model_spec, load_model, spec_from_options
-from .wrapper import Classifier, ModelError, wrap
+from .checkpoint import library_versions, save_checkpoint, weights_hash
+from .errors import ModelError
+from .load import absolute_model_spec, check_model, create_model, describe_models, load_model, model_help
+from .registry import get_entry, list_models, register_model
+from .sources import Source, find_source, list_sources, register_source
+from .sources.checkpoint import load_checkpoint
+from .specs import ModelSource, is_model_file, spec_from_options
+from .wrapper import Classifier, wrap
 
-__all__ = ["CamLayer", "Classifier", "ModelError", "ModelSource", "absolute_model_spec",
-           "create_model", "describe_models", "find_cam_layer", "get_entry", "library_versions",
-           "list_models", "load_checkpoint", "load_model", "register_model", "save_checkpoint",
-           "spec_from_options", "weights_hash", "wrap"]
+__all__ = ["CamLayer", "Classifier", "ModelError", "ModelSource", "Source", "absolute_model_spec",
+           "check_model", "create_model", "describe_models", "find_cam_layer", "find_source",
+           "get_entry", "is_model_file", "library_versions", "list_models", "list_sources",
+           "load_checkpoint", "load_model", "model_help", "register_model", "register_source",
+           "save_checkpoint", "spec_from_options", "weights_hash", "wrap"]

@@ -21,7 +21,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from .wrapper import ModelError
+from .errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Checkpoint files: what ``failmodes train`` writes and ``evaluate`` reads back.
+"""Checkpoint files: what ``failmodes train`` writes; ``load_checkpoint`` (the checkpoint
+model source, ``sources/checkpoint.py``) reads them back.
 
 A checkpoint is a dict saved with ``torch.save`` and read with ``weights_only=True`` (never
 an arbitrary pickle): format tag, architecture and its kwargs, class names, normalisation,
@@ -18,8 +19,7 @@ import torch
 from torch import nn
 
 from .._atomic import save_atomic
-from .registry import create_model
-from .wrapper import Classifier, ModelError
+from .wrapper import Classifier
 
 CKPT_FORMAT = "failmodes-checkpoint-v1"
 
@@ -67,33 +67,3 @@ def save_checkpoint(model: Classifier, path: str | os.PathLike, *, config: dict 
     }
     # WriteError (exit 3) on a full disk, whether torch reports it as OSError or RuntimeError
     return save_atomic(path, lambda f: torch.save(payload, f), fsync=True)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Classifier, dict]:
-    """Load a failmodes checkpoint safely (``weights_only=True``); returns (model, payload)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated file, pickle with code, not a torch file at all
-        raise ModelError(f"{path} is not a readable failmodes checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CKPT_FORMAT:
-        raise ModelError(f"{path} is not a failmodes checkpoint (no '{CKPT_FORMAT}' header); "
-                         "train one with `failmodes train`")
-    missing = [k for k in ("arch", "arch_kwargs", "class_names", "mean", "std", "state_dict")
-               if k not in payload]
-    if missing:
-        raise ModelError(f"{path} is an incomplete failmodes checkpoint (no {', '.join(missing)}); "
-                         "re-save it with `failmodes train`")
-    model = create_model(payload["arch"], class_names=payload["class_names"],
-                         mean=tuple(payload["mean"]), std=tuple(payload["std"]),
-                         **payload["arch_kwargs"])
-    try:
-        model.net.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        raise ModelError(f"{path}: weights do not fit {payload['arch']} "
-                         f"({str(e).splitlines()[0][:120]})") from None
-    model.eval()
-    return model, payload

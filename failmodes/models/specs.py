@@ -1,41 +1,76 @@
-"""Model specs as users write them: ``--model``/``--weights`` and their options (CLI strings)
--> the spec dict of :class:`~failmodes.models.sources.ModelSource`, and the file paths in a
-spec made absolute."""
+"""Model specs as users write them: :class:`ModelSource` (one model as a user names it, in a
+study file or a ``{"arch": ..., "weights": ...}`` dict) and ``--model``/``--weights`` with
+their options (CLI strings) -> its spec. Which source loads a spec: ``sources/``.
+
+>>> ModelSource.from_spec({"arch": "small_cnn", "width": 8}).to_spec()
+{'arch': 'small_cnn', 'arch_args': {'width': 8}}
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
-from .wrapper import ModelError
+from .errors import ModelError
 
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pt2", ".onnx", ".ts")
 NAMED_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+
+
+@dataclass
+class ModelSource:
+    """One model as a user names it. ``arch``: what to build (a registry name, ``tv:NAME``,
+    ...: ``failmodes models`` lists the sources); ``weights``: a state dict for ``arch``, or
+    without ``arch`` a model file that carries its network. ``classes``: names in output
+    order, a list, a text file (one per line) or ``"a,b,c"``; ``mean``/``std``: per-channel
+    statistics of the network's training data (default: the source's own, else by input
+    size); ``input_size``: resize every batch to N×N first; ``cam_layer``: the Grad-CAM
+    module name; ``tta``: ``flip`` evaluates the mean logits of each image and its mirror
+    (test-time augmentation, only when asked: the default None is the plain forward pass)."""
+
+    arch: str | None = None
+    weights: str | None = None
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    classes: list[str] | str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    input_size: int | None = None
+    cam_layer: str | None = None
+    tta: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping) -> ModelSource:
+        """``{"arch": ..., "weights": ..., **fields}``; other keys are arch arguments (the
+        older ``{"arch": "small_cnn", "width": 8}`` form)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in spec.items() if k in names}
+        extra = {k: v for k, v in spec.items() if k not in names}
+        kw["arch_args"] = {**extra, **dict(kw.get("arch_args") or {})}
+        return cls(**kw)
+
+    @classmethod
+    def parse(cls, spec: ModelSource | Mapping | str) -> ModelSource:
+        """A spec string (an architecture or a model file), dict or ModelSource -> ModelSource."""
+        if isinstance(spec, str):
+            return cls(weights=spec) if is_model_file(spec) else cls(spec)
+        if isinstance(spec, Mapping):
+            return cls.from_spec(spec)
+        return spec
+
+    def to_spec(self) -> dict:
+        """The JSON-able spec that rebuilds this model (stored with its results)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, {}, [])}
 
 
 def is_model_file(spec: str) -> bool:
     """Whether a ``--model`` string names a file rather than an architecture."""
     return (Path(spec).expanduser().is_file() or spec.endswith(MODEL_FILE_SUFFIXES)
             or (os.sep in spec and ":" not in spec))
-
-
-def absolute_model_spec(spec):
-    """``spec`` with its file paths (weights, a ``file.py:callable``, a classes file) made
-    absolute, so a saved config names the same files from any directory."""
-    if isinstance(spec, str):
-        p = Path(spec).expanduser()
-        return str(p.resolve()) if p.is_file() or spec.endswith(MODEL_FILE_SUFFIXES) else spec
-    out = dict(spec)
-    if isinstance(out.get("weights"), str):
-        out["weights"] = str(Path(out["weights"]).expanduser().resolve())
-    arch = out.get("arch")
-    if isinstance(arch, str) and ".py:" in arch:
-        f, _, attr = arch.rpartition(":")
-        out["arch"] = f"{Path(f).expanduser().resolve()}:{attr}"
-    if isinstance(out.get("classes"), str) and Path(out["classes"]).expanduser().is_file():
-        out["classes"] = str(Path(out["classes"]).expanduser().resolve())
-    return out
 
 
 def spec_from_options(model: str, weights: str | None = None, *, arch_args=(),

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .wrapper import Classifier, ModelError
+from .errors import ModelError
+from .wrapper import Classifier
 
 
 class FlipAveraged(nn.Module):

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .wrapper import ModelError
+from .errors import ModelError
 
 NEST_KEYS = ("state_dict", "model", "net", "ema", "model_ema", "state_dict_ema", "module")
 PREFIXES = ("module.", "model.", "_orig_mod.", "net.")

@@ -15,11 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import FailmodesError
-
-
-class ModelError(ValueError, FailmodesError):
-    """A model or checkpoint could not be built or loaded; one line naming what and why."""
+from .cam_layers import find_cam_layer, fixed_input_size
+from .errors import ModelError
 
 
 class Classifier(nn.Module):
@@ -66,7 +63,6 @@ class Classifier(nn.Module):
         if self.cam_unavailable:
             raise ModelError(self.cam_unavailable)
         if not self.cam_layer_name:
-            from .cam_layers import find_cam_layer
             found = find_cam_layer(self.net)
             self.cam_layer_name, self.cam_reshape = found.name, found.reshape
         try:
@@ -100,7 +96,6 @@ def wrap(net: nn.Module, *, mean: Sequence[float], std: Sequence[float],
     batch to N×N first (default: only for networks that accept one size, e.g. ViTs).
     ``cam_layer``: the Grad-CAM module name (default: found automatically).
     """
-    from .cam_layers import find_cam_layer, fixed_input_size
     if not isinstance(net, nn.Module):
         raise ModelError(f"wrap() takes a torch.nn.Module, got {type(net).__name__}")
     for key, v in (("mean", mean), ("std", std)):

@@ -13,7 +13,7 @@ def check_study(cfg: StudyConfig) -> None:
     keys), architecture, checkpoint or weights file; suites, stressors and sweep values;
     probe stressors; analyses and their options. Raises StudyError naming the key."""
     from ..errors import FailmodesError
-    from ..models.sources import resolve_arch
+    from ..models import check_model
     from ..stressors import get_stressor, suite
     from ..train import load_recipe
 
@@ -34,7 +34,7 @@ def check_study(cfg: StudyConfig) -> None:
             continue  # the file's own kind decides whether arch matters; evaluate checks it
         check(f"{key}.recipe", load_recipe, m.recipe)
         check(key, train_config, cfg, m)
-        check(f"{key}.arch", resolve_arch, m.arch)
+        check(f"{key}.arch", check_model, {"arch": m.arch})
     for i, name in enumerate(cfg.suites):
         check(f"suites[{i}]", suite, name)
     for i, name in enumerate(cfg.stressors):

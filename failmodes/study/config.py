@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, from_dict, load_yaml, override
-from ..models.sources import ModelSource
+from ..models import ModelSource
 from ..models.tta import TTA_MODES
 from ..ranges import RangeError, parse_values
 
@@ -45,7 +45,7 @@ class ModelSpec(ModelSource):
     (the last epoch: all of them). The fields it shares with ``evaluate``'s model sources
     (``weights``: a state dict for ``arch``, or a model file (.pt2, TorchScript, .onnx) that
     needs no ``arch``; ``arch_args``, ``num_classes``, ``classes``, ``mean``, ``std``,
-    ``input_size``, ``cam_layer``) are :class:`failmodes.models.sources.ModelSource`'s.
+    ``input_size``, ``cam_layer``) are :class:`failmodes.models.ModelSource`'s.
     """
 
     name: str

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._atomic import write_text_atomic
 from ..config import override, to_dict
-from ..models.sources import ModelSource
+from ..models import ModelSource
 from ..store import FINAL_CHECKPOINT, HISTORY_NAME, TRAIN_CONFIG_NAME, RunFolder
 from .config import StudyConfig, StudyError
 from .state import StudyState, say, timing
