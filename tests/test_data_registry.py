@@ -64,10 +64,11 @@ def test_a_spec_that_needs_a_path_says_so(spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_help_table_and_unknown_spec_error_list_every_spec(spec):
-    from failmodes.cli import DATA_HELP
+    from failmodes.cli._app import DATA_HELP, OFFICIAL_HELP
     for form in spec.forms:
         assert form in DATA_HELP and form in data_help()
         assert f"``{form}``" in (failmodes.data.__doc__ or "")
+    assert (spec.forms[0] in OFFICIAL_HELP.split(" | ")) == isinstance(spec, CorruptedSpec)
     with pytest.raises(DataError) as e:
         find_data_spec("bogus:x")
     assert all(f in str(e.value) for f in spec.forms) and "\n" not in str(e.value)

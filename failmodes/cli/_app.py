@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
-from ..data import data_help
+from ..data import data_help, list_corrupted_specs
 from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, FailmodesError
 
 _UsageError: type[Exception]
@@ -89,8 +89,10 @@ def fail(msg: str) -> None:
     raise FailmodesError(msg)
 
 
-# Every form of every registered data spec (``failmodes.data.list_data_specs``).
+# Every form of every registered data spec (``failmodes.data.list_data_specs``), and the
+# released corrupted sets among them.
 DATA_HELP = data_help()
+OFFICIAL_HELP = " | ".join(s.forms[0] for s in list_corrupted_specs())
 
 
 def thumb_budget_bytes(mb: float | None) -> int | None:
