@@ -1,6 +1,7 @@
 """The run/store layer: the run folder's layout, dataset keys, the stressor family lookup,
 the SQLite results store (every SQL statement of the library), the resolved evaluation
-config a run keeps (``ResolvedEvalConfig``) and rebuilding a cell's images. Evaluate, analysis and report read and write runs only through this package.
+config a run keeps (``ResolvedEvalConfig``) and rebuilding a cell's images. Evaluate,
+analysis and report read and write runs only through this package.
 
 >>> from failmodes.store import ResultsStore, RunFolder, parse_dataset_key
 >>> store = ResultsStore(RunFolder("runs/demo").store, readonly=True)   # doctest: +SKIP
@@ -57,15 +58,12 @@ from .run_config import ResolvedEvalConfig, read_run_config
 
 __all__ = [
     "ANALYSIS_DIR", "CLEAN", "CONFIG_NAME", "FIGURES_DIR", "FINAL_CHECKPOINT", "FINISH_SEP",
-    "HISTORY_CSV_NAME", "HISTORY_NAME", "LAST_CHECKPOINT", "LOCK_NAME", "MAIN", "MODELS_DIR",
-    "OFFICIAL", "OFFICIAL_NAME", "OFFICIAL_SUFFIX", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME",
-    "RESULTS_NAME", "SUMMARY_NAME",
-    "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
-    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell",
-    "CellKey", "DatasetKey", "DatasetKeyError",
-    "ResolvedEvalConfig", "ResultsStore", "RunFolder", "StoreError", "StressorInfo", "cell_images", "dataset_key",
-    "dataset_role", "is_official", "is_validation", "official_name", "paired_sums",
-    "parse_dataset_key",
-    "per_image_rows", "read_run_config", "store_writable", "stress_like_cell", "stressor_family", "stressor_info",
-    "timestamp",
+    "HISTORY_CSV_NAME", "HISTORY_NAME", "LAST_CHECKPOINT", "LOCK_NAME", "MAIN", "MODELS_DIR", "OFFICIAL",
+    "OFFICIAL_NAME", "OFFICIAL_SUFFIX", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME", "RESULTS_NAME",
+    "SUMMARY_NAME", "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
+    "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell", "CellKey",
+    "DatasetKey", "DatasetKeyError", "ResolvedEvalConfig", "ResultsStore", "RunFolder", "StoreError",
+    "StressorInfo", "cell_images", "dataset_key", "dataset_role", "is_official", "is_validation",
+    "official_name", "paired_sums", "parse_dataset_key", "per_image_rows", "read_run_config",
+    "store_writable", "stress_like_cell", "stressor_family", "stressor_info", "timestamp",
 ]

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 # float64 elements of padded images per CPU chunk (2 MiB): measured fastest of 2^14..2^20;
 # one chunk's adds stay in cache, and fewer, larger adds cost less Python per image.
 _CPU_CHUNK = 1 << 18
