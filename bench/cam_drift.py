@@ -9,8 +9,8 @@ import time
 import torch
 
 from failmodes._device import cpu_description
-from failmodes.analysis._cam_core import compute_cams
 from failmodes.analysis.cam import attention_drift
+from failmodes.analysis.cam._core import compute_cams
 from failmodes.data import load_dataset
 from failmodes.models import create_model
 

@@ -47,9 +47,24 @@ def test_analyze_errors(run_dir, tmp_path):
 
 def test_analyze_runs_the_store_analyses_in_report_order():
     from failmodes.analysis import list_analyses
-    from failmodes.analysis.analyze import ANALYZE
-    names = [a.name for a in list_analyses() if a.name in ANALYZE]
+    from failmodes.analysis.analyze import analyze_analyses
+    names = [a.name for a in analyze_analyses()]
+    assert names == [a.name for a in list_analyses() if a.analyze]   # report order
     assert names[-2:] == ["curves", "failures"]
+
+
+def test_analyze_options_come_from_the_options_dataclasses(run_dir, tmp_path):
+    # --confidence-threshold is failures' option field; --threshold its old spelling.
+    res = runner.invoke(app, ["analyze", "--help"], env={"COLUMNS": "200"})
+    assert "--confidence-threshold" in res.output and "--max-cases" in res.output
+    res = runner.invoke(app, ["analyze", str(run_dir), "--out", str(tmp_path),
+                              "--confidence-threshold", "0.99", "--no-gallery"])
+    assert res.exit_code == 0, res.output
+    failures = json.loads((tmp_path / "failures.json").read_text())
+    assert failures["params"]["confidence_threshold"] == 0.99
+    assert failures["per_model"]["m"]["clean_hc_count"] == 0
+    with pytest.raises(TypeError, match="unknown option"):
+        analyze_run(run_dir, tmp_path, threshold=0.9)
 
 
 def test_probe_command(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from failmodes.analysis import get_analysis
-from failmodes.analysis._calibration_core import (
+from failmodes.analysis.calibration import calibrate_run, read_temperatures, shift_table
+from failmodes.analysis.calibration._core import (
     CalibrationInputError,
     Scores,
     adaptive_ece,
@@ -25,7 +26,6 @@ from failmodes.analysis._calibration_core import (
     scores_from_rows,
     selective_accuracy,
 )
-from failmodes.analysis.calibration import calibrate_run, read_temperatures, shift_table
 from failmodes.store import CellKey, ResultsStore, is_validation, per_image_rows
 
 
@@ -417,7 +417,7 @@ def test_without_any_clean_cell_reports_raw_numbers_and_no_temperature(tmp_path)
 def test_checkpoint_split_reaches_the_store_meta(tmp_path):
     # A failmodes checkpoint records what training held out; the evaluator copies it into
     # the store's model meta, where the temperature fit reads it.
-    from failmodes.analysis.temperature import validation_ok
+    from failmodes.analysis.calibration.temperature import validation_ok
     from failmodes.evaluate.inputs import build_model
     from failmodes.models import create_model, save_checkpoint
     m = create_model("small_cnn", width=4)

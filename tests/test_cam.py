@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from failmodes.analysis._cam_core import CamError, cam_mode, compute_cams, finer_layer, resolve_layer
-from failmodes.analysis._cam_measures import (
+from failmodes.analysis.cam import cam_analysis
+from failmodes.analysis.cam._core import CamError, cam_mode, compute_cams, finer_layer, resolve_layer
+from failmodes.analysis.cam._measures import (
     border_mask,
     border_share,
     cam_entropy,
@@ -21,10 +22,9 @@ from failmodes.analysis._cam_measures import (
     spearman,
     upsample,
 )
-from failmodes.analysis.cam import cam_analysis
-from failmodes.analysis.cam_categories import categorize_failure, null_rule, superclass_lookup
-from failmodes.analysis.cam_drift import DriftResult, drift_failure_link
-from failmodes.analysis.cam_sanity import cascading_randomisation
+from failmodes.analysis.cam.categories import categorize_failure, null_rule, superclass_lookup
+from failmodes.analysis.cam.drift import DriftResult, drift_failure_link
+from failmodes.analysis.cam.sanity import cascading_randomisation
 from failmodes.data import CIFAR10_CLASSES as CIFAR10
 from failmodes.data import load_dataset
 from failmodes.models import create_model
@@ -402,7 +402,7 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     wrong = per_image_rows(torch.zeros(300, 10), (test.labels + 1) % 10, test.indices)
     store.write_cell(CellKey("cnn", "cifar10c-official:test", "gaussian_noise", 2.0, 0), wrong)
     res = cam_analysis(store, lambda name: trained, test, tmp_path / "out", sample=40,
-                       failures_per_cell=4, conf_threshold=0.5, dataset_key="synthetic:test")
+                       failures_per_cell=4, confidence_threshold=0.5, dataset_key="synthetic:test")
     saved = json.loads((tmp_path / "out" / "cam.json").read_text())
     m = saved["data"]["models"]["cnn"]
     assert len(m["sample_indices"]) == 40
@@ -437,7 +437,7 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
 def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
     from typer.testing import CliRunner
 
-    from failmodes.analysis._cam_core import METHODS
+    from failmodes.analysis.cam._core import METHODS
     from failmodes.cli import app
     runner = CliRunner()
     res = runner.invoke(app, ["cam", "--help"])
@@ -449,7 +449,7 @@ def test_cli_cam_help_lists_every_method_and_rejects_bad_options(tmp_path):
 
 
 def test_failure_gallery_is_varied():
-    from failmodes.analysis.cam_failures import gallery
+    from failmodes.analysis.cam.explain import gallery
     ex = [{"stressor": s, "idx": i, "conf": c}
           for s, i, c in [("fog", 7, 0.99), ("fog", 7, 0.98), ("fog", 8, 0.97),
                           ("snow", 7, 0.96), ("snow", 9, 0.95), ("clean", 1, 0.91),

@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(run_dir, tmp_path_factory):
-    return failures(run_dir, tmp_path_factory.mktemp("out"), threshold=0.9)
+    return failures(run_dir, tmp_path_factory.mktemp("out"), confidence_threshold=0.9)
 
 
 def _reference(run_dir):
@@ -61,17 +61,18 @@ def test_high_confidence_counts(result, run_dir):
     noisy = rows[("gaussian_noise", 3.0)]
     assert noisy["n_errors"] == 250 and noisy["n_hc_failures"] == 0
     s = result.per_model["m"]
-    assert s["clean_hc_count"] == 50 and s["shifted_hc_count"] == 0 and result.params["threshold"] == 0.9
+    assert s["clean_hc_count"] == 50 and s["shifted_hc_count"] == 0
+    assert result.params["confidence_threshold"] == 0.9
     (per_model,) = result.tables["models"]     # one row per model, for the report
     assert per_model["model"] == "m" and per_model["clean_hc_rate"] == pytest.approx(0.1)
     assert get_analysis("failures").order == 30
 
 
 def test_threshold_above_confidence_finds_none(run_dir, tmp_path):
-    res = failures(run_dir, tmp_path, threshold=0.99, gallery=False)
+    res = failures(run_dir, tmp_path, confidence_threshold=0.99, gallery=False)
     assert res.per_model["m"]["clean_hc_count"] == 0 and res.data["cases"] == []
     with pytest.raises(ValueError, match="threshold"):
-        failures(run_dir, tmp_path, threshold=1.5)
+        failures(run_dir, tmp_path, confidence_threshold=1.5)
 
 
 def test_case_records(result, run_dir):

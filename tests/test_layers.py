@@ -72,7 +72,8 @@ MODULES = _modules()
 def test_the_rules_see_every_module():
     names = {n for n, _ in MODULES}
     assert {"failmodes.store.results", "failmodes.evaluate.runner", "failmodes.cli",
-            "failmodes.report.html", "failmodes.stressors.registry"} <= names
+            "failmodes.report.html", "failmodes.stressors.registry",
+            "failmodes.analysis.cam.drift", "failmodes.analysis.curves.regimes"} <= names
 
 
 @pytest.mark.parametrize("layer, forbidden, why", RULES, ids=[r[0] for r in RULES])
@@ -119,6 +120,45 @@ def test_no_sql_text_outside_the_store():
                     and sql.search(node.value):
                 bad.append(f"{name}:{node.lineno}: {node.value.strip()[:60]!r}")
     assert not bad, "SQL lives in failmodes/store only:\n" + "\n".join(bad)
+
+
+def _analysis_package(name: str) -> str | None:
+    """``failmodes.analysis.<pkg>`` for a module inside an analysis package, else None."""
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[:2] == ["failmodes", "analysis"]:
+        pkg = ".".join(parts[:3])
+        return pkg if (PKG / "analysis" / parts[2]).is_dir() else None
+    return None
+
+
+def test_an_analysis_package_keeps_its_private_modules():
+    # An analysis package's `_x` modules are its own: the other analyses, the report and the
+    # CLI use its public names, so a package can be rewritten without an edit elsewhere.
+    bad = []
+    for name, path in MODULES:
+        for imp in _imports(name, path):
+            owner = _analysis_package(imp)
+            rest = imp[len(owner) + 1:].split(".") if owner and imp != owner else []
+            if owner and rest and rest[0].startswith("_") \
+                    and not (name == owner or name.startswith(owner + ".")):
+                bad.append(f"{name} imports {imp}")
+    assert not bad, "private modules of an analysis package:\n" + "\n".join(bad)
+
+
+def test_headline_keys_are_read_through_the_declarations():
+    # The first screen and summary.md read each analysis's declared headlines: no module
+    # outside the analysis's package writes one of its headline keys as a literal.
+    from failmodes.analysis import list_analyses
+    owner = {h.key: f"failmodes.analysis.{a.name}" for a in list_analyses() for h in a.headlines}
+    bad = []
+    for name, path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if name.startswith("failmodes.analysis."):
+                break   # another analysis may name its own column alike (MCE: max cal. error)
+            if isinstance(node, ast.Constant) and node.value in owner \
+                    and not (name + ".").startswith(owner[node.value] + "."):
+                bad.append(f"{name}:{node.lineno}: {node.value!r}")
+    assert not bad, "headline keys outside their analysis:\n" + "\n".join(bad)
 
 
 def _edges(name: str, path: Path, known: set[str]) -> set[str]:

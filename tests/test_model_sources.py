@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from failmodes.analysis._cam_core import compute_cams
+from failmodes.analysis.cam._core import compute_cams
 from failmodes.evaluate import EvalConfig, open_run, run_evaluation
 from failmodes.models import ModelError, create_model, load_model, wrap
 from failmodes.stressors import get_stressor

@@ -105,7 +105,6 @@ def test_compare_page_notes_the_right_model(tmp_path, monkeypatch):
     from failmodes.analysis import registry
     from failmodes.report import compare_runs
     monkeypatch.setattr(registry, "_REGISTRY", {})
-    monkeypatch.setattr(registry, "_load_all", lambda: None)
     a, _ = _gain(0)
     _, b10 = _gain(10)
     _store(tmp_path / "A" / "results.sqlite", {"base": {("clean", 0): a, ("fog", 1): a}})

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from synthetic_store import curve
 
-from failmodes.analysis.regimes import GRACEFUL_DROP_POINTS, REGIMES, classify_regime
+from failmodes.analysis.curves.regimes import GRACEFUL_DROP_POINTS, REGIMES, classify_regime
 
 INTEGER = np.arange(6.0)           # clean + CIFAR-10-C levels 1..5
 FINE = np.linspace(0.0, 5.0, 21)   # a fine continuous grid, step 0.25

@@ -2,6 +2,7 @@
 this file and hand-written analysis JSON, so the renderer is tested on its own."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -55,12 +56,13 @@ def _fake_analysis(fn_name):
 @pytest.fixture
 def fake_registry(monkeypatch):
     """Five registered analyses in report order, isolated from the real modules."""
-    reg = {n: registry.Analysis(n, t, _fake_analysis(n), i) for i, (n, t) in enumerate([
+    # The real registrations (options, intro, headlines) with a function that must not run.
+    reg = {n: dataclasses.replace(registry.get_analysis(n), title=t, fn=_fake_analysis(n),
+                                  order=i) for i, (n, t) in enumerate([
         ("metrics", "Robustness metrics"), ("curves", "Degradation curves and regimes"),
         ("failures", "High-confidence failures"), ("calibration", "Calibration under shift"),
         ("cam", "Grad-CAM drift")])}
     monkeypatch.setattr(registry, "_REGISTRY", reg)
-    monkeypatch.setattr(registry, "_load_all", lambda: None)
     return reg
 
 
@@ -198,8 +200,9 @@ def test_summary_markdown_numbers(fake_run):
     assert models["net-a"]["clean acc %"] == f"{100 * acc(0.9, 0):.2f}"
     assert models["net-b"]["images"] == str(N)
     assert models["net-a"]["corruption cells"] == "10"
-    # metrics wrote no "models" table and calibration failed: dashes, never invented numbers.
-    assert models["net-a"]["mCE vs net-a"] == "—" and models["net-b"]["ECE clean"] == "—"
+    # The declared headlines: mCE as metrics wrote it; calibration failed: a dash, never an
+    # invented number.
+    assert models["net-a"]["mCE"] == "1" and models["net-b"]["ECE clean"] == "—"
     assert "Not in this summary: failures (missing), calibration (failed), cam (missing)" in text
     rows = {r["corruption"]: r for r in _md_table(text, "Per corruption")}
     assert set(rows) == {"gaussian_noise", "fog"}

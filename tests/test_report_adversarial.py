@@ -5,6 +5,7 @@ never paired across models."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 
@@ -53,10 +54,10 @@ def _write(path) -> None:
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    reg = {n: registry.Analysis(n, n.title(), lambda *a, **k: None, i)
+    reg = {n: dataclasses.replace(registry.get_analysis(n), title=n.title(),
+                                  fn=lambda *a, **k: None, order=i)
            for i, n in enumerate(("metrics", "curves"))}
     monkeypatch.setattr(registry, "_REGISTRY", reg)
-    monkeypatch.setattr(registry, "_load_all", lambda: None)
     run = tmp_path / "run"
     run.mkdir()
     _write(run / "results.sqlite")

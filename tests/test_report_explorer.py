@@ -9,6 +9,7 @@ keep the screenshots; FAILMODES_DEMO_RUN=RUN also checks that run's report.html.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -136,7 +137,7 @@ def test_cams_are_read_from_the_saved_maps(run):
 
 
 def test_saved_cam_maps_round_trip(tmp_path):
-    from failmodes.analysis.cam_maps import SIDE, save_cam_maps, to_u8
+    from failmodes.analysis.cam.maps import SIDE, save_cam_maps, to_u8
     from failmodes.report._cams import pack_cams
     raw = np.zeros((3, 4, 4))
     raw[:, 0, 0] = [5.0, 0.2, 1e3]            # any scale: each map is min-max scaled
@@ -186,10 +187,12 @@ def test_script_json_cannot_close_its_block():
 
 
 def _write_analyses(run: Path, claims: bool) -> None:
-    reg = {"metrics": registry.Analysis("metrics", "Metrics", lambda *a: None, 0),
-           "curves": registry.Analysis("curves", "Curves", lambda *a: None, 1)}
+    def fake(name, title, order):   # the real registration, with a function that never runs
+        return dataclasses.replace(registry.get_analysis(name), title=title,
+                                   fn=lambda *a: None, order=order)
+    reg = {"metrics": fake("metrics", "Metrics", 0), "curves": fake("curves", "Curves", 1)}
     if claims:
-        reg["claims"] = registry.Analysis("claims", "Claims", lambda *a: None, 2)
+        reg["claims"] = fake("claims", "Claims", 2)
     registry.write_result(run / "analysis", "metrics", {
         "name": "metrics", "params": {}, "summary": {}, "figures": [], "notes": [],
         "per_model": {"net-a": {"clean_accuracy": 0.9, "cifar10c_error": 12.34},
@@ -223,7 +226,6 @@ def test_first_screen_reads_the_analyses_and_the_claims_slot(run, tmp_path, monk
     shutil.copytree(run, work)
     reg = _write_analyses(work, claims=True)
     monkeypatch.setattr(registry, "_REGISTRY", reg)
-    monkeypatch.setattr(registry, "_load_all", lambda: None)
     html = render_report(work).read_text()
     glance = html[html.index('<section id="glance">'):].split("</section>")[0]
     assert "90.0 %" in glance and "12.3 %" in glance          # read, not recomputed

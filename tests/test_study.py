@@ -159,9 +159,45 @@ def test_cli_run_fails_early_with_one_line(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["run", str(p), "--out", str(out)])
     assert r.exit_code == 2 and not out.exists()  # nothing written before the check
-    assert "error: analysis_options.cam: unknown option(s) samples" in r.output
+    # refused when the study file loads (the options dataclass), so it names the file too
+    assert r.output.startswith("error: ")
+    assert "analysis_options.cam: unknown option(s) samples" in r.output
     r = CliRunner().invoke(app, ["run"])
     assert r.exit_code == 2 and "exactly one of" in r.output
+
+
+@pytest.mark.parametrize("options, message", [
+    # the option's old name: refused, naming it and the one name it now has
+    ("{failures: {threshold: high}}",
+     r"analysis_options\.failures: unknown option\(s\) threshold \(allowed: "
+     r"confidence_threshold"),
+    # a wrong type, from the options dataclass
+    ("{failures: {confidence_threshold: high}}",
+     r"analysis_options\.failures\.confidence_threshold: expected float, got str 'high'"),
+    ("{calibration: {n_bins: 1.5}}", r"analysis_options\.calibration\.n_bins: expected int"),
+    ("{cam: {stressors: fog}}", r"analysis_options\.cam\.stressors: expected a list"),
+    ("{metrics: {figures: 'no'}}", r"analysis_options\.metrics\.figures: expected true/false"),
+    ("{nosuch: {}}", r"unknown analysis 'nosuch'"),
+])
+def test_analysis_options_are_type_checked_when_the_study_loads(tmp_path, options, message):
+    p = _write(tmp_path, "name: t\ndata: synthetic\nmodels: [{name: a, arch: small_cnn, "
+                         f"recipe: baseline-cosine}}]\nanalysis_options: {options}\n")
+    with pytest.raises(StudyError, match=message):
+        load_study(p)
+
+
+def test_a_bad_analysis_option_fails_before_any_training(tmp_path):
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    p = _write(tmp_path, "name: t\ndata: synthetic\nmodels: [{name: a, arch: small_cnn, "
+                         "recipe: baseline-cosine}]\n"
+                         "analysis_options: {failures: {threshold: high}}\n")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", str(p), "--out", str(out)])
+    assert r.exit_code == 2 and not out.exists()  # refused at load: nothing trained or written
+    assert r.output.startswith("error: ") and "analysis_options.failures" in r.output
+    assert "threshold" in r.output
 
 
 def test_analysis_fingerprint_takes_yaml_on_keys(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.cam_maps import CAM_MAPS, SIDE
+from ..analysis.cam.maps import CAM_MAPS, SIDE
 
 
 def _area(maps: np.ndarray, side: int) -> np.ndarray:

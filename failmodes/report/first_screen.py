@@ -1,13 +1,15 @@
-"""The report's first screen: for every model, the answer at a glance — clean accuracy,
-CIFAR-10-C error, calibration under shift, the three worst corruptions with their regimes —
+"""The report's first screen: for every model, the answer at a glance — the headline
+metrics every analysis declares (clean accuracy, CIFAR-10-C error, mCE, calibration under
+shift, ...), the three worst corruptions with their regimes —
 the study's claims with their verdicts, two large figures and, when the study attacks its
 models, each model's robust accuracy under the strongest attack cell. It is the report's
 summary; the sections after it are the evidence, and no table there repeats it.
 
-Every number is read, never recomputed: the CIFAR-10-C error (100 − mean accuracy over the
-15 benchmark corruptions at severities 1–5) and the per-corruption accuracies from the
-``metrics`` analysis, regimes from ``curves``, ECE from ``calibration``, verdicts from
-``claims``. Where an analysis is missing the card says so instead of inventing a number.
+Every number is read, never recomputed: each registered analysis's declared
+``Headline``s (``per_model[model][key]``, in report order, with their label, unit and note),
+the per-corruption accuracies from the ``metrics`` analysis, regimes from ``curves``,
+verdicts from ``claims``. Where an analysis is missing the card says so instead of
+inventing a number.
 
 **The claims slot.** An analysis named ``claims`` (issue 19) is rendered when present: its
 ``tables["claims"]`` rows (``study.claims.Verdict`` flattened to scalars), each with
@@ -25,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analysis.registry import Headline, list_analyses
 from ._collect import RunData
 from ._format import Figure, figure, fmt, pct
 from .first_figures import corruption_overview, worst_curves
@@ -47,14 +50,21 @@ class Worst:
 
 
 @dataclass
+class HeadlineValue:
+    """One declared headline of one analysis for one model."""
+
+    analysis: str
+    headline: Headline
+    value: float | None
+    note: str = ""                  # the headline's definition, or why the value is absent
+
+
+@dataclass
 class ModelCard:
     model: str
     baseline: bool
-    clean_accuracy: float | None    # fraction
-    c10c_error: float | None        # percent (the metrics analysis's cifar10c_error)
-    c10c_note: str
-    ece_clean: float | None
-    ece_shifted: float | None
+    clean_accuracy: float | None    # fraction, of the store's clean cell (overview figure)
+    headlines: list[HeadlineValue] = field(default_factory=list)
     worst: list[Worst] = field(default_factory=list)
     # The attack cell of adversarial.headline (None: the study has no attack cells).
     attack: dict | None = None
@@ -105,16 +115,38 @@ def _d(res) -> dict:
     return res.to_dict() if hasattr(res, "to_dict") else res
 
 
-def _metric(res: dict, model: str, *names: str):
-    """``per_model[model][name]`` of the typed result, first name present."""
-    pm = (res.get("per_model") or {}).get(model) or {}
-    summary = res.get("summary") or {}
-    for n in names:
-        # A JSON written before the typed results keyed its summary "<model>/<name>".
-        for v in (pm.get(n), *(summary.get(f"{model}{sep}{n}") for sep in ("/", ": "))):
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                return v
-    return None
+def _number(v) -> float | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return v if ok else None
+
+
+_STATE = {"failed": "failed", "skipped": "was left out of this study", "missing": "has not run"}
+
+
+def _state(run: RunData, name: str) -> str:
+    a = run.analysis(name)
+    return _STATE.get(a.status if a else "", "is not available in this installation")
+
+
+def headline_values(run: RunData, model: str) -> list[HeadlineValue]:
+    """Every registered analysis's declared headlines for ``model``, in report order."""
+    out = []
+    for a in list_analyses():
+        res = _d(run.ok(a.name))
+        row = (res.get("per_model") or {}).get(model) or {}
+        for h in a.headlines:
+            v = _number(row.get(h.key))
+            if v is not None:
+                note = h.note
+            elif not res:
+                note = f"the {a.name} analysis {_state(run, a.name)}"
+            elif h.key not in row:
+                again = "`failmodes analyze`" if a.analyze else f"the {a.name} analysis"
+                note = f"not in this {a.name} result: re-run {again} to add it"
+            else:
+                note = h.explain_missing(row) if h.explain_missing else "not computed"
+            out.append(HeadlineValue(a.name, h, v, note))
+    return out
 
 
 def _rows(res: dict, name: str) -> list[dict]:
@@ -159,34 +191,20 @@ def _detail(r: dict | None) -> str:
 
 def model_cards(run: RunData) -> list[ModelCard]:
     metrics, curves = _d(run.ok("metrics")), _d(run.ok("curves"))
-    calib = _d(run.ok("calibration"))
     regimes = _regimes(curves, run)
-    clean = {r["model"]: r["accuracy"] for r in run.acc if r["stressor"] == "clean"}
     from . import adversarial
+    clean = adversarial.clean_accuracy(run)
     attacks = adversarial.attack_rows(run)
     records = {r["name"]: r for r in run.models}
     cards = []
     for m in run.model_names:
-        err = _metric(metrics, m, "cifar10c_error")
-        if err is not None:
-            note = "100 − mean accuracy over the 15 benchmark corruptions × severities 1–5"
-        elif not metrics:
-            note = "the metrics analysis has not run"
-        elif "cifar10c_error" not in ((metrics.get("per_model") or {}).get(m) or {}):
-            note = "not in this metrics result: re-run `failmodes analyze` to add it"
-        else:
-            partial = _metric(metrics, m, "mean_corruption_error")
-            note = ("needs all 15 benchmark corruptions × 5 severities" +
-                    (f"; {partial:.1f} % over the cells present" if partial is not None else ""))
         per = sorted((r for r in _per_corruption(run, metrics, m)
                       if isinstance(r["accuracy"], (int, float))), key=lambda r: r["accuracy"])
         worst = [Worst(r["corruption"], r["family"], r["accuracy"],
                        (regimes.get((m, r["corruption"])) or {}).get("regime"),
                        _detail(regimes.get((m, r["corruption"])))) for r in per[:N_WORST]]
-        cards.append(ModelCard(
-            m, m == run.baseline, _metric(metrics, m, "clean_accuracy") or clean.get(m),
-            err, note, _metric(calib, m, "ece_clean"), _metric(calib, m, "ece_shifted"),
-            worst, adversarial.headline(attacks, m), forward_of(records[m])))
+        cards.append(ModelCard(m, m == run.baseline, clean.get(m), headline_values(run, m),
+                               worst, adversarial.headline(attacks, m), forward_of(records[m])))
     return cards
 
 
@@ -235,16 +253,24 @@ def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
             figs.append(figure(out_dir, f"{FIG_DIR}/{wp.name}",
                                "The worst corruptions, one per panel: accuracy vs severity for "
                                "every model, with each model's failure regime."))
-    for name, what in (("metrics", "the CIFAR-10-C error"), ("curves", "the regimes"),
-                       ("calibration", "calibration under shift")):
-        if run.ok(name) is None:
-            a = run.analysis(name)
-            state = {"failed": "failed", "skipped": "was left out of this study",
-                     "missing": "has not run"}.get(a.status if a else "",
-                                                   "is not available in this installation")
-            gaps.append(f"No {what}: the {name} analysis {state}.")
+    for a in list_analyses():
+        if a.headlines and run.ok(a.name) is None:
+            what = ", ".join(h.label for h in a.headlines)
+            gaps.append(f"No {what}: the {a.name} analysis {_state(run, a.name)}.")
     return FirstScreen(cards, claims, why, figs, gaps, headline(run),
                        any(c.attack for c in cards))
+
+
+def format_headline(h: Headline, v: float | None) -> str:
+    """A headline value in its unit: a fraction as a percentage, a percent with one
+    decimal, a ratio with three significant digits; "—" when absent."""
+    if v is None:
+        return "—"
+    if h.unit == "fraction":
+        return pct(v)
+    if h.unit == "percent":
+        return f"{v:.1f} %"
+    return fmt(v, 3)
 
 
 def card_rows(fs: FirstScreen) -> list[dict]:
@@ -253,11 +279,8 @@ def card_rows(fs: FirstScreen) -> list[dict]:
     for c in fs.models:
         out.append({
             "model": c.model, "baseline": c.baseline, "forward": c.forward,
-            "clean": pct(c.clean_accuracy),
-            "c10c": "—" if c.c10c_error is None else f"{c.c10c_error:.1f} %",
-            "c10c_note": c.c10c_note,
-            "ece": ("—" if c.ece_clean is None and c.ece_shifted is None else
-                    f"{pct(c.ece_clean)} → {pct(c.ece_shifted)}"),
+            "nums": [{"label": hv.headline.label, "value": format_headline(hv.headline, hv.value),
+                      "sub": hv.note, "analysis": hv.analysis} for hv in c.headlines],
             "worst": [{"name": w.corruption, "family": w.family, "acc": pct(w.accuracy),
                        "regime": w.regime or "no regime", "detail": w.detail}
                       for w in c.worst],

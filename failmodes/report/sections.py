@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..analysis.registry import list_analyses
 from ..analysis.result import AnalysisResult
 from ..store import FIGURES_DIR as FIG_DIR
 from ..store import HISTORY_NAME, RunFolder, stressor_family
@@ -25,8 +26,13 @@ def _csv_name(analysis: str, tname: str) -> str:
     return f"{TABLE_DIR}/{analysis}__{tname}.csv"
 
 
+def _intro(name: str) -> str:
+    """The intro the analysis ``name`` registered ("" for one this installation lacks)."""
+    return next((a.intro for a in list_analyses() if a.name == name), "")
+
+
 def _analysis_section(run: RunData, a) -> Section:
-    s = Section(a.name, a.title, a.status, a.message, INTROS.get(a.name, ""), seconds=a.seconds)
+    s = Section(a.name, a.title, a.status, a.message, _intro(a.name), seconds=a.seconds)
     if a.status != "ok":
         return s
     res: AnalysisResult = a.result

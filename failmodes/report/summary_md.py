@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 
+from ..analysis.registry import list_analyses
 from ..store import SUMMARY_NAME
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._collect import RunData
@@ -57,40 +58,43 @@ def _rows_of(run: RunData, analysis: str, table: str) -> list[dict]:
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
+def _headline_cell(h, v) -> str | None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return None
+    return fmt(v, 1 if h.unit == "percent" else 3)
+
+
 def _models_section(run: RunData) -> list[str]:
     facts = [f for f in model_facts(run.acc) if f["dataset"] == run.dataset] \
         if run.dataset is not None else model_facts(run.acc)
-    metrics = {r.get("model"): r for r in _rows_of(run, "metrics", "models")}
-    calib = {r.get("model"): r for r in _rows_of(run, "calibration", "models")}
-    # The metrics analysis names its own baseline; the run's is the fallback.
-    base = next((r["baseline"] for r in metrics.values() if r.get("baseline")), run.baseline)
+    # Every registered analysis's declared headlines, in report order.
+    heads = [(a, h) for a in list_analyses() for h in a.headlines]
     cols = ["model", "images", "clean acc %", "mean corruption acc %", "corruption cells",
-            "worst cell", f"mCE vs {base}" if base else "mCE", "ECE clean", "ECE shifted"]
+            "worst cell"] + [h.label + (" %" if h.unit == "percent" else "")
+                             for _a, h in heads]
     rows = []
     for f in facts:
-        m, c = metrics.get(f["store_model"], {}), calib.get(f["store_model"], {})
         worst = None
         if f.get("worst_stressor") and f.get("largest_drop") is not None \
                 and f.get("clean_acc") is not None:
             worst = (f"{f['worst_stressor']} {f['worst_severity']:g}: "
                      f"{_pct(f['clean_acc'] - f['largest_drop'])} %")
         rows.append([f["model"], f.get("n_images"), _pct(f.get("clean_acc"), 2),
-                     _pct(f.get("mean_corruption_acc"), 2), f.get("n_corruption_cells"), worst,
-                     fmt(m.get("mce"), 3), fmt(c.get("ece_clean"), 3),
-                     fmt(c.get("ece_shifted"), 3)])
+                     _pct(f.get("mean_corruption_acc"), 2), f.get("n_corruption_cells"), worst]
+                    + [_headline_cell(h, _per_model(run, a.name, f["store_model"]).get(h.key))
+                       for a, h in heads])
     out = ["## Models", ""]
     if not rows:
         return out + ["No evaluated cell yet.", ""]
     out += _table(cols, rows)
-    cres = run.ok("calibration")
-    bins = (cres.params or {}).get("n_bins") if cres is not None else None
     note = ("Accuracies over the integer severities 1–5 of every corruption evaluated. "
-            "mCE: each benchmark corruption's error summed over severities, divided by the "
-            "baseline model's, then averaged (the baseline's is 1 by definition). ECE (before "
-            "temperature scaling"
-            + (f", {bins} equal-width bins" if bins else "")
-            + "): on the clean images, and the mean over the corruption cells.")
+            + " ".join(f"{h.label}: {h.note}." for _a, h in heads if h.note))
     return out + ["", note, ""]
+
+
+def _per_model(run: RunData, analysis: str, model: str) -> dict:
+    res = run.ok(analysis)
+    return (res.per_model.get(model) or {}) if res is not None else {}
 
 
 def _claims_section(run: RunData) -> list[str]:

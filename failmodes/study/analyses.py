@@ -32,7 +32,7 @@ def run_analyses(cfg: StudyConfig, out: Path, state: StudyState) -> list[str]:
     failures = []
     for name in check_analyses(cfg):
         a = get_analysis(name)
-        opts = analysis_options(cfg, a.fn, name)
+        opts = analysis_options(cfg, a)
         key = f"analysis:{name}"
         fp = step_fingerprint(out, opts)
         prev = state.step(key)
@@ -42,7 +42,7 @@ def run_analyses(cfg: StudyConfig, out: Path, state: StudyState) -> list[str]:
         say(cfg, f"analysis {name}")
         t, c = time.perf_counter(), time.process_time()
         try:
-            a.fn(out, RunFolder(out).analysis, **opts)
+            a.run(out, RunFolder(out).analysis, a.parse_options(opts))
         except Exception as e:  # recorded, shown in the report and returned: never hidden
             msg = f"{type(e).__name__}: {e}"
             state.set(key, status="failed", error=msg + "\n" + error_tail(), fingerprint=fp,

@@ -198,10 +198,16 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
     except ClaimError as e:
         raise StudyError(str(e)) from None
     cfg = dataclasses.replace(cfg, claims=normalize_claim_keys(cfg.claims))
-    for name in cfg.analysis_options:
+    from ..analysis import get_analysis
+    for name, opts in cfg.analysis_options.items():
         if cfg.analyses is not None and name not in cfg.analyses:
             raise StudyError(f"{where}: analysis_options.{name} is given but {name!r} is not "
                              "in analyses")
+        try:    # names and types now, from the analysis's options dataclass: not after training
+            get_analysis(name).parse_options(opts, f"{where}: analysis_options.{name}")
+        except ValueError as e:
+            raise StudyError(str(e) if isinstance(e, ConfigError)
+                             else f"{where}: analysis_options: {e}") from None
     return cfg
 
 

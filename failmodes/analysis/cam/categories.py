@@ -23,8 +23,8 @@ from typing import cast
 import numpy as np
 import torch
 
-from ._cam_core import CamError
-from ._cam_measures import BAND_AREA, BORDER_BAND, border_share, overlap, upsample
+from ._core import CamError
+from ._measures import BAND_AREA, BORDER_BAND, border_share, overlap, upsample
 
 FAILURE_TYPES = ("fine_grained", "context", "other")
 NULL_ALPHA = 0.04      # per criterion; two criteria: at most 8 % (< 10 %) of null maps are context
@@ -74,11 +74,11 @@ def superclass_lookup(spec: str | None = "auto", class_names: Sequence[str] = ()
     superclass resolver the failures analysis uses too (``superclasses.resolve_superclasses``):
     ``auto`` is the same map in both. ``"fine"`` / ``"coarse"`` are aliases of the built-in
     ``cifar10-fine`` / ``cifar10`` maps."""
-    from .superclasses import SuperclassError, resolve_superclasses
+    from ..superclasses import SuperclassError, resolve_superclasses
     spec = {"fine": "cifar10-fine", "coarse": "cifar10"}.get(spec, spec) if spec is not None else None
     names = list(class_names)
     if not names and spec in ("cifar10", "cifar10-fine"):
-        from .superclasses import CIFAR10_CLASSES
+        from ..superclasses import CIFAR10_CLASSES
         names = list(CIFAR10_CLASSES)
     try:
         m = resolve_superclasses(spec, names)

@@ -9,10 +9,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..store import CLEAN
-from ._claims_parse import Claim, ClaimError
-from .paired import sign_flip_p
-from .regimes import SLOPE_RATIO
+from ...store import CLEAN
+from ..curves.regimes import SLOPE_RATIO
+from ..paired import sign_flip_p
+from ._parse import Claim, ClaimError
 
 N_BOOT = 2000
 BOOT_SEED = 0
@@ -247,7 +247,7 @@ def _check_more_robust(c: Claim, ev: Evidence, stressors_all=None) -> Verdict:
     a, b, p = c.subject, c.params["than"], c.params
     on = p["on"]
     if on == "all":
-        from ..stressors import suite
+        from ...stressors import suite
         on = tuple(suite("cifar10-c"))
     acc_a, acc_b = _mean_correct(ev, a, on), _mean_correct(ev, b, on)
     if acc_a is None or acc_b is None:
@@ -279,7 +279,7 @@ def _check_more_robust(c: Claim, ev: Evidence, stressors_all=None) -> Verdict:
 
 def _check_cam_drift(c: Claim, ev: Evidence) -> Verdict:
     sev = c.params["severity"]
-    from ..stressors import suite
+    from ...stressors import suite
     clean_all, shifted_all, nulls = [], [], []
     for s in suite("cifar10-c"):
         got = ev.cam_border(_model_of(c), s, sev)

@@ -13,10 +13,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..constants import FAMILY_ORDER as BASE_FAMILY_ORDER
-from ..store import CLEAN
-from ..stressors import CORRUPTION_FAMILIES
-from .result import AnalysisResult
+from ...constants import FAMILY_ORDER as BASE_FAMILY_ORDER
+from ...store import CLEAN
+from ...stressors import CORRUPTION_FAMILIES
+from ..result import AnalysisResult
 
 FAMILY_ORDER = (CLEAN, *BASE_FAMILY_ORDER, "other", "corruptions")
 # "Calibration survives shift" when the mean shifted ECE after T stays within this factor
@@ -96,7 +96,7 @@ def pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
-def model_findings(rep, fam: list[dict], dangerous_conf: float) -> list[str]:
+def model_findings(rep, fam: list[dict], confidence_threshold: float) -> list[str]:
     clean, shifted = _pick(fam, CLEAN, rep.dataset), _pick(fam, "corruptions", rep.dataset)
     if rep.fit is None or clean is None:
         return []
@@ -117,7 +117,7 @@ def model_findings(rep, fam: list[dict], dangerous_conf: float) -> list[str]:
     s += (". Calibration fitted on clean data " + ("survives" if kept else "does NOT survive")
           + f" the shift (criterion: shifted ECE after T <= {SURVIVES_FACTOR:g} x clean + "
           f"{100 * SURVIVES_SLACK:g} points).")
-    d = (f"{m}: dangerous failures (wrong with confidence > {dangerous_conf:g}) are "
+    d = (f"{m}: dangerous failures (wrong with confidence > {confidence_threshold:g}) are "
          f"{pct(clean['dangerous_rate'])} of clean images and {pct(shifted['dangerous_rate'])} "
          f"under shift ({pct(clean['dangerous_rate_ts'])} / {pct(shifted['dangerous_rate_ts'])} "
          f"after T); max-probability detects errors with AUROC {clean['auroc_msp']:.3f} clean, "
@@ -129,7 +129,7 @@ def shift_table(result: AnalysisResult) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the clean-vs-shifted table, before -> after T, for printing."""
     header = ["model", "dataset", "family", "cells", "acc", "ECE", "adaECE", "NLL",
               "Brier (sum over classes, 0-2)",
-              f"wrong&conf>{result.params['dangerous_conf']:g}", "AUROC(msp)"]
+              f"wrong&conf>{result.params['confidence_threshold']:g}", "AUROC(msp)"]
     rows = []
     temps = result.data.get("temperatures", {})
     for r in result.tables["families"]:

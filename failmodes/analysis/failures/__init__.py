@@ -1,7 +1,7 @@
 """High-confidence failures, confusions and superclasses of a run.
 
 - A **high-confidence failure** is a wrong prediction whose top-1 probability exceeds
-  ``threshold`` (default 0.9). Per cell: count, rate (of all images) and share (of all
+  ``confidence_threshold`` (default 0.9). Per cell: count, rate (of all images) and share (of all
   errors); a JSON record per case (the ``max_cases`` most confident per model) and a
   gallery of the most confident ones, clean and shifted.
 - **Confusions**: count matrices, per-class accuracy and the most frequent (true →
@@ -11,19 +11,20 @@
 - **Superclasses** (``superclasses.py``): accuracy at class and superclass level per cell,
   and the share of errors that stay within the true class's superclass.
 
->>> result = failures(Path("runs/x"), Path("runs/x/analysis"), threshold=0.9)  # doctest: +SKIP
+>>> result = failures(Path("runs/x"), Path("runs/x/analysis"), confidence_threshold=0.9)  # doctest: +SKIP
 >>> result["summary"]["clean_hc_rate"]  # doctest: +SKIP
 0.012
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..constants import CONFIDENT_THRESHOLD
-from ..store import (
+from ...constants import CONFIDENT_THRESHOLD
+from ...store import (
     CLEAN,
     MAIN,
     OFFICIAL,
@@ -35,13 +36,13 @@ from ..store import (
     dataset_role,
     stressor_info,
 )
-from ..stressors.registry import CORRUPTION_FAMILIES
-from ._failures_figures import plot_confusions, plot_gallery, plot_per_class
-from ._figures import slug
-from .curves import is_shifted
-from .registry import register_analysis, write_result
-from .result import AnalysisResult
-from .superclasses import SuperclassMap, resolve_superclasses
+from ...stressors.registry import CORRUPTION_FAMILIES
+from .._figures import slug
+from ..curves import is_shifted
+from ..registry import register_analysis, write_result
+from ..result import AnalysisResult
+from ..superclasses import SuperclassMap, resolve_superclasses
+from ._figures import plot_confusions, plot_gallery, plot_per_class
 
 GALLERY_SIZE = 16        # images per gallery figure
 GALLERY_PER_CELL = 2     # shifted gallery: at most this many cases from one cell, for variety
@@ -74,14 +75,14 @@ SINK_SHARE = 0.4  # a class taking this share of a cell's predictions is a sink 
                   # on CIFAR-10)
 
 
-def failure_rows(cell: Cell, pred: dict, threshold: float, smap: SuperclassMap | None,
+def failure_rows(cell: Cell, pred: dict, confidence_threshold: float, smap: SuperclassMap | None,
                  names: list[str] | None = None) -> dict:
     """Per-cell counts: n, accuracy, errors, high-confidence failures (count, rate, share of
     errors), the most predicted class and its share of predictions (a *sink* class when
     ≥ ``SINK_SHARE``) and, with a superclass map, superclass accuracy and the
     stays-within rate."""
     wrong = pred["pred"] != pred["label"]
-    hc = wrong & (pred["conf"] > threshold)
+    hc = wrong & (pred["conf"] > confidence_threshold)
     n, ne, nh = len(wrong), int(wrong.sum()), int(hc.sum())
     row = {**_cell_dict(cell), "n": n, "accuracy": 1 - ne / n if n else None, "n_errors": ne,
            "n_hc_failures": nh, "hc_rate": nh / n if n else None,
@@ -146,12 +147,32 @@ def _select_cases(cands: list[tuple], max_cases: int) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------------- the analysis
+@dataclass
+class FailuresOptions:
+    confidence_threshold: float = field(default=CONFIDENT_THRESHOLD, metadata={
+        "help": "confidence above which an error is high-confidence",
+        "min": 0.0, "max": 0.999999, "flags": ("--threshold",)})
+    superclasses: str | None = field(default=None, metadata={
+        "help": "superclass map: YAML file, cifar10, imagenet or none "
+                "[default: built in when the class names allow]"})
+    max_cases: int = field(default=100, metadata={
+        "help": "JSON case records kept per model (the most confident)", "min": 0})
+    top_k_pairs: int = field(default=10, metadata={
+        "help": "most frequent (true → predicted) pairs listed per cell", "min": 1})
+    gallery: bool = field(default=True, metadata={
+        "help": "draw the galleries of the most confident failures"})
+
+
+INTRO = ("Wrong predictions made with high confidence, the most frequent confusions and "
+         "accuracy at the superclass level (does a wrong answer stay in the right family?).")
+
+
 @register_analysis("failures", title="High-confidence failures, confusions, superclasses",
-                   order=30)
-def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRESHOLD,
+                   order=30, options=FailuresOptions, intro=INTRO, analyze=True)
+def failures(run_dir: Path, out_dir: Path, *, confidence_threshold: float = CONFIDENT_THRESHOLD,
              superclasses: str | None = None, max_cases: int = 100, top_k_pairs: int = 10,
              gallery: bool = True) -> AnalysisResult:
-    """High-confidence failures (conf > ``threshold``), confusions and superclass accuracy.
+    """High-confidence failures (conf > ``confidence_threshold``), confusions and superclass accuracy.
 
     superclasses: None or ``"auto"`` = built-in map when the class names allow (CIFAR-10,
         ImageNet), ``"none"``, ``"cifar10"`` / ``"cifar10-fine"`` / ``"imagenet"``, or a
@@ -161,12 +182,12 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRES
         ``GALLERY_PER_CELL`` per cell).
     gallery: draw the galleries (re-creates the images from the run's config.json).
     """
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"--threshold must be in [0, 1), got {threshold}")
+    if not 0.0 <= confidence_threshold < 1.0:
+        raise ValueError(f"confidence_threshold must be in [0, 1), got {confidence_threshold}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     tables = defaultdict(list)
     res = AnalysisResult("failures", params={
-        "threshold": threshold, "superclasses": superclasses or "auto",
+        "confidence_threshold": confidence_threshold, "superclasses": superclasses or "auto",
         "max_cases": max_cases, "top_k_pairs": top_k_pairs, "sink_share": SINK_SHARE})
     matrices = []
     with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
@@ -174,7 +195,7 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRES
         for model in models:
             names = store.class_names(model)
             smap = resolve_superclasses(superclasses, names)
-            out = _model_failures(store, model, names, smap, threshold, max_cases, top_k_pairs)
+            out = _model_failures(store, model, names, smap, confidence_threshold, max_cases, top_k_pairs)
             for k, v in out["tables"].items():
                 if k == "confusion_matrices":
                     matrices += v
@@ -190,7 +211,7 @@ def failures(run_dir: Path, out_dir: Path, *, threshold: float = CONFIDENT_THRES
                 res.notes.append(f"{model}: {len(names)} classes, so no confusion-matrix or "
                                  "per-class figure (see the tables and top pairs).")
             if gallery:
-                for f in _galleries(run_dir, out_dir, model, out, threshold, res.notes):
+                for f in _galleries(run_dir, out_dir, model, out, confidence_threshold, res.notes):
                     res.add_figure(f, model)
     res.tables = {k: v for k, v in tables.items() if k != "cases"}
     # Cases carry nested top-3 lists and cell keys: raw data, not a table of scalars.
@@ -250,7 +271,7 @@ def _gallery_picks(cands: list[tuple], clean_ids: set,
     return {"clean": clean, "shifted": shifted}
 
 
-def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) -> dict:
+def _model_failures(store, model, names, smap, confidence_threshold, max_cases, k_pairs) -> dict:
     c = len(names)
     cells = store.cells(model=model)
     by_id = {cl.id: cl for cl in cells}
@@ -262,14 +283,14 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
     mats: dict[str, np.ndarray] = {}
     for cell in cells:
         p = store.predictions(cell)
-        rows.append(failure_rows(cell, p, threshold, smap, names))
+        rows.append(failure_rows(cell, p, confidence_threshold, smap, names))
         g = _group(cell)
         # Families pool the integer levels only, so a corruption that also has a fine
         # grid does not outweigh its family's others.
         if g == cell.stressor or g.startswith(CLEAN) or float(cell.severity).is_integer():
             m = mats.setdefault(g, np.zeros((c, c), dtype=np.int64))
             np.add.at(m, (p["label"], p["pred"]), 1)
-        hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > threshold))
+        hc = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > confidence_threshold))
         hc = hc[np.argsort(-p["conf"][hc], kind="stable")[:keep]]
         cands.extend((float(p["conf"][i]), cell.id, int(i), int(p["idx"][i])) for i in hc)
     # Clean first, then families in the canonical order, then the rest.
@@ -303,7 +324,7 @@ def _model_failures(store, model, names, smap, threshold, max_cases, k_pairs) ->
                   for r in top_pairs(np.sum(shifted, axis=0), names, k_pairs)]
     pcl = [{"model": model, "group": g, "class": names[i], "accuracy": float(a[i])}
            for g, a in per_class.items() for i in range(c)]
-    summary, notes = _summarise(model, rows, pairs, smap, threshold)
+    summary, notes = _summarise(model, rows, pairs, smap, confidence_threshold)
     return {"tables": {"cells": rows, "cases": cases, "confusion_pairs": pairs,
                        "per_class_accuracy": pcl,
                        "confusion_matrices": [{"model": model, "group": g,
@@ -325,7 +346,7 @@ def _shifted(r: dict) -> bool:
     return is_shifted(r["dataset"], r["stressor"], r["severity"])
 
 
-def _summarise(model, rows, pairs, smap, threshold):
+def _summarise(model, rows, pairs, smap, confidence_threshold):
     main = [r for r in rows if dataset_role(r["dataset"]) == MAIN]
     clean = _pool([r for r in main if r["stressor"] == CLEAN])
     shifted = _pool([r for r in rows if _shifted(r)])
@@ -344,7 +365,7 @@ def _summarise(model, rows, pairs, smap, threshold):
     if clean["n"]:
         notes.append(f"{model}: {clean['n_hc']} of {clean['n']} clean images "
                      f"({100 * (clean['rate'] or 0):.1f}%) are wrong with confidence > "
-                     f"{threshold:g}: {100 * (clean['share'] or 0):.0f}% of clean errors.")
+                     f"{confidence_threshold:g}: {100 * (clean['share'] or 0):.0f}% of clean errors.")
     if shifted["n"]:
         notes.append(f"{model}: under shift (corruption cells, severities 1–5) "
                      f"{100 * (shifted['rate'] or 0):.1f}% of images are confidently wrong "

@@ -12,7 +12,8 @@ For every model in a run's store this analysis
 3. scores every done cell before and after T: ECE (equal-width float64 bins, top-label,
    the same bins as the reliability diagram), adaptive ECE (equal-mass), MCE, NLL (from
    log_softmax), Brier summed over classes (0–2), the dangerous-failure rate (wrong with
-   confidence > ``dangerous_conf``), AUROC / AUPR of max-probability, entropy and margin as error detectors
+   confidence > ``confidence_threshold``), AUROC / AUPR of max-probability, entropy and
+   margin as error detectors
    (errors are positives), accuracy at 80 % / 90 % coverage and AURC;
 4. averages the cells per family (noise, blur, weather, digital, sweep) and per severity,
    and draws reliability diagrams (clean vs the most severe level), confidence
@@ -36,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import CALIBRATION_BINS
-from ..store import (
+from ...constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+from ...store import (
     CLEAN,
     OFFICIAL,
     Cell,
@@ -49,20 +50,22 @@ from ..store import (
     store_writable,
     stressor_family,
 )
-from ..stressors import CORRUPTION_FAMILIES
-from ._calibration_core import (
-    DANGEROUS_CONF,
+from ...stressors import CORRUPTION_FAMILIES
+from ..registry import Headline, register_analysis, write_result
+from ..result import AnalysisResult, Figure
+from ._core import (
     CalibrationInputError,
     Scores,
     TemperatureFit,
     bins_ece,
+    fit_temperature,
     cell_metrics,
     reliability_bins,
     risk_coverage,
     scores_from_logits,
     scores_from_rows,
 )
-from ._calibration_tables import (
+from ._tables import (
     SURVIVES_FACTOR,
     SURVIVES_SLACK,
     family_rows,
@@ -71,12 +74,10 @@ from ._calibration_tables import (
     severity_rows,
     shift_table,
 )
-from .registry import register_analysis, write_result
-from .result import AnalysisResult, Figure
 from .temperature import fit_for_model, read_temperatures, save_temperature
 
-__all__ = ["CalibrationInputError", "calibrate_run", "read_temperatures", "save_temperature",
-           "shift_table"]
+__all__ = ["CalibrationInputError", "TemperatureFit", "calibrate_run", "fit_temperature",
+           "read_temperatures", "save_temperature", "shift_table"]
 
 # Metrics that temperature scaling can change; accuracy and n cannot.
 SCALED = ("mean_conf", "ece", "ece_adaptive", "mce", "nll", "brier_sum", "dangerous_rate",
@@ -87,9 +88,33 @@ RC_GRID = np.linspace(0.01, 1.0, 100)
 
 
 # ============================================================== the analysis
-@register_analysis("calibration", title="Calibration and uncertainty under shift", order=40)
+@dataclass
+class CalibrationOptions:
+    n_bins: int = field(default=CALIBRATION_BINS, metadata={
+        "help": "equal-width (and equal-mass) ECE bins", "flags": ("--bins",), "min": 1})
+    confidence_threshold: float = field(default=CONFIDENT_THRESHOLD, metadata={
+        "help": "confidence above which an error is a dangerous failure",
+        "min": 0.0, "max": 0.999999})
+    strict: bool = field(default=False, metadata={
+        "help": "refuse instead of falling back to half of the clean test cell when the "
+                "checkpoint does not prove it held the validation images out"})
+
+
+INTRO = ("Whether confidence can be trusted under shift: expected calibration error on clean "
+         "and corrupted data, before and after temperature scaling, and how well confidence "
+         "flags errors.")
+HEADLINES = (
+    Headline("ece_clean", "ECE clean", "fraction", higher_is_better=False,
+             note="expected calibration error on the clean images"),
+    Headline("ece_shifted", "ECE shifted", "fraction", higher_is_better=False,
+             note="mean over the corruption cells"),
+)
+
+
+@register_analysis("calibration", title="Calibration and uncertainty under shift", order=40,
+                   options=CalibrationOptions, intro=INTRO, headlines=HEADLINES)
 def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
-                  n_bins: int = CALIBRATION_BINS, dangerous_conf: float = DANGEROUS_CONF,
+                  n_bins: int = CALIBRATION_BINS, confidence_threshold: float = CONFIDENT_THRESHOLD,
                   strict: bool = False) -> AnalysisResult:
     """Run the calibration analysis on ``run_dir/results.sqlite``; write
     ``out_dir/calibration.json`` and ``out_dir/figures/calibration_*.png``.
@@ -104,8 +129,8 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
     out_dir = Path(out_dir) if out_dir is not None else RunFolder(run_dir).analysis
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
         raise CalibrationInputError(f"--bins must be an integer >= 2, got {n_bins!r}")
-    if not 0.0 < dangerous_conf < 1.0:
-        raise CalibrationInputError(f"dangerous_conf must lie in (0, 1), got {dangerous_conf!r}")
+    if not 0.0 < confidence_threshold < 1.0:
+        raise CalibrationInputError(f"confidence_threshold must lie in (0, 1), got {confidence_threshold!r}")
     path = RunFolder(run_dir).store
     if not path.is_file():
         raise StoreError(f"no results store at {path}; run `failmodes evaluate --out {run_dir}` "
@@ -115,12 +140,12 @@ def calibrate_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
     try:
         records = store.models()
         models = [m["name"] for m in records]
-        reports = [_calibrate_model(store, m["name"], m.get("meta"), n_bins, dangerous_conf,
+        reports = [_calibrate_model(store, m["name"], m.get("meta"), n_bins, confidence_threshold,
                                     strict) for m in records]
         failed = store.cells(status="failed")
     finally:
         store.close()
-    result = _assemble([r for r in reports if r is not None], out_dir, n_bins, dangerous_conf, models)
+    result = _assemble([r for r in reports if r is not None], out_dir, n_bins, confidence_threshold, models)
     if failed:
         result.notes.append(f"{len(failed)} cell(s) failed during evaluation and are left "
                             "out (see the store's cells.error).")
@@ -143,7 +168,7 @@ class _ModelReport:
 
 
 def _calibrate_model(store: ResultsStore, model: str, meta: dict | None, n_bins: int,
-                     dangerous_conf: float, strict: bool) -> _ModelReport | None:
+                     confidence_threshold: float, strict: bool) -> _ModelReport | None:
     cells = store.cells(model=model)
     val = [c for c in cells if is_validation(c.dataset) and c.stressor == CLEAN]
     test = [c for c in cells if not is_validation(c.dataset)]
@@ -163,7 +188,7 @@ def _calibrate_model(store: ResultsStore, model: str, meta: dict | None, n_bins:
     for cell in sorted(test, key=lambda c: (c.dataset != dataset, c.stressor != CLEAN)):
         raw, ts = _cell_scores(store, cell, fit, keep_idx)
         no_logits += raw.sq_norm is None
-        row = _cell_row(model, cell, raw, ts, n_bins, dangerous_conf)
+        row = _cell_row(model, cell, raw, ts, n_bins, confidence_threshold)
         rep.rows.append(row)
         if cell.dataset == dataset:
             _pool(rep.pools, _pool_label(row), raw, ts)
@@ -202,9 +227,9 @@ def _cell_scores(store, cell: Cell, fit, keep_idx) -> tuple[Scores, Scores | Non
     return raw, ts
 
 
-def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, dangerous_conf) -> dict:
-    m = cell_metrics(raw, n_bins, dangerous_conf)
-    mt = cell_metrics(ts, n_bins, dangerous_conf) if ts is not None else {}
+def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, confidence_threshold) -> dict:
+    m = cell_metrics(raw, n_bins, confidence_threshold)
+    mt = cell_metrics(ts, n_bins, confidence_threshold) if ts is not None else {}
     row = {"model": model, "dataset": cell.dataset, "stressor": cell.stressor,
            "family": stressor_family(cell.stressor), "severity": cell.severity, "seed": cell.seed}
     for k, v in m.items():
@@ -237,9 +262,9 @@ def _cat(ts: list) -> torch.Tensor | None:
     return torch.cat(ts) if ts else None
 
 
-def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous_conf: float,
+def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, confidence_threshold: float,
               models: list[str]) -> AnalysisResult:
-    from . import _calibration_figures as figs
+    from . import _figures as figs
     notes, figures, temps = [], [], {}
     cells, families, severities, model_rows = [], [], [], []
     reliability, rc = {}, {}
@@ -259,7 +284,7 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
         head = model_row(rep, fam)
         model_rows.append(head)
         per_model[rep.model] = {k: v for k, v in head.items() if k != "model"}
-        notes += model_findings(rep, fam, dangerous_conf)
+        notes += model_findings(rep, fam, confidence_threshold)
         rel, curves, figs_m = _model_views(rep, n_bins, fig_dir)
         reliability[rep.model] = rel
         rc[rep.model] = {"coverage": RC_GRID.round(4).tolist(), "curves": curves}
@@ -274,7 +299,7 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
         notes.append("the store has no test cells; evaluate a model first.")
     return AnalysisResult(
         "calibration",
-        params={"n_bins": n_bins, "dangerous_conf": dangerous_conf,
+        params={"n_bins": n_bins, "confidence_threshold": confidence_threshold,
                 "survives_factor": SURVIVES_FACTOR, "survives_slack": SURVIVES_SLACK,
                 "binning": "equal-width, float64, last bin closed at 1",
                 "brier": "summed over classes, range 0-2", "nll": "nats, from log_softmax"},
@@ -289,7 +314,7 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, dangerous
 def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, dict, list]:
     """Pooled views of one model: reliability bins (clean, most severe level), risk-coverage
     curves per severity, and its figures as (path, caption)."""
-    from . import _calibration_figures as figs
+    from . import _figures as figs
     panels = []
     for label, title in ((CLEAN, "clean"), _most_severe(rep)):
         p = rep.pools.get(label)

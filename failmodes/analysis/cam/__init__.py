@@ -25,25 +25,26 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .._device import resolve_device
-from ..constants import CONFIDENT_THRESHOLD
-from ..models.tta import without_tta
-from ..models.wrapper import Classifier
-from ..store import CLEAN, RunFolder
-from . import _cam_figures as figs
-from ._cam_core import METHODS, MIN_MAP_SIDE, CamError, finer_layer
-from ._cam_measures import BAND_AREA, BORDER_BAND
-from .cam_categories import FAILURE_TYPES, NULL_ALPHA, null_rule, superclass_lookup
-from .cam_drift import DriftResult, attention_drift, drift_failure_link, flat_link, images_at, sample_rows
-from .cam_failures import explain_failures, failure_type_counts, gallery
-from .cam_maps import save_cam_maps, to_u8
-from .cam_sanity import cascading_randomisation
-from .registry import register_analysis, write_result
-from .result import AnalysisResult
+from ..._device import resolve_device
+from ...constants import CONFIDENT_THRESHOLD
+from ...models.tta import without_tta
+from ...models.wrapper import Classifier
+from ...store import CLEAN, RunFolder
+from ..registry import register_analysis, write_result
+from ..result import AnalysisResult
+from . import _figures as figs
+from ._core import METHODS, MIN_MAP_SIDE, CamError, finer_layer
+from ._measures import BAND_AREA, BORDER_BAND
+from .categories import FAILURE_TYPES, NULL_ALPHA, null_rule, superclass_lookup
+from .drift import DriftResult, attention_drift, drift_failure_link, flat_link, images_at, sample_rows
+from .explain import explain_failures, failure_type_counts, gallery
+from .maps import save_cam_maps, to_u8
+from .sanity import cascading_randomisation
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,47 @@ __all__ = ["CamError", "DriftResult", "METHODS", "attention_drift", "cam_analysi
            "drift_failure_link", "explain_failures", "gallery", "run_cam"]
 
 
-@register_analysis("cam", title="Grad-CAM: failure explanations and attention drift", order=50)
+@dataclass
+class CamOptions:
+    method: str = field(default="gradcam", metadata={
+        "help": "gradcam | gradcam++ | scorecam (gradient-free, one forward pass per "
+                "channel: slow)"})
+    sample: int = field(default=200, metadata={
+        "help": "fixed images for attention drift (same for every model)"})
+    layer: str | None = field(default=None, metadata={
+        "help": "module to hook, e.g. layer4.1 (default: the model's own, found "
+                "automatically)", "flags": ("--cam-layer",)})
+    stressors: list[str] | None = field(default=None, metadata={
+        "help": "comma-separated stressors (default: every corruption in the store)"})
+    seed: int = field(default=0, metadata={"help": "chooses the drift sample"})
+    target: str = field(default="clean", metadata={
+        "help": "drift CAM target: clean (the clean-predicted class) or pred (each level's "
+                "prediction)"})
+    failures_per_cell: int = field(default=8, metadata={
+        "help": "high-confidence failures explained per cell (most confident first)"})
+    confidence_threshold: float = field(default=CONFIDENT_THRESHOLD, metadata={
+        "help": "confidence above which an error is high-confidence",
+        "min": 0.0, "max": 0.999999})
+    superclasses: str = field(default="auto", metadata={
+        "help": "superclass map: YAML file, cifar10, imagenet, none or auto"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    batch_size: int = field(default=128, metadata={"help": "images per CAM batch", "min": 1})
+    sanity_sample: int = field(default=SANITY_SAMPLE, metadata={
+        "help": "images for the randomisation check (0 skips it)", "min": 0})
+    models: list[str] | None = field(default=None, metadata={
+        "help": "comma-separated models (default: every model in the store)"})
+
+
+INTRO = ("Grad-CAM on a fixed sample: where each model looks on clean images and how that "
+         "attention drifts as corruption grows, and explanations of confident failures.")
+
+
+@register_analysis("cam", title="Grad-CAM: failure explanations and attention drift", order=50,
+                   options=CamOptions, intro=INTRO)
 def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
             layer: str | None = None, stressors: Sequence[str] | None = None,
             seed: int = 0, target: str = "clean", failures_per_cell: int = 8,
-            conf_threshold: float = CONFIDENT_THRESHOLD, superclasses: str = "auto",
+            confidence_threshold: float = CONFIDENT_THRESHOLD, superclasses: str = "auto",
             device: str = "auto", batch_size: int = 128, sanity_sample: int = SANITY_SAMPLE,
             models: Sequence[str] | None = None) -> AnalysisResult:
     """The ``cam`` analysis of the run in ``run_dir`` (its store and models), written to
@@ -68,7 +105,7 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
     ``sanity_sample`` images for the randomisation check (0 skips it, with a note).
     """
     _check_options(method, target, sample)
-    from ..evaluate import open_run
+    from ...evaluate import open_run
     run_dir = Path(run_dir)
     if not RunFolder(run_dir).store.exists():
         raise CamError(f"no results store at {RunFolder(run_dir).store}; run `failmodes evaluate` "
@@ -79,7 +116,7 @@ def run_cam(run_dir, out_dir, *, method: str = "gradcam", sample: int = 200,
                             out_dir, dataset_key=ctx.dataset_key(), method=method,
                             sample=sample, layer=layer, stressors=stressors, seed=seed,
                             target=target, failures_per_cell=failures_per_cell,
-                            conf_threshold=conf_threshold, superclasses=superclasses,
+                            confidence_threshold=confidence_threshold, superclasses=superclasses,
                             batch_size=batch_size, sanity_sample=sanity_sample, models=models)
 
 
@@ -87,7 +124,7 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
                  dataset_key: str | None = None, method: str = "gradcam", sample: int = 200,
                  layer: str | None = None, stressors: Sequence[str] | None = None,
                  seed: int = 0, target: str = "clean", failures_per_cell: int = 8,
-                 conf_threshold: float = CONFIDENT_THRESHOLD, superclasses: str = "auto",
+                 confidence_threshold: float = CONFIDENT_THRESHOLD, superclasses: str = "auto",
                  batch_size: int = 128, sanity_sample: int = SANITY_SAMPLE,
                  models: Sequence[str] | None = None,
                  montage_cols: int = 8) -> AnalysisResult:
@@ -113,7 +150,7 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
               "cam_sanity")
     result = AnalysisResult("cam", params={
         "method": method, "layer": layer, "sample": sample, "seed": seed, "target": target,
-        "failures_per_cell": failures_per_cell, "conf_threshold": conf_threshold,
+        "failures_per_cell": failures_per_cell, "confidence_threshold": confidence_threshold,
         "superclasses": superclasses, "border_band": BORDER_BAND, "border_area": BAND_AREA,
         "null_alpha_per_criterion": NULL_ALPHA, "min_map_side": MIN_MAP_SIDE,
         "sanity_sample": sanity_sample,
@@ -137,7 +174,7 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
         drift = _model_section(result, store, name, model, dataset, out_dir,
                                stressors=stressors, sample=sample, seed=seed, method=method,
                                layer=used, target=target, failures_per_cell=failures_per_cell,
-                               conf_threshold=conf_threshold, superclass_of=superclass_of,
+                               confidence_threshold=confidence_threshold, superclass_of=superclass_of,
                                batch_size=batch_size, montage_cols=montage_cols,
                                dataset_key=dataset_key)
         maps[name] = {g: to_u8(r) for g, r in drift.raw.items()}
@@ -198,7 +235,7 @@ def _sanity(result, name, model, dataset, n, seed, method, layer, batch_size) ->
 
 def _model_section(result: AnalysisResult, store, name: str, model, dataset, out_dir: Path, *,
                    stressors, sample, seed, method, layer, target, failures_per_cell,
-                   conf_threshold, superclass_of, batch_size, montage_cols,
+                   confidence_threshold, superclass_of, batch_size, montage_cols,
                    dataset_key) -> DriftResult:
     """Drift, link, failures and figures of one model, added to ``result``; returns the
     drift sample's result."""
@@ -213,7 +250,7 @@ def _model_section(result: AnalysisResult, store, name: str, model, dataset, out
     rule = null_rule(tuple(drift.map_size), size)
     fails = explain_failures(model, dataset, store, cells, stressors=[g[0] for g in grid],
                              method=method, layer=layer, per_cell=failures_per_cell,
-                             conf_threshold=conf_threshold, batch_size=batch_size,
+                             confidence_threshold=confidence_threshold, batch_size=batch_size,
                              superclass_of=superclass_of, rule=rule)
     types = failure_type_counts(fails)
     largest = drift.largest_drift()
@@ -259,7 +296,7 @@ def _model_section(result: AnalysisResult, store, name: str, model, dataset, out
                             "analysis (evaluate corruptions or pass --stressors).")
     if fails.examples:
         out.append((figs.plot_failures(fails.examples, figdir / f"cam_failures_{tag}.png", name),
-                    f"{name}: high-confidence failures (conf > {conf_threshold:g}): image, "
+                    f"{name}: high-confidence failures (conf > {confidence_threshold:g}): image, "
                     "CAM of the predicted (wrong) class, CAM of the true class"))
     for p, c in out:
         result.add_figure({"path": f"figures/{p.name}", "caption": c}, model=name)
@@ -284,7 +321,7 @@ def _stressor_grid(cells, stressors: Sequence[str] | None
     """(stressor, severities, seed) to run from the store's ``cells``: every corruption
     stored, at its integer severities (all stored ones when none is an integer), with the
     cell's stressor seed; named ``stressors`` not in the store get severities 1–5, seed 0."""
-    from ..stressors import get_stressor, list_stressors
+    from ...stressors import get_stressor, list_stressors
     stored: dict[str, dict[float, int]] = {}
     for c in cells:
         if c.stressor != CLEAN:

@@ -19,11 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
-from ..errors import FailmodesError
+from ...constants import CALIBRATION_BINS, CONFIDENT_THRESHOLD
+from ...errors import FailmodesError
 
-# Wrong with confidence above this is a "dangerous" failure.
-DANGEROUS_CONF = CONFIDENT_THRESHOLD
 # Temperature search interval: wide enough for any trained net, narrow enough that a
 # separable toy set (NLL -> 0 as T -> 0) stops at the bound instead of underflowing.
 T_BOUNDS = (0.01, 100.0)
@@ -250,12 +248,12 @@ def selective_accuracy(coverage: np.ndarray, risk: np.ndarray, at: float) -> flo
 
 
 def cell_metrics(scores: Scores, n_bins: int = CALIBRATION_BINS,
-                 dangerous_conf: float = DANGEROUS_CONF) -> dict:
+                 confidence_threshold: float = CONFIDENT_THRESHOLD) -> dict:
     """Every per-cell number of the calibration analysis, as a flat dict of floats.
 
     Keys: n, accuracy, mean_conf, ece, ece_adaptive, mce, nll (nats, from log_softmax),
     brier_sum (Σ over classes, 0–2), dangerous_rate (wrong
-    and conf > ``dangerous_conf``, fraction of all images), dangerous_share (fraction of
+    and conf > ``confidence_threshold``, fraction of all images), dangerous_share (fraction of
     the errors), auroc/aupr of msp/entropy/margin, acc_at_cov80/90, aurc.
     """
     n = scores.conf.numel()
@@ -263,7 +261,7 @@ def cell_metrics(scores: Scores, n_bins: int = CALIBRATION_BINS,
         raise CalibrationInputError("cell has no images")
     ece, mce = ece_mce(scores.conf, scores.correct, n_bins)
     wrong = ~scores.correct
-    danger = wrong & (scores.conf > dangerous_conf)
+    danger = wrong & (scores.conf > confidence_threshold)
     cov, risk = risk_coverage(scores.conf, scores.correct)
     m = {"n": n, "accuracy": float(scores.correct.double().mean()),
          "mean_conf": float(scores.conf.mean()), "ece": ece,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import stressor_info
-from ..stressors.registry import CORRUPTION_FAMILIES
-from ._figures import grid_shape, new_figure, save, slug
-from .curves import _group
+from ...store import stressor_info
+from ...stressors.registry import CORRUPTION_FAMILIES
+from .._figures import grid_shape, new_figure, save, slug
+from ._points import group_points
 from .regimes import GRACEFUL_DROP_POINTS, UNDETERMINED
 
 REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
@@ -20,7 +20,7 @@ REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
 def plot_curves(rows: list[dict], fitted: dict, out_dir: Path, model: str, dataset: str) -> dict:
     """A grid of curves for one model: accuracy, mean confidence and mean true-class
     probability (percent) vs severity, the fitted regime shape, the regime in the title."""
-    groups = [(k, pts) for k, pts in _group(rows).items() if k[0] == model and k[1] == dataset]
+    groups = [(k, pts) for k, pts in group_points(rows).items() if k[0] == model and k[1] == dataset]
     nr, nc = grid_shape(len(groups))
     fig = new_figure(3.0 * nc, 2.6 * nr)
     for i, ((m, d, s), pts) in enumerate(groups):

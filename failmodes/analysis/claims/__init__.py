@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..store import CLEAN, MAIN, ResultsStore, RunFolder, dataset_role
-from ._claims_parse import KINDS, REGIMES, Claim, ClaimError, normalize_claim_keys, parse_claims
-from ._claims_verdicts import (
+from ...store import CLEAN, MAIN, ResultsStore, RunFolder, dataset_role
+from ..registry import register_analysis, write_result
+from ..result import AnalysisResult
+from ._parse import KINDS, REGIMES, Claim, ClaimError, normalize_claim_keys, parse_claims
+from ._verdicts import (
     BOOT_SEED,
     INTEGER_SEVERITIES,
     N_BOOT,
@@ -48,8 +51,6 @@ from ._claims_verdicts import (
     check_claims,
     paired_bootstrap,
 )
-from .registry import register_analysis, write_result
-from .result import AnalysisResult
 
 __all__ = ["BOOT_SEED", "INTEGER_SEVERITIES", "KINDS", "N_BOOT", "REGIMES", "Claim", "ClaimError",
            "Evidence", "RunEvidence", "Verdict", "check_claims", "claims", "normalize_claim_keys",
@@ -119,7 +120,19 @@ def _claims_from_run(run_dir: Path) -> list | None:
     return (resolved.get("config") or {}).get("claims")
 
 
-@register_analysis("claims", title="Claims checked against the data", order=90)
+@dataclass
+class ClaimsOptions:
+    claims: list | None = field(default=None, metadata={
+        "help": "the claims, as in a study file [default: the run's study.resolved.json]"})
+
+
+INTRO = ("The study's claims checked against the stored predictions: each verdict "
+         "(supported, contradicted or inconclusive) with its evidence and the uncertainty "
+         "of the decision.")
+
+
+@register_analysis("claims", title="Claims checked against the data", order=90,
+                   options=ClaimsOptions, intro=INTRO)
 def claims(run_dir: Path, out_dir: Path, *, claims: list | None = None) -> AnalysisResult:
     """Check the study's claims (``claims`` as in the study file; default: the run's
     ``study.resolved.json``) and write ``out_dir/claims.json``."""

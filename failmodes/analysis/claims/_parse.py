@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import FailmodesError
-from .regimes import GRACEFUL_DROP_POINTS
+from ...errors import FailmodesError
+from ..curves.regimes import GRACEFUL_DROP_POINTS
 
 KINDS = ("drop", "regime", "harder", "graceful", "more_robust", "cam_drift")
 REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
@@ -75,7 +75,7 @@ def parse_claims(raw, *, models: set[str], stressors: set[str] | None = None,
     if not isinstance(raw, list):
         raise ClaimError(f"{where}: must be a list of claims, got {type(raw).__name__}")
     if stressors is None:
-        from ..stressors import list_stressors
+        from ...stressors import list_stressors
         stressors = {n for n in list_stressors()}
     return [_parse_one(c, f"{where}[{i}]", models, stressors) for i, c in enumerate(raw)]
 

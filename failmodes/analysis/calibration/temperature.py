@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import SPLIT_SEED, VAL_FRACTION
-from ..store import Cell, ResultsStore
-from ._calibration_core import CalibrationInputError, TemperatureFit, fit_temperature
+from ...constants import SPLIT_SEED, VAL_FRACTION
+from ...store import Cell, ResultsStore
+from ._core import CalibrationInputError, TemperatureFit, fit_temperature
 
 # The seeded split of the clean test cell used when no trustworthy validation cell exists.
 FALLBACK_SPLIT_SEED = 0

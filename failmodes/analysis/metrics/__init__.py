@@ -30,17 +30,19 @@ import csv
 import io
 import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .._atomic import write_text_atomic
-from ..errors import InputError
-from ..store import CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official, is_validation
-from ..store import stressor_info as _info
-from .curves import clean_cell_for
-from .registry import register_analysis, write_result
-from .result import AnalysisResult
+from ..._atomic import write_text_atomic
+from ...errors import InputError
+from ...store import CLEAN, MAIN, OFFICIAL, ResultsStore, RunFolder, dataset_role, is_official, is_validation
+from ...store import stressor_info as _info
+from ..curves import clean_cell_for
+from ..registry import Headline, register_analysis, write_result
+from ..result import AnalysisResult
+from ._order import corruption_order
 
 # The severities of the published benchmark: the only ones that enter mCE and its kin.
 BENCHMARK_SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
@@ -67,11 +69,6 @@ def stressor_info(name: str) -> dict:
     (``failmodes.store.stressor_info``: unknown names are family and kind ``other``)."""
     info = _info(name)
     return {"family": info.family, "kind": info.kind, "benchmark": info.benchmark}
-
-
-def _order_key(name: str):
-    from ..stressors.registry import CIFAR10C_ORDER
-    return (CIFAR10C_ORDER.index(name) if name in CIFAR10C_ORDER else len(CIFAR10C_ORDER), name)
 
 
 def is_eval_dataset(dataset: str) -> bool:
@@ -153,7 +150,7 @@ def compute_metrics(store, baseline: str | None = None, reference: dict | None =
             base_clean = clean_error(baseline, dataset)
         clean = clean_error(model, dataset)
         per = []
-        for stressor in sorted(by_s, key=_order_key):
+        for stressor in sorted(by_s, key=corruption_order):
             info = stressor_info(stressor)
             if info["kind"] != "corruption":
                 continue
@@ -245,10 +242,10 @@ def official_comparison(cells: list[dict]) -> list[dict]:
 
 def official_title(dataset: str) -> str:
     """``CIFAR-10-C``, ``ImageNet-C``, ... for an official cell's dataset key."""
-    from ..data import CORRUPTED_TITLES
-    from ..store import OFFICIAL_SUFFIX, parse_dataset_key
+    from ...data import list_corrupted_specs
+    from ...store import OFFICIAL_SUFFIX, parse_dataset_key
     kind = parse_dataset_key(dataset).name.removesuffix(OFFICIAL_SUFFIX)
-    return CORRUPTED_TITLES.get(kind, kind)
+    return next((s.title for s in list_corrupted_specs() if s.name == kind), kind)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -268,7 +265,38 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-@register_analysis("metrics", title="Accuracy, CIFAR-10-C error and mCE", order=10)
+@dataclass
+class MetricsOptions:
+    baseline: str | None = field(default=None, metadata={
+        "help": "model the mCE and relative mCE refer to [default: the store's first model]"})
+    reference_errors: str | None = field(default=None, metadata={
+        "help": "JSON of supplied baseline errors (e.g. AlexNet's on ImageNet-C) instead of "
+                "a model of the store"})
+    figures: bool = field(default=True, metadata={"help": "draw one heatmap per model"})
+
+
+def _c10c_missing(row) -> str:
+    partial = row.get("mean_corruption_error")
+    ok = isinstance(partial, (int, float)) and not isinstance(partial, bool) \
+        and math.isfinite(partial)
+    return (f"needs all {N_BENCHMARK} benchmark corruptions × 5 severities"
+            + (f"; {partial:.1f} % over the cells present" if ok else ""))
+
+
+INTRO = ("Accuracy for every corruption × severity cell, per model, and the corruption error "
+         "(CE) and mCE of Hendrycks & Dietterich (2019) against the baseline.")
+HEADLINES = (
+    Headline("clean_accuracy", "clean accuracy", "fraction", higher_is_better=True),
+    Headline("cifar10c_error", "CIFAR-10-C error", "percent", higher_is_better=False,
+             note=f"100 − mean accuracy over the {N_BENCHMARK} benchmark corruptions × "
+                  "severities 1–5", explain_missing=_c10c_missing),
+    Headline("mce", "mCE", "ratio", higher_is_better=False,
+             note="corruption error relative to the baseline's (1 = as robust)"),
+)
+
+
+@register_analysis("metrics", title="Accuracy, CIFAR-10-C error and mCE", order=10,
+                   options=MetricsOptions, intro=INTRO, analyze=True, headlines=HEADLINES)
 def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: str | None = None,
             figures: bool = True) -> AnalysisResult:
     """Accuracy per cell / corruption / family, CIFAR-10-C error, CE, mCE, relative mCE and
@@ -290,7 +318,7 @@ def metrics(run_dir, out_dir, *, baseline: str | None = None, reference_errors: 
         if reference else "model of this store", "severities": list(BENCHMARK_SEVERITIES),
         "n_benchmark_corruptions": N_BENCHMARK})
     if figures:
-        from ._metrics_figures import heatmap
+        from ._figures import heatmap
         for m in t["models"]:
             if dataset_role(m["dataset"]) == OFFICIAL:
                 continue

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..constants import CONFIDENT_THRESHOLD
-from ..store import CLEAN, stress_like_cell, stressor_family
-from ._cam_core import compute_cams
-from ._cam_measures import border_share, overlap, upsample
-from .cam_categories import FAILURE_TYPES, ContextRule, categorize_failure, null_rule, superclass_lookup
-from .cam_drift import images_at
+from ...constants import CONFIDENT_THRESHOLD
+from ...store import CLEAN, stress_like_cell, stressor_family
+from ._core import compute_cams
+from ._measures import border_share, overlap, upsample
+from .categories import FAILURE_TYPES, ContextRule, categorize_failure, null_rule, superclass_lookup
+from .drift import images_at
 
 
 @dataclass
@@ -34,11 +34,11 @@ class Failures:
 def explain_failures(model, dataset, store, cells, *,
                      stressors: Sequence[str] | None = None, method: str = "gradcam",
                      layer: str | None = None, per_cell: int = 8,
-                     conf_threshold: float = CONFIDENT_THRESHOLD, batch_size: int = 128,
+                     confidence_threshold: float = CONFIDENT_THRESHOLD, batch_size: int = 128,
                      superclass_of: Callable[[str], str | None] | None = None,
                      rule: ContextRule | None = None) -> Failures:
     """CAMs of the predicted (wrong) and the true class for the ``per_cell`` most confident
-    failures (wrong, conf > ``conf_threshold``) of each clean and corrupted cell in
+    failures (wrong, conf > ``confidence_threshold``) of each clean and corrupted cell in
     ``cells`` (store ``Cell`` records of one model and data set), each tagged with a
     failure type (``categorize_failure`` with the null-calibrated ``rule``; default: the
     rule calibrated at this layer's map size). Border share and overlap are measured on the
@@ -59,7 +59,7 @@ def explain_failures(model, dataset, store, cells, *,
             continue
         group = stressor_family(cell.stressor)
         p = store.predictions(cell)
-        wrong = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > conf_threshold))
+        wrong = np.flatnonzero((p["pred"] != p["label"]) & (p["conf"] > confidence_threshold))
         n_total[group] = n_total.get(group, 0) + int(wrong.size)
         keep = [i for i in wrong[np.argsort(-p["conf"][wrong], kind="stable")]
                 if int(p["idx"][i]) in pos][:per_cell]
@@ -100,7 +100,7 @@ def explain_failures(model, dataset, store, cells, *,
 def failure_type_counts(fails: Failures) -> dict[str, dict]:
     """``{group: {"n_high_conf": ..., "n_categorised": ..., type: count, ...}}`` for "clean",
     each corruption family and "all_corrupted"."""
-    from ..stressors import CORRUPTION_FAMILIES
+    from ...stressors import CORRUPTION_FAMILIES
     out: dict[str, dict] = {}
     rank = {g: i for i, g in enumerate((CLEAN,) + CORRUPTION_FAMILIES)}
     groups = sorted(fails.n_total, key=lambda g: rank.get(g, len(rank)))

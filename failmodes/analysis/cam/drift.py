@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..store import CLEAN
-from ._cam_core import compute_cams
-from ._cam_measures import border_share, drift_metrics, is_constant, raw_mass, upsample
-from .paired import sign_flip_p
+from ...store import CLEAN
+from ..paired import sign_flip_p
+from ._core import compute_cams
+from ._measures import border_share, drift_metrics, is_constant, raw_mass, upsample
 
 DRIFT_METRICS = ("drift", "pearson", "spearman", "com_shift_px", "entropy", "border_share",
                  "mass_ratio")
@@ -84,7 +84,7 @@ class DriftResult:
 
     def table(self) -> list[dict]:
         """One row per (stressor, severity) with the sample means of every metric."""
-        from ..store import stressor_family
+        from ...store import stressor_family
         rows = []
         for (s, v), d in self.cells.items():
             row = {"stressor": s, "family": stressor_family(s), "severity": v,
@@ -158,7 +158,7 @@ def attention_drift(model, dataset, grid: Sequence[tuple[str, Sequence[float], i
                     batch_size: int = 128) -> DriftResult:
     """Raw CAMs of a fixed sample on clean and every (stressor, severities, stressor seed)
     of ``grid``, compared with the clean ones (``_cam_measures.drift_metrics``)."""
-    from ..stressors import get_stressor
+    from ...stressors import get_stressor
     device = next(model.parameters()).device
     rows = sample_rows(dataset, sample, seed)
     x0 = images_at(dataset, rows, device)

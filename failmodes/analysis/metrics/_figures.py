@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import save_figure_atomic
-from .metrics import CLEAN, _order_key
+from ..._atomic import save_figure_atomic
+from ...store import CLEAN
+from ._order import corruption_order
 
 
 def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | None:
@@ -19,7 +20,7 @@ def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | N
             and r["kind"] == "corruption" and r["severity"] != 0]
     if not rows:
         return None
-    corrs = sorted({r["stressor"] for r in rows}, key=_order_key)
+    corrs = sorted({r["stressor"] for r in rows}, key=corruption_order)
     sevs = sorted({r["severity"] for r in rows})
     grid = np.full((len(corrs), len(sevs)), np.nan)
     for r in rows:

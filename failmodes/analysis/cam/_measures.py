@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._cam_core import CamError
+from ._core import CamError
 
 # The border band: the outer BORDER_BAND fraction of each side (8 px of a 32-px image on
 # every edge). It covers 1 − (1 − 2·0.25)² = 75 % of the area; the centre is the middle

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._atomic import save_figure_atomic
-from ..store import CLEAN
-from ._cam_core import compute_cams
-from ._cam_measures import BAND_AREA, BORDER_BAND, border_mask
-from .cam_drift import DRIFT_METRICS, DriftResult, images_at
-from .cam_failures import gallery
+from ..._atomic import save_figure_atomic
+from ...store import CLEAN
+from ._core import compute_cams
+from ._measures import BAND_AREA, BORDER_BAND, border_mask
+from .drift import DRIFT_METRICS, DriftResult, images_at
+from .explain import gallery
 
 
 def _overlay(ax, img: torch.Tensor, cam, title: str | None = None) -> None:
@@ -68,7 +68,7 @@ def plot_montage(model, dataset, drift: DriftResult, stressor: str, path: Path, 
     (same target as the drift analysis) over the corrupted image."""
     from matplotlib.figure import Figure
 
-    from ..stressors import get_stressor
+    from ...stressors import get_stressor
     device = next(model.parameters()).device
     pos = {int(i): p for p, i in enumerate(dataset.indices.tolist())}
     idx = torch.as_tensor(drift.indices[:cols], dtype=torch.int64)
@@ -123,7 +123,7 @@ def plot_sanity(checks: dict[str, dict], path: Path) -> Path:
     (output first), one line per model; the pass line at ``PASS_RHO``."""
     from matplotlib.figure import Figure
 
-    from .cam_sanity import PASS_RHO
+    from .sanity import PASS_RHO
     fig = Figure(figsize=(7, 3.6))
     ax = fig.subplots()
     for name, c in checks.items():

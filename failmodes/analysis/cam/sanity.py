@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._cam_core import compute_cams
-from ._cam_measures import spearman, upsample
+from ._core import compute_cams
+from ._measures import spearman, upsample
 
 PASS_RHO = 0.5          # mean Spearman with the original maps after the full cascade
 RANDOM_SEED = 0         # re-initialisation seed (the same random weights every run)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import FailmodesError
+from ...errors import FailmodesError
 
 # A map coarser than this (rows or columns) cannot tell the border band from the centre
 # (a 4×4 map has only its middle 2×2 cells off the band): the analysis looks for a finer
@@ -118,7 +118,7 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
     device = next(model.parameters()).device
     cams, raws, logits = [], [], []
     with cam_mode(model), torch.enable_grad():
-        from ..models.cam_layers import cam_reshape
+        from ...models.cam_layers import cam_reshape
         cam = _recording(_methods()[method])(model=model, target_layers=[target_layer],
                                              reshape_transform=cam_reshape(model, layer))
         if method == "scorecam":

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._atomic import save_figure_atomic
-from ..store import CLEAN
+from ..._atomic import save_figure_atomic
+from ...store import CLEAN
 
 DPI = 110
 RAW, TS = "raw", "T-scaled"

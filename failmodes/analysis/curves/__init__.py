@@ -15,11 +15,12 @@ Sweeps that run both ways from their identity (rotation −180…180) are folded
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..store import (
+from ...store import (
     CLEAN,
     MAIN,
     OFFICIAL,
@@ -29,7 +30,10 @@ from ..store import (
     parse_dataset_key,
     stressor_info,
 )
-from ..stressors.registry import CIFAR10C_ORDER, CORRUPTION_FAMILIES
+from ...stressors.registry import CIFAR10C_ORDER, CORRUPTION_FAMILIES
+from ..registry import register_analysis, write_result
+from ..result import AnalysisResult
+from ._points import group_points
 from .regimes import (
     GRACEFUL_DROP_POINTS,
     REGIMES,
@@ -39,8 +43,6 @@ from .regimes import (
     Regime,
     classify_regime,
 )
-from .registry import register_analysis, write_result
-from .result import AnalysisResult
 
 
 def is_shifted(dataset: str, stressor: str, severity: float) -> bool:
@@ -106,13 +108,6 @@ def _order_key(key):
     return (m, d, rank.get(s, len(rank)), s)
 
 
-def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
-    out = defaultdict(list)
-    for r in rows:
-        out[(r["model"], r["dataset"], r["stressor"])].append(r)
-    return dict(out)
-
-
 def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     """The regime of one curve's points (rows of ``curve_points``) and whether the axis
     was folded (a sweep with values on both sides of its identity); None with a single
@@ -146,7 +141,7 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
     fitted end level is within ``CHANCE_MARGIN_POINTS`` of chance (100/C %) is a model that
     has nothing left to lose, not one that stabilised."""
     table, fitted = [], {}
-    for key, pts in _group(rows).items():
+    for key, pts in group_points(rows).items():
         regime, folded = fit_regime(pts)
         fitted[key] = (regime, folded)
         base = pts[0]["clean_accuracy"]
@@ -186,7 +181,7 @@ def damage_ranking(rows: list[dict]) -> list[dict]:
     """Corruptions of each model ranked by mean drop over severities 1–5 (points)."""
     out = []
     by_model = defaultdict(list)
-    for (m, d, s), pts in _group(rows).items():
+    for (m, d, s), pts in group_points(rows).items():
         if pts[0]["family"] not in CORRUPTION_FAMILIES:
             continue
         base = pts[0]["clean_accuracy"]
@@ -247,7 +242,18 @@ def headline(rows: list[dict]) -> dict | None:
 
 
 # ---------------------------------------------------------------------------- the analysis
-@register_analysis("curves", title="Degradation curves and regimes", order=20)
+@dataclass
+class CurvesOptions:
+    """The curves analysis takes no options: its rules are the constants of ``regimes``."""
+
+
+INTRO = ("How accuracy and confidence fall as severity rises. Each curve is fitted with "
+         "competing shapes and labelled with its failure regime: graceful, linear, "
+         "threshold-collapse (flat, then a cliff) or early-damage-plateau.")
+
+
+@register_analysis("curves", title="Degradation curves and regimes", order=20,
+                   options=CurvesOptions, intro=INTRO, analyze=True)
 def curves(run_dir: Path, out_dir: Path) -> AnalysisResult:
     """Curves, regimes, family drops, damage ranking and the headline of a run's store."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -261,7 +267,7 @@ def curves(run_dir: Path, out_dir: Path) -> AnalysisResult:
     res = AnalysisResult("curves", params={
         "graceful_drop_points": GRACEFUL_DROP_POINTS, "slope_ratio": SLOPE_RATIO,
         "min_points": dict_items(SHAPE_MIN_POINTS), "chance_margin_points": CHANCE_MARGIN_POINTS})
-    from ._curves_figures import plot_curves, plot_family_drops
+    from ._figures import plot_curves, plot_family_drops
     for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows):
         res.add_figure(plot_curves(rows, fitted, out_dir, m, d), model=m)
     if fam:
@@ -317,7 +323,7 @@ def _notes(regimes: list[dict], fam: list[dict], rows: list[dict]) -> list[str]:
                          f"{best['family']} least ({best['mean_drop']:.1f}).")
     for m in dict.fromkeys(r["model"] for r in regimes):
         rising = []
-        for (m2, _d, st), pts in _group(rows).items():
+        for (m2, _d, st), pts in group_points(rows).items():
             if m2 != m or len(pts) < 2:
                 continue
             clean = min(pts, key=lambda p: abs(p["severity"] - stressor_info(st).identity))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._figures import grid_shape, new_figure, save, slug
-from .curves import CLEAN
+from ...store import CLEAN
+from .._figures import grid_shape, new_figure, save, slug
 
 
 def plot_gallery(out_dir: Path, cases: list[dict], images: list, title: str,

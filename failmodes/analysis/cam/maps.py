@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import CLEAN
+from ...store import CLEAN
 
 CAM_MAPS = "cam_maps.npz"
 SIDE = 8    # CIFAR-size CAM layers are 4×4 or 8×8; 8×8 keeps ImageNet maps readable as thumbs
