@@ -217,7 +217,7 @@ def test_evaluation_on_device_matches_cpu(tmp_path):
 
 
 @pytest.mark.xfail(DEVICE != "cpu", strict=True,
-                   reason="evaluate/runner.py _prepare leaves an in-memory model on its own "
+                   reason="evaluate/plan.py prepare_plan leaves an in-memory model on its own "
                           "device while the batches go to config.device (issue 32 report)")
 def test_evaluation_moves_an_in_memory_model(tmp_path):
     """A model built on the CPU and evaluated with device=cuda (what device=auto picks on a
