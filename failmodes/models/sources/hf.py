@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -38,6 +39,8 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # save_pretrained's s
 
 class HFLogits(nn.Module):
     """A transformers classifier as a plain network: ``pixel_values`` in, ``.logits`` out."""
+
+    model: Any  # a transformers PreTrainedModel (``.config``, ``.base_model_prefix``)
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -133,7 +136,7 @@ def _classes(src, config, n_out: int, data_classes) -> tuple[list[str], str]:
 
 
 def _processor_size(processor) -> int | None:
-    size = getattr(processor, "crop_size", None) or getattr(processor, "size", None)
+    size: Any = getattr(processor, "crop_size", None) or getattr(processor, "size", None)
     if hasattr(size, "get"):  # a dict (or transformers' SizeDict)
         h, w = size.get("height"), size.get("width")
         if h and w and h == w:
@@ -177,7 +180,7 @@ def _vit_layer(net: HFLogits) -> CamLayer | None:
     blocks = _vit_blocks(net)
     if blocks is None or not isinstance(side, int) or not isinstance(patch, int):
         return None
-    last = f"{blocks}.{len(net.get_submodule(blocks)) - 1}"
+    last = f"{blocks}.{len(cast(nn.ModuleList, net.get_submodule(blocks))) - 1}"
     norm = next((n for n, m in net.get_submodule(last).named_modules()
                  if isinstance(m, nn.LayerNorm)), None)  # layernorm_before comes first
     if norm is None:
