@@ -8,7 +8,7 @@ import typer
 
 from ..errors import EXIT_FAILED
 from ..models import model_help, spec_from_options
-from ._app import DATA_HELP, DEVICE_HELP, THREADS_HELP, fail, parse_out_dir
+from ._app import DATA_HELP, DEVICE_HELP, OFFICIAL_HELP, THREADS_HELP, fail, parse_out_dir
 
 
 def train(
@@ -93,8 +93,7 @@ def evaluate(
     cifar10c: Path | None = typer.Option(None, "--cifar10c", help="official CIFAR-10-C .npy "
                                             "folder: evaluate on it too and compare"),
     official: str | None = typer.Option(None, "--official", help="a released corrupted set "
-                                           "(cifar10c:PATH | cifar100c:PATH | imagenetc:PATH | "
-                                           "tinyimagenetc:PATH): evaluate on it too and compare"),
+                                           f"({OFFICIAL_HELP}): evaluate on it too and compare"),
     finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
                                "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: int | None = typer.Option(None, "--image-size", help="resize folder images"),
