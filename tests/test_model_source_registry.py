@@ -81,3 +81,15 @@ def test_a_prefixed_source_wins_over_module_callable():
         takers = [s for s in SOURCES if s.matches(ModelSource(arch=arch))]
         assert takers[0] is find_source(ModelSource(arch=arch))
         assert len([s for s in takers if s is not catch_all]) <= 1, (arch, takers)
+
+
+def test_check_model_fails_fast_naming_the_unknown_name():
+    from failmodes.models import check_model
+    check_model("small_cnn")
+    check_model({"arch": "tv:resnet18"})
+    with pytest.raises(ModelError, match="unknown model 'resnet_from_mars'"):
+        check_model({"arch": "resnet_from_mars"})
+    with pytest.raises(ModelError, match="tv:nope is not a torchvision classifier"):
+        check_model("tv:nope")
+    with pytest.raises(ModelError, match="cannot import no_such_pkg"):
+        check_model("no_such_pkg.nets:Net")
