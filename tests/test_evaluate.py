@@ -108,6 +108,33 @@ def test_grid_lists_clean_first_skips_severity_zero_and_adds_sweeps_and_val(stub
     assert not (tmp_path / "r").exists()  # planning writes nothing
 
 
+def test_resolved_config_is_typed_parses_sweeps_once_and_reads_back(ckpt, tmp_path):
+    from failmodes.config import save_resolved
+    from failmodes.evaluate import ResolvedEvalConfig, resolve_config
+    from failmodes.store import read_run_config
+    cli = resolve_config(cfg(tmp_path / "r", ckpt, severities="3,1,3",
+                             sweeps=["rotation=-30:30:30", "rotation=45", "fog=2.5"]))
+    assert isinstance(cli, ResolvedEvalConfig)
+    assert cli.severities == [1.0, 3.0] and cli.stressors == ["gaussian_noise"]
+    assert cli.sweeps == {"rotation": [-30.0, 0.0, 30.0, 45.0], "fog": [2.5]}
+    # A study hands its parsed floats over as a mapping: the same resolved config.
+    study = resolve_config(cfg(tmp_path / "r", ckpt, severities=[1.0, 3.0],
+                               sweeps={"rotation": [-30.0, 0.0, 30.0, 45.0], "fog": [2.5]}))
+    assert study == cli
+    save_resolved(cli, tmp_path / "eval_config.json", {"torch": torch.__version__})
+    assert read_run_config(tmp_path / "eval_config.json") == cli
+
+
+def test_a_study_parses_its_sweeps_once_and_hands_the_floats_down(tmp_path):
+    from failmodes.study import load_preset
+    from failmodes.study.evaluation import eval_config
+    study = load_preset("demo")  # rotation: "-90:90:30" in the file
+    assert study.sweeps["rotation"] == [-90.0, -60.0, -30.0, 0.0, 30.0, 60.0, 90.0]
+    assert all(isinstance(v, float) for vals in study.sweeps.values() for v in vals)
+    ec = eval_config(study, {m.name: tmp_path / f"{m.name}.pt" for m in study.models}, tmp_path)
+    assert ec.sweeps == study.sweeps
+
+
 def test_run_resumes_only_missing_cells_and_records_everything(ckpt, tmp_path):
     out = tmp_path / "r"
     s1 = run_evaluation(cfg(out, ckpt), progress="off", command="failmodes evaluate test")

@@ -147,6 +147,30 @@ def test_bad_severity_raises(severity):
         get_stressor("gaussian_noise")(X, severity)
 
 
+def test_check_value_is_the_one_range_check():
+    st, sweep = get_stressor("gaussian_noise"), get_stressor("rotation")
+    assert st.check_value(3) == 3.0 and sweep.check_value("-90") == -90.0
+    with pytest.raises(StressorError, match=r"gaussian_noise: severity 6 is outside \[0, 5\]"):
+        st.check_value(6)
+    with pytest.raises(StressorError, match=r"rotation: value \(degrees.*\) 400.0 is outside"):
+        sweep.check_value(400.0)
+    with pytest.raises(StressorError, match="is not a number"):
+        st.check_value("high")
+
+
+def test_every_public_module_is_loaded_by_the_package():
+    # Family modules register as they load; the package imports them all, so a new family
+    # is one new module (no list to edit) and the registry never imports them back.
+    import pkgutil
+
+    import failmodes.stressors as pkg
+    public = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+    assert {"noise", "blur", "weather", "digital", "sweeps", "adversarial"} <= set(public)
+    assert all(f"failmodes.stressors.{m}" in sys.modules for m in public)
+    assert {get_stressor(n).family for n in list_stressors()} == {
+        "noise", "blur", "weather", "digital", "sweep", "adversarial"}
+
+
 @pytest.mark.parametrize("images, what", [
     (torch.rand(3, 32, 32), "N×3×H×W"),
     (torch.rand(2, 1, 32, 32), "grayscale or RGBA"),
