@@ -58,8 +58,8 @@ from ._core import (
     Scores,
     TemperatureFit,
     bins_ece,
-    fit_temperature,
     cell_metrics,
+    fit_temperature,
     reliability_bins,
     risk_coverage,
     scores_from_logits,
@@ -105,9 +105,10 @@ INTRO = ("Whether confidence can be trusted under shift: expected calibration er
          "flags errors.")
 HEADLINES = (
     Headline("ece_clean", "ECE clean", "fraction", higher_is_better=False,
-             note="expected calibration error on the clean images"),
+             note="expected calibration error (before temperature scaling) on the clean "
+                  "images"),
     Headline("ece_shifted", "ECE shifted", "fraction", higher_is_better=False,
-             note="mean over the corruption cells"),
+             note="its mean over the corruption cells"),
 )
 
 
