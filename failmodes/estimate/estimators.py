@@ -116,7 +116,7 @@ def fit_reference(outputs, labels, *, probabilities: bool = False,
     if temperature is None:
         # Imported here: calibration owns the fit, and estimate sits beside analysis, not
         # under it (a module-level import would load every analysis package).
-        from ..analysis.calibration._core import fit_temperature
+        from ..analysis.calibration import fit_temperature
         fit = fit_temperature(logits, y)
         temperature = fit.temperature
         note = f"fitted by NLL on {n} reference images" + (

@@ -1,5 +1,5 @@
 """The CAM overlays the explorer shows: read from the maps the cam analysis saved
-(``RUN/analysis/cam_maps.npz``, layout in ``analysis/cam_maps.py``), never recomputed
+(``RUN/analysis/cam_maps.npz``, layout in ``analysis/cam/maps.py``), never recomputed
 (Grad-CAM needs the model)."""
 from __future__ import annotations
 
