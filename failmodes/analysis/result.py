@@ -2,11 +2,11 @@
 
 ``AnalysisResult`` replaces the free-form dict: per-model headline metrics live under
 ``per_model[model][metric]`` (no ``"<model>: <metric>"`` keys to parse), and the parameters the
-analysis actually used (threshold, bins, layer, sample size, ...) live in ``params`` so the
-report's prose can say "confidence above {params['threshold']}" and stay right after
-``--threshold 0.8``.
+analysis actually used (confidence threshold, bins, layer, sample size, ...) live in
+``params`` so the report's prose can say "confidence above
+{params['confidence_threshold']}" and stay right after ``--confidence-threshold 0.8``.
 
->>> r = AnalysisResult(name="demo", params={"threshold": 0.9})
+>>> r = AnalysisResult(name="demo", params={"confidence_threshold": 0.9})
 >>> r.per_model["m"] = {"accuracy": 0.5}
 >>> AnalysisResult.from_dict(r.to_dict()).per_model["m"]["accuracy"]
 0.5
