@@ -93,3 +93,16 @@ def test_check_model_fails_fast_naming_the_unknown_name():
         check_model("tv:nope")
     with pytest.raises(ModelError, match="cannot import no_such_pkg"):
         check_model("no_such_pkg.nets:Net")
+
+
+def test_load_model_takes_weights_as_a_keyword(tmp_path):
+    from failmodes.models import load_model, weights_hash
+    torch.manual_seed(0)
+    net = create_model("small_cnn").net
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    a = load_model("small_cnn", weights=tmp_path / "w.pt", data_classes=list("abcdefghij"),
+                   say=lambda line: None)
+    b = load_model({"arch": "small_cnn", "weights": str(tmp_path / "w.pt")},
+                   data_classes=list("abcdefghij"), say=lambda line: None)
+    assert weights_hash(a.net) == weights_hash(net)
+    assert weights_hash(a) == weights_hash(b) and a.source == b.source

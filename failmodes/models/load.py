@@ -9,6 +9,7 @@ enters through ``wrap`` (``wrapper.py``).
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import sys
@@ -25,17 +26,23 @@ from .tta import apply_tta
 from .wrapper import Classifier
 
 
-def load_model(src: ModelSource | Mapping | str, *, data_classes=None, data_size: int | None = None,
-               seed: int = 0, say: Callable[[str], None] | None = None) -> Classifier:
+def load_model(src: ModelSource | Mapping | str, *, weights: str | os.PathLike | None = None,
+               data_classes=None, data_size: int | None = None, seed: int = 0,
+               say: Callable[[str], None] | None = None) -> Classifier:
     """Build the Classifier ``src`` names, weights loaded, in eval mode on the CPU.
 
     ``src``: a spec string (an architecture or a model file), a ``{"arch": ..., "weights":
-    ...}`` dict or a :class:`ModelSource`; ``data_classes``/``data_size``: the evaluated
+    ...}`` dict or a :class:`ModelSource`; ``weights``: the state dict file of an
+    architecture (``load_model("tv:resnet18", weights="r18.pth")``, the same as ``{"arch":
+    "tv:resnet18", "weights": "r18.pth"}``); ``data_classes``/``data_size``: the evaluated
     data's class names and image side, for the defaults; ``seed`` initialises weights that
     no file provides; ``say`` receives the lines worth printing (how the weights were
     fitted, the chosen mean/std).
     """
     say = say or (lambda line: print(line, file=sys.stderr))
+    if weights is not None:
+        src = ModelSource(arch=src) if isinstance(src, str) else ModelSource.parse(src)
+        src = dataclasses.replace(src, weights=str(weights))
     src = ModelSource.parse(src)
     model = find_source(src).load(src, data_classes=data_classes, data_size=data_size, seed=seed,
                                   say=say)
