@@ -164,7 +164,7 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
             model = plain
             result.notes.append(f"{name}: its cells were evaluated with flip test-time "
                                 "augmentation; Grad-CAM explains the plain forward pass.")
-        why = getattr(model, "cam_unavailable", None)  # ONNX, TorchScript: models/exported.py
+        why = getattr(model, "cam_unavailable", None)  # ONNX, TorchScript: models/sources/
         if why:
             result.notes.append(f"{name}: no Grad-CAM: {why}.")
             result.data["models"][name] = {"cam_unavailable": why}
