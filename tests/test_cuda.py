@@ -216,15 +216,14 @@ def test_evaluation_on_device_matches_cpu(tmp_path):
     _same_predictions(cpu, dev)
 
 
-@pytest.mark.xfail(DEVICE != "cpu", strict=True,
-                   reason="evaluate/plan.py prepare_plan leaves an in-memory model on its own "
-                          "device while the batches go to config.device (issue 32 report)")
 def test_evaluation_moves_an_in_memory_model(tmp_path):
     """A model built on the CPU and evaluated with device=cuda (what device=auto picks on a
     GPU machine) gives the CPU's predictions."""
     cpu = _evaluate(tmp_path / "cpu", "cpu", models={"cnn": _net(4)})
-    dev = _evaluate(tmp_path / "dev", DEVICE, models={"cnn": _net(4)})
+    model = _net(4)
+    dev = _evaluate(tmp_path / "dev", DEVICE, models={"cnn": model})
     _same_predictions(cpu, dev)
+    assert next(model.parameters()).device.type == "cpu"  # back where the caller had it
 
 
 # ----------------------------------------------------------------------------- training

@@ -41,9 +41,9 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
     """Evaluate every missing cell of ``config`` into ``<out>/results.sqlite``.
 
     ``models``: optional already-built classifiers by name, added to ``config.models``
-    (spec ``"<in-memory>"``); they run on the device they are on, in eval mode, and get
-    their train/eval mode back afterwards. Under torchrun (WORLD_SIZE > 1) cells are shared
-    out over the ranks and rank 0 writes the store; every rank returns the summary.
+    (spec ``"<in-memory>"``); they run on the evaluation's device, in eval mode, and get
+    their device and train/eval mode back afterwards. Under torchrun (WORLD_SIZE > 1) cells
+    are shared out over the ranks and rank 0 writes the store; every rank returns the summary.
 
     Returns an ``EvalSummary`` (cells computed, skipped and failed, images, timings, the
     per-corruption accuracy table). Wrong inputs raise one line (EvalError, a ValueError)
@@ -52,10 +52,13 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
     t_start = time.perf_counter()
     c = _resolve_with_prebuilt(config, models)
     dist, lock = Dist(), None
+    homes = {m: _device_of(m) for m in (models or {}).values()}
     try:
         device = resolve_device(c.device)
         if device.type == "cuda" and dist.world > 1:
             device = torch.device("cuda", dist.local_rank)
+        for m in homes:  # a model built on the CPU meets batches on the GPU (device=auto)
+            m.to(device)
         plan = prepare_plan(c, models, device)
         groups = groups_of(c, plan.keys)
         todo, store = None, None
@@ -99,9 +102,18 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
         dist.barrier()
         return summary
     finally:
+        for m, home in homes.items():
+            if home is not None:
+                m.to(home)
         if lock is not None:
             lock.release()
         dist.close()
+
+
+def _device_of(model: torch.nn.Module) -> torch.device | None:
+    t = next(model.parameters(), None)
+    t = next(model.buffers(), None) if t is None else t
+    return None if t is None else t.device
 
 
 def _resolve_with_prebuilt(config, models) -> ResolvedEvalConfig:
