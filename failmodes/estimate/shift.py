@@ -62,12 +62,15 @@ class MMDResult:
 
 def ks_statistics(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Two-sample KS statistic of every column of x (m×C) against y (n×C), (C,)."""
-    xs = torch.sort(x.double().T.contiguous(), dim=1).values
-    ys = torch.sort(y.double().T.contiguous(), dim=1).values
-    z = torch.cat([xs, ys], dim=1)
-    fx = torch.searchsorted(xs, z, right=True).double() / xs.shape[1]
-    fy = torch.searchsorted(ys, z, right=True).double() / ys.shape[1]
-    return (fx - fy).abs().amax(dim=1)
+    xs = np.sort(x.detach().cpu().double().numpy(), axis=0)
+    ys = np.sort(y.detach().cpu().double().numpy(), axis=0)
+    out = np.empty(xs.shape[1])
+    for k in range(xs.shape[1]):   # numpy's searchsorted is 1-D; C is small
+        z = np.concatenate([xs[:, k], ys[:, k]])
+        fx = np.searchsorted(xs[:, k], z, side="right") / xs.shape[0]
+        fy = np.searchsorted(ys[:, k], z, side="right") / ys.shape[0]
+        out[k] = np.abs(fx - fy).max()
+    return torch.from_numpy(out)
 
 
 def ks_test(reference_probs, target_probs, alpha: float = ALPHA) -> KSResult:

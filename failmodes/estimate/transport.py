@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._checks import EstimateError
@@ -39,10 +40,6 @@ class TransportGain:
     per_image: torch.Tensor     # max_k (p_ik − v_k) (N,): G = mean(per_image) + π·v
 
 
-def _exact(p: torch.Tensor, pi: torch.Tensor, v: torch.Tensor) -> float:
-    return float((p - v).amax(dim=1).mean() + (pi * v).sum())
-
-
 def transport_gain(p: torch.Tensor, pi: torch.Tensor) -> TransportGain:
     """Maximal Σ γ_ik p_ik over couplings of the N rows of ``p`` (mass 1/N each) with the
     class marginal ``pi`` (C,, sums to 1). ``p``: N×C probabilities, float64."""
@@ -51,47 +48,60 @@ def transport_gain(p: torch.Tensor, pi: torch.Tensor) -> TransportGain:
                             f"{tuple(pi.shape)}")
     if bool((pi < 0).any()) or abs(float(pi.sum()) - 1) > 1e-6:
         raise EstimateError("transport: the label marginal must be non-negative and sum to 1")
-    used = pi > 0
-    q, w = p[:, used].double(), pi[used].double()   # no mass may go to an absent class
-    v = torch.zeros(q.shape[1], dtype=torch.float64)
-    best_v, best = v.clone(), _exact(q, w, v)
+    used = (pi > 0).numpy()
+    # numpy, not torch: C is small and a solve is thousands of tiny ops, where torch's
+    # per-call overhead (and its thread pool on a busy machine) dominates.
+    q = p.detach().cpu().double().numpy()[:, used]
+    w = pi.detach().cpu().double().numpy()[used]
+    v = np.zeros(q.shape[1])
+    best_v, best = v.copy(), _exact(q, w, v)
     for eps in EPSILONS:
         v = _newton(q, w, v, eps)
         val = _exact(q, w, v)
         if val < best:
-            best, best_v = val, v.clone()
-    full = torch.full((p.shape[1],), math.inf, dtype=torch.float64)
+            best, best_v = val, v.copy()
+    full = np.full(p.shape[1], math.inf)
     full[used] = best_v
-    per_image = (q - best_v).amax(dim=1)
-    return TransportGain(gain=best, dual=full, per_image=per_image)
+    return TransportGain(gain=best, dual=torch.from_numpy(full),
+                         per_image=torch.from_numpy((q - best_v).max(axis=1)))
 
 
-def _smooth(q: torch.Tensor, w: torch.Tensor, v: torch.Tensor, eps: float) -> float:
-    return float(eps * torch.logsumexp((q - v) / eps, dim=1).mean() + (w * v).sum())
+def _exact(q: np.ndarray, w: np.ndarray, v: np.ndarray) -> float:
+    return float((q - v).max(axis=1).mean() + w @ v)
 
 
-def _newton(q: torch.Tensor, w: torch.Tensor, v: torch.Tensor, eps: float) -> torch.Tensor:
+def _smooth(q: np.ndarray, w: np.ndarray, v: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+    """The smoothed dual and its soft assignment N×C (softmax of (q − v)/ε)."""
+    z = (q - v) / eps
+    top = z.max(axis=1, keepdims=True)
+    e = np.exp(z - top)
+    tot = e.sum(axis=1, keepdims=True)
+    return float(eps * (top + np.log(tot)).mean() + w @ v), e / tot
+
+
+def _newton(q: np.ndarray, w: np.ndarray, v: np.ndarray, eps: float) -> np.ndarray:
     n, c = q.shape
-    ones = torch.ones(c, dtype=torch.float64) / math.sqrt(c)
-    f = _smooth(q, w, v, eps)
+    ones = np.full((c, c), 1.0 / c)
+    f, s = _smooth(q, w, v, eps)
     for _ in range(NEWTON_STEPS):
-        s = torch.softmax((q - v) / eps, dim=1)                  # N×C soft assignment
-        grad = w - s.mean(dim=0)
-        hess = (torch.diag(s.mean(dim=0)) - s.T @ s / n) / eps
-        # v is defined up to a constant: pin that direction with a rank-one term.
-        step = torch.linalg.solve(hess + torch.outer(ones, ones) * float(hess.diagonal().max())
-                                  + 1e-12 * torch.eye(c, dtype=torch.float64), -grad)
-        t = 1.0
+        mean_s = s.mean(axis=0)
+        grad = w - mean_s
+        hess = (np.diag(mean_s) - s.T @ s / n) / eps
+        # v is defined up to a constant: pin that direction with a rank-one term; a class
+        # no image is near (a zero row at small ε) gets a small ridge (a gradient step).
+        scale = max(float(hess.diagonal().max()), 1e-12)
+        step = np.linalg.solve(hess + scale * (ones + 1e-8 * np.eye(c)), -grad)
+        t, slope = 1.0, float(grad @ step)
         while True:
             new = v + t * step
-            fn = _smooth(q, w, new, eps)
-            if fn <= f - 1e-4 * t * float(grad @ -step) or t < 1e-10:
+            fn, sn = _smooth(q, w, new, eps)
+            if fn <= f + 1e-4 * t * slope or t < 1e-10:
                 break
             t /= 2
         if fn >= f:
             break
         dec = f - fn
-        v, f = new, fn
+        v, f, s = new, fn, sn
         if dec < 1e-13:
             break
     return v
