@@ -76,8 +76,23 @@ def main() -> None:
                 corrupt(img, severity, name)
         out[name] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
     print(json.dumps({"per_corruption": out, "shims": SHIMS, "n_images": len(images),
+                      "python": sys.executable, "versions": _versions(),
                       "numpy": np.__version__,
                       "imagecorruptions": getattr(imagecorruptions, "__version__", "1.1.2")}))
+
+
+def _versions() -> dict:
+    # The libraries imagecorruptions computes with: the same as ours, or the ratio is
+    # partly a comparison of two numpy/SciPy/OpenCV builds.
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for pkg in ("imagecorruptions", "numpy", "scipy", "scikit-image", "opencv-python-headless",
+                "opencv-python", "Pillow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@
 Both sides corrupt the same images with all 19 corruptions at severities 1..5, one
 corruption after the other, ours then theirs, so that both see the same machine load.
 Ours runs whole batches (CPU, and CUDA when present); imagecorruptions 1.1.2 (what users
-pip-install) runs one image per call (its API) in its own venv
-(``python3 -m venv VENV && VENV/bin/pip install imagecorruptions==1.1.2``) through
-``bench/_imagecorruptions_runner.py``, with the shims it needs on today's numpy /
-scikit-image listed in the output. ``--size 224`` enlarges the images (bilinear), so that
+pip-install) runs one image per call (its API) through ``bench/_imagecorruptions_runner.py``,
+by default in THIS interpreter, so both sides compute with the same numpy, SciPy,
+scikit-image and OpenCV (install it beside ours with ``pip install --no-deps
+imagecorruptions==1.1.2``: its own requirement ``opencv-python`` would add a second cv2);
+the shims it needs on today's numpy / scikit-image and both sides' library versions are
+listed in the output. ``--theirs-python PY`` times it in another interpreter instead (the
+versions then differ and the JSON says so). ``--size 224`` enlarges the images (bilinear), so that
 ours uses the ImageNet-C severity tables, as imagecorruptions always does.
 
 Images (``--images``): an .npz with a ``clean`` array (default: the fidelity reference
@@ -23,6 +26,7 @@ ratio, the whole suite (19 x 5 cells) per side, threads, sizes and load averages
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -95,6 +99,14 @@ def time_theirs(images_path: Path, n: int, name: str, python: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _ours_versions() -> dict:
+    import cv2
+    import scipy
+    import skimage
+    return {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__,
+            "opencv": cv2.__version__, "torch": torch.__version__}
+
+
 def rates(timings: dict, n: int, key: str) -> dict:
     return {k: round(len(SEVERITIES) * n / v[key], 1) for k, v in timings.items()}
 
@@ -125,10 +137,12 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for ours")
     ap.add_argument("--only", default=None, help="comma-separated corruptions (default: all 19)")
     ap.add_argument("--theirs-python", default=os.environ.get("FAILMODES_IC_PYTHON"),
-                    help="python of a venv with imagecorruptions==1.1.2 "
-                         "(default $FAILMODES_IC_PYTHON; none: ours only)")
+                    help="python with imagecorruptions==1.1.2 (default $FAILMODES_IC_PYTHON, "
+                         "else this interpreter when it can import imagecorruptions)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
+    if not args.theirs_python and importlib.util.find_spec("imagecorruptions") is not None:
+        args.theirs_python = sys.executable
     torch.set_num_threads(args.threads)
     names = args.only.split(",") if args.only else suite("all")
     images, source = load_images(args.images, max(args.n_ours, args.n_theirs), args.size)
@@ -173,12 +187,19 @@ def main(argv=None) -> None:
     if torch.cuda.is_available():
         result["machine"]["cuda"] = torch.cuda.get_device_name()
     if not args.theirs_python:
-        result["imagecorruptions"] = ("skipped: pass --theirs-python (a venv with "
-                                      "imagecorruptions==1.1.2) or set FAILMODES_IC_PYTHON")
+        result["imagecorruptions"] = ("skipped: imagecorruptions is not importable here; "
+                                      "pip install --no-deps imagecorruptions==1.1.2, or pass "
+                                      "--theirs-python")
     else:
         ic = summary(theirs, args.n_theirs, with_cpu=True)
-        result["imagecorruptions"] = {"version": meta["imagecorruptions"], "numpy": meta["numpy"],
-                                      "shims": meta["shims"], **ic}
+        ours_versions = _ours_versions()
+        result["imagecorruptions"] = {
+            "version": meta["imagecorruptions"], "python": meta.get("python"),
+            "versions": meta.get("versions", {"numpy": meta["numpy"]}),
+            "same_environment": meta.get("versions", {}).get("numpy") == ours_versions["numpy"]
+            and meta.get("python") == sys.executable,
+            "shims": meta["shims"], **ic}
+        result["machine"]["versions"] = ours_versions
         for d in devices:
             mine = result[f"ours_{d}"]
             for key in ("wall", "cpu"):
