@@ -72,3 +72,30 @@ def test_grad_cam_on_the_vit_tokens(tiny_vit):
     x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))  # resized to 32
     cams = compute_cams(model, x)
     assert cams.shape == (2, 48, 48) and torch.isfinite(cams).all() and float(cams.std()) > 0
+
+
+def test_through_the_grid_and_the_cam_analysis(tiny_vit, tmp_path):
+    """Evaluated cells store the model's logits; the cam analysis (its randomisation check
+    names the layer, so the source's token reshape must follow the name) runs on it."""
+    from failmodes.analysis.cam import run_cam
+    from failmodes.evaluate import EvalConfig, open_run, run_evaluation
+    path, net = tiny_vit
+    classes = ["disk", "square", "triangle", "plus", "ring",
+               "hbars", "vbars", "checker", "diagonal", "xcross"]  # the synthetic set's
+    cfg = EvalConfig(models={"vit": {"arch": f"hf:{path}", "classes": ",".join(classes)}},
+                     data="synthetic", subset=8, stressors=["gaussian_noise"], severities=[3.0],
+                     out=str(tmp_path / "run"), device="cpu", batch_size=4)
+    assert not run_evaluation(cfg, progress="off").failed
+    with open_run(tmp_path / "run") as ctx:
+        ds = ctx.dataset()
+        clean = next(c for c in ctx.store.cells(model="vit") if c.stressor == "clean")
+        got = ctx.store.predictions(clean, logits=True)["logits"]
+        assert ctx.store.models()[0]["meta"]["provenance"]["kind"] == "hf"
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        want = net(pixel_values=(ds.float_batch(0, len(ds)) - mean) / std).logits
+    torch.testing.assert_close(torch.as_tensor(got), want, atol=1e-5, rtol=0)
+    res = run_cam(tmp_path / "run", tmp_path / "cam", sample=4, failures_per_cell=1,
+                  device="cpu")
+    assert "cam_unavailable" not in res.per_model["vit"]
+    assert any("vit: randomisation sanity check" in n for n in res.notes)

@@ -151,6 +151,10 @@ def cam_reshape(model: nn.Module, layer: str | nn.Module | None = None):
             _ = model.cam_layer  # resolves the name and its reshape when found automatically
             return getattr(model, "cam_reshape", None)
         return find_cam_layer(model).reshape
+    if layer and layer == getattr(model, "cam_layer_name", None):
+        # The model's own layer, named: the reshape its source chose (one only it may know,
+        # as for a transformers ViT), not one guessed again from the network.
+        return getattr(model, "cam_reshape", None)
     net = getattr(model, "net", model)
     try:
         return find_cam_layer(net, layer).reshape
