@@ -13,6 +13,12 @@ mean and spread (std, min, max) of accuracy, wall and CPU time, and the machine'
     PYTHONPATH=. python bench/fast_recipe.py --data /path/to/tree --seeds 2 --epochs 1 \\
         --subset 1000 --test-subset 1000 --threads 1
 
+``--anchor airbench`` (the default when the PyPI ``airbench`` package is importable:
+``pip install --no-deps airbench==0.1.8``) also trains airbench's own ``airbench94`` per seed
+on the same train and test images for the same epochs, changed only as far as a CPU run needs
+(``bench/_airbench_runner.py``: device and fp32), in a subprocess with the same threads;
+``--no-reference`` drops the ResNet-18 reference (fast vs airbench only).
+
 CPU time is the process's (all threads); wall time includes data set-up and the per-epoch
 test evaluation the trainer does, not the bench's own evaluation.
 
@@ -26,12 +32,15 @@ trains nothing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -109,6 +118,22 @@ def save_rows(path: Path | None, config: dict, done: dict) -> None:
     os.replace(tmp, path)
 
 
+def airbench_row(args, seed: int, epochs: float) -> dict:
+    """airbench94 trained by its own code in a subprocess (its CPU shims stay out of this
+    process); the row it prints."""
+    cmd = [sys.executable, str(Path(__file__).with_name("_airbench_runner.py")),
+           "--data", args.data, "--epochs", str(epochs), "--seed", str(seed),
+           "--threads", str(args.threads)]
+    cmd += ["--subset", str(args.subset)] if args.subset else []
+    cmd += ["--test-subset", str(args.test_subset)] if args.test_subset else []
+    load0 = os.getloadavg()[0]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"error: the airbench run failed: {r.stderr.strip().splitlines()[-1:]}")
+    row = json.loads(r.stdout.strip().splitlines()[-1])
+    return {**row, "load_start": load0, "load_end": os.getloadavg()[0]}
+
+
 def fresh(out: Path) -> Path:
     """A run folder with nothing of an interrupted earlier attempt in it."""
     if out.exists():
@@ -130,6 +155,12 @@ def main() -> None:
     ap.add_argument("--reference-recipe", default="baseline-cosine")
     ap.add_argument("--reference-model", default="cifar_resnet18")
     ap.add_argument("--reference-width", type=int, default=16)
+    ap.add_argument("--anchor", choices=("airbench", "none"),
+                    default="airbench" if importlib.util.find_spec("airbench") else "none",
+                    help="also train airbench's own airbench94 per seed (default when the "
+                         "airbench package is importable)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the ResNet-18 reference (fast vs the anchor only)")
     ap.add_argument("--out", default=None,
                     help="keep the runs and rows.json here; rerunning resumes (default: temp)")
     ap.add_argument("--partial", action="store_true",
@@ -167,7 +198,10 @@ def main() -> None:
             done[f"fast-{seed}"] = row
             save_rows(state, sig, done)
         row = done[f"fast-{seed}"]
-        if f"ref-{seed}" not in done:
+        if args.anchor == "airbench" and f"anchor-{seed}" not in done:
+            done[f"anchor-{seed}"] = airbench_row(args, seed, row["epochs"])
+            save_rows(state, sig, done)
+        if not args.no_reference and f"ref-{seed}" not in done:
             ref = override(load_recipe(args.reference_recipe), model=args.reference_model,
                            width=args.reference_width, seed=seed, **common)
             speed = probe_images_per_s(ref, row["n_train"], fresh(root / f"probe-{seed}"))
@@ -181,11 +215,14 @@ def main() -> None:
             save_rows(state, sig, done)
     fast_rows = [done[f"fast-{s}"] for s in seeds if f"fast-{s}" in done]
     ref_rows = [done[f"ref-{s}"] for s in seeds if f"ref-{s}" in done]
+    anchor_rows = [done[f"anchor-{s}"] for s in seeds if f"anchor-{s}" in done]
 
     report = {
         "bench": "fast_recipe",
         "config": {**vars(args), "fast": args.recipe, "test_n": len(rows)},
-        "complete": len(fast_rows) == len(ref_rows) == len(seeds),
+        "complete": len(fast_rows) == len(seeds)
+        and (args.no_reference or len(ref_rows) == len(seeds))
+        and (args.anchor == "none" or len(anchor_rows) == len(seeds)),
         "machine": {"cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
                     "cpu": cpu_description()},
@@ -195,6 +232,18 @@ def main() -> None:
                       "summary": summary(ref_rows) if ref_rows else {},
                       "runs": ref_rows},
     }
+    if args.anchor == "airbench":
+        report["anchor"] = {"what": "airbench94 (PyPI airbench, its own code and hyperparameters; "
+                                    "CPU changes listed per run), same data, epochs and threads",
+                            "summary": summary(anchor_rows) if anchor_rows else {},
+                            "runs": anchor_rows}
+        pairs = [(done[f"fast-{s}"], done[f"anchor-{s}"]) for s in seeds
+                 if f"fast-{s}" in done and f"anchor-{s}" in done]
+        if pairs:
+            report["fast_vs_anchor"] = {
+                "acc_points": round(100 * statistics.fmean(f["acc"] - a["acc"] for f, a in pairs), 2),
+                "wall_ratio": round(statistics.fmean(f["wall_s"] / a["wall_s"] for f, a in pairs), 3),
+                "seeds": len(pairs)}
     print(json.dumps(report, indent=1))
     if tmp is not None:
         tmp.cleanup()
