@@ -7,7 +7,7 @@ Parts, in order (``--parts`` picks some; each records its status, seconds and, w
 fails, the tail of its traceback, and the others still run):
 
   environment   GPU name and memory, driver, torch, CUDA, cuDNN, TF32 flags, CPU, versions
-  cuda_tests    ``pytest -m cuda tests`` (tests/test_cuda.py): passed, failed, skipped
+  cuda_tests    ``pytest -m cuda tests/test_cuda.py``: passed, failed, skipped, and why
   stressors     the 19 corruptions x severities 1-5 at 32 and 224 px: img/s per corruption
                 and for the suite on the GPU, the CPU path and imagecorruptions (when
                 importable), in this run, with the ratios
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import importlib.util
@@ -44,7 +45,6 @@ import tempfile
 import time
 import traceback
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 DEFAULT_BUDGET_S = 470.0
 
 
-@dataclass
+@dataclasses.dataclass
 class Sizes:
     """How big each part runs: the GPU check, or --smoke's toy sizes on the CPU."""
 
@@ -71,8 +71,10 @@ class Sizes:
     eval_side: int
     eval_images: int
     eval_batch: int
-    fast_overrides: dict = field(default_factory=dict)
-    pytest_target: str = "tests"
+    fast_overrides: dict = dataclasses.field(default_factory=dict)
+    # Every cuda-marked test lives there; collecting all of tests/ would also import test
+    # modules whose optional packages (torchattacks, playwright) a GPU image may lack.
+    pytest_target: str = "tests/test_cuda.py"
     pytest_k: str | None = None
     pytest_timeout_s: int = 300
 
@@ -85,7 +87,6 @@ SMOKE = Sizes(corruptions=("gaussian_noise", "fog", "jpeg_compression"),
               eval_models=("small_cnn",), eval_side=32, eval_images=64, eval_batch=32,
               fast_overrides=dict(width=8, epochs=1, subset=500, batch_size=250,
                                   test_subset=200, whiten_images=500, whiten_bias_epochs=1),
-              pytest_target="tests/test_cuda.py",
               # A CPU-vs-CPU pass of a few of the CUDA tests: the plumbing, in ~15 s.
               pytest_k="(matches_cpu and (gaussian_noise or fog or jpeg_compression)) or "
                        "pgd_random_start or evaluation_on_device or grad_cam",
@@ -334,6 +335,7 @@ def _image_folder(ck: Check, n: int, classes: int) -> str:
     """n synthetic 32-px images as an ImageFolder test tree (PNG) of ``classes`` classes;
     the engine resizes them to the model's side on load (``image_size``)."""
     from PIL import Image
+    n = max(n, classes)  # every class folder holds an image: the engine counts classes
     root = ck.work / f"eval_images_{n}_{classes}"
     if not root.exists():
         images = _test_images(n, 32)
@@ -371,11 +373,12 @@ def part_evaluation(ck: Check) -> dict:
     import failmodes.evaluate as fe
     from failmodes.data import load_dataset
     s = ck.sizes
-    out: dict = {"images": s.eval_images, "side_px": s.eval_side, "batch_size": s.eval_batch,
+    out: dict = {"side_px": s.eval_side, "batch_size": s.eval_batch,
                  "device": str(ck.device), "goal_overhead_pct": 5.0,
                  "note": "engine: compute_s of run_evaluation (clean cell only: batches, "
-                         "model, per-image rows, SQLite writes); plain: a torch.no_grad() "
-                         "loop over the same batches, logits to the host at the end",
+                         "model, per-image rows, SQLite writes; logits stored, the default), "
+                         "best of 2; plain: a torch.no_grad() loop over the same batches, "
+                         "logits to the host at the end, best of 2",
                  "models": {}}
     modes = (("fp32", False, False), ("channels_last", True, False),
              ("channels_last_bf16", True, True))
@@ -401,15 +404,20 @@ def part_evaluation(ck: Check) -> dict:
                                         stressors=[], sweeps=[], batch_size=s.eval_batch,
                                         device=str(ck.device), out=str(
                                             ck.work / f"eval_{spec.replace(':', '_')}_{label}_{turn}"))
-                    # The model is on the device already: the engine leaves an in-memory
-                    # model where it is (evaluate/runner.py, see tests/test_cuda.py).
                     summary = fe.run_evaluation(cfg, models={"m": model}, progress=False)
                     engine.append(_field(summary, "compute_s"))
+                # Without the logits column (store_logits=False): what the store's rows cost.
+                lean_out = ck.work / f"eval_lean_{label}_{spec.replace(':', '_')}"
+                lean = fe.run_evaluation(dataclasses.replace(
+                    cfg, store_logits=False, out=str(lean_out)), models={"m": model},
+                    progress=False)
             engine = min(engine)
-            n = s.eval_images
-            rows[label] = {"plain_images_per_s": round(n / plain, 1),
+            n = len(ds)
+            rows[label] = {"images": n, "plain_images_per_s": round(n / plain, 1),
                            "engine_images_per_s": round(n / engine, 1),
                            "overhead_pct": round(100 * (engine / plain - 1), 1),
+                           "engine_without_logits_images_per_s": round(
+                               n / _field(lean, "compute_s"), 1),
                            "engine_wall_s": _field(summary, "wall_s")}
             say(f"evaluation {spec} {label}: {rows[label]}")
         out["models"][spec] = rows
