@@ -287,3 +287,18 @@ def test_grad_cam_on_device_matches_cpu():
     assert float((logits - ref_logits).abs().max()) < 2e-2
     assert float((got - ref).abs().mean()) < 5e-3
     assert float((got - ref).abs().max()) < 5e-2
+
+
+# ----------------------------------------------------------------------------- wrappers
+def test_tta_wrappers_run_on_the_models_device():
+    """with_flip_tta / without_tta of a model on the device (Grad-CAM and slices unwrap it
+    there) normalise on that device and give the plain and mirrored logits."""
+    from failmodes.models.tta import with_flip_tta, without_tta
+    model = _net(3).to(_dev())
+    x = _images(8, 32).to(_dev())
+    with torch.no_grad():
+        plain = model(x)
+        flipped = with_flip_tta(model)(x)
+        unwrapped = without_tta(with_flip_tta(model))(x)
+    assert torch.allclose(unwrapped, plain)
+    assert torch.allclose(flipped, 0.5 * (plain + model(x.flip(3))), atol=1e-5)

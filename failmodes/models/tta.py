@@ -42,13 +42,14 @@ FLIP_SUFFIX = "+flip-tta"
 def _rewrapped(model: Classifier, net: nn.Module, *, arch: str, cam_layer_name: str,
                source: dict) -> Classifier:
     """A Classifier around ``net`` with everything else of ``model`` (classes, statistics,
-    input size, Grad-CAM settings): the one place the two wrappers below copy it."""
+    input size, Grad-CAM settings): the one place the two wrappers below copy it. Its
+    mean/std buffers go where ``model``'s are (a CUDA model's wrapper normalises on CUDA)."""
     return Classifier(net, arch=arch, arch_kwargs=model.arch_kwargs,
                       class_names=model.class_names, mean=model.mean.flatten().tolist(),
                       std=model.std.flatten().tolist(), input_size=model.input_size,
                       resize=model.resize, cam_layer_name=cam_layer_name,
                       cam_reshape=model.cam_reshape, cam_unavailable=model.cam_unavailable,
-                      source=source)
+                      source=source).to(model.mean.device)
 
 
 def with_flip_tta(model: Classifier) -> Classifier:
