@@ -43,7 +43,9 @@ def test_exact_mcnemar_and_sign_flip_known_values():
     # 30 vs 10 discordant: exact McNemar p = 2 P(Bin(40, .5) <= 10) = 0.002221
     assert mcnemar_exact(30, 10) == pytest.approx(0.002221, abs=2e-6)
     p, how = sign_flip_p([1.0] * 30 + [-1.0] * 10)
-    assert how == "monte-carlo" and p == pytest.approx(0.002221, abs=0.0015)
+    assert how == "exact-binomial" and p == pytest.approx(0.002221, abs=2e-6)
+    # Mixed sizes between EXACT_MAX and MONTE_CARLO_MAX: seeded Monte Carlo.
+    assert sign_flip_p([1.0] * 30 + [-0.5] * 10)[1] == "monte-carlo"
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
 
 
@@ -113,3 +115,42 @@ def test_compare_page_notes_the_right_model(tmp_path, monkeypatch):
     html = compare_runs(tmp_path / "A", tmp_path / "B", tmp_path / "cmp").read_text()
     assert "Clean accuracy of B:plus10 minus A:base: +10.0" in html
     assert "Clean accuracy of B:no-clean" not in html
+
+
+# ------------------------------------------------- issue 31: the sign-flip test's large-k branch
+@pytest.mark.parametrize("b, c", [(230, 172), (236, 179), (257, 193), (304, 236), (700, 610)])
+def test_sign_flip_on_plus_minus_one_is_the_exact_binomial(b, c):
+    # ±1 differences beyond MONTE_CARLO_MAX: the exact McNemar / binomial test (scipy).
+    from scipy.stats import binomtest
+    d = np.r_[np.ones(b), -np.ones(c), np.zeros(50)]
+    p, method = sign_flip_p(d)
+    assert p == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+    assert method == "exact-binomial"
+
+
+def _exact_sign_flip(units: np.ndarray) -> float:
+    """Exact two-sided sign-flip p for positive-integer magnitudes with observed signed sum,
+    by convolution of the ±u distribution (units: signed integers)."""
+    mags = np.abs(units).astype(int)
+    total = int(mags.sum())
+    dist = np.zeros(2 * total + 1)
+    dist[total] = 1.0
+    for m in mags:
+        dist = 0.5 * (np.roll(dist, m) + np.roll(dist, -m))
+    t = abs(int(units.sum()))
+    s = np.arange(-total, total + 1)
+    return float(dist[np.abs(s) >= t].sum())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sign_flip_on_mixed_magnitudes_has_a_continuity_correction(seed):
+    # Per-image means over 5 severities: multiples of 0.2. 450 non-zero values, exact p by
+    # convolution; the normal limit with half a lattice step of correction within 3 %
+    # (without it, ~10 % too small).
+    rng = np.random.default_rng(seed)
+    units = rng.choice([1, 2, 3], 450) * rng.choice([1, -1], 450, p=[0.55, 0.45])
+    exact = _exact_sign_flip(units)
+    p, method = sign_flip_p(np.r_[units / 5, np.zeros(30)])
+    assert method == "normal"
+    assert 0.001 < exact < 0.5
+    assert p == pytest.approx(exact, rel=0.03), (p, exact)
