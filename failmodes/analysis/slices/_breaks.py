@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.stats
 import torch
 
 from ._errors import SliceError
@@ -91,8 +92,9 @@ def rank_correlations(breaks, attributes: dict[str, np.ndarray], *, n_boot: int 
                       seed: int = 0, level: float = 0.95) -> list[dict]:
     """Spearman's ρ between breaking severity (``inf`` = never, the top rank; ``NaN``
     images left out) and each attribute, with a percentile bootstrap interval over images
-    (``n_boot`` resamples, ranks recomputed in each). Rows: attribute, rho, lo, hi, n;
-    positive ρ: a high attribute value survives longer."""
+    (``n_boot`` resamples, ranks recomputed in each). Rows: attribute, rho, lo, hi, n, p
+    (two-sided, t approximation, as ``scipy.stats.spearmanr``); positive ρ: a high attribute
+    value survives longer."""
     brk = np.asarray(breaks, dtype=np.float64)
     keep = ~np.isnan(brk)
     n = int(keep.sum())
@@ -112,5 +114,14 @@ def rank_correlations(breaks, attributes: dict[str, np.ndarray], *, n_boot: int 
         boot = boot[np.isfinite(boot)]
         lo, hi = ((float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha)))
                   if len(boot) else (float("nan"), float("nan")))
-        out.append({"attribute": name, "rho": rho, "lo": lo, "hi": hi, "n": n})
+        out.append({"attribute": name, "rho": rho, "lo": lo, "hi": hi, "n": n,
+                    "p": _spearman_p(rho, n)})
     return out
+
+
+def _spearman_p(rho: float, n: int) -> float:
+    """Two-sided p of ρ = 0 by the t approximation (scipy.stats.spearmanr's)."""
+    if not np.isfinite(rho) or n < 3:
+        return float("nan")
+    t = rho * np.sqrt((n - 2) / max(1e-300, (1 - rho) * (1 + rho)))
+    return float(2 * scipy.stats.t.sf(abs(t), n - 2))

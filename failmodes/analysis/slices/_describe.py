@@ -44,12 +44,14 @@ def format_p(p: float) -> str:
     return f"= {p:.2g}" if p >= 1e-3 else f"= {p:.1e}"
 
 
-def slice_sentence(s: Slice, *, confusions: int = 2) -> str:
+def slice_sentence(s: Slice, *, confusions: int = 2, what: str = "errors") -> str:
     """One sentence from a slice's description, e.g. "blue background (border hue
-    195–255°): ship → airplane (41), 31 % errors vs 9 % elsewhere (n 150), p < 1e-6 (BH)"."""
+    195–255°): ship → airplane (41), 31 % errors vs 9 % elsewhere (n 150), p < 1e-6
+    (BH-adjusted)"; ``what`` names the outcome ("break by severity 2")."""
     pairs = ", ".join(f"{t} → {p} ({c})" for t, p, c in s.confusions[:confusions])
-    return (f"{s.description}: {pairs + ', ' if pairs else ''}{100 * s.rate:.0f} % errors vs "
-            f"{100 * s.rate_rest:.0f} % elsewhere (n {s.n}), p {format_p(s.p_adj)} (BH-adjusted)")
+    return (f"{s.description}: {pairs + ', ' if pairs else ''}{100 * s.rate:.0f} % {what} "
+            f"vs {100 * s.rate_rest:.0f} % elsewhere (n {s.n}), p {format_p(s.p_adj)} "
+            "(BH-adjusted)")
 
 
 def typical_images(s: Slice, coords: np.ndarray, k: int = 6, *,
