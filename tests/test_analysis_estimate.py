@@ -96,3 +96,60 @@ def test_registered_with_typed_options_and_headlines():
     assert opts.n_boot == 50
     with pytest.raises(ConfigError, match="n_boot"):
         a.parse_options({"n_boot": "high"})
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    from failmodes.evaluate import EvalConfig, run_evaluation
+    out = tmp_path_factory.mktemp("est") / "run"
+    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "width": 8}}, data="synthetic",
+                     subset=120, stressors=["fog"], severities=[1, 5], batch_size=64,
+                     device="cpu", out=str(out))
+    run_evaluation(cfg, progress="off")
+    return out
+
+
+def test_failmodes_estimate_on_a_folder_of_unlabelled_images(small_run, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    from failmodes.data import load_dataset
+    from failmodes.stressors import get_stressor
+    ds = load_dataset("synthetic", "test")
+    x = get_stressor("fog")(ds.images[:60].permute(0, 3, 1, 2).float() / 255, 5.0, seed=0)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, img in enumerate((x * 255).round().byte().permute(0, 2, 3, 1)):
+        Image.fromarray(img.numpy()).save(folder / f"{i:03d}.png")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["estimate", str(small_run), "--images", str(folder),
+                                   "--out", str(out), "--n-boot", "50", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "60 images from" in res.output and "ATC-MC-TS" in res.output
+    assert "looks like fog at" in res.output or "looks like clean" in res.output
+    doc = json.loads((out / "estimate.json").read_text())
+    m = doc["models"]["cnn"]
+    assert doc["n_images"] == 60 and m["true_accuracy"] is None
+    assert [e["name"] for e in m["estimates"]] == estimator_names()
+    assert m["shift"]["mmd"] is not None and len(m["nearest"]) == 3   # clean, fog 1, fog 5
+    page = (out / "estimate.html").read_text()
+    assert page.count("data:image/png;base64,") == 24
+    assert "SHIFTED" in page or "no shift detected" in page
+
+
+def test_failmodes_estimate_reports_the_labels_of_a_data_spec_as_the_check(small_run, tmp_path):
+    from failmodes.analysis.estimate.images import estimate_images
+    r = estimate_images(small_run, "synthetic", limit=80, n_boot=50, out_dir=tmp_path,
+                        device="cpu").results["cnn"]
+    assert r.true_accuracy is not None and r.n_images == 80
+    assert r.nearest[0].stressor == "clean"          # clean test images look like clean
+
+
+def test_failmodes_estimate_bad_input_is_one_line(small_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    res = CliRunner().invoke(app, ["estimate", str(small_run), "--images", "synthetic",
+                                   "--model", "nope", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "model 'nope' is not in" in res.output

@@ -43,7 +43,12 @@ from failmodes.estimate import (
     transport_gain,
 )
 from failmodes.estimate.nearest import CellOutputs
-from failmodes.estimate.shift import ks_statistics, median_bandwidth, mmd2_unbiased
+from failmodes.estimate.shift import (
+    ks_detection_rate,
+    ks_statistics,
+    median_bandwidth,
+    mmd2_unbiased,
+)
 from failmodes.store import Cell
 
 C = 10
@@ -197,6 +202,18 @@ def test_ks_false_alarms_and_power():
         detected += ks_test(a, rng.dirichlet(np.ones(C) * 0.6, size=500)).shifted
     assert alarms / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
     assert detected / reps >= 0.95
+
+
+def test_ks_detection_rate_makes_ks_tests_decisions():
+    rng = np.random.default_rng(14)
+    ref = rng.dirichlet(np.ones(C), size=2000)
+    tgt = rng.dirichlet(np.ones(C) * 0.85, size=1500)     # a mild shift: some flagged, some not
+    rate, batch = ks_detection_rate(ref, tgt, batch=300, resamples=40, seed=3)
+    draws = np.random.default_rng(3)
+    want = np.mean([ks_test(ref, tgt[draws.permutation(1500)[:300]]).shifted for _ in range(40)])
+    assert batch == 300 and rate == want and 0 < rate < 1
+    assert ks_detection_rate(ref, tgt[:100], batch=300, resamples=40) == \
+        (float(ks_test(ref, tgt[:100]).shifted), 100)
 
 
 def test_mmd_statistic_and_bandwidth_match_slow_loops():

@@ -87,6 +87,35 @@ def ks_test(reference_probs, target_probs, alpha: float = ALPHA) -> KSResult:
                     p_value=p_adj, alpha=float(alpha), shifted=bool(p.min() < alpha / len(p)))
 
 
+def ks_detection_rate(reference_probs, target_probs, *, batch: int, resamples: int,
+                      alpha: float = ALPHA, seed: int = 0) -> tuple[float, int]:
+    """Share of ``resamples`` random ``batch``-image draws (without replacement, seeded) from
+    ``target_probs`` that ``ks_test`` flags against ``reference_probs``, and the batch size
+    used (a target smaller than ``batch`` is tested once, whole). The same decision as
+    ``ks_test``, read off the Bonferroni critical value of D instead of p-values."""
+    from scipy.stats import kstwo
+    x = check_outputs(reference_probs, "reference probabilities").numpy()
+    y = check_outputs(target_probs, "target probabilities", x.shape[1]).numpy()
+    _check_alpha(alpha)
+    batch = min(check_count(batch, "batch", 2), y.shape[0])
+    resamples = check_count(resamples, "resamples") if batch < y.shape[0] else 1
+    m, n = sorted((float(x.shape[0]), float(batch)), reverse=True)
+    d_crit = float(kstwo.isf(alpha / x.shape[1], np.round(m * n / (m + n))))
+    xs = np.sort(x, axis=0)
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(resamples):
+        ys = np.sort(y[rng.permutation(y.shape[0])[:batch]], axis=0)
+        for k in range(xs.shape[1]):
+            z = np.concatenate([xs[:, k], ys[:, k]])
+            d = np.abs(np.searchsorted(xs[:, k], z, side="right") / xs.shape[0]
+                       - np.searchsorted(ys[:, k], z, side="right") / batch).max()
+            if d > d_crit:
+                hits += 1
+                break
+    return hits / resamples, batch
+
+
 def _check_alpha(alpha) -> None:
     if not (isinstance(alpha, float | int) and 0 < float(alpha) < 1):
         raise EstimateError(f"alpha must lie in (0, 1), got {alpha!r}")

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ...estimate import Reference, estimate_accuracy, fit_reference, ks_test
+from ...estimate import Reference, estimate_accuracy, fit_reference
+from ...estimate.shift import ks_detection_rate
 from ...store import CLEAN, OFFICIAL, Cell, ResultsStore, dataset_role, is_validation, stressor_info
 from ..calibration.temperature import FALLBACK_SPLIT_SEED, validation_ok
 
@@ -20,6 +21,8 @@ class Source:
     reference: Reference
     fitted_on: str
     keep_idx: np.ndarray | None
+    cell: Cell                       # the cell the reference rows came from
+    idx: np.ndarray                  # their dataset indices
     notes: list[str] = field(default_factory=list)
 
 
@@ -45,7 +48,8 @@ def model_source(store: ResultsStore, model: str, meta: dict | None,
         rows = store.predictions(val[0], logits=True)
         if rows["logits"] is not None:
             ref = fit_reference(torch.from_numpy(rows["logits"]), torch.from_numpy(rows["label"]))
-            return Source(ref, f"{val[0].dataset} clean (n={ref.n}; {why})", None, notes)
+            return Source(ref, f"{val[0].dataset} clean (n={ref.n}; {why})", None, val[0],
+                          rows["idx"], notes)
         notes.append(f"{model}: the validation cell has no stored logits; the estimators are "
                      "fitted on half of the clean test cell instead.")
     elif val:
@@ -68,7 +72,8 @@ def model_source(store: ResultsStore, model: str, meta: dict | None,
     notes.append(f"{model}: the estimators are fitted on a random half of {clean[0].dataset} "
                  f"clean ({ref.n} images, seed {FALLBACK_SPLIT_SEED}, the half temperature "
                  f"scaling uses) and every cell is checked on the other {len(keep)} images.")
-    return Source(ref, f"random half of {clean[0].dataset} clean (n={ref.n})", keep, notes)
+    return Source(ref, f"random half of {clean[0].dataset} clean (n={ref.n})", keep, clean[0],
+                  rows["idx"][fit_pos.numpy()], notes)
 
 
 def cell_rows(store: ResultsStore, model: str, source: Source, cells: list[Cell], *,
@@ -77,8 +82,7 @@ def cell_rows(store: ResultsStore, model: str, source: Source, cells: list[Cell]
     """One row per test cell (clean included, validation excluded) with its true accuracy,
     every estimate and interval, and the share of ``shift_batch``-image batches the KS test
     flags as shifted (``ks_detection``; ``ks_batch`` the batch size used)."""
-    out = []
-    gen = torch.Generator().manual_seed(seed)
+    out: list[dict] = []
     for cell in cells:
         if is_validation(cell.dataset):
             continue
@@ -100,25 +104,11 @@ def cell_rows(store: ResultsStore, model: str, source: Source, cells: list[Cell]
                                    seed=seed):
             row[e.name] = e.accuracy
             row[f"{e.name}_low"], row[f"{e.name}_high"] = e.low, e.high
-        row["ks_detection"], row["ks_batch"] = detection_rate(
-            source.reference, logits, shift_batch, shift_resamples, alpha, gen)
+        row["ks_detection"], row["ks_batch"] = ks_detection_rate(
+            source.reference.probs, torch.softmax(logits.double(), dim=1), batch=shift_batch,
+            resamples=shift_resamples, alpha=alpha, seed=seed + len(out))
         out.append(row)
     return out
-
-
-def detection_rate(ref: Reference, logits: torch.Tensor, batch: int, resamples: int,
-                   alpha: float, gen: torch.Generator) -> tuple[float, int]:
-    """(share of ``resamples`` random ``batch``-image draws, without replacement, that the
-    KS test flags; the batch size used): a cell smaller than ``batch`` is tested once, whole."""
-    n = logits.shape[0]
-    batch = min(batch, n)
-    resamples = resamples if batch < n else 1
-    probs = torch.softmax(logits.double(), dim=1)
-    hits = 0
-    for _ in range(resamples):
-        idx = torch.randperm(n, generator=gen)[:batch]
-        hits += ks_test(ref.probs, probs[idx], alpha=alpha).shifted
-    return hits / resamples, batch
 
 
 def error_rows(rows: list[dict], names: list[str], by: str | None) -> list[dict]:
