@@ -200,7 +200,7 @@ def part_cuda_tests(ck: Check) -> dict:
         raise RuntimeError(f"pytest wrote no report (exit {r.returncode}):\n{r.stdout[-2000:]}"
                            f"{r.stderr[-2000:]}")
     counts = dict.fromkeys(("passed", "failed", "errors", "skipped", "xfailed"), 0)
-    failures = []
+    failures, skips = [], []
     for case in ET.parse(xml).getroot().iter("testcase"):
         name = f"{case.get('classname')}::{case.get('name')}"
         kinds = {child.tag: child for child in case}
@@ -211,6 +211,7 @@ def part_cuda_tests(ck: Check) -> dict:
         elif "skipped" in kinds:
             xfail = (kinds["skipped"].get("type") or "") == "pytest.xfail"
             counts["xfailed" if xfail else "skipped"] += 1
+            skips.append({"test": name, "message": (kinds["skipped"].get("message") or "")[:300]})
         else:
             counts["passed"] += 1
     bad = counts["failed"] + counts["errors"]
@@ -219,7 +220,7 @@ def part_cuda_tests(ck: Check) -> dict:
                          + "; ".join(f["test"] for f in failures)} if bad else {}),
             "command": " ".join(cmd[1:]), "exit_code": r.returncode, **counts,
             "device": "cpu (FAILMODES_TEST_DEVICE=cpu)" if ck.smoke else "cuda",
-            "failures": failures, "tail": r.stdout[-1500:]}
+            "failures": failures, "skips": skips[:20], "tail": r.stdout[-1500:]}
 
 
 # ----------------------------------------------------------------------------- stressors
