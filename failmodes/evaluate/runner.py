@@ -25,6 +25,7 @@ import torch
 from .._device import resolve_device
 from ..config import from_dict, save_resolved, to_dict
 from ..models import Classifier, library_versions
+from ..models.checkpoint import differing_keys, legacy_weights_hash
 from ..store import MAIN, ResolvedEvalConfig, ResultsStore, RunFolder
 from ._compute import CleanCache, compute_group
 from ._dist import Dist
@@ -111,7 +112,7 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
 
 
 def _device_of(model: torch.nn.Module) -> torch.device | None:
-    t = next(model.parameters(), None)
+    t: torch.Tensor | None = next(model.parameters(), None)
     t = next(model.buffers(), None) if t is None else t
     return None if t is None else t.device
 
@@ -131,15 +132,11 @@ def _open_and_record(plan: Plan, groups: list[Group], command: str | None):
     c = plan.config
     run_dir = Path(c.out)
     path = RunFolder(run_dir).store
-    if path.exists():  # name clashes fail before anything is written
-        with ResultsStore(path, readonly=True) as old:
-            known = {m["name"]: m["weights_hash"] for m in old.models()}
-        for name, rec in plan.records.items():
-            if name in known and known[name] != rec["weights_hash"]:
-                raise EvalError(f"model name {name!r} is already in {path} with other weights; "
-                                "pass another --name or another --out")
+    stale = check_known_models(plan, path)
     store = ResultsStore(path)
     try:
+        for name in stale:
+            store.drop_model(name)
         for name, rec in plan.records.items():
             store.register_model(name, **rec)
         versions = {**library_versions(), "device": str(plan.device),
@@ -160,6 +157,33 @@ def _open_and_record(plan: Plan, groups: list[Group], command: str | None):
         store.close()
         raise
     return store, todo
+
+
+def check_known_models(plan: Plan, path: Path) -> list[str]:
+    """Before anything is written: a model name already in the store must hold the same
+    weights (a store from before issue 35 holds the legacy hash: taken as the same). A
+    name whose earlier attempt left no finished cell is stale and returned, to be replaced;
+    otherwise a mismatch is one line naming the tensors that differ."""
+    if not path.exists():
+        return []
+    with ResultsStore(path, readonly=True) as old:
+        known = {m["name"]: m for m in old.models()}
+        finished = {n: old.has_done_cells(n) for n in known}
+    stale = []
+    for name, rec in plan.records.items():
+        was = known.get(name)
+        if was is None or was["weights_hash"] == rec["weights_hash"]:
+            continue
+        if was["weights_hash"] == legacy_weights_hash(plan.models[name]):
+            rec["weights_hash"] = was["weights_hash"]  # the same weights, hashed the old way
+        elif not finished[name]:
+            stale.append(name)  # a failed first attempt does not block the fixed rerun
+        else:
+            what = differing_keys(was["meta"].get("tensor_hashes") or {},
+                                  rec["meta"]["tensor_hashes"])
+            raise EvalError(f"model name {name!r} is already in {path} with other weights "
+                            f"(differing: {what}); pass another --name or another --out")
+    return stale
 
 
 def _execute(plan: Plan, todo: list[Group], store: ResultsStore | None, dist: Dist,
