@@ -79,7 +79,7 @@ class Sizes:
     pytest_timeout_s: int = 300
 
 
-FULL = Sizes(corruptions=None, n_device={32: 2000, 224: 256}, n_cpu={32: 500, 224: 32},
+FULL = Sizes(corruptions=None, n_device={32: 2000, 224: 256}, n_cpu={32: 500, 224: 16},
              n_theirs={32: 50, 224: 2}, eval_models=("tv:resnet50", "efficientnet_lite0"),
              eval_side=224, eval_images=2048, eval_batch=256)
 SMOKE = Sizes(corruptions=("gaussian_noise", "fog", "jpeg_compression"),
