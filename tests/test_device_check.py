@@ -36,7 +36,9 @@ def test_device_check_smoke(tmp_path):
     assert tests["passed"] >= 5 and tests["failed"] == tests["errors"] == 0, tests
 
     st = parts["stressors"]
-    assert st["corruptions"] == 3 and st["imagecorruptions"] in ("absent", st["imagecorruptions"])
+    assert st["corruptions"] == 3
+    # imagecorruptions' version where it is installed (then timed beside ours), else absent
+    assert st["imagecorruptions"] == "absent" or "imagecorruptions" in st["32px"]
     for side in ("32px", "64px"):
         row = st[side]
         for who in ("device", "cpu"):
