@@ -71,15 +71,18 @@ def test_torchvision_state_dict_with_module_prefix(tmp_path, capsys):
     run = _evaluate(tmp_path, {"r18": {"arch": "tv:resnet18", "weights": str(path)}})
     err = capsys.readouterr().err
     assert "took the state dict under 'state_dict'; stripped the key prefix 'module.'" in err
-    assert "mean (0.485, 0.456, 0.406) std (0.229, 0.224, 0.225) from torchvision" in err
-    model = _check_logits(run, "r18", _normalised(net, *IMAGENET))
+    # One rule for every source: a state dict records no statistics, so a 32-px input gets
+    # CIFAR-10's, as the same network saved as .pt2/.onnx does (test_one_normalisation_rule).
+    assert "mean (0.4914, 0.4822, 0.4465) std (0.247, 0.2435, 0.2616) from CIFAR-10" in err
+    model = _check_logits(run, "r18", _normalised(net, *CIFAR))
     assert model.class_names == CLASSES and model.cam_layer_name == "layer4"
     _cam_runs(model, size=64)  # layer4 is 2×2 at 64 px (1×1 at 32 px)
     with open_run(run) as ctx:
         prov = ctx.store.models()[0]["meta"]["provenance"]
     assert prov["arch"] == "tv:resnet18" and prov["weights"] == str(path)
-    assert len(prov["weights_sha256"]) == 64 and prov["mean"] == list(IMAGENET[0])
-    assert prov["classes"] == CLASSES and prov["normalization_from"] == "torchvision weights meta"
+    assert len(prov["weights_sha256"]) == 64 and prov["mean"] == list(CIFAR[0])
+    assert prov["classes"] == CLASSES
+    assert prov["normalization_from"] == "CIFAR-10 statistics (32-px input)"
 
 
 def test_timm_resnet_and_tiny_vit_safetensors(tmp_path):
@@ -95,10 +98,11 @@ def test_timm_resnet_and_tiny_vit_safetensors(tmp_path):
         "cnn": {"arch": "timm:resnet10t", "weights": str(tmp_path / "cnn.bin")},
         "vit": {"arch": "timm:vit_tiny_patch16_224", "weights": str(tmp_path / "vit.safetensors"),
                 "arch_args": vit_args}})
-    m_cnn = _check_logits(run, "cnn", _normalised(cnn, *IMAGENET))
+    m_cnn = _check_logits(run, "cnn", _normalised(cnn, *CIFAR))  # the rule at 32 px
     assert m_cnn.cam_layer_name == "layer4"  # timm's feature_info
     _cam_runs(m_cnn, size=64)
-    m_vit = _check_logits(run, "vit", _normalised(vit, (0.5,) * 3, (0.5,) * 3))  # pretrained_cfg
+    # pretrained_cfg describes timm's own weights, not these: the shared rule applies
+    m_vit = _check_logits(run, "vit", _normalised(vit, *CIFAR))
     m_vit.cam_layer  # noqa: B018  (resolves the layer and its token reshape)
     assert m_vit.cam_layer_name == "blocks.1.norm1" and m_vit.cam_reshape.grid == (4, 4)
     _cam_runs(m_vit)

@@ -7,9 +7,11 @@ import time
 import torch
 
 from ..data import Dataset
+from ..models.errors import first_line
 from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows, timestamp
 from ..stressors import get_stressor
 from ..stressors.finish import finish_images
+from ._memory import is_out_of_memory, out_of_memory
 from ._progress import Progress
 from .config import EvalError, _fmt
 from .grid import Group
@@ -66,36 +68,51 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
     logits: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     clean_right: dict[str, list[torch.Tensor]] = {m: [] for m in g.models}
     t_stress, t_model = 0.0, dict.fromkeys(g.models, 0.0)
+    failed: dict[str, str] = {}  # model -> why its cell failed (its network raised)
     n = len(ds)
+    batch = plan.batch_size or c.batch_size
     assert ds.indices is not None  # set in Dataset.__post_init__
+    try:
+        with torch.inference_mode():
+            for start in range(0, n, batch):
+                stop = min(start + batch, n)
+                if g.source == OFFICIAL:
+                    x = ds.float_batch(start, stop, plan.device)
+                else:
+                    x = cache.get(ds, key, start, stop)
+                idx = ds.indices[start:stop]
+                if stressor is not None and not attack:
+                    t0 = time.perf_counter()
+                    x = stressor(x, g.severity, seed=c.seed, indices=idx)
+                    x = finish_images(x, c.finish)
+                    t_stress += time.perf_counter() - t0
+                for m in g.models:
+                    if m in failed:
+                        continue
+                    t0 = time.perf_counter()
+                    labels = ds.labels[start:stop].to(plan.device) if attack else None
+                    try:
+                        logits[m].append(_logits(plan, m, x, stressor if attack else None,
+                                                 g.severity, idx, labels, clean_right[m]))
+                    except (Exception, SystemExit) as e:  # the user's network raised
+                        if is_out_of_memory(e):
+                            raise out_of_memory(e, stop - start, ds.image_size,
+                                                plan.device) from None
+                        failed[m] = (f"the model raised {first_line(e)} on the batch of "
+                                     f"dataset indices {int(idx[0])}-{int(idx[-1])}")
+                    t_model[m] += time.perf_counter() - t0
+                bar.advance_images((stop - start) * len(g.models))
+    except (RuntimeError, MemoryError) as e:  # a stressor or the clean batch ran out
+        if is_out_of_memory(e):
+            raise out_of_memory(e, batch, ds.image_size, plan.device) from None
+        raise
     with torch.inference_mode():
-        for start in range(0, n, c.batch_size):
-            stop = min(start + c.batch_size, n)
-            if g.source == OFFICIAL:
-                x = ds.float_batch(start, stop, plan.device)
-            else:
-                x = cache.get(ds, key, start, stop)
-            idx = ds.indices[start:stop]
-            if stressor is not None and not attack:
-                t0 = time.perf_counter()
-                x = stressor(x, g.severity, seed=c.seed, indices=idx)
-                x = finish_images(x, c.finish)
-                t_stress += time.perf_counter() - t0
-            for m in g.models:
-                t0 = time.perf_counter()
-                xm = x
-                if attack:
-                    assert stressor is not None  # an attack is a stressor that needs the model
-                    labels = ds.labels[start:stop].to(plan.device)
-                    clean_right[m].append(plan.models[m](x).argmax(1).cpu() == labels.cpu())
-                    xm = stressor(x, g.severity, seed=c.seed, indices=idx,
-                                  model=plan.models[m], labels=labels)
-                logits[m].append(plan.models[m](xm))
-                t_model[m] += time.perf_counter() - t0
-            bar.advance_images((stop - start) * len(g.models))
         outcomes: list[dict | str] = []  # per model: rows, or why the cell failed
         attack_stats: dict[str, dict] = {}
         for m in g.models:
+            if m in failed:
+                outcomes.append(failed[m])
+                continue
             z = torch.cat(logits[m]) if logits[m] else torch.empty(0, plan.models[m].num_classes)
             finite = torch.isfinite(z).all(dim=1)
             if not bool(finite.all()):
@@ -111,6 +128,19 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
             outcomes.append(rows)
     ips = {m: n / max(t_stress + t_model[m], 1e-9) for m in g.models}
     return outcomes, {"started": started, "ips": ips, "n": n, "attack": attack_stats}
+
+
+def _logits(plan: Plan, m: str, x: torch.Tensor, attack, severity: float, idx,
+            labels: torch.Tensor | None, clean_right: list[torch.Tensor]) -> torch.Tensor:
+    """Model ``m``'s logits on the batch ``x``; an attack first records which images the model
+    gets right clean, then attacks them on that model."""
+    model = plan.models[m]
+    if attack is None:
+        return model(x)
+    assert labels is not None  # an attack is scored against the labels
+    clean_right.append(model(x).argmax(1).cpu() == labels.cpu())
+    return model(attack(x, severity, seed=plan.config.seed, indices=idx, model=model,
+                        labels=labels))
 
 
 def _attack_stats(logits: torch.Tensor, labels: torch.Tensor, clean_right: torch.Tensor) -> dict:

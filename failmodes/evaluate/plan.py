@@ -7,16 +7,20 @@ checked against the data, all loaded before anything is written.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from ..data import Dataset
-from ..models import Classifier, weights_hash
+from ..models import Classifier, ModelError, weights_hash
+from ..models.checkpoint import tensor_hashes
+from ..models.errors import first_line
 from ..models.wrapper import remember
 from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResolvedEvalConfig
 from ..stressors import get_stressor
+from ._memory import affordable_batch, free_bytes, is_out_of_memory
 from .config import IN_MEMORY, EvalError
 from .inputs import build_model, check_classes, load_eval_dataset, official_key
 
@@ -32,6 +36,7 @@ class Plan:
     sizes: dict[str, int]          # source -> images per cell
     models: dict[str, Classifier]
     records: dict[str, dict]
+    batch_size: int = 0            # images per forward pass: the config's, capped to fit memory
 
 
 def prepare_plan(c: ResolvedEvalConfig, prebuilt: Mapping[str, Classifier] | None,
@@ -62,8 +67,10 @@ def prepare_plan(c: ResolvedEvalConfig, prebuilt: Mapping[str, Classifier] | Non
                                       data_size=main.image_size[0])
             spec_s = spec if isinstance(spec, str) else model.arch
         check_classes(name, model, main, c.data)
+        check_output(name, model, main, c.data, device)
         models[name] = model
         digest = weights_hash(model)
+        meta["tensor_hashes"] = tensor_hashes(model)  # to name what differs on a mismatch
         records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": digest,
                          "class_names": list(model.class_names), "meta": meta}
         if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it
@@ -71,7 +78,38 @@ def prepare_plan(c: ResolvedEvalConfig, prebuilt: Mapping[str, Classifier] | Non
     if _has_attacks(c):
         for name, model in models.items():
             check_attackable(name, model, int(main.images.shape[1]), device)
-    return Plan(c, device, data, keys, sizes, models, records)
+    side = main.image_size
+    batch = affordable_batch(c.batch_size, side, free_bytes(device))
+    if batch < c.batch_size:
+        print(f"batch: {batch} images of {side[0]}×{side[1]} px per forward pass (asked "
+              f"{c.batch_size}; that is what fits a quarter of the memory free on {device}; "
+              "results do not depend on it)", file=sys.stderr)
+    return Plan(c, device, data, keys, sizes, models, records, batch)
+
+
+def check_output(name: str, model, ds: Dataset, data: str, device: torch.device) -> None:
+    """Run ``model`` on the first two images of ``ds``: the output must be N×K logits for the
+    data's K classes (a 1000-way head on 10-class data would score 0 % as if real). One
+    line for anything else: an exception, a wrong shape, a wrong width."""
+    x = ds.float_batch(0, min(2, len(ds)), device)
+    try:
+        with torch.inference_mode():
+            z = model(x)
+    except ModelError as e:
+        raise EvalError(f"model {name!r}: {e}") from None
+    except (Exception, SystemExit) as e:  # whatever the user's network raises
+        if is_out_of_memory(e):
+            raise
+        raise EvalError(f"model {name!r} failed on the first images of {data} "
+                        f"({first_line(e)})") from None
+    k = len(ds.classes)
+    if z.shape[1] != k:
+        raise EvalError(f"model {name!r} outputs {z.shape[1]} logits per image but {data} has "
+                        f"{k} classes; give it a {k}-way head (e.g. --num-classes {k} with "
+                        "weights trained for them) or evaluate it on the data it was trained for")
+    note = getattr(model, "output_note", None)
+    if note:
+        print(f"model {name!r}: {note}", file=sys.stderr)
 
 
 def _has_attacks(c: ResolvedEvalConfig) -> bool:

@@ -9,7 +9,7 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,9 @@ class Classifier(nn.Module):
         self.source = dict(source or {"arch": arch})
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        # How the logits were taken from a network that returns more than a tensor (a tuple,
+        # a dict, a ModelOutput); None for a plain tensor. Said once by the evaluation.
+        self.output_note: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -79,10 +82,52 @@ class Classifier(nn.Module):
         if self.resize and tuple(x.shape[-2:]) != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
                               antialias=min(x.shape[-2:]) > s)
-        return self.net(self.normalize(x))
+        logits, note = logits_of(self.net(self.normalize(x)), int(x.shape[0]), self.arch)
+        if note is not None and self.output_note is None:
+            self.output_note = note
+        return logits
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
+
+
+def logits_of(out, n: int, arch: str = "the network") -> tuple[torch.Tensor, str | None]:
+    """The N×C logits in a network's output and, when the output was not a plain tensor,
+    one line saying which part was taken. A dict (or ``ModelOutput``) gives its ``logits``
+    entry, else its only tensor; a tuple/list its only tensor, else its only N×C tensor.
+    Anything ambiguous, 1-D, or for another batch size raises ModelError (one line)."""
+    note = None
+    if not isinstance(out, torch.Tensor):
+        what = type(out).__name__
+        if isinstance(out, Mapping) or hasattr(out, "logits"):
+            items = dict(out) if isinstance(out, Mapping) else {"logits": out.logits}
+            if isinstance(items.get("logits"), torch.Tensor):
+                out, note = items["logits"], f"returns a {what}; its 'logits' entry is used"
+            else:
+                tensors = [k for k, v in items.items() if isinstance(v, torch.Tensor)]
+                if len(tensors) != 1:
+                    raise ModelError(f"{arch} returns a {what} with {len(tensors)} tensors "
+                                     f"({', '.join(map(str, tensors[:4])) or 'none'}) and no "
+                                     "'logits' entry; make forward return the N×C logits")
+                out = items[tensors[0]]
+                note = f"returns a {what}; its only tensor {tensors[0]!r} is used as the logits"
+        elif isinstance(out, (tuple, list)):
+            tensors = [(i, v) for i, v in enumerate(out) if isinstance(v, torch.Tensor)]
+            fit = [(i, v) for i, v in tensors if v.ndim == 2 and v.shape[0] == n]
+            if len(tensors) == 1 or len(fit) == 1:
+                which = "only tensor" if len(tensors) == 1 else "only N×C tensor"
+                i, out = tensors[0] if len(tensors) == 1 else fit[0]
+                note = f"returns a {what}; its {which} (element {i}) is used as the logits"
+            else:
+                raise ModelError(f"{arch} returns a {what} of {len(tensors)} tensors "
+                                 f"({len(fit)} of them N×C), so which are the logits is "
+                                 "ambiguous; make forward return the N×C logits")
+        else:
+            raise ModelError(f"{arch} returns a {what}, not a tensor of logits")
+    if out.ndim != 2 or out.shape[0] != n:
+        raise ModelError(f"{arch} returned a tensor of shape {tuple(out.shape)} for a batch "
+                         f"of {n} images; expected {n}×C logits (one row per image)")
+    return out, note
 
 
 def wrap(net: nn.Module, *, mean: Sequence[float], std: Sequence[float],

@@ -4,6 +4,7 @@ input size, mean/std and the Grad-CAM layer. A subclass overrides the hooks wher
 architectures know better than the defaults (:meth:`builder` always)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from ..cam_layers import find_cam_layer, fixed_input_size
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from ..registry import ModelEntry
 from ..specs import ModelSource
 from ..weights import fit_state_dict, head_classes, read_state_dict, sha256_file
@@ -53,8 +54,9 @@ class ArchitectureSource(Source):
         """The input side when neither the spec, the network nor the data says."""
         return 224
 
-    def statistics(self, arch: str, net: nn.Module, size: int) -> tuple:
-        """(mean, std, where from) when the spec gives none."""
+    def statistics(self, src: ModelSource, net: nn.Module, size: int) -> tuple:
+        """(mean, std, where from) when the spec gives none: what the weights record (the
+        source overrides this where they do), else the one rule of ``statistics_by_size``."""
         return statistics_by_size(size)
 
     def registered_cam(self, arch: str) -> str | None:
@@ -79,12 +81,18 @@ class ArchitectureSource(Source):
             torch.manual_seed(seed)
             try:
                 if n is None and obj is not None:
-                    n = head_classes(_probe_build(build, src.arch_args), obj)
+                    hint = len(data_classes) if data_classes else None
+                    n = head_classes(_probe_build(build, src.arch_args, hint), obj)
                 if n is None and data_classes:
                     n = len(data_classes)
                 net = build(n, **src.arch_args)
+            except ModelError:
+                raise
             except TypeError as e:
                 raise ModelError(f"{src.arch}: bad model argument ({e})") from None
+            except (Exception, SystemExit) as e:  # whatever the user's factory raises
+                raise ModelError(f"{src.arch}: building the network raised "
+                                 f"{first_line(e)}") from None
         note = None
         if obj is not None:
             note = fit_state_dict(net, obj, str(path))
@@ -97,7 +105,7 @@ class ArchitectureSource(Source):
         if given is not None:
             mean, std, norm_from = given
         else:
-            mean, std, norm_from = self.statistics(src.arch, net, size)
+            mean, std, norm_from = self.statistics(src, net, size)
             say(f"{src.arch}: {fmt_stats(mean, std)} from {norm_from}; "
                 "pass --mean/--std if it was trained with others")
         check_statistics(mean, std)
@@ -153,12 +161,20 @@ class ArchitectureSource(Source):
                           input_size=entry.input_size, cam_layer_name=entry.cam_layer)
 
 
-def _probe_build(build: Builder, arch_args) -> nn.Module:
+def _probe_build(build: Builder, arch_args, n_hint: int | None = None) -> nn.Module:
+    def probe(device=None):
+        try:
+            with torch.device(device) if device else contextlib.nullcontext():
+                return build(None, **arch_args)
+        except TypeError as e:  # a factory that requires num_classes: any count names the head
+            if n_hint is None or "num_classes" not in str(e):
+                raise
+            with torch.device(device) if device else contextlib.nullcontext():
+                return build(n_hint, **arch_args)
     try:
-        with torch.device("meta"):  # the default head's name, without allocating weights
-            return build(None, **arch_args)
+        return probe("meta")  # the default head's name, without allocating weights
     except (RuntimeError, NotImplementedError):  # a module that cannot live on "meta"
-        return build(None, **arch_args)
+        return probe()
 
 
 def _format(path: Path) -> str:

@@ -88,7 +88,11 @@ def find_source(src: ModelSource) -> Source:
 
 # ----------------------------------------------------------------------------- defaults
 def statistics_by_size(size: int) -> tuple:
-    """(mean, std, where from) of a network whose training data is unknown."""
+    """(mean, std, where from) of weights that record no statistics: the one rule for every
+    source and file format (a tv: state dict, timm, .pt2, TorchScript, ONNX, file.py:callable),
+    so one network saved in two formats is normalised alike. CIFAR-10's at inputs up to 32
+    px, ImageNet's above. Only what the weights themselves record overrides it (a failmodes
+    checkpoint, a transformers preprocessor config, torchvision's pretrained weights)."""
     if size <= CIFAR_SIZED:
         return CIFAR10_MEAN, CIFAR10_STD, f"CIFAR-10 statistics ({size}-px input)"
     return IMAGENET_MEAN, IMAGENET_STD, f"ImageNet statistics ({size}-px input)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from ._arch import ArchitectureSource, Builder
 from ._base import register_source
 
@@ -70,6 +70,12 @@ class PythonFileSource(_CallableSource):
             sys.path.insert(0, str(path.parent))  # so the file may import its neighbours
             try:
                 spec.loader.exec_module(module)
+            except SyntaxError as e:
+                raise ModelError(f"--model {arch}: {path.name} line {e.lineno}: SyntaxError: "
+                                 f"{e.msg}") from None
+            except (Exception, SystemExit) as e:  # whatever the user's module raises on import
+                raise ModelError(f"--model {arch}: importing {path.name} raised "
+                                 f"{first_line(e)}") from None
             finally:
                 sys.path.remove(str(path.parent))
             sys.modules[mod_name] = module
@@ -94,6 +100,11 @@ class ModuleSource(_CallableSource):
             module = importlib.import_module(name)
         except ImportError as e:
             raise ModelError(f"--model {arch}: cannot import {name} ({e})") from None
+        except SyntaxError as e:
+            raise ModelError(f"--model {arch}: {e.filename} line {e.lineno}: SyntaxError: "
+                             f"{e.msg}") from None
+        except (Exception, SystemExit) as e:
+            raise ModelError(f"--model {arch}: importing {name} raised {first_line(e)}") from None
         return _callable(module, arch, name, attr)
 
 

@@ -35,9 +35,10 @@ class RegistrySource(ArchitectureSource):
     def input_size(self, arch: str) -> int:
         return get_entry(arch).input_size
 
-    def statistics(self, arch, net, size) -> tuple:
-        e = get_entry(arch)
-        return e.mean, e.std, f"the registry entry {arch}"
+    def statistics(self, src, net, size) -> tuple:
+        # failmodes' own architectures are trained by `failmodes train` with these.
+        e = get_entry(src.arch)
+        return e.mean, e.std, f"the registry entry {src.arch}"
 
     def registered_cam(self, arch: str) -> str | None:
         return get_entry(arch).cam_layer

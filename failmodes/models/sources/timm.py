@@ -1,10 +1,11 @@
-"""``timm:NAME``: any timm model (the optional extra ``failmodes[timm]``), with the
-statistics of its ``pretrained_cfg``; weights come from ``--weights FILE``."""
+"""``timm:NAME``: any timm model (the optional extra ``failmodes[timm]``); weights come from
+``--weights FILE``, so mean/std follow the rule every source shares (``statistics_by_size``):
+a ``pretrained_cfg`` describes timm's pretrained weights, not the user's."""
 from __future__ import annotations
 
 from ..errors import ModelError
 from ._arch import ArchitectureSource, Builder
-from ._base import register_source, statistics_by_size
+from ._base import register_source
 
 
 @register_source
@@ -34,9 +35,3 @@ class TimmSource(ArchitectureSource):
             extra = {} if num_classes is None else {"num_classes": num_classes}
             return timm.create_model(name, pretrained=False, **extra, **kw)
         return build
-
-    def statistics(self, arch, net, size) -> tuple:
-        cfg = getattr(net, "pretrained_cfg", None) or {}
-        if cfg.get("mean") and cfg.get("std"):
-            return tuple(cfg["mean"]), tuple(cfg["std"]), "timm pretrained_cfg"
-        return statistics_by_size(size)

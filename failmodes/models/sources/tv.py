@@ -1,6 +1,7 @@
 """``tv:NAME``: any torchvision classifier (``torchvision.models.list_models()``), with
-ImageNet's classes and the statistics of its weights' metadata; ``pretrained=true`` among
-the arch arguments downloads torchvision's default weights (online only)."""
+ImageNet's classes; ``pretrained=true`` among the arch arguments downloads torchvision's
+default weights (online only) and takes the statistics of their metadata. A state dict
+from ``--weights`` gets the rule every source shares (``statistics_by_size``)."""
 from __future__ import annotations
 
 from ...constants import IMAGENET_MEAN, IMAGENET_STD
@@ -39,13 +40,17 @@ class TorchvisionSource(ArchitectureSource):
         return ModelEntry(arch, build, f"torchvision {name}", 224, 1000, "", IMAGENET_MEAN,
                           IMAGENET_STD, imagenet_classes)
 
-    def statistics(self, arch, net, size) -> tuple:
+    def statistics(self, src, net, size) -> tuple:
+        # torchvision's meta describes its own pretrained weights; a state dict of unknown
+        # origin gets the rule every source shares, as the same network saved as .onnx does.
         import torchvision.models as tvm
-        try:
-            t = tvm.get_model_weights(arch[len(self.prefix):]).DEFAULT.transforms()
-            return tuple(t.mean), tuple(t.std), "torchvision weights meta"
-        except (ValueError, KeyError, AttributeError, TypeError):
-            return statistics_by_size(size)
+        if not src.weights and src.arch_args.get("pretrained"):
+            try:
+                t = tvm.get_model_weights(src.arch[len(self.prefix):]).DEFAULT.transforms()
+                return tuple(t.mean), tuple(t.std), "torchvision's pretrained weights meta"
+            except (ValueError, KeyError, AttributeError, TypeError):
+                pass
+        return statistics_by_size(size)
 
 
 def _build(name: str, num_classes: int | None, pretrained: bool, **kw):
