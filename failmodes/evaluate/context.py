@@ -16,6 +16,7 @@ from .._device import resolve_device
 from ..config import from_dict
 from ..data import Dataset
 from ..models import Classifier, weights_hash
+from ..models.checkpoint import differing_keys, legacy_weights_hash, tensor_hashes
 from ..store import (
     CONFIG_NAME,
     VAL_SPLIT,
@@ -59,9 +60,10 @@ class RunContext:
         dev = resolve_device(self.config.device) if device is None else torch.device(device)
         model, _ = build_model(spec, rec["class_names"], seed=meta.get("init_seed", 0),
                                device="cpu")
-        if weights_hash(model) != rec["weights_hash"]:
+        if rec["weights_hash"] not in (weights_hash(model), legacy_weights_hash(model)):
+            what = differing_keys(meta.get("tensor_hashes") or {}, tensor_hashes(model))
             raise EvalError(f"model {name!r}: the weights of {spec} changed since this run was "
-                            "evaluated (hash mismatch); re-evaluate into a new --out")
+                            f"evaluated (differing: {what}); re-evaluate into a new --out")
         return model.to(dev).eval()
 
     def dataset(self, split: str | None = None) -> Dataset:

@@ -34,18 +34,62 @@ def library_versions() -> dict:
             "python": platform.python_version()}
 
 
+def _hashed(v: torch.Tensor) -> bool:
+    # The weights: parameters and float buffers (BatchNorm statistics). Integer and bool
+    # tensors are counters and random-generator states (num_batches_tracked, a Keras
+    # SeedGenerator's state) that change between loads without changing a prediction.
+    return v.is_floating_point() or v.is_complex()
+
+
+def _bytes(v: torch.Tensor) -> bytes:
+    return (v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            if v.numel() else b"")
+
+
 def weights_hash(model: nn.Module) -> str:
-    """SHA-1 of the state dict's names and bytes: identifies trained weights in a store."""
+    """SHA-1 of the names and bytes of the weights (parameters and float buffers; not
+    integer counters or RNG states): identifies trained weights in a store."""
     h = hashlib.sha1()
     # Networks whose weights torch cannot see (ONNX) carry the file's SHA-256 instead.
     digest = getattr(getattr(model, "net", model), "weights_digest", None)
     if digest:
         h.update(digest.encode())
     for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-                 if v.numel() else b"")
+        if _hashed(v):
+            h.update(k.encode())
+            h.update(_bytes(v))
     return h.hexdigest()
+
+
+def legacy_weights_hash(model: nn.Module) -> str:
+    """The hash stores written before issue 35 hold (every state-dict tensor, integer
+    buffers included), so their models are still recognised."""
+    h = hashlib.sha1()
+    digest = getattr(getattr(model, "net", model), "weights_digest", None)
+    if digest:
+        h.update(digest.encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(_bytes(v))
+    return h.hexdigest()
+
+
+def tensor_hashes(model: nn.Module) -> dict[str, str]:
+    """``{state-dict key: short SHA-1}`` of the hashed tensors: kept with a stored model so a
+    later hash mismatch can name the tensors that differ."""
+    return {k: hashlib.sha1(_bytes(v)).hexdigest()[:16]
+            for k, v in sorted(model.state_dict().items()) if _hashed(v)}
+
+
+def differing_keys(stored: dict[str, str], now: dict[str, str], n: int = 3) -> str:
+    """``'fc.weight, fc.bias (+2 more)'``: the keys whose tensors differ between two
+    ``tensor_hashes`` (added or missing keys included)."""
+    if not stored:
+        return "not recorded: the store predates per-tensor hashes"
+    keys = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    if not keys:
+        return "no tensor differs (the file digest does)"
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
 def save_checkpoint(model: Classifier, path: str | os.PathLike, *, config: dict | None = None,

@@ -1,4 +1,12 @@
-"""The store's tables: ``SCHEMA`` is the truth (``results.py`` documents each table)."""
+"""The store's tables: ``SCHEMA`` is the truth (``results.py`` documents each table).
+
+``SCHEMA_VERSION`` is written to SQLite's ``PRAGMA user_version``; a store without one (0)
+was written before versions were kept and has the layout of version 1. A store of a higher
+version than this library reads is refused in one line rather than read wrongly.
+"""
+import re
+
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -69,3 +77,17 @@ CREATE TABLE IF NOT EXISTS attack_stats (
 """
 
 ROW_FIELDS = ("idx", "label", "pred", "conf", "p_true", "entropy", "margin")
+
+
+def table_columns(schema: str = SCHEMA) -> dict[str, list[str]]:
+    """``{table: [column, ...]}`` of the ``CREATE TABLE`` statements in ``schema``."""
+    out = {}
+    for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\)(?: WITHOUT ROWID)?;",
+                                 schema, re.S):
+        cols = []
+        for line in body.splitlines():
+            word = line.strip().split(" ", 1)[0]
+            if word and word.isidentifier() and word.upper() not in ("PRIMARY", "UNIQUE"):
+                cols.append(word)
+        out[name] = cols
+    return out

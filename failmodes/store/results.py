@@ -24,6 +24,7 @@ last committed cell intact; the half-written cell simply is not there. A read-on
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -34,7 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from ._connect import StoreError, connect, describe
-from ._schema import ATTACKS_SCHEMA, ROW_FIELDS, SCHEMA, TEMPERATURES_SCHEMA
+from ._schema import (
+    ATTACKS_SCHEMA,
+    ROW_FIELDS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TEMPERATURES_SCHEMA,
+    table_columns,
+)
+from .keys import DatasetKeyError, parse_dataset_key
 
 __all__ = ["ROW_FIELDS", "Cell", "CellKey", "ResultsStore", "StoreError", "timestamp"]
 
@@ -72,6 +81,21 @@ def timestamp() -> str:
 
 
 _CELL_MATCH = "model_id=? AND dataset=? AND stressor=? AND severity=? AND seed=?"
+DAMAGED_HINT = "restore the file from a copy, or evaluate into a new --out"
+
+
+def _guarded(method):
+    """A damaged store (corrupt pages, a dropped column, bad JSON in a row) raises one
+    StoreError line naming the file, wherever the damage is met."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as e:
+            what = "bad JSON in a row" if isinstance(e, json.JSONDecodeError) else str(e)
+            raise StoreError(f"{self.path} is damaged ({what}, in {method.__name__}); "
+                             f"{DAMAGED_HINT}") from None
+    return run
 
 
 class ResultsStore:
@@ -84,15 +108,34 @@ class ResultsStore:
         self.db = connect(self.path, readonly)
         try:
             self.db.execute("PRAGMA foreign_keys = ON")
+            version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer failmodes (store schema "
+                                 f"{version}; this one reads up to {SCHEMA_VERSION}): upgrade "
+                                 "failmodes, or evaluate into a new --out")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.executescript(SCHEMA)
+                if version == 0:  # new, or written before versions were kept (layout 1)
+                    self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.execute("SELECT count(*) FROM cells").fetchone()
+            self._check_columns()
+        except StoreError:
+            self.db.close()
+            raise
         except sqlite3.DatabaseError as e:
             self.db.close()
             if isinstance(e, sqlite3.OperationalError) and "no such table" not in str(e):
                 raise describe(self.path, e, "open") from None
             raise StoreError(f"{self.path} is not a usable results store ({e})") from None
+
+    def _check_columns(self) -> None:
+        for table, want in table_columns().items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in want if c not in have]
+            if missing:
+                raise StoreError(f"{self.path} is damaged: table {table} has no column "
+                                 f"{', '.join(missing)}; {DAMAGED_HINT}")
 
     def close(self) -> None:
         self.db.close()
@@ -115,6 +158,7 @@ class ResultsStore:
             raise describe(self.path, e, doing) from None
 
     # ------------------------------------------------------------------ writing
+    @_guarded
     def start_run(self, command: str, config: dict, versions: dict) -> int:
         with self._writing("record the run in") as db:
             cur = db.execute(
@@ -122,6 +166,7 @@ class ResultsStore:
                 (timestamp(), command, json.dumps(config, default=str), json.dumps(versions)))
         return int(cur.lastrowid)
 
+    @_guarded
     def register_model(self, name: str, *, spec: str, arch: str, weights_hash: str,
                        class_names: list[str], meta: dict | None = None) -> int:
         """Add a model, or return the id of the same one; a name reused for different
@@ -150,6 +195,7 @@ class ResultsStore:
         return (self._model_id(key.model), key.dataset, key.stressor, float(key.severity),
                 key.seed)
 
+    @_guarded
     def write_cell(self, key: CellKey, rows: dict[str, np.ndarray], *, started: str | None = None,
                    images_per_s: float | None = None, attack: dict | None = None) -> int:
         """Insert a finished cell and all its rows in one transaction (replacing a failed one).
@@ -158,6 +204,13 @@ class ResultsStore:
         and ``logits`` (N×C float).
         """
         n = len(rows["idx"])
+        try:
+            expected = parse_dataset_key(key.dataset).n
+        except DatasetKeyError:
+            expected = None
+        if expected is not None and n != expected:
+            raise StoreError(f"cell {key}: {n} rows for the {expected} images its dataset key "
+                             "names; a cell is stored whole or not at all")
         match = self._match(key)
         logits = rows.get("logits")
         top5 = rows.get("top5")
@@ -175,6 +228,7 @@ class ResultsStore:
                 "n_images, started, finished, images_per_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (*match, "done", n, started or timestamp(), timestamp(), images_per_s))
             cid = int(cur.lastrowid)
+            self._drop_orphans(db, cid)
             db.executemany(
                 "INSERT INTO predictions (cell_id, idx, label, pred, conf, p_true, entropy, "
                 f"margin, top5_json, logits) VALUES ({cid},?,?,?,?,?,?,?,?,?)", data)
@@ -187,16 +241,43 @@ class ResultsStore:
                             int(attack["n_clean_correct"])))
         return cid
 
+    @_guarded
     def mark_failed(self, key: CellKey, error: str) -> None:
         """Record a cell that could not be computed (e.g. NaN logits), with its reason."""
         match = self._match(key)
         with self._writing(f"record failed cell {key} in") as db:
             db.execute(f"DELETE FROM cells WHERE {_CELL_MATCH}", match)
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO cells (model_id, dataset, stressor, severity, seed, status, "
                 "started, finished, error) VALUES (?,?,?,?,?,?,?,?,?)",
                 (*match, "failed", timestamp(), timestamp(), error[:2000]))
+            self._drop_orphans(db, int(cur.lastrowid))
 
+    @staticmethod
+    def _drop_orphans(db, cid: int) -> None:
+        # Rows left by a cell deleted by hand (sqlite3's shell does not enforce the foreign
+        # key) would collide with, or join, the new cell that reuses its id.
+        db.execute("DELETE FROM predictions WHERE cell_id=?", (cid,))
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                      "name='attack_stats'").fetchone():
+            db.execute("DELETE FROM attack_stats WHERE cell_id=?", (cid,))
+
+    @_guarded
+    def has_done_cells(self, model: str) -> bool:
+        """Whether ``model`` has at least one finished cell."""
+        return self.db.execute("SELECT 1 FROM cells c JOIN models m ON m.id=c.model_id WHERE "
+                               "m.name=? AND c.status='done' LIMIT 1", (model,)).fetchone() \
+            is not None
+
+    @_guarded
+    def drop_model(self, model: str) -> None:
+        """Remove ``model`` and its cells (an attempt that finished no cell, being replaced)."""
+        mid = self._model_id(model)
+        with self._writing(f"remove model {model!r} from") as db:
+            db.execute("DELETE FROM cells WHERE model_id=?", (mid,))
+            db.execute("DELETE FROM models WHERE id=?", (mid,))
+
+    @_guarded
     def save_temperature(self, model: str, temperature: float | None, fitted_on: str = "",
                          nll_before: float | None = None, nll_after: float | None = None) -> None:
         """Record the temperature of ``model`` (``temperature=None`` removes it)."""
@@ -209,14 +290,18 @@ class ResultsStore:
                            (mid, temperature, fitted_on, nll_before, nll_after))
 
     # ------------------------------------------------------------------ reading
+    @_guarded
     def has_cell(self, key: CellKey) -> bool:
-        """True when the cell is fully stored (status done)."""
+        """True when the cell is fully stored (status done, every image's row present)."""
         row = self.db.execute(
-            "SELECT 1 FROM cells c JOIN models m ON m.id=c.model_id WHERE m.name=? AND "
+            "SELECT c.n_images, (SELECT count(*) FROM predictions p WHERE p.cell_id=c.id) "
+            "FROM cells c JOIN models m ON m.id=c.model_id WHERE m.name=? AND "
             "c.dataset=? AND c.stressor=? AND c.severity=? AND c.seed=? AND c.status='done'",
             (key.model, key.dataset, key.stressor, float(key.severity), key.seed)).fetchone()
-        return row is not None
+        # A cell missing rows (edited by hand) is not done: the evaluation computes it again.
+        return row is not None and row[0] == row[1]
 
+    @_guarded
     def models(self) -> list[dict]:
         out = []
         for mid, name, spec, arch, wh, cn, meta in self.db.execute(
@@ -226,29 +311,34 @@ class ResultsStore:
                         "class_names": json.loads(cn), "meta": json.loads(meta or "{}")})
         return out
 
+    @_guarded
     def class_names(self, model: str) -> list[str]:
         for m in self.models():
             if m["name"] == model:
                 return m["class_names"]
         raise StoreError(f"model {model!r} is not in {self.path}")
 
+    @_guarded
     def runs(self) -> list[dict]:
         """The ``runs`` table, oldest first: id, started, command, config, versions (JSON text)."""
         keys = ("id", "started", "command", "config", "versions")
         return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
             "SELECT id, started, command, config_json, versions_json FROM runs ORDER BY id")]
 
+    @_guarded
     def latest_config(self) -> dict | None:
         """The resolved config of the newest run recorded here (None when there is none)."""
         row = self.db.execute("SELECT config_json FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else json.loads(row[0])
 
+    @_guarded
     def fingerprint(self) -> list:
         """JSON-able; changes whenever a cell is added or replaced or a model is added."""
         cells = self.db.execute("SELECT count(*), max(id), max(finished) FROM cells").fetchone()
         models = self.db.execute("SELECT group_concat(name || weights_hash) FROM models").fetchone()
         return [list(cells), list(models)]
 
+    @_guarded
     def cells(self, model: str | None = None, dataset: str | None = None,
               stressor: str | None = None, status: str | None = "done") -> list[Cell]:
         """Cells matching the filters (None = any), ordered by model, stressor, severity."""
@@ -264,6 +354,7 @@ class ResultsStore:
         q += " ORDER BY m.id, c.dataset, c.stressor, c.severity, c.seed"
         return [Cell(*r) for r in self.db.execute(q, args)]
 
+    @_guarded
     def predictions(self, cell: Cell | int, logits: bool = False) -> dict[str, np.ndarray]:
         """Per-image arrays of one cell, sorted by dataset index: idx, label, pred, conf,
         p_true, entropy, margin (and ``logits`` N×C float32 when asked and stored)."""
@@ -271,6 +362,11 @@ class ResultsStore:
         cols = ", ".join(ROW_FIELDS) + (", logits" if logits else "")
         rows = self.db.execute(f"SELECT {cols} FROM predictions WHERE cell_id=? ORDER BY idx",
                                (cid,)).fetchall()
+        want = self.db.execute("SELECT n_images FROM cells WHERE id=?", (cid,)).fetchone()
+        if want is not None and want[0] is not None and want[0] != len(rows):
+            raise StoreError(f"{self.path}: cell {cid} holds {len(rows)} rows of its "
+                             f"{want[0]} images (edited by hand?); rerun the same evaluation "
+                             "to compute it again")
         out = {}
         for j, f in enumerate(ROW_FIELDS):
             dtype = np.int64 if f in ("idx", "label", "pred") else np.float64
@@ -282,6 +378,7 @@ class ResultsStore:
                              if blobs and all(b is not None for b in blobs) else None)
         return out
 
+    @_guarded
     def attack_stats(self) -> list[dict]:
         """One dict per done attack cell: model, dataset, stressor, severity, seed, loss
         (mean cross-entropy at the adversarial images), success_rate, n_clean_correct."""
@@ -296,12 +393,14 @@ class ResultsStore:
              "ORDER BY m.id, c.stressor, c.severity")
         return [dict(zip(keys, r, strict=True)) for r in self.db.execute(q)]
 
+    @_guarded
     def top5(self, cell: Cell | int) -> np.ndarray:
         cid = cell.id if isinstance(cell, Cell) else int(cell)
         rows = self.db.execute("SELECT top5_json FROM predictions WHERE cell_id=? ORDER BY idx",
                                (cid,)).fetchall()
         return np.asarray([json.loads(r[0]) if r[0] else [] for r in rows])
 
+    @_guarded
     def accuracy_table(self, model: str | None = None) -> list[dict]:
         """One dict per done cell: model, dataset, stressor, severity, seed, n, accuracy,
         mean confidence, mean true-class probability."""
@@ -315,6 +414,7 @@ class ResultsStore:
         rows = self.db.execute(q, (model,) if model else ())
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    @_guarded
     def per_class_accuracy(self) -> list[dict]:
         """Accuracy of every class in every done cell (one pass over the predictions):
         model, dataset, stressor, severity, seed, class (name), n, accuracy."""
@@ -331,6 +431,7 @@ class ResultsStore:
                         "accuracy": float(acc)})
         return out
 
+    @_guarded
     def temperatures(self) -> dict[str, dict]:
         """``{model: {temperature, fitted_on, nll_before, nll_after}}``; {} when never fitted."""
         has = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
