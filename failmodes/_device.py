@@ -22,6 +22,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     except RuntimeError:
         raise DeviceError(f"device {device!r} is not a torch device "
                           "(auto, cpu, cuda, cuda:1)") from None
+    if dev.type not in ("cpu", "cuda"):  # meta computes nothing; mps/xpu are not supported
+        raise DeviceError(f"device {device!r}: failmodes runs on auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device}: CUDA is not available here; use cpu")
     return dev

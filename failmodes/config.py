@@ -106,6 +106,22 @@ class _BoundedLoader(yaml.SafeLoader):
         _check_expanded_size(node)
         return node
 
+    def construct_mapping(self, node, deep=False):
+        # PyYAML keeps the last of two equal keys: a study with two ``seed:`` lines would run
+        # with one of them, silently. Merge keys (``<<: *base``) may be overridden; they
+        # are not compared.
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                line, key = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
+                if key in first:
+                    raise _Refused(f"key {key_node.value!r} appears twice (lines {first[key]} "
+                                   f"and {line}); keep one")
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
 
 def _check_expanded_size(root: yaml.Node) -> None:
     # Memoised per node (aliases are shared nodes), so linear in the file whatever the

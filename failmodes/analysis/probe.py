@@ -26,6 +26,7 @@ import torch
 from .._device import resolve_device
 from ..errors import FailmodesError
 from ..ranges import parse_values
+from ..values import repeats as check_repeats
 from ._figures import new_figure, save, slug
 from .registry import write_result
 from .superclasses import resolve_superclasses
@@ -145,8 +146,7 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     """
     from ..models import Classifier, create_model
     vals = parse_values(values, where="--values")
-    if repeats < 1:
-        raise ProbeError(f"--repeats must be at least 1, got {repeats}")
+    repeats = check_repeats(repeats)
     st = _resolve_stressor(stressor, space)
     for v in vals:
         st.check_value(v)  # fail before any model work, naming the bad value

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import errno
-from pathlib import Path
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
+from typer.models import OptionInfo
 
+from .. import values
 from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
 from ..data import data_help, list_corrupted_specs
 from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, FailmodesError
@@ -72,14 +77,93 @@ def _os_message(e: OSError) -> str:
     return str(e.strerror or e)
 
 
-def parse_out_dir(value) -> Path:
-    # ``--out ""`` is refused rather than read as the current folder.
-    if not str(value).strip():
-        raise typer.BadParameter("is empty; name a folder (e.g. --out runs/x, or . for this one)")
-    return Path(value)
+# ---------------------------------------------------------------------------- option values
+# Every option named in this table, in every command (the generated analysis commands and any
+# command added later included: ``_OneLineErrors.__init__`` sets them), parses through its
+# ``failmodes.values`` check before the command does anything; the study loader checks the
+# keys of the same names with the same functions.
+def _value(check: Callable[[Any, str], Any]) -> Callable[[Any], Any]:
+    # Typer prints "Invalid value for '--seed': <message>", so the message starts at the
+    # value (where="").
+    def parse(text):
+        try:
+            return check(text, "")
+        except values.OptionValueError as e:
+            raise typer.BadParameter(str(e)) from None
+    parse.__name__ = check.__name__
+    return parse
 
 
-app = typer.Typer(cls=_OneLineErrors, help="Stress-test image classifiers and explain how "
+VALUE_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "out": _value(values.out_dir),
+    "seed": _value(values.seed),
+    "device": _value(values.device),
+    "threads": _value(values.threads),
+    "num_classes": _value(values.num_classes),
+    "input_size": _value(values.input_size),
+    "image_size": _value(values.input_size),
+    "mean": _value(values.norm_stats),
+    "std": _value(lambda v, w: values.norm_stats(v, w, std=True)),
+    "arch_arg": _value(values.arch_arg),
+    "stressors": _value(values.name_text),
+    "models": _value(values.name_text),
+    "repeats": _value(values.repeats),
+    "name": _value(values.model_name),
+}
+
+
+def checked_values(command: Callable) -> Callable:
+    """``command`` with every option named in VALUE_PARSERS parsing through it (set on the
+    typer options of its signature); ``app.command()`` applies it to every command."""
+    for param in inspect.signature(command).parameters.values():
+        if isinstance(param.default, OptionInfo) and param.name in VALUE_PARSERS:
+            param.default.parser = VALUE_PARSERS[param.name]
+    return command
+
+
+# The two listings run no torch; every other command takes --threads (README), given here
+# to those that do not pass it on themselves (train and run put it in their config).
+_NO_THREADS = ("models", "stressors")
+
+
+def with_threads(command: Callable) -> Callable:
+    """``command`` with a ``--threads N`` option that sets torch's CPU threads first, unless
+    it has its own ``threads`` parameter or is a listing."""
+    sig = inspect.signature(command)
+    if "threads" in sig.parameters or command.__name__ in _NO_THREADS:
+        return command
+
+    @functools.wraps(command)
+    def run(*args, threads: int | None = None, **kwargs):
+        set_threads(threads)
+        return command(*args, **kwargs)
+    param = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
+                              default=typer.Option(None, "--threads", help=THREADS_HELP))
+    params = list(sig.parameters.values())
+    run.__signature__ = sig.replace(parameters=params + [param])  # type: ignore[attr-defined]
+    run.__annotations__ = {**getattr(command, "__annotations__", {}), "threads": int | None}
+    return run
+
+
+class _App(typer.Typer):
+    # Registering a command is where its options meet the value checks (and --threads): a
+    # command added later, or generated from an options dataclass, cannot skip them.
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda f: register(checked_values(with_threads(f)))
+
+
+parse_out_dir = VALUE_PARSERS["out"]
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads N`` of a command that runs torch itself (train and run pass it on)."""
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+
+app = _App(cls=_OneLineErrors, help="Stress-test image classifiers and explain how "
                   "they fail.", epilog=EPILOG, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 

@@ -22,14 +22,14 @@ def corrupt(
                                "else ImageNet), cifar or imagenet"),
     sheet: bool = typer.Option(True, "--sheet/--no-sheet",
                                help="also write contact_sheet.png: first image, stressors x severities 0..5"),
-    stressors_: str | None = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
+    stressors: str | None = typer.Option(None, "--stressors", help="contact-sheet rows, comma-"
                                              "separated (default: all 19 corruptions)"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Write corrupted copies of an image or folder (and a contact sheet)."""
     from ..stressors.io import corrupt_path
 
-    rows = [s.strip() for s in stressors_.split(",") if s.strip()] if stressors_ else None
+    rows = stressors.split(",") if stressors is not None else None
     res = corrupt_path(path, stressor, severity, out=out, seed=seed, params=params,
                        sheet=sheet, sheet_stressors=rows, device=device)
     for bad, why in res.skipped:
@@ -47,7 +47,8 @@ def probe(
                                                    "[default: the clean top-1]"),
     space: str = typer.Option("auto", help="noise std space: auto, pixel or normalized"),
     seed: int = typer.Option(0, help="stressor seed"),
-    repeats: int = typer.Option(1, help="average probabilities over this many stressor draws"),
+    repeats: int = typer.Option(1, help="average probabilities over this many stressor draws "
+                                "(at most 1000)"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     out: Path = typer.Option(Path("out/probe"), "--out", parser=parse_out_dir, metavar="DIR",
                              help="output folder"),

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import values
 from ..config import ConfigError, from_dict, load_yaml, override
 from ..models import ModelSource
 from ..models.tta import TTA_MODES
@@ -151,15 +152,15 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         raise StudyError(str(e)) from None
     cfg = dataclasses.replace(cfg, data=absolute_data_spec(cfg.data),
                               official=absolute_data_spec(cfg.official) if cfg.official else None)
-    if not _NAME_RE.match(cfg.name):
-        raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+'")
+    if not _NAME_RE.match(cfg.name) or ".." in cfg.name:
+        raise StudyError(f"{where}: name {cfg.name!r} must be letters, digits, '_', '-', '.', '+' "
+                         "(no '..')")
     if not cfg.models:
         raise StudyError(f"{where}: models is empty; list at least one model")
     seen = set()
     for i, m in enumerate(cfg.models):
         key = f"{where}: models[{i}]"
-        if not _NAME_RE.match(m.name):
-            raise StudyError(f"{key}.name {m.name!r} must be letters, digits, '_', '-', '.', '+'")
+        _checked(values.model_name, m.name, f"{key}.name")
         if m.name in seen:
             raise StudyError(f"{key}.name {m.name!r} is used twice; model names must be unique")
         seen.add(m.name)
@@ -170,18 +171,34 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         if m.tta is not None and m.tta not in TTA_MODES:
             raise StudyError(f"{key}.tta {m.tta!r} is not one of: {', '.join(TTA_MODES)} "
                              "(leave it out for the plain forward pass)")
-        for k in ("width", "epochs", "train_subset", "batch_size", "test_subset",
-                  "num_classes", "input_size"):
+        for k in ("width", "epochs", "train_subset", "batch_size", "test_subset"):
             v = getattr(m, k)
             if v is not None and v <= 0:
                 raise StudyError(f"{key}.{k} must be positive, got {v}")
+        # The keys the command line also takes: the same checks as --num-classes, ...
+        for k, check in (("num_classes", values.num_classes), ("input_size", values.input_size)):
+            if getattr(m, k) is not None:
+                _checked(check, getattr(m, k), f"{key}.{k}")
+        for k, stats in (("mean", m.mean), ("std", m.std)):
+            if stats is not None:
+                _checked(lambda v, w, s=k == "std": values.norm_stats(v, w, std=s),
+                         ",".join(map(str, stats)), f"{key}.{k}")
+        for k, v in m.arch_args.items():
+            _checked(lambda v, w, k=k: values.arch_value(str(k), v, w), v, f"{key}.arch_args")
     if cfg.baseline is not None and cfg.baseline not in seen:
         raise StudyError(f"{where}: baseline {cfg.baseline!r} is not one of the models "
                          f"({', '.join(seen)})")
-    for k in ("subset", "val_subset", "batch_size", "threads"):
+    for k in ("subset", "val_subset", "batch_size"):
         v = getattr(cfg, k)
         if v is not None and v <= 0:
             raise StudyError(f"{where}: {k} must be positive, got {v}")
+    cfg = dataclasses.replace(
+        cfg, seed=_checked(values.seed, cfg.seed, f"{where}: seed"),
+        device=_checked(values.device, cfg.device, f"{where}: device"),
+        threads=None if cfg.threads is None else _checked(values.threads, cfg.threads,
+                                                          f"{where}: threads"),
+        image_size=None if cfg.image_size is None else _checked(
+            values.input_size, cfg.image_size, f"{where}: image_size"))
     for s in cfg.severities:
         if not 0 <= s <= 5:
             raise StudyError(f"{where}: severities must lie in [0, 5], got {s}")
@@ -194,9 +211,10 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
         sweep_values(p.values, f"{where}: probes[{i}].values")
     from ..analysis.claims import ClaimError, normalize_claim_keys, parse_claims
     try:
-        parse_claims(cfg.claims, models=seen, where=f"{where}: claims")
+        claims = parse_claims(cfg.claims, models=seen, where=f"{where}: claims")
     except ClaimError as e:
         raise StudyError(str(e)) from None
+    _check_claims_evaluated(cfg, claims, f"{where}: claims")
     cfg = dataclasses.replace(cfg, claims=normalize_claim_keys(cfg.claims))
     from ..analysis import get_analysis
     for name, opts in cfg.analysis_options.items():
@@ -209,6 +227,61 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
             raise StudyError(str(e) if isinstance(e, ConfigError)
                              else f"{where}: analysis_options: {e}") from None
     return cfg
+
+
+def _evaluated(cfg: StudyConfig) -> dict[str, list[float]]:
+    """Each stressor the study evaluates -> its severities or sweep values (an unknown suite
+    counts as none here; ``check_study`` names it)."""
+    from ..stressors import suite
+    out: dict[str, list[float]] = {}
+    for name in cfg.suites:
+        try:
+            out.update({n: list(cfg.severities) for n in suite(name)})
+        except ValueError:
+            pass
+    out.update({n: list(cfg.severities) for n in cfg.stressors})
+    out.update({n: list(v) for n, v in cfg.sweeps.items()})
+    return out
+
+
+def _check_claims_evaluated(cfg: StudyConfig, claims, where: str) -> None:
+    # A claim on a corruption or a severity the study never evaluates could only ever come
+    # out "inconclusive" after hours of work: refuse it at load, naming what is evaluated.
+    evaluated = _evaluated(cfg)
+    for i, c in enumerate(claims):
+        names = _claim_stressors(c)
+        for n in names:
+            if n not in evaluated:
+                raise StudyError(f"{where}[{i}]: {n!r} is not evaluated by this study "
+                                 f"(it evaluates {', '.join(sorted(evaluated)) or 'nothing'}); "
+                                 "add it to stressors or drop the claim")
+        sev = c.params.get("severity")
+        if sev is None or sev == 0:
+            continue
+        levels = (evaluated[c.subject] if c.kind == "drop"
+                  else sorted({v for n, v_ in evaluated.items() if n not in cfg.sweeps
+                               for v in v_}))
+        if sev not in levels:
+            raise StudyError(f"{where}[{i}]: severity {sev:g} is not evaluated (the study "
+                             f"evaluates {', '.join(f'{v:g}' for v in levels) or 'none'}); "
+                             "add it to severities or change the claim")
+
+
+def _claim_stressors(c) -> list[str]:
+    if c.kind in ("drop", "regime"):
+        return [c.subject]
+    if c.kind in ("harder", "graceful"):
+        return [*c.subject, *c.params.get("than", ())]
+    if c.kind == "more_robust" and c.params["on"] != "all":
+        return list(c.params["on"])
+    return []
+
+
+def _checked(check, value, where: str):
+    try:
+        return check(value, where)
+    except values.OptionValueError as e:
+        raise StudyError(str(e)) from None
 
 
 def absolute_data_spec(spec: str) -> str:

@@ -193,6 +193,10 @@ def failures(run_dir: Path, out_dir: Path, *, confidence_threshold: float = CONF
     with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         models = [m["name"] for m in store.models()]
         for model in models:
+            if not store.cells(model=model):  # every cell failed: the others still get theirs
+                res.notes.append(f"{model}: no stored cells (each of its cells failed or none "
+                                 "ran yet), so it is left out of this analysis")
+                continue
             names = store.class_names(model)
             smap = resolve_superclasses(superclasses, names)
             out = _model_failures(store, model, names, smap, confidence_threshold, max_cases, top_k_pairs)
