@@ -502,6 +502,8 @@ def part_quick_study(ck: Check) -> dict:
               "steps": {k: {f: v.get(f) for f in ("status", "seconds", "cpu_s")}
                         for k, v in steps.items()},
               "step_s_total": round(sum(v.get("seconds") or 0 for v in steps.values()), 1),
+              # Not a step of study_state.json: start-up, the study check, the report.
+              "other_s": round(wall - sum(v.get("seconds") or 0 for v in steps.values()), 1),
               "report": (out_dir / "report.html").exists()}
     if code != 0:  # 1: some step failed (listed in steps) or the run crashed (the tail)
         failed = [k for k, v in steps.items() if v.get("status") not in ("ok", None)]

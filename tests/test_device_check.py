@@ -67,3 +67,4 @@ def test_device_check_smoke(tmp_path):
     assert set(study["steps"]) == {"train:cnn", "evaluate", "analysis:metrics"}, study["steps"]
     assert all(v["status"] == "ok" for v in study["steps"].values()), study["steps"]
     assert study["step_s_total"] <= study["wall_s"]
+    assert abs(study["step_s_total"] + study["other_s"] - study["wall_s"]) <= 0.2
