@@ -541,3 +541,29 @@ def test_registered_analysis_finds_the_planted_slice(planted_run, tmp_path):
     assert row["n_right_clean"] == ok.sum()
     assert row["broken_by_2"] == pytest.approx(np.mean(brk[ok] <= 2))
     assert row["never_broken"] == pytest.approx(np.mean(np.isinf(brk[ok])))
+
+
+def test_explorer_breaks_column_matches_the_store(planted_run):
+    """The explorer embeds each image's breaking point per model and stressor: decoded, it
+    equals breaking_points over the store's cells read the slow way."""
+    import base64
+
+    from failmodes.report.explorer import build_explorer_data
+    from failmodes.store import ResultsStore
+    p = build_explorer_data(planted_run, thumb_budget=2 ** 16).payload
+    b = p["breaks"]
+    codes = np.frombuffer(base64.b64decode(b["codes"]), dtype=b["dtype"]).reshape(
+        len(p["models"]), len(p["stressors"]), p["n"])
+    names = [s["name"] for s in p["stressors"]]
+    si = names.index("fog")
+    vals = b["values"][0][si]
+    top = np.iinfo(b["dtype"]).max
+    got = np.array([np.nan if c == top else np.inf if c == top - 1 else vals[c]
+                    for c in codes[0, si]])
+    with ResultsStore(planted_run / "results.sqlite", readonly=True) as st:
+        m = correctness_matrix(st, "tiny", st.cells()[0].dataset, "fog")
+    want = breaking_points(m.severities, m.correct, m.clean_correct)
+    assert vals == [1.0, 2.0, 3.0]
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+    assert (codes[0, names.index("clean")] == top).all()

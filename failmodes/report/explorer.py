@@ -10,6 +10,11 @@ browser; nothing is fetched. Layout of ``ExplorerData.payload`` (JSON):
 - ``pred``: Uint16[cells × n] (cell-major; ``MISSING`` where a cell lacks the image),
   ``conf``: Float32[cells × n] max probability (the store's value, float32-rounded);
 - ``clean``: model index -> cell index of its clean cell (the "flipped" reference);
+- ``breaks``: each image's breaking point (``analysis.slices.breaking_points``: the lowest
+  severity > 0 where it is wrong while right when clean; lowest seed) per model and
+  stressor: ``{values: [model][stressor] -> sorted severities, dtype, codes:
+  Uint8|Uint16[models × stressors × n]}``, code k = ``values[m][s][k]``, ``NEVER`` (max − 1)
+  = right at every severity, ``NONE`` (max) = wrong when clean, no cell or no value;
 - ``thumbs``: ``{size, k, sprites: {stressor: {cols, values}}}``; image position ``p < k``
   has a thumbnail at column ``p % cols``, row ``values.index(v) * rows + p // cols``;
 - ``cams``: the CAM overlays the cam analysis saved (``_cams.py``), or absent:
@@ -51,6 +56,7 @@ class ExplorerData:
         """Bytes embedded in the page: rows (base64 arrays) and images (data URIs)."""
         rows = sum(len(v) for k, v in self.payload.items() if k in ("idx", "label", "pred",
                                                                       "conf"))
+        rows += len((self.payload.get("breaks") or {}).get("codes", ""))
         cams = len((self.payload.get("cams") or {}).get("maps", ""))
         return {"rows": rows, "images": sum(len(s) for s in self.sprites.values()),
                 "cams": cams}
@@ -106,7 +112,44 @@ def pack_rows(cells: list[dict], rows: dict[int, dict], classes: list[str],
             "n": len(idx), "cells": cell_list, "clean": clean,
             "idx": _b64(idx.astype(np.int32)), "label": _b64(label.astype(np.uint16)),
             "pred": _b64(pred.ravel()), "conf": _b64(conf.ravel()),
-            "_idx": idx}
+            "breaks": pack_breaks(cells, pred, label, models, order), "_idx": idx}
+
+
+def pack_breaks(cells: list[dict], pred: np.ndarray, label: np.ndarray, models: list[str],
+                stressors: list[str]) -> dict:
+    """Every image's breaking point per model and stressor, as codes into each pair's sorted
+    severities (see the module docstring); an image missing from a cell counts as right."""
+    from ..analysis.slices import breaking_points
+    n = len(label)
+    values: list[list[list[float]]] = [[[] for _ in stressors] for _ in models]
+    found: dict[tuple[int, int], np.ndarray] = {}
+    for mi, m in enumerate(models):
+        mine = [(j, c) for j, c in enumerate(cells) if c["model"] == m]
+        ref = next((j for j, c in mine if c["stressor"] == CLEAN), None)
+        if ref is None:
+            continue
+        clean_ok = pred[ref] == label
+        for si, s in enumerate(stressors):
+            cs = [(j, c) for j, c in mine if c["stressor"] == s and c["severity"] > 0]
+            if s == CLEAN or not cs:
+                continue
+            seed = min(c["seed"] for _, c in cs)
+            cs = sorted(((j, c) for j, c in cs if c["seed"] == seed),
+                        key=lambda t: t[1]["severity"])
+            sev = [c["severity"] for _, c in cs]
+            ok = np.stack([(pred[j] == label) | (pred[j] == MISSING) for j, _ in cs])
+            values[mi][si] = sev
+            found[mi, si] = breaking_points(sev, ok, clean_ok)
+    longest = max((len(v) for per in values for v in per), default=0)
+    dtype = np.uint8 if longest < 254 else np.uint16
+    top = np.iinfo(dtype).max                      # NONE; top - 1 is NEVER
+    codes = np.full((len(models), len(stressors), n), top, dtype)
+    for (mi, si), brk in found.items():
+        sev = np.asarray(values[mi][si])
+        at = np.searchsorted(sev, np.where(np.isfinite(brk), brk, 0))
+        codes[mi, si] = np.where(np.isnan(brk), top, np.where(np.isinf(brk), top - 1, at))
+    return {"values": values, "dtype": "uint8" if dtype == np.uint8 else "uint16",
+            "codes": _b64(codes.ravel())}
 
 
 def _family_rank(f: str) -> int:

@@ -21,9 +21,9 @@ def plot_strips(out_dir: Path, model: str, strips: list[dict]) -> dict:
                 ax.imshow(np.asarray(s["images"][j]), interpolation="nearest")
                 ax.set_title(s["captions"][j], fontsize=6)
             if j == 0:
-                ax.text(0, -0.42, textwrap.shorten(s["title"], 170), transform=ax.transAxes,
+                ax.text(0, 1.3, textwrap.shorten(s["title"], 170), transform=ax.transAxes,
                         fontsize=7, ha="left", va="bottom", wrap=False)
-    fig.subplots_adjust(hspace=0.9, wspace=0.08, top=0.93)
+    fig.subplots_adjust(hspace=0.75, wspace=0.08, top=1 - 0.5 / len(strips) / 1.95)
     caption = (f"{model}: the most typical wrong images of each highlighted slice (nearest "
                "the slice's centre in attribute or feature space), as the model saw them; "
                "true → predicted under each")

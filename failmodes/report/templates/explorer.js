@@ -18,6 +18,9 @@
   var pred = decode(D.pred, Uint16Array), conf = decode(D.conf, Float32Array);
   var cells = D.cells, S = D.stressors, thumbs = D.thumbs || null;
   var cams = D.cams || null, camMaps = cams ? decode(cams.maps, Uint8Array) : null;
+  var B = D.breaks || null;   // breaking points: codes into B.values[model][stressor]
+  var bcodes = B ? decode(B.codes, B.dtype === 'uint16' ? Uint16Array : Uint8Array) : null;
+  var BNONE = B ? (B.dtype === 'uint16' ? 65535 : 255) : 0, BNEVER = BNONE - 1;
   var camAt = {};   // image position -> slot in the CAM sample
   if (cams) { cams.pos.forEach(function (p, k) { if (p >= 0) { camAt[p] = k; } }); }
 
@@ -41,7 +44,7 @@
   var f = {model: $('fm-f-model'), family: $('fm-f-family'), stressor: $('fm-f-stressor'),
            severity: $('fm-f-severity'), truth: $('fm-f-true'), pred: $('fm-f-pred'),
            outcome: $('fm-f-outcome'), cmin: $('fm-f-cmin'), cmax: $('fm-f-cmax'),
-           sort: $('fm-sort')};
+           bmax: $('fm-f-bmax'), sort: $('fm-sort')};
   D.models.forEach(function (m, i) { option(f.model, i, m); });
   var families = [];
   S.forEach(function (s) { if (families.indexOf(s.family) < 0) { families.push(s.family); } });
@@ -77,6 +80,14 @@
   // ------------------------------------------------------------------ filtering
   var matches = new Int32Array(0), shown = 0;
   function cleanCell(m) { var c = D.clean[String(m)]; return c === undefined ? -1 : c; }
+  // The severity at which image i first breaks under stressor s for model m: a number,
+  // Infinity (never within the sweep) or null (wrong when clean, or no such cells).
+  function breakAt(m, s, i) {
+    if (!B) { return null; }
+    var k = bcodes[(m * S.length + s) * N + i];
+    if (k === BNONE) { return null; }
+    return k === BNEVER ? Infinity : B.values[m][s][k];
+  }
 
   function apply() {
     var m = f.model.value, sev = f.severity.value, t = f.truth.value, p = f.pred.value;
@@ -84,6 +95,7 @@
     if (isNaN(lo)) { lo = 0; }
     if (isNaN(hi)) { hi = 1; }
     var tv = t === 'all' ? -1 : +t, pv = p === 'all' ? -1 : +p;
+    var bmax = f.bmax ? parseFloat(f.bmax.value) : NaN;
     var buf = [];
     for (var c = 0; c < cells.length; c++) {
       var cell = cells[c];
@@ -102,6 +114,10 @@
         if (out === 'wrong' && q === y) { continue; }
         if (out === 'right' && q !== y) { continue; }
         if (out === 'flipped' && !(q !== y && ref >= 0 && pred[rbase + i] === y)) { continue; }
+        if (!isNaN(bmax)) {
+          var ba = breakAt(cell[0], cell[1], i);
+          if (ba === null || !(ba <= bmax)) { continue; }
+        }
         buf.push(base + i);
       }
     }
@@ -126,11 +142,17 @@
     var c = (r / N) | 0, i = r % N, ref = cleanCell(cells[c][0]);
     return pred[r] !== label[i] && ref >= 0 && pred[ref * N + i] === label[i];
   }
+  function breakKey(r) {   // earliest first; never after any severity; none last
+    var c = (r / N) | 0, b = breakAt(cells[c][0], cells[c][1], r % N);
+    return b === null ? Number.MAX_VALUE : (b === Infinity ? Number.MAX_VALUE / 2 : b);
+  }
   function sortMatches() {
     var how = f.sort.value, a = Array.prototype.slice.call(matches);
     if (how === 'conf-desc') { a.sort(function (x, y) { return conf[y] - conf[x] || x - y; }); }
     else if (how === 'conf-asc') { a.sort(function (x, y) { return conf[x] - conf[y] || x - y; }); }
-    else if (how === 'flipped') {
+    else if (how === 'breaks') {
+      a.sort(function (x, y) { return (breakKey(x) - breakKey(y)) || (x - y); });
+    } else if (how === 'flipped') {
       a.sort(function (x, y) {
         return (flipped(y) - flipped(x)) || (conf[y] - conf[x]) || (x - y);
       });
@@ -231,6 +253,10 @@
     row(s.name === 'clean' ? 'predicted' : 'stressed →', D.classes[q] + (q === y ? ' ✓' : ' ✗'),
         q === y ? 'ok' : 'bad');
     row('confidence', conf[r].toFixed(3));
+    if (s.name !== 'clean' && B) {
+      var ba = breakAt(cell[0], cell[1], i);
+      row('breaks at', ba === null ? '—' : (ba === Infinity ? 'never' : fmtSev(ba)));
+    }
     row('model', D.models[cell[0]]);
     box.appendChild(dl);
     if (flipped(r)) { box.appendChild(el('span', 'fm-flag', 'flipped right → wrong')); }
@@ -248,13 +274,14 @@
   [f.model, f.severity, f.truth, f.pred, f.outcome, f.sort].forEach(function (e) {
     e.addEventListener('change', apply);
   });
-  [f.cmin, f.cmax].forEach(function (e) { e.addEventListener('input', apply); });
+  [f.cmin, f.cmax, f.bmax].forEach(function (e) { if (e) { e.addEventListener('input', apply); } });
   $('fm-more').addEventListener('click', more);
   $('fm-reset').addEventListener('click', function () {
     ['model', 'family', 'stressor', 'severity', 'truth', 'pred'].forEach(function (k) {
       f[k].value = 'all';
     });
     f.outcome.value = 'wrong'; f.cmin.value = '0'; f.cmax.value = '1'; f.sort.value = 'conf-desc';
+    if (f.bmax) { f.bmax.value = ''; }
     fillStressors(); apply();
   });
   fillStressors();
