@@ -145,8 +145,7 @@ def pack_breaks(cells: list[dict], pred: np.ndarray, label: np.ndarray, models: 
     top = np.iinfo(dtype).max                      # NONE; top - 1 is NEVER
     codes = np.full((len(models), len(stressors), n), top, dtype)
     for (mi, si), brk in found.items():
-        sev = np.asarray(values[mi][si])
-        at = np.searchsorted(sev, np.where(np.isfinite(brk), brk, 0))
+        at = np.searchsorted(np.asarray(values[mi][si]), np.where(np.isfinite(brk), brk, 0))
         codes[mi, si] = np.where(np.isnan(brk), top, np.where(np.isinf(brk), top - 1, at))
     return {"values": values, "dtype": "uint8" if dtype == np.uint8 else "uint16",
             "codes": _b64(codes.ravel())}
