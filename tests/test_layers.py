@@ -29,6 +29,9 @@ RULES = [
      "analyses read the store and never train"),
     ("failmodes.report", ("failmodes.evaluate", "failmodes.train"),
      "the report renders results and never runs a model"),
+    ("failmodes.estimate", ("failmodes.evaluate", "failmodes.report", "failmodes.study",
+                            "failmodes.train"),
+     "label-free estimation works on a model and tensors; runs are opened above it"),
 ]
 
 
