@@ -28,8 +28,9 @@ from .specs import DataSpec, register_data_spec
 log = logging.getLogger("failmodes.data")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "cache_dir", "image_files", "load_files",
-           "load_image", "load_imagefolder", "report_skipped", "split_root"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "cache_dir", "display_name", "folder_files",
+           "image_files", "load_files", "load_image", "load_imagefolder", "report_skipped",
+           "split_root"]
 
 
 def split_root(root: Path, split: str) -> Path:
@@ -52,22 +53,54 @@ def _subdirs(root: Path) -> list[Path]:
 
 
 def image_files(folder: Path) -> list[os.DirEntry]:
-    """The image files directly in ``folder`` (by extension), sorted by name."""
+    """The image files directly in ``folder`` (by extension), sorted by name. An entry that
+    cannot be followed (a symlink loop, a link into a folder without permission) is left
+    out with a warning naming it; the rest of the folder loads."""
+    found, unreadable = [], []
     with os.scandir(folder) as it:
-        return sorted((e for e in it if e.is_file()
-                       and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS),
-                      key=lambda e: e.name)
+        for e in it:
+            if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                if e.is_file():
+                    found.append(e)
+            except OSError as err:   # ELOOP: a.png -> b.png -> a.png
+                unreadable.append(f"{display_name(e.name)} ({err.strerror or err})")
+    if unreadable:
+        log.warning("skipped %d entr%s under %s that cannot be followed: %s", len(unreadable),
+                    "y" if len(unreadable) == 1 else "ies", display_name(str(folder)),
+                    "; ".join(unreadable[:3]))
+    return sorted(found, key=lambda e: e.name)
+
+
+def display_name(name: str) -> str:
+    r"""A file or folder name as text that is always valid UTF-8: the bytes of a name that
+    is not UTF-8 on disk (which Python holds as surrogate escapes) show as ``\xNN``, so the
+    folder ``b"caf\xe9"`` becomes the class ``caf\xe9`` (eight characters). Stable: the
+    same bytes give the same text, so a class keeps its name in the store, the JSON and
+    the report on every run. A UTF-8 name comes back as it is.
+
+    >>> display_name("café")
+    'café'
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    classes = [d.name for d in _subdirs(root)]
+    folders = [d.name for d in _subdirs(root)]
+    # Class names are text the store, the JSON and the report keep (UTF-8); the folders keep
+    # their names on disk.
+    classes = [display_name(c) for c in folders]
+    if len(set(classes)) != len(classes):
+        raise DataError(f"{root}: two class folders have the same name once shown as text; "
+                        "rename one")
     if not classes:
         raise DataError(f"{root} has no class folders (expected {root}/<class>/*.jpg)")
     files, empty = [], []
-    for label, cls in enumerate(classes):
+    for label, cls in enumerate(folders):
         entries = image_files(root / cls)
         if not entries:
-            empty.append(cls)
+            empty.append(classes[label])
         files += [(Path(e.path), label) for e in entries]
     if not files:
         raise DataError(f"{root} has class folders but no images "
@@ -85,18 +118,31 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def load_imagefolder(root: str | Path, split: str = "test", image_size: int | None = None,
-                     name: str | None = None, use_cache: bool = True) -> Dataset:
+                     name: str | None = None, use_cache: bool = True,
+                     subset: int | None = None) -> Dataset:
     """Load ``ROOT/<split>/<class>/*`` (or ``ROOT/<class>/*``) as a Dataset.
 
-    Unreadable files are left out (their messages in ``.skipped``, logged on each load).
-    Mixed image sizes need ``image_size`` (square resize, bilinear).
+    Image *i* is the *i*-th file of the class folders in sorted order, each folder's files
+    sorted by name (``folder_files`` lists them). Unreadable files are left out (their
+    messages in ``.skipped``, logged on each load). Mixed image sizes need ``image_size``
+    (square resize, bilinear). ``subset``: decode only the images ``Dataset.subset(subset)``
+    keeps, picked from the file list.
     """
     image_size = check_image_size(image_size)
     root = Path(root).expanduser().resolve()
     folder = split_root(root, split)
     classes, files = _listing(folder)
     return load_files(files, classes, name=name or root.name, split=split, where=folder,
-                      image_size=image_size, use_cache=use_cache)
+                      image_size=image_size, use_cache=use_cache, subset=subset)
+
+
+def folder_files(root: str | Path, split: str = "test") -> list[str]:
+    """The file of each image of ``load_imagefolder(root, split)``, in index order, as
+    ``class/file`` text (``display_name``: valid UTF-8 whatever the names on disk); no
+    image is decoded. With unreadable files left out of a load, its indices skip them."""
+    folder = split_root(Path(root).expanduser().resolve(), split)
+    classes, files = _listing(folder)
+    return [f"{classes[label]}/{display_name(p.name)}" for p, label in files]
 
 
 def load_files(files: Sequence[tuple[Path, int]], classes: list[str], *, name: str,
@@ -195,10 +241,12 @@ class ImageFolder(DataSpec):
             return spec
         return str(Path(spec).expanduser().resolve())
 
+    decodes_subset = True
+
     def load(self, arg: str, split: str, *, image_size: int | None = None,
-             download: bool = True) -> Dataset:
+             download: bool = True, subset: int | None = None) -> Dataset:
         """The folder; a CIFAR-10 tree (its 10 class names) keeps CIFAR-10's name and stats."""
-        ds = load_imagefolder(arg, split, image_size)
+        ds = load_imagefolder(arg, split, image_size, subset=subset)
         if sorted(ds.classes) == sorted(CIFAR10_CLASSES):
             ds.name, ds.mean, ds.std = "cifar10", CIFAR10_MEAN, CIFAR10_STD
         return ds

@@ -151,9 +151,19 @@ def _columns(ds, name: str, opts: dict[str, str]) -> tuple[str, str, list[str]]:
     image_col = opts.get("image") or _one(images, "image", "an Image feature", name, feats)
     label_col = opts.get("label") or _one(labels, "label", "a ClassLabel feature", name, feats)
     f = feats[label_col]
+    if label_col == image_col:
+        raise DataError(f"hf:{name}: {label_col!r} is the image column; name a class label "
+                        f"column: ?label=COLUMN (columns: {', '.join(feats)})")
     if isinstance(f, datasets.ClassLabel):
         classes = list(f.names)
     else:
+        # Checked on the feature before any value is read: a column of images or text as
+        # "labels" would otherwise be decoded whole first.
+        if not (isinstance(f, datasets.Value) and f.dtype.startswith(("int", "uint"))):
+            kind = type(f).__name__ + (f"({f.dtype})" if isinstance(f, datasets.Value) else "")
+            raise DataError(f"hf:{name}: label column {label_col!r} holds {kind}, not class "
+                            "labels; name a ClassLabel or integer column: ?label=COLUMN "
+                            f"(columns: {', '.join(feats)})")
         values = np.asarray(ds[label_col])
         if values.dtype.kind not in "iu":
             raise DataError(f"hf:{name}: label column {label_col!r} is not integer class ids")

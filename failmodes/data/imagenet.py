@@ -50,8 +50,9 @@ def wnid_index() -> dict[str, int]:
 
 
 def load_imagenet(path: str | Path, split: str = "test", image_size: int | None = None,
-                  use_cache: bool = True) -> Dataset:
-    """An ImageNet folder (see the module docstring) as a 1000-class Dataset."""
+                  use_cache: bool = True, subset: int | None = None) -> Dataset:
+    """An ImageNet folder (see the module docstring) as a 1000-class Dataset; ``subset``
+    decodes only the images ``Dataset.subset(subset)`` keeps."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"ImageNet folder {root} not found; put the validation set there as "
@@ -60,7 +61,8 @@ def load_imagenet(path: str | Path, split: str = "test", image_size: int | None 
     files = _wnid_tree(folder) or _flat_with_labels(folder)
     return load_files(files, imagenet_class_names(), name="imagenet", split=split,
                       where=folder, image_size=image_size or IMAGENET_SIZE, resize="crop",
-                      use_cache=use_cache, stats=(IMAGENET_MEAN, IMAGENET_STD))
+                      use_cache=use_cache, stats=(IMAGENET_MEAN, IMAGENET_STD),
+                      subset=subset)
 
 
 def load_imagenet_c(path: str | Path, corruption: str, severity: int = 5,
@@ -205,9 +207,11 @@ class ImageNet(DataSpec):
     needs_arg = True
     folder_arg = True
 
+    decodes_subset = True
+
     def load(self, arg: str, split: str, *, image_size: int | None = None,
-             download: bool = True) -> Dataset:
-        return load_imagenet(arg, split, image_size)
+             download: bool = True, subset: int | None = None) -> Dataset:
+        return load_imagenet(arg, split, image_size, subset=subset)
 
 
 @register_data_spec

@@ -97,6 +97,18 @@ def _out_name(src: Path, root: Path, stressor: str, severity: float) -> Path:
     return rel.with_name(f"{rel.stem}_{stressor}-{severity:g}.png")
 
 
+def _check_out_apart(root: Path, out: Path) -> None:
+    # Corrupted copies written into the input folder would be read as data by the next run
+    # (and by an evaluation of that folder): the output must lie outside it.
+    if not root.is_dir():
+        return
+    folder, target = root.expanduser().resolve(), out.expanduser().resolve()
+    if target == folder or folder in target.parents:
+        raise ImageInputError(f"--out {out} is {'the' if target == folder else 'inside the'} "
+                              f"input folder {root}; corrupted copies would mix with the "
+                              "originals: write them elsewhere")
+
+
 def corrupt_path(path: str | Path, stressor: str | None, severity: float = 3.0, *,
                  out: str | Path, seed: int = 0, params: str = "auto", sheet: bool = True,
                  sheet_stressors: Sequence[str] | None = None,
@@ -117,8 +129,9 @@ def corrupt_path(path: str | Path, stressor: str | None, severity: float = 3.0, 
     for name in rows:
         get_stressor(name)
     root = Path(path)
-    files = find_images(root)
     out = Path(out)
+    _check_out_apart(root, out)
+    files = find_images(root)
     dev = resolve_device(device)
     res = CorruptResult()
 
