@@ -38,3 +38,15 @@ FAMILY_ORDER = ("noise", "blur", "weather", "digital", "sweep", "adversarial")
 
 # Largest number of values a range "start:stop:step" may expand to (CLI and study files).
 MAX_RANGE_VALUES = 10_000
+
+# Regimes (analysis/curves/regimes.py). A knee names a collapse or a plateau only when the
+# steep side loses at least this many points of accuracy (fitted, from the knee to the end
+# or from clean to the knee): a 6-point fall after severity 3 is not a "collapse".
+REGIME_MIN_LOSS_POINTS = 10.0
+# The label's uncertainty: the curve is refitted on this many paired resamples of its test
+# images (the same resampled images at every severity), with this seed.
+REGIME_RESAMPLES = 200
+REGIME_RESAMPLE_SEED = 0
+# A regime claim is supported when its label wins in at least this share of the resamples,
+# contradicted when it wins in at most 1 − this share, else inconclusive.
+REGIME_DECISIVE_SHARE = 0.95

@@ -153,3 +153,31 @@ def test_confidence_rising_under_shift_is_noted(tmp_path, families):
     res = curves(tmp_path, tmp_path / "out")
     note = next(n for n in res.notes if "confidence rises" in n)
     assert "gaussian_noise" in note and "snow" not in note
+
+
+def test_seeds_on_the_same_images_do_not_shrink_the_sampling_floor(tmp_path, families):
+    # Three stressor seeds on the same 500 images are 500 images, not 1500: the regime fit
+    # (its BIC, which carries the binomial floor) equals the one-seed fit of the same curve.
+    cv = {"fog": {1.0: 0.9, 2.0: 0.9, 3.0: 0.88, 4.0: 0.70, 5.0: 0.52}}
+    one = write_store(tmp_path / "one.sqlite", cv, n=500, seeds=(0,))
+    three = write_store(tmp_path / "three.sqlite", cv, n=500, seeds=(0, 1, 2))
+    p1, p3 = curve_points(one), curve_points(three)
+    one.close()
+    three.close()
+    assert [p["n_images"] for p in p3] == [500] * 6 and [p["n"] for p in p3] == [1500] * 6
+    r1, _ = fit_regime([p for p in p1 if p["stressor"] == "fog"])
+    r3, _ = fit_regime([p for p in p3 if p["stressor"] == "fog"])
+    assert {s: f.bic for s, f in r3.fits.items()} == pytest.approx(
+        {s: f.bic for s, f in r1.fits.items()})
+
+
+def test_regimes_table_reports_each_labels_share_of_resamples(run_dir, tmp_path):
+    res = curves(run_dir, tmp_path / "out")
+    fog = next(r for r in res.tables["regimes"] if r["stressor"] == "fog")
+    # A 44-point collapse on 2000 images: every paired resample reads a collapse.
+    assert fog["share_threshold_collapse"] == 1.0 and fog["share_linear"] == 0.0
+    assert fog["label_shares"] == "threshold-collapse 100 %"
+    assert fog["confidence"] == "100 % of resamples"
+    assert fog["n_resamples"] == 200 and fog["n_images"] == 2000
+    for r in res.tables["regimes"]:
+        assert sum(r[k] for k in r if k.startswith("share_")) == pytest.approx(1.0)

@@ -4,7 +4,13 @@ probability vs severity for every stressor and model, the regime of each accurac
 and the headline the report leads with.
 
 Drops are in percentage points of accuracy, relative to the model's clean cell (severity
-0 of every curve). Cells of several seeds at one severity are pooled (image-weighted).
+0 of every curve). Cells of several seeds at one severity are pooled (image-weighted); they
+are the same test images, so ``n_images`` (the sampling floor of the regime fit and the
+resampling unit) counts each image once, while ``n`` counts image × seed predictions.
+Each regime carries ``label_shares``: the labels of the curve refitted on
+``REGIME_RESAMPLES`` paired resamples of its test images (``regimes.label_shares``), and
+``confidence`` reads the fitted label's share ("67 % of resamples"); the BIC reading of
+the fit is kept as ``bic_confidence``.
 Sweeps that run both ways from their identity (rotation −180…180) are folded onto
 |value − identity| for the regime fit; their plotted curves stay unfolded.
 
@@ -20,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...constants import REGIME_MIN_LOSS_POINTS, REGIME_RESAMPLE_SEED, REGIME_RESAMPLES
 from ...store import (
     CLEAN,
     MAIN,
@@ -42,6 +49,7 @@ from .regimes import (
     UNDETERMINED,
     Regime,
     classify_regime,
+    label_shares,
 )
 
 
@@ -67,7 +75,8 @@ def clean_cell_for(clean: dict, model: str, dataset: str):
 
 
 def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
-    """One row per (model, dataset, stressor, severity) with seeds pooled: n, n_seeds,
+    """One row per (model, dataset, stressor, severity) with seeds pooled: n (predictions,
+    images × seeds), n_images (distinct images: seeds of a cell share them), n_seeds,
     accuracy, mean_conf, mean_p_true (fractions), family, and ``clean_accuracy``. The
     model's clean cell is added to every curve at the stressor's identity value unless the
     store holds that severity itself (official CIFAR-10-C curves borrow the main dataset's
@@ -75,9 +84,11 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
     pooled: dict[tuple, dict] = {}
     for r in store.accuracy_table(model):
         key = (r["model"], r["dataset"], r["stressor"], float(r["severity"]))
-        p = pooled.setdefault(key, {"n": 0, "n_seeds": 0, "acc": 0.0, "conf": 0.0, "pt": 0.0})
+        p = pooled.setdefault(key, {"n": 0, "n_seeds": 0, "acc": 0.0, "conf": 0.0, "pt": 0.0,
+                                    "n_images": 0})
         n = int(r["n"])
         p["n"] += n
+        p["n_images"] = max(p["n_images"], n)
         p["n_seeds"] += 1
         p["acc"] += r["accuracy"] * n
         p["conf"] += r["mean_conf"] * n
@@ -95,7 +106,8 @@ def curve_points(store: ResultsStore, model: str | None = None) -> list[dict]:
         for sev in sorted(pts):
             p = pts[sev]
             rows.append({"model": m, "dataset": d, "stressor": s, "family": family,
-                         "severity": sev, "n": p["n"], "n_seeds": p["n_seeds"],
+                         "severity": sev, "n": p["n"], "n_images": p["n_images"],
+                         "n_seeds": p["n_seeds"],
                          "accuracy": p["acc"] / p["n"], "mean_conf": p["conf"] / p["n"],
                          "mean_p_true": p["pt"] / p["n"],
                          "clean_accuracy": c["acc"] / c["n"] if c else None})
@@ -112,30 +124,88 @@ def fit_regime(points: list[dict]) -> tuple[Regime | None, bool]:
     """The regime of one curve's points (rows of ``curve_points``) and whether the axis
     was folded (a sweep with values on both sides of its identity); None with a single
     severity (no curve at all). The regime's axis is the distance from the identity value
-    (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``)."""
-    identity = stressor_info(points[0]["stressor"]).identity
-    sev = np.array([p["severity"] for p in points])
-    folded = bool(np.any(sev < identity) and np.any(sev > identity))
-    x = np.abs(sev - identity)
-    acc = np.array([p["accuracy"] for p in points])
-    n = np.array([p["n"] for p in points], dtype=np.float64)
-    if folded:  # pool the two sides of each |value| (image-weighted)
-        ux = np.unique(x)
-        acc = np.array([np.sum(acc[x == u] * n[x == u]) / np.sum(n[x == u]) for u in ux])
-        n = np.array([np.sum(n[x == u]) for u in ux])
-        x = ux
+    (the severity for corruptions; e.g. 101 − quality for ``jpeg_quality``). The sampling
+    floor uses the distinct images behind each point (``n_images``), not image × seed."""
+    x, acc, n, _groups, folded = _regime_axis(points)
     if len(np.unique(x)) < 2:
         return None, folded
     return classify_regime(x, acc, n), folded
 
 
+def _regime_axis(points: list[dict]):
+    """(x, accuracy, n_images, source-point indices per x, folded) of one curve."""
+    identity = stressor_info(points[0]["stressor"]).identity
+    sev = np.array([p["severity"] for p in points])
+    folded = bool(np.any(sev < identity) and np.any(sev > identity))
+    x = np.abs(sev - identity)
+    acc = np.array([p["accuracy"] for p in points])
+    n = np.array([p.get("n_images", p["n"]) for p in points], dtype=np.float64)
+    groups = [[i] for i in range(len(points))]
+    if folded:  # pool the two sides of each |value| (image-weighted)
+        ux = np.unique(x)
+        groups = [list(np.flatnonzero(x == u)) for u in ux]
+        acc = np.array([np.sum(acc[g] * n[g]) / np.sum(n[g]) for g in groups])
+        n = np.array([np.max(n[g]) for g in groups])
+        x = ux
+    return x, acc, n, groups, folded
+
+
+class PerImage:
+    """Per-image correctness of every done cell of a store, seeds averaged per image:
+    ``(model, dataset, stressor, severity) -> (idx, mean correctness)``."""
+
+    def __init__(self, store: ResultsStore):
+        q = ("SELECT m.name, c.dataset, c.stressor, c.severity, p.idx, p.pred = p.label "
+             "FROM cells c JOIN models m ON m.id=c.model_id JOIN predictions p "
+             "ON p.cell_id=c.id WHERE c.status='done'")
+        acc: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for m, d, st, sev, idx, ok in store.db.execute(q):
+            acc[(m, d, st, float(sev))][int(idx)].append(float(ok))
+        self.cells = {}
+        for key, per in acc.items():
+            idx = np.array(sorted(per), dtype=np.int64)
+            self.cells[key] = (idx, np.array([np.mean(per[i]) for i in idx]))
+
+    def point(self, model: str, dataset: str, stressor: str, severity: float):
+        """The cell behind one curve point; the clean cell at the stressor's identity when
+        the curve borrowed it (as ``curve_points`` does)."""
+        got = self.cells.get((model, dataset, stressor, float(severity)))
+        if got is not None or float(severity) != stressor_info(stressor).identity:
+            return got
+        clean = {(m, d): (m, d, st, sv) for (m, d, st, sv) in self.cells if st == CLEAN}
+        key = clean_cell_for(clean, model, dataset)
+        return None if key is None else self.cells.get(key)
+
+    def matrix(self, points: list[dict], groups: list[list[int]]) -> np.ndarray | None:
+        """(N, K) correctness of the images every point shares (K = len(groups), each group
+        averaged per image); None when a point has no per-image rows."""
+        got = [[self.point(points[i]["model"], points[i]["dataset"], points[i]["stressor"],
+                           points[i]["severity"]) for i in g] for g in groups]
+        if any(v is None for g in got for v in g):
+            return None
+        common = got[0][0][0]
+        for g in got:
+            for idx, _ in g:
+                common = np.intersect1d(common, idx)
+        if common.size == 0:
+            return None
+        cols = [np.mean([v[np.searchsorted(idx, common)] for idx, v in g], axis=0)
+                for g in got]
+        return np.stack(cols, 1)
+
+
 CHANCE_MARGIN_POINTS = 5.0  # a plateau this close to chance accuracy is the chance floor
 
 
-def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
-                  ) -> tuple[list[dict], dict]:
+def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None,
+                  per_image: PerImage | None = None) -> tuple[list[dict], dict]:
     """Rows (one per curve) with the regime and its evidence; and the fitted Regime
     objects keyed by (model, dataset, stressor) for plotting.
+
+    With ``per_image`` (the store's per-image correctness) each row gets the labels'
+    shares over paired resamples of its images (``label_shares``, ``n_resamples``,
+    ``n_images``) and ``confidence`` = the fitted label's share; without it ``confidence``
+    is the BIC reading (``bic_confidence``).
 
     ``n_classes`` (per model) adds ``plateau_at_chance``: an early-damage plateau whose
     fitted end level is within ``CHANCE_MARGIN_POINTS`` of chance (100/C %) is a model that
@@ -160,6 +230,8 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
                 "shape", "breakpoint", "slope_before", "slope_after", "total_drop",
                 "fitted_drop", "observed_drop", "bic_margin", "runner_up", "label_margin",
                 "confidence", "reason")}})
+            row["bic_confidence"] = row["confidence"]
+            row.update(_shares(pts, regime, per_image))
             end = float(regime.predict(max(abs(p["severity"] - stressor_info(key[2]).identity)
                                            for p in pts)))
             row["end_accuracy_fitted"] = end / 100
@@ -168,6 +240,30 @@ def regimes_table(rows: list[dict], n_classes: dict[str, int] | None = None
                                         and end - 100 / c < CHANCE_MARGIN_POINTS)
         table.append(row)
     return table, fitted
+
+
+def share_key(label: str) -> str:
+    """The regimes table's column of one label's share: ``share_early_damage_plateau``."""
+    return "share_" + label.replace("-", "_")
+
+
+def _shares(pts: list[dict], regime: Regime, per_image: PerImage | None) -> dict:
+    """Scalar columns: each label's share of the paired resamples, the fitted label's
+    share, and ``label_shares`` as text ("linear 67 % / early-damage-plateau 33 %")."""
+    empty = {"label_shares": None, "n_resamples": None, "n_images": None, "label_share": None,
+             **{share_key(lab): None for lab in REGIMES + (UNDETERMINED,)}}
+    if per_image is None or len(regime.fits) < 2:   # one candidate shape: nothing to resample
+        return empty
+    x, _acc, _n, groups, _folded = _regime_axis(pts)
+    c = per_image.matrix(pts, groups)
+    if c is None:
+        return empty
+    shares = label_shares(x, c, REGIME_RESAMPLES, REGIME_RESAMPLE_SEED)
+    share = shares.get(regime.label, 0.0)
+    return {"label_shares": " / ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items()),
+            "n_resamples": REGIME_RESAMPLES, "n_images": int(c.shape[0]), "label_share": share,
+            **{share_key(lab): shares.get(lab, 0.0) for lab in REGIMES + (UNDETERMINED,)},
+            "confidence": f"{100 * share:.0f} % of resamples"}
 
 
 def _integer_levels(pts: list[dict]) -> list[dict]:
@@ -260,12 +356,15 @@ def curves(run_dir: Path, out_dir: Path) -> AnalysisResult:
     with ResultsStore(RunFolder(run_dir).store, readonly=True) as store:
         rows = curve_points(store)
         n_classes = {m["name"]: len(m["class_names"]) for m in store.models()}
-    regimes, fitted = regimes_table(rows, n_classes)
+        per_image = PerImage(store)
+    regimes, fitted = regimes_table(rows, n_classes, per_image)
     ranking = damage_ranking(rows)
     fam = family_drops(ranking)
     head = headline(rows)
     res = AnalysisResult("curves", params={
         "graceful_drop_points": GRACEFUL_DROP_POINTS, "slope_ratio": SLOPE_RATIO,
+        "min_loss_points": REGIME_MIN_LOSS_POINTS, "n_resamples": REGIME_RESAMPLES,
+        "resample_seed": REGIME_RESAMPLE_SEED,
         "min_points": dict_items(SHAPE_MIN_POINTS), "chance_margin_points": CHANCE_MARGIN_POINTS})
     from ._figures import plot_curves, plot_family_drops
     for m, d in dict.fromkeys((r["model"], r["dataset"]) for r in rows):
