@@ -140,10 +140,19 @@ def test_failmodes_estimate_on_a_folder_of_unlabelled_images(small_run, tmp_path
 
 def test_failmodes_estimate_reports_the_labels_of_a_data_spec_as_the_check(small_run, tmp_path):
     from failmodes.analysis.estimate.images import estimate_images
+    from failmodes.store import RunFolder
+    with ResultsStore(RunFolder(small_run).store, readonly=True) as st:
+        dataset = st.cells(model="cnn")[0].dataset
+    # The curves analysis's regimes, when the run holds them, go with the nearest cells.
+    curves = RunFolder(small_run).analysis / "curves.json"
+    curves.parent.mkdir(parents=True, exist_ok=True)
+    curves.write_text(json.dumps({"tables": {"regimes": [
+        {"model": "cnn", "dataset": dataset, "stressor": "fog", "regime": "linear"}]}}))
     r = estimate_images(small_run, "synthetic", limit=80, n_boot=50, out_dir=tmp_path,
                         device="cpu").results["cnn"]
     assert r.true_accuracy is not None and r.n_images == 80
     assert r.nearest[0].stressor == "clean"          # clean test images look like clean
+    assert {c.stressor: c.regime for c in r.nearest} == {"clean": None, "fog": "linear"}
 
 
 def test_failmodes_estimate_bad_input_is_one_line(small_run, tmp_path):

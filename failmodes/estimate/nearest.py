@@ -57,16 +57,19 @@ class NearestCell:
     accuracy: float       # measured on the cell's labels
     confidence: float     # mean max-probability: confidence − accuracy is the overconfidence
     n_images: int
+    regime: str | None = None   # the curves analysis's failure regime of the stressor, if known
 
     def as_dict(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "stressor": self.stressor,
                 "severity": self.severity, "family": self.family, "distance": self.distance,
                 "accuracy": self.accuracy, "confidence": self.confidence,
-                "overconfidence": self.confidence - self.accuracy, "n_images": self.n_images}
+                "overconfidence": self.confidence - self.accuracy, "n_images": self.n_images,
+                "regime": self.regime}
 
     def describe(self) -> str:
         what = "clean" if self.stressor == "clean" else f"{self.stressor} at {self.severity:g}"
-        return f"looks like {what} (stored accuracy {100 * self.accuracy:.1f} %)"
+        regime = f", regime {self.regime}" if self.regime else ""
+        return f"looks like {what} (stored accuracy {100 * self.accuracy:.1f} %{regime})"
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,12 @@ def _model_html(name: str, r, images: torch.Tensor, names: list[str], classes: l
     out.append("<ul>" + "".join(f"<li>{e(t)}</li>" for t in tests) + "</ul>")
     if r.nearest:
         out.append("<table><tr><th>nearest stored cell</th><th>distance</th>"
-                   "<th>stored accuracy %</th><th>confidence %</th></tr>")
+                   "<th>stored accuracy %</th><th>confidence %</th><th>regime</th></tr>")
         for c in r.nearest:
             what = "clean" if c.stressor == "clean" else f"{c.stressor} {c.severity:g}"
             out.append(f"<tr><td>{e(what)}</td><td>{c.distance:.4f}</td>"
-                       f"<td>{_pct(c.accuracy)}</td><td>{_pct(c.confidence)}</td></tr>")
+                       f"<td>{_pct(c.accuracy)}</td><td>{_pct(c.confidence)}</td>"
+                       f"<td>{e(c.regime or '')}</td></tr>")
         out.append("</table>")
     order = torch.argsort(r.confidence)[:thumbnails]
     out.append(f"<h3>The {len(order)} least confident images</h3><div>")

@@ -150,6 +150,7 @@ def estimate_images(run_dir: str | os.PathLike, images: str, *, model: str | Non
                            nearest=nearest, headline=_headline(run_dir, name),
                            batch_size=batch_size, device=dev)
             res.notes[:0] = [f"reference: {source.fitted_on}"] + source.notes
+            res = dataclasses.replace(res, nearest=_with_regimes(run_dir, res.nearest))
             out.results[name] = res
             classes[name] = list(clf.class_names)
     target = Path(out_dir) if out_dir is not None else run_dir / ANALYSIS_DIR / "estimate-images"
@@ -160,6 +161,18 @@ def estimate_images(run_dir: str | os.PathLike, images: str, *, model: str | Non
     out.page_path = write_page(target / PAGE_NAME, out.images.what, out.images.images,
                                out.images.names, out.results, thumbnails, classes)
     return out
+
+
+def _with_regimes(run_dir: Path, near: list) -> list:
+    """The nearest cells with their stressor's failure regime from the curves analysis's
+    ``regimes`` table, when the run folder holds it."""
+    try:
+        rows = json.loads((RunFolder(run_dir).analysis / "curves.json").read_text())["tables"]["regimes"]
+        regimes = {(r["model"], r["dataset"], r["stressor"]): r["regime"] for r in rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return near
+    return [dataclasses.replace(c, regime=regimes.get((c.model, c.dataset, c.stressor)))
+            for c in near]
 
 
 def _reference_features(clf, ds, idx: np.ndarray, seed: int, batch_size: int, dev):
