@@ -567,3 +567,32 @@ def test_explorer_breaks_column_matches_the_store(planted_run):
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
     assert (codes[0, names.index("clean")] == top).all()
+
+
+def test_claim_on_a_run_folder(planted_run, planted):
+    """The write-ups' sentence, on the planted run: squares on blue backgrounds are taken for
+    disks far more often than squares elsewhere (supported); an unknown colour is one line."""
+    from failmodes.analysis.slices import check_claim
+    v = check_claim(planted_run, {"errors_concentrate": {"background": "blue"}, "model": "tiny",
+                                  "classes": ["square"], "confused_with": "disk"})
+    assert v.verdict == "supported" and v.rate_in > 0.8 and v.rate_out < 0.05
+    # A shifted cell: the same numbers as counting the store's fog-1 rows by hand.
+    from failmodes.store import ResultsStore
+    v = check_claim(planted_run, {"errors_concentrate": {"background": "blue"}, "model": "tiny",
+                                  "stressor": "fog", "severity": 1})
+    with ResultsStore(planted_run / "results.sqlite", readonly=True) as st:
+        r = st.predictions(st.cells(stressor="fog")[0])
+    # Folder order: by class folder, then file name (the image's position i).
+    order = np.lexsort((np.arange(600), planted["labels"][:600]))
+    blue = planted["blue"][:600][order][r["idx"]]
+    wrong = r["pred"] != r["label"]
+    assert (v.n_in, v.n_out) == (blue.sum(), (~blue).sum())
+    assert v.rate_in == pytest.approx(wrong[blue].mean())
+    assert v.rate_out == pytest.approx(wrong[~blue].mean())
+    # Every disk sits on blue: the claim's population has no image outside the slice.
+    with pytest.raises(SliceError, match="both sides need images"):
+        check_claim(planted_run, {"errors_concentrate": {"background": "blue"},
+                                  "model": "tiny", "classes": ["disk"]})
+    with pytest.raises(SliceError, match="no slice background: mauve"):
+        check_claim(planted_run, {"errors_concentrate": {"background": "mauve"},
+                                  "model": "tiny"})

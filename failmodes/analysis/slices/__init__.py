@@ -37,7 +37,7 @@ from ..registry import Headline, register_analysis, write_result
 from ..result import AnalysisResult
 from ._attributes import BINNED, COLOURS, Attributes, Condition, attribute_conditions, image_attributes
 from ._breaks import breaking_points, correctness_matrix, rank_correlations
-from ._claims import ConcentrationVerdict, check_concentration
+from ._claims import ConcentrationVerdict, check_claim, check_concentration
 from ._describe import format_p, slice_sentence, typical_images
 from ._errors import SliceError
 from ._features import penultimate_features
@@ -45,7 +45,7 @@ from ._figures import plot_strips
 from ._find import Slice, SliceSearch, bh_adjust, cluster_conditions, find_slices
 
 __all__ = ["COLOURS", "Attributes", "ConcentrationVerdict", "SliceError", "SliceSearch",
-           "attribute_conditions", "breaking_points", "check_concentration",
+           "attribute_conditions", "breaking_points", "check_claim", "check_concentration",
            "cluster_conditions", "correctness_matrix", "find_slices", "image_attributes",
            "penultimate_features", "rank_correlations", "run_slices", "slice_sentence"]
 

@@ -14,6 +14,10 @@ frequent inside the slice than outside it.
   concentration there is, it is smaller than the claim's words allow (default 1.25: less
   than 25 % more frequent); with ``min_ratio=1`` that is "significantly less frequent";
 - inconclusive otherwise.
+
+``check_claim(run_dir, claim)`` reads what it needs from a run folder (the model's cell,
+the clean images' attributes); ``claim`` may name the cell with ``stressor`` and
+``severity`` (default: the clean cell) and the bins with ``bins`` (default 4).
 """
 from __future__ import annotations
 
@@ -108,3 +112,34 @@ def check_concentration(claim: dict, conditions: dict, labels, preds, class_name
                 f"contradicted below a ratio of {min_ratio:g}")
     return ConcentrationVerdict(verdict, p, k_in / n_in, k_out / n_out, n_in, n_out, rr, lo,
                                 hi, evidence)
+
+
+def check_claim(run_dir, claim: dict, *, alpha: float = 0.05,
+                min_ratio: float = 1.25) -> ConcentrationVerdict:
+    """The verdict of one ``errors_concentrate`` claim on the run in ``run_dir``: the
+    attributes of its evaluated clean images, the named model's predictions in the named
+    cell (default clean)."""
+    import torch
+
+    from ...evaluate import open_run
+    from ._attributes import attribute_conditions, image_attributes
+    model = claim.get("model")
+    stressor = str(claim.get("stressor", "clean"))
+    severity = float(claim.get("severity", 0.0))
+    with open_run(run_dir) as ctx:
+        if model not in ctx.model_names():
+            raise SliceError(f"{CLAIM_KEY}: model {model!r} is not in {ctx.store.path}; "
+                             f"stored: {', '.join(ctx.model_names())}")
+        ds, key = ctx.dataset(), ctx.dataset_key()
+        cells = [c for c in ctx.store.cells(model=model, dataset=key, stressor=stressor)
+                 if c.severity == severity]
+        if not cells:
+            raise SliceError(f"{CLAIM_KEY}: no cell {stressor} {severity:g} of {model!r}")
+        rows = ctx.store.predictions(min(cells, key=lambda c: c.seed))
+        names = ctx.store.class_names(model)
+    order = np.argsort(ds.indices.numpy())
+    pos = order[np.searchsorted(ds.indices.numpy()[order], rows["idx"])]
+    attrs = image_attributes(ds.images[torch.as_tensor(pos)])
+    conds = {c.key: c.mask for c in attribute_conditions(attrs, n_bins=int(claim.get("bins", 4)))}
+    return check_concentration(claim, conds, rows["label"], rows["pred"], names, alpha=alpha,
+                               min_ratio=min_ratio)
