@@ -1,6 +1,7 @@
 """A zoo of misbehaving networks (issue 35), loaded by tests/test_model_zoo.py as
 ``tests/model_zoo.py:NAME``. Each is a tiny linear classifier on 32-px images with one
 defect; ``Plain`` is the well-behaved reference the others are built on."""
+import os
 import sys
 
 import torch
@@ -80,6 +81,26 @@ class RaisesLate(Plain):
         if self.calls > 1:
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return super().forward(x)
+
+
+class RunsOutOfMemory(RaisesLate):
+    """Passes the check, then every batch fails to allocate (as a GPU at 224 px would)."""
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.60 GiB")
+        return Plain.forward(self, x)
+
+
+class KerasLike(Plain):
+    """A random-generator state among its tensors (as Keras 3 on the torch backend keeps a
+    SeedGenerator's state): new on every build, though the weights are the same."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        state = torch.tensor(list(os.urandom(8)), dtype=torch.int64)
+        self.seed_generator_state = nn.Parameter(state, requires_grad=False)
 
 
 class ExitsInForward(Plain):

@@ -161,10 +161,10 @@ def test_run_resumes_only_missing_cells_and_records_everything(ckpt, tmp_path):
 
 
 def test_a_second_writer_on_the_same_run_folder_is_refused(ckpt, tmp_path):
-    from failmodes.evaluate._lock import RunLock
+    from failmodes.store import RunBusy, RunLock
     lock = RunLock(tmp_path / "r")  # as if another evaluation were running there
     try:
-        with pytest.raises(EvalError, match=f"another evaluation \\(pid {os.getpid()}\\)"):
+        with pytest.raises(RunBusy, match=f"another evaluation \\(pid {os.getpid()}\\)"):
             run_evaluation(cfg(tmp_path / "r", ckpt), progress="off")
         assert not (tmp_path / "r" / "results.sqlite").exists()
     finally:

@@ -238,7 +238,7 @@ def test_model_facts_largest_drop():
 
 
 def test_report_on_an_empty_run_folder(tmp_path, fake_registry):
-    html = render_report(tmp_path).read_text()
+    html = render_report(tmp_path, force=True).read_text()
     assert "No evaluated cells in this run folder yet" in html
     assert "has not run" in html
 

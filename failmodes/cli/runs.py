@@ -64,6 +64,8 @@ def report(
                                          "read-only"),
     thumb_budget: float | None = typer.Option(None, "--thumb-budget", metavar="MB",
                                               help=THUMB_BUDGET_HELP),
+    force: bool = typer.Option(False, "--force", help="write the report even where the "
+                               "folder has no results.sqlite (it replaces any report there)"),
 ):
     """Write the HTML report of a run folder from what it holds (runs no model)."""
     from ..report import render_report
@@ -71,7 +73,7 @@ def report(
 
     budget = thumb_budget_bytes(thumb_budget)
     path = render_report(run_dir, out / REPORT_NAME if out is not None else None,
-                         thumb_budget=budget)
+                         thumb_budget=budget, force=force)
     typer.echo(f"report: {path}")
 
 

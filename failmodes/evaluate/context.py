@@ -19,11 +19,13 @@ from ..models import Classifier, weights_hash
 from ..models.checkpoint import differing_keys, legacy_weights_hash, tensor_hashes
 from ..store import (
     CONFIG_NAME,
+    SIZE_TAG,
     VAL_SPLIT,
     ResolvedEvalConfig,
     ResultsStore,
     RunFolder,
     StoreError,
+    parse_dataset_key,
     read_run_config,
 )
 from .config import IN_MEMORY, EvalError
@@ -73,7 +75,13 @@ class RunContext:
 
     def dataset_key(self, split: str | None = None) -> str:
         """The store's dataset string for ``split`` (e.g. ``"cifar10:test@2000"``)."""
-        return load_eval_dataset(self.config, split)[1]
+        key = load_eval_dataset(self.config, split)[1]
+        side = parse_dataset_key(key).image_side
+        if side is None or self.store.cells(dataset=key, status=None):
+            return key
+        # A run stored before keys carried the image size holds the same cells untagged.
+        legacy = key.replace(SIZE_TAG.format(side), "", 1)
+        return legacy if self.store.cells(dataset=legacy, status=None) else key
 
     @property
     def val_split(self) -> str:

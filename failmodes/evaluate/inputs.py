@@ -14,8 +14,19 @@ import torch
 
 from ..constants import SUBSET_SEED
 from ..data import CorruptedSpec, DataError, Dataset, find_data_spec, load_corrupted, load_dataset
+from ..data.folders import image_files, split_root
+from ..data.imagenet import IMAGENET_SIZE
 from ..models import Classifier, ModelError, load_model
-from ..store import FINISH_SEP, VAL_SPLIT, ResolvedEvalConfig, dataset_key, official_name
+from ..store import (
+    FINISH_SEP,
+    SIZE_TAG,
+    VAL_SPLIT,
+    ResolvedEvalConfig,
+    dataset_key,
+    official_name,
+    sized_name,
+)
+from ..stressors.registry import CIFAR_TABLE_MAX_SIDE, TABLE_SOURCES, TINY_TABLE_MAX_SIDE
 from .config import EvalError
 
 
@@ -31,8 +42,63 @@ def load_eval_dataset(config: ResolvedEvalConfig, split: str | None = None) -> t
         ds = full.subset(n_max, seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
-    name = full.name if config.finish == "none" else f"{full.name}{FINISH_SEP}{config.finish}"
+    name = full.name
+    side = config.image_size
+    if side is not None and full.image_size == (side, side) and native_side(
+            config.data, split) != side:
+        name = sized_name(name, side)  # other pixels than the data's own size: other cells
+    if config.finish != "none":
+        name = f"{name}{FINISH_SEP}{config.finish}"
     return dataclasses.replace(ds), dataset_key(name, split, len(ds), len(full))
+
+
+@functools.lru_cache(maxsize=16)
+def native_side(spec: str, split: str) -> int | None:
+    """The side of the data's images as stored (None when they differ in size or are not
+    square): ImageNet's is its 224-px crop; a folder's is read from the headers of a few
+    files (one per class folder, up to 8), without decoding; other sets are loaded as is."""
+    kind = find_data_spec(spec)
+    if kind.name == "imagenet":
+        return IMAGENET_SIZE
+    root = Path(str(kind.argument(spec))).expanduser() if kind.argument(spec) else None
+    if root is not None and root.is_dir():
+        from PIL import Image
+        try:
+            folder = split_root(root, split.partition("-")[0])
+            sides = set()
+            for d in sorted(p for p in folder.iterdir() if p.is_dir())[:8]:
+                files = image_files(d)
+                if files:
+                    with Image.open(files[0].path) as im:
+                        sides.add(im.size)
+        except (DataError, OSError):
+            return None
+        return next(iter(sides))[0] if len(sides) == 1 and len(set(next(iter(sides)))) == 1 \
+            else None
+    try:
+        h, w = _load_full(spec, split, None).image_size
+    except DataError:
+        return None
+    return h if h == w else None
+
+
+def size_note(config: ResolvedEvalConfig, image_side: int, split: str | None = None) -> str | None:
+    """One line when ``--image-size`` moves the corruption parameters to another published
+    table than the data's own size would use (32-px CIFAR-10-C's -> 224-px ImageNet-C's)."""
+    own = native_side(config.data, split or config.split)
+    if config.image_size is None or own is None or _table(own) == _table(image_side):
+        return None
+    return (f"--image-size {image_side}: the corruptions take {TABLE_SOURCES[_table(image_side)]}'s "
+            f"severity parameters (for {image_side}-px images), not the "
+            f"{TABLE_SOURCES[_table(own)]} ones of the data's own {own}-px images; the cells "
+            f"are stored apart, under {SIZE_TAG.format(image_side)}")
+
+
+def _table(side: int) -> str:
+    # the table a corruption with all three uses at this side (stressors/registry.py)
+    if side < CIFAR_TABLE_MAX_SIDE:
+        return "cifar"
+    return "tinyimagenet" if side < TINY_TABLE_MAX_SIDE else "imagenet"
 
 
 @functools.lru_cache(maxsize=4)

@@ -22,7 +22,8 @@ from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResolvedEvalConfig
 from ..stressors import get_stressor
 from ._memory import affordable_batch, free_bytes, is_out_of_memory
 from .config import IN_MEMORY, EvalError
-from .inputs import build_model, check_classes, load_eval_dataset, official_key
+from .inputs import build_model, check_classes, load_eval_dataset, official_key, size_note
+from .sanity import statistics_warning
 
 
 @dataclass
@@ -46,6 +47,9 @@ def prepare_plan(c: ResolvedEvalConfig, prebuilt: Mapping[str, Classifier] | Non
     ``prebuilt``: classifiers handed over in Python for the models whose spec is
     ``IN_MEMORY``."""
     main, main_key = load_eval_dataset(c)
+    note = size_note(c, main.image_size[0])
+    if note:
+        print(note, file=sys.stderr)
     data, keys = {MAIN: main}, {MAIN: main_key}
     if c.include_val:
         data[VALIDATION], keys[VALIDATION] = load_eval_dataset(c, VAL_SPLIT)
@@ -110,6 +114,9 @@ def check_output(name: str, model, ds: Dataset, data: str, device: torch.device)
     note = getattr(model, "output_note", None)
     if note:
         print(f"model {name!r}: {note}", file=sys.stderr)
+    warn = statistics_warning(name, model.mean.flatten().tolist(), model.std.flatten().tolist())
+    if warn:
+        print(f"warning: {warn}", file=sys.stderr)
 
 
 def _has_attacks(c: ResolvedEvalConfig) -> bool:

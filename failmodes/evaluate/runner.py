@@ -34,6 +34,7 @@ from ._progress import Progress
 from .config import IN_MEMORY, EvalConfig, EvalError, resolve_config
 from .grid import Group, groups_of
 from .plan import Plan, prepare_plan
+from .sanity import sanity_warnings
 from .summary import EvalSummary, corruption_table
 
 
@@ -93,8 +94,12 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
                 # stress + model + rows + store writes, without loading data/models
                 compute_s=round(compute, 3),
                 images_per_s=round(n_img / compute, 1) if compute > 0 else None,
-                table=corruption_table(store, dataset=plan.keys[MAIN]))
+                table=corruption_table(store, dataset=plan.keys[MAIN]),
+                warnings=sanity_warnings(store.models(), store.accuracy_table()))
             store.close()
+            for w in summary.warnings:
+                if "clean accuracy" in w:  # mean/std warnings were printed before the work
+                    print(f"warning: {w}", file=sys.stderr)
         summary = dist.broadcast(summary)
         assert summary is not None  # rank 0 made it; the broadcast hands it to every rank
         # Every rank has received everything before any rank tears its group down: a rank

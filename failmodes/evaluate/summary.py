@@ -20,7 +20,8 @@ class EvalSummary:
     failed: ``[{"cell": CellKey as a dict, "error": reason}]``; images: model-images
     computed (an image counts once per model); wall_s: the whole call; compute_s: stress,
     model, rows and store writes, without loading data and models; images_per_s: images /
-    compute_s (None when nothing ran); table: ``corruption_table`` of the evaluated data.
+    compute_s (None when nothing ran); table: ``corruption_table`` of the evaluated data;
+    warnings: what looks broken (chance-level clean accuracy, mean/std off the [0, 1] scale).
     """
 
     run_dir: str
@@ -34,6 +35,7 @@ class EvalSummary:
     compute_s: float = 0.0
     images_per_s: float | None = None
     table: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # sanity.sanity_warnings of the store
 
 
 def corruption_table(store: ResultsStore, dataset: str | None = None,

@@ -14,7 +14,8 @@ from pathlib import Path
 import jinja2
 
 from .._atomic import write_text_atomic
-from ..store import REPORT_NAME
+from ..errors import FailmodesError
+from ..store import REPORT_NAME, RunFolder
 from ._collect import collect_run
 from .explorer import check_thumb_budget, content_security_policy
 from .page import page_extras
@@ -28,8 +29,12 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True)
 
 
+class ReportError(FailmodesError):
+    """A report that would be poorer than the one it replaces; one line (exit 2)."""
+
+
 def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                  thumb_budget: int | None = None) -> Path:
+                  thumb_budget: int | None = None, force: bool = False) -> Path:
     """Write ``run_dir/report.html`` and beside it ``figures/`` (report-level figures),
     ``tables/*.csv``, ``results.json`` and ``summary.md`` (the headline tables as Markdown);
     returns the report path.
@@ -38,7 +43,8 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     its folder: nothing is then written into the run folder, which may be read-only.
     ``thumb_budget``: bytes of explorer thumbnails the page may embed (see
     ``check_thumb_budget``). Works on a partial run: sections whose analysis has not run
-    say so."""
+    say so. A folder without ``results.sqlite`` would give a page of no model in place of
+    whatever report is there: refused (ReportError) unless ``force``."""
     from .export import export_tables
     from .summary_md import SUMMARY_NAME, render_summary
     run_dir = Path(run_dir)
@@ -47,6 +53,11 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     if thumb_budget is not None:
         check_thumb_budget(thumb_budget)
     out = Path(out) if out else run_dir / REPORT_NAME
+    if not force and not RunFolder(run_dir).store.is_file():
+        there = " and would replace the report there" if out.exists() else ""
+        raise ReportError(f"{run_dir} has no results store ({RunFolder(run_dir).store.name}), so "
+                          f"its report would show no model{there}; check the folder (`failmodes "
+                          "evaluate` writes the store), or pass --force to write it anyway")
     out_dir = out.parent
     run = collect_run(run_dir)
     sections, rows = build_sections(run, out_dir)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluate.sanity import sanity_warnings
 from ._collect import RunData
 from .explorer import build_explorer_data, explorer_script, page_context
 from .first_screen import card_rows, first_screen
@@ -19,7 +20,10 @@ def page_extras(run: RunData, out_dir: Path | None = None,
     fs = first_screen(run, out_dir)
     first = {"cards": card_rows(fs), "claims": fs.claims, "claims_message": fs.claims_message,
              "figures": fs.figures, "gaps": fs.gaps, "headline": fs.headline,
-             "attacks": fs.attacks, "evaluated": bool(run.acc)}
+             "attacks": fs.attacks, "evaluated": bool(run.acc),
+             # what looks broken (chance-level clean accuracy, mean/std off the [0, 1]
+             # scale): the same lines the evaluation printed
+             "warnings": sanity_warnings(run.models, run.acc)}
     kw = {} if thumb_budget is None else {"thumb_budget": thumb_budget}
     data = build_explorer_data(run.run_dir, run.dataset, models=run.model_names or None,
                                **kw) if run.dataset else None

@@ -17,6 +17,7 @@ from .keys import (
     OFFICIAL_NAME,
     OFFICIAL_SUFFIX,
     ROLES,
+    SIZE_TAG,
     VAL_SPLIT,
     VALIDATION,
     DatasetKey,
@@ -27,6 +28,7 @@ from .keys import (
     is_validation,
     official_name,
     parse_dataset_key,
+    sized_name,
 )
 from .layout import (
     ANALYSIS_DIR,
@@ -51,6 +53,7 @@ from .layout import (
     TRAINING_CURVES_NAME,
     RunFolder,
 )
+from .lock import RunBusy, RunLock
 from .paired import paired_sums
 from .results import ROW_FIELDS, Cell, CellKey, ResultsStore, timestamp
 from .rows import per_image_rows
@@ -60,10 +63,13 @@ __all__ = [
     "ANALYSIS_DIR", "CLEAN", "CONFIG_NAME", "FIGURES_DIR", "FINAL_CHECKPOINT", "FINISH_SEP",
     "HISTORY_CSV_NAME", "HISTORY_NAME", "LAST_CHECKPOINT", "LOCK_NAME", "MAIN", "MODELS_DIR", "OFFICIAL",
     "OFFICIAL_NAME", "OFFICIAL_SUFFIX", "PROBES_DIR", "REPORT_NAME", "RESOLVED_NAME", "RESULTS_NAME",
-    "SUMMARY_NAME", "ROLES", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME", "TABLES_DIR",
+    "SUMMARY_NAME", "ROLES", "SIZE_TAG", "ROW_FIELDS", "RUN_CONFIG_NAMES", "STATE_NAME", "STORE_NAME",
+    "TABLES_DIR",
     "TRAINING_CURVES_NAME", "TRAIN_CONFIG_NAME", "UNKNOWN", "VALIDATION", "VAL_SPLIT", "Cell", "CellKey",
-    "DatasetKey", "DatasetKeyError", "ResolvedEvalConfig", "ResultsStore", "RunFolder", "StoreError",
+    "DatasetKey", "DatasetKeyError", "ResolvedEvalConfig", "ResultsStore", "RunBusy", "RunFolder",
+    "RunLock", "StoreError",
     "StressorInfo", "cell_images", "dataset_key", "dataset_role", "is_official", "is_validation",
     "official_name", "paired_sums", "parse_dataset_key", "per_image_rows", "read_run_config",
+    "sized_name",
     "store_writable", "stress_like_cell", "stressor_family", "stressor_info", "timestamp",
 ]

@@ -73,7 +73,9 @@ def cell_images(run_dir: str | os.PathLike, cell: Cell, indices, *,
         ds = _load(("official", cfg.official, cell.stressor, int(cell.severity),
                     cfg.image_size, cfg.subset))
     else:
-        ds = _load(("data", cfg.data, key.split, cfg.image_size))
+        # A key that names its image size was evaluated at that size (the run's latest
+        # config may have another); an untagged one at the data's own or the config's.
+        ds = _load(("data", cfg.data, key.split, key.image_side or cfg.image_size))
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     pos = torch.searchsorted(ds.indices, idx).clamp_max(len(ds) - 1)
     if not torch.equal(ds.indices[pos], idx):

@@ -1,7 +1,9 @@
 """Dataset keys of the store: ``name:split[@n]``, and the ``clean`` cell's name.
 
 ``cifar10:test@2000`` is a 2000-image subset of the CIFAR-10 test split (no ``@n``: the
-whole split); ``cifar10:train-val@5000`` the held-out validation part used to fit a
+whole split); ``cifar10@224px:test`` its images resized to 224×224 (``--image-size``, only
+when that differs from the data's own size, so keys at the own size stay as they were);
+``cifar10:train-val@5000`` the held-out validation part used to fit a
 temperature; ``cifar10c-official:test`` the published CIFAR-10-C ``.npy`` files
 (``imagenetc-official:test`` ImageNet-C's JPEG tree, and so on for every released
 corrupted set); ``imagenet+jpeg85:test`` on-the-fly cells finished with the JPEG q85 save.
@@ -16,6 +18,7 @@ The role of a key is ``main`` (an evaluated split), ``val`` (a validation split)
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import FailmodesError
@@ -25,6 +28,8 @@ VAL_SPLIT = "train-val"       # the split training holds out for temperature sca
 OFFICIAL_SUFFIX = "-official"  # <kind>-official: the cells of a released corrupted set
 OFFICIAL_NAME = "cifar10c" + OFFICIAL_SUFFIX  # the published CIFAR-10-C cells
 FINISH_SEP = "+"  # <name>+<finish>: on-the-fly cells finished like the released files
+SIZE_TAG = "@{}px"  # <name>@<N>px: images resized to N×N, away from the data's own size
+_SIZE = re.compile(r"@(\d+)px(?=\+|$)")
 MAIN, VALIDATION, OFFICIAL = "main", "val", "official"   # the roles of a key
 ROLES = (MAIN, VALIDATION, OFFICIAL)
 
@@ -55,10 +60,21 @@ class DatasetKey:
         return fin if sep and base else "none"
 
     @property
+    def image_side(self) -> int | None:
+        """N of a ``name@Npx`` key (images resized to N×N); None at the data's own size."""
+        found = _SIZE.search(self.name)
+        return int(found.group(1)) if found else None
+
+    @property
     def images(self) -> str:
         """``split[@n]``: which images, whatever the pixels came from (an official
         CIFAR-10-C key and its on-the-fly twin of the same split and size agree)."""
         return self.split + (f"@{self.n}" if self.n is not None else "")
+
+
+def sized_name(name: str, side: int) -> str:
+    """``cifar10`` -> ``cifar10@224px``: the dataset name of images resized to side×side."""
+    return name + SIZE_TAG.format(int(side))
 
 
 def dataset_key(name: str, split: str, n_used: int, n_full: int) -> str:

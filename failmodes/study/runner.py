@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import save_resolved
-from ..store import RunFolder
+from ..store import RunFolder, RunLock
 from .analyses import probe_key, run_analyses, run_probes
 from .check import check_analyses, check_study
 from .config import IN_MEMORY_ARCH, StudyConfig, StudyError
@@ -107,6 +107,14 @@ def _run(cfg: StudyConfig, command: str | None, prebuilt: dict,
     t0 = time.perf_counter()
     check_study(cfg)  # a typo anywhere fails now, before any folder or training (hours)
     out = cfg.out_dir
+    # One writer per run folder: a second `failmodes run` on this --out is refused before
+    # it trains anything; the evaluations this study runs into its folder pass.
+    with RunLock(out, "study run", nestable=True):
+        return _run_locked(cfg, command, prebuilt, thumb_budget, out, t0)
+
+
+def _run_locked(cfg: StudyConfig, command: str | None, prebuilt: dict,
+                thumb_budget: int | None, out: Path, t0: float) -> StudyResult:
     out.mkdir(parents=True, exist_ok=True)
     state = StudyState(out)
     state.command(command or f"failmodes.study.run_study(<{cfg.name}>)")
@@ -118,7 +126,8 @@ def _run(cfg: StudyConfig, command: str | None, prebuilt: dict,
     failures += run_probes(cfg, out, state)
     say(cfg, "writing the report")
     from ..report import render_report
-    report = render_report(out, thumb_budget=thumb_budget)
+    # force: the study's own folder, whose report says which evaluations failed
+    report = render_report(out, thumb_budget=thumb_budget, force=True)
     seconds = time.perf_counter() - t0
     say(cfg, f"done in {seconds:.0f} s: {report}")
     return StudyResult(out, report, seconds, failures)

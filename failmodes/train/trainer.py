@@ -42,7 +42,7 @@ from ..config import save_resolved, to_dict
 from ..constants import SPLIT_SEED  # the train/validation split and subsets
 from ..errors import FailmodesError
 from ..models import Classifier, create_model, library_versions, load_checkpoint, save_checkpoint
-from ..store import FINAL_CHECKPOINT, LAST_CHECKPOINT, TRAIN_CONFIG_NAME, TRAINING_CURVES_NAME
+from ..store import FINAL_CHECKPOINT, LAST_CHECKPOINT, TRAIN_CONFIG_NAME, TRAINING_CURVES_NAME, RunLock
 from ._dist import _barrier, _on_cuda, _params_in_sync, _Runtime, _runtime, shard_indices
 from .augment import BatchAugment, alternating_flips, jsd_loss
 from .history import plot_history, write_history
@@ -91,11 +91,17 @@ def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool
     if config.threads:
         torch.set_num_threads(config.threads)
     cuda = [rt.device.index or 0] if rt.device.type == "cuda" else []
+    lock = None
     try:
+        # One writer per run folder: a second `train` (or `run`) on this --out is refused
+        # before it writes anything. Only rank 0 writes under torchrun.
+        lock = RunLock(out, "training") if rt.main else None
         # The run owns the global RNG (initialisation, dropout) without disturbing the caller's.
         with torch.random.fork_rng(devices=cuda):
             return _train(config, out, rt, resume, stop_after, progress)
     finally:
+        if lock is not None:
+            lock.release()
         torch.set_num_threads(threads)
         if rt.owns_group:
             torch.distributed.destroy_process_group()

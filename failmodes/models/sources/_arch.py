@@ -123,7 +123,7 @@ class ArchitectureSource(Source):
                                        mean=list(mean), std=list(std))
         source = {"arch": src.arch, "arch_args": dict(src.arch_args), "kind": self.kind,
                   "weights": str(path) if path else None, "weights_sha256": digest,
-                  "format": _format(path) if path else f"initialised (seed {seed})",
+                  "format": _format(path) if path else self.unfiled(src, build, n, net, seed),
                   "loaded": note, "mean": list(mean), "std": list(std),
                   "normalization_from": norm_from, "classes": list(classes),
                   "classes_from": classes_from, "input_size": size,
@@ -134,6 +134,23 @@ class ArchitectureSource(Source):
                            resize=bool(src.input_size or fixed), cam_layer_name=cam_name,
                            cam_reshape=layer.reshape if layer else None, source=source)
         return model.eval()
+
+    def unfiled(self, src: ModelSource, build: Builder, n: int | None, net: nn.Module,
+                seed: int) -> str:
+        """How a network built without a weights file got its weights, for the provenance:
+        ``initialised (seed N)``, unless the builder sets them itself (a user factory that
+        loads its own file): then another seed builds the very same weights."""
+        if self.kind != "module":
+            return f"initialised (seed {seed})"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            other = build(n, **src.arch_args)
+        mine, theirs = net.state_dict(), other.state_dict()
+        float_keys = [k for k, v in mine.items() if v.is_floating_point()]
+        if float_keys and all(k in theirs and torch.equal(mine[k], theirs[k].to(mine[k].device))
+                              for k in float_keys):
+            return f"weights set by {src.arch} itself (the same for every seed)"
+        return f"initialised (seed {seed})"
 
     def create(self, arch: str, *, class_names: list[str] | None = None,
                num_classes: int | None = None, mean=None, std=None, **kwargs) -> Classifier:

@@ -70,6 +70,10 @@ class NetworkFileSource(Source):
         net, shape, unavailable = self.open(path)
         if shape and shape[0] is not None:
             net = FixedBatch(net, shape[0])
+            say(f"{path.name} was exported for a batch of exactly {shape[0]}: it runs "
+                f"{shape[0]} image{'s' if shape[0] > 1 else ''} per call, which is slower; "
+                "export it with a dynamic batch dimension (torch.export: dynamic_shapes with "
+                "torch.export.Dim; ONNX: dynamic_axes) to run whole batches")
         fixed = shape[-1] if shape and shape[-1] is not None else None
         size = src.input_size or fixed or data_size or 224
         n_out = getattr(net, "n_out", None) or _count_outputs(net, shape, size)
