@@ -220,11 +220,16 @@ def read_claims(run: RunData) -> tuple[list[Claim] | None, str]:
         v = str(r.get("verdict", "")).lower()
         p = r.get("p_value")
         why = r.get("reason") if r.get("reason") is not None else r.get("evidence")
+        ph = r.get("p_holm")
+        pv = fmt(p, 2) if isinstance(p, (int, float)) else ""
+        if pv and isinstance(ph, (int, float)):
+            pv += f" (Holm {fmt(ph, 2)})"
         out.append(Claim(str(r.get("claim", "")), v if v in VERDICTS else "unknown",
                          "" if why is None else str(why),
-                         str(r.get("model") or r.get("models") or ""),
-                         fmt(p, 2) if isinstance(p, (int, float)) else ""))
-    return (out, "") if out else (None, "")   # a study without claims shows no block
+                         str(r.get("model") or r.get("models") or ""), pv))
+    # The family: how many decisive verdicts chance alone would give, and Holm's count.
+    family = str((_d(a.result).get("summary") or {}).get("family_wise") or "")
+    return (out, family) if out else (None, "")   # a study without claims shows no block
 
 
 def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:

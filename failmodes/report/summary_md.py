@@ -115,10 +115,13 @@ def _claims_section(run: RunData) -> list[str]:
     head = f"{len(rows)} claims" + (f": {counts}" if counts else "") + "."
     if params.get("interval"):
         head += f" Intervals: {params['interval']}."
+    if summ.get("family_wise"):
+        head += f" {summ['family_wise']}"
     out += [head, ""]
-    out += _table(["verdict", "claim", "evidence", "p"],
+    out += _table(["verdict", "claim", "evidence", "p", "p (Holm over claims)"],
                   [[r.get("verdict"), r.get("claim"), r.get("reason"),
-                    None if r.get("p_value") is None else _p(r["p_value"])] for r in rows])
+                    None if r.get("p_value") is None else _p(r["p_value"]),
+                    None if r.get("p_holm") is None else _p(r["p_holm"])] for r in rows])
     return out + [""]
 
 
