@@ -43,6 +43,7 @@ from ._measures import BAND_AREA, BORDER_BAND
 from .categories import FAILURE_TYPES, NULL_ALPHA, null_rule, superclass_lookup
 from .drift import DriftResult, attention_drift, drift_failure_link, flat_link, images_at, sample_rows
 from .explain import explain_failures, failure_type_counts, gallery
+from .localisation import MIN_CHANGE
 from .maps import save_cam_maps, to_u8
 from .sanity import cascading_randomisation
 
@@ -152,7 +153,7 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
         "method": method, "layer": layer, "sample": sample, "seed": seed, "target": target,
         "failures_per_cell": failures_per_cell, "confidence_threshold": confidence_threshold,
         "superclasses": superclasses, "border_band": BORDER_BAND, "border_area": BAND_AREA,
-        "null_alpha_per_criterion": NULL_ALPHA, "min_map_side": MIN_MAP_SIDE,
+        "null_alpha": NULL_ALPHA, "min_map_side": MIN_MAP_SIDE,
         "sanity_sample": sanity_sample,
         "drift": "1 - max(Spearman with the clean raw CAM, 0); constant maps count as 1"},
         tables={t: [] for t in tables}, data={"models": {}})
@@ -188,7 +189,8 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
         result.add_figure({"path": f"figures/{path.name}", "caption": (
             "Adebayo et al. (2018) cascading randomisation: mean Spearman ρ of the CAMs with "
             "the trained model's as blocks are re-initialised from the output; a model passes "
-            "when ρ ends below the dotted line")})
+            "when ρ is below the dotted line after the classifier alone, after the last stage "
+            "and at the end")})
     else:
         result.notes.append("The randomisation sanity check was skipped (sanity_sample=0).")
     if sample_idx is not None:  # the explorer's thumbnails of the same raw maps
@@ -223,11 +225,15 @@ def _sanity(result, name, model, dataset, n, seed, method, layer, batch_size) ->
     c = cascading_randomisation(model, x, method=method, layer=layer, batch_size=batch_size)
     result.tables["cam_sanity"] += [{"model": name, **p} for p in c["curve"]]
     result.data["models"][name]["sanity"] = c
+    pts = [(w, c[k]) for w, k in (("the classifier alone", "first_step"),
+                                    ("the last stage", "last_stage"),
+                                    (f"all {len(c['curve']) - 1} blocks", "final")) if c[k]]
     result.notes.append(
         f"{name}: randomisation sanity check (Adebayo et al. 2018) "
-        f"{'passed' if c['passed'] else 'FAILED'}: after re-initialising all "
-        f"{len(c['curve']) - 1} blocks the CAMs correlate ρ = {c['final_spearman']:.2f} with "
-        f"the trained model's (pass: < {c['pass_rho']:g}; {c['n_images']} images)"
+        f"{'passed' if c['passed'] else 'FAILED'}: the CAMs correlate with the trained "
+        "model's " + "; ".join(f"ρ = {p['spearman']:.2f} after re-initialising {w} "
+                               f"({p['randomised']})" for w, p in pts)
+        + f" (pass: < {c['pass_rho']:g} at each; {c['n_images']} images)"
         + ("." if c["passed"] else "; the maps reflect the input more than the model, so "
            "read the CAM findings with care."))
     return c
@@ -262,7 +268,6 @@ def _model_section(result: AnalysisResult, store, name: str, model, dataset, out
         "failure_types": types, "n_failures_categorised": len(fails.records),
         "n_high_conf_failures": fails.n_total, "prediction_reproduced": fails.reproduced,
         "context_rule": {"border_threshold": rule.border_threshold,
-                         "overlap_threshold": rule.overlap_threshold,
                          "null_context_rate": rule.null_context_rate,
                          "uniform_is_context": rule.uniform_is_context},
         "n_constant_clean": n_const_clean, "n_constant_shifted": n_const,
@@ -374,6 +379,7 @@ def _summarise(result: AnalysisResult, name: str, m: dict) -> None:
     s["drift_acc_p"] = link["cells"]["p"]
     s["mean_drift_flip"] = link["images"]["mean_drift_flip"]
     s["mean_drift_stay"] = link["images"]["mean_drift_stay"]
+    s["flip_minus_stay_within_severity"] = link["images"]["mean_paired_difference"]
     s["n_images_flip_and_stay"] = link["images"]["n_images_both"]
     s["flip_vs_stay_p"] = link["images"]["p"]
     s["null_context_rate"] = m["context_rule"]["null_context_rate"]
@@ -384,6 +390,9 @@ def _summarise(result: AnalysisResult, name: str, m: dict) -> None:
                 s[f"{g}_{t}_share"] = types[g][t] / types[g]["n_categorised"]
     if "sanity" in m:
         s["sanity_passed"] = m["sanity"]["passed"]
+        for k in ("first_step", "last_stage"):
+            if m["sanity"].get(k):
+                s[f"sanity_{k}_spearman"] = m["sanity"][k]["spearman"]
         s["sanity_final_spearman"] = m["sanity"]["final_spearman"]
 
     notes = result.notes
@@ -395,27 +404,37 @@ def _summarise(result: AnalysisResult, name: str, m: dict) -> None:
                      f"severity, {_p(link['cells']['p'])}).")
     i = link["images"]
     if i["n_images_both"]:
-        more = i["mean_drift_flip"] > i["mean_drift_stay"]
-        notes.append(f"{name}: images drift {'more' if more else 'not more'} where they flip "
-                     f"from right to wrong than where they stay right (mean drift "
-                     f"{i['mean_drift_flip']:.2f} vs {i['mean_drift_stay']:.2f}; paired over "
-                     f"{i['n_images_both']} images, each counted once, {_p(i['p'])}).")
+        d = i["mean_paired_difference"]
+        notes.append(f"{name}: within the same severity, an image's CAM drifts "
+                     f"{abs(d):.3f} {'more' if d > 0 else 'less'} in the cells where it flips "
+                     f"from right to wrong than where it stays right (each cell centred on its "
+                     f"mean; paired over {i['n_images_both']} images, each counted once, "
+                     f"{_p(i['p'])}). Unstratified means, {i['mean_drift_flip']:.2f} vs "
+                     f"{i['mean_drift_stay']:.2f}, mix in severity: flips happen at severe "
+                     "levels, where every image drifts more.")
     if m["n_constant_shifted"] or m["n_constant_clean"]:
         notes.append(f"{name}: {m['n_constant_clean']} clean and {m['n_constant_shifted']} "
                      "stressed CAMs were constant (no positive evidence anywhere); they count "
                      "as maximal drift.")
     rule = m["context_rule"]
     notes.append(f"{name}: failure categories on {m['map_size'][0]}×{m['map_size'][1]} maps; "
-                 f"'context' means border share > {rule['border_threshold']:.2f} or overlap "
-                 f"with the true-class map < {rule['overlap_threshold']:.2f}, thresholds "
+                 f"'context' means the wrong class's CAM puts more than "
+                 f"{rule['border_threshold']:.2f} of its mass on the border band, a threshold "
                  f"calibrated so that random maps are context {100 * rule['null_context_rate']:.0f}"
-                 " % of the time (the null rate shown beside the counts).")
+                 " % of the time (the null rate shown beside the counts). Its overlap with the "
+                 "true-class map is listed, not used: two compact maps on the object overlap "
+                 "little too.")
     if largest is not None:
         c = curves[largest]
         notes.append(f"{name}: largest drift under {largest}: {c['drift'][-1]:.2f} at severity "
                      f"{c['severity'][-1]:g}; raw CAM mass ×{c['mass_ratio'][-1]:.2f} of clean; "
                      f"border-band share {c['border_share'][0]:.2f} clean → "
-                     f"{c['border_share'][-1]:.2f} (a uniform map gives {BAND_AREA:.2f}).")
+                     f"{c['border_share'][-1]:.2f} (a uniform map gives {BAND_AREA:.2f}; the "
+                     f"clean maps diffused to the same entropy give "
+                     f"{c['border_share_null'][-1]:.2f}, so "
+                     + ("the rise is more than diffusion: attention moves outward)."
+                        if c["border_share"][-1] - c["border_share_null"][-1] >= MIN_CHANGE
+                        else "the rise is diffusion, not a move toward the background)."))
 
 
 def _p(p: float) -> str:

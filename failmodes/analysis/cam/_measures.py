@@ -23,6 +23,7 @@ from ._core import CamError
 # 50 % × 50 % square, where object-centred data sets (CIFAR-10) keep the object.
 BORDER_BAND = 0.25
 BAND_AREA = 1 - (1 - 2 * BORDER_BAND) ** 2
+BISECTION_STEPS = 50          # diffusion_null's mixing weight to 2^-50
 
 
 def upsample(raw, size: tuple[int, int]) -> torch.Tensor:
@@ -137,11 +138,53 @@ def overlap(cams, ref) -> np.ndarray:
     return np.minimum(_mass(cams), _mass(ref)).sum(axis=(1, 2))
 
 
+def _entropy(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=(1, 2))
+
+
+def diffusion_null(cams, ref, band: float = BORDER_BAND) -> tuple[np.ndarray, np.ndarray]:
+    """Per map (N): the border share of ``(1 − w)·ref + w·uniform`` with ``w`` in [0, 1]
+    chosen so that the mixture has the entropy of ``cams``, and ``w`` itself. ``w`` = 0
+    when ``cams`` is no more diffuse than ``ref``; NaN where either map is all-zero.
+
+    Entropy rises monotonically along the mixing path (concave, largest at the uniform
+    end), so bisection finds ``w``; the border share is linear in the mixture, so the null
+    share is ``(1 − w)·share(ref) + w·band area``.
+    """
+    q, p = _mass(cams), _mass(ref)
+    n, h, w_ = p.shape
+    target = _entropy(q)
+    u = 1.0 / (h * w_)
+    lo, hi = np.zeros(n), np.ones(n)
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        below = _entropy((1 - mid)[:, None, None] * p + mid[:, None, None] * u) < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    w = np.where(target <= _entropy(p), 0.0, (lo + hi) / 2)
+    mask = border_mask(h, w_, band)
+    null = (1 - w) * p[:, mask].sum(axis=1) + w * mask.mean()
+    bad = np.isnan(q).any(axis=(1, 2)) | np.isnan(p).any(axis=(1, 2))
+    return np.where(bad, np.nan, null), np.where(bad, np.nan, w)
+
+
+def peak_in_border(cams, band: float = BORDER_BAND) -> np.ndarray:
+    """1.0 where a map's largest value lies in the border band, 0.0 where in the centre,
+    NaN for an all-zero map (N)."""
+    p = _mass(cams)
+    n, h, w = p.shape
+    flat = np.nan_to_num(p.reshape(n, -1), nan=0.0)
+    inside = border_mask(h, w, band).reshape(-1)[flat.argmax(axis=1)]
+    return np.where(np.isnan(p).any(axis=(1, 2)), np.nan, inside.astype(np.float64))
+
+
 def drift_metrics(cams, ref, band: float = BORDER_BAND) -> dict[str, np.ndarray]:
     """Per-map drift of ``cams`` from ``ref`` (both N×H×W, raw maps upsampled): pearson,
     spearman, com_shift_px (Euclidean, pixels), entropy and border_share of ``cams``,
-    ``constant`` (either map constant), ``drift`` (``image_drift``) and ``mass_ratio``
-    (mass of ``cams`` over mass of ``ref``; NaN where ``ref`` is empty).
+    ``constant`` (either map constant), ``drift`` (``image_drift``), ``mass_ratio``
+    (mass of ``cams`` over mass of ``ref``; NaN where ``ref`` is empty),
+    ``border_share_null`` (``diffusion_null``: the share ``ref`` diffused to the entropy of
+    ``cams`` would have) and ``peak_in_border``.
 
     >>> d = drift_metrics(cams_fog5, cams_clean); d["drift"].mean()   # doctest: +SKIP
     """
@@ -156,4 +199,6 @@ def drift_metrics(cams, ref, band: float = BORDER_BAND) -> dict[str, np.ndarray]
         ratio = np.where(mb > 0, ma / np.where(mb > 0, mb, 1.0), np.nan)
     return {"pearson": pearson(a, b), "spearman": rho, "com_shift_px": shift,
             "entropy": cam_entropy(a), "border_share": border_share(a, band),
-            "constant": constant, "drift": image_drift(rho, constant), "mass_ratio": ratio}
+            "constant": constant, "drift": image_drift(rho, constant), "mass_ratio": ratio,
+            "border_share_null": diffusion_null(a, b, band)[0],
+            "peak_in_border": peak_in_border(a, band)}
