@@ -1,14 +1,27 @@
 """Claims: statements a study makes about its models, checked against the stored predictions.
 
-A study file may list ``claims:``; each is one of six kinds (keys as in the YAML)::
+A study file may list ``claims:``; each is one of seven kinds (keys as in the YAML)::
 
     {drop: contrast, model: r18, severity: 5, at_least: 40}          # points (default)
     {drop: contrast, model: r18, severity: 5, at_least: 0.43, unit: relative}
+    {drop: contrast, model: r18, severity: 5, about: 43}             # "up to / about 43"
     {regime: fog, model: r18, is: threshold-collapse}
     {harder: [contrast, fog, motion_blur], than: [gaussian_noise, jpeg_compression], model: r18}
-    {graceful: [jpeg_compression, brightness], model: r18}
+    {harder: [...], than: [...], model: r18, population: kinds}       # kinds of corruption
+    {graceful: [jpeg_compression, brightness], model: r18}            # absolute: < 5 points
+    {gentlest: [jpeg_compression, brightness], model: r18, top: 5}    # "comparatively graceful"
     {more_robust: dn121, than: r18, on: all}                          # or a list of corruptions
     {cam_drift: background, model: r18, severity: 5}
+
+The forms say what the sentence said: ``at_least`` is one-sided, ``about`` two-sided (the
+claimed value inside the interval; an interval above or below it contradicts, saying
+which); ``graceful`` is an absolute bound, ``gentlest`` a rank among all corruptions;
+``harder`` rests on the image-level test (these corruptions on these images) or, with
+``population: kinds``, on the corruption-level permutation test (kinds of corruption), and
+reports both. Regime claims are decided on the share of paired resamples in which the
+claimed label wins (curves analysis). The result's ``family_wise`` counts how many of the
+study's claims would get a decisive verdict by chance and adjusts the claims' p-values by
+Holm.
 
 Every claim gets a verdict — ``supported``, ``contradicted`` or ``inconclusive`` — and its
 evidence: the numbers, a 95 % interval and, where two things are compared on the same
@@ -47,12 +60,17 @@ from ._verdicts import (
     Evidence,
     Verdict,
     check_claims,
+    family_wise,
+    graceful_bounds,
+    group_permutation_p,
     paired_bootstrap,
+    regime_verdict,
 )
 
 __all__ = ["BOOT_SEED", "INTEGER_SEVERITIES", "KINDS", "N_BOOT", "REGIMES", "Claim", "ClaimError",
-           "Evidence", "RunEvidence", "Verdict", "check_claims", "claims", "normalize_claim_keys",
-           "paired_bootstrap", "parse_claims"]
+           "Evidence", "RunEvidence", "Verdict", "check_claims", "claims", "family_wise",
+           "graceful_bounds", "group_permutation_p", "normalize_claim_keys",
+           "paired_bootstrap", "parse_claims", "regime_verdict"]
 
 
 class RunEvidence:
@@ -84,14 +102,28 @@ class RunEvidence:
     def regime(self, model, stressor):
         for row in ((self._curves or {}).get("tables") or {}).get("regimes", []):
             if row.get("model") == model and row.get("stressor") == stressor:
-                return {"label": row.get("regime", row.get("label")),
-                        **{k: row.get(k) for k in REGIME_EVIDENCE_KEYS}}
+                out = {"label": row.get("regime", row.get("label")),
+                       **{k: row.get(k) for k in REGIME_EVIDENCE_KEYS}}
+                # Each label's share of the paired resamples (curves' share_* columns).
+                shares = {lab: float(row[k]) for lab in (*REGIMES, "undetermined")
+                          if row.get(k := "share_" + lab.replace("-", "_"))}
+                out["label_shares"] = dict(sorted(shares.items(), key=lambda t: -t[1])) or None
+                return out
         return None
 
     def cam_cell(self, model, stressor, severity):
         from ..cam.localisation import cell_evidence
         models = ((self._cam or {}).get("data") or {}).get("models") or {}
         return cell_evidence((models.get(model) or {}).get("per_image"), stressor, severity)
+
+
+def _scalar(v):
+    """Evidence values are JSON scalars in the evidence table; a dict (label shares) reads
+    as 'linear 0.67 / early-damage-plateau 0.33'."""
+    if isinstance(v, dict):
+        return " / ".join(f"{k} {x:.2f}" if isinstance(x, float) else f"{k} {x}"
+                          for k, x in v.items())
+    return v
 
 
 def _read(path: Path) -> dict | None:
@@ -141,11 +173,16 @@ def claims(run_dir: Path, out_dir: Path, *, claims: list | None = None) -> Analy
                      "models": ", ".join(v.models), "stressors": ", ".join(v.stressors),
                      "p_value": e.get("p_value"), "ci_low": e.get("ci_low"),
                      "ci_high": e.get("ci_high")})
-        evidence += [{"claim": i, "key": k, "value": val} for k, val in e.items()]
+        evidence += [{"claim": i, "key": k, "value": _scalar(val)} for k, val in e.items()]
+    fw = family_wise(rows)
     res.tables = {"claims": rows, "claims_evidence": evidence}
     counts = Counter(v.verdict for v in verdicts)
     res.summary = {"n_claims": len(verdicts), **{k: counts.get(k, 0) for k in
-                                                 ("supported", "contradicted", "inconclusive")}}
-    res.notes = [f"{v.verdict}: {v.claim} — {v.reason}" for v in verdicts]
+                                                 ("supported", "contradicted", "inconclusive")},
+                   "expected_by_chance": fw["expected_by_chance"],
+                   "n_significant_holm": fw["n_significant_holm"],
+                   "family_wise": fw["sentence"]}
+    res.params["family_wise"] = "Holm over the claims' p-values; chance count α·m"
+    res.notes = [f"{v.verdict}: {v.claim} — {v.reason}" for v in verdicts] + [fw["sentence"]]
     write_result(Path(out_dir), "claims", res.to_dict())
     return res

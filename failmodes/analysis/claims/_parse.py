@@ -9,16 +9,18 @@ from typing import Any
 from ...errors import FailmodesError
 from ..curves.regimes import GRACEFUL_DROP_POINTS
 
-KINDS = ("drop", "regime", "harder", "graceful", "more_robust", "cam_drift",
+KINDS = ("drop", "regime", "harder", "graceful", "gentlest", "more_robust", "cam_drift",
          "cam_localisation")
 # The one target each attention kind takes (analysis/cam/localisation.py tells them apart).
 CAM_TARGETS = {"cam_drift": "background", "cam_localisation": "weakens"}
+POPULATIONS = ("images", "kinds")
 REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
 _KEYS = {
-    "drop": {"drop", "model", "severity", "at_least", "unit", "text"},
+    "drop": {"drop", "model", "severity", "at_least", "about", "unit", "text"},
     "regime": {"regime", "model", "is", "text"},
-    "harder": {"harder", "than", "model", "text"},
+    "harder": {"harder", "than", "model", "population", "text"},
     "graceful": {"graceful", "model", "max_drop", "text"},
+    "gentlest": {"gentlest", "model", "top", "text"},
     "more_robust": {"more_robust", "than", "on", "by", "text"},
     "cam_drift": {"cam_drift", "model", "severity", "text"},
     "cam_localisation": {"cam_localisation", "model", "severity", "text"},
@@ -43,15 +45,21 @@ class Claim:
         p = self.params
         if self.kind == "drop":
             unit = " points" if p["unit"] == "points" else " (relative to clean)"
-            amount = (f"{p['at_least']:g}{unit}" if p["unit"] == "points"
-                      else f"{100 * p['at_least']:g} %{unit}")
-            return (f"{self.model} loses at least {amount} of accuracy under "
+            form = "at_least" if "at_least" in p else "about"
+            amount = (f"{p[form]:g}{unit}" if p["unit"] == "points"
+                      else f"{100 * p[form]:g} %{unit}")
+            return (f"{self.model} loses {form.replace('_', ' ')} {amount} of accuracy under "
                     f"{self.subject} at severity {p['severity']:g}")
         if self.kind == "regime":
             return f"{self.subject} degrades {self.model} as {p['is']}"
         if self.kind == "harder":
+            who = " (as kinds of corruption)" if p.get("population") == "kinds" else ""
             return (f"for {self.model}, {', '.join(self.subject)} are more damaging than "
-                    f"{', '.join(p['than'])}")
+                    f"{', '.join(p['than'])}{who}")
+        if self.kind == "gentlest":
+            top = "the gentlest quarter" if p.get("top") is None else f"the {p['top']} gentlest"
+            return (f"for {self.model}, {', '.join(self.subject)} rank among {top} of all "
+                    f"corruptions (mean accuracy over severities 1–5)")
         if self.kind == "graceful":
             return (f"{', '.join(self.subject)} degrade {self.model} gracefully (worst "
                     f"severity within {p.get('max_drop', GRACEFUL_DROP_POINTS):g} points of clean)")
@@ -133,16 +141,32 @@ def _parse_one(c, where: str, models: set[str], stressors: set[str]) -> Claim:
         if unit not in ("points", "relative"):
             raise ClaimError(f"{where}: unit must be points or relative, got {unit!r}")
         hi = 100.0 if unit == "points" else 1.0
+        forms = [k for k in ("at_least", "about") if k in c]
+        if len(forms) != 1:
+            raise ClaimError(f"{where}: a drop claim names exactly one of at_least, about "
+                             "(at_least X: one-sided; about X, for 'up to X' or 'about X': "
+                             "X inside the interval)")
         return Claim(kind, corruption(c["drop"], "drop"), model(),
                      {"severity": number("severity", 0, 5, 5), "unit": unit,
-                      "at_least": number("at_least", 0, hi)}, text)
+                      forms[0]: number(forms[0], 0, hi)}, text)
     if kind == "regime":
         if c.get("is") not in REGIMES:
             raise ClaimError(f"{where}: is {c.get('is')!r} is not a regime; choose from "
                              f"{', '.join(REGIMES)}")
         return Claim(kind, corruption(c["regime"], "regime"), model(), {"is": c["is"]}, text)
     if kind == "harder":
-        return Claim(kind, corruptions("harder"), model(), {"than": corruptions("than")}, text)
+        population = c.get("population", "images")
+        if population not in POPULATIONS:
+            raise ClaimError(f"{where}: population must be images (these corruptions on these "
+                             f"images) or kinds (kinds of corruption), got {population!r}")
+        return Claim(kind, corruptions("harder"), model(),
+                     {"than": corruptions("than"), "population": population}, text)
+    if kind == "gentlest":
+        top = c.get("top")
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            raise ClaimError(f"{where}: top must be a whole number of corruptions ≥ 1, "
+                             f"got {top!r}")
+        return Claim(kind, corruptions("gentlest"), model(), {"top": top}, text)
     if kind == "graceful":
         return Claim(kind, corruptions("graceful"), model(),
                      {"max_drop": number("max_drop", 0, 100, GRACEFUL_DROP_POINTS)}, text)
