@@ -27,18 +27,23 @@ def estimate(
 ):
     """Estimate accuracy on unlabelled images, test for shift, name the nearest stored cell."""
     from ..analysis.estimate.images import estimate_images
+    from ..estimate import DEFAULT_HEADLINE
 
     res = estimate_images(run_dir, images, model=model, out_dir=out, split=split, limit=limit,
                           n_boot=n_boot, seed=seed, device=device)
     typer.echo(res.images.what)
     for line in table_lines(res.results):
         typer.echo(line)
+    typer.echo("* the estimator closest to the truth on this run's stored cells (the estimate "
+               f"analysis; {DEFAULT_HEADLINE} before it has run); intervals cover sampling, not "
+               "bias")
     typer.echo(f"wrote {res.json_path} and {res.page_path}")
 
 
 def table_lines(results: dict) -> list[str]:
-    """One table: a row per model and estimator (the headline marked *), then per model the
-    shift tests, the check and the one-line answer."""
+    """One table: a row per model and estimator (the headline marked *: the estimator closest
+    to the truth on the run's stored cells), then per model the shift tests, the check and
+    the one-line answer."""
     lines = [f"{'model':<22} {'estimator':<11} {'accuracy %':>10} {'interval %':>13}"]
     for m, r in results.items():
         for e in r.estimates:

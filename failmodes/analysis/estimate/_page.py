@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..._atomic import write_text_atomic
+from ...estimate import DEFAULT_HEADLINE
 
 STYLE = ("body{font:14px system-ui,sans-serif;margin:2em;max-width:70em}"
          "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{padding:.2em .7em;"
@@ -66,7 +67,7 @@ def _model_html(name: str, r, images: torch.Tensor, names: list[str], classes: l
         pred = int(r.predictions[i])
         label = classes[pred] if classes and pred < len(classes) else str(pred)
         out.append(f"<figure><img alt='{e(names[i])}' src='data:image/png;base64,"
-                   f"{_png(images[i])}'><figcaption>{e(label)} "
+                   f"{_png(images[i])}'><figcaption>predicted {e(label)}, "
                    f"{_pct(float(r.confidence[i]))} %<br>{e(names[i][-24:])}</figcaption></figure>")
     out.append("</div>")
     if r.notes:
@@ -80,7 +81,10 @@ def write_page(path: Path, what: str, images: torch.Tensor, names: list[str], re
                    for m, r in results.items())
     doc = (f"<!doctype html><html><head><meta charset=utf-8><title>failmodes estimate</title>"
            f"<style>{STYLE}</style></head><body><h1>Could these images be trusted?</h1>"
-           f"<p>{html.escape(what)}. Estimates are fractions of correct predictions, "
-           f"with percentile bootstrap intervals over these images; no label was used.</p>"
+           f"<p>{html.escape(what)}. Estimates are the share of correct predictions (%), "
+           f"with percentile bootstrap intervals over these images (sampling only, not an "
+           f"estimator's bias); no label was used. In bold: the estimator closest to the "
+           f"truth on the run's stored cells (the <i>estimate</i> analysis), else "
+           f"{DEFAULT_HEADLINE}.</p>"
            f"{body}</body></html>")
     return write_text_atomic(path, doc)
