@@ -106,9 +106,10 @@ def check_concentration(claim: dict, conditions: dict, labels, preds, class_name
         verdict = "inconclusive"
     who = ", ".join(classes) if classes else "all images"
     how = f"predicted {' or '.join(targets)}" if targets else "wrong"
-    evidence = (f"{who} with {what}: {k_in / n_in:.1%} {how} vs {k_out / n_out:.1%} "
-                f"elsewhere (n {n_in} vs {n_out}); rate ratio {rr:.3g} (one-sided "
-                f"{1 - alpha:.0%} bounds {lo:.3g}–{hi:.3g}); one-sided Fisher p {p:.2g}; "
+    evidence = (f"{who} with {what}: {100 * k_in / n_in:.1f} % {how} vs "
+                f"{100 * k_out / n_out:.1f} % elsewhere (n {n_in} vs {n_out}); rate ratio "
+                f"{rr:.3g} (one-sided {100 * (1 - alpha):.0f} % bounds {lo:.3g}–{hi:.3g}); "
+                f"one-sided Fisher p {p:.2g}; "
                 f"contradicted below a ratio of {min_ratio:g}")
     return ConcentrationVerdict(verdict, p, k_in / n_in, k_out / n_out, n_in, n_out, rr, lo,
                                 hi, evidence)

@@ -32,7 +32,8 @@ def describe_cluster(mask: np.ndarray, name: str, conditions: list[Condition],
     lab = labels[mask]
     counts = np.bincount(lab, minlength=len(class_names))
     top = [i for i in np.argsort(-counts, kind="stable")[:2] if counts[i] > 0]
-    classes = ", ".join(f"{class_names[i]} {counts[i] / max(1, len(lab)):.0%}" for i in top)
+    classes = ", ".join(f"{class_names[i]} {100 * counts[i] / max(1, len(lab)):.0f} %"
+                        for i in top)
     attrs = over_represented(mask, conditions)
     return f"{name} ({classes}" + (f"; {'; '.join(attrs)})" if attrs else ")")
 
