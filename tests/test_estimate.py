@@ -179,6 +179,25 @@ def test_transport_matches_linear_sum_assignment():
     assert abs(transport_gain(p, torch.tensor([1.0, 0.0], dtype=torch.float64)).gain - 0.15) < 1e-12
 
 
+def test_cot_interval_linearisation_matches_resolving_each_resample():
+    # COT's bootstrap reuses the full sample's dual (first order); re-solving the transport
+    # on every resample must give nearly the same spread.
+    rng = np.random.default_rng(15)
+    p = torch.from_numpy(rng.dirichlet(np.full(C, 0.4), size=1000))
+    pi = torch.from_numpy(rng.dirichlet(np.full(C, 20.0)))
+    g = transport_gain(p, pi)
+    off = float((pi * g.dual).sum())
+    full, lin = [], []
+    for _ in range(60):
+        idx = torch.from_numpy(rng.integers(0, 1000, 1000))
+        full.append(transport_gain(p[idx], pi).gain)
+        lin.append(off + float(g.per_image[idx].mean()))
+    full_a, lin_a = np.array(full), np.array(lin)
+    assert 0.85 <= lin_a.std() / full_a.std() <= 1.15
+    assert np.corrcoef(full_a, lin_a)[0, 1] > 0.95
+    assert np.all(lin_a >= full_a - 1e-9)      # a fixed dual bounds each resample's optimum
+
+
 def test_ks_matches_scipy():
     rng = np.random.default_rng(7)
     x = torch.from_numpy(rng.dirichlet(np.ones(4), size=300))
