@@ -7,6 +7,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..analysis.registry import Headline
 
 # Tables longer than this show their first rows; the full table is in the CSV beside it.
 MAX_ROWS = 30
@@ -137,3 +141,15 @@ def _pt_delta(v):
 
 def _pt_ci(v):
     return "—" if v is None else f"±{v:.1f}"
+
+
+def format_headline(h: Headline, v: float | None) -> str:
+    """A headline value in its unit: a fraction as a percentage, a percent with one
+    decimal, a ratio with three significant digits; "—" when absent."""
+    if v is None:
+        return "—"
+    if h.unit == "fraction":
+        return pct(v)
+    if h.unit == "percent":
+        return f"{v:.1f} %"
+    return fmt(v, 3)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..analysis.registry import Headline, list_analyses
 from ._collect import RunData
-from ._format import Figure, figure, fmt, pct
+from ._format import Figure, figure, fmt, format_headline, pct
 from .first_figures import corruption_overview, worst_curves
 from .forward import forward_of
 
@@ -264,18 +264,6 @@ def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
             gaps.append(f"No {what}: the {a.name} analysis {_state(run, a.name)}.")
     return FirstScreen(cards, claims, why, figs, gaps, headline(run),
                        any(c.attack for c in cards))
-
-
-def format_headline(h: Headline, v: float | None) -> str:
-    """A headline value in its unit: a fraction as a percentage, a percent with one
-    decimal, a ratio with three significant digits; "—" when absent."""
-    if v is None:
-        return "—"
-    if h.unit == "fraction":
-        return pct(v)
-    if h.unit == "percent":
-        return f"{v:.1f} %"
-    return fmt(v, 3)
 
 
 def card_rows(fs: FirstScreen) -> list[dict]:

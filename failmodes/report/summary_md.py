@@ -16,7 +16,7 @@ from ..analysis.registry import list_analyses
 from ..store import SUMMARY_NAME
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._collect import RunData
-from ._format import fmt
+from ._format import format_headline
 from .comparison import corruption_accuracy, model_facts
 
 __all__ = ["SUMMARY_NAME", "render_summary"]
@@ -61,7 +61,7 @@ def _rows_of(run: RunData, analysis: str, table: str) -> list[dict]:
 def _headline_cell(h, v) -> str | None:
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
         return None
-    return fmt(v, 1 if h.unit == "percent" else 3)
+    return format_headline(h, v)  # the first screen's format: one unit, one look
 
 
 def _models_section(run: RunData) -> list[str]:
