@@ -59,6 +59,8 @@ def test_duplicate_keys_through_the_cli_are_one_line(tmp_path):
     ({"drop": "rotation", "model": "a", "at_least": 5, "severity": 3}, "evaluates 0, 30"),
     ({"harder": "fog", "than": "contrast", "model": "a"}, "'contrast' is not evaluated"),
     ({"graceful": ["snow"], "model": "a"}, "'snow' is not evaluated"),
+    ({"gentlest": ["snow"], "model": "a"}, "'snow' is not evaluated"),
+    ({"drop": "glass_blur", "model": "a", "about": 5, "severity": 3}, "'glass_blur' is not"),
     ({"more_robust": "a", "than": "b", "on": ["frost"]}, "'frost' is not evaluated"),
     ({"regime": "pixelate", "model": "a", "is": "linear"}, "'pixelate' is not evaluated"),
     ({"cam_drift": "background", "model": "a", "severity": 5}, "severity 5 is not evaluated"),

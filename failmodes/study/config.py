@@ -270,7 +270,7 @@ def _check_claims_evaluated(cfg: StudyConfig, claims, where: str) -> None:
 def _claim_stressors(c) -> list[str]:
     if c.kind in ("drop", "regime"):
         return [c.subject]
-    if c.kind in ("harder", "graceful"):
+    if c.kind in ("harder", "graceful", "gentlest"):
         return [*c.subject, *c.params.get("than", ())]
     if c.kind == "more_robust" and c.params["on"] != "all":
         return list(c.params["on"])
