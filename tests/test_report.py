@@ -307,3 +307,14 @@ def test_report_cli_out_and_thumb_budget(fake_run, tmp_path):
                               "--thumb-budget", "0"])
     assert res.exit_code == 2 and "error: --thumb-budget 0 MB" in res.output
     assert not (tmp_path / "never").exists()
+
+
+def test_headline_values_format_by_their_unit_in_every_place():
+    # summary.md once printed a percent headline with one significant digit (60.3 -> "6e+01");
+    # the first screen and summary.md now share one formatter.
+    from failmodes.analysis.registry import Headline
+    from failmodes.report._format import format_headline
+    assert format_headline(Headline("e", "CIFAR-10-C error", "percent", False), 60.3) == "60.3 %"
+    assert format_headline(Headline("a", "clean accuracy", "fraction", True), 0.62) == "62.0 %"
+    assert format_headline(Headline("m", "mCE", "ratio", False), 1.0234) == "1.02"
+    assert format_headline(Headline("m", "mCE", "ratio", False), None) == "—"
