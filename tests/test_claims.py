@@ -440,3 +440,11 @@ def test_claims_result_counts_chance_and_holm_over_the_claims():
     assert fw["expected_by_chance"] == pytest.approx(4 * 0.05)
     assert fw["n_significant_holm"] == sum(a <= 0.05 for a in adj)
     assert "Holm" in fw["sentence"]
+
+
+def test_more_robust_tie_reads_as_level():
+    bench = suite("cifar10-c")
+    ev = FakeEvidence({("a", s): 0.7 for s in bench} | {("b", s): 0.7 for s in bench})
+    v = one({"more_robust": "a", "than": "b"}, ev)
+    assert v.verdict == "inconclusive" and "level with b" in v.reason
+    assert "worse by 0.00" not in v.reason

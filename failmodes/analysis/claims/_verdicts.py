@@ -426,8 +426,9 @@ def _check_more_robust(c: Claim, ev: Evidence, stressors_all=None) -> Verdict:
     est, lo, hi = paired_bootstrap(diff)
     pval = sign_flip_p(diff, seed=BOOT_SEED)[0]
     verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    side = "better" if est > 0 else "worse" if est < 0 else "no different,"
-    reason = (f"{what}: {a} {side} by {abs(est):.2f} points "
+    side = (f"{'better' if est > 0 else 'worse'} by {abs(est):.2f} points"
+            if abs(est) > 1e-9 else f"level with {b} (difference 0.00 points)")
+    reason = (f"{what}: {a} {side} "
               f"(95 % CI {lo:.2f} to {hi:.2f}, paired sign-flip p = {pval:.2g}, "
               f"{diff.size} images × {len(on)} corruptions × 5 severities); conditional on one "
               f"trained network per model")
