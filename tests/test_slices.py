@@ -612,3 +612,106 @@ def test_claim_on_a_run_folder(planted_run, planted):
     with pytest.raises(SliceError, match="no slice background: mauve"):
         check_claim(planted_run, {"errors_concentrate": {"background": "mauve"},
                                   "model": "tiny"})
+
+
+_DOM = r"""
+// A minimal DOM for explorer.js: elements by id, selects that drop an unknown value.
+var ids = {};
+function El(tag, id) {
+  this.tagName = tag; this.id = id || ''; this.children = []; this.options = [];
+  this.textContent = ''; this.hidden = false; this.attrs = {}; this.listeners = {};
+  this.classList = {add: function () {}, remove: function () {}};
+  this._value = '';
+}
+El.prototype.appendChild = function (c) {
+  this.children.push(c);
+  if (this.tagName === 'select' && c.tagName === 'option') { this.options.push(c); }
+  return c;
+};
+El.prototype.removeChild = function (c) {
+  this.children.splice(this.children.indexOf(c), 1); return c;
+};
+Object.defineProperty(El.prototype, 'firstChild', {get: function () { return this.children[0] || null; }});
+El.prototype.remove = function (i) { this.options.splice(i, 1); };
+El.prototype.addEventListener = function (t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); };
+El.prototype.setAttribute = function (k, v) { this.attrs[k] = String(v); };
+El.prototype.getAttribute = function (k) { return this.attrs[k] || null; };
+El.prototype.querySelector = function () { return null; };
+El.prototype.getContext = function () { return {drawImage: function () {}}; };
+Object.defineProperty(El.prototype, 'value', {
+  get: function () { return this._value; },
+  set: function (v) {
+    v = String(v);
+    if (this.tagName === 'select' && !this.options.some(function (o) { return o.value === v; })) { v = ''; }
+    this._value = v;
+  }
+});
+function select(id, values, chosen) {
+  var s = new El('select', id);
+  values.forEach(function (v) { var o = new El('option'); o.value = v; s.appendChild(o); });
+  s.value = chosen || values[0]; ids[id] = s;
+}
+['fm-f-model', 'fm-f-family', 'fm-f-stressor', 'fm-f-severity', 'fm-f-true', 'fm-f-pred']
+  .forEach(function (id) { select(id, ['all']); });
+select('fm-f-outcome', ['all', 'wrong', 'right', 'flipped'], 'wrong');
+select('fm-sort', ['conf-desc', 'conf-asc', 'flipped', 'breaks', 'index']);
+[['fm-f-cmin', '0'], ['fm-f-cmax', '1'], ['fm-f-bmax', '']].forEach(function (p) {
+  var e = new El('input', p[0]); e.value = p[1]; ids[p[0]] = e;
+});
+var data = new El('script', 'fm-explorer-data'); data.textContent = DATA; ids['fm-explorer-data'] = data;
+global.document = {
+  getElementById: function (id) { return ids[id] || (ids[id] = new El('div', id)); },
+  createElement: function (tag) { return new El(tag); }
+};
+global.atob = function (s) { return Buffer.from(s, 'base64').toString('binary'); };
+"""
+
+_AFTER = r"""
+function fire(id, type) { (ids[id].listeners[type] || []).forEach(function (f) { f(); }); }
+function find(e, text) {   // the <dd> after the <dt> saying text, anywhere under e
+  for (var i = 0; i < e.children.length; i++) {
+    var c = e.children[i];
+    if (c.tagName === 'div' && c.children.length === 2 && c.children[0].textContent === text) {
+      return c.children[1].textContent;
+    }
+    var r = find(c, text); if (r !== null) { return r; }
+  }
+  return null;
+}
+var out = {};
+ids['fm-f-bmax'].value = '1'; fire('fm-f-bmax', 'input');
+out.count = +ids['fm-count'].textContent;
+out.first = find(ids['fm-grid'].children[0], 'breaks at');
+ids['fm-f-bmax'].value = ''; ids['fm-f-outcome'].value = 'all'; fire('fm-f-outcome', 'change');
+ids['fm-sort'].value = 'breaks'; fire('fm-sort', 'change');
+out.all = +ids['fm-count'].textContent;
+out.sorted = ids['fm-grid'].children.slice(0, 5).map(function (c) { return find(c, 'breaks at'); });
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="node is not installed")
+def test_explorer_breaks_filter_in_node(planted_run, tmp_path):
+    """The page's own JavaScript under node with a minimal DOM: 'breaks at ≤ 1' keeps the
+    wrong rows of images that first broke at fog 1, counted from the store by hand; cards
+    say where each image breaks; 'breaks earliest first' puts severity 1 first."""
+    import json
+    import subprocess
+
+    from failmodes.report.explorer import build_explorer_data, explorer_script, script_json
+    from failmodes.store import ResultsStore
+    payload = build_explorer_data(planted_run, thumb_budget=2 ** 16).payload
+    payload.pop("thumbs", None)
+    js = tmp_path / "run.js"
+    js.write_text("var DATA = " + json.dumps(script_json(payload)) + ";\n" + _DOM
+                  + explorer_script() + _AFTER)
+    out = json.loads(subprocess.run(["node", str(js)], capture_output=True, text=True,
+                                    check=True, timeout=60).stdout)
+    with ResultsStore(planted_run / "results.sqlite", readonly=True) as st:
+        m = correctness_matrix(st, "tiny", st.cells()[0].dataset, "fog")
+    brk = breaking_points(m.severities, m.correct, m.clean_correct)
+    want = int(sum(((brk <= 1) & ~m.correct[k]).sum() for k in range(3)))
+    assert want > 0 and out["count"] == want
+    assert out["first"] == "1"
+    n_rows = len(m.idx) * 4                       # clean + fog 1-3, outcome "all"
+    assert out["all"] == n_rows and out["sorted"] == ["1"] * 5
