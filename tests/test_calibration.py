@@ -434,3 +434,22 @@ def test_checkpoint_split_reaches_the_store_meta(tmp_path):
     _, meta = build_model({"arch": "small_cnn", "width": 4})
     ok, why = validation_ok(meta)          # a registry model: who knows what it saw
     assert not ok and "unknown" in why
+
+
+def test_clean_ece_has_an_interval_and_the_floor_of_a_calibrated_model(run):
+    # The toy logits are SCALE x too sharp: before T the clean ECE lies above the floor of a
+    # perfectly calibrated model with the same confidences; after T the predictions are
+    # calibrated by construction (labels drawn from softmax(z)), inside the floor's band.
+    _, result = run
+    (head,) = result.tables["models"]
+    for s in ("", "_ts"):
+        assert head[f"ece_clean{s}_ci_low"] < head[f"ece_clean{s}"] < head[f"ece_clean{s}_ci_high"]
+        assert 0 < head[f"ece_clean{s}_floor"] < head[f"ece_clean{s}_floor_q95"]
+    assert head["ece_clean"] > head["ece_clean_floor_q95"]
+    assert head["ece_clean_ts"] <= head["ece_clean_ts_floor_q95"]
+    (note,) = [n for n in result.notes if "perfectly calibrated" in n]
+    assert "above that floor" in note and "indistinguishable from perfect calibration" in note
+    # Two aggregations, two names: the pooled severity panel vs the tables' mean of cells.
+    rel = result.data["reliability"]["toy"]
+    assert [p["ece_kind"] for p in rel] == ["cell", "pooled"]
+    assert result.tables["severities"][1]["level"] == "mean of corruption cells"

@@ -69,6 +69,7 @@ from ._tables import (
     SURVIVES_FACTOR,
     SURVIVES_SLACK,
     family_rows,
+    floor_findings,
     model_findings,
     model_row,
     severity_rows,
@@ -107,8 +108,8 @@ HEADLINES = (
     Headline("ece_clean", "ECE clean", "fraction", higher_is_better=False,
              note="expected calibration error (before temperature scaling) on the clean "
                   "images"),
-    Headline("ece_shifted", "ECE shifted", "fraction", higher_is_better=False,
-             note="its mean over the corruption cells"),
+    Headline("ece_shifted", "ECE shifted, mean of cells", "fraction", higher_is_better=False,
+             note="the mean of the corruption cells' ECEs (not the ECE of all cells pooled)"),
 )
 
 
@@ -282,10 +283,10 @@ def _assemble(reports: list[_ModelReport], out_dir: Path, n_bins: int, confidenc
                              "n_fit": f.n, "nll_before": f.nll_before, "nll_after": f.nll_after,
                              "at_bound": f.at_bound} if f else
                             {"temperature": None, "fitted_on": "not fitted"})
-        head = model_row(rep, fam)
+        head = model_row(rep, fam, n_bins)
         model_rows.append(head)
         per_model[rep.model] = {k: v for k, v in head.items() if k != "model"}
-        notes += model_findings(rep, fam, confidence_threshold)
+        notes += model_findings(rep, fam, confidence_threshold) + floor_findings(head)
         rel, curves, figs_m = _model_views(rep, n_bins, fig_dir)
         reliability[rep.model] = rel
         rc[rep.model] = {"coverage": RC_GRID.round(4).tolist(), "curves": curves}
@@ -324,10 +325,12 @@ def _model_views(rep: _ModelReport, n_bins: int, fig_dir: Path) -> tuple[list, d
         correct, raw, ts = _cat(p["correct"]), _cat(p["raw"]), _cat(p["ts"])
         assert correct is not None and raw is not None  # _pool appends to both at once
         panels.append({"title": title, "correct": correct, "raw": raw, "ts": ts,
+                       "pooled": label != CLEAN,
                        "bins_raw": reliability_bins(raw, correct, n_bins),
                        "bins_ts": reliability_bins(ts, correct, n_bins) if ts is not None
                        else None})
     reliability = [{"title": p["title"], "n": int(p["correct"].numel()),
+                    "ece_kind": "pooled" if p["pooled"] else "cell",
                     "raw": _bins_json(p["bins_raw"]), "ts": _bins_json(p["bins_ts"])}
                    for p in panels]
     curves = {}
@@ -363,7 +366,7 @@ def _most_severe(rep: _ModelReport) -> tuple:
         return None, ""
     s = max(sev)
     n_cells = sum(1 for r in rep.rows if r["dataset"] == rep.dataset and _pool_label(r) == s)
-    return s, f"severity {s:g} (all {n_cells} corruption cells pooled)"
+    return s, f"severity {s:g}, all {n_cells} corruption cells pooled"
 
 
 def _bins_json(b: dict | None):

@@ -59,7 +59,8 @@ def reliability(path: Path, model: str, panels: list[dict], bins_ece) -> tuple[P
             ece, mce = bins_ece(b)
             n = int(b["count"].sum())
             ax.set_title(f"{p['title']} · {'raw' if kind == 'raw' else TS}\n"
-                         f"ECE {100 * ece:.1f}%  MCE {100 * mce:.1f}%  acc "
+                         f"{'pooled ECE' if p.get('pooled') else 'ECE'} {100 * ece:.1f}%  "
+                         f"MCE {100 * mce:.1f}%  acc "
                          f"{100 * float(p['correct'].double().mean()):.1f}%  n={n}", fontsize=9)
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
@@ -72,7 +73,10 @@ def reliability(path: Path, model: str, panels: list[dict], bins_ece) -> tuple[P
     what = " and ".join(p["title"] for p in panels)
     return path, (f"Reliability diagrams of {model} ({what}), before and after temperature "
                   "scaling: bars are accuracy per confidence bin, hatched red boxes the gap to "
-                  "the mean confidence, grey numbers the images per bin.")
+                  "the mean confidence, grey numbers the images per bin. A severity panel pools "
+                  "every corruption cell of that severity into one set (pooled ECE: over- and "
+                  "under-confident corruptions can cancel), unlike the tables' mean of per-cell "
+                  "ECEs.")
 
 
 def confidence_hist(path: Path, model: str, panels: list[dict]) -> tuple[Path, str]:

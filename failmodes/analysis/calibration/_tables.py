@@ -12,11 +12,14 @@ import math
 from collections import defaultdict
 
 import numpy as np
+import torch
 
+from ...constants import CALIBRATION_BINS
 from ...constants import FAMILY_ORDER as BASE_FAMILY_ORDER
 from ...store import CLEAN
 from ...stressors import CORRUPTION_FAMILIES
 from ..result import AnalysisResult
+from ._core import ece_interval, ece_noise_floor
 
 FAMILY_ORDER = (CLEAN, *BASE_FAMILY_ORDER, "other", "corruptions")
 # "Calibration survives shift" when the mean shifted ECE after T stays within this factor
@@ -65,8 +68,10 @@ def severity_rows(rep) -> list[dict]:
                       dataset=rep.dataset, severity=0.0, level="clean")] \
         if any(r["family"] == CLEAN for r in rows) else []
     for s in sorted(groups):
+        # Each metric is the mean of the level's per-cell values (ECE: mean of per-cell
+        # ECEs, not the pooled ECE of the reliability diagram).
         out.append(mean_rows(groups[s], model=rep.model, dataset=rep.dataset, severity=s,
-                              level="corruptions"))
+                              level="mean of corruption cells"))
     return out
 
 
@@ -76,9 +81,11 @@ def _pick(fam: list[dict], family: str, dataset: str) -> dict | None:
     return next((r for r in fam if r["family"] == family and r["dataset"] == dataset), None)
 
 
-def model_row(rep, fam: list[dict]) -> dict:
+def model_row(rep, fam: list[dict], n_bins: int = CALIBRATION_BINS) -> dict:
     """The headline numbers of one model: clean and shifted (mean over the corruption cells
-    of the primary dataset), before and after T (``_ts``)."""
+    of the primary dataset), before and after T (``_ts``); the clean ECE with its 95 %
+    bootstrap interval (``ece_clean_ci_low/high``) and the noise floor of a perfectly
+    calibrated model with the same confidences (``ece_clean_floor``, ``_floor_q95``)."""
     out = {"model": rep.model, "dataset": rep.dataset,
            "temperature": rep.fit.temperature if rep.fit else None}
     clean, shifted = _pick(fam, CLEAN, rep.dataset), _pick(fam, "corruptions", rep.dataset)
@@ -89,7 +96,38 @@ def model_row(rep, fam: list[dict]) -> dict:
         for k in ("ece", "nll", "brier_sum", "dangerous_rate", "auroc_msp"):
             out[f"{k}_{scope}"] = row[k]
             out[f"{k}_{scope}_ts"] = row[f"{k}_ts"]
+    pool = rep.pools.get(CLEAN)
+    if pool:
+        correct = torch.cat(pool["correct"])
+        for suffix, kind in (("", "raw"), ("_ts", "ts")):
+            if pool[kind]:
+                conf = torch.cat(pool[kind])
+                lo, hi = ece_interval(conf, correct, n_bins)
+                floor = ece_noise_floor(conf, n_bins)
+                out[f"ece_clean{suffix}_ci_low"], out[f"ece_clean{suffix}_ci_high"] = lo, hi
+                out[f"ece_clean{suffix}_floor"] = floor["mean"]
+                out[f"ece_clean{suffix}_floor_q95"] = floor["q95"]
+        out["n_clean"] = int(correct.numel())
     return out
+
+
+def floor_findings(row: dict) -> list[str]:
+    """The clean ECE beside its interval and the floor a perfectly calibrated model shows
+    at this n, before and after T: below the floor, and differences smaller than it, are
+    sampling noise."""
+    if "ece_clean_floor" not in row:
+        return []
+    parts = []
+    for suffix, when in (("", "before T"), ("_ts", "after T")):
+        if f"ece_clean{suffix}_floor" in row:
+            e, f = row[f"ece_clean{suffix}"], row[f"ece_clean{suffix}_floor_q95"]
+            parts.append(f"{pct(e)} {when} (95 % CI {pct(row[f'ece_clean{suffix}_ci_low'])}–"
+                         f"{pct(row[f'ece_clean{suffix}_ci_high'])}; a perfectly calibrated "
+                         f"model with these confidences shows {pct(row[f'ece_clean{suffix}_floor'])}"
+                         f", up to {pct(f)}: " + ("indistinguishable from perfect calibration)"
+                                                  if e <= f else "above that floor)"))
+    return [f"{row['model']}: clean ECE on {row['n_clean']} images " + "; ".join(parts)
+            + ". ECE differences smaller than the floor are sampling noise."]
 
 
 def pct(x) -> str:
