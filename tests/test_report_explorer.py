@@ -159,11 +159,14 @@ def test_thumbnail_budget_and_rebuilt_images(run):
     from PIL import Image
     data = build_explorer_data(run, thumb_budget=60_000)
     k = data.payload["thumbs"]["k"]
-    assert 8 <= k < N and any(f"first {k} of the {N}" in n for n in data.notes)
+    assert 8 <= k < N and any(f"embedded for {k} of the {N} images" in n for n in data.notes)
     assert sum(len(s) for s in data.sprites.values()) < 2 * 60_000
-    # The same budget through render_report (what `failmodes report --thumb-budget` passes).
+    # The same budget through render_report (what `failmodes report --thumb-budget` passes),
+    # and the page says how to get more.
     html = render_report(run, run.parent / "budget" / "report.html", thumb_budget=60_000)
-    assert f"first {k} of the {N} images (a 0.0572 MB budget)" in html.read_text()
+    text = html.read_text()
+    assert f"embedded for {k} of the {N} images" in text and "0.0572 MB budget" in text
+    assert "--thumb-budget MB" in text
     # The clean sprite holds the dataset's own pixels (WebP-close) at the documented place.
     from failmodes.data import load_dataset
     cfg = json.loads((run / "eval_config.json").read_text())["config"]
@@ -172,8 +175,9 @@ def test_thumbnail_budget_and_rebuilt_images(run):
     sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(
         data.sprites["clean"].split(",", 1)[1]))).convert("RGB"), np.float64)
     cols = data.payload["thumbs"]["sprites"]["clean"]["cols"]
-    p = 5
-    tile = sheet[(p // cols) * 32:(p // cols + 1) * 32, (p % cols) * 32:(p % cols + 1) * 32]
+    t = 5                                    # slot t holds image position pos[t]
+    p = data.payload["thumbs"]["pos"][t]
+    tile = sheet[(t // cols) * 32:(t // cols + 1) * 32, (t % cols) * 32:(t % cols + 1) * 32]
     err = [np.abs(tile - ds.images[q].numpy()).mean() for q in range(N)]
     # Lossy WebP (4:2:0 chroma) is off by a few levels on these saturated blocks; any
     # other image is far further away.
@@ -339,7 +343,14 @@ def _check_page(run: Path, report: Path, shots: Path, tag: str, picks: dict) -> 
                 let lo = 255, hi = 0; for (let i = 0; i < d.length; i += 4) {
                   lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); } return hi - lo; }""")
             assert spread > 20
-            assert _count(page) == store_count(run)                      # default: wrong
+            # It opens on the flips (right when clean, wrong when stressed), and their
+            # thumbnails are the ones embedded first.
+            assert _count(page) == store_count(run, outcome="flipped")
+            assert page.locator("#fm-grid .fm-none").count() == 0 or \
+                page.evaluate("JSON.parse(document.getElementById('fm-explorer-data')"
+                              ".textContent).thumbs.k") < store_count(run, outcome="flipped")
+            page.select_option("#fm-f-outcome", "wrong")
+            assert _count(page) == store_count(run)
             page.locator("#explorer").scroll_into_view_if_needed()
             page.select_option("#fm-f-model", label=picks["model"])
             assert _count(page) == store_count(run, model=picks["model"])
@@ -381,9 +392,10 @@ def _check_page(run: Path, report: Path, shots: Path, tag: str, picks: dict) -> 
             page.select_option("#fm-f-pred", label=picks["truth"])
             page.fill("#fm-f-cmin", "0.5")
             page.fill("#fm-f-cmax", "0.9")
-            assert _count(page) == store_count(run, pred=picks["truth"], cmin=0.5, cmax=0.9)
-            page.click("#fm-reset")
-            assert _count(page) == store_count(run)
+            assert _count(page) == store_count(run, pred=picks["truth"], cmin=0.5, cmax=0.9,
+                                               outcome="flipped")
+            page.click("#fm-reset")                                  # back to the opening view
+            assert _count(page) == store_count(run, outcome="flipped")
             # Sorted by confidence: the first card holds the highest confidence.
             confs = [float(x) for x in page.eval_on_selector_all(
                 "#fm-grid .fm-card", "e => e.map(x => x.dataset.conf)")]

@@ -15,8 +15,10 @@ browser; nothing is fetched. Layout of ``ExplorerData.payload`` (JSON):
   stressor: ``{values: [model][stressor] -> sorted severities, dtype, codes:
   Uint8|Uint16[models × stressors × n]}``, code k = ``values[m][s][k]``, ``NEVER`` (max − 1)
   = right at every severity, ``NONE`` (max) = wrong when clean, no cell or no value;
-- ``thumbs``: ``{size, k, sprites: {stressor: {cols, values}}}``; image position ``p < k``
-  has a thumbnail at column ``p % cols``, row ``values.index(v) * rows + p // cols``;
+- ``thumbs``: ``{size, k, pos, sprites: {stressor: {cols, values}}}``: ``pos`` the k image
+  positions (ascending) that have a thumbnail, chosen by ``thumb_order`` (flips first, then
+  confident failures); the one at slot ``t = pos.index(p)`` sits at column ``t % cols``, row
+  ``values.index(v) * rows + t // cols``;
 - ``cams``: the CAM overlays the cam analysis saved (``_cams.py``), or absent:
   ``{side, groups: [[stressor, severity]], pos: [K] image positions, present: [M×G],
   maps: Uint8[M × G × K × side × side]}``.
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
+from ..constants import CONFIDENT_THRESHOLD, DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
 from ..store import RunFolder
 
 CLEAN = "clean"
@@ -112,7 +114,8 @@ def pack_rows(cells: list[dict], rows: dict[int, dict], classes: list[str],
             "n": len(idx), "cells": cell_list, "clean": clean,
             "idx": _b64(idx.astype(np.int32)), "label": _b64(label.astype(np.uint16)),
             "pred": _b64(pred.ravel()), "conf": _b64(conf.ravel()),
-            "breaks": pack_breaks(cells, pred, label, models, order), "_idx": idx}
+            "breaks": pack_breaks(cells, pred, label, models, order), "_idx": idx,
+            "_thumb_order": thumb_order(pred, conf, label, cells)}
 
 
 def pack_breaks(cells: list[dict], pred: np.ndarray, label: np.ndarray, models: list[str],
@@ -191,12 +194,47 @@ def _to_thumbs(x) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def thumb_order(pred: np.ndarray, conf: np.ndarray, label: np.ndarray, cells: list[dict],
+                threshold: float = CONFIDENT_THRESHOLD) -> tuple[np.ndarray, int, int]:
+    """Image positions in the order they get thumbnails: first the images that flipped
+    (right when clean, wrong in some stressed cell of the same model), then the other
+    confident failures (wrong above ``threshold`` in any cell), then the rest; each group
+    most confident first (ties by index). Returns (order, n flipped, n confident). What the
+    explorer opens on (flips, then the wrong ones by confidence) comes first, so a small
+    budget still shows pictures where the reader starts.
+
+    pred, conf: cells × images (``MISSING`` / -1 where a cell lacks the image)."""
+    n = pred.shape[1] if pred.ndim == 2 else 0
+    if n == 0:
+        return np.zeros(0, np.int64), 0, 0
+    wrong = (pred != label[None, :]) & (pred != MISSING)
+    clean_ok: dict[str, np.ndarray] = {}
+    for j, c in enumerate(cells):
+        if c["stressor"] == CLEAN:
+            clean_ok[c["model"]] = pred[j] == label
+    flip_conf = np.full(n, -1.0)
+    for j, c in enumerate(cells):
+        ok = clean_ok.get(c["model"])
+        if c["stressor"] != CLEAN and ok is not None:
+            hit = wrong[j] & ok
+            flip_conf = np.where(hit, np.maximum(flip_conf, conf[j]), flip_conf)
+    fail_conf = np.where(wrong, conf, -1.0).max(axis=0)
+    flipped = flip_conf >= 0
+    confident = ~flipped & (fail_conf > threshold)
+    rank = np.where(flipped, 0, np.where(confident, 1, 2))
+    key = np.where(flipped, flip_conf, np.where(confident, fail_conf, 0.0))
+    order = np.lexsort((np.arange(n), -key, rank))
+    return order, int(flipped.sum()), int(confident.sum())
+
+
 def build_thumbs(run_dir: Path, payload: dict, cells: list[dict],
                  budget: int) -> tuple[dict, dict, list[str]]:
-    """Sprite sheets for the first ``k`` images (as many as ``budget`` bytes allow), their
-    stressed versions rebuilt by the store layer (``store.cell_images``: stressors are
-    deterministic, so this runs no model)."""
-    idx = payload["_idx"]
+    """Sprite sheets for as many images as ``budget`` bytes allow, in ``thumb_order`` (flips,
+    then confident failures, then the rest), their stressed versions rebuilt by the store
+    layer (``store.cell_images``: stressors are deterministic, so this runs no model)."""
+    order, n_flip, n_conf = payload.pop("_thumb_order", None) or (
+        np.arange(len(payload["_idx"])), 0, 0)
+    idx = payload["_idx"][order]
     notes: list[str] = []
     groups: dict[str, dict[tuple[float, int], object]] = {}   # stressor -> (sev, seed) -> Cell
     for c in cells:
@@ -214,12 +252,25 @@ def build_thumbs(run_dir: Path, payload: dict, cells: list[dict],
     per_image = sum(len(u) for u in sprites.values()) / max(pilot, 1)
     k = int(min(len(idx), budget / max(per_image, 1.0)))
     k = max(k, min(len(idx), MIN_THUMBS))
-    if k != pilot:
-        sprites, meta = _sprites(run_dir, groups, idx[:k], [])
+    pos = np.sort(order[:k])          # slots follow the image positions, ascending
+    if k != pilot or not np.array_equal(order[:k], pos):
+        sprites, meta = _sprites(run_dir, groups, payload["_idx"][pos], [])
     if k < len(idx):
-        notes.append(f"Thumbnails are embedded for the first {k} of the {len(idx)} images "
-                     f"(a {budget / 2 ** 20:.3g} MB budget); every image's row is there.")
-    return {"size": THUMB, "k": k, "sprites": meta}, sprites, notes
+        notes.append(thumb_note(k, len(idx), n_flip, n_conf, budget))
+    return {"size": THUMB, "k": k, "pos": pos.tolist(), "sprites": meta}, sprites, notes
+
+
+def thumb_note(k: int, n: int, n_flip: int, n_conf: int, budget: int) -> str:
+    """What the page says when the thumbnail budget leaves images out, and how to get more."""
+    got = ("every flipped image" if k >= n_flip else f"{k} of the {n_flip} flipped images")
+    if k > n_flip and n_conf:
+        got += (", every other confident failure" if k >= n_flip + n_conf
+                else f", {k - n_flip} of the {n_conf} other confident failures")
+    return (f"Thumbnails are embedded for {k} of the {n} images ({got}), within a "
+            f"{budget / 2 ** 20:.3g} MB budget that keeps the page small enough to mail; "
+            f"the other {n - k} keep their rows, without pictures. For more, re-write the "
+            "page with `failmodes report RUN --thumb-budget MB` (at most "
+            f"{MAX_THUMB_BUDGET // 2 ** 20}).")
 
 
 def _sprites(run_dir: Path, groups: dict, idx: np.ndarray,

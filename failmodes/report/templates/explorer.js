@@ -21,6 +21,11 @@
   var B = D.breaks || null;   // breaking points: codes into B.values[model][stressor]
   var bcodes = B ? decode(B.codes, B.dtype === 'uint16' ? Uint16Array : Uint8Array) : null;
   var BNONE = B ? (B.dtype === 'uint16' ? 65535 : 255) : 0, BNEVER = BNONE - 1;
+  var thumbAt = {};   // image position -> slot in the sprite sheets (flips got theirs first)
+  if (thumbs) {
+    (thumbs.pos || Array.from({length: thumbs.k}, function (_, p) { return p; }))
+      .forEach(function (p, t) { thumbAt[p] = t; });
+  }
   var camAt = {};   // image position -> slot in the CAM sample
   if (cams) { cams.pos.forEach(function (p, k) { if (p >= 0) { camAt[p] = k; } }); }
 
@@ -173,13 +178,14 @@
     box.appendChild(canvas);
     box.appendChild(el('span', 'fm-cap', caption));
     var g = sp ? sp.meta.values.indexOf(value) : -1;
-    if (!sp || g < 0 || i >= thumbs.k) {
+    var t = thumbAt[i];
+    if (!sp || g < 0 || t === undefined) {
       box.classList.add('fm-none');
       canvas.setAttribute('aria-label', 'no thumbnail embedded');
       return box;
     }
     var cols = sp.meta.cols, rows = Math.ceil(thumbs.k / cols);
-    var sx = (i % cols) * size, sy = (g * rows + ((i / cols) | 0)) * size;
+    var sx = (t % cols) * size, sy = (g * rows + ((t / cols) | 0)) * size;
     function draw() {
       var ctx = canvas.getContext('2d');
       ctx.imageSmoothingEnabled = false;
@@ -280,11 +286,15 @@
     ['model', 'family', 'stressor', 'severity', 'truth', 'pred'].forEach(function (k) {
       f[k].value = 'all';
     });
-    f.outcome.value = 'wrong'; f.cmin.value = '0'; f.cmax.value = '1'; f.sort.value = 'conf-desc';
+    f.outcome.value = OPEN; f.cmin.value = '0'; f.cmax.value = '1'; f.sort.value = 'conf-desc';
     if (f.bmax) { f.bmax.value = ''; }
     fillStressors(); apply();
   });
   fillStressors();
   apply();
+  // The page opens on the images that flipped (right when clean, wrong when stressed): what
+  // the corruption did, not what was wrong before it. Without any flip, on the wrong ones.
+  var OPEN = 'flipped';
+  if (!matches.length && f.outcome.value === 'flipped') { OPEN = 'wrong'; f.outcome.value = OPEN; apply(); }
   root.setAttribute('data-ready', '1');
 })();
