@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ...estimate import estimator_names
 from ...estimate.shift import ALPHA
-from ...store import CLEAN, ResultsStore, RunFolder, StoreError, store_writable
+from ...store import CLEAN, ResultsStore, RunFolder, StoreError
 from ..registry import Headline, register_analysis, write_result
 from ..result import AnalysisResult
 from ._figures import scatter_figure
@@ -99,7 +99,7 @@ def estimate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_bo
     tables: dict[str, list[dict]] = {k: [] for k in ("estimators", "families", "severities",
                                                      "cells", "worst", "all_fail")}
     all_rows: list[dict] = []
-    with ResultsStore(path, readonly=not store_writable(path)) as store:
+    with ResultsStore(path, readonly=True) as store:   # read only: nothing is written back
         for rec in store.models():
             model = rec["name"]
             cells = store.cells(model=model)

@@ -28,7 +28,7 @@ from ...data.decode import decode_image
 from ...data.folders import IMAGE_EXTENSIONS
 from ...estimate import DEFAULT_HEADLINE, EstimateError, LabelFreeResult, accuracy, model_outputs
 from ...estimate.shift import MMD_MAX_IMAGES
-from ...store import ANALYSIS_DIR, RunFolder
+from ...store import ANALYSIS_DIR, VAL_SPLIT, RunFolder, is_validation
 from ._grid import model_source
 from ._page import write_page
 
@@ -133,8 +133,7 @@ def estimate_images(run_dir: str | os.PathLike, images: str, *, model: str | Non
             if source is None:
                 raise EstimateError(f"{name}: no clean cell with stored logits in {run_dir} to "
                                     "fit the estimators on")
-            key = "train-val" if source.cell.dataset.split(":")[1].startswith("train-val") \
-                else None
+            key = VAL_SPLIT if is_validation(source.cell.dataset) else None
             if key not in ref_data:
                 ref_data[key] = ctx.dataset(key)
             ds = ref_data[key]
