@@ -155,16 +155,24 @@ class PerImage:
     ``(model, dataset, stressor, severity) -> (idx, mean correctness)``."""
 
     def __init__(self, store: ResultsStore):
-        q = ("SELECT m.name, c.dataset, c.stressor, c.severity, p.idx, p.pred = p.label "
-             "FROM cells c JOIN models m ON m.id=c.model_id JOIN predictions p "
-             "ON p.cell_id=c.id WHERE c.status='done'")
-        acc: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for m, d, st, sev, idx, ok in store.db.execute(q):
-            acc[(m, d, st, float(sev))][int(idx)].append(float(ok))
+        keys = {c.id: (c.model, c.dataset, c.stressor, float(c.severity))
+                for c in store.cells(status="done")}
+        rows = store.db.execute("SELECT p.cell_id, p.idx, p.pred = p.label FROM predictions p "
+                                "JOIN cells c ON c.id = p.cell_id WHERE c.status='done' "
+                                "ORDER BY p.cell_id, p.idx").fetchall()
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        starts = np.flatnonzero(np.r_[True, arr[1:, 0] != arr[:-1, 0]]) if arr.size else []
+        bounds = list(zip(starts, [*starts[1:], len(arr)], strict=True))
+        per_key: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+        for a, b in bounds:
+            per_key[keys[int(arr[a, 0])]].append((arr[a:b, 1], arr[a:b, 2].astype(np.float64)))
         self.cells = {}
-        for key, per in acc.items():
-            idx = np.array(sorted(per), dtype=np.int64)
-            self.cells[key] = (idx, np.array([np.mean(per[i]) for i in idx]))
+        for key, seeds in per_key.items():   # seeds of one cell: mean correctness per image
+            idx = seeds[0][0]
+            for other, _ in seeds[1:]:
+                idx = np.intersect1d(idx, other)
+            self.cells[key] = (idx, np.mean([v[np.searchsorted(i, idx)] for i, v in seeds],
+                                            axis=0))
 
     def point(self, model: str, dataset: str, stressor: str, severity: float):
         """The cell behind one curve point; the clean cell at the stressor's identity when
@@ -260,10 +268,14 @@ def _shares(pts: list[dict], regime: Regime, per_image: PerImage | None) -> dict
         return empty
     shares = label_shares(x, c, REGIME_RESAMPLES, REGIME_RESAMPLE_SEED)
     share = shares.get(regime.label, 0.0)
-    return {"label_shares": " / ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items()),
+    return {"label_shares": " / ".join(f"{k} {_pct(v)}" for k, v in shares.items()),
             "n_resamples": REGIME_RESAMPLES, "n_images": int(c.shape[0]), "label_share": share,
             **{share_key(lab): shares.get(lab, 0.0) for lab in REGIMES + (UNDETERMINED,)},
             "confidence": f"{100 * share:.0f} % of resamples"}
+
+
+def _pct(v: float) -> str:
+    return "< 1 %" if 0 < v < 0.01 else f"{100 * v:.0f} %"
 
 
 def _integer_levels(pts: list[dict]) -> list[dict]:
