@@ -61,6 +61,12 @@ class Classifier(nn.Module):
         return len(self.class_names)
 
     @property
+    def fixed_batch(self) -> int | None:
+        """The one batch size the network runs (a file exported for batch 1), else None."""
+        b = getattr(self.net, "fixed_batch", None)
+        return int(b) if b else None
+
+    @property
     def cam_layer(self) -> nn.Module:
         """The module Grad-CAM hooks; found automatically when none was named."""
         if self.cam_unavailable:

@@ -133,16 +133,29 @@ def _analysis_views(run_dir: Path, state: dict, cfg: dict) -> list[AnalysisView]
     return views
 
 
+def failure_line(run_dir: Path, step: dict) -> str:
+    """One line for a failed step: its error's first line (a run written before issue 35
+    kept a traceback there) and where the full traceback is; never a traceback itself."""
+    error = str(step.get("error") or "unknown error").strip()
+    first = error.splitlines()[0] if error else "unknown error"
+    log = step.get("log")
+    if log:
+        return f"{first} (traceback: {Path(run_dir) / log})"
+    more = " (the traceback's tail is in study_state.json)" if "\n" in error else ""
+    return first + more
+
+
 def _view(run_dir: Path, name: str, title: str, step: dict | None, selected: bool) -> AnalysisView:
     seconds = step.get("seconds") if step else None
     if step and step.get("status") == "failed":
         # A JSON left over from an earlier run would be stale: show the failure, not it.
-        return AnalysisView(name, title, "failed", message=step.get("error", "unknown error"),
+        return AnalysisView(name, title, "failed", message=failure_line(run_dir, step),
                             seconds=seconds)
     path = analysis_json(run_dir, name)
     res = read_json(path) if path else None
     if isinstance(res, dict) and "__error__" in res:
-        return AnalysisView(name, title, "failed", message=res["__error__"], seconds=seconds)
+        return AnalysisView(name, title, "failed", message=failure_line(
+            run_dir, {"error": res["__error__"]}), seconds=seconds)
     if res is not None and path is not None:
         try:
             typed = AnalysisResult.from_dict(res)

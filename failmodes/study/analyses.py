@@ -11,7 +11,7 @@ from ..config import to_dict
 from ..store import ResultsStore, RunFolder
 from .check import analysis_options, check_analyses
 from .config import ProbeSpec, StudyConfig
-from .state import StudyState, error_tail, say, timing
+from .state import StudyState, one_line, say, timing, write_log
 
 
 def step_fingerprint(out: Path, extra) -> str:
@@ -44,8 +44,8 @@ def run_analyses(cfg: StudyConfig, out: Path, state: StudyState) -> list[str]:
         try:
             a.run(out, RunFolder(out).analysis, a.parse_options(opts))
         except Exception as e:  # recorded, shown in the report and returned: never hidden
-            msg = f"{type(e).__name__}: {e}"
-            state.set(key, status="failed", error=msg + "\n" + error_tail(), fingerprint=fp,
+            msg = one_line(e)  # the traceback goes to a log file, never into the report
+            state.set(key, status="failed", error=msg, log=write_log(out, key), fingerprint=fp,
                       **timing(t, c))
             failures.append(f"analysis {name}: {msg}")
             say(cfg, f"analysis {name} FAILED: {msg}")
@@ -74,8 +74,8 @@ def run_probes(cfg: StudyConfig, out: Path, state: StudyState) -> list[str]:
         try:
             rel = _probe(cfg, p, pdir).relative_to(out)
         except Exception as e:  # recorded and reported like an analysis failure
-            msg = f"{type(e).__name__}: {e}"
-            state.set(key, status="failed", spec=spec, error=msg + "\n" + error_tail(),
+            msg = one_line(e)
+            state.set(key, status="failed", spec=spec, error=msg, log=write_log(out, key),
                       **timing(t, c))
             failures.append(f"probe {key}: {msg}")
             continue

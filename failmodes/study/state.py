@@ -60,3 +60,22 @@ def say(cfg: StudyConfig, msg: str) -> None:
 
 def error_tail(lines: int = 6) -> str:
     return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])
+
+
+def one_line(e: BaseException, width: int = 300) -> str:
+    """``TypeName: the first line of the message``: what the report and the console show of
+    a failed step (the traceback goes to the step's log file)."""
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0][:width]}" if msg else type(e).__name__
+
+
+def write_log(out: Path, key: str) -> str:
+    """The current exception's full traceback in ``RUN/logs/<key>.log``; returns the path
+    relative to ``out`` (the report names it), or "" when it cannot be written."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key) + ".log"
+    path = Path(out) / "logs" / name
+    try:
+        write_text_atomic(path, traceback.format_exc())
+    except OSError:
+        return ""
+    return str(path.relative_to(out))

@@ -43,6 +43,17 @@ def _methods() -> dict[str, type]:
 METHODS = ("gradcam", "gradcam++", "scorecam")
 
 
+def _layer_error(model: nn.Module, layer: nn.Module, e: Exception) -> CamError:
+    # pytorch-grad-cam needs N×C×h×w activations (or tokens a reshape turns into them); a
+    # Linear layer or a flattened output fails deep inside it.
+    root = getattr(model, "net", model)
+    name = next((n for n, m in root.named_modules() if m is layer), type(layer).__name__)
+    msg = str(e).strip().splitlines()
+    return CamError(f"Grad-CAM cannot use layer {name!r} ({type(layer).__name__}: "
+                    f"{type(e).__name__}: {msg[0][:120] if msg else ''}); pass --cam-layer NAME "
+                    "naming a layer with N×C×H×W maps (a convolution or a block of them)")
+
+
 def resolve_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
     """The module to hook: ``layer`` itself, a module name (inside ``model.net`` for a
     Classifier, else inside ``model``), or ``model.cam_layer`` when None."""
@@ -123,20 +134,36 @@ def compute_cams(model: nn.Module, images: torch.Tensor,
                                              reshape_transform=cam_reshape(model, layer))
         if method == "scorecam":
             cam.batch_size = batch_size  # masked copies per forward pass
+        # A network exported for one batch size runs it only: its hooks would see each
+        # chunk's activations, so every call gets exactly that many images (the last
+        # padded with copies of its final image, dropped again).
+        fixed = getattr(model, "fixed_batch", None)
+        step = fixed or batch_size
         try:
-            for s in range(0, n, batch_size):
-                x = images[s:s + batch_size].detach().to(device, torch.float32)
+            for s in range(0, n, step):
+                x = images[s:s + step].detach().to(device, torch.float32)
+                k = x.shape[0]
+                chunk_targets = None if targets is None else list(targets[s:s + step])
+                if fixed and k < fixed:
+                    x = torch.cat([x, x[-1:].expand(fixed - k, *x.shape[1:])])
+                    if chunk_targets is not None:
+                        chunk_targets += [chunk_targets[-1]] * (fixed - k)
                 x.requires_grad_(True)  # weights are frozen: the graph hangs on the input
-                t = None if targets is None else [ClassifierOutputTarget(k)
-                                                  for k in targets[s:s + batch_size]]
+                t = None if chunk_targets is None else [ClassifierOutputTarget(c)
+                                                        for c in chunk_targets]
                 cam.raw_maps = []
                 with contextlib.redirect_stderr(io.StringIO()):  # ScoreCAM's tqdm bars
-                    out = cam(input_tensor=x, targets=t)
-                cams.append(torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)))
-                raws.append(torch.from_numpy(np.ascontiguousarray(cam.raw_maps[-1],
+                    try:
+                        out = cam(input_tensor=x, targets=t)
+                    except (ValueError, IndexError, RuntimeError) as e:
+                        if "out of memory" in str(e):
+                            raise
+                        raise _layer_error(model, target_layer, e) from None
+                cams.append(torch.from_numpy(np.ascontiguousarray(out[:k], dtype=np.float32)))
+                raws.append(torch.from_numpy(np.ascontiguousarray(cam.raw_maps[-1][:k],
                                                                   dtype=np.float32)))
                 if return_logits:
-                    logits.append(cam.outputs.detach().float().cpu())
+                    logits.append(cam.outputs.detach().float().cpu()[:k])
         finally:
             cam.activations_and_grads.release()
     h, w = images.shape[-2:]

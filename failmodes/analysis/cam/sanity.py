@@ -50,6 +50,13 @@ def _reinit(module: nn.Module) -> None:
     for m in module.modules():
         if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
             m.reset_parameters()
+        elif any(True for _ in m.parameters(recurse=False)):
+            # A module with no reset_parameters (the submodules of an unflattened .pt2 are
+            # graph interpreters): its tensors redrawn at their own scale, which destroys
+            # what was learned as a re-initialisation does.
+            with torch.no_grad():
+                for p in m.parameters(recurse=False):
+                    p.normal_(0.0, max(float(p.std()) if p.numel() > 1 else 0.0, 1e-2))
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
 

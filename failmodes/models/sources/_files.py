@@ -34,6 +34,9 @@ class FixedBatch(nn.Module):
     def __init__(self, net: nn.Module, batch: int):
         super().__init__()
         self.inner, self.batch = net, int(batch)
+        # Read by Classifier.fixed_batch: callers that hook layers (Grad-CAM) must feed
+        # exactly this many images per call, as hooks see every chunk's activations.
+        self.fixed_batch = self.batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.batch

@@ -28,7 +28,23 @@ class ExportedProgramSource(NetworkFileSource):
             raise load_error(path, "ExportedProgram", e) from None
         # Unflattened, the exported graph runs module by module, so forward hooks (Grad-CAM)
         # see each submodule's output; ep.module() alone is one flat graph.
-        return torch.export.unflatten(ep), _static_input(ep), None
+        net = torch.export.unflatten(ep)
+        _copy_by_reloading(net, path)
+        return net, _static_input(ep), None
+
+
+def _copy_by_reloading(net: nn.Module, path: Path) -> None:
+    """Make ``copy.deepcopy(net)`` work (Grad-CAM's sanity check randomises a copy): the
+    unflattened graph holds tensors with symbolic sizes (a dynamic batch), which deepcopy
+    cannot copy, so a copy is the file loaded again with ``net``'s current tensors."""
+    def deepcopy(memo):
+        other = torch.export.unflatten(torch.export.load(str(path)))
+        other.load_state_dict(net.state_dict())
+        other.train(net.training)
+        _copy_by_reloading(other, path)
+        memo[id(net)] = other
+        return other
+    object.__setattr__(net, "__deepcopy__", deepcopy)
 
 
 def _static_input(ep) -> Shape | None:
