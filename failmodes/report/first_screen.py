@@ -186,6 +186,8 @@ def _detail(r: dict | None) -> str:
         bits.append(f"break at {r['breakpoint']:.1f}")
     if isinstance(r.get("total_drop"), (int, float)):
         bits.append(f"−{r['total_drop']:.0f} pt")
+    if isinstance(r.get("label_share"), (int, float)):   # the label's share of resamples
+        bits.append(f"label in {100 * r['label_share']:.0f} % of resamples")
     return " · ".join(bits)
 
 
