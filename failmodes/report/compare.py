@@ -56,8 +56,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
     facts = [dict(f, run="A") for f in model_facts(a.acc)] + \
             [dict(f, run="B") for f in model_facts(b.acc)]
     side = [{"run": f["run"], "model": f["model"], "clean accuracy": pct(f["clean_acc"]),
-             "mean corruption accuracy": pct(f["mean_corruption_acc"]),
-             "corruption cells": f["n_corruption_cells"],
+             "mean accuracy, all corruptions": pct(f["mean_corruption_acc"]),
+             "corruptions": f["n_corruptions"], "corruption cells": f["n_corruption_cells"],
              "largest drop": (f"{100 * f['largest_drop']:.1f} pt · {f['worst_stressor']} "
                               f"s{fmt(f['worst_severity'])}" if f["largest_drop"] is not None
                               else "—")} for f in facts]
@@ -69,17 +69,20 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
     deltas_sec = Section("deltas", f"Per-corruption deltas vs A:{ref}",
                          intro="Accuracy of each model of run B minus the baseline of run A "
                                "on the images both runs evaluated (paired, severities 1–5), "
-                               "in points; ± is the 95 % normal interval; flagged: paired "
-                               "sign-flip test (exact with few discordant images) below 0.05 "
-                               "after Holm's correction across corruptions. Conditional on "
-                               "the trained networks (test-image noise only).")
+                               "in points; flagged: paired sign-flip test (exact with few "
+                               "discordant images) below 0.05 after Holm's correction across "
+                               "corruptions; ± Holm (the figure's whiskers): the normal "
+                               "interval at the row's Holm step level, which excludes 0 where "
+                               "the row is flagged; ±95% unadjusted: for scale only. "
+                               "Conditional on the trained networks (test-image noise only).")
     deltas = {label[("B", m)]: corruption_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m,
                                                  a.dataset)
               for m in b.model_names}
     rows = []
     for m, ds in deltas.items():
         rows += [{"model": m, "corruption": d["stressor"], "family": d["family"],
-                  "images": d["n"], "Δ accuracy": d["delta"], "±95%": d["ci95"],
+                  "images": d["n"], "Δ accuracy": d["delta"], "± Holm": d["ci_holm"],
+                  "±95% unadjusted": d["ci95"],
                   "discordant images": d["n_discordant"], "p": d["p"],
                   "p (Holm)": d["p_holm"], "flagged": d["significant"]} for d in ds]
     if rows:
@@ -90,7 +93,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
                                              f"Run B's models minus A:{ref}, per corruption."))
         deltas_sec.tables.append(table("Deltas per corruption", rows,
                                        csv=f"{TABLE_DIR}/compare_deltas.csv",
-                                       formatters={"Δ accuracy": _pt_delta, "±95%": _pt_ci},
+                                       formatters={"Δ accuracy": _pt_delta, "± Holm": _pt_ci,
+                                                   "±95% unadjusted": _pt_ci},
                                        max_rows=120))
         for m, d in clean_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, b.model_names,
                                  a.dataset).items():

@@ -79,7 +79,9 @@ def training_curves(histories: dict[str, list[dict]], path: Path) -> Path | None
 def comparison_bars(deltas: dict[str, list[dict]], baseline: str, path: Path,
                     colors: dict[str, str] | None = None) -> Path | None:
     """Horizontal bars: accuracy delta (points) of each model vs ``baseline`` per corruption,
-    with paired 95 % intervals as whiskers; corruptions top to bottom in registry order."""
+    whiskers the paired interval at each row's Holm step level (``ci_holm``: excludes 0 where
+    the table flags the row), flagged rows hatched; corruptions top to bottom in registry
+    order."""
     models = [m for m, rows in deltas.items() if rows]
     if not models:
         return None
@@ -96,13 +98,17 @@ def comparison_bars(deltas: dict[str, list[dict]], baseline: str, path: Path,
         by = {r["stressor"]: r for r in deltas[m]}
         ys = [i + (j - (k - 1) / 2) * h for i in range(n)]
         vals = [by[s]["delta"] if s in by else 0.0 for s in stressors]
-        errs = [by[s]["ci95"] if s in by else 0.0 for s in stressors]
-        ax.barh(ys, vals, height=h * 0.9, color=colors.get(m, "#888"), xerr=errs,
-                error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333"}, label=m)
+        errs = [by[s].get("ci_holm", by[s]["ci95"]) if s in by else 0.0 for s in stressors]
+        bars = ax.barh(ys, vals, height=h * 0.9, color=colors.get(m, "#888"), xerr=errs,
+                       error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333"}, label=m)
+        for bar, s in zip(bars, stressors):
+            if s in by and by[s].get("significant"):
+                bar.set_hatch("///")
     ax.axvline(0, color="#111", linewidth=0.8)
     ax.set_yticks(range(n), [s.replace("_", " ") for s in stressors], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"accuracy minus {baseline} (points, mean over severities; whiskers: 95% CI)")
+    ax.set_xlabel(f"accuracy minus {baseline} (points, mean over severities)\nwhiskers: 95 % "
+                  "after Holm across corruptions (each row's step level); hatched: flagged")
     _style(ax)
     ax.legend(fontsize=8, frameon=False, loc="best")
     return _save(fig, path)

@@ -119,7 +119,7 @@ def _comparison_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict
     fmts = {base: _pt_abs}
     shown = [dict(r) for r in rows]
     for m in others:
-        fmts[m], fmts[f"±95% {m}"] = _pt_abs, _pt_ci
+        fmts[m], fmts[f"± Holm {m}"] = _pt_abs, _pt_ci
         fmts[f"Δ {m}"] = str
         fmts[f"p (Holm) {m}"] = lambda p: "—" if p is None else f"{p:.2g}"
         for r in shown:

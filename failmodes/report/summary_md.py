@@ -69,7 +69,10 @@ def _models_section(run: RunData) -> list[str]:
         if run.dataset is not None else model_facts(run.acc)
     # Every registered analysis's declared headlines, in report order.
     heads = [(a, h) for a in list_analyses() for h in a.headlines]
-    cols = ["model", "images", "clean acc %", "mean corruption acc %", "corruption cells",
+    counts = {f.get("n_corruptions") for f in facts}
+    mean_col = (f"mean accuracy, {counts.pop()} corruptions %" if len(counts) == 1
+                else "mean accuracy, all its corruptions %")
+    cols = ["model", "images", "clean acc %", mean_col, "corruption cells",
             "worst cell"] + [h.label + (" %" if h.unit == "percent" else "")
                              for _a, h in heads]
     rows = []
@@ -87,7 +90,9 @@ def _models_section(run: RunData) -> list[str]:
     if not rows:
         return out + ["No evaluated cell yet.", ""]
     out += _table(cols, rows)
-    note = ("Accuracies over the integer severities 1–5 of every corruption evaluated. "
+    note = ("Accuracies over the integer severities 1–5 of every corruption evaluated (the "
+            "mean accuracy counts every corruption, the extra ones included; mCA and the "
+            "CIFAR-10-C error count the 15 benchmark corruptions only). "
             + " ".join(f"{h.label}: {h.note}." for _a, h in heads if h.note))
     return out + ["", note, ""]
 
