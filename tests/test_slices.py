@@ -483,6 +483,14 @@ def test_concentration_claim_verdicts_and_error_rate():
     tol = 3 * math.sqrt(0.05 * 0.95 / 300)
     assert verdicts.count("supported") / 300 <= 0.05 + tol
     assert verdicts.count("contradicted") / 300 <= 0.05 + tol
+    # On the claim's boundary (errors exactly 1.25x as frequent inside, the default
+    # min_ratio): "contradicted" at most alpha of the time.
+    boundary = []
+    for _ in range(300):
+        w = target & (rng.random(n) < np.where(blue, 0.15 * 1.25, 0.15))
+        boundary.append(check_concentration(claim, conds, labels, np.where(w, 0, labels),
+                                            names).verdict)
+    assert boundary.count("contradicted") / 300 <= 0.05 + tol
     with pytest.raises(SliceError, match="background"):
         check_concentration({"errors_concentrate": {"background": "mauve"}}, conds, labels,
                             preds, names)

@@ -9,10 +9,12 @@ predicted as one of ``confused_with`` when given. The claim says the outcome is 
 frequent inside the slice than outside it.
 
 - supported: one-sided Fisher exact p (more frequent inside) < alpha;
-- contradicted: the one-sided (1 - alpha) upper bound of the rate ratio inside/outside
-  (Katz log interval, 0.5 added to zero counts) is below ``min_ratio``: whatever
-  concentration there is, it is smaller than the claim's words allow (default 1.25: less
-  than 25 % more frequent); with ``min_ratio=1`` that is "significantly less frequent";
+- contradicted: the exact conditional one-sided (1 - alpha) upper bound of the odds ratio
+  inside/outside is below ``min_ratio``: whatever concentration there is, it is smaller
+  than the claim's words allow (default 1.25: less than 25 % more frequent). The odds ratio
+  is at least the rate ratio whenever the rate ratio is ≥ 1, so this is a level-alpha test
+  of "rate ratio ≥ min_ratio" (conservative); with ``min_ratio=1``: "significantly less
+  frequent";
 - inconclusive otherwise.
 
 ``check_claim(run_dir, claim)`` reads what it needs from a run folder (the model's cell,
@@ -42,7 +44,8 @@ class ConcentrationVerdict:
     n_out: int
     ratio: float
     ratio_lo: float                  # two one-sided (1 - alpha) bounds of the rate ratio
-    ratio_hi: float
+    ratio_hi: float                  # (Katz log interval, shown)
+    odds_ratio_hi: float             # exact one-sided upper bound of the odds ratio (decides)
     evidence: str
 
 
@@ -98,9 +101,12 @@ def check_concentration(claim: dict, conditions: dict, labels, preds, class_name
     z = scipy.stats.norm.ppf(1 - alpha)
     lo, hi = float(np.exp(log_rr - z * se)), float(np.exp(log_rr + z * se))
     rr = (k_in / n_in) / (k_out / n_out) if k_out else float("inf")
+    table = [[k_in, n_in - k_in], [k_out, n_out - k_out]]
+    or_hi = float(scipy.stats.contingency.odds_ratio(table).confidence_interval(
+        1 - alpha, alternative="less").high)
     if p < alpha:
         verdict = "supported"
-    elif hi < min_ratio:
+    elif or_hi < min_ratio:
         verdict = "contradicted"
     else:
         verdict = "inconclusive"
@@ -109,10 +115,10 @@ def check_concentration(claim: dict, conditions: dict, labels, preds, class_name
     evidence = (f"{who} with {what}: {100 * k_in / n_in:.1f} % {how} vs "
                 f"{100 * k_out / n_out:.1f} % elsewhere (n {n_in} vs {n_out}); rate ratio "
                 f"{rr:.3g} (one-sided {100 * (1 - alpha):.0f} % bounds {lo:.3g}–{hi:.3g}); "
-                f"one-sided Fisher p {p:.2g}; "
-                f"contradicted below a ratio of {min_ratio:g}")
+                f"one-sided Fisher p {p:.2g}; odds ratio at most {or_hi:.3g} (exact, "
+                f"one-sided {100 * (1 - alpha):.0f} %), contradicted below {min_ratio:g}")
     return ConcentrationVerdict(verdict, p, k_in / n_in, k_out / n_out, n_in, n_out, rr, lo,
-                                hi, evidence)
+                                hi, or_hi, evidence)
 
 
 def check_claim(run_dir, claim: dict, *, alpha: float = 0.05,
