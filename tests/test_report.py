@@ -141,10 +141,11 @@ def test_missing_and_failed_sections_say_so(fake_run):
     for gone in ("Accuracy and robustness", "Failure regimes (label", "Top confusion pairs",
                  "Not in this report", 'href="#summary"'):
         assert gone not in html
-    # Sections follow the registry, with the comparison after the curves.
+    # Sections follow the registry, with the comparison after the curves; training curves
+    # with no history to show come last, before the appendix (issue 35).
     order = [m for m in re.findall(r'<section id="([^"]+)">', html)]
-    assert order == ["glance", "explorer", "training", "metrics", "curves", "comparison",
-                     "failures", "calibration", "cam", "adversarial", "sweeps", "appendix"]
+    assert order == ["glance", "explorer", "metrics", "curves", "comparison", "failures",
+                     "calibration", "cam", "adversarial", "sweeps", "training", "appendix"]
     assert "no attack cells" in sec("adversarial")
     assert "failmodes run fake.yaml" in sec("appendix")
     # Probes: the table and strip of the one that ran, the reason of the one that failed.

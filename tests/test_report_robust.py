@@ -45,3 +45,70 @@ def test_the_page_says_what_the_budget_left_out_and_how_to_get_more():
     note = thumb_note(600, 1000, 532, 100, 6 * 2 ** 20)
     assert "every flipped image, 68 of the 100 other confident failures" in note
     assert DEFAULT_THUMB_BUDGET <= 8 * 2 ** 20     # a report meant to be mailed
+
+
+def _one_model_run(tmp_path, severities=(1, 3, 5), models=("m",)):
+    from synthetic_store import write_store
+
+    from failmodes.analysis import get_analysis
+    curve = {float(s): 0.9 - 0.1 * s for s in severities}
+    for i, m in enumerate(models):
+        write_store(tmp_path / "results.sqlite", {"fog": curve, "contrast": curve}, n=40,
+                    model=m, rng_seed=i).close()
+    get_analysis("metrics").fn(tmp_path, tmp_path / "analysis")
+    return tmp_path
+
+
+def _text(html_path) -> str:
+    import html
+    import re
+    t = html_path.read_text(encoding="utf-8")
+    t = re.sub(r"<script.*?</script>|<style.*?</style>", "", t, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", t)))
+
+
+def test_a_1_3_5_grid_is_printed_as_it_is(tmp_path):
+    from failmodes.report import render_report
+    text = _text(render_report(_one_model_run(tmp_path)))
+    assert "over severities 1, 3, 5" in text
+    # "severities 1–5" stays only where it defines a metric ("needs ... at severities 1–5")
+    assert "over severities 1–5" not in text
+
+
+def test_a_lone_model_has_no_baseline_tag_and_empty_sections_say_so_in_place(tmp_path):
+    import re
+
+    from failmodes.report import render_report
+    page = render_report(_one_model_run(tmp_path))
+    raw, text = page.read_text(encoding="utf-8"), _text(page)
+    assert 'class="tag">baseline' not in raw and "(baseline m)" not in text
+    # no training history: not the first numbered section, not "ok", said in its place
+    titles = re.findall(r"<h2>(\d+)\. ([^<]+)<span class=\"badge (\w*)", raw)
+    first = titles[0]
+    assert first[1] != "Training curves"
+    training = next(t for t in titles if t[1] == "Training curves")
+    assert training[2] == "empty" and int(training[0]) > int(first[0])
+    assert "No training history is recorded in this run folder" in text
+    # a study without claims says so, not "not run"
+    claims = next(t for t in titles if t[1].startswith("Claims"))
+    assert claims[2] == "empty" and "No claims in this study" in text
+
+
+def test_two_models_keep_their_baseline_tag(tmp_path):
+    from failmodes.report import render_report
+    raw = render_report(_one_model_run(tmp_path, models=("a", "b"))).read_text()
+    assert raw.count('class="tag">baseline') == 1
+
+
+def test_one_table_never_mixes_fractions_and_percents(tmp_path):
+    import re
+
+    from failmodes.report import render_report
+    raw = render_report(_one_model_run(tmp_path)).read_text(encoding="utf-8")
+    # the metrics headline table: clean accuracy 0.9 (a fraction) and the mean corruption
+    # error (a percent) both as percentages
+    sec = raw[raw.index('id="metrics"'):]
+    sec = sec[:sec.index("</section>")]
+    rows = dict(re.findall(r"<tr><td>([a-z0-9 ]+)</td><td[^>]*>([^<]*)</td>", sec))
+    assert rows["clean accuracy"] == "90.0 %"
+    assert rows["mean corruption error"].endswith(" %") and rows["mca"].endswith(" %")

@@ -153,3 +153,66 @@ def format_headline(h: Headline, v: float | None) -> str:
     if h.unit == "percent":
         return f"{v:.1f} %"
     return fmt(v, 3)
+
+
+# Per-model numbers and table columns that are percents (0-100) although their names read
+# like the fractions beside them (an analysis keeps accuracy as a fraction, the CIFAR-10-C
+# error as the literature's percent).
+PERCENT_KEYS = frozenset({"mean_corruption_error", "cifar10c_error"})
+_FRACTION_WORDS = re.compile(r"(^|[_ ])(acc|accuracy|mca|rate|share|ece|error|coverage)"
+                             r"([_ ]|$)")
+
+
+def unit_of(key: str, values, declared: dict[str, str] | None = None) -> str | None:
+    """``fraction``, ``percent`` or None (show as it is) for a per-model number or a table
+    column: the unit its analysis declared for a headline, else a percent key, else a
+    fraction when its name says accuracy/rate/share/error/ECE and every value lies in [0, 1].
+    Tables print both as percentages, so one table never mixes 0.91 with 93.8."""
+    if declared and key in declared:
+        return declared[key] if declared[key] != "ratio" else None
+    if key in PERCENT_KEYS:
+        return "percent"
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if nums and _FRACTION_WORDS.search(key.lower()) and all(0 <= v <= 1 for v in nums):
+        return "fraction"
+    return None
+
+
+def unit_formatter(unit: str | None):
+    """The cell formatter of ``unit_of``'s answer (None: ``fmt``)."""
+    if unit == "fraction":
+        return lambda v: fmt(v) if not isinstance(v, (int, float)) or isinstance(v, bool) \
+            else pct(v)
+    if unit == "percent":
+        return lambda v: fmt(v) if not isinstance(v, (int, float)) or isinstance(v, bool) \
+            else f"{v:.1f} %"
+    return fmt
+
+
+def evaluated_severities(acc_rows: list[dict]) -> list[int]:
+    """The integer severities 1-5 a run evaluated its corruptions at (what the "mean over
+    severities" numbers average), from the accuracy rows; sweeps and attacks left out."""
+    from ..store import stressor_family
+    return sorted({int(r["severity"]) for r in acc_rows
+                   if isinstance(r.get("severity"), (int, float))
+                   and float(r["severity"]).is_integer() and 1 <= r["severity"] <= 5
+                   and stressor_family(str(r.get("stressor"))) not in ("clean", "sweep",
+                                                                          "adversarial")})
+
+
+def severities_text(levels) -> str:
+    """``severities 1–5`` only for 1, 2, 3, 4, 5; else the real list.
+
+    >>> severities_text([1, 2, 3, 4, 5]), severities_text([1, 3, 5]), severities_text([3])
+    ('severities 1–5', 'severities 1, 3, 5', 'severity 3')
+    >>> severities_text([2, 3, 4]), severities_text([])
+    ('severities 2–4', 'severities 1–5')
+    """
+    ints = sorted({int(v) for v in levels})
+    if not ints:
+        return "severities 1–5"   # nothing evaluated yet: the definition's own range
+    if len(ints) == 1:
+        return f"severity {ints[0]}"
+    if len(ints) >= 3 and ints == list(range(ints[0], ints[-1] + 1)):
+        return f"severities {ints[0]}–{ints[-1]}"
+    return "severities " + ", ".join(map(str, ints))

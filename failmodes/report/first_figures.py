@@ -18,7 +18,8 @@ _FONT: dict[RcKeyType, Any] = {"font.size": 12, "axes.titlesize": 13, "axes.labe
 
 
 def corruption_overview(per_model: dict[str, list[dict]], path: Path,
-                        clean: dict[str, float | None] | None = None) -> Path:
+                        clean: dict[str, float | None] | None = None,
+                        severities: str = "severities 1–5") -> Path:
     """Horizontal bars: mean accuracy (%) of each corruption (rows, grouped by family,
     hardest first within a family) for every model. ``per_model``: model -> rows of
     ``{"corruption", "family", "accuracy"}`` (fractions); ``clean``: model -> clean
@@ -47,7 +48,7 @@ def corruption_overview(per_model: dict[str, list[dict]], path: Path,
         ax.set_yticklabels([f"{c}{'' if _benchmark(c) else ' †'}  ({fam[c]})" for c in order])
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
-        ax.set_xlabel("mean accuracy over severities 1–5 (%)")
+        ax.set_xlabel(f"mean accuracy over {severities} (%)")
         _style(ax)
         ax.legend(loc="lower right", frameon=False)
     return _save(fig, path)

@@ -29,7 +29,15 @@ from pathlib import Path
 
 from ..analysis.registry import Headline, list_analyses
 from ._collect import RunData
-from ._format import Figure, figure, fmt, format_headline, pct
+from ._format import (
+    Figure,
+    evaluated_severities,
+    figure,
+    fmt,
+    format_headline,
+    pct,
+    severities_text,
+)
 from .first_figures import corruption_overview, worst_curves
 from .forward import forward_of
 
@@ -89,6 +97,7 @@ class FirstScreen:
     gaps: list[str]
     headline: str = ""              # the curves analysis's one sentence (or the largest drop)
     attacks: bool = False           # the study has attack cells
+    severities: str = "severities 1–5"   # the integer levels averaged ("severities 1, 3, 5")
 
 
 def headline(run: RunData) -> str:
@@ -205,7 +214,9 @@ def model_cards(run: RunData) -> list[ModelCard]:
         worst = [Worst(r["corruption"], r["family"], r["accuracy"],
                        (regimes.get((m, r["corruption"])) or {}).get("regime"),
                        _detail(regimes.get((m, r["corruption"])))) for r in per[:N_WORST]]
-        cards.append(ModelCard(m, m == run.baseline, clean.get(m), headline_values(run, m),
+        # A lone model is the baseline of nothing: no tag.
+        tagged = m == run.baseline and len(run.model_names) > 1
+        cards.append(ModelCard(m, tagged, clean.get(m), headline_values(run, m),
                                worst, adversarial.headline(attacks, m), forward_of(records[m])))
     return cards
 
@@ -243,11 +254,12 @@ def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
     figs, gaps = [], []
     metrics = _d(run.ok("metrics"))
     per = {c.model: _per_corruption(run, metrics, c.model) for c in cards}
+    sev = severities_text(evaluated_severities(run.acc))   # the levels the run has, as they are
     if any(per.values()):
         p = corruption_overview(per, out_dir / FIG_DIR / "report_corruption_overview.png",
-                                {c.model: c.clean_accuracy for c in cards})
+                                {c.model: c.clean_accuracy for c in cards}, severities=sev)
         figs.append(figure(out_dir, f"{FIG_DIR}/{p.name}",
-                           "Mean accuracy over severities 1–5 for every corruption, per model "
+                           f"Mean accuracy over {sev} for every corruption, per model "
                            "(dotted line: clean accuracy), grouped by family; extra "
                            "corruptions are marked †."))
         worst = list(dict.fromkeys(w.corruption for c in cards[:1] for w in c.worst))
@@ -265,7 +277,7 @@ def first_screen(run: RunData, out_dir: Path | None = None) -> FirstScreen:
             what = ", ".join(h.label for h in a.headlines)
             gaps.append(f"No {what}: the {a.name} analysis {_state(run, a.name)}.")
     return FirstScreen(cards, claims, why, figs, gaps, headline(run),
-                       any(c.attack for c in cards))
+                       any(c.attack for c in cards), sev)
 
 
 def card_rows(fs: FirstScreen) -> list[dict]:

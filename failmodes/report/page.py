@@ -20,7 +20,7 @@ def page_extras(run: RunData, out_dir: Path | None = None,
     fs = first_screen(run, out_dir)
     first = {"cards": card_rows(fs), "claims": fs.claims, "claims_message": fs.claims_message,
              "figures": fs.figures, "gaps": fs.gaps, "headline": fs.headline,
-             "attacks": fs.attacks, "evaluated": bool(run.acc),
+             "attacks": fs.attacks, "evaluated": bool(run.acc), "severities": fs.severities,
              # what looks broken (chance-level clean accuracy, mean/std off the [0, 1]
              # scale): the same lines the evaluation printed
              "warnings": sanity_warnings(run.models, run.acc)}

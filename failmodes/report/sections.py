@@ -15,7 +15,18 @@ from ..store import HISTORY_NAME, RunFolder, stressor_family
 from ..store import TABLES_DIR as TABLE_DIR
 from . import figures as F
 from ._collect import RunData, read_json
-from ._format import _pt_abs, _pt_ci, _pt_delta, figure, fmt, table
+from ._format import (
+    _pt_abs,
+    _pt_ci,
+    _pt_delta,
+    evaluated_severities,
+    figure,
+    fmt,
+    severities_text,
+    table,
+    unit_formatter,
+    unit_of,
+)
 from ._section import INTROS, Section
 from .adversarial import adversarial_section
 from .appendix import appendix_section
@@ -33,7 +44,11 @@ def _intro(name: str) -> str:
 
 def _analysis_section(run: RunData, a) -> Section:
     s = Section(a.name, a.title, a.status, a.message, _intro(a.name), seconds=a.seconds)
-    if a.status != "ok":
+    if a.name == "claims" and a.status in ("missing", "skipped") and not _study_claims(run):
+        s.status = "empty"
+        s.message = ("No claims in this study: a study file's `claims:` list states what to "
+                     "check against the data (README, Claims).")
+    if s.status != "ok":
         return s
     res: AnalysisResult = a.result
     for k, v in res.summary.items():
@@ -48,9 +63,14 @@ def _analysis_section(run: RunData, a) -> Section:
     if used:
         s.facts.append(("parameters", "; ".join(used)))
     metrics = list(dict.fromkeys(k for vals in res.per_model.values() for k in vals))
+    declared = _declared_units(a.name)
     if metrics:
-        rows = [{"number": k.replace("_", " "),
-                 **{m: res.per_model[m].get(k) for m in res.per_model}} for k in metrics]
+        # Each number in its unit: fractions and percents both print as percentages.
+        rows = []
+        for k in metrics:
+            vals = {m: res.per_model[m].get(k) for m in res.per_model}
+            show = unit_formatter(unit_of(k, vals.values(), declared))
+            rows.append({"number": k.replace("_", " "), **{m: show(v) for m, v in vals.items()}})
         t = table("Headline numbers per model", rows, max_rows=80)
         t.open = len(rows) <= 16
         s.tables.append(t)
@@ -58,12 +78,24 @@ def _analysis_section(run: RunData, a) -> Section:
         s.figures.append(figure(a.base or run.run_dir, f.path, f.caption))
     for tname, rows in res.tables.items():
         if rows:
+            cols = list(dict.fromkeys(k for r in rows for k in r))
+            fmts = {c: unit_formatter(unit_of(c, [r.get(c) for r in rows], declared))
+                    for c in cols}
             s.tables.append(table(str(tname).replace("_", " "), rows,
-                                  csv=_csv_name(a.name, tname)))
+                                  csv=_csv_name(a.name, tname), formatters=fmts))
     s.notes += list(res.notes)
     if not (s.facts or s.figures or s.tables or s.notes):
         s.status, s.message = "empty", "The analysis ran but reported nothing."
     return s
+
+
+def _study_claims(run: RunData) -> list:
+    cfg = (run.resolved or {}).get("config") or {}
+    return list(cfg.get("claims") or [])
+
+
+def _declared_units(name: str) -> dict[str, str]:
+    return {h.key: h.unit for a in list_analyses() if a.name == name for h in a.headlines}
 
 
 def _training_section(run: RunData, out_dir: Path) -> Section:
@@ -92,15 +124,19 @@ def _training_section(run: RunData, out_dir: Path) -> Section:
         s.figures.append(figure(out_dir, f"{FIG_DIR}/{path.name}",
                                 "Loss and accuracy per epoch (train dashed, test solid)."))
     else:
-        s.notes.append("No training history is recorded in this run folder: the models "
-                       "were loaded from checkpoints trained elsewhere, or training has "
-                       "not run yet.")
+        # Nothing to plot is not a green, first section: it goes after the analyses (see
+        # build_sections), marked "nothing to show".
+        s.status = "empty"
+        s.message = ("No training history is recorded in this run folder: the models were "
+                     "loaded from checkpoints or files trained elsewhere, or training has not "
+                     "run yet.")
     s.tables.append(table("Models", rows))
     return s
 
 
 def _comparison_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict]]:
-    s = Section("comparison", "Model comparison", intro=INTROS["comparison"])
+    s = Section("comparison", "Model comparison", intro=INTROS["comparison"].replace(
+        "severities 1–5", severities_text(evaluated_severities(run.acc))))
     base, names = run.baseline, run.model_names
     if len(names) < 2 or base is None:
         s.status = "empty"
@@ -192,7 +228,8 @@ def build_sections(run: RunData, out_dir: Path | None = None) -> tuple[list[Sect
     ``adversarial``); report-level figures go under ``out_dir/figures`` (default: the run
     folder)."""
     out_dir = Path(out_dir) if out_dir is not None else run.run_dir
-    sections = [_training_section(run, out_dir)]
+    training = _training_section(run, out_dir)
+    sections = [training] if training.status == "ok" else []
     comp, comp_rows = _comparison_section(run, out_dir)
     names = [a.name for a in run.analyses]
     anchor = "curves" if "curves" in names else ("metrics" if "metrics" in names else None)
@@ -203,5 +240,8 @@ def build_sections(run: RunData, out_dir: Path | None = None) -> tuple[list[Sect
         if a.name == anchor:
             sections.append(comp)
     adv, adv_rows = adversarial_section(run, out_dir)
-    sections += [adv, _sweeps_section(run, out_dir), appendix_section(run)]
+    sections += [adv, _sweeps_section(run, out_dir)]
+    if training.status != "ok":
+        sections.append(training)
+    sections.append(appendix_section(run))
     return sections, {"comparison": comp_rows, "adversarial": adv_rows}
