@@ -118,14 +118,14 @@ def logits_of(out, n: int, arch: str = "the network") -> tuple[torch.Tensor, str
                 out = items[tensors[0]]
                 note = f"returns a {what}; its only tensor {tensors[0]!r} is used as the logits"
         elif isinstance(out, (tuple, list)):
-            tensors = [(i, v) for i, v in enumerate(out) if isinstance(v, torch.Tensor)]
-            fit = [(i, v) for i, v in tensors if v.ndim == 2 and v.shape[0] == n]
-            if len(tensors) == 1 or len(fit) == 1:
-                which = "only tensor" if len(tensors) == 1 else "only N×C tensor"
-                i, out = tensors[0] if len(tensors) == 1 else fit[0]
+            elements = [(i, v) for i, v in enumerate(out) if isinstance(v, torch.Tensor)]
+            fit = [(i, v) for i, v in elements if v.ndim == 2 and v.shape[0] == n]
+            if len(elements) == 1 or len(fit) == 1:
+                which = "only tensor" if len(elements) == 1 else "only N×C tensor"
+                i, out = elements[0] if len(elements) == 1 else fit[0]
                 note = f"returns a {what}; its {which} (element {i}) is used as the logits"
             else:
-                raise ModelError(f"{arch} returns a {what} of {len(tensors)} tensors "
+                raise ModelError(f"{arch} returns a {what} of {len(elements)} tensors "
                                  f"({len(fit)} of them N×C), so which are the logits is "
                                  "ambiguous; make forward return the N×C logits")
         else:
