@@ -14,10 +14,12 @@ INTROS = {
                 "(train dashed, test solid). A widening gap means over-fitting; a test "
                 "curve still rising means the budget stopped training early.",
     "comparison": "Per-corruption accuracy of each model minus the baseline, on the very same "
-                  "corrupted images (paired; severities 1–5, each image counted once). ± is "
-                  "the 95 % normal interval, for scale; a delta is marked * when its paired "
-                  "sign-flip test (exact with few discordant images) stays below 0.05 after "
-                  "Holm's correction across the corruptions. Both are conditional on the "
+                  "corrupted images (paired; severities 1–5, each image counted once). A "
+                  "delta is marked * when its paired sign-flip test (exact with few "
+                  "discordant images) stays below 0.05 after Holm's correction across the "
+                  "corruptions; ± Holm and the figure's whiskers are the normal interval at "
+                  "that row's Holm step level, so they exclude 0 where the row is marked. "
+                  "Both are conditional on the "
                   "trained networks: they count test-image noise, not training-seed "
                   "variation.",
     "sweeps": "Accuracy along parametric sweeps (natural units), and single-image probes: one "

@@ -420,7 +420,9 @@ def _check_more_robust(c: Claim, ev: Evidence, stressors_all=None) -> Verdict:
         what = "accuracy lost to corruption"
     else:
         diff = 100.0 * (acc_a - acc_b)
-        what = "mean corruption accuracy"
+        # One name per mean: over the benchmark suite this is mCA; a listed subset is not.
+        what = (f"mCA, {len(on)} benchmark corruptions" if p["on"] == "all"
+                else f"mean accuracy, {len(on)} corruptions")
     if acc_a.shape != acc_b.shape:
         return _missing(c, "the two models were not evaluated on the same images")
     est, lo, hi = paired_bootstrap(diff)

@@ -12,8 +12,10 @@ Two different numbers are both called "mCE" in the literature; here each has one
   relative ``CE_c = Σ_s (E_{s,c}(f) − E_clean(f)) / Σ_s (E_{s,c}(base) − E_clean(base))``;
   both averaged over the benchmark corruptions present (over every corruption present
   when none of them is). Nothing is normalised by AlexNet unless its errors are supplied.
-- mean corruption accuracy (mCA) = mean over the same corruptions of the mean accuracy
-  over severities.
+- mCA ("mCA, 15 benchmark corruptions" wherever it is printed) = mean over the same
+  corruptions of the mean accuracy over severities. Not the report's "mean accuracy, N
+  corruptions" (``report.comparison.model_facts``), which averages every corruption cell,
+  the 4 extra corruptions included.
 
 Only integer severities 1–5 enter these numbers: fractional and extra severities (a fine
 grid, severity 6) stay in the cell tables. The sums run over the severities both models
