@@ -221,3 +221,15 @@ def test_four_levels_can_show_a_plateau():
         assert r.label in ("early-damage-plateau", UNDETERMINED), (x, r)
     # A straight line on the same levels still reads linear.
     assert classify_regime([0, 1, 3, 5], [0.9, 0.8, 0.6, 0.4], n_images=2000).label == "linear"
+
+
+def test_the_vectorised_fitter_agrees_with_one_curve_at_a_time():
+    # classify_many (resampling) and classify_regime (the reported label) on 60 random
+    # curves of every kind, with their own sampling floors: the same label for each.
+    from failmodes.analysis.curves.regimes import classify_many
+    rng = np.random.default_rng(7)
+    curves = np.stack([noisy(REGIMES[i % 4], INTEGER, 2000, i) for i in range(40)]
+                      + [rng.uniform(0.2, 0.9, 6) for _ in range(20)])
+    batch = classify_many(INTEGER, curves, n_images=2000)
+    one = [classify_regime(INTEGER, c, n_images=2000).label for c in curves]
+    assert list(batch) == one
