@@ -723,3 +723,27 @@ def test_explorer_breaks_filter_in_node(planted_run, tmp_path):
     assert out["first"] == "1"
     n_rows = len(m.idx) * 4                       # clean + fog 1-3, outcome "all"
     assert out["all"] == n_rows and out["sorted"] == ["1"] * 5
+
+
+def test_claim_kind_in_the_claims_package(planted_run):
+    """A study's claims list takes the kind: checked at load (an unknown bin is one line
+    before any work) and decided by the claims analysis from the run folder."""
+    from failmodes.analysis.claims import ClaimError, RunEvidence, check_claims, parse_claims
+    raw = [{"errors_concentrate": {"background": "blue"}, "model": "tiny",
+            "classes": ["square"], "confused_with": "disk"}]
+    (claim,) = parse_claims(raw, models={"tiny"})
+    assert claim.describe() == ("for tiny, square with background: blue are taken for disk "
+                                "more often (clean)")
+    ev = RunEvidence(planted_run)
+    try:
+        (v,) = check_claims([claim], ev)
+    finally:
+        ev.close()
+    assert v.verdict == "supported" and v.evidence["p_value"] < 1e-6
+    assert v.evidence["rate_inside"] > 0.8
+    with pytest.raises(ClaimError, match="no bin background: mauve"):
+        parse_claims([{"errors_concentrate": {"background": "mauve"}, "model": "tiny"}],
+                     models={"tiny"})
+    with pytest.raises(ClaimError, match="unknown stressor"):
+        parse_claims([{"errors_concentrate": {"contrast": "low"}, "model": "tiny",
+                       "stressor": "fogg"}], models={"tiny"})

@@ -1,6 +1,6 @@
 """Claims: statements a study makes about its models, checked against the stored predictions.
 
-A study file may list ``claims:``; each is one of seven kinds (keys as in the YAML)::
+A study file may list ``claims:``; each is one of eight kinds (keys as in the YAML)::
 
     {drop: contrast, model: r18, severity: 5, at_least: 40}          # points (default)
     {drop: contrast, model: r18, severity: 5, at_least: 0.43, unit: relative}
@@ -12,6 +12,8 @@ A study file may list ``claims:``; each is one of seven kinds (keys as in the YA
     {gentlest: [jpeg_compression, brightness], model: r18, top: 5}    # "comparatively graceful"
     {more_robust: dn121, than: r18, on: all}                          # or a list of corruptions
     {cam_drift: background, model: r18, severity: 5}
+    {errors_concentrate: {background: blue}, model: r18, classes: [ship, bird],
+     confused_with: airplane}                                        # slices analysis
 
 The forms say what the sentence said: ``at_least`` is one-sided, ``about`` two-sided (the
 claimed value inside the interval; an interval above or below it contradicts, saying
@@ -80,6 +82,7 @@ class RunEvidence:
 
     def __init__(self, run_dir: str | Path):
         folder = RunFolder(run_dir)
+        self.run_dir = Path(run_dir)
         self.store = ResultsStore(folder.store, readonly=True)
         done = [c for c in self.store.cells() if dataset_role(c.dataset) == MAIN]
         main = Counter(c.dataset for c in done).most_common(1)
@@ -110,6 +113,10 @@ class RunEvidence:
                 out["label_shares"] = dict(sorted(shares.items(), key=lambda t: -t[1])) or None
                 return out
         return None
+
+    def concentration(self, claim: dict):
+        from ..slices import check_claim
+        return check_claim(self.run_dir, claim)
 
     def cam_cell(self, model, stressor, severity):
         from ..cam.localisation import cell_evidence

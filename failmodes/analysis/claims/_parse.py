@@ -10,7 +10,7 @@ from ...errors import FailmodesError
 from ..curves.regimes import GRACEFUL_DROP_POINTS
 
 KINDS = ("drop", "regime", "harder", "graceful", "gentlest", "more_robust", "cam_drift",
-         "cam_localisation")
+         "cam_localisation", "errors_concentrate")
 # The one target each attention kind takes (analysis/cam/localisation.py tells them apart).
 CAM_TARGETS = {"cam_drift": "background", "cam_localisation": "weakens"}
 POPULATIONS = ("images", "kinds")
@@ -24,6 +24,8 @@ _KEYS = {
     "more_robust": {"more_robust", "than", "on", "by", "text"},
     "cam_drift": {"cam_drift", "model", "severity", "text"},
     "cam_localisation": {"cam_localisation", "model", "severity", "text"},
+    "errors_concentrate": {"errors_concentrate", "model", "classes", "confused_with",
+                           "stressor", "severity", "text"},
 }
 
 
@@ -66,6 +68,14 @@ class Claim:
         if self.kind == "more_robust":
             on = "all corruptions" if p["on"] == "all" else ", ".join(p["on"])
             return f"{self.subject} is more robust than {p['than']} on {on} (by {p['by']})"
+        if self.kind == "errors_concentrate":
+            where = " & ".join(f"{a}: {v}" for a, v in self.subject)
+            who = ", ".join(p["classes"]) if p["classes"] else "images"
+            how = (f"taken for {' or '.join(p['confused_with'])}" if p["confused_with"]
+                   else "misclassified")
+            cell = ("clean" if p["stressor"] == "clean"
+                    else f"{p['stressor']} at severity {p['severity']:g}")
+            return f"for {self.model}, {who} with {where} are {how} more often ({cell})"
         if self.kind == "cam_localisation":
             return (f"{self.model}'s attention on the object weakens (CAM mass leaves the "
                     f"centre) at severity {p['severity']:g}")
@@ -180,7 +190,41 @@ def _parse_one(c, where: str, models: set[str], stressors: set[str]) -> Claim:
         if a == b:
             raise ClaimError(f"{where}: more_robust compares two different models")
         return Claim(kind, a, None, {"than": b, "on": on, "by": by}, text)
+    if kind == "errors_concentrate":
+        return _concentration(c, where, model(), text, corruption, number)
     target = c.get(kind)
     if target != CAM_TARGETS[kind]:
         raise ClaimError(f"{where}: {kind} supports {CAM_TARGETS[kind]!r}, got {target!r}")
     return Claim(kind, target, model(), {"severity": number("severity", 1, 5, 5)}, text)
+
+
+def _names(c: dict, key: str, where: str) -> tuple[str, ...]:
+    v = c.get(key)
+    v = [] if v is None else [v] if isinstance(v, str) else v
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ClaimError(f"{where}: {key} must be a class name or a list of them, got {v!r}")
+    return tuple(v)
+
+
+def _concentration(c: dict, where: str, model: str, text: str, corruption, number) -> Claim:
+    """``{errors_concentrate: {background: blue}, model, classes, confused_with, stressor,
+    severity}``: the slice is 1-2 attribute bins of the slices analysis (class names are
+    checked against the model when the claim is checked)."""
+    from ..slices import attribute_values
+    spec = c.get("errors_concentrate")
+    known = attribute_values()
+    if not isinstance(spec, dict) or not 1 <= len(spec) <= 2:
+        raise ClaimError(f"{where}: errors_concentrate names 1 or 2 attribute bins, e.g. "
+                         "{background: blue}")
+    for attr, value in spec.items():
+        if attr not in known or str(value) not in known[attr]:
+            raise ClaimError(f"{where}: errors_concentrate: no bin {attr}: {value}; "
+                             + (f"{attr} takes {', '.join(known[attr])}" if attr in known else
+                                f"attributes: {', '.join(known)}"))
+    stressor = c.get("stressor", "clean")
+    stressor = stressor if stressor == "clean" else corruption(stressor, "stressor")
+    severity = 0.0 if stressor == "clean" else number("severity", 0, 1e9, 5)
+    return Claim("errors_concentrate", tuple((str(a), str(v)) for a, v in spec.items()), model,
+                 {"classes": _names(c, "classes", where),
+                  "confused_with": _names(c, "confused_with", where),
+                  "stressor": stressor, "severity": severity}, text)

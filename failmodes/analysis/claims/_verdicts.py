@@ -8,7 +8,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -59,6 +59,10 @@ class Evidence(Protocol):
     def cam_cell(self, model: str, stressor: str, severity: float) -> dict | None:
         """Per-image CAM arrays of one cell (``cam.localisation.cell_evidence``: clean and
         stressed border share, its diffusion null, peaks); None when not analysed."""
+
+    def concentration(self, claim: dict) -> Any:
+        """The slices analysis's verdict of an ``errors_concentrate`` claim given as its
+        YAML mapping (``slices.check_claim``: a ``ConcentrationVerdict``)."""
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -447,20 +451,39 @@ def _check_cam(c: Claim, ev: Evidence) -> Verdict:
     from ...stressors import suite
     from ..cam.localisation import attention_verdict
     sev = c.params["severity"]
-    names = [s for s in suite("cifar10-c") if ev.cam_cell(_model_of(c), s, sev) is not None]
-    if not names:
+    cells = {}
+    for s in suite("cifar10-c"):
+        got_cell = ev.cam_cell(_model_of(c), s, sev)
+        if got_cell is not None:
+            cells[s] = got_cell
+    if not cells:
         return _missing(c, f"no Grad-CAM drift at severity {sev:g} (cam analysis)")
-    cells = [ev.cam_cell(_model_of(c), s, sev) for s in names]
-    got = attention_verdict(c.kind, cells, sev, lambda d: paired_bootstrap(d))
+    got = attention_verdict(c.kind, list(cells.values()), sev, lambda d: paired_bootstrap(d))
     if got is None:
         return _missing(c, "fewer than two images with usable Grad-CAM maps")
-    return Verdict(c.describe(), c.kind, *got, [c.model], names)
+    return Verdict(c.describe(), c.kind, *got, [c.model], list(cells))
+
+
+def _check_concentrate(c: Claim, ev: Evidence) -> Verdict:
+    """``errors_concentrate``: the test and the rule live with the slices analysis
+    (``slices/_claims.py``: one-sided Fisher for supported, an exact odds-ratio bound for
+    contradicted)."""
+    p = c.params
+    raw = {"errors_concentrate": dict(c.subject), "model": _model_of(c),
+           "classes": list(p["classes"]), "confused_with": list(p["confused_with"]),
+           "stressor": p["stressor"], "severity": p["severity"]}
+    v = ev.concentration(raw)
+    return Verdict(c.describe(), c.kind, v.verdict, v.evidence,
+                   {"rate_inside": v.rate_in, "rate_outside": v.rate_out, "n_inside": v.n_in,
+                    "n_outside": v.n_out, "rate_ratio": v.ratio, "ratio_low": v.ratio_lo,
+                    "ratio_high": v.ratio_hi, "odds_ratio_high": v.odds_ratio_hi,
+                    "p_value": v.p}, [_model_of(c)], [p["stressor"]])
 
 
 _CHECK = {"drop": _check_drop, "regime": _check_regime, "harder": _check_harder,
           "graceful": _check_graceful, "gentlest": _check_gentlest,
           "more_robust": _check_more_robust, "cam_drift": _check_cam,
-          "cam_localisation": _check_cam}
+          "cam_localisation": _check_cam, "errors_concentrate": _check_concentrate}
 
 
 def family_wise(rows: list[dict], alpha: float = ALPHA) -> dict:

@@ -35,7 +35,15 @@ from ..._device import resolve_device
 from ...store import CLEAN, stressor_family
 from ..registry import Headline, register_analysis, write_result
 from ..result import AnalysisResult
-from ._attributes import BINNED, COLOURS, Attributes, Condition, attribute_conditions, image_attributes
+from ._attributes import (
+    BINNED,
+    COLOURS,
+    Attributes,
+    Condition,
+    attribute_conditions,
+    attribute_values,
+    image_attributes,
+)
 from ._breaks import breaking_points, correctness_matrix, rank_correlations
 from ._claims import ConcentrationVerdict, check_claim, check_concentration
 from ._describe import format_p, slice_sentence, typical_images
@@ -45,7 +53,8 @@ from ._figures import plot_strips
 from ._find import Slice, SliceSearch, bh_adjust, cluster_conditions, find_slices
 
 __all__ = ["COLOURS", "Attributes", "ConcentrationVerdict", "SliceError", "SliceSearch",
-           "attribute_conditions", "breaking_points", "check_claim", "check_concentration",
+           "attribute_conditions", "attribute_values", "breaking_points", "check_claim",
+           "check_concentration",
            "cluster_conditions", "correctness_matrix", "find_slices", "image_attributes",
            "penultimate_features", "rank_correlations", "run_slices", "slice_sentence"]
 

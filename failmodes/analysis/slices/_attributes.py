@@ -118,6 +118,12 @@ class Attributes:
         return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
 
 
+def attribute_values() -> dict[str, tuple[str, ...]]:
+    """Every attribute a slice (or a claim) can name, with the values it can take."""
+    labels = tuple(dict.fromkeys(v for n in (2, 3, 4) for v in BIN_NAMES[n]))
+    return {**{r: COLOURS for r in REGIONS}, **{b: labels for b in BINNED}}
+
+
 def _check_images(images) -> torch.Tensor:
     x = torch.as_tensor(images)
     if x.dtype != torch.uint8:
