@@ -161,7 +161,8 @@ class PerImage:
                                 "JOIN cells c ON c.id = p.cell_id WHERE c.status='done' "
                                 "ORDER BY p.cell_id, p.idx").fetchall()
         arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
-        starts = np.flatnonzero(np.r_[True, arr[1:, 0] != arr[:-1, 0]]) if arr.size else []
+        starts = [int(i) for i in np.flatnonzero(np.r_[True, arr[1:, 0] != arr[:-1, 0]])] \
+            if arr.size else []
         bounds = list(zip(starts, [*starts[1:], len(arr)], strict=True))
         per_key: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
         for a, b in bounds:
