@@ -118,7 +118,7 @@ def delta_rows(per: dict[str, list[float]]) -> list[dict]:
     """The rows of ``corruption_deltas`` from per-image paired differences per stressor
     (non-corruptions are left out): delta, ``ci95`` (unadjusted), ``ci_holm`` (at the Holm
     step level), the sign-flip ``p``, ``p_holm`` and ``significant``."""
-    out = []
+    out: list[dict] = []
     for stressor, d in per.items():
         fam = stressor_family(stressor)
         if fam not in CORRUPTION_FAMILIES or not d:  # attacks are per model: never paired

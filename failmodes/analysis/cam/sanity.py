@@ -121,10 +121,9 @@ def judge_cascade(curve: list[dict], *, last_stage: tuple[str, ...] = (),
     if not steps:
         return {"passed": False, "first_step": None, "last_stage": None, "final": None}
     in_stage = [c for c in steps if c["randomised"] in set(last_stage)] or steps[:1]
-    out = {"first_step": point(steps[0]), "last_stage": point(in_stage[-1]),
-           "final": point(steps[-1])}
-    out["passed"] = all(out[k]["passed"] for k in ("first_step", "last_stage", "final"))
-    return out
+    points = {"first_step": point(steps[0]), "last_stage": point(in_stage[-1]),
+              "final": point(steps[-1])}
+    return {**points, "passed": all(p["passed"] for p in points.values())}
 
 
 def _layer_name(model: nn.Module) -> str | None:
