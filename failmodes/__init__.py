@@ -9,7 +9,7 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 __all__ = ["data", "models", "stressors", "store", "train", "evaluate", "analysis", "report",
-           "study", "estimate"]
+           "study", "estimate", "cam"]
 
 
 def __getattr__(name):

@@ -227,3 +227,19 @@ def out_dir(value, where: str = "--out") -> Path:
                                    f"{len(os.fsencode(part))} bytes (at most {_NAME_MAX} per "
                                    "name); choose a shorter one")
     return Path(text)
+
+
+def in_memory_models(models) -> None:
+    """Models handed to ``run_evaluation(models=...)`` / ``run_study(models=...)``: each a
+    ``failmodes.models.Classifier`` (or an object that carries ``class_names`` and
+    ``num_classes`` like one). A bare ``nn.Module`` has no mean/std or class names, and
+    guessing them gives silent wrong numbers, so it is refused in one line naming
+    ``fm.models.wrap``."""
+    from .errors import InputError
+    for name, m in dict(models or {}).items():
+        if all(hasattr(m, a) for a in ("class_names", "num_classes")) and callable(m):
+            continue
+        what = type(m).__name__
+        raise InputError(f"models[{name!r}] is a bare {what}, not a failmodes Classifier; wrap "
+                         "it first: fm.models.wrap(net, mean=(R, G, B), std=(R, G, B), "
+                         "classes=[...]) with the mean/std it was trained with")

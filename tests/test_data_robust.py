@@ -123,3 +123,21 @@ def test_corrupt_out_equal_to_or_inside_its_input_is_refused(tmp_path, monkeypat
     line, = res.output.strip().splitlines()
     assert line.startswith("error: --out") and "input folder" in line
     assert sorted(p.name for p in data.rglob("*")) == before
+
+
+def test_evaluate_with_subset_on_a_folder_decodes_only_the_subset(tmp_path, monkeypatch):
+    from failmodes.evaluate import EvalConfig, run_evaluation
+    from failmodes.evaluate.inputs import _load_full
+    from failmodes.store import ResultsStore
+    root = _folder(tmp_path / "data", [b"a", b"b"], n=30)            # 60 images
+    calls = []
+    real = folders_mod.decode_image
+    monkeypatch.setattr(folders_mod, "decode_image",
+                        lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    _load_full.cache_clear()
+    s = run_evaluation(EvalConfig(models={"m": {"arch": "small_cnn", "num_classes": 2}},
+                                  data=str(root), subset=10, stressors=["fog"], severities=[1],
+                                  out=str(tmp_path / "run"), device="cpu"))
+    assert s.failed == [] and len(calls) == 10
+    with ResultsStore(tmp_path / "run" / "results.sqlite", readonly=True) as st:
+        assert {c.dataset for c in st.cells()} == {"data:test@10"}      # the key as before

@@ -38,7 +38,7 @@ def load_eval_dataset(config: ResolvedEvalConfig, split: str | None = None) -> t
     split = split or config.split
     n_max = config.val_subset if split == VAL_SPLIT and split != config.split else config.subset
     try:
-        full = _load_full(config.data, split, config.image_size)
+        full = _load_full(config.data, split, config.image_size, n_max)  # a folder: n decoded
         ds = full.subset(n_max, seed=SUBSET_SEED)
     except DataError as e:
         raise EvalError(str(e)) from None
@@ -49,7 +49,7 @@ def load_eval_dataset(config: ResolvedEvalConfig, split: str | None = None) -> t
         name = sized_name(name, side)  # other pixels than the data's own size: other cells
     if config.finish != "none":
         name = f"{name}{FINISH_SEP}{config.finish}"
-    return dataclasses.replace(ds), dataset_key(name, split, len(ds), len(full))
+    return dataclasses.replace(ds), dataset_key(name, split, len(ds), full.full_size or len(full))
 
 
 @functools.lru_cache(maxsize=16)
@@ -102,10 +102,12 @@ def _table(side: int) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_full(spec: str, split: str, image_size: int | None) -> Dataset:
+def _load_full(spec: str, split: str, image_size: int | None,
+               subset: int | None = None) -> Dataset:
     # Kept in memory: the grid, open_run and every analysis ask for the same data set, and
-    # the synthetic set is regenerated (~1 s per 2000 images) on each load.
-    return load_dataset(spec, split, image_size=image_size)
+    # the synthetic set is regenerated (~1 s per 2000 images) on each load. With ``subset``
+    # the subset itself (``full_size`` the split's size): a folder decodes only those images.
+    return load_dataset(spec, split, image_size=image_size, subset=subset)
 
 
 def official_dataset(config: ResolvedEvalConfig, corruption: str, severity: float, classes: list[str]):

@@ -27,6 +27,7 @@ from ..config import from_dict, save_resolved, to_dict
 from ..models import Classifier, library_versions
 from ..models.checkpoint import differing_keys, legacy_weights_hash
 from ..store import MAIN, ResolvedEvalConfig, ResultsStore, RunFolder
+from ..values import in_memory_models
 from ._compute import CleanCache, compute_group
 from ._dist import Dist
 from ._lock import RunLock
@@ -123,6 +124,7 @@ def _device_of(model: torch.nn.Module) -> torch.device | None:
 
 
 def _resolve_with_prebuilt(config, models) -> ResolvedEvalConfig:
+    in_memory_models(models)  # a bare nn.Module: one line naming fm.models.wrap
     if not models:
         return resolve_config(config)
     cfg = config if isinstance(config, EvalConfig) else from_dict(EvalConfig, dict(config))

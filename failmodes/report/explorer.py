@@ -10,6 +10,7 @@ browser; nothing is fetched. Layout of ``ExplorerData.payload`` (JSON):
 - ``pred``: Uint16[cells × n] (cell-major; ``MISSING`` where a cell lacks the image),
   ``conf``: Float32[cells × n] max probability (the store's value, float32-rounded);
 - ``clean``: model index -> cell index of its clean cell (the "flipped" reference);
+- ``files``: ``class/file`` per image when the run evaluated an image folder (absent else);
 - ``breaks``: each image's breaking point (``analysis.slices.breaking_points``: the lowest
   severity > 0 where it is wrong while right when clean; lowest seed) per model and
   stressor: ``{values: [model][stressor] -> sorted severities, dtype, codes:
@@ -332,6 +333,9 @@ def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
     classes = got["classes"][names[0]]
     payload = pack_rows(cells, got["rows"], classes, names)
     data = ExplorerData(payload)
+    files = folder_names(run_dir, cells[0]["cell"].dataset if cells else None, payload["_idx"])
+    if files is not None:
+        payload["files"] = files
     thumbs, data.sprites, notes = build_thumbs(run_dir, payload, cells, thumb_budget)
     if thumbs:
         payload["thumbs"] = thumbs
@@ -344,6 +348,30 @@ def build_explorer_data(run_dir: str | Path, dataset: str | None = None, *,
         data.notes.append(why)
     payload.pop("_idx")
     return data
+
+
+def folder_names(run_dir: Path, dataset: str | None, idx: np.ndarray) -> list[str] | None:
+    """``class/file`` of each image (dataset index ``idx``) when the run evaluated an image
+    folder: image i of a folder is the i-th file of its sorted class folders, each sorted by
+    name (``data.folder_files``); None for other data, or when the folder is gone or changed
+    (the names would be guesses)."""
+    from ..data import find_data_spec
+    from ..data.folders import ImageFolder, folder_files
+    from ..store import parse_dataset_key, read_run_config
+    path = RunFolder(run_dir).run_config()
+    if path is None or dataset is None:
+        return None
+    try:
+        cfg = read_run_config(path)
+        kind = find_data_spec(cfg.data)
+        if not isinstance(kind, ImageFolder):
+            return None
+        names = folder_files(kind.argument(cfg.data), parse_dataset_key(dataset).split)
+    except (OSError, ValueError, KeyError):   # no config, a moved folder, a bad key
+        return None
+    if len(idx) and int(idx.max()) >= len(names):
+        return None
+    return [names[int(i)] for i in idx]
 
 
 def _main(store: Path) -> tuple[list[dict], dict]:

@@ -18,6 +18,11 @@ per pixel, which for L2 on 32×32×3 images is 0.11, a fifth of ε = 0.5).
 >>> y = get_stressor("pgd_linf")(x, 8, model=net, labels=torch.tensor([0, 1]))
 >>> bool((y - x).abs().max() <= 8 / 255 + 1e-6)
 True
+
+For one batch outside any run this is the tensor-level API, as torchattacks users expect,
+with ε in grey levels: ``get_stressor("pgd_linf")(x, 8, model=m, labels=y)`` is PGD at
+ε = 8/255; ``8/255`` itself (a fraction of the pixel range, below one grey level) is
+refused with the value to pass instead, never run as a no-op attack.
 """
 from __future__ import annotations
 
@@ -185,6 +190,13 @@ def _make(name: str):
     norm = _ATTACKS[name][0]
 
     def op(x, params, rng, *, model, labels, options):
+        if norm == "linf" and 0 < params[0] < 1:
+            # Below one grey level no pixel moves on the 8-bit grid: ε = 8/255 given as a
+            # fraction (torchattacks' unit) would be a silent no-op attack. Say which unit.
+            raise StressorError(
+                f"{name}: ε = {params[0]:.4g} is in grey levels (/255 units), and below 1 it "
+                f"moves no pixel of an 8-bit image; if you meant {params[0]:.4g} of the pixel "
+                f"range ({params[0] * 255:.3g}/255), pass {params[0] * 255:.3g}")
         s = _settings(name, options, params[0])
         scale = 255.0 if norm == "linf" else 1.0     # L∞ ε and step are in grey levels
         eps = params[0] / scale

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import save_resolved
 from ..store import RunFolder, RunLock
+from ..values import in_memory_models
 from .analyses import probe_key, run_analyses, run_probes
 from .check import check_analyses, check_study
 from .config import IN_MEMORY_ARCH, StudyConfig, StudyError
@@ -89,6 +90,7 @@ def run_study(cfg: StudyConfig, *, command: str | None = None,
     ``StudyResult.failures``, and the other steps still run.
     """
     import torch
+    in_memory_models(models)  # a bare nn.Module: one line naming fm.models.wrap
     if models:
         from .config import ModelSpec, resolve_study
         cfg = resolve_study(dataclasses.replace(cfg, models=list(cfg.models) + [

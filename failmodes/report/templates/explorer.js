@@ -250,7 +250,7 @@
       var d = el('div', cls); d.appendChild(el('dt', null, k)); d.appendChild(el('dd', null, v));
       dl.appendChild(d);
     }
-    row('image', '#' + idx[i]);
+    row('image', '#' + idx[i] + (D.files ? ' · ' + D.files[i] : ''));
     row('true', D.classes[y]);
     if (ref >= 0 && s.name !== 'clean') {
       var cp = pred[ref * N + i];
