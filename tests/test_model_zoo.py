@@ -128,3 +128,19 @@ def test_the_python_api_reports_the_failed_cells(tmp_path):
                                   out=str(tmp_path / "run")), models={"flaky": m},
                        progress="off")
     assert s.computed == 0 and len(s.failed) == 2
+
+
+def test_a_study_goes_on_past_a_network_that_raises_and_writes_its_report(tmp_path):
+    from failmodes.study import StudyConfig, run_study
+    good = wrap(model_zoo.Plain().eval(), mean=(0.5,) * 3, std=(0.25,) * 3)
+    flaky = wrap(model_zoo.RaisesLate().eval(), mean=(0.5,) * 3, std=(0.25,) * 3)
+    cfg = StudyConfig(name="zoo", data="synthetic", subset=8, suites=[],
+                      stressors=["gaussian_noise"], severities=[1], analyses=["metrics"],
+                      device="cpu", out=str(tmp_path / "run"))
+    res = run_study(cfg, models={"good": good, "flaky": flaky})
+    assert res.report.is_file()
+    cells = [f for f in res.failures if f.startswith("cell flaky")]
+    # its test cells and the clean train-val cell a study adds for temperature scaling
+    assert len(cells) == 3 and not [f for f in res.failures if "good" in f], res.failures
+    with open_run(tmp_path / "run") as ctx:
+        assert {c.model for c in ctx.store.cells()} == {"good"}

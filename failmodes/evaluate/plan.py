@@ -114,9 +114,11 @@ def check_output(name: str, model, ds: Dataset, data: str, device: torch.device)
     note = getattr(model, "output_note", None)
     if note:
         print(f"model {name!r}: {note}", file=sys.stderr)
-    warn = statistics_warning(name, model.mean.flatten().tolist(), model.std.flatten().tolist())
-    if warn:
-        print(f"warning: {warn}", file=sys.stderr)
+    mean, std = getattr(model, "mean", None), getattr(model, "std", None)
+    if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
+        warn = statistics_warning(name, mean.flatten().tolist(), std.flatten().tolist())
+        if warn:
+            print(f"warning: {warn}", file=sys.stderr)
 
 
 def _has_attacks(c: ResolvedEvalConfig) -> bool:
