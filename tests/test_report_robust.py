@@ -69,8 +69,11 @@ def _text(html_path) -> str:
 
 def test_a_1_3_5_grid_is_printed_as_it_is(tmp_path):
     from failmodes.report import render_report
-    text = _text(render_report(_one_model_run(tmp_path)))
+    page = render_report(_one_model_run(tmp_path))
+    text = _text(page)
     assert "over severities 1, 3, 5" in text
+    md = (page.parent / "summary.md").read_text(encoding="utf-8")
+    assert "averaged over severities 1, 3, 5" in md and "over severities 1–5" not in md
     # "severities 1–5" stays only where it defines a metric ("needs ... at severities 1–5")
     assert "over severities 1–5" not in text
 

@@ -16,7 +16,7 @@ from ..analysis.registry import list_analyses
 from ..store import SUMMARY_NAME
 from ..stressors.registry import CORRUPTION_FAMILIES
 from ._collect import RunData
-from ._format import format_headline
+from ._format import evaluated_severities, format_headline, severities_text
 from .comparison import corruption_accuracy, model_facts
 
 __all__ = ["SUMMARY_NAME", "render_summary"]
@@ -90,7 +90,8 @@ def _models_section(run: RunData) -> list[str]:
     if not rows:
         return out + ["No evaluated cell yet.", ""]
     out += _table(cols, rows)
-    note = ("Accuracies over the integer severities 1–5 of every corruption evaluated (the "
+    note = (f"Accuracies over the integer {severities_text(evaluated_severities(run.acc))} "
+            "of every corruption evaluated (the "
             "mean accuracy counts every corruption, the extra ones included; mCA and the "
             "CIFAR-10-C error count the 15 benchmark corruptions only). "
             + " ".join(f"{h.label}: {h.note}." for _a, h in heads if h.note))
@@ -170,7 +171,8 @@ def _corruption_section(run: RunData, comparison: list[dict]) -> list[str]:
         rows.append(row)
     out = ["## Per corruption", ""]
     out += _table(cols, rows)
-    note = ("mean %: accuracy averaged over severities 1–5; sev 5 %: at severity 5; regime: the "
+    note = (f"mean %: accuracy averaged over {severities_text(evaluated_severities(run.acc))}; "
+            "sev 5 %: at severity 5; regime: the "
             "curves analysis's fitted shape of the accuracy-vs-severity curve and its "
             "confidence.")
     if others:
