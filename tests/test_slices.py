@@ -345,6 +345,17 @@ def test_rank_correlation_matches_scipy_and_covers():
     assert by["noise"]["p"] == pytest.approx(ref.pvalue, rel=1e-9)
 
 
+def test_midranks_match_scipy_rankdata():
+    from failmodes.analysis.slices._breaks import _midranks
+    rng = np.random.default_rng(14)
+    tied = rng.integers(0, 5, (4, 300)).astype(float)
+    tied[0, :10] = np.inf
+    got = _midranks(torch.as_tensor(tied)).numpy()
+    assert np.array_equal(got, np.stack([scipy.stats.rankdata(v) for v in tied]))
+    x = rng.random(500)
+    assert np.array_equal(_midranks(torch.as_tensor(x)).numpy(), scipy.stats.rankdata(x))
+
+
 def test_rank_correlation_p_values_under_the_null():
     """Attributes independent of breaking severity (heavily tied: 5 levels and never);
     over 200 data sets the share with any BH discovery among 4 attributes stays <= q."""

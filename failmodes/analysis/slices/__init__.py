@@ -44,7 +44,7 @@ from ._attributes import (
     attribute_values,
     image_attributes,
 )
-from ._breaks import breaking_points, correctness_matrix, rank_correlations
+from ._breaks import breaking_points, correctness_matrix, rank_correlations, rank_table
 from ._claims import ConcentrationVerdict, check_claim, check_concentration
 from ._describe import format_p, slice_sentence, typical_images
 from ._errors import SliceError
@@ -290,10 +290,10 @@ def _breaks(res, name, cells, wrong, preds, labels, attrs, conds, classes, q, ma
     numeric = {k: attrs.numeric[k] for k in BINNED if k in attrs.numeric}
     keep = np.flatnonzero(clean_ok)
     outcome, pred_at, names = [], [], []
-    best = []
+    brks: dict[str, np.ndarray] = {}
     for stressor, cs in by.items():
         sev = np.array([cells[c].severity for c in cs])
-        brk = breaking_points(sev, ~wrong[cs], clean_ok)
+        brk = brks[stressor] = breaking_points(sev, ~wrong[cs], clean_ok)
         b = brk[keep]
         finite = np.isfinite(b)
         res.tables["breaking_points"].append({
@@ -303,16 +303,6 @@ def _breaks(res, name, cells, wrong, preds, labels, attrs, conds, classes, q, ma
             "never_broken": float(np.mean(~finite)),
             "median_breaking_severity": (float(np.median(b)) if np.median(b) < np.inf
                                          else None)})
-        for r in rank_correlations(brk, numeric, n_boot=n_boot, seed=seed):
-            low = next((cd.mask for cd in conds if cd.key == (r["attribute"], "low")), None)
-            high = next((cd.mask for cd in conds if cd.key == (r["attribute"], "high")), None)
-            row = {"model": name, "stressor": stressor, **r,
-                   "broken_low": _share(brk, low, clean_ok),
-                   "broken_high": _share(brk, high, clean_ok),
-                   "median_break_low": _median(brk, low, clean_ok),
-                   "median_break_high": _median(brk, high, clean_ok)}
-            res.tables["break_correlations"].append(row)
-            best.append(row)
         order = np.argsort(sev)
         first = wrong[np.asarray(cs)[order]].argmax(0)      # the cell where it broke
         pa = np.where(np.isfinite(brk) & clean_ok,
@@ -320,6 +310,18 @@ def _breaks(res, name, cells, wrong, preds, labels, attrs, conds, classes, q, ma
         outcome.append((brk <= breaks_at)[keep])
         pred_at.append(pa[keep])
         names.append(stressor)
+    bins = {(cd.key[0], cd.key[1]): cd.mask for cd in conds}
+    best = []
+    for r in rank_table(brks, numeric, n_boot=n_boot, seed=seed):
+        brk = brks[r["stressor"]]
+        low, high = bins.get((r["attribute"], "low")), bins.get((r["attribute"], "high"))
+        row = {"model": name, **r,
+               "broken_low": _share(brk, low, clean_ok),
+               "broken_high": _share(brk, high, clean_ok),
+               "median_break_low": _median(brk, low, clean_ok),
+               "median_break_high": _median(brk, high, clean_ok)}
+        res.tables["break_correlations"].append(row)
+        best.append(row)
     # BH over every (corruption, attribute) correlation of the model: only those it keeps
     # are said in words.
     p_bh = bh_adjust(np.array([r["p"] for r in best], float))

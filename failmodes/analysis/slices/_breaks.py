@@ -73,16 +73,24 @@ def correctness_matrix(store, model: str, dataset: str, stressor: str,
 
 
 def _midranks(x: torch.Tensor) -> torch.Tensor:
-    """Average ranks (1..n, ties share their mean rank) along the last dim; batched."""
-    s = x.sort(-1).values
-    lo = torch.searchsorted(s, x, right=False)
-    hi = torch.searchsorted(s, x, right=True)
-    return (lo + hi + 1).to(torch.float64) / 2
+    """Average ranks (1..n, ties share their mean rank) along the last dim; batched. One
+    sort; each tie group's first and last position by a running max / reversed running min."""
+    s, order = x.sort(-1)
+    n = x.shape[-1]
+    pos = torch.arange(n).expand_as(s)
+    start = torch.ones_like(s, dtype=torch.bool)
+    start[..., 1:] = s[..., 1:] != s[..., :-1]
+    end = torch.ones_like(start)
+    end[..., :-1] = start[..., 1:]
+    first = torch.where(start, pos, torch.zeros_like(pos)).cummax(-1).values
+    last = torch.where(end, pos, torch.full_like(pos, n)).flip(-1).cummin(-1).values.flip(-1)
+    mid = (first + last).to(torch.float64) / 2 + 1
+    return torch.empty_like(mid).scatter_(-1, order, mid)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a = a - a.mean(-1, keepdim=True)
-    b = b - b.mean(-1, keepdim=True)
+    a = a.to(torch.float64) - a.to(torch.float64).mean(-1, keepdim=True)
+    b = b.to(torch.float64) - b.to(torch.float64).mean(-1, keepdim=True)
     den = (a.square().sum(-1) * b.square().sum(-1)).sqrt()
     return torch.where(den > 0, (a * b).sum(-1) / den.clamp_min(1e-300),
                        torch.full_like(den, float("nan")))
@@ -95,27 +103,44 @@ def rank_correlations(breaks, attributes: dict[str, np.ndarray], *, n_boot: int 
     (``n_boot`` resamples, ranks recomputed in each). Rows: attribute, rho, lo, hi, n, p
     (two-sided, t approximation, as ``scipy.stats.spearmanr``); positive ρ: a high attribute
     value survives longer."""
-    brk = np.asarray(breaks, dtype=np.float64)
-    keep = ~np.isnan(brk)
+    rows = rank_table({"": breaks}, attributes, n_boot=n_boot, seed=seed, level=level)
+    return [{k: v for k, v in r.items() if k != "stressor"} for r in rows]
+
+
+def rank_table(breaks: dict[str, np.ndarray], attributes: dict[str, np.ndarray], *,
+               n_boot: int = 500, seed: int = 0, level: float = 0.95) -> list[dict]:
+    """``rank_correlations`` for several stressors' breaking points of the same images
+    (the same ``NaN``: wrong when clean), rows tagged ``stressor``. The resamples are shared,
+    so each attribute is ranked once per resample, not once per stressor."""
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in breaks.items()}
+    if not arrays:
+        return []
+    keep = ~np.isnan(next(iter(arrays.values())))
+    if any(not np.array_equal(~np.isnan(v), keep) for v in arrays.values()):
+        raise SliceError("breaking points of one table must leave out the same images "
+                         "(those wrong when clean)")
     n = int(keep.sum())
     if n < 3:
         raise SliceError(f"rank correlations need at least 3 images right when clean, got {n}")
-    finite_top = np.where(np.isinf(brk[keep]), np.finfo(np.float64).max, brk[keep])
-    b_all = torch.as_tensor(finite_top)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(n, (n_boot, n), generator=g)
-    rb, rb_boot = _midranks(b_all), _midranks(b_all[idx])
-    alpha = (1 - level) / 2
-    out = []
+    ranked = {}
     for name, values in attributes.items():
         a = torch.as_tensor(np.asarray(values, dtype=np.float64)[keep])
-        rho = float(_pearson(_midranks(a), rb))
-        boot = _pearson(_midranks(a[idx]), rb_boot).numpy()
-        boot = boot[np.isfinite(boot)]
-        lo, hi = ((float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha)))
-                  if len(boot) else (float("nan"), float("nan")))
-        out.append({"attribute": name, "rho": rho, "lo": lo, "hi": hi, "n": n,
-                    "p": _spearman_p(rho, n)})
+        ranked[name] = (_midranks(a), _midranks(a[idx]).to(torch.float32))
+    alpha = (1 - level) / 2
+    out = []
+    for stressor, brk in arrays.items():
+        b = torch.as_tensor(np.where(np.isinf(brk[keep]), np.finfo(np.float64).max, brk[keep]))
+        rb, rb_boot = _midranks(b), _midranks(b[idx])
+        for name, (ra, ra_boot) in ranked.items():
+            rho = float(_pearson(ra, rb))
+            boot = _pearson(ra_boot, rb_boot).numpy()
+            boot = boot[np.isfinite(boot)]
+            lo, hi = ((float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha)))
+                      if len(boot) else (float("nan"), float("nan")))
+            out.append({"stressor": stressor, "attribute": name, "rho": rho, "lo": lo,
+                        "hi": hi, "n": n, "p": _spearman_p(rho, n)})
     return out
 
 

@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
+from statistics import NormalDist
 
 import numpy as np
 import scipy.stats
@@ -42,7 +43,7 @@ def fisher_greater(k, n, k_all: int, n_all: int) -> np.ndarray:
 def wilson(k, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of k/n (arrays; n > 0)."""
     k, n = np.asarray(k, float), np.asarray(n, float)
-    z = scipy.stats.norm.ppf(0.5 + level / 2)
+    z = NormalDist().inv_cdf(0.5 + level / 2)      # scipy's ppf costs 0.3 ms a call
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
