@@ -144,3 +144,42 @@ def test_a_study_goes_on_past_a_network_that_raises_and_writes_its_report(tmp_pa
     assert len(cells) == 3 and not [f for f in res.failures if "good" in f], res.failures
     with open_run(tmp_path / "run") as ctx:
         assert {c.model for c in ctx.store.cells()} == {"good"}
+
+
+def test_an_explicit_class_map_evaluates_a_wider_head(tmp_path):
+    from failmodes.data import load_dataset
+    classes = load_dataset("synthetic").classes
+    cmap = {c: [f"{100 * i}-{100 * i + 99}"] for i, c in enumerate(classes)}  # 10 × 100
+    spec = {"arch": f"{ZOO}:ConvHead1000", "class_map": cmap, "mean": [0.5] * 3,
+            "std": [0.25] * 3}
+    s = run_evaluation(EvalConfig(models={"wide": spec}, data="synthetic", subset=8,
+                                  stressors=["gaussian_noise"], severities=[1.0],
+                                  device="cpu", out=str(tmp_path / "run")), progress="off")
+    assert s.computed == 2 and not s.failed
+    ref = model_zoo.ConvHead1000().eval()
+    with open_run(tmp_path / "run") as ctx:
+        ds = ctx.dataset()
+        cell = ctx.store.cells(stressor="clean")[0]
+        got = ctx.store.predictions(cell, logits=True)["logits"]
+        assert ctx.model("wide").class_names == classes  # rebuilt with its map, same hash
+        prov = ctx.store.models()[0]["meta"]["provenance"]
+    with torch.no_grad():
+        z = ref((ds.float_batch(0, len(ds)) - 0.5) / 0.25)
+    want = torch.stack([torch.logsumexp(z[:, 100 * i:100 * i + 100], 1) for i in range(10)], 1)
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=0)
+    # the summed probability: softmax over the groups = the network's own mass per group
+    p = torch.softmax(z, 1).view(len(ds), 10, 100).sum(2)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(got), 1).numpy(), p.numpy(),
+                               atol=1e-5)
+    assert prov["class_map"]["disk"][:2] == ["class_0", "class_1"]
+
+
+def test_a_class_map_that_misses_a_class_is_one_line(tmp_path):
+    res = runner.invoke(app, ["evaluate", "--model", f"{ZOO}:ConvHead1000", "--data",
+                              "synthetic", "--subset", "4", "--stressors", "fog",
+                              "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert "class_map in its spec" in _error_line(res)
+    with pytest.raises(ModelError, match="missing \\['square'"):
+        from failmodes.models import load_model
+        load_model({"arch": f"{ZOO}:ConvHead1000", "class_map": {"disk": ["0-99"]}},
+                   data_classes=["disk", "square"], say=lambda s: None)

@@ -110,7 +110,8 @@ def check_output(name: str, model, ds: Dataset, data: str, device: torch.device)
     if z.shape[1] != k:
         raise EvalError(f"model {name!r} outputs {z.shape[1]} logits per image but {data} has "
                         f"{k} classes; give it a {k}-way head (e.g. --num-classes {k} with "
-                        "weights trained for them) or evaluate it on the data it was trained for")
+                        "weights trained for them), map its classes onto the data's (class_map "
+                        "in its spec), or evaluate it on the data it was trained for")
     note = getattr(model, "output_note", None)
     if note:
         print(f"model {name!r}: {note}", file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .class_map import apply_class_map
 from .registry import get_entry, list_models
 from .sources import find_source, list_sources
 from .sources._arch import create
@@ -46,6 +47,8 @@ def load_model(src: ModelSource | Mapping | str, *, weights: str | os.PathLike |
     src = ModelSource.parse(src)
     model = find_source(src).load(src, data_classes=data_classes, data_size=data_size, seed=seed,
                                   say=say)
+    if src.class_map is not None:  # only when asked: a wider head is refused otherwise
+        apply_class_map(model, src.class_map, data_classes, say)
     return apply_tta(model, src.tta)
 
 
@@ -85,8 +88,9 @@ def absolute_model_spec(spec):
     arch = out.get("arch")
     if isinstance(arch, str):
         out["arch"] = find_source(ModelSource(arch=arch)).absolute(arch)
-    if isinstance(out.get("classes"), str) and Path(out["classes"]).expanduser().is_file():
-        out["classes"] = str(Path(out["classes"]).expanduser().resolve())
+    for key in ("classes", "class_map"):  # a text / YAML file
+        if isinstance(out.get(key), str) and Path(out[key]).expanduser().is_file():
+            out[key] = str(Path(out[key]).expanduser().resolve())
     return out
 
 

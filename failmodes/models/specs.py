@@ -30,7 +30,9 @@ class ModelSource:
     statistics of the network's training data (default: the source's own, else by input
     size); ``input_size``: resize every batch to N×N first; ``cam_layer``: the Grad-CAM
     module name; ``tta``: ``flip`` evaluates the mean logits of each image and its mirror
-    (test-time augmentation, only when asked: the default None is the plain forward pass)."""
+    (test-time augmentation, only when asked: the default None is the plain forward pass);
+    ``class_map``: ``{data class: [the network's classes]}`` (or a YAML file of it) for a
+    head wider than the data, e.g. ImageNet's on CIFAR-10 (``models/class_map.py``)."""
 
     arch: str | None = None
     weights: str | None = None
@@ -42,6 +44,7 @@ class ModelSource:
     input_size: int | None = None
     cam_layer: str | None = None
     tta: str | None = None
+    class_map: dict[str, list] | str | None = None
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> ModelSource:
