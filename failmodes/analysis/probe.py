@@ -26,6 +26,7 @@ import torch
 from .._device import resolve_device
 from ..errors import FailmodesError
 from ..ranges import parse_values
+from ..values import OptionValueError
 from ..values import repeats as check_repeats
 from ._figures import new_figure, save, slug
 from .registry import write_result
@@ -146,7 +147,10 @@ def probe(image, model, stressor, values, *, label: int | str | None = None,
     """
     from ..models import Classifier, create_model
     vals = parse_values(values, where="--values")
-    repeats = check_repeats(repeats)
+    try:
+        repeats = check_repeats(repeats)
+    except OptionValueError as e:
+        raise ProbeError(str(e)) from None
     st = _resolve_stressor(stressor, space)
     for v in vals:
         st.check_value(v)  # fail before any model work, naming the bad value

@@ -158,7 +158,8 @@ def format_headline(h: Headline, v: float | None) -> str:
 # Per-model numbers and table columns that are percents (0-100) although their names read
 # like the fractions beside them (an analysis keeps accuracy as a fraction, the CIFAR-10-C
 # error as the literature's percent).
-PERCENT_KEYS = frozenset({"mean_corruption_error", "cifar10c_error"})
+# (Headline keys come from their analysis's declarations, not from here.)
+PERCENT_KEYS = frozenset({"mean_corruption_error"})
 _FRACTION_WORDS = re.compile(r"(^|[_ ])(acc|accuracy|mca|rate|share|ece|error|coverage)"
                              r"([_ ]|$)")
 
