@@ -758,3 +758,18 @@ def test_claim_kind_in_the_claims_package(planted_run):
     with pytest.raises(ClaimError, match="unknown stressor"):
         parse_claims([{"errors_concentrate": {"contrast": "low"}, "model": "tiny",
                        "stressor": "fogg"}], models={"tiny"})
+
+
+def test_cli_command(planted_run, tmp_path):
+    """`failmodes slices RUN --out DIR` with options generated from SlicesOptions; a bad
+    option value is one error line."""
+    from typer.testing import CliRunner
+
+    from failmodes.cli import app
+    r = CliRunner().invoke(app, ["slices", str(planted_run), "--out", str(tmp_path),
+                                 "--n-boot", "30", "--features", "logits"])
+    assert r.exit_code == 0, r.output
+    assert "tiny, clean: blue background" in r.output and (tmp_path / "slices.json").is_file()
+    r = CliRunner().invoke(app, ["slices", str(planted_run), "--out", str(tmp_path),
+                                 "--features", "pixels"])
+    assert r.exit_code == 2 and r.output.startswith("error: ") and "features" in r.output

@@ -9,7 +9,8 @@ from ._app import DATA_HELP, app, fail, main
 
 for _command in (catalog.models, catalog.stressors, images.corrupt, pipeline.train,
                  pipeline.evaluate, analyses.analyze, images.probe, analyses.calibrate,
-                 analyses.cam, runs.run, runs.report, runs.compare, estimate.estimate):
+                 analyses.cam, analyses.slices, runs.run, runs.report, runs.compare,
+                 estimate.estimate):
     app.command()(_command)
 
 __all__ = ["DATA_HELP", "app", "fail", "main"]

@@ -1,5 +1,5 @@
 """The analyses of a run folder one at a time: `analyze` (the analyses registered with
-``analyze=True``: metrics, curves and regimes, failures), `calibrate` and `cam`. Their options
+``analyze=True``: metrics, curves and regimes, failures), `calibrate`, `cam` and `slices`. Their options
 are generated from the analyses' options dataclasses (``failmodes.analysis``), so a new
 option or a new analysis appears here without an edit."""
 from __future__ import annotations
@@ -158,6 +158,17 @@ def _cam(run_dir: Path, out: Path | None, options: dict[str, Any]) -> None:
     typer.echo(f"wrote {out / 'cam.json'} and {len(res.figures)} figures")
 
 
+def _slices(run_dir: Path, out: Path | None, options: dict[str, Any]) -> None:
+    """Failure slices (images that fail together, in words) and per-image breaking points."""
+    from ..analysis.slices import run_slices
+    from ..store import RunFolder
+    out = out or RunFolder(run_dir).analysis
+    res = run_slices(run_dir, out, **options)
+    for note in res.notes:
+        typer.echo(note)
+    typer.echo(f"wrote {out / 'slices.json'} and {len(res.figures)} figure(s)")
+
+
 analyze = _command("analyze", analyze_analyses(),
                    "output folder [default: RUN_DIR/analysis, where the report reads it]",
                    _analyze)
@@ -165,3 +176,5 @@ calibrate = _command("calibrate", [get_analysis("calibration")],
                      "where JSON and figures go [default: RUN_DIR/analysis]", _calibrate)
 cam = _command("cam", [get_analysis("cam")], "where cam.json and figures/ go "
                "(default: RUN_DIR/analysis, beside the other analyses)", _cam)
+slices = _command("slices", [get_analysis("slices")], "where slices.json and figures/ go "
+                  "(default: RUN_DIR/analysis, beside the other analyses)", _slices)
