@@ -407,9 +407,24 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     # Cells of another data set (official CIFAR-10-C, validation) must stay out.
     wrong = per_image_rows(torch.zeros(300, 10), (test.labels + 1) % 10, test.indices)
     store.write_cell(CellKey("cnn", "cifar10c-official:test", "gaussian_noise", 2.0, 0), wrong)
-    res = cam_analysis(store, lambda name: trained, test, tmp_path / "out", sample=40,
+    res = cam_analysis(store, lambda name: trained, test, tmp_path / "analysis", sample=40,
                        failures_per_cell=4, confidence_threshold=0.5, dataset_key="synthetic:test")
-    saved = json.loads((tmp_path / "out" / "cam.json").read_text())
+    saved = json.loads((tmp_path / "analysis" / "cam.json").read_text())
+    # The attention claims read the saved per-image values back from the run folder.
+    from failmodes.analysis.claims import RunEvidence, check_claims, parse_claims
+    ev = RunEvidence(tmp_path)
+    try:
+        cell = ev.cam_cell("cnn", "gaussian_noise", 5.0)
+        assert set(cell) == {"clean", "shifted", "null", "peak_clean", "peak_shifted"}
+        assert all(len(v) == 40 for v in cell.values())
+        raw = [{"cam_drift": "background", "model": "cnn", "severity": 5},
+               {"cam_localisation": "weakens", "model": "cnn", "severity": 5}]
+        for v in check_claims(parse_claims(raw, models={"cnn"}), ev):
+            assert v.verdict in ("supported", "contradicted", "inconclusive")
+            assert v.evidence["n_maps"] == 40 and v.stressors == ["gaussian_noise"]
+            assert "shifted maps all-zero" in v.reason
+    finally:
+        ev.close()
     m = saved["data"]["models"]["cnn"]
     assert len(m["sample_indices"]) == 40
     c = m["drift"]["gaussian_noise"]
@@ -430,10 +445,10 @@ def test_cam_analysis_end_to_end(trained, synth, tmp_path):
     assert [r["step"] for r in res.tables["cam_sanity"]][:2] == [0, 1]
     assert any("randomisation sanity check" in n and "passed" in n for n in res.notes)
     for f in res.figures:
-        assert (tmp_path / "out" / f.path).stat().st_size > 1000
+        assert (tmp_path / "analysis" / f.path).stat().st_size > 1000
     assert len(res.figures) == 4 and "figures/cam_sanity.png" in [f.path for f in res.figures]
     # The explorer's thumbnails come from the same drift pass: clean + 3 levels, 40 images.
-    z = np.load(tmp_path / "out" / "cam_maps.npz")
+    z = np.load(tmp_path / "analysis" / "cam_maps.npz")
     assert z["maps"].shape == (1, 4, 40, 8, 8) and z["present"].all()
     assert list(z["indices"]) == m["sample_indices"]
     with pytest.raises(CamError, match="nope"):

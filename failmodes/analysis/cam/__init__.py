@@ -373,6 +373,8 @@ def _summarise(result: AnalysisResult, name: str, m: dict) -> None:
         s["largest_drift_mass_ratio_at_max_severity"] = c["mass_ratio"][-1]
         s["largest_drift_border_share_clean"] = c["border_share"][0]
         s["largest_drift_border_share_at_max_severity"] = c["border_share"][-1]
+        s["largest_drift_border_share_diffusion_null_at_max_severity"] = \
+            c["border_share_null"][-1]
     s["n_constant_maps_clean"] = m["n_constant_clean"]
     s["n_constant_maps_shifted"] = m["n_constant_shifted"]
     s["drift_acc_spearman_within_severity"] = link["cells"]["spearman_r"]

@@ -70,11 +70,13 @@ def attention_verdict(kind: str, cells: Sequence[dict[str, np.ndarray]], severit
     n_maps, n_zero = int(shifted.size), int(np.isnan(shifted).sum())
     n_zero_clean = int(np.isnan(clean).sum())
     with np.errstate(all="ignore"):
+        shifted_img = np.nanmean(shifted, 1)       # per image, over its usable maps
         if kind == "cam_localisation":
-            per = np.nanmean(shifted, 1) - clean
+            per = shifted_img - clean
         else:
             per = np.nanmean(shifted - np.stack([c["null"] for c in cells], 1), 1)
-    per = per[np.isfinite(per)]
+    keep = np.isfinite(per)
+    per = per[keep]
     if per.size < 2:
         return None
     est, lo, hi = bootstrap(per)
@@ -86,8 +88,9 @@ def attention_verdict(kind: str, cells: Sequence[dict[str, np.ndarray]], severit
         verdict = "inconclusive"
     peak_c = float(np.nanmean(cells[0]["peak_clean"]))
     peak_s = float(np.nanmean(np.stack([c["peak_shifted"] for c in cells])))
-    clean_mean = float(np.nanmean(clean))
-    shifted_mean = float(np.nanmean(shifted))
+    # Means over the images the verdict used, so that shifted − clean is the change shown.
+    clean_mean = float(np.mean(clean[keep]))
+    shifted_mean = float(np.mean(shifted_img[keep]))
     if kind == "cam_localisation":
         what = (f"border-band share of CAM mass {clean_mean:.3f} clean → {shifted_mean:.3f} at "
                 f"severity {severity:g}: change {est:+.3f} (95 % CI {lo:+.3f} to {hi:+.3f})")
