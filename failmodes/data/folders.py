@@ -244,9 +244,16 @@ class ImageFolder(DataSpec):
     decodes_subset = True
 
     def load(self, arg: str, split: str, *, image_size: int | None = None,
-             download: bool = True, subset: int | None = None) -> Dataset:
+             download: bool = True) -> Dataset:
         """The folder; a CIFAR-10 tree (its 10 class names) keeps CIFAR-10's name and stats."""
-        ds = load_imagefolder(arg, split, image_size, subset=subset)
+        return self._named(load_imagefolder(arg, split, image_size))
+
+    def load_subset(self, arg: str, split: str, subset: int, *,
+                    image_size: int | None = None) -> Dataset:
+        return self._named(load_imagefolder(arg, split, image_size, subset=subset))
+
+    @staticmethod
+    def _named(ds: Dataset) -> Dataset:
         if sorted(ds.classes) == sorted(CIFAR10_CLASSES):
             ds.name, ds.mean, ds.std = "cifar10", CIFAR10_MEAN, CIFAR10_STD
         return ds

@@ -210,7 +210,11 @@ class ImageNet(DataSpec):
     decodes_subset = True
 
     def load(self, arg: str, split: str, *, image_size: int | None = None,
-             download: bool = True, subset: int | None = None) -> Dataset:
+             download: bool = True) -> Dataset:
+        return load_imagenet(arg, split, image_size)
+
+    def load_subset(self, arg: str, split: str, subset: int, *,
+                    image_size: int | None = None) -> Dataset:
         return load_imagenet(arg, split, image_size, subset=subset)
 
 

@@ -44,7 +44,7 @@ class DataSpec:
     needs_arg: ClassVar[bool] = False     # the bare name alone is an error
     folder_arg: ClassVar[bool] = False    # ARG is a local folder (made absolute when saved)
     fallback: ClassVar[bool] = False      # tried after every other spec (a bare folder)
-    decodes_subset: ClassVar[bool] = False  # load(..., subset=n) decodes only those n images
+    decodes_subset: ClassVar[bool] = False  # load_subset decodes only the kept images
 
     def matches(self, spec: str) -> bool:
         """Whether ``spec`` is of this kind."""
@@ -58,9 +58,14 @@ class DataSpec:
         return arg
 
     def load(self, arg: str, split: str, *, image_size: int | None = None,
-             download: bool = True, subset: int | None = None) -> Dataset:
-        """The data set ``split`` of ``NAME:arg`` (train-val splitting is done by the caller);
-        ``subset`` is given only to a spec that sets ``decodes_subset``."""
+             download: bool = True) -> Dataset:
+        """The data set ``split`` of ``NAME:arg`` (train-val splitting is done by the caller)."""
+        raise NotImplementedError
+
+    def load_subset(self, arg: str, split: str, subset: int, *,
+                    image_size: int | None = None) -> Dataset:
+        """``load(...).subset(subset, SUBSET_SEED)``, decoding only those images (a spec
+        that sets ``decodes_subset``: the rows are picked from its file list first)."""
         raise NotImplementedError
 
     def absolute(self, spec: str) -> str:
@@ -192,13 +197,12 @@ def load_dataset(spec: str, split: str = "test", *, image_size: int | None = Non
     arg = kind.argument(spec)
     if subset is not None:
         if kind.decodes_subset and "-" not in split and not isinstance(kind, CorruptedSpec):
-            return kind.load(arg, split, image_size=image_size, download=download,
-                             subset=subset)
+            return kind.load_subset(arg, split, subset, image_size=image_size)
         full = load_dataset(spec, split, image_size=image_size, download=download,
                             severity=severity)
-        part = full.subset(subset, SUBSET_SEED)
-        part.full_size = len(full) if len(part) < len(full) else None
-        return part
+        kept = full.subset(subset, SUBSET_SEED)
+        kept.full_size = len(full) if len(kept) < len(full) else None
+        return kept
     if isinstance(kind, CorruptedSpec):
         return kind.load(arg, split, image_size=image_size, severity=severity)
     base_split, _, part = split.partition("-")
