@@ -189,8 +189,8 @@ def cam_analysis(store, load_model: Callable[[str], Classifier], dataset, out_di
         result.add_figure({"path": f"figures/{path.name}", "caption": (
             "Adebayo et al. (2018) cascading randomisation: mean Spearman ρ of the CAMs with "
             "the trained model's as blocks are re-initialised from the output; a model passes "
-            "when ρ is below the dotted line after the classifier alone, after the last stage "
-            "and at the end")})
+            "when ρ is below the dotted line at each ringed point: after the classifier alone, "
+            "after the last stage and at the end (a filled ring fails)")})
     else:
         result.notes.append("The randomisation sanity check was skipped (sanity_sample=0).")
     if sample_idx is not None:  # the explorer's thumbnails of the same raw maps

@@ -127,7 +127,8 @@ def plot_failures(examples: list, path: Path, model_name: str, rows: int = 8) ->
 
 def plot_sanity(checks: dict[str, dict], path: Path) -> Path:
     """Cascading randomisation: mean Spearman with the original maps vs blocks randomised
-    (output first), one line per model; the pass line at ``PASS_RHO``."""
+    (output first), one line per model; the pass line at ``PASS_RHO``, the three judged
+    points ringed (filled when that point fails)."""
     from matplotlib.figure import Figure
 
     from .sanity import PASS_RHO
@@ -136,8 +137,13 @@ def plot_sanity(checks: dict[str, dict], path: Path) -> Path:
     for name, c in checks.items():
         steps = [p["step"] for p in c["curve"]]
         rho = [p["spearman"] for p in c["curve"]]
-        ax.plot(steps, rho, marker="o", ms=3,
-                label=f"{name} ({'pass' if c['passed'] else 'FAIL'})")
+        line, = ax.plot(steps, rho, marker="o", ms=3,
+                        label=f"{name} ({'pass' if c['passed'] else 'FAIL'})")
+        # The judged points (classifier alone, last stage, end): rings, filled when failed.
+        judged = [c[k] for k in ("first_step", "last_stage", "final") if c.get(k)]
+        for p in judged:
+            ax.plot(p["step"], p["spearman"], "o", ms=8, mec=line.get_color(),
+                    mfc="none" if p["passed"] else line.get_color(), alpha=0.8)
         ticks = [p["randomised"] for p in c["curve"]]
     ax.axhline(PASS_RHO, color="k", ls=":", lw=1)
     ax.set_xticks(range(len(ticks)), ticks, rotation=45, ha="right", fontsize=7)
