@@ -6,8 +6,8 @@ import math
 import pytest
 
 from failmodes.evaluate import EvalConfig, run_evaluation
-from failmodes.evaluate.sanity import CHANCE_ALPHA, chance_warning, statistics_warning
 from failmodes.report import render_report
+from failmodes.store.sanity import CHANCE_ALPHA, chance_warning, statistics_warning
 
 
 def _p_reference(correct, n, k):

@@ -19,11 +19,11 @@ from ..models.checkpoint import tensor_hashes
 from ..models.errors import first_line
 from ..models.wrapper import remember
 from ..store import MAIN, OFFICIAL, VAL_SPLIT, VALIDATION, ResolvedEvalConfig
+from ..store.sanity import statistics_warning
 from ..stressors import get_stressor
 from ._memory import affordable_batch, free_bytes, is_out_of_memory
 from .config import IN_MEMORY, EvalError
 from .inputs import build_model, check_classes, load_eval_dataset, official_key, size_note
-from .sanity import statistics_warning
 
 
 @dataclass

@@ -27,6 +27,7 @@ from ..config import from_dict, save_resolved, to_dict
 from ..models import Classifier, library_versions
 from ..models.checkpoint import differing_keys, legacy_weights_hash
 from ..store import MAIN, ResolvedEvalConfig, ResultsStore, RunFolder
+from ..store.sanity import sanity_warnings
 from ..values import in_memory_models
 from ._compute import CleanCache, compute_group
 from ._dist import Dist
@@ -35,7 +36,6 @@ from ._progress import Progress
 from .config import IN_MEMORY, EvalConfig, EvalError, resolve_config
 from .grid import Group, groups_of
 from .plan import Plan, prepare_plan
-from .sanity import sanity_warnings
 from .summary import EvalSummary, corruption_table
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..evaluate.sanity import sanity_warnings
+from ..store.sanity import sanity_warnings
 from ._collect import RunData
 from .explorer import build_explorer_data, explorer_script, page_context
 from .first_screen import card_rows, first_screen

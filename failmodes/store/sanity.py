@@ -1,9 +1,10 @@
 """Warnings for runs that are obviously broken yet pass quietly: a clean accuracy no better
 than guessing (a forgotten ``--weights``, mean/std on the wrong scale, classes in another
 order) and mean/std that cannot be statistics of images in [0, 1]. The evaluation prints
-them (console) and the report shows them on its first screen; both read them from here.
+them (console) and the report shows them on its first screen; both read them from here
+(the store layer, which both may import, as they read what it stores).
 
->>> chance_warning("m", correct=1000, n=10000, k=10)[:45]
+>>> chance_warning("m", correct=1000, n=10000, k=10)[:46]
 "model 'm': clean accuracy 10.0 % on 10000 imag"
 >>> chance_warning("m", correct=9000, n=10000, k=10) is None
 True
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from scipy.stats import binom
 
-from ..store import CLEAN, MAIN, dataset_role
+from .keys import CLEAN, MAIN, dataset_role
 
 # A clean accuracy whose one-sided binomial test against 1/K (the accuracy of guessing)
 # has p at or above this is "not above chance". 1 %: a model at 11 % on 10 classes and 2000
