@@ -106,8 +106,8 @@ def threads(value, where: str = "--threads") -> int:
         raise OptionValueError(f"{_at(where, n)}: give at least 1 thread")
     cpus = os.cpu_count() or 1
     if n > cpus:
-        log.warning("warning: %s %d is more than the %d CPUs here; using %d", where, n, cpus,
-                    cpus)
+        log.warning("warning: %s %d is more than the %d CPUs here; using %d",
+                    where or "--threads", n, cpus, cpus)
         return cpus
     return n
 

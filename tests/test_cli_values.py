@@ -121,6 +121,10 @@ def test_threads_above_the_cpu_count_is_lowered_with_a_warning(caplog):
         assert values.threads(999) == min(999, cpus)
     assert cpus >= 999 or f"more than the {cpus} CPUs here; using {cpus}" in caplog.text
     assert values.threads(1) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="failmodes"):   # through the command line
+        runner.invoke(app, ["report", "nowhere", "--threads", "999"])
+    assert cpus >= 999 or f"--threads 999 is more than the {cpus} CPUs" in caplog.text
 
 
 @pytest.mark.parametrize("value, ok", [(0, True), (2 ** 63 - 1, True), (2 ** 63, False),
