@@ -1,5 +1,6 @@
 """The inputs of an evaluation: its data sets (subset applied, dataset keys) and models.
 
+>>> from failmodes.evaluate.config import EvalConfig, resolve_config
 >>> ds, key = load_eval_dataset(resolve_config(EvalConfig(models=["small_cnn"], subset=500)))
 >>> key
 'synthetic:test@500'
