@@ -339,6 +339,15 @@ class ResultsStore:
         return [list(cells), list(models)]
 
     @_guarded
+    def correctness(self) -> np.ndarray:
+        """Every prediction of the done cells as int64 rows (cell id, image index, 1 when
+        right), ordered by cell then index: one query for a whole store's per-image
+        correctness (the regime resampling reads every cell at once)."""
+        rows = self.db.execute("SELECT p.cell_id, p.idx, p.pred = p.label FROM predictions p "
+                               "JOIN cells c ON c.id = p.cell_id WHERE c.status='done' "
+                               "ORDER BY p.cell_id, p.idx").fetchall()
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
     def cells(self, model: str | None = None, dataset: str | None = None,
               stressor: str | None = None, status: str | None = "done") -> list[Cell]:
         """Cells matching the filters (None = any), ordered by model, stressor, severity."""

@@ -157,10 +157,7 @@ class PerImage:
     def __init__(self, store: ResultsStore):
         keys = {c.id: (c.model, c.dataset, c.stressor, float(c.severity))
                 for c in store.cells(status="done")}
-        rows = store.db.execute("SELECT p.cell_id, p.idx, p.pred = p.label FROM predictions p "
-                                "JOIN cells c ON c.id = p.cell_id WHERE c.status='done' "
-                                "ORDER BY p.cell_id, p.idx").fetchall()
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        arr = store.correctness()
         starts = [int(i) for i in np.flatnonzero(np.r_[True, arr[1:, 0] != arr[:-1, 0]])] \
             if arr.size else []
         bounds = list(zip(starts, [*starts[1:], len(arr)], strict=True))
