@@ -61,10 +61,15 @@ def _scrub(s: str) -> str:
 
 
 def _compare(a: dict, b: dict, tol: float) -> dict:
-    keys = sorted(set(a) | set(b))
-    diffs = [{"key": k, "a": a.get(k, "<absent>"), "b": b.get(k, "<absent>")}
-             for k in keys if k not in a or k not in b or not _same(a[k], b[k], tol)]
-    return {"compared": len(keys), "differ": len(diffs), "first": diffs[:10]}
+    common = sorted(set(a) & set(b), key=str)
+    diffs = [{"key": k, "a": a[k], "b": b[k]} for k in common if not _same(a[k], b[k], tol)]
+    only_a, only_b = sorted(set(a) - set(b), key=str), sorted(set(b) - set(a), key=str)
+    # A value present on one side only is a difference too ("differ" counts it); the
+    # split says whether a run lost or gained outputs (a new analysis) or changed any.
+    return {"compared": len(common), "changed": len(diffs),
+            "only_in_a": len(only_a), "only_in_b": len(only_b),
+            "differ": len(diffs) + len(only_a) + len(only_b), "first": diffs[:10],
+            "first_only_in_a": only_a[:5], "first_only_in_b": only_b[:5]}
 
 
 def _store(run: Path) -> dict:
