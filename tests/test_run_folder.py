@@ -257,3 +257,13 @@ def test_running_out_of_memory_is_one_line_with_the_fix(tmp_path):
     line = _one_error(_eval_zoo(tmp_path, "m", "RunsOutOfMemory"), EXIT_ENVIRONMENT)
     assert "out of memory on cpu at a batch of 4 images of 32×32 px" in line
     assert "pass --batch-size 1" in line
+
+
+def test_an_image_size_the_data_does_not_take_is_said(tmp_path, capsys):
+    run_evaluation(EvalConfig(models={"m": "small_cnn"}, data="synthetic", subset=4,
+                              stressors=["gaussian_noise"], severities=[1.0], device="cpu",
+                              image_size=224, out=str(tmp_path / "run")), progress="off")
+    assert ("--image-size 224 is not applied to synthetic: its images stay 32×32 px"
+            in capsys.readouterr().err)
+    with open_run(tmp_path / "run") as ctx:  # 32-px cells, stored under the plain key
+        assert {c.dataset for c in ctx.store.cells()} == {"synthetic:test@4"}

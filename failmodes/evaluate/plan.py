@@ -48,6 +48,11 @@ def prepare_plan(c: ResolvedEvalConfig, prebuilt: Mapping[str, Classifier] | Non
     ``IN_MEMORY``."""
     main, main_key = load_eval_dataset(c)
     note = size_note(c, main.image_size[0])
+    if c.image_size is not None and main.image_size != (c.image_size, c.image_size):
+        note = (f"--image-size {c.image_size} is not applied to {c.data}: its images stay "
+                f"{main.image_size[0]}×{main.image_size[1]} px (only data decoded from image "
+                "files is resized: folders, ImageNet, Hub sets; --input-size resizes for the "
+                "network)")
     if note:
         print(note, file=sys.stderr)
     data, keys = {MAIN: main}, {MAIN: main_key}
