@@ -78,6 +78,18 @@ def test_calibrated_cells_are_estimated_within_sampling_error(tmp_path):
     assert {r["family"] for r in res.tables["families"]} == {"weather", "noise"}
 
 
+def test_a_cell_without_stored_logits_is_left_out_with_a_note(tmp_path):
+    _store(tmp_path)
+    logits, labels = _calibrated(0.2, 0.6, np.random.default_rng(1))
+    rows = per_image_rows(logits, labels, torch.arange(N))
+    rows.pop("logits", None)
+    with ResultsStore(RunFolder(tmp_path).store) as store:
+        store.write_cell(CellKey("m", "synthetic:test", "contrast", 2.0), rows)
+    res = estimate_run(tmp_path, tmp_path / "analysis", n_boot=50, shift_resamples=2)
+    assert res.per_model["m"]["cells"] == 3
+    assert any("1 cell(s) have no stored logits" in n for n in res.notes)
+
+
 def test_the_validation_cell_is_the_source_when_the_checkpoint_held_it_out(tmp_path):
     meta = {"train_data": {"val_split": "train-val", "val_fraction": VAL_FRACTION,
                            "split_seed": SPLIT_SEED}}

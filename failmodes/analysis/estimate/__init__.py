@@ -109,10 +109,13 @@ def estimate_run(run_dir: str | Path, out_dir: str | Path | None = None, *, n_bo
                                  "estimators on; skipped.")
                 continue
             res.notes += source.notes
-            rows = cell_rows(store, model, source, cells, n_boot=n_boot, level=level, seed=seed,
-                             shift_batch=shift_batch, shift_resamples=shift_resamples,
-                             alpha=alpha)
+            rows, no_logits = cell_rows(store, model, source, cells, n_boot=n_boot, level=level,
+                                        seed=seed, shift_batch=shift_batch,
+                                        shift_resamples=shift_resamples, alpha=alpha)
             all_rows += rows
+            if no_logits:
+                res.notes.append(f"{model}: {no_logits} cell(s) have no stored logits "
+                                 "(evaluated with store_logits off) and are left out.")
             _model_tables(res, tables, model, rows, names, source)
             pop = _population(rows)[0]
             if pop:

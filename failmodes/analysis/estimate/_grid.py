@@ -78,16 +78,19 @@ def model_source(store: ResultsStore, model: str, meta: dict | None,
 
 def cell_rows(store: ResultsStore, model: str, source: Source, cells: list[Cell], *,
               n_boot: int, level: float, seed: int, shift_batch: int, shift_resamples: int,
-              alpha: float) -> list[dict]:
+              alpha: float) -> tuple[list[dict], int]:
     """One row per test cell (clean included, validation excluded) with its true accuracy,
     every estimate and interval, and the share of ``shift_batch``-image batches the KS test
-    flags as shifted (``ks_detection``; ``ks_batch`` the batch size used)."""
+    flags as shifted (``ks_detection``; ``ks_batch`` the batch size used); and how many
+    cells had no stored logits (left out)."""
     out: list[dict] = []
+    no_logits = 0
     for cell in cells:
         if is_validation(cell.dataset):
             continue
         rows = store.predictions(cell, logits=True)
         if rows["logits"] is None:
+            no_logits += 1
             continue
         logits, labels = torch.from_numpy(rows["logits"]), torch.from_numpy(rows["label"])
         if source.keep_idx is not None:
@@ -108,7 +111,7 @@ def cell_rows(store: ResultsStore, model: str, source: Source, cells: list[Cell]
             source.reference.probs, torch.softmax(logits.double(), dim=1), batch=shift_batch,
             resamples=shift_resamples, alpha=alpha, seed=seed + len(out))
         out.append(row)
-    return out
+    return out, no_logits
 
 
 def error_rows(rows: list[dict], names: list[str], by: str | None) -> list[dict]:
