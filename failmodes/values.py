@@ -29,7 +29,7 @@ from .errors import FailmodesError
 
 __all__ = ["MAX_INPUT_SIZE", "MAX_NUM_CLASSES", "MAX_PROBE_REPEATS", "MAX_SEED",
            "NAMED_NORM_STATS", "OptionValueError", "arch_arg", "arch_value", "device",
-           "input_size", "model_name", "name_list", "name_text", "norm_stats", "num_classes",
+           "in_path", "input_size", "model_name", "name_list", "name_text", "norm_stats", "num_classes",
            "out_dir", "repeats", "seed", "threads"]
 
 log = logging.getLogger("failmodes")
@@ -206,6 +206,17 @@ def name_text(value, where: str) -> str | None:
     """``name_list`` joined again by commas (what a command taking text expects)."""
     names = name_list(value, where)
     return None if names is None else ",".join(names)
+
+
+def in_path(value, where: str = "path") -> str:
+    """A path the command reads (a run folder, a study file, an image): not empty, within the
+    system's name and path limits (beyond them the system refuses it: a bad value, exit 2,
+    not a machine fault). Returned as text; the command makes it a Path."""
+    text = str(value)
+    if not text.strip():
+        raise OptionValueError(f"{_at(where)}is empty; name a file or folder (. for this one)")
+    out_dir(text, where)
+    return text
 
 
 def out_dir(value, where: str = "--out") -> Path:

@@ -177,3 +177,32 @@ def test_threads_given_to_a_command_sets_torch_threads_before_it_runs(monkeypatc
         assert res.exit_code == EXIT_USAGE      # missing options / no run folder: one line
         assert "Traceback" not in res.output
     assert calls == [1, 1, 1]                  # evaluate stops at its missing --model first
+
+
+def _path_cases():
+    from failmodes.cli._app import PATH_ARGUMENTS
+    out = []
+    for cname, cmd in sorted(_commands().items()):
+        args = [p for p in cmd.params if p.param_type_name == "argument"]
+        for j, p in enumerate(args):
+            if p.name in PATH_ARGUMENTS:
+                out += [pytest.param(cname, j, len(args), v, words, id=f"{cname}-{p.name}-{k}")
+                        for k, (v, words) in enumerate([("x" * 4000, "at most 255 per name"),
+                                                         ("", "is empty")])]
+    return out
+
+
+@pytest.mark.parametrize("command, pos, n_args, value, words", _path_cases())
+def test_a_bad_path_argument_is_one_error_line_exit_2(command, pos, n_args, value, words,
+                                                       tmp_path, monkeypatch):
+    """A 4000-character or empty run folder / study / image: exit 2 naming the argument, not
+    exit 3 with the whole path echoed."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = [command] + [value if j == pos else str(run) for j in range(n_args)]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == EXIT_USAGE, res.output
+    line, = res.output.strip().splitlines()
+    assert line.startswith("error: Invalid value for") and words in line and len(line) < 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and not any(run.iterdir())

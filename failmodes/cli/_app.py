@@ -6,11 +6,12 @@ import errno
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
-from typer.models import OptionInfo
+from typer.models import ArgumentInfo, OptionInfo
 
 from .. import values
 from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
@@ -112,12 +113,20 @@ VALUE_PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# The positional paths a command reads: checked for emptiness and the system's limits.
+PATH_ARGUMENTS = ("run_dir", "run_a", "run_b", "study", "path", "image")
+
+
 def checked_values(command: Callable) -> Callable:
-    """``command`` with every option named in VALUE_PARSERS parsing through it (set on the
-    typer options of its signature); ``app.command()`` applies it to every command."""
+    """``command`` with every option named in VALUE_PARSERS (and every path argument named
+    in PATH_ARGUMENTS) parsing through its check (set on the typer parameters of its
+    signature); ``app.command()`` applies it to every command."""
     for param in inspect.signature(command).parameters.values():
         if isinstance(param.default, OptionInfo) and param.name in VALUE_PARSERS:
             param.default.parser = VALUE_PARSERS[param.name]
+        elif isinstance(param.default, ArgumentInfo) and param.name in PATH_ARGUMENTS:
+            # the type the command declared: a Path, or text (``skimage:chelsea``)
+            param.default.parser = _PATH if "Path" in str(param.annotation) else _PATH_TEXT
     return command
 
 
@@ -154,6 +163,12 @@ class _App(typer.Typer):
 
 
 parse_out_dir = VALUE_PARSERS["out"]
+def _path_argument(value, where: str) -> Path:
+    return Path(values.in_path(value, where))
+
+
+_PATH_TEXT = _value(values.in_path)
+_PATH = _value(_path_argument)
 
 
 def set_threads(threads: int | None) -> None:
