@@ -33,6 +33,10 @@ SUBSET_SEED = 42
 # Chromium opens a 30 MB page in a few seconds; past the maximum it takes tens of seconds,
 # and a phone may not open it at all.
 DEFAULT_THUMB_BUDGET = 6 * 2 ** 20
+# What a default report aims to stay under: the thumbnails get what the figures leave of it
+# (less than DEFAULT_THUMB_BUDGET on a figure-heavy run, never under MIN_AUTO_THUMB_BUDGET).
+REPORT_TARGET_BYTES = 10 * 2 ** 20
+MIN_AUTO_THUMB_BUDGET = 1 * 2 ** 20
 MAX_THUMB_BUDGET = 256 * 2 ** 20
 
 # Report order of stressor families.

@@ -115,3 +115,13 @@ def test_one_table_never_mixes_fractions_and_percents(tmp_path):
     rows = dict(re.findall(r"<tr><td>([a-z0-9 ]+)</td><td[^>]*>([^<]*)</td>", sec))
     assert rows["clean accuracy"] == "90.0 %"
     assert rows["mean corruption error"].endswith(" %") and rows["mca"].endswith(" %")
+
+
+def test_the_default_budget_is_what_the_figures_leave_of_a_10_mb_page():
+    from failmodes.constants import MIN_AUTO_THUMB_BUDGET, REPORT_TARGET_BYTES
+    from failmodes.report.explorer import OTHER_BYTES, auto_thumb_budget
+    mb = 2 ** 20
+    assert REPORT_TARGET_BYTES == 10 * mb
+    assert auto_thumb_budget(0) == DEFAULT_THUMB_BUDGET              # small figures: 6 MB
+    assert auto_thumb_budget(3 * mb) == 10 * mb - 3 * mb - OTHER_BYTES  # 5 MB left
+    assert auto_thumb_budget(30 * mb) == MIN_AUTO_THUMB_BUDGET        # figure-heavy: 1 MB

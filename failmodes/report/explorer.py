@@ -37,7 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import CONFIDENT_THRESHOLD, DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
+from ..constants import (
+    CONFIDENT_THRESHOLD,
+    DEFAULT_THUMB_BUDGET,
+    MAX_THUMB_BUDGET,
+    MIN_AUTO_THUMB_BUDGET,
+    REPORT_TARGET_BYTES,
+)
 from ..store import RunFolder
 
 CLEAN = "clean"
@@ -293,6 +299,23 @@ def _sprites(run_dir: Path, groups: dict, idx: np.ndarray,
         sprites[s] = sprite_uri(stack)
         meta[s] = {"cols": min(SPRITE_COLS, len(idx)), "values": [v for v, _ in keys]}
     return sprites, meta
+
+
+# Room kept for what the page holds besides figures and thumbnails: the per-image rows
+# (~0.6 MB for 76 000 rows), the first screen's two figures, the CAM maps, the text.
+OTHER_BYTES = 2 * 2 ** 20
+
+
+def auto_thumb_budget(figure_bytes: int) -> int:
+    """The default thumbnail budget of a page whose section figures take ``figure_bytes``:
+    what keeps the page under ``REPORT_TARGET_BYTES``, at most ``DEFAULT_THUMB_BUDGET`` and
+    at least ``MIN_AUTO_THUMB_BUDGET`` (a figure-heavy page still shows the first flips).
+
+    >>> auto_thumb_budget(0) == DEFAULT_THUMB_BUDGET, auto_thumb_budget(12 * 2 ** 20) // 2 ** 20
+    (True, 1)
+    """
+    room = REPORT_TARGET_BYTES - int(figure_bytes) - OTHER_BYTES
+    return int(max(MIN_AUTO_THUMB_BUDGET, min(DEFAULT_THUMB_BUDGET, room)))
 
 
 def check_thumb_budget(nbytes, what: str = "thumbnail budget") -> int:

@@ -17,7 +17,7 @@ from .._atomic import write_text_atomic
 from ..errors import FailmodesError
 from ..store import REPORT_NAME, RunFolder
 from ._collect import collect_run
-from .explorer import check_thumb_budget, content_security_policy
+from .explorer import auto_thumb_budget, check_thumb_budget, content_security_policy
 from .page import page_extras
 from .sections import build_sections
 
@@ -65,6 +65,9 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     write_text_atomic(out_dir / SUMMARY_NAME, render_summary(
         run, rows.get("comparison"), generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M")))
     cfg = (run.resolved or {}).get("config") or {}
+    if thumb_budget is None:   # the default: what the figures leave of a ~10 MB page
+        thumb_budget = auto_thumb_budget(sum(len(f.src or "") for s in sections
+                                             for f in s.figures))
     first, explorer, scripts = page_extras(run, out_dir, thumb_budget)
     html = _env().get_template("report.html.j2").render(
         first=first, explorer=explorer, explorer_js=scripts[0] if scripts else None,
