@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from typer.models import ArgumentInfo, OptionInfo
 
 from .. import values
-from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET
+from ..constants import DEFAULT_THUMB_BUDGET, MAX_THUMB_BUDGET, REPORT_TARGET_BYTES
 from ..data import data_help, list_corrupted_specs
 from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, FailmodesError
 
@@ -33,8 +33,10 @@ RUN_DIR_HELP = "run folder holding results.sqlite"
 THREADS_HELP = "torch CPU threads (1 is fastest on a machine shared with other jobs)"
 INTERRUPTED = "interrupted: finished cells are kept; re-run the same command to resume"
 THUMB_BUDGET_HELP = (f"MB of explorer thumbnails the report may embed (more than 0, at most "
-                     f"{MAX_THUMB_BUDGET // 2 ** 20}; default {DEFAULT_THUMB_BUDGET // 2 ** 20}); "
-                     "past it fewer images get thumbnails, every image's row stays")
+                     f"{MAX_THUMB_BUDGET // 2 ** 20}; default: what the figures leave of a "
+                     f"{REPORT_TARGET_BYTES // 2 ** 20} MB page, at most "
+                     f"{DEFAULT_THUMB_BUDGET // 2 ** 20}); flipped images first, then confident "
+                     "failures; past it fewer images get thumbnails, every image's row stays")
 
 
 def _error(msg: str, code: int) -> typer.Exit:
