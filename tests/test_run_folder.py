@@ -267,3 +267,16 @@ def test_an_image_size_the_data_does_not_take_is_said(tmp_path, capsys):
             in capsys.readouterr().err)
     with open_run(tmp_path / "run") as ctx:  # 32-px cells, stored under the plain key
         assert {c.dataset for c in ctx.store.cells()} == {"synthetic:test@4"}
+
+
+def test_another_size_that_changes_the_default_statistics_says_so(folder, tmp_path):
+    spec = {"arch": f"{ZOO}:Plain", "num_classes": 2}  # no mean/std: the rule by input size
+    cfg = dict(models={"m": spec}, data=str(folder), stressors=["gaussian_noise"],
+               severities=[1.0], device="cpu", out=str(tmp_path / "run"))
+    run_evaluation(EvalConfig(**cfg), progress="off")  # 32 px: CIFAR-10 statistics
+    res = runner.invoke(app, ["evaluate", "--model", f"{ZOO}:Plain", "--num-classes", "2",
+                              "--name", "m", "--data", str(folder), "--stressors",
+                              "gaussian_noise", "--severities", "1", "--device", "cpu",
+                              "--image-size", "224", "--out", str(tmp_path / "run")])
+    line = _one_error(res)  # 224 px: ImageNet's, so other weights under the same name
+    assert "(differing: mean, std); its normalisation differs" in line and "--mean/--std" in line

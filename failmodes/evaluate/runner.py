@@ -188,8 +188,10 @@ def check_known_models(plan: Plan, path: Path) -> list[str]:
         else:
             what = differing_keys(was["meta"].get("tensor_hashes") or {},
                                   rec["meta"]["tensor_hashes"])
+            hint = ("; its normalisation differs (the default follows the input size): pass "
+                    "the stored --mean/--std" if what == "mean, std" else "")
             raise EvalError(f"model name {name!r} is already in {path} with other weights "
-                            f"(differing: {what}); pass another --name or another --out")
+                            f"(differing: {what}){hint}; pass another --name or another --out")
     return stale
 
 
