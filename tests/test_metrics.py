@@ -245,3 +245,25 @@ def test_imagenet_runs_say_there_is_no_alexnet_normalisation(tmp_path):
     assert res.per_model["m"]["mce"] == pytest.approx((0.6 + 0.8) / 1.6)
     assert res.per_model["m"]["baseline"] == "AlexNet"
     assert not any("no AlexNet normalisation" in n for n in res.notes)
+
+
+def test_heatmap_title_of_a_long_model_name_stays_inside_the_figure(tmp_path, monkeypatch):
+    # A long model name once ran past the figure's right edge and was clipped in the PNG.
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from failmodes.analysis.metrics import _figures
+    kept = {}
+    monkeypatch.setattr(plt, "close", lambda fig: kept.setdefault("fig", fig))
+    name = "resnet18-augmix-width64-seed1234-longer-than-any-figure-is-wide"
+    cells = [{"model": name, "dataset": "d", "kind": "corruption", "stressor": s,
+              "severity": v, "accuracy": 0.5} for s in ("fog", "contrast") for v in (1, 2, 3)]
+    cells.append({"model": name, "dataset": "d", "kind": "clean", "stressor": "clean",
+                  "severity": 0, "accuracy": 0.9})
+    assert _figures.heatmap(cells, name, "d", tmp_path / "h.png") is not None
+    fig = kept["fig"]
+    fig.canvas.draw()
+    box = fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (box, fig.bbox.width)
+    assert "clean 90.0" in fig.axes[0].get_title()

@@ -1,6 +1,7 @@
 """The metrics analysis's figure: corruption × severity accuracy of one model."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,11 @@ def heatmap(cells: list[dict], model: str, dataset: str, path: Path) -> Path | N
                 if grid[i, j] == grid[i, j]:
                     ax.text(j, i, f"{grid[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
                             color="white" if grid[i, j] < 0.6 else "black")
-    title = f"{model}: accuracy (%)"
-    if clean:
-        title += f", clean {clean[0] * 100:.1f}"
+    # The model's name on its own line(s), wrapped to the figure's width: a long name on one
+    # line with the rest ran past the right edge and was clipped in the saved PNG.
+    chars = max(12, int(fig.get_figwidth() * 72 / (0.62 * 9)))  # ~0.62 em per char at 9 pt
+    title = "\n".join(textwrap.wrap(model, chars, break_long_words=True) or [model])
+    title += "\naccuracy (%)" + (f", clean {clean[0] * 100:.1f}" if clean else "")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
