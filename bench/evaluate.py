@@ -55,7 +55,7 @@ def main() -> None:
     device = resolve_device(args.device)
     names = [s for s in args.stressors.split(",") if s]
     work = Path(tempfile.mkdtemp(prefix="bench-evaluate-"))
-    cfg = EvalConfig(models={"m": {"arch": args.model, "width": args.width}}, data=args.data,
+    cfg = EvalConfig(models={"m": {"arch": args.model, "arch_args": {"width": args.width}}}, data=args.data,
                      subset=args.n, stressors=names, severities=[args.severity],
                      batch_size=args.batch_size, device=str(device), out=str(work / "run"))
     ds, _ = load_eval_dataset(resolve_config(cfg))

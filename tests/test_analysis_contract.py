@@ -22,7 +22,7 @@ FAST = {"cam": {"sample": 8, "failures_per_cell": 1, "device": "cpu"}}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("contract") / "run"
-    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "width": 8}}, data="synthetic",
+    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "arch_args": {"width": 8}}}, data="synthetic",
                      subset=60, stressors=["gaussian_noise", "fog"], severities=[1, 3, 5],
                      sweeps=["rotation=-30:30:30"], include_val=True, val_subset=60,
                      batch_size=64, device="cpu", out=str(out))

@@ -114,7 +114,7 @@ def test_registered_with_typed_options_and_headlines():
 def small_run(tmp_path_factory):
     from failmodes.evaluate import EvalConfig, run_evaluation
     out = tmp_path_factory.mktemp("est") / "run"
-    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "width": 8}}, data="synthetic",
+    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "arch_args": {"width": 8}}}, data="synthetic",
                      subset=120, stressors=["fog"], severities=[1, 5], batch_size=64,
                      device="cpu", out=str(out))
     run_evaluation(cfg, progress="off")

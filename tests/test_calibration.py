@@ -431,7 +431,7 @@ def test_checkpoint_split_reaches_the_store_meta(tmp_path):
     _, meta = build_model(str(tmp_path / "all.pt"))
     ok, why = validation_ok(meta)
     assert not ok and "held out nothing" in why
-    _, meta = build_model({"arch": "small_cnn", "width": 4})
+    _, meta = build_model({"arch": "small_cnn", "arch_args": {"width": 4}})
     ok, why = validation_ok(meta)          # a registry model: who knows what it saw
     assert not ok and "unknown" in why
 

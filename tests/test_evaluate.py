@@ -277,7 +277,8 @@ def test_cli_evaluate_prints_the_table_and_fails_cleanly(ckpt, tmp_path):
 
 
 def test_open_run_rebuilds_models_and_data(ckpt, tmp_path):
-    c = cfg(tmp_path / "r", ckpt, models={"cnn": ckpt, "fresh": {"arch": "small_cnn", "width": 4}})
+    c = cfg(tmp_path / "r", ckpt,
+            models={"cnn": ckpt, "fresh": {"arch": "small_cnn", "arch_args": {"width": 4}}})
     run_evaluation(c, progress="off")
     with open_run(tmp_path / "r") as ctx:
         assert ctx.model_names() == ["cnn", "fresh"]

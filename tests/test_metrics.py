@@ -143,7 +143,7 @@ def _fake_cifar10c(tmp_path):
 
 def test_official_cifar10c_cells_and_comparison_table(tmp_path):
     tree, c10c = _fake_cifar10c(tmp_path)
-    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "width": 8}}, data=str(tree),
+    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "arch_args": {"width": 8}}}, data=str(tree),
                      stressors=["gaussian_noise"], severities=[1, 2], cifar10c=str(c10c),
                      batch_size=16, out=str(tmp_path / "run"))
     s = run_evaluation(cfg, progress="off")

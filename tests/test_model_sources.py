@@ -360,3 +360,15 @@ def test_torchvision_vit_grad_cam_uses_the_token_reshape():
     grid = m.cam_reshape(tokens)  # N×C×h×w; patch token k sits at row k // 4, column k % 4
     assert grid.shape == (2, 3, 4, 4) and torch.equal(grid[1, 2, 2, 3], tokens[1, 1 + 2 * 4 + 3, 2])
     _cam_runs(m)
+
+
+def test_a_spec_key_that_is_no_field_is_refused_naming_arch_args():
+    # The older form put architecture arguments beside the fields ({"arch": ..., "width": 8});
+    # 0.1.0 has no users to keep it for, and a typo (wieghts) must not become an arch argument.
+    from failmodes.models import ModelSource
+    from failmodes.models.errors import ModelError
+    assert ModelSource.from_spec({"arch": "small_cnn", "arch_args": {"width": 8}}).arch_args == {"width": 8}
+    with pytest.raises(ModelError, match="unknown model spec key.*width.*arch_args"):
+        ModelSource.from_spec({"arch": "small_cnn", "width": 8})
+    with pytest.raises(ModelError, match="wieghts"):
+        ModelSource.from_spec({"arch": "small_cnn", "wieghts": "w.pt"})

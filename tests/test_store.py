@@ -203,7 +203,7 @@ def test_a_full_disk_names_the_store_and_keeps_finished_cells(tmp_path):
 
 def test_a_full_disk_on_rerun_names_the_file(tmp_path, monkeypatch):
     from failmodes.evaluate import EvalConfig, EvalError, run_evaluation, runner
-    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "width": 4}}, data="synthetic",
+    cfg = EvalConfig(models={"cnn": {"arch": "small_cnn", "arch_args": {"width": 4}}}, data="synthetic",
                      subset=16, stressors=["gaussian_noise"], severities=[1], batch_size=16,
                      out=str(tmp_path / "run"))
     run_evaluation(cfg, progress="off")

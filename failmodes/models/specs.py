@@ -2,7 +2,7 @@
 study file or a ``{"arch": ..., "weights": ...}`` dict) and ``--model``/``--weights`` with
 their options (CLI strings) -> its spec. Which source loads a spec: ``sources/``.
 
->>> ModelSource.from_spec({"arch": "small_cnn", "width": 8}).to_spec()
+>>> ModelSource.from_spec({"arch": "small_cnn", "arch_args": {"width": 8}}).to_spec()
 {'arch': 'small_cnn', 'arch_args': {'width': 8}}
 """
 from __future__ import annotations
@@ -48,13 +48,15 @@ class ModelSource:
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> ModelSource:
-        """``{"arch": ..., "weights": ..., **fields}``; other keys are arch arguments (the
-        older ``{"arch": "small_cnn", "width": 8}`` form)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in spec.items() if k in names}
-        extra = {k: v for k, v in spec.items() if k not in names}
-        kw["arch_args"] = {**extra, **dict(kw.get("arch_args") or {})}
-        return cls(**kw)
+        """``{"arch": ..., "weights": ..., "arch_args": {...}, **fields}``; a key that is no
+        field is refused, naming it (architecture arguments go under ``arch_args``)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        extra = sorted(str(k) for k in spec if k not in names)
+        if extra:
+            raise ModelError(f"unknown model spec key(s) {', '.join(extra)} (allowed: "
+                             f"{', '.join(names)}); architecture arguments go under arch_args, "
+                             f"e.g. {{'arch': 'small_cnn', 'arch_args': {{'width': 8}}}}")
+        return cls(**dict(spec))
 
     @classmethod
     def parse(cls, spec: ModelSource | Mapping | str) -> ModelSource:
