@@ -16,6 +16,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A command run in-process with --threads sets torch's thread count for the process;
+    a later test that trains would then compute with other numerics (the planted-slice
+    model of test_slices trained differently after test_cli_values and broke its page)."""
+    n = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 @functools.cache
 def _synthetic(split="test", n=None, size=32):
     return fmdata.synthetic.load_synthetic(split, n, size)
