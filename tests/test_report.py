@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from failmodes.analysis import AnalysisResult, Figure, registry
+from failmodes.cli import app as cli_app  # built from the real registry, before any fake one
 from failmodes.report import compare_runs, render_report
 from failmodes.report.comparison import corruption_deltas, model_facts
 from failmodes.store import CellKey, ResultsStore
@@ -292,7 +293,7 @@ def test_out_writes_nothing_into_a_read_only_run_folder(fake_run, tmp_path):
 def test_report_cli_out_and_thumb_budget(fake_run, tmp_path):
     from typer.testing import CliRunner
 
-    from failmodes.cli import app
+    app = cli_app
     runner = CliRunner()
     res = runner.invoke(app, ["report", str(fake_run), "--out", str(tmp_path / "r"),
                               "--thumb-budget", "1.5"])
@@ -319,3 +320,33 @@ def test_headline_values_format_by_their_unit_in_every_place():
     assert format_headline(Headline("a", "clean accuracy", "fraction", True), 0.62) == "62.0 %"
     assert format_headline(Headline("m", "mCE", "ratio", False), 1.0234) == "1.02"
     assert format_headline(Headline("m", "mCE", "ratio", False), None) == "—"
+
+
+def test_a_large_figure_embeds_as_webp_and_a_small_one_as_png(tmp_path):
+    # The quick study's page was 16.4 MB, 12.4 MB of it figures (Grad-CAM montages, probe
+    # strips); a big PNG is embedded as WebP when that at least halves it.
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from failmodes.report._format import EMBED_AS_WEBP_OVER, data_uri
+    rng = np.random.default_rng(0)
+    # photo-like: smooth gradients plus mild noise, as a CAM overlay montage
+    yy, xx = np.mgrid[0:600, 0:800]
+    img = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(float)
+    img += rng.normal(0, 12, img.shape)
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "small.png")
+    big = (tmp_path / "big.png").stat().st_size
+    assert big > EMBED_AS_WEBP_OVER
+    uri = data_uri(tmp_path / "big.png")
+    assert uri.startswith("data:image/webp;base64,")
+    raw = base64.b64decode(uri.split(",", 1)[1])
+    assert 2 * len(raw) <= big
+    with Image.open(io.BytesIO(raw)) as im:
+        assert im.size == (800, 600)
+        back = np.asarray(im.convert("RGB"), float)
+    assert np.abs(back - img.clip(0, 255)).mean() < 12     # quality 90: close to the original
+    assert data_uri(tmp_path / "small.png").startswith("data:image/png;base64,")
