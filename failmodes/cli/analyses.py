@@ -147,26 +147,18 @@ def _calibrate(run_dir: Path, out: Path | None, options: dict[str, Any]) -> None
                   f"{len(result.figures)} figure(s)", markup=False)
 
 
-def _cam(run_dir: Path, out: Path | None, options: dict[str, Any]) -> None:
-    """Grad-CAM failure explanations and attention drift under corruption."""
-    from ..analysis.cam import run_cam
-    from ..store import RunFolder
-    out = out or RunFolder(run_dir).analysis
-    res = run_cam(run_dir, out, **options)
-    for note in res.notes:
-        typer.echo(note)
-    typer.echo(f"wrote {out / 'cam.json'} and {len(res.figures)} figures")
-
-
-def _slices(run_dir: Path, out: Path | None, options: dict[str, Any]) -> None:
-    """Failure slices (images that fail together, in words) and per-image breaking points."""
-    from ..analysis.slices import run_slices
-    from ..store import RunFolder
-    out = out or RunFolder(run_dir).analysis
-    res = run_slices(run_dir, out, **options)
-    for note in res.notes:
-        typer.echo(note)
-    typer.echo(f"wrote {out / 'slices.json'} and {len(res.figures)} figure(s)")
+def _notes_and_json(name: str, doc: str):
+    """The run function of a command that runs one analysis and prints its notes and what
+    it wrote (cam, slices): the registered analysis, its result's notes, its JSON path."""
+    def run(run_dir: Path, out: Path | None, options: dict[str, Any]) -> None:
+        from ..store import RunFolder
+        out = out or RunFolder(run_dir).analysis
+        res = get_analysis(name).fn(run_dir, out, **options)
+        for note in res.notes:
+            typer.echo(note)
+        typer.echo(f"wrote {out / (name + '.json')} and {len(res.figures)} figure(s)")
+    run.__doc__ = doc
+    return run
 
 
 analyze = _command("analyze", analyze_analyses(),
@@ -175,6 +167,8 @@ analyze = _command("analyze", analyze_analyses(),
 calibrate = _command("calibrate", [get_analysis("calibration")],
                      "where JSON and figures go [default: RUN_DIR/analysis]", _calibrate)
 cam = _command("cam", [get_analysis("cam")], "where cam.json and figures/ go "
-               "(default: RUN_DIR/analysis, beside the other analyses)", _cam)
+               "(default: RUN_DIR/analysis, beside the other analyses)", _notes_and_json(
+    "cam", "Grad-CAM failure explanations and attention drift under corruption."))
 slices = _command("slices", [get_analysis("slices")], "where slices.json and figures/ go "
-                  "(default: RUN_DIR/analysis, beside the other analyses)", _slices)
+                  "(default: RUN_DIR/analysis, beside the other analyses)", _notes_and_json(
+    "slices", "Failure slices (images that fail together, in words) and per-image breaking points."))
