@@ -68,6 +68,8 @@ def curve(shape: str, severities, clean: float = 0.9) -> dict[float, float]:
             a = clean - 0.10 * s
         elif shape == "threshold-collapse":
             a = clean if s < 3 else clean - 0.22 * (s - 3)
+        elif shape == "delayed-onset":       # unaffected at the mildest level, then steady
+            a = clean if s < 1 else clean - 0.10 * (s - 1)
         elif shape == "early-damage-plateau":
             a = clean - 0.40 + 0.40 * math.exp(-s / 0.6)
         else:

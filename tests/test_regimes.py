@@ -228,7 +228,7 @@ def test_the_vectorised_fitter_agrees_with_one_curve_at_a_time():
     # curves of every kind, with their own sampling floors: the same label for each.
     from failmodes.analysis.curves.regimes import classify_many
     rng = np.random.default_rng(7)
-    curves = np.stack([noisy(REGIMES[i % 4], INTEGER, 2000, i) for i in range(40)]
+    curves = np.stack([noisy(REGIMES[i % len(REGIMES)], INTEGER, 2000, i) for i in range(40)]
                       + [rng.uniform(0.2, 0.9, 6) for _ in range(20)])
     batch = classify_many(INTEGER, curves, n_images=2000)
     one = [classify_regime(INTEGER, c, n_images=2000).label for c in curves]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..analysis.curves.regimes import REGIMES
 from ..store.sanity import sanity_warnings
 from ._collect import RunData
 from .explorer import build_explorer_data, explorer_script, page_context
@@ -21,6 +22,7 @@ def page_extras(run: RunData, out_dir: Path | None = None,
     first = {"cards": card_rows(fs), "claims": fs.claims, "claims_message": fs.claims_message,
              "figures": fs.figures, "gaps": fs.gaps, "headline": fs.headline,
              "attacks": fs.attacks, "evaluated": bool(run.acc), "severities": fs.severities,
+             "regime_labels": ", ".join(REGIMES),
              # what looks broken (chance-level clean accuracy, mean/std off the [0, 1]
              # scale): the same lines the evaluation printed
              "warnings": sanity_warnings(run.models, run.acc)}

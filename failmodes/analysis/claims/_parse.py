@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import FailmodesError
-from ..curves.regimes import GRACEFUL_DROP_POINTS
+from ..curves.regimes import GRACEFUL_DROP_POINTS, REGIMES
 
 KINDS = ("drop", "regime", "harder", "graceful", "gentlest", "more_robust", "cam_drift",
          "cam_localisation", "errors_concentrate")
 # The one target each attention kind takes (analysis/cam/localisation.py tells them apart).
 CAM_TARGETS = {"cam_drift": "background", "cam_localisation": "weakens"}
 POPULATIONS = ("images", "kinds")
-REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
 _KEYS = {
     "drop": {"drop", "model", "severity", "at_least", "about", "unit", "text"},
     "regime": {"regime", "model", "is", "text"},

@@ -183,6 +183,9 @@ def _check_regime(c: Claim, ev: Evidence) -> Verdict:
     fitted = (f"fitted regime {r.get('label')} ({r.get('confidence')} confidence"
               + (f", breakpoint {r['breakpoint']:.2g}" if r.get("breakpoint") is not None else "")
               + f"){_shape_facts(r)}; claimed {want}")
+    if {want, r.get("label")} & {"threshold-collapse", "delayed-onset"}:
+        fitted += (" (a collapse-shaped fall whose knee sits in the lower half of the severity "
+                   "range and is seen at ≥ 3 severities after it reads delayed-onset)")
     if shares:
         v = regime_verdict(shares, want)
         n = r.get("n_resamples")

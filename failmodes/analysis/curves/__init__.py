@@ -355,7 +355,9 @@ class CurvesOptions:
 
 INTRO = ("How accuracy and confidence fall as severity rises. Each curve is fitted with "
          "competing shapes and labelled with its failure regime: graceful, linear, "
-         "threshold-collapse (flat, then a cliff) or early-damage-plateau.")
+         "threshold-collapse (flat, then a cliff late in the range), delayed-onset "
+         "(unaffected at the mildest severities, then a steady fall) or "
+         "early-damage-plateau.")
 
 
 @register_analysis("curves", title="Degradation curves and regimes", order=20,

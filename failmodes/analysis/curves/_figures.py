@@ -13,7 +13,8 @@ from ._points import group_points
 from .regimes import GRACEFUL_DROP_POINTS, UNDETERMINED
 
 REGIME_COLORS = {"graceful": "tab:green", "linear": "tab:blue",
-                 "threshold-collapse": "tab:red", "early-damage-plateau": "tab:orange",
+                 "threshold-collapse": "tab:red", "delayed-onset": "tab:brown",
+                 "early-damage-plateau": "tab:orange",
                  UNDETERMINED: "tab:gray"}
 
 

@@ -47,6 +47,19 @@ no stage is both steeper and large; ``linear`` also for the linear winner). The 
 gate keeps the words honest: brightness losing 6.6 points after severity 3 is not a
 collapse.
 
+**Delayed onset vs collapse.** A collapse-shaped fit reads ``delayed-onset`` ("unaffected
+at the mildest severities, then a steady fall") when its knee sits in the lower half of the
+severity range (``ONSET_KNEE_FRACTION`` = 0.5: the fall runs over most of the range) *and*
+the fall is seen at ``ONSET_MIN_LEVELS`` = 3 or more severities after the knee (enough to
+call it steady). A threshold collapse is a fall that starts in the upper half: the model
+holds over most of the range, then breaks. Gaussian noise in the seed study (flat to
+severity 1, then a near-straight fall, ``[.90, .89, .80, .70, .60, .50]``) is a delayed
+onset; fog (knee 3.7, 20 points lost after it) and contrast (knee 3.5) are collapses.
+Contrast sampled at {0, 1, 3, 5} with its knee at 1 keeps ``threshold-collapse``: two
+levels after a knee cannot show a steady fall. Calibrated at N = 2000 per severity
+(``tests/test_regime_onset.py``): the ``[.90 … .50]`` truth reads delayed-onset in 1000 of
+1000 binomial test sets; fog, contrast and a flat-to-3 collapse read it in 0 of 1000.
+
 **Uncertainty of the label.** ``label_shares`` refits the curve on paired resamples of its
 test images (image indices drawn once per resample and reused at every severity, so the
 levels keep their correlation) and returns each label's share of the resamples, e.g.
@@ -85,7 +98,11 @@ SHAPE_K = {"flat": 1, "linear": 2, "hinge": 3, "piecewise": 4, "saturating": 3}
 # saturating shape (the cheapest plateau) need one more than their parameters, so a curve
 # sampled at {0, 1, 3, 5} can read as a collapse or as a plateau when the data says so.
 SHAPE_MIN_POINTS = {"flat": 2, "linear": 4, "hinge": 4, "saturating": 4, "piecewise": 6}
-REGIMES = ("graceful", "linear", "threshold-collapse", "early-damage-plateau")
+REGIMES = ("graceful", "linear", "threshold-collapse", "delayed-onset", "early-damage-plateau")
+# A collapse-shaped fit reads delayed-onset when its knee sits below this fraction of the
+# severity range and its fall is seen at this many severities after the knee (a steady fall).
+ONSET_KNEE_FRACTION = 0.5
+ONSET_MIN_LEVELS = 3
 UNDETERMINED = "undetermined"
 _T_GRID = 41
 _TAU_GRID = 40
@@ -412,8 +429,14 @@ def _labels(shape: str, p: dict, x: np.ndarray, grid: np.ndarray, observed: np.n
     rb, ra = np.maximum(before, 0.0), np.maximum(after, 0.0)
     label = np.full(b, "linear", dtype=object)
     if shape not in ("flat", "linear"):
-        label[(ra >= SLOPE_RATIO * rb) & (loss_after >= REGIME_MIN_LOSS_POINTS)] = \
-            "threshold-collapse"
+        collapse = (ra >= SLOPE_RATIO * rb) & (loss_after >= REGIME_MIN_LOSS_POINTS)
+        # A steady fall from an early knee: the knee in the lower half of the range (the
+        # fall runs over most of it) and the fall seen at >= ONSET_MIN_LEVELS severities.
+        early = knee - x0 < ONSET_KNEE_FRACTION * (xmax - x0)
+        seen = (np.unique(x)[None, :] > knee[:, None] + 1e-9).sum(1)
+        steady = early & (seen >= ONSET_MIN_LEVELS)
+        label[collapse] = "threshold-collapse"
+        label[collapse & steady] = "delayed-onset"
         plateau = (rb >= SLOPE_RATIO * ra) & (loss_before >= REGIME_MIN_LOSS_POINTS)
         label[plateau & (label == "linear")] = "early-damage-plateau"
     if shape == "flat":
