@@ -168,6 +168,11 @@ def _pt_ci(v):
     return "—" if v is None else f"±{v:.1f}"
 
 
+def _pt_interval(v):
+    """[low, high] in points -> "-1.2 to +0.4"."""
+    return "—" if v is None else f"{v[0]:+.1f} to {v[1]:+.1f}"
+
+
 def format_headline(h: Headline, v: float | None) -> str:
     """A headline value in its unit: a fraction as a percentage, a percent with one
     decimal, a ratio with three significant digits; "—" when absent."""

@@ -17,8 +17,9 @@ INTROS = {
                   "corrupted images (paired; severities 1–5, each image counted once). A "
                   "delta is marked * when its paired sign-flip test (exact with few "
                   "discordant images) stays below 0.05 after Holm's correction across the "
-                  "corruptions; ± Holm and the figure's whiskers are the normal interval at "
-                  "that row's Holm step level, so they exclude 0 where the row is marked. "
+                  "corruptions; the Holm interval and the figure's whiskers invert that same "
+                  "test at the row's Holm step level (the shifts of the delta it keeps), so "
+                  "they exclude 0 exactly where the row is marked. "
                   "Both are conditional on the "
                   "trained networks: they count test-image noise, not training-seed "
                   "variation.",

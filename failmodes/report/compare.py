@@ -18,7 +18,7 @@ from ..store import STORE_NAME
 from ..store import TABLES_DIR as TABLE_DIR
 from . import figures as F
 from ._collect import RunData, collect_run
-from ._format import _pt_ci, _pt_delta, figure, fmt, pct, table
+from ._format import _pt_ci, _pt_delta, _pt_interval, figure, fmt, pct, table
 from ._section import Section
 from .comparison import clean_deltas, corruption_deltas, model_facts
 from .export import _write_csv
@@ -71,9 +71,10 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
                                "on the images both runs evaluated (paired, severities 1–5), "
                                "in points; flagged: paired sign-flip test (exact with few "
                                "discordant images) below 0.05 after Holm's correction across "
-                               "corruptions; ± Holm (the figure's whiskers): the normal "
-                               "interval at the row's Holm step level, which excludes 0 where "
-                               "the row is flagged; ±95% unadjusted: for scale only. "
+                               "corruptions; Holm interval (the figure's whiskers): the shifts "
+                               "of the Δ the same sign-flip test keeps at the row's Holm step "
+                               "level (the test inverted), so it excludes 0 exactly where the "
+                               "row is flagged; ±95% unadjusted: for scale only. "
                                "Conditional on the trained networks (test-image noise only).")
     deltas = {label[("B", m)]: corruption_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, m,
                                                  a.dataset)
@@ -81,7 +82,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
     rows = []
     for m, ds in deltas.items():
         rows += [{"model": m, "corruption": d["stressor"], "family": d["family"],
-                  "images": d["n"], "Δ accuracy": d["delta"], "± Holm": d["ci_holm"],
+                  "images": d["n"], "Δ accuracy": d["delta"],
+                  "Holm interval": [d["ci_holm_low"], d["ci_holm_high"]],
                   "±95% unadjusted": d["ci95"],
                   "discordant images": d["n_discordant"], "p": d["p"],
                   "p (Holm)": d["p_holm"], "flagged": d["significant"]} for d in ds]
@@ -93,7 +95,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike,
                                              f"Run B's models minus A:{ref}, per corruption."))
         deltas_sec.tables.append(table("Deltas per corruption", rows,
                                        csv=f"{TABLE_DIR}/compare_deltas.csv",
-                                       formatters={"Δ accuracy": _pt_delta, "± Holm": _pt_ci,
+                                       formatters={"Δ accuracy": _pt_delta, "Holm interval": _pt_interval,
                                                    "±95% unadjusted": _pt_ci},
                                        max_rows=120))
         for m, d in clean_deltas(a_dir / STORE_NAME, ref, b_dir / STORE_NAME, b.model_names,

@@ -7,12 +7,13 @@ Under one corruption an image appears once per severity (integer severities 1–
 d is first averaged over the severities so that every test counts images, not image ×
 severity pairs. A per-corruption delta is *flagged* when its paired sign-flip test (exact
 with few discordant images; McNemar's exact test for one severity) stays below 0.05 after
-Holm's correction across the corruptions of the comparison. Its interval (``ci_holm``, the
-figure's whiskers and the tables' ±) is the normal interval at the corruption's Holm step
-level, so it excludes 0 where the row is flagged (they part only at the boundary, where the
-sign-flip test and its normal approximation differ); ``ci95`` is the unadjusted 95 %
-half-width. Tests and intervals are conditional on the two trained networks: they count
-test-image noise, not training-seed variation.
+Holm's correction across the corruptions of the comparison. Its interval
+(``ci_holm_low``/``ci_holm_high``, the figure's whiskers and the tables' Holm interval)
+inverts that same test at the corruption's Holm step level: the shifts δ of the delta for
+which the sign-flip test of d − δ keeps p at or above the level, so it excludes 0 exactly
+when the row is flagged; ``ci95`` is the unadjusted normal 95 % half-width. Tests and
+intervals are conditional on the two trained networks: they count test-image noise, not
+training-seed variation.
 
 >>> rows = corruption_deltas("runs/demo/results.sqlite", "a",
 ...                          "runs/demo/results.sqlite", "b")  # doctest: +SKIP
@@ -23,9 +24,18 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from statistics import NormalDist
 
-from ..analysis.paired import ALPHA, holm, mcnemar_exact, sign_flip_p
+import numpy as np
+
+from ..analysis.paired import (
+    ALPHA,
+    EXACT_MAX,
+    MONTE_CARLO_DRAWS,
+    MONTE_CARLO_MAX,
+    holm,
+    mcnemar_exact,
+    sign_flip_p,
+)
 from ..store import paired_sums, stressor_family
 from ..stressors.registry import CORRUPTION_FAMILIES
 
@@ -116,7 +126,7 @@ def corruption_deltas(store_a: str | Path, model_a: str, store_b: str | Path,
 
 def delta_rows(per: dict[str, list[float]]) -> list[dict]:
     """The rows of ``corruption_deltas`` from per-image paired differences per stressor
-    (non-corruptions are left out): delta, ``ci95`` (unadjusted), ``ci_holm`` (at the Holm
+    (non-corruptions are left out): delta, ``ci95`` (unadjusted), ``ci_holm_low/high`` (at the Holm
     step level), the sign-flip ``p``, ``p_holm`` and ``significant``."""
     out: list[dict] = []
     for stressor, d in per.items():
@@ -132,8 +142,84 @@ def delta_rows(per: dict[str, list[float]]) -> list[dict]:
         r["significant"] = q < ALPHA
     for r, level in zip(out, holm_levels([r["p"] for r in out])):
         r["holm_level"] = level
-        r["ci_holm"] = r["ci95"] * NormalDist().inv_cdf(1 - level / 2) / Z95
+        lo, hi = holm_interval(per[r["stressor"]], level, r["significant"])
+        r["ci_holm_low"], r["ci_holm_high"] = 100 * lo, 100 * hi
     return out
+
+
+# Bisection stops when the bracket is this narrow (fraction: 0.01 accuracy points).
+INTERVAL_TOL = 1e-4
+
+
+def holm_interval(d, level: float, flagged: bool) -> tuple[float, float]:
+    """The row's interval at its Holm step level, by inverting the test that flags it: the
+    shifts δ (fraction) for which the sign-flip test of ``d − δ`` keeps p ≥ ``level``.
+
+    Each end is found by bisection between a kept and a rejected shift; 0 enters as the
+    table's own decision (``flagged``: rejected, else kept), so the interval excludes 0
+    exactly when the row is flagged. The ends are the kept side of a bracket narrower than
+    ``INTERVAL_TOL``, clipped to [−1, 1] (a difference of accuracies)."""
+    x = np.asarray(d, dtype=np.float64)
+    m = float(x.mean())
+    p = _shifted_p(x)
+
+    def kept(delta: float) -> bool:
+        if delta == 0.0:
+            return not flagged
+        return p(delta) >= level
+
+    def end(direction: float) -> float:
+        acc = m
+        rej = None
+        if (0.0 - m) * direction > 0:              # 0 lies on this side
+            if kept(0.0):
+                acc = 0.0
+            else:
+                rej = 0.0
+        step = max(INTERVAL_TOL, abs(acc - m), 1e-3)
+        while rej is None:
+            cand = acc + direction * step
+            if abs(cand) >= 1.0:
+                cand = math.copysign(1.0, direction)
+                if kept(cand):
+                    return cand
+                rej = cand
+            elif kept(cand):
+                acc, step = cand, 2 * step
+            else:
+                rej = cand
+        while abs(rej - acc) > INTERVAL_TOL:
+            mid = 0.5 * (acc + rej)
+            if kept(mid):
+                acc = mid
+            else:
+                rej = mid
+        return acc
+
+    return end(-1.0), end(1.0)
+
+
+def _shifted_p(d: np.ndarray):
+    """δ -> the sign-flip p-value of ``d − δ`` (``sign_flip_p``). When every shifted value
+    is non-zero and the test would draw Monte Carlo signs, the seeded sign matrix is the
+    same for every δ, so its products with ``d`` and with 1 are computed once."""
+    n = d.size
+    if not EXACT_MAX < n <= MONTE_CARLO_MAX:
+        return lambda delta: sign_flip_p(d - delta)[0]
+    signs = (np.random.default_rng(0).integers(0, 2, (MONTE_CARLO_DRAWS, n)) * 2 - 1
+             ).astype(np.float64)
+    sd, s1 = signs @ d, signs.sum(1)
+
+    def p(delta: float) -> float:
+        z = d - delta
+        mags = np.abs(z)
+        if np.any(z == 0) or np.all(np.abs(mags - mags[0]) <= 1e-12 * mags[0]):
+            return sign_flip_p(z)[0]      # another branch of the test: call it
+        t = abs(z.sum())
+        tol = 1e-9 * max(1.0, t)
+        hits = int(np.sum(np.abs(sd - delta * s1) >= t - tol))
+        return (hits + 1) / (MONTE_CARLO_DRAWS + 1)
+    return p
 
 
 def holm_levels(pvals: list[float], alpha: float = ALPHA) -> list[float]:
@@ -191,8 +277,8 @@ def _in_registry_order(rows: list[dict], key: str = "stressor") -> list[dict]:
 def comparison_table(store: str | Path, acc_rows: list[dict], baseline: str,
                      others: list[str], dataset: str | None = None) -> list[dict]:
     """One row per corruption: the baseline's mean accuracy (%), and per other model its
-    accuracy, delta vs the baseline and the paired interval at its Holm step level (``± Holm``,
-    all in points)."""
+    accuracy, delta vs the baseline and the paired interval at its Holm step level
+    (``Holm interval``: [low, high]; all in points)."""
     base = corruption_accuracy(acc_rows, baseline)
     rows = {s: {"corruption": s, "family": e["family"], baseline: 100 * e["mean"]}
             for s, e in base.items()}
@@ -204,6 +290,6 @@ def comparison_table(store: str | Path, acc_rows: list[dict], baseline: str,
                 continue
             r[m] = 100 * acc_m[d["stressor"]]["mean"] if d["stressor"] in acc_m else None
             r[f"Δ {m}"] = d["delta"]
-            r[f"± Holm {m}"] = d["ci_holm"]
+            r[f"Holm interval {m}"] = [d["ci_holm_low"], d["ci_holm_high"]]
             r[f"p (Holm) {m}"] = d["p_holm"]
     return _in_registry_order(list(rows.values()), key="corruption")

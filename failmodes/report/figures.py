@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; never a window, never a display server
 import matplotlib.pyplot as plt  # noqa: E402
@@ -79,8 +80,9 @@ def training_curves(histories: dict[str, list[dict]], path: Path) -> Path | None
 def comparison_bars(deltas: dict[str, list[dict]], baseline: str, path: Path,
                     colors: dict[str, str] | None = None) -> Path | None:
     """Horizontal bars: accuracy delta (points) of each model vs ``baseline`` per corruption,
-    whiskers the paired interval at each row's Holm step level (``ci_holm``: excludes 0 where
-    the table flags the row), flagged rows hatched; corruptions top to bottom in registry
+    whiskers the row's interval at its Holm step level (``ci_holm_low/high``: the flagging
+    sign-flip test inverted, so it excludes 0 exactly where the table flags the row), flagged
+    rows hatched; corruptions top to bottom in registry
     order."""
     models = [m for m, rows in deltas.items() if rows]
     if not models:
@@ -98,7 +100,9 @@ def comparison_bars(deltas: dict[str, list[dict]], baseline: str, path: Path,
         by = {r["stressor"]: r for r in deltas[m]}
         ys = [i + (j - (k - 1) / 2) * h for i in range(n)]
         vals = [by[s]["delta"] if s in by else 0.0 for s in stressors]
-        errs = [by[s].get("ci_holm", by[s]["ci95"]) if s in by else 0.0 for s in stressors]
+        errs = np.array([[by[s]["delta"] - by[s]["ci_holm_low"],
+                          by[s]["ci_holm_high"] - by[s]["delta"]] if s in by else [0.0, 0.0]
+                         for s in stressors]).T.reshape(2, -1)
         bars = ax.barh(ys, vals, height=h * 0.9, color=colors.get(m, "#888"), xerr=errs,
                        error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333"}, label=m)
         for bar, s in zip(bars, stressors):
@@ -108,7 +112,8 @@ def comparison_bars(deltas: dict[str, list[dict]], baseline: str, path: Path,
     ax.set_yticks(range(n), [s.replace("_", " ") for s in stressors], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"accuracy minus {baseline} (points, mean over severities)\nwhiskers: 95 % "
-                  "after Holm across corruptions (each row's step level); hatched: flagged")
+                  "after Holm across corruptions (the paired test inverted at each row's step "
+                  "level); hatched: flagged")
     _style(ax)
     ax.legend(fontsize=8, frameon=False, loc="best")
     return _save(fig, path)

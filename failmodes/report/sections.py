@@ -17,8 +17,8 @@ from . import figures as F
 from ._collect import RunData, read_json
 from ._format import (
     _pt_abs,
-    _pt_ci,
     _pt_delta,
+    _pt_interval,
     evaluated_severities,
     figure,
     fmt,
@@ -155,7 +155,7 @@ def _comparison_section(run: RunData, out_dir: Path) -> tuple[Section, list[dict
     fmts = {base: _pt_abs}
     shown = [dict(r) for r in rows]
     for m in others:
-        fmts[m], fmts[f"± Holm {m}"] = _pt_abs, _pt_ci
+        fmts[m], fmts[f"Holm interval {m}"] = _pt_abs, _pt_interval
         fmts[f"Δ {m}"] = str
         fmts[f"p (Holm) {m}"] = lambda p: "—" if p is None else f"{p:.2g}"
         for r in shown:
