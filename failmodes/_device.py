@@ -1,8 +1,12 @@
-"""Turning ``--device auto|cpu|cuda|cuda:N`` into a torch.device, the same way everywhere."""
+"""Turning ``--device auto|cpu|cuda|cuda:N`` into a torch.device, the same way everywhere;
+the rank's GPU under torchrun, host-to-device copies, fp32 kept exact where it must be."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -27,6 +31,63 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device}: CUDA is not available here; use cpu")
     return dev
+
+
+def rank_device(device: torch.device, local_rank: int = 0, world: int = 1) -> torch.device:
+    """The device this process computes on, made CUDA's current device.
+
+    A plain ``cuda`` becomes torchrun's ``cuda:LOCAL_RANK`` when ``world > 1`` (else the
+    current device); ``cuda:N`` stays. ``torch.cuda.set_device`` then makes every
+    ``device="cuda"`` tensor, generator, NCCL call and cuDNN handle land on that GPU, not on
+    GPU 0 of every rank. Other devices are returned as they are.
+    """
+    if device.type != "cuda":
+        return device
+    if device.index is None:
+        device = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
+    torch.cuda.set_device(device)
+    return device
+
+
+def to_device(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``x`` on ``device``; a CPU tensor bound for CUDA goes through pinned memory with
+    ``non_blocking=True``, so the copy is a DMA that overlaps the GPU's work instead of a
+    staged, synchronous one (``non_blocking`` from pageable memory blocks anyway)."""
+    device = torch.device(device)
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
+@contextlib.contextmanager
+def exact_fp32(device: torch.device) -> Iterator[None]:
+    """On CUDA: fp32 convolutions and matmuls in full fp32 (no TF32) inside, the previous
+    flags restored after. cuDNN convolutions use TF32 by default on Ampere and later, whose
+    10-bit mantissa moves a blurred pixel off the CPU's 8-bit level; the stressors must land
+    on the same grid on every device. Nothing changes on the CPU.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    # torch >= 2.9: the fp32_precision API, not the legacy allow_tf32 flag (mixing the two
+    # makes reading ``cudnn.allow_tf32`` raise); older torch has only the flag.
+    cudnn: Any = torch.backends.cudnn
+    new_api = hasattr(getattr(cudnn, "conv", None), "fp32_precision")
+    saved = (cudnn.conv.fp32_precision if new_api else cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    if new_api:
+        cudnn.conv.fp32_precision = "ieee"
+    else:
+        cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        if new_api:
+            cudnn.conv.fp32_precision = saved[0]
+        else:
+            cudnn.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])
 
 
 def cpu_description() -> str:

@@ -97,6 +97,11 @@ def evaluate(
     finish: str = typer.Option("none", "--finish", help="none | jpeg85: finish on-the-fly "
                                "corrupted images with the JPEG q85 save of ImageNet-C's files"),
     image_size: int | None = typer.Option(None, "--image-size", help="resize folder images"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC batches and "
+                                       "weights (faster convolutions; same predictions)"),
+    autocast: str | None = typer.Option(None, "--autocast", metavar="bf16",
+                                           help="bf16: run the models under bfloat16 autocast "
+                                           "(a store keeps one precision per model name)"),
     out: Path = typer.Option(..., "--out", parser=parse_out_dir, metavar="DIR",
                              help="run folder (results.sqlite; resumes)"),
 ):
@@ -124,7 +129,8 @@ def evaluate(
                      severities=severities, sweeps=list(sweep or []), seed=seed,
                      batch_size=batch_size, device=device, include_val=val,
                      cifar10c=str(cifar10c) if cifar10c else None, official=official,
-                     finish=finish, image_size=image_size, out=str(out))
+                     finish=finish, image_size=image_size, channels_last=channels_last,
+                     autocast=autocast, out=str(out))
     summary = run_evaluation(cfg)
     table = Table(title=f"accuracy per corruption (mean over severities) — {summary.store}")
     for col in ("model", "stressor", "family", "levels", "accuracy"):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._device import to_device
 from ..constants import SPLIT_SEED, SUBSET_SEED, VAL_FRACTION
 from ..errors import FailmodesError
 
@@ -67,8 +68,9 @@ class Dataset:
 
     def float_batch(self, start: int, stop: int,
                     device: torch.device | str = "cpu") -> torch.Tensor:
-        """Images ``start:stop`` as float32 N×3×H×W in [0, 1] on ``device``."""
-        x = self.images[start:stop].to(device, non_blocking=True)
+        """Images ``start:stop`` as float32 N×3×H×W in [0, 1] on ``device`` (copied as
+        uint8, through pinned memory when bound for CUDA)."""
+        x = to_device(torch.as_tensor(self.images[start:stop]), device)
         return x.permute(0, 3, 1, 2).float().div_(255.0)
 
 

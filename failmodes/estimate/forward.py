@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._device import to_device
 from ._checks import EstimateError, check_count
 
 BATCH_SIZE = 256
@@ -75,21 +76,21 @@ def model_outputs(model: nn.Module, images, *, batch_size: int = BATCH_SIZE,
     hook = None
     if head is not None:
         hook = head.register_forward_hook(
-            lambda _m, inp, _out: caught.append(inp[0].detach().flatten(1).float().cpu()))
+            lambda _m, inp, _out: caught.append(inp[0].detach().flatten(1).float()))
     was_training = model.training
     logits = []
     try:
         model.eval()
         with torch.no_grad():
             for start in range(0, x.shape[0], batch_size):
-                b = x[start:start + batch_size].to(dev)
+                b = to_device(x[start:start + batch_size], dev)
                 b = b.float() / 255 if b.dtype == torch.uint8 else b.float()
-                logits.append(model(b).detach().float().cpu())
+                logits.append(model(b).detach().float())  # to the host once, below
     finally:
         model.train(was_training)
         if hook is not None:
             hook.remove()
     if not logits:
         raise EstimateError("images: no images")
-    feats = torch.cat(caught) if head is not None and len(caught) == len(logits) else None
-    return Outputs(logits=torch.cat(logits), features=feats)
+    feats = torch.cat(caught).cpu() if head is not None and len(caught) == len(logits) else None
+    return Outputs(logits=torch.cat(logits).cpu(), features=feats)

@@ -2,10 +2,12 @@
 turn logits into store rows."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
 
+from .._device import exact_fp32, to_device
 from ..data import Dataset
 from ..models.errors import first_line
 from ..store import CLEAN, MAIN, OFFICIAL, per_image_rows, timestamp
@@ -72,6 +74,8 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
     n = len(ds)
     batch = plan.batch_size or c.batch_size
     assert ds.indices is not None  # set in Dataset.__post_init__
+    # The labels an attack is scored against: on the device once per cell, not per batch.
+    labels_on_device = to_device(ds.labels, plan.device) if attack else None
     try:
         with torch.inference_mode():
             for start in range(0, n, batch):
@@ -83,14 +87,16 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
                 idx = ds.indices[start:stop]
                 if stressor is not None and not attack:
                     t0 = time.perf_counter()
-                    x = stressor(x, g.severity, seed=c.seed, indices=idx)
-                    x = finish_images(x, c.finish)
+                    with exact_fp32(plan.device):  # the 8-bit grid as on the CPU: no TF32
+                        x = stressor(x, g.severity, seed=c.seed, indices=idx)
+                        x = finish_images(x, c.finish)
                     t_stress += time.perf_counter() - t0
                 for m in g.models:
                     if m in failed:
                         continue
                     t0 = time.perf_counter()
-                    labels = ds.labels[start:stop].to(plan.device) if attack else None
+                    labels = (None if labels_on_device is None
+                              else labels_on_device[start:stop])
                     try:
                         logits[m].append(_logits(plan, m, x, stressor if attack else None,
                                                  g.severity, idx, labels, clean_right[m]))
@@ -122,7 +128,8 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
                 continue
             rows = per_image_rows(z, ds.labels, ds.indices)
             if attack:
-                attack_stats[m] = _attack_stats(z, ds.labels, torch.cat(clean_right[m]))
+                assert labels_on_device is not None  # set above for an attack
+                attack_stats[m] = _attack_stats(z, labels_on_device, torch.cat(clean_right[m]))
             if not c.store_logits:
                 rows.pop("logits")
             outcomes.append(rows)
@@ -132,23 +139,38 @@ def compute_group(plan: Plan, g: Group, cache: CleanCache, bar: Progress):
 
 def _logits(plan: Plan, m: str, x: torch.Tensor, attack, severity: float, idx,
             labels: torch.Tensor | None, clean_right: list[torch.Tensor]) -> torch.Tensor:
-    """Model ``m``'s logits on the batch ``x``; an attack first records which images the model
-    gets right clean, then attacks them on that model."""
+    """Model ``m``'s float32 logits on the batch ``x`` (in NHWC memory and under bf16
+    autocast when the config asks); an attack first records, on the device, which images
+    the model gets right clean, then attacks them on that model."""
     model = plan.models[m]
-    if attack is None:
-        return model(x)
-    assert labels is not None  # an attack is scored against the labels
-    clean_right.append(model(x).argmax(1).cpu() == labels.cpu())
-    return model(attack(x, severity, seed=plan.config.seed, indices=idx, model=model,
-                        labels=labels))
+    if plan.config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with _autocast(plan):
+        if attack is None:
+            return model(x).float()
+        assert labels is not None  # an attack is scored against the labels
+        clean_right.append(model(x).argmax(1) == labels)
+        return model(attack(x, severity, seed=plan.config.seed, indices=idx, model=model,
+                            labels=labels)).float()
+
+
+def _autocast(plan: Plan):
+    if plan.config.autocast == "bf16":
+        return torch.autocast(plan.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _attack_stats(logits: torch.Tensor, labels: torch.Tensor, clean_right: torch.Tensor) -> dict:
-    z = logits.double().cpu()
-    y = labels.cpu()
-    loss = torch.nn.functional.cross_entropy(z, y).item()
+    """Mean loss and success rate of an attack cell, computed where the logits are and
+    read back in one transfer."""
+    z = logits.double()
+    y = labels.to(z.device)
+    right = clean_right.to(z.device)
     wrong = z.argmax(1) != y
-    n_right = int(clean_right.sum())
-    success = float((wrong & clean_right).sum()) / n_right if n_right else float("nan")
+    loss, n_right, n_turned = torch.stack([
+        torch.nn.functional.cross_entropy(z, y), right.sum().double(),
+        (wrong & right).sum().double()]).tolist()
+    n_right = int(n_right)
+    success = n_turned / n_right if n_right else float("nan")
     return {"loss": loss, "success_rate": success, "n_clean_correct": n_right}
 

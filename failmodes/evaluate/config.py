@@ -67,6 +67,11 @@ class EvalConfig:
     finish: ``jpeg85`` passes every on-the-fly stressed image through the JPEG quality-85
         save the released ImageNet-C files went through (``none``: no finish); the main
         dataset's key then reads ``<name>+jpeg85:<split>``.
+    channels_last: feed the models NHWC batches (models converted for the run): faster
+        convolutions on GPUs and oneDNN CPUs, the same predictions.
+    autocast: ``"bf16"`` runs the models under bfloat16 autocast (CUDA or CPU; None: fp32).
+        Logits then differ slightly, so a store keeps one precision per model name: a bf16
+        run never reuses a name's fp32 cells, nor the reverse.
     """
 
     models: dict[str, Any] | list[Any] = field(default_factory=dict)
@@ -87,7 +92,12 @@ class EvalConfig:
     finish: str = "none"
     image_size: int | None = None
     store_logits: bool = True
+    channels_last: bool = False
+    autocast: str | None = None
     out: str = "runs/eval"
+
+
+AUTOCAST_DTYPES = ("bf16",)  # what --autocast takes (fp16 needs loss scaling, not offered)
 
 
 def resolve_config(config: EvalConfig | Mapping) -> ResolvedEvalConfig:
@@ -141,13 +151,17 @@ def resolve_config(config: EvalConfig | Mapping) -> ResolvedEvalConfig:
         raise EvalError(f"--batch-size must be positive, got {c.batch_size}")
     if c.subset is not None and c.subset < 1:
         raise EvalError(f"--subset must be positive, got {c.subset}")
+    if c.autocast is not None and c.autocast not in AUTOCAST_DTYPES:
+        raise EvalError(f"--autocast {c.autocast!r} is not supported; use --autocast bf16 "
+                        "(or leave it out for fp32)")
     resolve_device(c.device)
     return ResolvedEvalConfig(
         models=models, data=absolute_spec(c.data), split=c.split, subset=c.subset,
         stressors=corruptions, severities=[float(v) for v in sev], sweeps=sweeps, seed=c.seed,
         batch_size=c.batch_size, device=c.device, include_val=c.include_val,
         val_subset=c.val_subset, official=official, finish=c.finish, image_size=c.image_size,
-        store_logits=c.store_logits, out=str(Path(c.out).expanduser().resolve()))
+        store_logits=c.store_logits, channels_last=c.channels_last, autocast=c.autocast,
+        out=str(Path(c.out).expanduser().resolve()))
 
 
 def _sweep_values(given: Mapping[str, Any] | list[str]) -> dict[str, list[float]]:

@@ -80,6 +80,8 @@ def prepare_plan(c: ResolvedEvalConfig, prebuilt: Mapping[str, Classifier] | Non
         models[name] = model
         digest = weights_hash(model)
         meta["tensor_hashes"] = tensor_hashes(model)  # to name what differs on a mismatch
+        if c.autocast:  # part of the model's identity in the store (runner.check_known_models)
+            meta["autocast"] = c.autocast
         records[name] = {"spec": spec_s, "arch": model.arch, "weights_hash": digest,
                          "class_names": list(model.class_names), "meta": meta}
         if spec_s == IN_MEMORY:  # so analyses in this process (Grad-CAM) can reach it

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .._device import resolve_device
+from .._device import rank_device, resolve_device
 from ..config import from_dict, save_resolved, to_dict
 from ..models import Classifier, library_versions
 from ..models.checkpoint import differing_keys, legacy_weights_hash
@@ -56,13 +56,15 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
     c = _resolve_with_prebuilt(config, models)
     dist, lock = Dist(), None
     homes = {m: _device_of(m) for m in (models or {}).values()}
+    layouts = {m: _memory_format_of(m) for m in homes}
     try:
-        device = resolve_device(c.device)
-        if device.type == "cuda" and dist.world > 1:
-            device = torch.device("cuda", dist.local_rank)
+        device = rank_device(resolve_device(c.device), dist.local_rank, dist.world)
         for m in homes:  # a model built on the CPU meets batches on the GPU (device=auto)
             m.to(device)
         plan = prepare_plan(c, models, device)
+        if c.channels_last:  # NHWC weights for the NHWC batches of _compute
+            for m in plan.models.values():
+                m.to(memory_format=torch.channels_last)
         groups = groups_of(c, plan.keys)
         todo, store = None, None
         if dist.is_main:
@@ -112,9 +114,19 @@ def run_evaluation(config: EvalConfig | Mapping, *, models: Mapping[str, Classif
         for m, home in homes.items():
             if home is not None:
                 m.to(home)
+            if c.channels_last:
+                m.to(memory_format=layouts[m])
         if lock is not None:
             lock.release()
         dist.close()
+
+
+def _memory_format_of(model: torch.nn.Module) -> torch.memory_format:
+    """channels_last when the model's first 4-D parameter is stored NHWC, else contiguous."""
+    p = next((p for p in model.parameters() if p.ndim == 4), None)
+    nhwc = (p is not None and not p.is_contiguous()
+            and p.is_contiguous(memory_format=torch.channels_last))
+    return torch.channels_last if nhwc else torch.contiguous_format
 
 
 def _device_of(model: torch.nn.Module) -> torch.device | None:
@@ -179,7 +191,18 @@ def check_known_models(plan: Plan, path: Path) -> list[str]:
     stale = []
     for name, rec in plan.records.items():
         was = known.get(name)
-        if was is None or was["weights_hash"] == rec["weights_hash"]:
+        if was is None:
+            continue
+        # bf16 logits differ from fp32 ones: one precision per model name in a store.
+        precision = [m.get("autocast") or "fp32" for m in (was["meta"], rec["meta"])]
+        if precision[0] != precision[1]:
+            if not finished[name]:
+                stale.append(name)
+                continue
+            raise EvalError(f"model name {name!r} is in {path} evaluated with autocast "
+                            f"{precision[0]}, and this run asks {precision[1]}; pass another "
+                            "--name or another --out (cells of one name share one precision)")
+        if was["weights_hash"] == rec["weights_hash"]:
             continue
         if was["weights_hash"] == legacy_weights_hash(plan.models[name]):
             rec["weights_hash"] = was["weights_hash"]  # the same weights, hashed the old way

@@ -8,6 +8,7 @@ torch.Size([4, 10])
 """
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Mapping, Sequence
 
@@ -50,8 +51,11 @@ class Classifier(nn.Module):
         self.cam_reshape = cam_reshape
         self.cam_unavailable = cam_unavailable
         self.source = dict(source or {"arch": arch})
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        # On the network's device: a net already on the GPU must not meet CPU statistics.
+        home = _device_of(net)
+        for key, v in (("mean", mean), ("std", std)):
+            self.register_buffer(key, torch.tensor(v, dtype=torch.float32, device=home)
+                                 .view(1, 3, 1, 1))
         # How the logits were taken from a network that returns more than a tensor (a tuple,
         # a dict, a ModelOutput); None for a plain tensor. Said once by the evaluation.
         self.output_note: str | None = None
@@ -95,6 +99,12 @@ class Classifier(nn.Module):
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
+
+
+def _device_of(net: nn.Module) -> torch.device:
+    """Where ``net``'s first parameter (else buffer) lives; the CPU for a bare module."""
+    t = next(itertools.chain(net.parameters(), net.buffers()), None)
+    return torch.device("cpu") if t is None else t.device
 
 
 def logits_of(out, n: int, arch: str = "the network") -> tuple[torch.Tensor, str | None]:

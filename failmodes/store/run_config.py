@@ -49,6 +49,8 @@ class ResolvedEvalConfig:
     finish: str = "none"
     image_size: int | None = None
     store_logits: bool = True
+    channels_last: bool = False     # NHWC batches (same predictions)
+    autocast: str | None = None     # "bf16": models ran under bfloat16 autocast
     out: str = "runs/eval"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._device import resolve_device
+from .._device import rank_device, resolve_device
 
 
 @dataclass
@@ -35,12 +35,9 @@ def _runtime(cfg) -> _Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(cfg.device)
+    # plain cuda: torchrun's local rank picks the GPU, made the current device
+    device = rank_device(resolve_device(cfg.device), local, world)
     use_cuda = device.type == "cuda"
-    if use_cuda and device.index is None:  # plain cuda: torchrun's local rank picks the GPU
-        device = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
-    if use_cuda:
-        torch.cuda.set_device(device)
     owns = False
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")

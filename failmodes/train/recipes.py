@@ -94,6 +94,11 @@ class TrainConfig:
     channels_last: bool = True          # NHWC memory: faster on CUDA and oneDNN CPUs
     bf16: bool = True                   # bf16 autocast, CUDA only
     compile: bool = False               # torch.compile the network
+    # deterministic: torch.use_deterministic_algorithms(True), cuDNN deterministic and no
+    # cuDNN autotuning: a CUDA run repeats bit for bit, somewhat slower. False (default):
+    # cuDNN benchmark mode picks the fastest kernels on CUDA. The CPU computes the same
+    # either way.
+    deterministic: bool = False
     threads: int | None = None          # torch CPU threads (None: leave as is)
     eval_batch_size: int = 500
 
@@ -110,7 +115,7 @@ class TrainConfig:
 
 
 # Fields that do not change what a run computes: a resumed run may change them.
-RUNTIME_FIELDS = ("device", "threads", "compile", "eval_batch_size")
+RUNTIME_FIELDS = ("device", "threads", "compile", "eval_batch_size", "deterministic")
 
 
 def changed_fields(saved: dict, cfg: TrainConfig) -> list[str]:

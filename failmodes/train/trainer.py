@@ -96,8 +96,10 @@ def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool
         # One writer per run folder: a second `train` (or `run`) on this --out is refused
         # before it writes anything. Only rank 0 writes under torchrun.
         lock = RunLock(out, "training") if rt.main else None
-        # The run owns the global RNG (initialisation, dropout) without disturbing the caller's.
-        with torch.random.fork_rng(devices=cuda):
+        # The run owns the global RNG (initialisation, dropout) and the cuDNN / determinism
+        # flags without disturbing the caller's.
+        with torch.random.fork_rng(devices=cuda), backend_settings(
+                deterministic=config.deterministic, cuda=rt.device.type == "cuda"):
             return _train(config, out, rt, resume, stop_after, progress)
     finally:
         if lock is not None:
@@ -105,6 +107,33 @@ def train_model(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool
         torch.set_num_threads(threads)
         if rt.owns_group:
             torch.distributed.destroy_process_group()
+
+
+@contextlib.contextmanager
+def backend_settings(*, deterministic: bool, cuda: bool):
+    """The recipe's kernel choice while a run trains, the previous flags restored after.
+
+    deterministic: deterministic algorithms everywhere (an op without one raises, naming
+    itself), cuDNN deterministic, no autotuning; cuBLAS gets the fixed workspace it needs
+    (``CUBLAS_WORKSPACE_CONFIG``, unless set). Otherwise on CUDA: cuDNN benchmark mode
+    (autotuned convolutions: a fixed input shape per step, so the search pays off). On
+    the CPU without ``deterministic`` nothing changes.
+    """
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        if deterministic:
+            if cuda:
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            cudnn.deterministic, cudnn.benchmark = True, False
+        elif cuda:
+            cudnn.benchmark = True
+        yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def _train(cfg, out, rt, resume, stop_after, progress) -> TrainResult:
