@@ -378,8 +378,11 @@ def part_evaluation(ck: Check) -> dict:
                  "device": str(ck.device), "goal_overhead_pct": 5.0,
                  "note": "engine: compute_s of run_evaluation (clean cell only: batches, "
                          "model, per-image rows, SQLite writes; logits stored, the default), "
-                         "best of 2; plain: a torch.no_grad() loop over the same batches, "
-                         "logits to the host at the end, best of 2",
+                         "best of 2, channels_last and bf16 through the engine's own "
+                         "EvalConfig(channels_last=, autocast='bf16'); plain: a "
+                         "torch.no_grad() loop over the same batches (the model in that "
+                         "memory format, under torch.autocast for bf16), logits to the host "
+                         "at the end, best of 2",
                  "models": {}}
     modes = (("fp32", False, False), ("channels_last", True, False),
              ("channels_last_bf16", True, True))
@@ -399,22 +402,25 @@ def part_evaluation(ck: Check) -> dict:
             ck.sync()
             with _autocast(ck, bf16):
                 plain = min(_plain_loop(model, ds.images, s.eval_batch, ck) for _ in range(2))
-                engine = []
-                for turn in range(2):  # the first pass warms the engine's own code paths
-                    cfg = fe.EvalConfig(data=f"imagefolder:{folder}", image_size=s.eval_side,
-                                        stressors=[], sweeps=[], batch_size=s.eval_batch,
-                                        device=str(ck.device), out=str(
-                                            ck.work / f"eval_{spec.replace(':', '_')}_{label}_{turn}"))
-                    summary = fe.run_evaluation(cfg, models={"m": model}, progress=False)
-                    engine.append(_field(summary, "compute_s"))
-                # Without the logits column (store_logits=False): what the store's rows cost.
-                lean_out = ck.work / f"eval_lean_{label}_{spec.replace(':', '_')}"
-                lean = fe.run_evaluation(dataclasses.replace(
-                    cfg, store_logits=False, out=str(lean_out)), models={"m": model},
-                    progress=False)
+            # The engine's own options (they key the store: a bf16 run is its own config).
+            options = {"channels_last": cl, "autocast": "bf16" if bf16 else None}
+            engine = []
+            for turn in range(2):  # the first pass warms the engine's own code paths
+                cfg = fe.EvalConfig(data=f"imagefolder:{folder}", image_size=s.eval_side,
+                                    stressors=[], sweeps=[], batch_size=s.eval_batch,
+                                    device=str(ck.device), **options, out=str(
+                                        ck.work / f"eval_{spec.replace(':', '_')}_{label}_{turn}"))
+                summary = fe.run_evaluation(cfg, models={"m": model}, progress=False)
+                engine.append(_field(summary, "compute_s"))
+            # Without the logits column (store_logits=False): what the store's rows cost.
+            lean_out = ck.work / f"eval_lean_{label}_{spec.replace(':', '_')}"
+            lean = fe.run_evaluation(dataclasses.replace(
+                cfg, store_logits=False, out=str(lean_out)), models={"m": model},
+                progress=False)
             engine = min(engine)
             n = len(ds)
-            rows[label] = {"images": n, "plain_images_per_s": round(n / plain, 1),
+            rows[label] = {"images": n, "engine_options": options,
+                           "plain_images_per_s": round(n / plain, 1),
                            "engine_images_per_s": round(n / engine, 1),
                            "overhead_pct": round(100 * (engine / plain - 1), 1),
                            "engine_without_logits_images_per_s": round(
@@ -449,6 +455,8 @@ def part_fast_recipe(ck: Check) -> dict:
     return {"data": data if ck.smoke else f"CIFAR-10 JPEG copy ({data})", "n_train": n_train,
             "recipe": "fast", "width": cfg.width, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "bf16": cfg.bf16, "channels_last": cfg.channels_last,
+            "deterministic": cfg.deterministic,
+            "cudnn_benchmark": bool(ck.device.type == "cuda" and not cfg.deterministic),
             "test_accuracy": r.test_acc, "test_n": h[-1]["test_n"] if h else None,
             "train_s": round(wall, 2), "epoch_s": [e["time_s"] for e in h],
             "train_s_without_first_epoch": round(sum(e["time_s"] for e in h[1:]), 2),
