@@ -36,15 +36,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def rank_device(device: torch.device, local_rank: int = 0, world: int = 1) -> torch.device:
     """The device this process computes on, made CUDA's current device.
 
-    A plain ``cuda`` becomes torchrun's ``cuda:LOCAL_RANK`` when ``world > 1`` (else the
-    current device); ``cuda:N`` stays. ``torch.cuda.set_device`` then makes every
-    ``device="cuda"`` tensor, generator, NCCL call and cuDNN handle land on that GPU, not on
-    GPU 0 of every rank. Other devices are returned as they are.
+    Under torchrun (``world > 1``) any CUDA device becomes ``cuda:LOCAL_RANK``: one GPU per
+    rank, as torchrun lays them out (NCCL refuses two ranks on one GPU). One process keeps
+    ``cuda:N`` and takes the current device for a plain ``cuda``. ``torch.cuda.set_device``
+    then makes every ``device="cuda"`` tensor, generator, NCCL call and cuDNN handle land
+    on that GPU, not on GPU 0 of every rank. Other devices are returned as they are.
     """
     if device.type != "cuda":
         return device
-    if device.index is None:
-        device = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
+    if world > 1:
+        device = torch.device("cuda", local_rank)
+    elif device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     torch.cuda.set_device(device)
     return device
 

@@ -93,9 +93,11 @@ def test_each_rank_binds_its_local_gpu(monkeypatch):
     assert _device.rank_device(torch.device("cuda"), local_rank=3, world=4) == torch.device("cuda", 3)
     assert _device.rank_device(torch.device("cuda"), local_rank=0, world=1) == torch.device("cuda", 0)
     assert _device.rank_device(torch.device("cuda", 2)) == torch.device("cuda", 2)
-    assert cuda.bound == [torch.device("cuda", 3), torch.device("cuda", 0), torch.device("cuda", 2)]
+    # cuda:N under torchrun: still one GPU per rank (evaluation always did this)
+    assert _device.rank_device(torch.device("cuda", 0), local_rank=1, world=2) == torch.device("cuda", 1)
+    assert cuda.bound == [torch.device("cuda", i) for i in (3, 0, 2, 1)]
     assert _device.rank_device(torch.device("cpu"), local_rank=3, world=4) == torch.device("cpu")
-    assert len(cuda.bound) == 3  # the CPU binds nothing
+    assert len(cuda.bound) == 4  # the CPU binds nothing
 
 
 def test_training_under_torchrun_binds_the_local_rank(monkeypatch):
