@@ -42,6 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from failmodes._device import cpu_description  # noqa: E402
 from failmodes.stressors import get_stressor, suite  # noqa: E402
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -140,7 +141,13 @@ def main(argv=None) -> None:
                     help="python with imagecorruptions==1.1.2 (default $FAILMODES_IC_PYTHON, "
                          "else this interpreter when it can import imagecorruptions)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument("--no-tune-malloc", action="store_true",
+                    help="leave glibc's malloc as it is (the failmodes command tunes it at start: "
+                         "failmodes/_malloc.py); for timing that setting's effect")
     args = ap.parse_args(argv)
+    from failmodes._malloc import tune_cpu_allocator
+    allocator = ({"applied": False, "why": "--no-tune-malloc"} if args.no_tune_malloc
+                 else tune_cpu_allocator())
     if not args.theirs_python and importlib.util.find_spec("imagecorruptions") is not None:
         args.theirs_python = sys.executable
     torch.set_num_threads(args.threads)
@@ -156,7 +163,9 @@ def main(argv=None) -> None:
         "images": {"source": source, "size_px": args.size, "n_ours": args.n_ours,
                    "n_theirs": args.n_theirs},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "cpu": cpu_description(),
                     "torch": torch.__version__, "torch_threads": args.threads,
+                    "allocator": allocator,
                     "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "notes": [
             "ours: whole batches (CPU: cache-sized chunks on torch_threads worker threads); "

@@ -80,6 +80,22 @@ def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
         assert torch.equal(st(x, s), y)
 
 
+@pytest.mark.parametrize("size", [32, 64, 224])
+def test_on_grid_stressors_need_no_quantisation(size):
+    """The wrapper skips its quantisation for ops registered ``on_grid``: their outputs
+    must already be float32 k/255, i.e. quantising them changes no bit."""
+    from failmodes.stressors.registry import list_stressors, quantize
+    x = _images(3, size, size, seed=size)
+    on_grid = [get_stressor(n) for n in list_stressors() if get_stressor(n).on_grid]
+    assert {st.name for st in on_grid} == {"pixelate", "jpeg_compression"}
+    for st in on_grid:
+        for s in (1.0, 2.5, 5.0):
+            y = st.op(x, st.resolve(s, size), None)
+            assert y.dtype == torch.float32
+            assert torch.equal(quantize(y, st.rounding), y), (st.name, size, s)
+            assert torch.equal(st(x, s), y)
+
+
 # ----------------------------------------------------------------------------- chunks
 def test_chunked_threaded_batches_equal_whole_batches(monkeypatch):
     # Chunks of 8 images on two worker threads against one whole-batch call per stressor

@@ -207,4 +207,6 @@ def thumb_budget_bytes(mb: float | None) -> int | None:
 def main() -> None:
     """Console entry point (``failmodes``, ``python -m failmodes``); errors are turned into
     one line by ``_OneLineErrors`` above."""
+    from .._malloc import tune_cpu_allocator
+    tune_cpu_allocator()  # large CPU temporaries reuse mapped pages (see failmodes/_malloc.py)
     app()

@@ -42,12 +42,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _POOLS[workers]
 
 
-def run_chunked(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """``fn(images[s:e], indices[s:e])`` over chunks of a CPU batch, concatenated.
+def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
+                indices: torch.Tensor) -> torch.Tensor:
+    """``fn(images[s:e], indices[s:e], out[s:e])`` over chunks of a CPU batch, each
+    writing its rows of one output tensor (shape and dtype of ``images``).
 
     ``fn`` must be batch-invariant (row i of its output depends only on row i of its
-    inputs); other devices and batches of one chunk call ``fn`` once.
+    inputs) and fill its ``out`` rows; other devices and batches of one chunk call
+    ``fn(images, indices)`` once and return what it returns.
     """
     n, _, h, w = images.shape
     if images.device.type != "cpu":
@@ -59,12 +61,19 @@ def run_chunked(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         return fn(images, indices)
     starts = range(0, n, per)
     workers = min(threads, len(starts))
+    # Each chunk writes its rows while they are still in the cache (a torch.cat of the
+    # parts afterwards read them all back from memory into a fresh tensor).
+    out = torch.empty_like(images)
+
+    def one(s: int) -> None:
+        fn(images[s:s + per], indices[s:s + per], out[s:s + per])
+
     if workers <= 1:
-        parts = [fn(images[s:s + per], indices[s:s + per]) for s in starts]
+        for s in starts:
+            one(s)
     else:
-        parts = list(_pool(workers).map(lambda s: fn(images[s:s + per], indices[s:s + per]),
-                                        starts))
-    return torch.cat(parts)
+        list(_pool(workers).map(one, starts))
+    return out
 
 
 def _in_worker() -> bool:

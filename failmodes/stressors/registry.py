@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._device import exact_fp32
 from ..constants import FAMILY_ORDER
 from ..errors import FailmodesError
 from ..ranges import split_sweep
@@ -98,6 +99,10 @@ class Stressor:
     # False when the published table is not monotone in damage (glass_blur 11.8 11.9 11.7
     # 19.1 18.2 grey levels on 100 CIFAR images, saturate 11.6 15.0 8.1 ...).
     monotone: bool = True
+    # True when the op already returns float32 k/255 values (a codec or an integer
+    # resampler: JPEG, pixelate): the wrapper then skips its quantisation, which would
+    # give the same numbers at the cost of five passes over the batch.
+    on_grid: bool = False
 
     @property
     def is_corruption(self) -> bool:
@@ -157,11 +162,14 @@ class Stressor:
             y = self.op(images.to(torch.float32), (severity,), rng, model=model, labels=labels,
                         options=dict(self.options))
             return quantize(y, self.rounding).to(images.dtype)
-        return run_chunked(functools.partial(self._stress, severity=severity, seed=seed,
-                                             params=params), images, indices)
+        # No TF32 on CUDA (the blurs' convolutions and matmuls): the 8-bit grid as on the CPU.
+        with exact_fp32(images.device):
+            return run_chunked(functools.partial(self._stress, severity=severity, seed=seed,
+                                                 params=params), images, indices)
 
-    def _stress(self, images: torch.Tensor, indices: torch.Tensor, *, severity: float,
-                seed: int, params: str) -> torch.Tensor:
+    def _stress(self, images: torch.Tensor, indices: torch.Tensor,
+                out: torch.Tensor | None = None, *, severity: float, seed: int,
+                params: str) -> torch.Tensor:
         rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
         lo = math.floor(severity)
@@ -171,7 +179,12 @@ class Stressor:
             y = torch.lerp(a, b, severity - lo)
         else:
             y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
-        return quantize(y, self.rounding).to(images.dtype)
+            if self.on_grid:
+                return y.to(images.dtype) if out is None else out.copy_(y)
+        if out is not None and out.dtype == torch.float32:
+            return quantize(y, self.rounding, out=out)
+        y = quantize(y, self.rounding).to(images.dtype)
+        return y if out is None else out.copy_(y)
 
     def check_value(self, severity) -> float:
         """``severity`` as a float, or a StressorError naming this stressor, the value and its
@@ -208,13 +221,15 @@ def _lerp(u, v, t):
     return u + (v - u) * t
 
 
-def quantize(y: torch.Tensor, rounding: str = "floor") -> torch.Tensor:
+def quantize(y: torch.Tensor, rounding: str = "floor", *,
+             out: torch.Tensor | None = None) -> torch.Tensor:
     """Clamp to [0, 1] and snap to k/255: floor mirrors the reference's ``np.uint8(float)``.
 
     The 1e-4 grey-level slack keeps values that are exactly on the grid in exact
-    arithmetic (128.0 computed as 127.99999) from dropping a level.
+    arithmetic (128.0 computed as 127.99999) from dropping a level. ``out`` (float32, y's
+    shape) receives the result instead of a new tensor.
     """
-    y = y * 255.0
+    y = torch.mul(y, 255.0, out=out) if out is not None else y * 255.0
     y = y.add_(1e-4).floor_() if rounding == "floor" else y.round_()
     return y.clamp_(0, 255).div_(255.0)
 
@@ -231,7 +246,7 @@ def _check_images(images, name: str) -> None:
                             "(divide uint8 by 255)")
     if images.numel():
         # One pass: min/max propagate NaN, and inf shows up as an end of the range.
-        lo, hi = (v.item() for v in torch.aminmax(images))
+        lo, hi = torch.stack(torch.aminmax(images)).tolist()  # one host sync, not two
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise StressorError(f"{name}: images contain NaN or inf")
         if lo < 0 or hi > 1:
@@ -246,14 +261,17 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       value_range: tuple[float, float] | None = None, identity: float = 0.0,
                       description: str = "", rounding: str = "floor", benchmark: bool = False,
                       interpolate: str = "params", needs_model: bool = False,
-                      options: dict | None = None, random: bool = True, monotone: bool = True):
+                      options: dict | None = None, random: bool = True, monotone: bool = True,
+                      on_grid: bool = False):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
     Corruptions pass ``tables`` ({"cifar": rows, "tinyimagenet": rows, "imagenet": rows},
     rows[0] = identity);
     sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
     ``random=False`` marks an op whose output ignores the seed; ``monotone=False`` one whose
-    damage does not grow with severity through its published table.
+    damage does not grow with severity through its published table; ``on_grid=True`` one
+    that returns float32 k/255 values itself (the wrapper's quantisation is skipped; a test
+    checks it would change nothing).
     """
     if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY, ADVERSARIAL_FAMILY):
         raise ValueError(f"unknown family {family!r}")
@@ -274,7 +292,7 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                                    rounding=rounding, benchmark=benchmark,
                                    interpolate=interpolate, needs_model=needs_model,
                                    options=tuple((options or {}).items()), random=random,
-                                   monotone=monotone)
+                                   monotone=monotone, on_grid=on_grid)
         return op
 
     return wrap
