@@ -13,7 +13,8 @@ mapped (``bench/stressors.py`` records the setting; ``--no-tune-malloc`` times w
 variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_TOP_PAD_``:
 blocks up to 32 MiB come from the heap, up to 1 GiB of freed heap stays mapped for reuse,
 and the heap grows 256 MiB at a time (the values of the environment-variable run measured).
-The price is resident memory that a long process does not hand back below 1 GiB. The ``failmodes`` command calls it once at start; a program importing failmodes
+The price is resident memory that a long process does not hand back below 1 GiB.
+The ``failmodes`` command calls it once at start; a program importing failmodes
 decides for itself (it is process-wide). It does nothing where libc is not glibc.
 """
 from __future__ import annotations
