@@ -447,8 +447,17 @@ def test_clean_ece_has_an_interval_and_the_floor_of_a_calibrated_model(run):
         assert 0 < head[f"ece_clean{s}_floor"] < head[f"ece_clean{s}_floor_q95"]
     assert head["ece_clean"] > head["ece_clean_floor_q95"]
     assert head["ece_clean_ts"] <= head["ece_clean_ts_floor_q95"]
-    (note,) = [n for n in result.notes if "perfectly calibrated" in n]
+    (note,) = [n for n in result.notes if "perfectly calibrated" in n and "clean ECE" in n]
     assert "above that floor" in note and "indistinguishable from perfect calibration" in note
+    # The shifted mean of cells carries the same: 3 noise cells of the same images; the
+    # toy logits are too sharp before T, so the shifted mean lies above its floor there.
+    for s in ("", "_ts"):
+        lo, hi = head[f"ece_shifted{s}_ci_low"], head[f"ece_shifted{s}_ci_high"]
+        assert lo < hi and 0 < head[f"ece_shifted{s}_floor"] < head[f"ece_shifted{s}_floor_q95"]
+    assert head["ece_shifted_ci_low"] > head["ece_shifted_floor_q95"]
+    assert head["n_shifted_cells"] == 3 and head["n_shifted_images"] == N
+    (shifted,) = [n for n in result.notes if n.startswith("toy: shifted ECE, mean of 3")]
+    assert "each cell's confidences" in shifted and "above that floor" in shifted
     # Two aggregations, two names: the pooled severity panel vs the tables' mean of cells.
     rel = result.data["reliability"]["toy"]
     assert [p["ece_kind"] for p in rel] == ["cell", "pooled"]

@@ -95,7 +95,35 @@ def _models_section(run: RunData) -> list[str]:
             "mean accuracy counts every corruption, the extra ones included; mCA and the "
             "CIFAR-10-C error count the 15 benchmark corruptions only). "
             + " ".join(f"{h.label}: {h.note}." for _a, h in heads if h.note))
-    return out + ["", note, ""]
+    out += ["", note, ""]
+    cal = run.ok("calibration")
+    floors = ece_floor_lines({f["store_model"]: cal.per_model.get(f["store_model"]) or {}
+                              for f in facts}) if cal is not None else []
+    if floors:
+        out += ["ECE beside its noise floor, before temperature scaling (an ECE at or under "
+                "the floor of a perfectly calibrated model with the same confidences and "
+                "images cannot be told from perfect calibration):", ""] + floors + [""]
+    return out
+
+
+def ece_floor_lines(per_model: dict[str, dict]) -> list[str]:
+    """One bullet per model: the clean ECE and the shifted mean-of-cells ECE (before T), each
+    with its 95 % interval and the noise floor of a perfectly calibrated model at that n
+    (calibration's ``ece_{clean,shifted}_ci_low/high`` and ``_floor``/``_floor_q95``)."""
+    out = []
+    for m, row in per_model.items():
+        parts = []
+        for scope, name in (("clean", "ECE clean"), ("shifted", "ECE shifted, mean of cells")):
+            k = f"ece_{scope}"
+            if not all(isinstance(row.get(x), (int, float)) for x in
+                       (k, f"{k}_ci_low", f"{k}_ci_high", f"{k}_floor", f"{k}_floor_q95")):
+                continue
+            parts.append(f"{name} {_pct(row[k])} % (95 % CI {_pct(row[k + '_ci_low'])}–"
+                         f"{_pct(row[k + '_ci_high'])}; perfectly calibrated: "
+                         f"{_pct(row[k + '_floor'])}, up to {_pct(row[k + '_floor_q95'])})")
+        if parts:
+            out.append(f"- {m}: " + "; ".join(parts))
+    return out
 
 
 def _per_model(run: RunData, analysis: str, model: str) -> dict:

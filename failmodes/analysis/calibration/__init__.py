@@ -166,6 +166,9 @@ class _ModelReport:
     fitted_on: str
     rows: list = field(default_factory=list)         # per-cell table rows
     pools: dict = field(default_factory=dict)        # label -> {"raw","ts","correct"} lists
+    # The cells behind the shifted mean of cells: (image ids, raw conf, T conf or None,
+    # correct) each, for its paired interval and noise floor.
+    shifted: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
@@ -188,12 +191,16 @@ def _calibrate_model(store: ResultsStore, model: str, meta: dict | None, n_bins:
                          "not reported (validation is only used to fit T).")
     no_logits = 0
     for cell in sorted(test, key=lambda c: (c.dataset != dataset, c.stressor != CLEAN)):
-        raw, ts = _cell_scores(store, cell, fit, keep_idx)
+        raw, ts, idx = _cell_scores(store, cell, fit, keep_idx)
         no_logits += raw.sq_norm is None
         row = _cell_row(model, cell, raw, ts, n_bins, confidence_threshold)
         rep.rows.append(row)
         if cell.dataset == dataset:
-            _pool(rep.pools, _pool_label(row), raw, ts)
+            label = _pool_label(row)
+            _pool(rep.pools, label, raw, ts)
+            if label not in (None, CLEAN):     # a corruption cell at severity 1-5: "shifted"
+                rep.shifted.append((idx, raw.conf, None if ts is None else ts.conf,
+                                    raw.correct))
     unknown = sorted({r["stressor"] for r in rep.rows if r["family"] == "other"})
     if unknown:
         rep.notes.append(f"{model}: stressor(s) {', '.join(unknown)} are not in the stressor "
@@ -214,19 +221,21 @@ def _primary_dataset(test: list[Cell]) -> str:
     return max(main or counts, key=lambda d: counts[d])
 
 
-def _cell_scores(store, cell: Cell, fit, keep_idx) -> tuple[Scores, Scores | None]:
+def _cell_scores(store, cell: Cell, fit, keep_idx) -> tuple[Scores, Scores | None, np.ndarray]:
+    """(raw scores, scores after T or None, the image ids they belong to)."""
     rows = store.predictions(cell, logits=True)
     where = f"cell {cell.stressor}@{cell.severity:g} ({cell.dataset}, model {cell.model})"
     mask = None if keep_idx is None else np.isin(rows["idx"], keep_idx)
+    idx = np.asarray(rows["idx"]) if mask is None else np.asarray(rows["idx"])[mask]
     if rows["logits"] is None:
         raw = scores_from_rows(rows, len(store.class_names(cell.model)))
-        return (raw if mask is None else raw.subset(torch.from_numpy(mask))), None
+        return (raw if mask is None else raw.subset(torch.from_numpy(mask))), None, idx
     logits, labels = torch.from_numpy(rows["logits"]), torch.from_numpy(rows["label"])
     if mask is not None:
         logits, labels = logits[torch.from_numpy(mask)], labels[torch.from_numpy(mask)]
     raw = scores_from_logits(logits, labels, where=where)
     ts = scores_from_logits(logits, labels, fit.temperature, where) if fit else None
-    return raw, ts
+    return raw, ts, idx
 
 
 def _cell_row(model, cell: Cell, raw: Scores, ts: Scores | None, n_bins, confidence_threshold) -> dict:

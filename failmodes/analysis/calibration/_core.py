@@ -219,6 +219,69 @@ def ece_noise_floor(conf: torch.Tensor, n_bins: int = CALIBRATION_BINS, *,
     return {"mean": float(e.mean()), "q95": float(np.quantile(e, 0.95)), "n": len(c)}
 
 
+def mean_cells_ece_floor(confs: list[torch.Tensor], n_bins: int = CALIBRATION_BINS, *,
+                         draws: int = ECE_FLOOR_DRAWS, seed: int = ECE_SEED) -> dict:
+    """The noise floor of a *mean of cells* ECE (the shifted headline): a perfectly
+    calibrated model with each cell's own confidences, correctness ~ Bernoulli(conf) drawn
+    ``draws`` times per cell (cell by cell from one seeded generator), each draw's ECEs
+    averaged over the cells. ``{"mean", "q95", "n_cells", "n"}`` (n: predictions in all)."""
+    _check_bins(n_bins)
+    if not confs:
+        raise CalibrationInputError("mean-of-cells ECE floor: no cells to average")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    for conf in confs:
+        c = conf.double().cpu().numpy()
+        hits = rng.random((draws, len(c))) < c
+        idx = np.broadcast_to(_bin_index(conf, n_bins), hits.shape)
+        total += _ece_rows(idx, np.broadcast_to(c, hits.shape), hits, n_bins)
+    e = total / len(confs)
+    return {"mean": float(e.mean()), "q95": float(np.quantile(e, 0.95)),
+            "n_cells": len(confs), "n": int(sum(c.numel() for c in confs))}
+
+
+# Bootstrap replicates per block of the mean-of-cells interval (bounds the memory:
+# replicates x images counts and replicates x cells·bins sums).
+_BOOT_BLOCK = 100
+
+
+def mean_cells_ece_interval(cells: list, n_bins: int = CALIBRATION_BINS, *,
+                            n_boot: int = ECE_BOOT, seed: int = ECE_SEED) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of the cells' ECEs, resampling images
+    *paired across the cells*: each replicate draws U image ids with replacement from the U
+    distinct ids of all cells, and every cell uses the drawn images it holds (with their
+    multiplicity), so cells of the same images move together.
+
+    cells: (image ids (N_c,), confidences (N_c,), correctness (N_c,)) per cell."""
+    _check_bins(n_bins)
+    if not cells:
+        raise CalibrationInputError("mean-of-cells ECE interval: no cells to average")
+    universe = np.unique(np.concatenate([np.asarray(i) for i, _, _ in cells]))
+    u, k = len(universe), len(cells)
+    # gap[image, cell·bins + bin] = correct − conf of that image in that cell (0 if absent);
+    # a replicate's per-bin sums are then its image counts times this matrix.
+    gap = np.zeros((u, k * n_bins))
+    held = np.zeros((u, k))
+    for j, (ids, conf, correct) in enumerate(cells):
+        pos = np.searchsorted(universe, np.asarray(ids))
+        d = correct.cpu().numpy().astype(np.float64) - conf.double().cpu().numpy()
+        np.add.at(gap, (pos, j * n_bins + _bin_index(conf, n_bins)), d)
+        held[pos, j] = 1.0
+    draws = np.random.default_rng(seed).integers(0, u, size=(n_boot, u))
+    boots = np.empty(n_boot)
+    for a in range(0, n_boot, _BOOT_BLOCK):
+        rows = draws[a:a + _BOOT_BLOCK]
+        r = rows.shape[0]
+        counts = np.bincount((rows + u * np.arange(r)[:, None]).ravel(),
+                             minlength=r * u).reshape(r, u).astype(np.float64)
+        sums = np.abs(counts @ gap).reshape(r, k, n_bins).sum(2)
+        n_held = counts @ held
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boots[a:a + r] = np.nanmean(np.where(n_held > 0, sums / n_held, np.nan), axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def adaptive_ece(conf: torch.Tensor, correct: torch.Tensor,
                  n_bins: int = CALIBRATION_BINS) -> float:
     """Equal-mass (adaptive) ECE: sort by confidence, ``n_bins`` bins of N/n_bins images.

@@ -19,7 +19,7 @@ from ...constants import FAMILY_ORDER as BASE_FAMILY_ORDER
 from ...store import CLEAN
 from ...stressors import CORRUPTION_FAMILIES
 from ..result import AnalysisResult
-from ._core import ece_interval, ece_noise_floor
+from ._core import ece_interval, ece_noise_floor, mean_cells_ece_floor, mean_cells_ece_interval
 
 FAMILY_ORDER = (CLEAN, *BASE_FAMILY_ORDER, "other", "corruptions")
 # "Calibration survives shift" when the mean shifted ECE after T stays within this factor
@@ -85,7 +85,10 @@ def model_row(rep, fam: list[dict], n_bins: int = CALIBRATION_BINS) -> dict:
     """The headline numbers of one model: clean and shifted (mean over the corruption cells
     of the primary dataset), before and after T (``_ts``); the clean ECE with its 95 %
     bootstrap interval (``ece_clean_ci_low/high``) and the noise floor of a perfectly
-    calibrated model with the same confidences (``ece_clean_floor``, ``_floor_q95``)."""
+    calibrated model with the same confidences (``ece_clean_floor``, ``_floor_q95``); the
+    same for the shifted mean of cells (``ece_shifted_ci_low/high``: images resampled paired
+    across the cells; ``ece_shifted_floor``, ``_floor_q95``: each cell's own confidences,
+    the mean over the cells of each simulated draw)."""
     out = {"model": rep.model, "dataset": rep.dataset,
            "temperature": rep.fit.temperature if rep.fit else None}
     clean, shifted = _pick(fam, CLEAN, rep.dataset), _pick(fam, "corruptions", rep.dataset)
@@ -108,26 +111,50 @@ def model_row(rep, fam: list[dict], n_bins: int = CALIBRATION_BINS) -> dict:
                 out[f"ece_clean{suffix}_floor"] = floor["mean"]
                 out[f"ece_clean{suffix}_floor_q95"] = floor["q95"]
         out["n_clean"] = int(correct.numel())
+    if rep.shifted:
+        for suffix, j in (("", 1), ("_ts", 2)):
+            if all(c[j] is not None for c in rep.shifted):
+                cells = [(c[0], c[j], c[3]) for c in rep.shifted]
+                lo, hi = mean_cells_ece_interval(cells, n_bins)
+                floor = mean_cells_ece_floor([c[1] for c in cells], n_bins)
+                out[f"ece_shifted{suffix}_ci_low"], out[f"ece_shifted{suffix}_ci_high"] = lo, hi
+                out[f"ece_shifted{suffix}_floor"] = floor["mean"]
+                out[f"ece_shifted{suffix}_floor_q95"] = floor["q95"]
+        out["n_shifted_cells"] = len(rep.shifted)
+        out["n_shifted_images"] = int(len(np.unique(np.concatenate(
+            [np.asarray(c[0]) for c in rep.shifted]))))
     return out
 
 
 def floor_findings(row: dict) -> list[str]:
-    """The clean ECE beside its interval and the floor a perfectly calibrated model shows
-    at this n, before and after T: below the floor, and differences smaller than it, are
-    sampling noise."""
-    if "ece_clean_floor" not in row:
-        return []
+    """The clean ECE, and the shifted mean of cells, beside its interval and the floor a
+    perfectly calibrated model shows at this n, before and after T: below the floor, and
+    differences smaller than it, are sampling noise."""
+    out = []
+    if "ece_clean_floor" in row:
+        out.append(f"{row['model']}: clean ECE on {row['n_clean']} images "
+                   + "; ".join(_floor_parts(row, "clean", "these confidences"))
+                   + ". ECE differences smaller than the floor are sampling noise.")
+    if "ece_shifted_floor" in row:
+        out.append(f"{row['model']}: shifted ECE, mean of {row['n_shifted_cells']} corruption "
+                   f"cells of {row['n_shifted_images']} images "
+                   + "; ".join(_floor_parts(row, "shifted", "each cell's confidences"))
+                   + " (interval: images resampled, the same ones in every cell).")
+    return out
+
+
+def _floor_parts(row: dict, scope: str, whose: str) -> list[str]:
     parts = []
     for suffix, when in (("", "before T"), ("_ts", "after T")):
-        if f"ece_clean{suffix}_floor" in row:
-            e, f = row[f"ece_clean{suffix}"], row[f"ece_clean{suffix}_floor_q95"]
-            parts.append(f"{pct(e)} {when} (95 % CI {pct(row[f'ece_clean{suffix}_ci_low'])}–"
-                         f"{pct(row[f'ece_clean{suffix}_ci_high'])}; a perfectly calibrated "
-                         f"model with these confidences shows {pct(row[f'ece_clean{suffix}_floor'])}"
-                         f", up to {pct(f)}: " + ("indistinguishable from perfect calibration)"
-                                                  if e <= f else "above that floor)"))
-    return [f"{row['model']}: clean ECE on {row['n_clean']} images " + "; ".join(parts)
-            + ". ECE differences smaller than the floor are sampling noise."]
+        key = f"ece_{scope}{suffix}"
+        if f"{key}_floor" in row:
+            e, f = row[key], row[f"{key}_floor_q95"]
+            parts.append(f"{pct(e)} {when} (95 % CI {pct(row[f'{key}_ci_low'])}–"
+                         f"{pct(row[f'{key}_ci_high'])}; a perfectly calibrated model with "
+                         f"{whose} shows {pct(row[f'{key}_floor'])}, up to {pct(f)}: "
+                         + ("indistinguishable from perfect calibration)" if e <= f
+                            else "above that floor)"))
+    return parts
 
 
 def pct(x) -> str:
