@@ -81,19 +81,23 @@ def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
 
 
 @pytest.mark.parametrize("size", [32, 64, 224])
-def test_on_grid_stressors_need_no_quantisation(size):
-    """The wrapper skips its quantisation for ops registered ``on_grid``: their outputs
-    must already be float32 k/255, i.e. quantising them changes no bit."""
+def test_u8_ops_equal_their_float_ops_and_need_no_quantisation(size):
+    """Ops registered with ``u8_op`` skip the wrapper's quantisation: the float op must be
+    u8_op / 255 and already on the 8-bit grid (quantising it changes no bit), and the
+    stressor (chunked, written into one output) must give exactly that."""
     from failmodes.stressors.registry import list_stressors, quantize
     x = _images(3, size, size, seed=size)
-    on_grid = [get_stressor(n) for n in list_stressors() if get_stressor(n).on_grid]
-    assert {st.name for st in on_grid} == {"pixelate", "jpeg_compression"}
-    for st in on_grid:
+    with_u8 = [get_stressor(n) for n in list_stressors() if get_stressor(n).u8_op is not None]
+    assert {st.name for st in with_u8} == {"pixelate", "jpeg_compression"}
+    for st in with_u8:
         for s in (1.0, 2.5, 5.0):
-            y = st.op(x, st.resolve(s, size), None)
-            assert y.dtype == torch.float32
+            p = st.resolve(s, size)
+            y8, y = st.u8_op(x, p), st.op(x, p, None)
+            assert y8.dtype == torch.uint8 and y.dtype == torch.float32
+            assert torch.equal(y, y8.float() / 255)
             assert torch.equal(quantize(y, st.rounding), y), (st.name, size, s)
             assert torch.equal(st(x, s), y)
+            assert torch.equal(st(x.double(), s), y.double())
 
 
 # ----------------------------------------------------------------------------- chunks

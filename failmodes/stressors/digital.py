@@ -183,16 +183,20 @@ def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- PIL ops
-@register_stressor("pixelate", random=False, on_grid=True, family="digital", tables=PIXELATE,
-                   param_names=("fraction",), benchmark=True)
-def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
-    """PIL BOX resize to ``int(side * c)`` and back."""
+def _pixelate_u8(x: torch.Tensor, p: tuple) -> torch.Tensor:
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
     if x.device.type == "cpu" and h * w >= _PIL_BOX_MIN_PIXELS:
         return _pixelate_pil(x, sh, sw)
     small = pil_box_resize(to_u8(x), sh, sw)
-    return pil_box_resize(small, h, w).div_(255.0)
+    return pil_box_resize(small, h, w).to(torch.uint8)
+
+
+@register_stressor("pixelate", random=False, u8_op=_pixelate_u8, family="digital",
+                   tables=PIXELATE, param_names=("fraction",), benchmark=True)
+def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """PIL BOX resize to ``int(side * c)`` and back."""
+    return _pixelate_u8(x, p).to(x.dtype).div_(255.0)
 
 
 # From 64 x 64 px up PIL's own resampler (C, per image) beats the batched tap matmuls on
@@ -212,13 +216,10 @@ def _pixelate_pil(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
     box = Image.Resampling.BOX
     for i, plane in enumerate(planes):
         out[i] = np.asarray(Image.fromarray(plane).resize((sw, sh), box).resize((w, h), box))
-    return torch.from_numpy(out).view(x.shape).to(x.dtype).div_(255.0)
+    return torch.from_numpy(out).view(x.shape)
 
 
-@register_stressor("jpeg_compression", random=False, on_grid=True, family="digital", tables=JPEG,
-                   param_names=("quality",), benchmark=True)
-def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
-    """PIL JPEG encode/decode at ``quality`` (4:2:0 chroma, PIL's defaults)."""
+def _jpeg_u8(x: torch.Tensor, p: tuple) -> torch.Tensor:
     quality = int(round(p[0]))
     u8 = to_u8(x).to("cpu", torch.uint8)
     if _codec_matches_pil(quality):
@@ -230,7 +231,14 @@ def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     else:
         arr = jpeg_pil(u8.permute(0, 2, 3, 1).contiguous().numpy(), quality)
         out = torch.from_numpy(arr).permute(0, 3, 1, 2)
-    return out.to(device=x.device, dtype=x.dtype).div_(255.0)
+    return out.to(x.device)
+
+
+@register_stressor("jpeg_compression", random=False, u8_op=_jpeg_u8, family="digital",
+                   tables=JPEG, param_names=("quality",), benchmark=True)
+def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
+    """PIL JPEG encode/decode at ``quality`` (4:2:0 chroma, PIL's defaults)."""
+    return _jpeg_u8(x, p).to(x.dtype).div_(255.0)
 
 
 def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:

@@ -99,10 +99,11 @@ class Stressor:
     # False when the published table is not monotone in damage (glass_blur 11.8 11.9 11.7
     # 19.1 18.2 grey levels on 100 CIFAR images, saturate 11.6 15.0 8.1 ...).
     monotone: bool = True
-    # True when the op already returns float32 k/255 values (a codec or an integer
-    # resampler: JPEG, pixelate): the wrapper then skips its quantisation, which would
-    # give the same numbers at the cost of five passes over the batch.
-    on_grid: bool = False
+    # For ops whose result is 8-bit by nature (a codec or an integer resampler: JPEG,
+    # pixelate): ``u8_op(x, params)`` gives it as uint8 0..255 (``op`` is that / 255). The
+    # wrapper divides it straight into the output instead of quantising a float copy:
+    # the same numbers (a test checks) for one pass over the batch instead of seven.
+    u8_op: Callable | None = None
 
     @property
     def is_corruption(self) -> bool:
@@ -177,10 +178,15 @@ class Stressor:
             rows = self.tables[self.table_family(images.shape[-2], params)]
             a, b = self.op(x, tuple(rows[lo]), rng), self.op(x, tuple(rows[lo + 1]), rng)
             y = torch.lerp(a, b, severity - lo)
+        elif self.u8_op is not None:
+            y8 = self.u8_op(x, self.resolve(severity, images.shape[-2], params))
+            # float32 k/255, as op gives: the division in float32, then into out's dtype
+            if out is not None and out.dtype == torch.float32:
+                return torch.div(y8, 255.0, out=out)
+            y = y8.to(torch.float32).div_(255.0).to(images.dtype)
+            return y if out is None else out.copy_(y)
         else:
             y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
-            if self.on_grid:
-                return y.to(images.dtype) if out is None else out.copy_(y)
         if out is not None and out.dtype == torch.float32:
             return quantize(y, self.rounding, out=out)
         y = quantize(y, self.rounding).to(images.dtype)
@@ -262,16 +268,15 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                       description: str = "", rounding: str = "floor", benchmark: bool = False,
                       interpolate: str = "params", needs_model: bool = False,
                       options: dict | None = None, random: bool = True, monotone: bool = True,
-                      on_grid: bool = False):
+                      u8_op: Callable | None = None):
     """Decorator filing ``op(x, params, rng)`` under ``name``.
 
     Corruptions pass ``tables`` ({"cifar": rows, "tinyimagenet": rows, "imagenet": rows},
     rows[0] = identity);
     sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
     ``random=False`` marks an op whose output ignores the seed; ``monotone=False`` one whose
-    damage does not grow with severity through its published table; ``on_grid=True`` one
-    that returns float32 k/255 values itself (the wrapper's quantisation is skipped; a test
-    checks it would change nothing).
+    damage does not grow with severity through its published table; ``u8_op`` the same op
+    returning uint8 0..255, for ops whose result is 8-bit by nature (see ``Stressor``).
     """
     if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY, ADVERSARIAL_FAMILY):
         raise ValueError(f"unknown family {family!r}")
@@ -292,7 +297,7 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
                                    rounding=rounding, benchmark=benchmark,
                                    interpolate=interpolate, needs_model=needs_model,
                                    options=tuple((options or {}).items()), random=random,
-                                   monotone=monotone, on_grid=on_grid)
+                                   monotone=monotone, u8_op=u8_op)
         return op
 
     return wrap
