@@ -87,10 +87,20 @@ def test_wrong_type_names_the_key(tmp_path):
     ({"probes": [{"image": "skimage:chelsea", "values": "0:inf:1"}]}, "probes\\[0\\].values"),
     ({"analyses": ["metrics"], "analysis_options": {"cam": {}}}, "'cam' is not in analyses"),
     ({"subset": 0}, "subset must be positive"),
+    ({"autocast": "fp16"}, "autocast 'fp16' is not supported; use bf16"),
 ])
 def test_semantic_errors(change, message):
     with pytest.raises(StudyError, match=message):
         study_from_dict({**MINI, **change})
+
+
+def test_precision_and_layout_reach_the_evaluation(tmp_path):
+    from failmodes.study.evaluation import eval_config
+    cfg = study_from_dict({**MINI, "channels_last": True, "autocast": "bf16"})
+    ec = eval_config(cfg, {"a": tmp_path / "a.pt"}, tmp_path)
+    assert ec.channels_last is True and ec.autocast == "bf16"
+    plain = eval_config(study_from_dict(MINI), {"a": tmp_path / "a.pt"}, tmp_path)
+    assert plain.channels_last is False and plain.autocast is None
 
 
 def test_overrides_and_sweep_values():

@@ -285,3 +285,31 @@ def test_cli_train_and_errors(tmp_path):
     res = runner.invoke(app, args[:-4] + ["--recipe", "nope", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "error: unknown recipe 'nope'" in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_cpu_bf16_runs_the_forward_in_bf16_and_is_part_of_the_run(tmp_path, monkeypatch):
+    # Known answer: with cpu_bf16 the convolutions see bfloat16 under autocast (their output
+    # dtype says so), without it float32; the weights then differ, and a resume that flips
+    # the field is refused as a changed config (it changes what the run computes).
+    import failmodes.train.trainer as trainer
+    seen: list[torch.dtype] = []
+    real = trainer._train_epoch
+
+    def spy(cfg, net, *a, **kw):
+        conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        h = conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        try:
+            return real(cfg, net, *a, **kw)
+        finally:
+            h.remove()
+
+    monkeypatch.setattr(trainer, "_train_epoch", spy)
+    fp32 = train_model(tiny(), tmp_path / "fp32", progress=False)
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    bf = train_model(tiny(cpu_bf16=True), tmp_path / "bf16", progress=False)
+    assert set(seen) == {torch.bfloat16}
+    assert weights_hash(fp32.model) != weights_hash(bf.model)
+    assert abs(bf.test_acc - fp32.test_acc) < 0.15  # same tiny run, within noise
+    with pytest.raises(TrainError, match="cpu_bf16"):
+        train_model(tiny(), tmp_path / "bf16", resume=True, progress=False)

@@ -107,6 +107,9 @@ class StudyConfig:
     device: str = "auto"
     threads: int | None = None
     batch_size: int = 256
+    # The evaluation's precision and layout (EvalConfig): NHWC batches, bf16 autocast.
+    channels_last: bool = False
+    autocast: str | None = None
     out: str | None = None
     # A released corrupted set evaluated beside the on-the-fly cells (imagenetc:PATH, ...),
     # the finish of on-the-fly cells (none | jpeg85) and a folder resize (see EvalConfig).
@@ -199,6 +202,10 @@ def resolve_study(cfg: StudyConfig, where: str = "study", **overrides) -> StudyC
                                                           f"{where}: threads"),
         image_size=None if cfg.image_size is None else _checked(
             values.input_size, cfg.image_size, f"{where}: image_size"))
+    from ..evaluate.config import AUTOCAST_DTYPES
+    if cfg.autocast is not None and cfg.autocast not in AUTOCAST_DTYPES:
+        raise StudyError(f"{where}: autocast {cfg.autocast!r} is not supported; use "
+                         f"{' or '.join(AUTOCAST_DTYPES)}, or leave it out for fp32")
     for s in cfg.severities:
         if not 0 <= s <= 5:
             raise StudyError(f"{where}: severities must lie in [0, 5], got {s}")

@@ -29,7 +29,8 @@ def eval_config(cfg: StudyConfig, checkpoints: dict[str, Path], out: Path):
                       sweeps={k: list(v) for k, v in cfg.sweeps.items()},
                       seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device,
                       include_val=True, val_subset=cfg.val_subset, official=cfg.official,
-                      finish=cfg.finish, image_size=cfg.image_size, out=str(out))
+                      finish=cfg.finish, image_size=cfg.image_size,
+                      channels_last=cfg.channels_last, autocast=cfg.autocast, out=str(out))
 
 
 def evaluate_all(cfg: StudyConfig, checkpoints: dict[str, Any], out: Path, state: StudyState,

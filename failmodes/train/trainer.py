@@ -361,6 +361,16 @@ def _first_flips(n: int, seed: int, device) -> torch.Tensor:
     return (torch.rand(n, generator=g) < 0.5).to(device)
 
 
+def _autocast(cfg, rt):
+    """bf16 autocast for the forward passes: on CUDA when ``bf16``, on the CPU only when
+    ``cpu_bf16`` too; else a no-op context."""
+    if cfg.bf16 and _on_cuda(rt):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cfg.bf16 and cfg.cpu_bf16 and rt.device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs, rt, report,
                  lookahead=None):
     order = shard_indices(epoch_order(len(y), cfg.seed, epoch), rt.rank, rt.world).to(rt.device)
@@ -368,8 +378,7 @@ def _train_epoch(cfg, net, optimizer, scheduler, augment, x, y, epoch, steps, bs
     flips = (alternating_flips(_first_flips(len(y), cfg.seed, rt.device), epoch)
              if cfg.flip == "alternating" else None)
     smooth = cfg.label_smoothing
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
-           else contextlib.nullcontext())
+    amp = _autocast(cfg, rt)
     channels_last = cfg.channels_last
     loss_sum = torch.zeros((), device=rt.device)
     correct = torch.zeros((), device=rt.device, dtype=torch.int64)
@@ -418,8 +427,7 @@ def _evaluate(model, x, y, rows, cfg, rt) -> dict:
             torch.distributed.broadcast(b, 0)
     rows = torch.arange(len(y), device=y.device) if rows is None else rows.to(y.device)
     mine = rows[rt.rank::rt.world]
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and _on_cuda(rt)
-           else contextlib.nullcontext())
+    amp = _autocast(cfg, rt)
     model.eval()
     loss_sum = torch.zeros((), device=rt.device, dtype=torch.float64)
     correct = torch.zeros((), device=rt.device, dtype=torch.float64)
