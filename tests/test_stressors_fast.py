@@ -80,6 +80,27 @@ def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
         assert torch.equal(st(x, s), y)
 
 
+@pytest.mark.parametrize("h,w", [(224, 224), (64, 80), (97, 131), (299, 299)])
+def test_pixelate_pil_path_equals_pils_rgb_box_resizes(h, w):
+    """The large-image path (PIL BOX down per channel plane, the BOX upscale as a gather)
+    against the reference's own two RGB ``Image.resize(BOX)`` calls, byte for byte."""
+    import numpy as np
+    from PIL import Image
+
+    import failmodes.stressors.digital as digital
+    from failmodes.stressors._spatial import pil_box_upscale_index
+    x = _images(2, h, w, seed=h + w)
+    arr = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    for frac in (0.25, 0.3, 0.5, 0.6, 0.65, 0.85, 0.95):
+        sh, sw = max(1, int(h * frac)), max(1, int(w * frac))
+        assert pil_box_upscale_index(sh, h) is not None  # the gather path is the one tested
+        want = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
+                                    .resize((w, h), Image.Resampling.BOX)) for a in arr])
+        got = digital._pixelate_pil(x, sh, sw)
+        assert torch.equal(got, torch.from_numpy(want).permute(0, 3, 1, 2)), (h, w, frac)
+    assert pil_box_upscale_index(50, 40) is None  # a downscale has no one-tap gather
+
+
 @pytest.mark.parametrize("size", [32, 64, 224])
 def test_u8_ops_equal_their_float_ops_and_need_no_quantisation(size):
     """Ops registered with ``u8_op`` skip the wrapper's quantisation: the float op must be
@@ -122,8 +143,9 @@ def test_chunked_threaded_batches_equal_whole_batches(monkeypatch):
 @pytest.mark.parametrize("size,quality", [((32, 32), 80), ((32, 32), 40), ((64, 64), 58),
                                           ((224, 224), 7), ((37, 53), 25), ((1, 1), 65)])
 def test_jpeg_batched_codec_gives_pils_pixels(size, quality):
-    """The torchvision path of jpeg_compression against PIL image by image (the reference
-    kept as digital.jpeg_pil), on textured images of odd and ImageNet sizes."""
+    """jpeg_compression against PIL image by image (the reference kept as digital.jpeg_pil),
+    on textured images of odd and ImageNet sizes: torchvision's batched codec below
+    64 x 64 px, PIL with OpenCV's channel interleave from there up."""
     from failmodes.stressors import digital
     x = _images(6, *size, seed=quality)
     assert digital._codec_matches_pil(quality)  # the fast path is the one under test

@@ -166,6 +166,17 @@ def _pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Te
     return taps, weight
 
 
+def pil_box_upscale_index(in_size: int, out_size: int) -> torch.Tensor | None:
+    """PIL's BOX upscale along an axis as a gather: when every output pixel has exactly one
+    tap (upscaling: the box spans one input pixel), its weight is 2^22 / 2^22 and PIL's
+    rounding returns that input pixel unchanged, so the resize is ``x[..., index]``. None
+    when some output has another number of taps (not an upscale)."""
+    taps, _ = _pil_box_matrix(in_size, out_size)
+    if out_size < in_size or not bool((taps.sum(1) == 1).all()):
+        return None
+    return taps.argmax(1)
+
+
 # floor(S * k/2^22 + 0.5) in float32 equals PIL's (k*S + 2^21) >> 22 for every tap sum S
 # of boxes up to 160 taps wide (checked exhaustively); wider boxes take float64.
 _BOX_FLOAT32_MAX_TAPS = 160
