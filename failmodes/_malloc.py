@@ -5,9 +5,11 @@ blocks over its mmap threshold (128 KiB at start, raised on the fly up to 32 MiB
 fresh ``mmap`` and trims freed memory above 128 KiB back to the kernel, so each of a
 corruption's several-MB temporaries (a 256-image CIFAR chunk, one 224-px image in float32)
 is a new mapping whose first touch costs a page fault per 4 KiB page. Measured on this
-project's 2-core EPYC with ``bench/stressors.py``: 224-px pixelate, JPEG and brightness
-ran 1.5-2x faster, and the 32-px suite ~15 % faster, when glibc keeps freed memory
-mapped (``bench/stressors.py`` records the setting; ``--no-tune-malloc`` times without).
+project's 2-core EPYC (one thread, A/B runs of the same script with and without, on a
+machine with a training job beside them): 224-px pixelate 1.2-1.7x, JPEG 1.2-1.5x and
+brightness 1.1-2x as fast with the setting; at 32 px (256-image chunks, 3 MB temporaries)
+the 19 x 5 suite showed no difference (``bench/stressors.py``: 26.7 k img/s without,
+21.8-26.1 k with, within run-to-run spread; ``--no-tune-malloc`` times without).
 
 :func:`tune_cpu_allocator` sets the same three ``mallopt`` parameters as the environment
 variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_TOP_PAD_``:
