@@ -139,6 +139,29 @@ def test_chunked_threaded_batches_equal_whole_batches(monkeypatch):
             torch.set_num_threads(1)
 
 
+def test_chunked_threads_under_inference_and_grad_modes(monkeypatch):
+    # The evaluation stresses batches under torch.inference_mode(): its output buffer is an
+    # inference tensor, which the worker threads (grad and inference mode are thread-local)
+    # must be allowed to write; the numbers equal a plain whole-batch call. Failed before
+    # the workers took the caller's modes ("Inplace update to inference tensor").
+    x = _images(20, 32, 32)
+    monkeypatch.setattr(chunks, "CHUNK_PIXELS", 1 << 30)
+    whole = {n: get_stressor(n)(x, 3.0) for n in ("gaussian_noise", "pixelate", "contrast")}
+    monkeypatch.setattr(chunks, "CHUNK_PIXELS", 8 * 32 * 32)
+    torch.set_num_threads(2)
+    try:
+        for name, want in whole.items():
+            with torch.inference_mode():
+                xi = x.clone()
+                got = get_stressor(name)(xi, 3.0)
+                assert got.is_inference()
+            assert torch.equal(got, want), name
+            with torch.no_grad():
+                assert torch.equal(get_stressor(name)(x, 3.0), want), name
+    finally:
+        torch.set_num_threads(1)
+
+
 # ----------------------------------------------------------------------------- jpeg
 @pytest.mark.parametrize("size,quality", [((32, 32), 80), ((32, 32), 40), ((64, 64), 58),
                                           ((224, 224), 7), ((37, 53), 25), ((1, 1), 65)])

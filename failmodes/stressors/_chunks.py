@@ -64,9 +64,13 @@ def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
     # Each chunk writes its rows while they are still in the cache (a torch.cat of the
     # parts afterwards read them all back from memory into a fresh tensor).
     out = torch.empty_like(images)
+    # Grad and inference mode are thread-local: the workers take the caller's, or a batch
+    # made under torch.inference_mode() (an inference tensor) could not be written there.
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
     def one(s: int) -> None:
-        fn(images[s:s + per], indices[s:s + per], out[s:s + per])
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            fn(images[s:s + per], indices[s:s + per], out[s:s + per])
 
     if workers <= 1:
         for s in starts:
