@@ -93,12 +93,23 @@ def test_pixelate_pil_path_equals_pils_rgb_box_resizes(h, w):
     arr = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     for frac in (0.25, 0.3, 0.5, 0.6, 0.65, 0.85, 0.95):
         sh, sw = max(1, int(h * frac)), max(1, int(w * frac))
-        assert pil_box_upscale_index(sh, h) is not None  # the gather path is the one tested
         want = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
                                     .resize((w, h), Image.Resampling.BOX)) for a in arr])
         got = digital._pixelate_pil(x, sh, sw)
         assert torch.equal(got, torch.from_numpy(want).permute(0, 3, 1, 2)), (h, w, frac)
-    assert pil_box_upscale_index(50, 40) is None  # a downscale has no one-tap gather
+    with pytest.raises(ValueError, match="not an upscale"):
+        pil_box_upscale_index(50, 40)
+
+
+def test_pil_box_upscale_is_one_tap_for_every_size_pair():
+    # The gather rests on this: every output pixel of a BOX upscale has exactly one tap
+    # (the function asserts it), for every input side up to the output side.
+    from failmodes.stressors._spatial import pil_box_upscale_index
+    for out in (33, 64, 97, 131, 224, 299):
+        for size in range(1, out + 1):
+            idx = pil_box_upscale_index(size, out)
+            assert idx.shape == (out,) and int(idx.min()) == 0 and int(idx.max()) == size - 1
+            assert bool((idx[1:] >= idx[:-1]).all())
 
 
 @pytest.mark.parametrize("size", [32, 64, 224])

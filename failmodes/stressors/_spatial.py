@@ -166,14 +166,15 @@ def _pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Te
     return taps, weight
 
 
-def pil_box_upscale_index(in_size: int, out_size: int) -> torch.Tensor | None:
-    """PIL's BOX upscale along an axis as a gather: when every output pixel has exactly one
-    tap (upscaling: the box spans one input pixel), its weight is 2^22 / 2^22 and PIL's
-    rounding returns that input pixel unchanged, so the resize is ``x[..., index]``. None
-    when some output has another number of taps (not an upscale)."""
+def pil_box_upscale_index(in_size: int, out_size: int) -> torch.Tensor:
+    """PIL's BOX upscale (``out_size >= in_size``) along an axis as a gather index: the box
+    of an output pixel spans exactly one input pixel (the one in ``(c - 1, c]`` for its
+    centre ``c``), whose weight 2^22 / 2^22 PIL's rounding returns unchanged, so the resize
+    is ``x[..., index]``."""
+    if out_size < in_size:
+        raise ValueError(f"not an upscale: {in_size} -> {out_size}")
     taps, _ = _pil_box_matrix(in_size, out_size)
-    if out_size < in_size or not bool((taps.sum(1) == 1).all()):
-        return None
+    assert bool((taps.sum(1) == 1).all()), "an upscale's box covers one input pixel"
     return taps.argmax(1)
 
 

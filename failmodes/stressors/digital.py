@@ -218,22 +218,15 @@ def _pixelate_pil(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
     # with the same integer arithmetic, so the bytes equal an RGB resize's, and the
     # planes need no NCHW <-> NHWC transposition (which cost more than the resizes).
     planes = to_u8(x).to(torch.uint8).reshape(-1, h, w).numpy()
-    rows, cols = pil_box_upscale_index(sh, h), pil_box_upscale_index(sw, w)
-    box = Image.Resampling.BOX
-    if rows is None or cols is None:  # not an upscale on both axes: PIL both ways
-        out = np.empty_like(planes)
-        for i, plane in enumerate(planes):
-            out[i] = np.asarray(Image.fromarray(plane).resize((sw, sh), box)
-                                .resize((w, h), box))
-        return torch.from_numpy(out).view(x.shape)
-    # PIL's BOX upscale copies one input pixel per output pixel: two gathers on the whole
-    # batch instead of a PIL resample per plane (measured ~10 % of pixelate at 224 px: the
-    # byte-wise gather along the last axis costs nearly what PIL's upscale did).
     small = np.empty((len(planes), sh, sw), dtype=np.uint8)
     for i, plane in enumerate(planes):
-        small[i] = np.asarray(Image.fromarray(plane).resize((sw, sh), box))
-    small_t = torch.from_numpy(small).view(len(x), -1, sh, sw)
-    return small_t.index_select(2, rows).index_select(3, cols)
+        small[i] = np.asarray(Image.fromarray(plane).resize((sw, sh), Image.Resampling.BOX))
+    # PIL's BOX upscale copies one input pixel per output pixel: two gathers on the whole
+    # batch instead of a PIL resample per plane (~10 % of pixelate at 224 px: the byte-wise
+    # gather along the last axis costs nearly what PIL's upscale did).
+    up = torch.from_numpy(small).view(len(x), -1, sh, sw)
+    return up.index_select(2, pil_box_upscale_index(sh, h)).index_select(
+        3, pil_box_upscale_index(sw, w))
 
 
 def _jpeg_u8(x: torch.Tensor, p: tuple) -> torch.Tensor:
