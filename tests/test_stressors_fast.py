@@ -68,37 +68,59 @@ def test_glass_displacement_links_equal_the_sequential_loops(n, h, w, delta):
 
 
 # ----------------------------------------------------------------------------- pixelate
-@pytest.mark.parametrize("h,w", [(64, 64), (96, 80), (224, 224)])
+@pytest.mark.parametrize("h,w", [(32, 32), (5, 3), (64, 64), (96, 80), (224, 224)])
 def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
     import failmodes.stressors.digital as digital
 
     x = _images(3, h, w)
     st = get_stressor("pixelate")
     via_pil = [st(x, s) for s in (1.0, 3.5, 5.0)]
-    monkeypatch.setattr(digital, "_PIL_BOX_MIN_PIXELS", 1 << 40)
+    monkeypatch.setattr(digital, "_PIXELATE_CPU_VIA_PIL", False)
     for s, y in zip((1.0, 3.5, 5.0), via_pil):
         assert torch.equal(st(x, s), y)
 
 
-@pytest.mark.parametrize("h,w", [(224, 224), (64, 80), (97, 131), (299, 299)])
+@pytest.mark.parametrize("h,w", [(224, 224), (64, 80), (97, 131), (299, 299), (32, 32),
+                                 (7, 5)])
 def test_pixelate_pil_path_equals_pils_rgb_box_resizes(h, w):
-    """The large-image path (PIL BOX down per channel plane, the BOX upscale as a gather)
+    """The CPU path (PIL BOX passes on stacked planes, the BOX upscale as a gather)
     against the reference's own two RGB ``Image.resize(BOX)`` calls, byte for byte."""
     import numpy as np
     from PIL import Image
 
     import failmodes.stressors.digital as digital
-    from failmodes.stressors._spatial import pil_box_upscale_index
+    from failmodes.stressors._spatial import cv2_nearest_is_box_upscale, pil_box_upscale_index
     x = _images(2, h, w, seed=h + w)
     arr = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     for frac in (0.25, 0.3, 0.5, 0.6, 0.65, 0.85, 0.95):
         sh, sw = max(1, int(h * frac)), max(1, int(w * frac))
+        _UPSCALE_PATHS.add(cv2_nearest_is_box_upscale(sh, sw, h, w))
         want = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
                                     .resize((w, h), Image.Resampling.BOX)) for a in arr])
-        got = digital._pixelate_pil(x, sh, sw)
-        assert torch.equal(got, torch.from_numpy(want).permute(0, 3, 1, 2)), (h, w, frac)
+        want = torch.from_numpy(want).permute(0, 3, 1, 2)
+        assert torch.equal(digital._pixelate_pil(x, sh, sw), want), (h, w, frac)
+        out = torch.full(x.shape, -1.0)
+        assert digital._pixelate_pil(x, sh, sw, out) is out
+        assert torch.equal(out, want.float() / 255), (h, w, frac)
     with pytest.raises(ValueError, match="not an upscale"):
         pil_box_upscale_index(50, 40)
+
+
+_UPSCALE_PATHS: set = set()
+
+
+def test_both_upscale_paths_were_checked_against_pil():
+    # The sizes above reach OpenCV's nearest resize (where it matches PIL) and the gather.
+    from failmodes.stressors._spatial import cv2_nearest_is_box_upscale
+    assert cv2_nearest_is_box_upscale(112, 112, 224, 224)
+    assert not cv2_nearest_is_box_upscale(4, 4, 6, 6)  # a tie OpenCV rounds the other way
+    assert not cv2_nearest_is_box_upscale(8, 8, 6, 6)  # not an upscale
+    if len(_UPSCALE_PATHS) < 2:  # run alone (-k): check the sizes here
+        for h, w in ((224, 224), (97, 131), (7, 5)):
+            for frac in (0.25, 0.3, 0.6, 0.65, 0.85):
+                _UPSCALE_PATHS.add(cv2_nearest_is_box_upscale(
+                    max(1, int(h * frac)), max(1, int(w * frac)), h, w))
+    assert _UPSCALE_PATHS == {True, False}
 
 
 def test_pil_box_upscale_is_one_tap_for_every_size_pair():
@@ -130,6 +152,50 @@ def test_u8_ops_equal_their_float_ops_and_need_no_quantisation(size):
             assert torch.equal(quantize(y, st.rounding), y), (st.name, size, s)
             assert torch.equal(st(x, s), y)
             assert torch.equal(st(x.double(), s), y.double())
+
+
+def test_unit_to_u8_gives_torchs_bytes_ties_included():
+    """OpenCV's one-pass conversion against torch's clamp/mul/round/cast on [0, 1]: random
+    values, the grid itself, its half-way points (x * 255 exactly k + 0.5 in float32,
+    where round-half-to-even decides) and the ends."""
+    from failmodes.stressors._spatial import to_u8, u8_to_unit, unit_to_u8
+    g = torch.Generator().manual_seed(7)
+    k = torch.arange(256, dtype=torch.float32)
+    halves = ((k[:-1] + 0.5) / 255).repeat(2)
+    halves = torch.cat([halves, torch.nextafter(halves, torch.ones(()))])
+    ties = halves[(halves * 255) == torch.floor(halves * 255) + 0.5]
+    assert len(ties) > 100  # the tie case is really exercised
+    x = torch.cat([torch.rand(300_000, generator=g), k / 255, ties,
+                   torch.tensor([0.0, -0.0, 1.0, 1e-30, 1 - 2**-24])])
+    x = x[: len(x) // 7 * 7].view(-1, 7)  # an odd row length
+    want = to_u8(x).to(torch.uint8)
+    assert torch.equal(unit_to_u8(x), want)
+    assert torch.equal(unit_to_u8(x.t()), want.t())  # not contiguous: the torch branch
+    out = torch.empty(x.shape)
+    u8_to_unit(want.numpy(), out.numpy())
+    assert torch.equal(out, want.float() / 255)
+
+
+@pytest.mark.parametrize("size", [64, 97, 224])
+def test_u8_ops_writing_into_chunk_outputs_equal_whole_batches(size, monkeypatch):
+    """pixelate and JPEG from 64 px up write k/255 into the chunk's rows themselves: on two
+    worker threads, under inference mode too, the batch equals the u8 op divided by 255."""
+    x = _images(5, size, size + 3, seed=size)
+    torch.set_num_threads(2)
+    monkeypatch.setattr(chunks, "CHUNK_PIXELS", 2 * size * (size + 3))
+    try:
+        for name in ("pixelate", "jpeg_compression"):
+            st = get_stressor(name)
+            for s in (1.0, 3.0, 4.5, 5.0):
+                want = st.u8_op(x, st.resolve(s, size)).float() / 255
+                assert torch.equal(st(x, s), want), (name, s)
+                with torch.inference_mode():
+                    assert torch.equal(st(x.clone(), s), want), (name, s)
+                out = torch.full(x.shape, -1.0)
+                assert st.u8_op(x, st.resolve(s, size), out=out) is out
+                assert torch.equal(out, want), (name, s)
+    finally:
+        torch.set_num_threads(1)
 
 
 # ----------------------------------------------------------------------------- chunks
@@ -176,24 +242,35 @@ def test_chunked_threads_under_inference_and_grad_modes(monkeypatch):
 # ----------------------------------------------------------------------------- jpeg
 @pytest.mark.parametrize("size,quality", [((32, 32), 80), ((32, 32), 40), ((64, 64), 58),
                                           ((224, 224), 7), ((37, 53), 25), ((1, 1), 65)])
-def test_jpeg_batched_codec_gives_pils_pixels(size, quality):
+@pytest.mark.parametrize("codecs", [("opencv", "torchvision"), ("torchvision",), ()])
+def test_jpeg_codecs_give_pils_pixels(size, quality, codecs, monkeypatch):
     """jpeg_compression against PIL image by image (the reference kept as digital.jpeg_pil),
-    on textured images of odd and ImageNet sizes: torchvision's batched codec below
-    64 x 64 px, PIL with OpenCV's channel interleave from there up."""
+    on textured images of odd and ImageNet sizes, through each codec in turn: OpenCV's,
+    else PIL with OpenCV's channel interleave from 64 x 64 px up and torchvision's batched
+    codec below, else PIL itself."""
     from failmodes.stressors import digital
+    for codec in codecs:  # the fast paths under test are really taken on this install
+        assert digital._codec_matches_pil(codec, quality), codec
+    monkeypatch.setattr(digital, "_codec_matches_pil", lambda c, q: c in codecs)
     x = _images(6, *size, seed=quality)
-    assert digital._codec_matches_pil(quality)  # the fast path is the one under test
-    fast = digital.jpeg_compression(x, (quality,), None)
     u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     want = torch.from_numpy(digital.jpeg_pil(u8, quality)).permute(0, 3, 1, 2).float() / 255
-    assert torch.equal(fast, want)
+    assert torch.equal(digital.jpeg_compression(x, (quality,), None), want)
     nhwc_view = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as datasets hand it
     assert torch.equal(digital.jpeg_compression(nhwc_view, (quality,), None), want)
+    out = torch.full(x.shape, -1.0)
+    assert digital._jpeg_u8(x, (quality,), out=out) is out and torch.equal(out, want)
 
 
-def test_jpeg_falls_back_to_pil_when_the_codec_differs(monkeypatch):
+def test_jpeg_codec_check_refuses_a_codec_that_differs(monkeypatch):
     from failmodes.stressors import digital
-    x = _images(4, 32, 32, seed=3)
-    fast = get_stressor("jpeg_compression")(x, 3)
-    monkeypatch.setattr(digital, "_codec_matches_pil", lambda q: False)
-    assert torch.equal(get_stressor("jpeg_compression")(x, 3), fast)
+    digital._codec_matches_pil.cache_clear()
+    try:
+        real = digital.jpeg_pil
+        monkeypatch.setattr(digital, "jpeg_pil", lambda a, q: real(a, q) ^ 1)  # one bit off
+        assert not digital._codec_matches_pil("opencv", 50)
+        assert not digital._codec_matches_pil("torchvision", 50)
+        with pytest.raises(ValueError, match="unknown JPEG codec"):
+            digital._codec_matches_pil("libjpeg", 50)
+    finally:
+        digital._codec_matches_pil.cache_clear()

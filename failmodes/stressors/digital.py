@@ -24,10 +24,13 @@ import torch
 from ._rng import ImageRNG
 from ._spatial import (
     bilinear_gather,
+    cv2_nearest_is_box_upscale,
     gaussian_filter,
     pil_box_resize,
-    pil_box_upscale_index,
+    pil_box_upscale_flat_index,
     to_u8,
+    u8_to_unit,
+    unit_to_u8,
 )
 from .registry import register_stressor
 
@@ -189,11 +192,11 @@ def elastic_transform(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- PIL ops
-def _pixelate_u8(x: torch.Tensor, p: tuple) -> torch.Tensor:
+def _pixelate_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torch.Tensor:
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * p[0])), max(1, int(w * p[0]))
-    if x.device.type == "cpu" and h * w >= _PIL_BOX_MIN_PIXELS:
-        return _pixelate_pil(x, sh, sw)
+    if x.device.type == "cpu" and _PIXELATE_CPU_VIA_PIL:
+        return _pixelate_pil(x, sh, sw, out)
     small = pil_box_resize(to_u8(x), sh, sw)
     return pil_box_resize(small, h, w).to(torch.uint8)
 
@@ -205,45 +208,83 @@ def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return _pixelate_u8(x, p).to(x.dtype).div_(255.0)
 
 
-# From 64 x 64 px up PIL's own resampler (C, per image) beats the batched tap matmuls on
-# CPU (measured 1.4x at 64 px, 2.4x at 224 px; 0.5x at 32 px); both give the same bytes.
-_PIL_BOX_MIN_PIXELS = 64 * 64
+# On the CPU, PIL's own resampler (C) in two calls per chunk beats the batched tap
+# matmuls (the CUDA path) at every size: 10.6 vs 25 us per image at 32 px, 376 vs 473 at
+# 224 px on one thread; both give the same bytes (a test checks).
+_PIXELATE_CPU_VIA_PIL = True
 
 
-def _pixelate_pil(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
+def _pixelate_pil(x: torch.Tensor, sh: int, sw: int,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 pixelated images, or with ``out`` (float32, contiguous, x's shape) their
+    k/255 written there and ``out`` returned.
+
+    PIL resizes a 2-D "L" image with a horizontal pass, then a vertical one, each rounded
+    to 8 bits; a resize that changes one side runs that pass alone. So the whole chunk
+    takes two calls: every plane's rows stacked into one tall image for the horizontal
+    pass (rows are independent there), then the planes side by side in one wide image for
+    the vertical pass (columns are independent there). The bytes are those of the
+    reference's RGB resize: PIL computes each band with the same integer arithmetic.
+    """
     from PIL import Image
 
-    h, w = x.shape[-2:]
-    # One channel plane at a time ("L" images): PIL's 8-bit BOX pass computes each band
-    # with the same integer arithmetic, so the bytes equal an RGB resize's, and the
-    # planes need no NCHW <-> NHWC transposition (which cost more than the resizes).
-    planes = to_u8(x).to(torch.uint8).reshape(-1, h, w).numpy()
-    small = np.empty((len(planes), sh, sw), dtype=np.uint8)
-    for i, plane in enumerate(planes):
-        small[i] = np.asarray(Image.fromarray(plane).resize((sw, sh), Image.Resampling.BOX))
-    # PIL's BOX upscale copies one input pixel per output pixel: two gathers on the whole
-    # batch instead of a PIL resample per plane (~10 % of pixelate at 224 px: the byte-wise
-    # gather along the last axis costs nearly what PIL's upscale did).
-    up = torch.from_numpy(small).view(len(x), -1, sh, sw)
-    return up.index_select(2, pil_box_upscale_index(sh, h)).index_select(
-        3, pil_box_upscale_index(sw, w))
+    n, c, h, w = x.shape
+    box = Image.Resampling.BOX
+    u8 = unit_to_u8(x).numpy().reshape(n * c * h, w)
+    tall = np.asarray(Image.fromarray(u8).resize((sw, n * c * h), box))
+    wide = np.ascontiguousarray(tall.reshape(n * c, h, sw).transpose(1, 0, 2))
+    small = np.asarray(Image.fromarray(wide.reshape(h, n * c * sw)).resize((n * c * sw, sh), box))
+    # PIL's BOX upscale copies one input pixel per output pixel: a gather per plane from
+    # the small plane. Done in float32 (the small planes divided by 255 first), it runs
+    # ~4x faster than on bytes and writes the output's values at once; OpenCV's nearest
+    # resize, where it copies the same pixels (checked per size pair), 1.4x faster again.
+    index = pil_box_upscale_flat_index(sh, sw, h, w)
+    if out is not None and out.dtype == torch.float32 and out.is_contiguous():
+        small_f = np.empty(small.shape, dtype=np.float32)
+        u8_to_unit(small, small_f)
+        if cv2_nearest_is_box_upscale(sh, sw, h, w):
+            import cv2
+            dst = out.numpy().reshape(n * c, h, w)
+            by_plane = small_f.reshape(sh, n * c, sw)
+            for i in range(n * c):
+                cv2.resize(by_plane[:, i], (w, h), dst=dst[i],
+                           interpolation=cv2.INTER_NEAREST_EXACT)
+            return out
+        planes = torch.from_numpy(small_f).view(sh, n * c, sw).transpose(0, 1)
+        torch.index_select(planes.reshape(n * c, sh * sw), 1, index, out=out.view(n * c, h * w))
+        return out
+    planes = torch.from_numpy(small.copy()).view(sh, n * c, sw).transpose(0, 1)
+    return planes.reshape(n * c, sh * sw).index_select(1, index).view(n, c, h, w)
 
 
-def _jpeg_u8(x: torch.Tensor, p: tuple) -> torch.Tensor:
+def _jpeg_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torch.Tensor:
     quality = int(round(p[0]))
-    u8 = to_u8(x).to("cpu", torch.uint8)
-    if u8.shape[-2] * u8.shape[-1] >= _PIL_JPEG_MIN_PIXELS:
-        return _jpeg_pil_planar(u8, quality).to(x.device)
-    if _codec_matches_pil(quality):
-        # Why not PIL per image: torchvision's batched codec wraps the same libjpeg(-turbo)
-        # calls without a Python round trip per image (2.2x at 32 px, 1.4x at 224 px on
-        # one thread) and, checked on this very build, gives PIL's bytes.
+    u8 = unit_to_u8(x.to("cpu"))
+    if x.device.type != "cpu" or out is None or out.dtype != torch.float32 \
+            or not out.is_contiguous():
+        out = None
+    if _codec_matches_pil("opencv", quality):
+        # Why OpenCV: its imencode/imdecode wrap libjpeg-turbo in one C call per image
+        # (PIL's save/decode take several Python steps), 1.65x PIL's round trip at 224 px
+        # and 1.2x torchvision's batched codec at 32 px on one thread, and, checked on
+        # this very build, give PIL's pixels.
+        y = _jpeg_planar(u8, quality, out, opencv=True)
+    elif u8.shape[-2] * u8.shape[-1] >= _PIL_JPEG_MIN_PIXELS:
+        y = _jpeg_planar(u8, quality, out, opencv=False)
+    elif _codec_matches_pil("torchvision", quality):
+        # torchvision's batched codec: no Python round trip per image (2.2x PIL at 32 px).
         from torchvision.io import decode_jpeg, encode_jpeg
-        out = torch.stack(decode_jpeg(encode_jpeg(list(u8), quality=quality)))
+        y = torch.stack(decode_jpeg(encode_jpeg(list(u8), quality=quality)))
     else:
         arr = jpeg_pil(u8.permute(0, 2, 3, 1).contiguous().numpy(), quality)
-        out = torch.from_numpy(arr).permute(0, 3, 1, 2)
-    return out.to(x.device)
+        y = torch.from_numpy(arr).permute(0, 3, 1, 2)
+    if y is out:
+        return out
+    if out is not None:
+        u8_to_unit(y.contiguous().numpy().reshape(-1, y.shape[-1]),
+                   out.numpy().reshape(-1, y.shape[-1]))
+        return out
+    return y.to(x.device)
 
 
 @register_stressor("jpeg_compression", random=False, u8_op=_jpeg_u8, family="digital",
@@ -253,29 +294,43 @@ def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     return _jpeg_u8(x, p).to(x.dtype).div_(255.0)
 
 
-# From 64 x 64 px up PIL itself with OpenCV's SIMD channel interleave (cv2.merge/split)
-# beats torchvision's codec, whose CHW <-> HWC copies cost as much as the encode there
-# (686 vs 954 CPU-us per 224-px image at quality 25, same bytes); below, PIL's per-image
-# Python calls dominate and torchvision's batched call wins (2.2x at 32 px).
+# Without OpenCV's codec: from 64 x 64 px up PIL itself with OpenCV's SIMD channel
+# interleave (cv2.merge/split) beats torchvision's codec, whose CHW <-> HWC copies cost as
+# much as the encode there (686 vs 954 CPU-us per 224-px image at quality 25, same bytes);
+# below, PIL's per-image Python calls dominate and torchvision's batched call wins.
 _PIL_JPEG_MIN_PIXELS = 64 * 64
 
 
-def _jpeg_pil_planar(u8: torch.Tensor, quality: int) -> torch.Tensor:
-    """PIL's JPEG round trip of uint8 N×3×H×W images (the reference's codec, so the same
-    bytes by construction), planes interleaved and split again by OpenCV."""
+def _jpeg_planar(u8: torch.Tensor, quality: int, out: torch.Tensor | None = None, *,
+                 opencv: bool) -> torch.Tensor:
+    """The JPEG round trip of uint8 N×3×H×W images, image by image, through OpenCV's codec
+    or PIL's (the reference's), the planes interleaved and split again by OpenCV; with
+    ``out`` (float32, contiguous, CPU) their k/255 go there and ``out`` is returned."""
     import cv2
     from PIL import Image
 
     n, _, h, w = u8.shape
     planes = u8.contiguous().numpy()
-    out = np.empty_like(planes)
+    dst = np.empty_like(planes)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
     for i in range(n):
-        buf = io.BytesIO()
-        Image.fromarray(cv2.merge(list(planes[i]))).save(buf, "JPEG", quality=quality)
-        decoded = np.asarray(Image.frombytes("RGB", (w, h), buf.getvalue(), "jpeg", "RGB", ""))
-        for c, plane in enumerate(cv2.split(decoded)):
-            out[i, c] = plane
-    return torch.from_numpy(out)
+        r, g, b = planes[i]
+        if opencv:  # OpenCV's images are BGR
+            ok, data = cv2.imencode(".jpg", cv2.merge((b, g, r)), params)
+            decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+            if decoded is None or decoded.shape != (h, w, 3):
+                raise RuntimeError(f"OpenCV's JPEG codec failed on a {h}x{w} image")
+            dst[i, 2], dst[i, 1], dst[i, 0] = cv2.split(decoded)
+        else:
+            buf = io.BytesIO()
+            Image.fromarray(cv2.merge((r, g, b))).save(buf, "JPEG", quality=quality)
+            decoded = np.asarray(Image.frombytes("RGB", (w, h), buf.getvalue(), "jpeg", "RGB",
+                                                 ""))
+            dst[i, 0], dst[i, 1], dst[i, 2] = cv2.split(decoded)
+    if out is None:
+        return torch.from_numpy(dst)
+    u8_to_unit(dst.reshape(-1, w), out.numpy().reshape(-1, w))
+    return out
 
 
 def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:
@@ -295,27 +350,31 @@ def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:
 
 
 @functools.cache
-def _codec_matches_pil(quality: int) -> bool:
-    """Whether torchvision's JPEG codec reproduces PIL's pixels at ``quality`` on this
-    install (both wrap libjpeg(-turbo), possibly different builds): checked once per
-    quality on probe images with smooth areas, edges and noise; any difference (or no
-    torchvision image codec) keeps PIL."""
-    try:
-        from torchvision.io import decode_jpeg, encode_jpeg
-    except ImportError:
-        return False
+def _codec_matches_pil(codec: str, quality: int) -> bool:
+    """Whether ``codec`` ("opencv" or "torchvision") reproduces PIL's JPEG pixels at
+    ``quality`` on this install (all wrap libjpeg(-turbo), possibly different builds):
+    checked once per quality on probe images with smooth areas, edges, noise and partial
+    8x8 blocks; any difference, error or missing codec keeps PIL."""
     g = np.random.default_rng(7)
     probes = []
-    for h, w in ((32, 32), (37, 53)):
+    for h, w in ((32, 32), (37, 53), (64, 80)):
         ramp = np.linspace(0, 255, w)[None, :, None] * np.linspace(0.2, 1, h)[:, None, None]
         img = ramp + g.normal(0, 18, (h, w, 3)) + 60 * (np.arange(w) % 9 < 3)[None, :, None]
         probes.append(np.clip(img, 0, 255).astype(np.uint8))
     try:
-        for a in probes:
-            t = torch.from_numpy(a).permute(2, 0, 1).contiguous()
-            got = decode_jpeg(encode_jpeg(t, quality=quality)).permute(1, 2, 0).numpy()
-            if not np.array_equal(got, jpeg_pil(a[None], quality)[0]):
-                return False
-    except (RuntimeError, ValueError):
+        if codec == "opencv":
+            import cv2  # noqa: F401
+            batch = [torch.from_numpy(a).permute(2, 0, 1).contiguous()[None] for a in probes]
+            got = [_jpeg_planar(t, quality, opencv=True)[0].permute(1, 2, 0).numpy()
+                   for t in batch]
+        elif codec == "torchvision":
+            from torchvision.io import decode_jpeg, encode_jpeg
+            got = [decode_jpeg(encode_jpeg(torch.from_numpy(a).permute(2, 0, 1).contiguous(),
+                                           quality=quality)).permute(1, 2, 0).numpy()
+                   for a in probes]
+        else:
+            raise ValueError(f"unknown JPEG codec {codec!r}")
+        return all(np.array_equal(o, jpeg_pil(a[None], quality)[0])
+                   for o, a in zip(got, probes))
+    except (ImportError, RuntimeError):
         return False
-    return True

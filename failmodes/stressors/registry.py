@@ -100,9 +100,11 @@ class Stressor:
     # 19.1 18.2 grey levels on 100 CIFAR images, saturate 11.6 15.0 8.1 ...).
     monotone: bool = True
     # For ops whose result is 8-bit by nature (a codec or an integer resampler: JPEG,
-    # pixelate): ``u8_op(x, params)`` gives it as uint8 0..255 (``op`` is that / 255). The
-    # wrapper divides it straight into the output instead of quantising a float copy:
-    # the same numbers (a test checks) for one pass over the batch instead of seven.
+    # pixelate): ``u8_op(x, params, out=None)`` gives it as uint8 0..255 (``op`` is that
+    # / 255). The wrapper divides it straight into the output instead of quantising a float
+    # copy: the same numbers (a test checks) for one pass over the batch instead of seven.
+    # Given ``out`` (the chunk's rows of the output), an op may instead write the float32
+    # k/255 there itself and return ``out`` (pixelate gathers them from its small planes).
     u8_op: Callable | None = None
 
     @property
@@ -171,22 +173,28 @@ class Stressor:
     def _stress(self, images: torch.Tensor, indices: torch.Tensor,
                 out: torch.Tensor | None = None, *, severity: float, seed: int,
                 params: str) -> torch.Tensor:
-        rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
         x = images.to(torch.float32)
         lo = math.floor(severity)
-        if self.interpolate == "outputs" and self.tables is not None and severity != lo:
-            rows = self.tables[self.table_family(images.shape[-2], params)]
-            a, b = self.op(x, tuple(rows[lo]), rng), self.op(x, tuple(rows[lo + 1]), rng)
-            y = torch.lerp(a, b, severity - lo)
-        elif self.u8_op is not None:
-            y8 = self.u8_op(x, self.resolve(severity, images.shape[-2], params))
+        blend = self.interpolate == "outputs" and self.tables is not None and severity != lo
+        if self.u8_op is not None and not blend:
+            # (an 8-bit op ignores the seed: no per-image generator to derive)
+            y8 = self.u8_op(x, self.resolve(severity, images.shape[-2], params), out=out)
+            if y8 is out:  # the op wrote the float32 k/255 there itself
+                return out
             # float32 k/255, as op gives: the division in float32, then into out's dtype
             if out is not None and out.dtype == torch.float32:
                 return torch.div(y8, 255.0, out=out)
             y = y8.to(torch.float32).div_(255.0).to(images.dtype)
             return y if out is None else out.copy_(y)
         else:
-            y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
+            rng = ImageRNG.for_images(self.name, severity, seed, indices, images.device)
+            if blend:
+                assert self.tables is not None
+                rows = self.tables[self.table_family(images.shape[-2], params)]
+                a, b = self.op(x, tuple(rows[lo]), rng), self.op(x, tuple(rows[lo + 1]), rng)
+                y = torch.lerp(a, b, severity - lo)
+            else:
+                y = self.op(x, self.resolve(severity, images.shape[-2], params), rng)
         if out is not None and out.dtype == torch.float32:
             return quantize(y, self.rounding, out=out)
         y = quantize(y, self.rounding).to(images.dtype)
@@ -276,7 +284,8 @@ def register_stressor(name: str, *, family: str, tables: dict | None = None,
     sweeps pass ``family="sweep"``, ``unit``, ``value_range`` and ``identity``.
     ``random=False`` marks an op whose output ignores the seed; ``monotone=False`` one whose
     damage does not grow with severity through its published table; ``u8_op`` the same op
-    returning uint8 0..255, for ops whose result is 8-bit by nature (see ``Stressor``).
+    returning uint8 0..255 (or writing k/255 into ``out=``), for ops whose result is 8-bit
+    by nature (see ``Stressor``).
     """
     if family not in CORRUPTION_FAMILIES + (SWEEP_FAMILY, ADVERSARIAL_FAMILY):
         raise ValueError(f"unknown family {family!r}")
