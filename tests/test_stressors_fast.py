@@ -274,3 +274,39 @@ def test_jpeg_codec_check_refuses_a_codec_that_differs(monkeypatch):
             digital._codec_matches_pil("libjpeg", 50)
     finally:
         digital._codec_matches_pil.cache_clear()
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_large_outputs_are_recycled_only_once_nothing_refers_to_them(monkeypatch):
+    """A big batch's output buffer is reused by the next call only when no tensor, view or
+    slice of the previous output is alive; the numbers are those of a fresh tensor."""
+    monkeypatch.setattr(chunks, "RECYCLE_MIN_BYTES", 1 << 16)
+    monkeypatch.setattr(chunks, "_buffers", [])
+    x = _images(40, 32, 32)  # 480 KB: recycled under the lowered threshold
+    monkeypatch.setattr(chunks, "CHUNK_PIXELS", 8 * 32 * 32)
+    st = get_stressor("contrast")
+    want = st(x.clone(), 3.0)  # (the clone: a fresh input each time)
+    a = st(x, 3.0)
+    assert torch.equal(a, want) and a.data_ptr() % 64 == 0
+    ptr = a.data_ptr()
+    b = st(x, 4.0)
+    assert b.data_ptr() != ptr  # a is alive: a second buffer
+    keep = a[5:7]
+    del a
+    c = st(x, 1.0)
+    assert c.data_ptr() != ptr and torch.equal(keep, want[5:7])  # a slice keeps it
+    del keep, b, c
+    d = st(x, 3.0)
+    assert d.data_ptr() in {ptr} | {int(e[0].ctypes.data) + (-e[0].ctypes.data % 64)
+                                    for e in chunks._buffers}
+    assert torch.equal(d, want) and len(chunks._buffers) <= chunks.RECYCLE_MAX_BUFFERS
+    n = d.numpy()  # numpy and shared-memory uses of an output keep it too
+    del d
+    e = st(x, 5.0)
+    assert e.data_ptr() != n.ctypes.data and torch.equal(torch.from_numpy(n), want)
+    monkeypatch.setenv("FAILMODES_RECYCLE_OUTPUTS", "0")
+    assert not any(e2[0].ctypes.data <= st(x, 3.0).data_ptr() < e2[0].ctypes.data + e2[0].nbytes
+                   for e2 in chunks._buffers)
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    y = st(channels_last, 3.0)  # not contiguous NCHW: torch.empty_like keeps its layout
+    assert y.is_contiguous(memory_format=torch.channels_last) and torch.equal(y, want)
