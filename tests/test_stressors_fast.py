@@ -310,3 +310,23 @@ def test_large_outputs_are_recycled_only_once_nothing_refers_to_them(monkeypatch
     channels_last = x.contiguous(memory_format=torch.channels_last)
     y = st(channels_last, 3.0)  # not contiguous NCHW: torch.empty_like keeps its layout
     assert y.is_contiguous(memory_format=torch.channels_last) and torch.equal(y, want)
+
+
+def test_the_recycling_pool_holds_at_most_its_byte_budget(monkeypatch):
+    # Budget 4 outputs' worth: a batch over half of it is never pooled; the pool drops
+    # idle buffers to make room and never holds more than the budget.
+    x = _images(10, 32, 32)
+    size = x.numel() * 4
+    monkeypatch.setattr(chunks, "RECYCLE_MIN_BYTES", 1)
+    monkeypatch.setattr(chunks, "RECYCLE_MAX_BYTES", 4 * size + 4 * chunks._ALIGN)
+    monkeypatch.setattr(chunks, "_buffers", [])
+    outs = [chunks.empty_output(x) for _ in range(3)]  # three live outputs: three buffers
+    assert len(chunks._buffers) == 3
+    big = torch.zeros(30, 3, 32, 32)  # 3x the size: over half the budget, never pooled
+    chunks.empty_output(big)
+    assert len(chunks._buffers) == 3
+    del outs
+    mid = torch.zeros(20, 3, 32, 32)  # 2x: fits once idle buffers make room
+    chunks.empty_output(mid)
+    held = sum(e[0].nbytes for e in chunks._buffers)
+    assert held <= chunks.RECYCLE_MAX_BYTES and any(e[0].nbytes >= 2 * size for e in chunks._buffers)

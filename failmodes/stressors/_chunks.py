@@ -99,6 +99,7 @@ def _in_worker() -> bool:
 # says whether any tensor, view or slice of it is still alive.
 RECYCLE_MIN_BYTES = 4 << 20
 RECYCLE_MAX_BUFFERS = 3
+RECYCLE_MAX_BYTES = 1 << 30  # held by the pool at most (what glibc keeps mapped, _malloc.py)
 _ALIGN = 64
 _buffers: list[list] = []  # [numpy uint8 buffer, its reference count when idle]
 _buffers_lock = threading.Lock()
@@ -109,11 +110,12 @@ def _refs(entry: list) -> int:
 
 
 def empty_output(images: torch.Tensor) -> torch.Tensor:
-    """An uninitialised tensor like ``images`` (contiguous CPU batches of 32 MiB and more:
-    from a recycled buffer; else ``torch.empty_like``). ``FAILMODES_RECYCLE_OUTPUTS=0``
-    turns the recycling off."""
+    """An uninitialised tensor like ``images`` (contiguous CPU batches from 4 MiB up to
+    half of ``RECYCLE_MAX_BYTES``: from a recycled buffer; else ``torch.empty_like``).
+    ``FAILMODES_RECYCLE_OUTPUTS=0`` turns the recycling off."""
     nbytes = images.numel() * images.element_size()
-    if (nbytes < RECYCLE_MIN_BYTES or images.device.type != "cpu"
+    if (not RECYCLE_MIN_BYTES <= nbytes <= RECYCLE_MAX_BYTES // 2
+            or images.device.type != "cpu"
             or not images.is_contiguous() or os.environ.get("FAILMODES_RECYCLE_OUTPUTS") == "0"):
         return torch.empty_like(images)
     with _buffers_lock:
@@ -121,7 +123,9 @@ def empty_output(images: torch.Tensor) -> torch.Tensor:
                       <= 2 * nbytes + _ALIGN and _refs(e) == e[1]), None)
         if entry is None:
             idle = [e for e in _buffers if _refs(e) == e[1]]
-            while len(_buffers) >= RECYCLE_MAX_BUFFERS:  # drop idle ones first, then oldest
+            # Make room, idle buffers first, then the oldest (its tensors keep it alive).
+            while _buffers and (len(_buffers) >= RECYCLE_MAX_BUFFERS or nbytes + sum(
+                    e[0].nbytes for e in _buffers) > RECYCLE_MAX_BYTES):
                 _buffers.remove(idle.pop(0) if idle else _buffers[0])
             entry = [np.empty(nbytes + _ALIGN, dtype=np.uint8), 0]
             entry[1] = _refs(entry)
