@@ -68,7 +68,7 @@ def test_glass_displacement_links_equal_the_sequential_loops(n, h, w, delta):
 
 
 # ----------------------------------------------------------------------------- pixelate
-@pytest.mark.parametrize("h,w", [(32, 32), (5, 3), (64, 64), (96, 80), (224, 224)])
+@pytest.mark.parametrize("h,w", [(32, 32), (5, 3), (64, 64), (96, 80), (224, 224), (160, 64)])
 def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
     import failmodes.stressors.digital as digital
 
@@ -81,7 +81,7 @@ def test_pixelate_through_pil_equals_the_batched_box_port(h, w, monkeypatch):
 
 
 @pytest.mark.parametrize("h,w", [(224, 224), (64, 80), (97, 131), (299, 299), (32, 32),
-                                 (7, 5)])
+                                 (7, 5), (160, 64), (224, 96)])
 def test_pixelate_pil_path_equals_pils_rgb_box_resizes(h, w):
     """The CPU path (PIL BOX passes on stacked planes, the BOX upscale as a gather)
     against the reference's own two RGB ``Image.resize(BOX)`` calls, byte for byte."""
@@ -95,8 +95,16 @@ def test_pixelate_pil_path_equals_pils_rgb_box_resizes(h, w):
     for frac in (0.25, 0.3, 0.5, 0.6, 0.65, 0.85, 0.95):
         sh, sw = max(1, int(h * frac)), max(1, int(w * frac))
         _UPSCALE_PATHS.add(cv2_nearest_is_box_upscale(sh, sw, h, w))
-        want = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), Image.Resampling.BOX)
-                                    .resize((w, h), Image.Resampling.BOX)) for a in arr])
+        # The reference generator's PIL: horizontal pass, then vertical (two one-sided
+        # calls say so explicitly; for these sizes the installed Pillow's single call
+        # is the same, checked below), then the BOX upscale.
+        box = Image.Resampling.BOX
+        want = np.stack([np.asarray(Image.fromarray(a).resize((sw, h), box).resize((sw, sh), box)
+                                    .resize((w, h), box)) for a in arr])
+        if h <= 2 * w:
+            single = np.stack([np.asarray(Image.fromarray(a).resize((sw, sh), box)
+                                          .resize((w, h), box)) for a in arr])
+            assert np.array_equal(single, want), (h, w, frac)
         want = torch.from_numpy(want).permute(0, 3, 1, 2)
         assert torch.equal(digital._pixelate_pil(x, sh, sw), want), (h, w, frac)
         out = torch.full(x.shape, -1.0)
@@ -330,3 +338,19 @@ def test_the_recycling_pool_holds_at_most_its_byte_budget(monkeypatch):
     chunks.empty_output(mid)
     held = sum(e[0].nbytes for e in chunks._buffers)
     assert held <= chunks.RECYCLE_MAX_BYTES and any(e[0].nbytes >= 2 * size for e in chunks._buffers)
+
+
+def test_the_pool_evicts_an_idle_buffer_behind_a_live_one(monkeypatch):
+    # The oldest buffer is still referenced, an idle one sits behind it, and a new size
+    # fits none: the idle one goes (found by identity, not by comparing arrays).
+    monkeypatch.setattr(chunks, "RECYCLE_MIN_BYTES", 1)
+    monkeypatch.setattr(chunks, "_buffers", [])
+    keep = chunks.empty_output(torch.zeros(8, 3, 8, 8))
+    idle = chunks.empty_output(torch.zeros(8, 3, 8, 8))
+    idle_id = id(chunks._buffers[1][0])  # (an id: a reference would keep it busy)
+    del idle
+    third = chunks.empty_output(torch.zeros(20, 3, 8, 8))
+    new = chunks.empty_output(torch.zeros(50, 3, 8, 8))
+    assert len(chunks._buffers) == chunks.RECYCLE_MAX_BUFFERS
+    assert all(id(e[0]) != idle_id for e in chunks._buffers)
+    assert keep.shape[0] == 8 and third.shape[0] == 20 and new.shape[0] == 50

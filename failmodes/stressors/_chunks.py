@@ -112,7 +112,8 @@ def _refs(entry: list) -> int:
 def empty_output(images: torch.Tensor) -> torch.Tensor:
     """An uninitialised tensor like ``images`` (contiguous CPU batches from 4 MiB up to
     half of ``RECYCLE_MAX_BYTES``: from a recycled buffer; else ``torch.empty_like``).
-    ``FAILMODES_RECYCLE_OUTPUTS=0`` turns the recycling off."""
+    ``FAILMODES_RECYCLE_OUTPUTS=0`` turns the recycling off. A recycled tensor's storage
+    is a numpy buffer's, so it cannot be ``resize_``-d beyond its size."""
     nbytes = images.numel() * images.element_size()
     if (not RECYCLE_MIN_BYTES <= nbytes <= RECYCLE_MAX_BYTES // 2
             or images.device.type != "cpu"
@@ -126,7 +127,9 @@ def empty_output(images: torch.Tensor) -> torch.Tensor:
             # Make room, idle buffers first, then the oldest (its tensors keep it alive).
             while _buffers and (len(_buffers) >= RECYCLE_MAX_BUFFERS or nbytes + sum(
                     e[0].nbytes for e in _buffers) > RECYCLE_MAX_BYTES):
-                _buffers.remove(idle.pop(0) if idle else _buffers[0])
+                victim = idle.pop(0) if idle else _buffers[0]
+                # by identity: list.remove's == would compare the entries' arrays
+                _buffers[:] = [e for e in _buffers if e is not victim]
             entry = [np.empty(nbytes + _ALIGN, dtype=np.uint8), 0]
             entry[1] = _refs(entry)
             _buffers.append(entry)
