@@ -68,7 +68,8 @@ def main() -> None:
     corrupt(images[0], 1, "gaussian_noise")  # warm-up (imports, caches)
     out = {}
     for name in names:
-        corrupt(images[0], 3, name)  # warm-up: this corruption's files and caches
+        for severity in range(1, 6):  # warm-up: this corruption's files and caches
+            corrupt(images[0], severity, name)
         t0 = time.perf_counter()
         c0 = time.process_time()
         for severity in range(1, 6):

@@ -81,7 +81,8 @@ def time_ours(x: torch.Tensor, name: str) -> dict:
     """{"wall_s", "cpu_s"} of one corruption at all severities over the whole batch."""
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
     stressor = get_stressor(name)
-    stressor(x[:8], 3.0)  # warm-up: kernels, caches, lazy imports
+    for s in SEVERITIES:  # warm-up: kernels, lazy imports, each severity's size caches
+        stressor(x[:8], float(s))
     sync()
     t0, c0 = time.perf_counter(), time.process_time()
     for s in SEVERITIES:

@@ -354,3 +354,28 @@ def test_the_pool_evicts_an_idle_buffer_behind_a_live_one(monkeypatch):
     assert len(chunks._buffers) == chunks.RECYCLE_MAX_BUFFERS
     assert all(id(e[0]) != idle_id for e in chunks._buffers)
     assert keep.shape[0] == 8 and third.shape[0] == 20 and new.shape[0] == 50
+
+
+def test_border_index_follows_the_named_rules_everywhere():
+    # The rules written out one index at a time (scipy's and OpenCV's definitions),
+    # against the vectorised folds, on every side up to 40 and indices three periods out.
+    from failmodes.stressors._spatial import border_index
+
+    def reflect(i, n):  # cba|abcd|dcb
+        i %= 2 * n
+        return i if i < n else 2 * n - 1 - i
+
+    def reflect101(i, n):  # dcb|abcd|cba
+        if n == 1:
+            return 0
+        i %= 2 * n - 2
+        return i if i < n else 2 * n - 2 - i
+
+    for n in range(1, 41):
+        i = torch.arange(-6 * n - 3, 6 * n + 4)
+        for mode, rule in (("reflect", reflect), ("reflect101", reflect101)):
+            want = torch.tensor([rule(int(v), n) for v in i])
+            assert torch.equal(border_index(i, n, mode), want), (n, mode)
+            near = i[(i >= -n + 1) & (i <= 2 * n - 2)]  # the fast branch alone
+            assert torch.equal(border_index(near, n, mode), want[(i >= -n + 1) & (i <= 2 * n - 2)])
+        assert torch.equal(border_index(i, n, "nearest"), i.clamp(0, n - 1))

@@ -70,8 +70,10 @@ def border_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
         i = torch.remainder(i, period)
     if mode == "reflect101":  # valid on [-(n-1), 2(n-1)]
         return (n - 1) - ((n - 1) - i.abs()).abs()
-    i = torch.where(i < 0, -1 - i, i)  # valid on [-n, 2n-1]
-    return torch.where(i >= n, 2 * n - 1 - i, i)
+    # valid on [-n, 2n-1]: mirror the negatives (-1 - i), then the far side (2n - 1 - j);
+    # (minimum/maximum: fewer passes over the samplers' index maps than torch.where)
+    j = torch.maximum(i, -1 - i)
+    return torch.minimum(j, (2 * n - 1) - j)
 
 
 # ----------------------------------------------------------------------------- filters
