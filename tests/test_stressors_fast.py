@@ -379,3 +379,4 @@ def test_border_index_follows_the_named_rules_everywhere():
             near = i[(i >= -n + 1) & (i <= 2 * n - 2)]  # the fast branch alone
             assert torch.equal(border_index(near, n, mode), want[(i >= -n + 1) & (i <= 2 * n - 2)])
         assert torch.equal(border_index(i, n, "nearest"), i.clamp(0, n - 1))
+

@@ -46,9 +46,10 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
-                indices: torch.Tensor) -> torch.Tensor:
+                indices: torch.Tensor, scale: int = 1) -> torch.Tensor:
     """``fn(images[s:e], indices[s:e], out[s:e])`` over chunks of a CPU batch, each
-    writing its rows of one output tensor (shape and dtype of ``images``).
+    writing its rows of one output tensor (shape and dtype of ``images``), chunks of
+    ``scale`` x CHUNK_PIXELS pixels.
 
     ``fn`` must be batch-invariant (row i of its output depends only on row i of its
     inputs) and fill its ``out`` rows; other devices and batches of one chunk call
@@ -59,7 +60,7 @@ def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
         return fn(images, indices)
     threads = 1 if _in_worker() else torch.get_num_threads()
     # At least one chunk per thread: small batches, too, run single-threaded per chunk.
-    per = max(1, min(CHUNK_PIXELS // max(1, h * w), -(-n // threads)))
+    per = max(1, min(scale * CHUNK_PIXELS // max(1, h * w), -(-n // threads)))
     if n <= per:
         return fn(images, indices)
     starts = range(0, n, per)

@@ -212,7 +212,8 @@ MOTION_BLUR = {"cifar": [(0.0, 0.0), (6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)]
 
 
 @register_stressor("motion_blur", monotone=False, family="blur", tables=MOTION_BLUR,
-                   param_names=("radius_px", "sigma_px"), rounding="round", benchmark=True)
+                   param_names=("radius_px", "sigma_px"), rounding="round", benchmark=True,
+                   chunk_scale=4)
 def motion_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """ImageMagick motion blur along a random angle in ±45° per image."""
     radius, sigma = p
@@ -274,15 +275,16 @@ def zoom_blur(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
         cz = torch.as_tensor(_zoom_matrix(w, factors), dtype=x.dtype, device=x.device)
         k = len(factors)
         c_cat = cz.permute(2, 0, 1).reshape(w, k * w)
-        r_cat = rz.permute(1, 0, 2).reshape(h, k * h)
+        # The first product's rows of one image plane are (row h', factor z, col): read as
+        # (H*K, W) with index h'*K + z, with no copy, when R's columns are ordered the same.
+        r_cat = rz.permute(1, 2, 0).reshape(h, h * k)
         # Chunks of images keep the K-fold intermediate (K*C*H*W floats each) cache-sized.
         step = max(1, (1 << 18) // (k * c * h * w)) if x.device.type == "cpu" else n
         for s in range(0, n, step):
             xs = x[s:s + step]
             m = xs.shape[0]
             t = xs.reshape(m * c * h, w) @ c_cat  # (MCH, K*W)
-            t = t.view(m * c, h, k, w).transpose(1, 2).reshape(m * c, k * h, w)
-            acc[s:s + step] += (r_cat @ t).view(m, c, h, w)
+            acc[s:s + step] += (r_cat @ t.view(m * c, h * k, w)).view(m, c, h, w)
     else:
         # Large images: two-tap gathers per factor (the matrices would be mostly zeros).
         for z in factors:

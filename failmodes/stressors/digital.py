@@ -202,7 +202,7 @@ def _pixelate_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> 
 
 
 @register_stressor("pixelate", random=False, u8_op=_pixelate_u8, family="digital",
-                   tables=PIXELATE, param_names=("fraction",), benchmark=True)
+                   tables=PIXELATE, param_names=("fraction",), benchmark=True, chunk_scale=4)
 def pixelate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL BOX resize to ``int(side * c)`` and back."""
     return _pixelate_u8(x, p).to(x.dtype).div_(255.0)
@@ -294,7 +294,7 @@ def _jpeg_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torc
 
 
 @register_stressor("jpeg_compression", random=False, u8_op=_jpeg_u8, family="digital",
-                   tables=JPEG, param_names=("quality",), benchmark=True)
+                   tables=JPEG, param_names=("quality",), benchmark=True, chunk_scale=4)
 def jpeg_compression(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """PIL JPEG encode/decode at ``quality`` (4:2:0 chroma, PIL's defaults)."""
     return _jpeg_u8(x, p).to(x.dtype).div_(255.0)

@@ -15,7 +15,7 @@ GAUSSIAN_NOISE = {"cifar": [(0.0,), (0.04,), (0.06,), (0.08,), (0.09,), (0.10,)]
 
 
 @register_stressor("gaussian_noise", family="noise", tables=GAUSSIAN_NOISE,
-                   param_names=("std",), benchmark=True)
+                   param_names=("std",), benchmark=True, chunk_scale=4)
 def gaussian_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Additive Gaussian noise of std ``c`` in [0, 1] pixel units."""
     (c,) = p
@@ -31,7 +31,7 @@ SHOT_NOISE = {"cifar": [(math.inf,), (500.0,), (250.0,), (100.0,), (75.0,), (50.
 
 
 @register_stressor("shot_noise", family="noise", tables=SHOT_NOISE,
-                   param_names=("photons",), benchmark=True)
+                   param_names=("photons",), benchmark=True, chunk_scale=4)
 def shot_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Poisson (photon-counting) noise: ``poisson(x * c) / c`` with ``c`` photons."""
     (c,) = p
@@ -51,7 +51,7 @@ IMPULSE_NOISE = {"cifar": [(0.0,), (0.01,), (0.02,), (0.03,), (0.05,), (0.07,)],
 
 
 @register_stressor("impulse_noise", family="noise", tables=IMPULSE_NOISE,
-                   param_names=("amount",), benchmark=True)
+                   param_names=("amount",), benchmark=True, chunk_scale=4)
 def impulse_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Salt-and-pepper noise as scikit-image 0.13's ``random_noise(mode='s&p')``."""
     (amount,) = p
@@ -67,7 +67,7 @@ SPECKLE_NOISE = {"cifar": [(0.0,), (0.06,), (0.10,), (0.12,), (0.16,), (0.20,)],
 
 
 @register_stressor("speckle_noise", family="noise", tables=SPECKLE_NOISE,
-                   param_names=("std",), benchmark=False)
+                   param_names=("std",), benchmark=False, chunk_scale=4)
 def speckle_noise(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Multiplicative Gaussian noise: ``x + x * N(0, c)``."""
     (c,) = p

@@ -89,7 +89,7 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 @register_stressor("snow", family="weather", tables=SNOW,
                    param_names=("mean", "std", "zoom", "threshold", "radius_px", "sigma_px",
-                                "keep"), benchmark=True)
+                                "keep"), benchmark=True, chunk_scale=4)
 def snow(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """Snow flakes motion-blurred along −135…−45°, over a greyed, brightened image."""
     mean, std, zoom, thresh, radius, sigma, keep = p
@@ -145,7 +145,7 @@ def frost_textures(scale: float, min_h: int, min_w: int, device: str):
 
 @register_stressor("frost", monotone=False, family="weather", tables=FROST,
                    param_names=("image_weight", "frost_weight", "texture_scale"),
-                   benchmark=True)
+                   benchmark=True, chunk_scale=4)
 def frost(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """A random crop of one of frost1–5 added onto the dimmed image."""
     c_img, c_frost, scale = p
@@ -198,7 +198,8 @@ def plasma_fractal(rng: ImageRNG, mapsize: int, decay: float,
 
 
 @register_stressor("fog", family="weather", tables=FOG,
-                   param_names=("amount", "wibble_decay", "map_px"), benchmark=True)
+                   param_names=("amount", "wibble_decay", "map_px"), benchmark=True,
+                   chunk_scale=4)
 def fog(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """A plasma-fractal fog layer added, then the image rescaled to its old maximum."""
     amount, decay, mapsize = p
