@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import failmodes.stressors._chunks as chunks
-from failmodes.stressors import get_stressor, suite
+from failmodes.stressors import StressorError, get_stressor, suite
 from failmodes.stressors._motion import motion_blur_u8
 from failmodes.stressors.blur import _displace_pass
 
@@ -380,3 +380,26 @@ def test_border_index_follows_the_named_rules_everywhere():
             assert torch.equal(border_index(near, n, mode), want[(i >= -n + 1) & (i <= 2 * n - 2)])
         assert torch.equal(border_index(i, n, "nearest"), i.clamp(0, n - 1))
 
+
+def test_value_range_on_the_stressor_threads_equals_aminmax():
+    """The input check's (min, max), reduced per chunk on the stressor threads (not by
+    torch's OpenMP threads, whose spin-wait then slows the chunks), equals one aminmax:
+    with NaN or inf in any chunk, batches of 1 to 7 images, and a StressorError for NaN."""
+    from failmodes.stressors._chunks import value_range
+    torch.set_num_threads(2)
+    try:
+        for n in range(1, 8):
+            x = _images(n, 96, 96, seed=n)  # from 3 images up on the threads (2^16 values)
+            assert value_range(x) == tuple(torch.stack(torch.aminmax(x)).tolist())
+            for bad in (float("nan"), float("inf"), -float("inf")):
+                y = x.clone()
+                y[n - 1, 2, 5, 7] = bad  # in the last chunk
+                lo, hi = value_range(y)
+                want = torch.stack(torch.aminmax(y)).tolist()
+                assert (math.isnan(lo) and math.isnan(hi)) if bad != bad else (lo, hi) == tuple(want)
+        y = _images(6, 96, 96)
+        y[0, 0, 0, 0] = float("nan")  # in the first chunk
+        with pytest.raises(StressorError, match="NaN or inf"):
+            get_stressor("contrast")(y, 3.0)
+    finally:
+        torch.set_num_threads(1)

@@ -27,7 +27,7 @@ from .._device import exact_fp32
 from ..constants import FAMILY_ORDER
 from ..errors import FailmodesError
 from ..ranges import split_sweep
-from ._chunks import run_chunked
+from ._chunks import run_chunked, value_range
 from ._rng import ImageRNG
 
 CORRUPTION_FAMILIES = ("noise", "blur", "weather", "digital")
@@ -267,7 +267,7 @@ def _check_images(images, name: str) -> None:
                             "(divide uint8 by 255)")
     if images.numel():
         # One pass: min/max propagate NaN, and inf shows up as an end of the range.
-        lo, hi = torch.stack(torch.aminmax(images)).tolist()  # one host sync, not two
+        lo, hi = value_range(images)
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise StressorError(f"{name}: images contain NaN or inf")
         if lo < 0 or hi > 1:
