@@ -150,7 +150,7 @@ def test_u8_ops_equal_their_float_ops_and_need_no_quantisation(size):
     from failmodes.stressors.registry import list_stressors, quantize
     x = _images(3, size, size, seed=size)
     with_u8 = [get_stressor(n) for n in list_stressors() if get_stressor(n).u8_op is not None]
-    assert {st.name for st in with_u8} == {"pixelate", "jpeg_compression"}
+    assert {st.name for st in with_u8} == {"pixelate", "jpeg_compression", "brightness", "saturate"}
     for st in with_u8:
         for s in (1.0, 2.5, 5.0):
             p = st.resolve(s, size)

@@ -319,3 +319,28 @@ def test_corrupt_command_reports_bad_input_in_one_line(image_dir, tmp_path):
     res = runner.invoke(app, ["corrupt", str(image_dir), "--stressor", "fog", "--severity", "7",
                               "--out", str(tmp_path)])
     assert res.exit_code != 0 and "outside" in res.output
+
+
+def test_fused_hsv_edit_equals_the_reference_steps_bit_for_bit():
+    """brightness and saturate run rgb2hsv -> edit -> hsv2rgb -> uint8 truncation fused
+    (digital._hsv_edit_u8); against the step-by-step reference on a grid of colours (every
+    7th level plus the extremes and mid-grey neighbours: ties, greys, black, white) and
+    random ones, for every table row and some in-between parameters: no byte differs.
+    (All 2^24 colours were checked once the same way: 0 of 25 x 50 331 648 values differ.)"""
+    from failmodes.stressors.digital import (
+        BRIGHTNESS,
+        SATURATE,
+        _hsv_edit_reference,
+        _hsv_edit_u8,
+    )
+    levels = torch.tensor(sorted({*range(0, 256, 7), 1, 2, 127, 128, 129, 253, 254, 255}))
+    grid = torch.cartesian_prod(levels, levels, levels)  # (L^3, 3)
+    rand = torch.randint(0, 256, (1 << 16, 3), generator=torch.Generator().manual_seed(0))
+    cols = torch.cat([grid, rand]).float().div(255.0)
+    x = cols.T.contiguous().view(1, 3, 1, -1)  # one image, a row of colours
+    params = [(2, 1.0, r[0]) for t in BRIGHTNESS.values() for r in t[1:]]
+    params += [(1, r[0], r[1]) for t in SATURATE.values() for r in t[1:]]
+    params += [(2, 1.0, 0.0), (2, 1.0, 0.137), (1, 1.0, 0.0), (1, 0.55, 0.07), (1, 2.5, 0.0)]
+    for ch, scale, shift in params:
+        want = _hsv_edit_reference(x, ch, scale, shift)
+        assert torch.equal(_hsv_edit_u8(x, ch, scale, shift), want), (ch, scale, shift)

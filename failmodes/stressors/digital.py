@@ -108,33 +108,86 @@ def _as_reference_float(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float64).mul_(255.0).round_().div_(255.0)
 
 
-def _truncate(y: torch.Tensor, dtype) -> torch.Tensor:
-    # np.uint8(np.clip(y, 0, 1) * 255) in float64, so that results that are integers in
-    # exact arithmetic but land a hair below in floating point drop a level exactly as
-    # they did in the reference (the registry's own quantisation forgives that hair).
-    # In place: y is always a temporary of the caller's.
-    return y.clamp_(0, 1).mul_(255.0).floor_().div_(255.0).to(dtype)
-
-
-def _hsv_edit(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+def _hsv_edit_reference(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+    """The reference's steps one by one (the slow, obvious version of ``_hsv_edit_u8``):
+    rgb2hsv, ``c * scale + shift`` clipped to [0, 1] in one channel, hsv2rgb, and
+    ``np.uint8(np.clip(y, 0, 1) * 255)``, all in float64; uint8 (N, 3, H, W)."""
     hsv = rgb_to_hsv(_as_reference_float(x))
     hsv[:, channel] = (hsv[:, channel] * scale + shift).clamp(0, 1)
-    return _truncate(hsv_to_rgb(hsv), x.dtype)
+    return hsv_to_rgb(hsv).clamp_(0, 1).mul_(255.0).floor_().to(torch.uint8)
+
+
+def _floor_u8(y: torch.Tensor) -> torch.Tensor:
+    # np.uint8(np.clip(y, 0, 1) * 255) in float64: results that are integers in exact
+    # arithmetic but land a hair below in floating point drop a level, as they did in the
+    # reference. In place: y is always a temporary of the caller's.
+    return y.clamp_(0, 1).mul_(255.0).floor_().to(torch.uint8)
+
+
+def _hsv_edit_u8(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+    """``_hsv_edit_reference`` in fewer passes over the batch, bit for bit: the same float64
+    operations on every value, but the hue's three candidate quotients become one (the
+    numerator picked first), and v, p, q, t are truncated to 8 bits before each output
+    channel picks one of them by sector (truncation commutes with picking), so the picks
+    move bytes instead of gathering float64 through an int64 index. 1.25x on one thread
+    at 32 px; equal to the reference on all 2^24 colours for every table row (checked
+    once; the tests check a grid of them)."""
+    rgb = _as_reference_float(x)
+    r, g, b = rgb.unbind(1)
+    v = rgb.amax(1)
+    delta = v - rgb.amin(1)
+    grey = delta == 0
+    s = delta / v.masked_fill(grey, 1.0)  # rgb2hsv: 0 where grey (v == 0 only there)
+    bmax = b == v
+    gmax = (g == v) & ~bmax  # where two channels tie for the maximum, blue wins, then green
+    h = torch.where(bmax, r - g, torch.where(gmax, b - r, g - b)).div_(delta.masked_fill_(grey, 1.0))
+    h = torch.where(bmax, h + 4.0, torch.where(gmax, h + 2.0, h))
+    h = torch.remainder(h.div_(6.0), 1.0).masked_fill_(grey, 0.0)
+    if channel == 2:
+        v = (v * scale + shift).clamp_(0, 1)
+    else:
+        s = (s * scale + shift).clamp_(0, 1)
+    h6 = h.mul_(6.0)
+    hi = torch.floor(h6)
+    f = h6.sub_(hi)
+    sector = torch.remainder(hi, 6.0).to(torch.uint8)
+    p8 = _floor_u8(v * (1 - s))
+    q8 = _floor_u8(v * (1 - f * s))
+    t8 = _floor_u8((1 - f).mul_(s).neg_().add_(1.0).mul_(v))  # v * (1 - (1 - f) * s)
+    v8 = _floor_u8(v)
+    out = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    # hsv2rgb's six sectors: (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+    torch.where(sector == 1, q8, torch.where(sector == 4, t8, torch.where(
+        (sector == 2) | (sector == 3), p8, v8)), out=out[:, 0])
+    torch.where(sector == 0, t8, torch.where(sector == 3, q8, torch.where(
+        sector >= 4, p8, v8)), out=out[:, 1])
+    torch.where(sector == 2, t8, torch.where(sector == 5, q8, torch.where(
+        sector <= 1, p8, v8)), out=out[:, 2])
+    return out
+
+
+def _brightness_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torch.Tensor:
+    return _hsv_edit_u8(x, 2, 1.0, p[0])
+
+
+def _saturate_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torch.Tensor:
+    return _hsv_edit_u8(x, 1, p[0], p[1])
 
 
 # Hendrycks & Dietterich (2019) file brightness under weather (snow, frost, fog, brightness).
-@register_stressor("brightness", random=False, family="weather", tables=BRIGHTNESS,
-                   param_names=("value_shift",), benchmark=True)
+@register_stressor("brightness", random=False, u8_op=_brightness_u8, family="weather",
+                   tables=BRIGHTNESS, param_names=("value_shift",), benchmark=True)
 def brightness(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """HSV value raised by ``c`` (clipped to 1)."""
-    return _hsv_edit(x, 2, 1.0, p[0])
+    return _brightness_u8(x, p).to(x.dtype).div_(255.0)
 
 
-@register_stressor("saturate", random=False, monotone=False, family="digital", tables=SATURATE,
+@register_stressor("saturate", random=False, monotone=False, u8_op=_saturate_u8,
+                   family="digital", tables=SATURATE,
                    param_names=("saturation_factor", "saturation_shift"))
 def saturate(x: torch.Tensor, p: tuple, rng: ImageRNG) -> torch.Tensor:
     """HSV saturation scaled by ``c0`` and shifted by ``c1`` (clipped to [0, 1])."""
-    return _hsv_edit(x, 1, p[0], p[1])
+    return _saturate_u8(x, p).to(x.dtype).div_(255.0)
 
 
 @register_stressor("contrast", random=False, family="digital", tables=CONTRAST,
