@@ -52,8 +52,9 @@ def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
     ``scale`` x CHUNK_PIXELS pixels.
 
     ``fn`` must be batch-invariant (row i of its output depends only on row i of its
-    inputs) and fill its ``out`` rows; other devices and batches of one chunk call
-    ``fn(images, indices)`` once and return what it returns.
+    inputs) and fill its ``out`` rows; a CPU batch of one chunk is one call with the whole
+    output (so the 8-bit ops still write their k/255 straight into it); other devices
+    call ``fn(images, indices)`` once and return what it returns.
     """
     n, _, h, w = images.shape
     if images.device.type != "cpu":
@@ -62,7 +63,7 @@ def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
     # At least one chunk per thread: small batches, too, run single-threaded per chunk.
     per = max(1, min(scale * CHUNK_PIXELS // max(1, h * w), -(-n // threads)))
     if n <= per:
-        return fn(images, indices)
+        return fn(images, indices, empty_output(images))
     starts = range(0, n, per)
     workers = min(threads, len(starts))
     # Each chunk writes its rows while they are still in the cache (a torch.cat of the
