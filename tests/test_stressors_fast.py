@@ -427,3 +427,32 @@ def test_a_batch_of_one_chunk_is_written_into_its_output(monkeypatch):
     monkeypatch.setattr(chunks, "CHUNK_PIXELS", 40 * 40 // 2)  # x chunk_scale 4: 2 images
     assert torch.equal(spied(x, 3.0), whole) and torch.equal(st(x, 3.0), whole)
     assert calls == [True] * 4
+
+
+def test_small_jpeg_on_stressor_threads_takes_the_batched_codec(monkeypatch):
+    """Below 64 x 64 px, chunks on the stressor threads go through torchvision's batched
+    codec (one call per chunk, outside the GIL) and the main thread through OpenCV's;
+    both give PIL's pixels (the reference, image by image)."""
+    from failmodes.stressors import digital
+    assert digital._codec_matches_pil("torchvision", 40)
+    taken = []
+    real = digital._jpeg_torchvision
+
+    def spy(u8, quality):
+        taken.append((chunks.in_worker(), len(u8)))
+        return real(u8, quality)
+
+    monkeypatch.setattr(digital, "_jpeg_torchvision", spy)
+    x = _images(12, 32, 32, seed=11)
+    u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    st = get_stressor("jpeg_compression")
+    q = int(st.resolve(3.0, 32)[0])
+    want = torch.from_numpy(digital.jpeg_pil(u8, q)).permute(0, 3, 1, 2).float() / 255
+    assert torch.equal(st(x, 3.0), want) and taken == []  # one thread: OpenCV
+    monkeypatch.setattr(chunks, "CHUNK_PIXELS", 3 * 32 * 32 // 4)  # x chunk_scale 4: 3 images
+    torch.set_num_threads(2)
+    try:
+        assert torch.equal(st(x, 3.0), want)
+    finally:
+        torch.set_num_threads(1)
+    assert taken == [(True, 3)] * 4

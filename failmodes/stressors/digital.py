@@ -21,6 +21,7 @@ import io
 import numpy as np
 import torch
 
+from ._chunks import in_worker
 from ._rng import ImageRNG
 from ._spatial import (
     bilinear_gather,
@@ -322,18 +323,24 @@ def _jpeg_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torc
     if x.device.type != "cpu" or out is None or out.dtype != torch.float32 \
             or not out.is_contiguous():
         out = None
-    if _codec_matches_pil("opencv", quality):
+    small = u8.shape[-2] * u8.shape[-1] < _PIL_JPEG_MIN_PIXELS
+    if small and in_worker() and _codec_matches_pil("torchvision", quality):
+        # On several stressor threads, small images take torchvision's batched codec
+        # first: one call per chunk outside the GIL, where OpenCV's per-image calls
+        # (and their Python between) serialise on it. 2000 32-px images, two threads:
+        # 29-32 k vs 20-26 k img/s (one thread: 20 k vs 27 k, hence OpenCV there).
+        y = _jpeg_torchvision(u8, quality)
+    elif _codec_matches_pil("opencv", quality):
         # Why OpenCV: its imencode/imdecode wrap libjpeg-turbo in one C call per image
         # (PIL's save/decode take several Python steps), 1.65x PIL's round trip at 224 px
         # and 1.2x torchvision's batched codec at 32 px on one thread, and, checked on
         # this very build, give PIL's pixels.
         y = _jpeg_planar(u8, quality, out, opencv=True)
-    elif u8.shape[-2] * u8.shape[-1] >= _PIL_JPEG_MIN_PIXELS:
+    elif not small:
         y = _jpeg_planar(u8, quality, out, opencv=False)
     elif _codec_matches_pil("torchvision", quality):
         # torchvision's batched codec: no Python round trip per image (2.2x PIL at 32 px).
-        from torchvision.io import decode_jpeg, encode_jpeg
-        y = torch.stack(decode_jpeg(encode_jpeg(list(u8), quality=quality)))
+        y = _jpeg_torchvision(u8, quality)
     else:
         arr = jpeg_pil(u8.permute(0, 2, 3, 1).contiguous().numpy(), quality)
         y = torch.from_numpy(arr).permute(0, 3, 1, 2)
@@ -344,6 +351,11 @@ def _jpeg_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torc
                    out.numpy().reshape(-1, y.shape[-1]))
         return out
     return y.to(x.device)
+
+
+def _jpeg_torchvision(u8: torch.Tensor, quality: int) -> torch.Tensor:
+    from torchvision.io import decode_jpeg, encode_jpeg
+    return torch.stack(decode_jpeg(encode_jpeg(list(u8), quality=quality)))
 
 
 @register_stressor("jpeg_compression", random=False, u8_op=_jpeg_u8, family="digital",
