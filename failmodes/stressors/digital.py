@@ -354,6 +354,8 @@ def _jpeg_u8(x: torch.Tensor, p: tuple, out: torch.Tensor | None = None) -> torc
 
 
 def _jpeg_torchvision(u8: torch.Tensor, quality: int) -> torch.Tensor:
+    # torchvision 0.29 deprecates its codecs (a DeprecationWarning, for TorchCodec): once
+    # they are gone, _codec_matches_pil("torchvision", q) fails and OpenCV's path is taken.
     from torchvision.io import decode_jpeg, encode_jpeg
     return torch.stack(decode_jpeg(encode_jpeg(list(u8), quality=quality)))
 
