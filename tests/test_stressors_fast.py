@@ -456,3 +456,51 @@ def test_small_jpeg_on_stressor_threads_takes_the_batched_codec(monkeypatch):
     finally:
         torch.set_num_threads(1)
     assert taken == [(True, 3)] * 4
+
+
+def test_opencv_runs_single_threaded_on_the_stressor_threads_and_is_restored(monkeypatch):
+    """While chunks run on several stressor threads, OpenCV's own pool is set to one thread
+    (it only contends with them); the caller's setting comes back afterwards, also when
+    two callers overlap (the first sets it, the last restores it) and when a chunk raises."""
+    import threading
+
+    import cv2
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    seen = []
+    gate = threading.Barrier(2)
+
+    def fn(images, indices, out=None):
+        seen.append(cv2.getNumThreads())
+        if out is not None:
+            out.copy_(images)
+        return images if out is None else out
+
+    x = _images(8, 16, 16)
+    monkeypatch.setattr(chunks, "CHUNK_PIXELS", 2 * 16 * 16)
+    torch.set_num_threads(2)
+    try:
+        assert torch.equal(chunks.run_chunked(fn, x, torch.arange(8)), x)
+        assert seen and set(seen) == {1} and cv2.getNumThreads() == 2
+
+        def overlapping():
+            torch.set_num_threads(2)  # per thread: a new one may start with 1 (conftest)
+            gate.wait()
+            chunks.run_chunked(fn, x, torch.arange(8))
+
+        callers = [threading.Thread(target=overlapping) for _ in range(2)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+        assert set(seen) == {1} and cv2.getNumThreads() == 2
+
+        def boom(images, indices, out=None):
+            raise RuntimeError("chunk failed")
+
+        with pytest.raises(RuntimeError, match="chunk failed"):
+            chunks.run_chunked(boom, x, torch.arange(8))
+        assert cv2.getNumThreads() == 2
+    finally:
+        torch.set_num_threads(1)
+        cv2.setNumThreads(before)
