@@ -138,6 +138,16 @@ def summary(timings: dict, n: int, with_cpu: bool) -> dict:
     return out
 
 
+def speedup(mine: dict, theirs: dict, key: str = "wall") -> dict:
+    """Ours over theirs: the suite, each corruption, and the lowest of them."""
+    per = {k: round(v / theirs[f"images_per_s_{key}"][k], 1)
+           for k, v in mine[f"images_per_s_{key}"].items()}
+    return {"suite": round(mine[f"suite_images_per_s_{key}"]
+                           / theirs[f"suite_images_per_s_{key}"], 1),
+            "min": min(per.values()), "slowest_vs_theirs": min(per, key=per.get),
+            "per_corruption": per}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
@@ -235,37 +245,17 @@ def main(argv=None) -> None:
         for d in devices:
             mine = result[f"ours_{d}"]
             for key in ("wall", "cpu"):
-                if f"images_per_s_{key}" not in mine:
-                    continue
-                per = {k: round(mine[f"images_per_s_{key}"][k] / ic[f"images_per_s_{key}"][k], 1)
-                       for k in names}
-                result.setdefault("speedup", {})[f"{d}_{key}"] = {
-                    "suite": round(mine[f"suite_images_per_s_{key}"]
-                                   / ic[f"suite_images_per_s_{key}"], 1),
-                    "min": min(per.values()), "slowest_vs_theirs": min(per, key=per.get),
-                    "per_corruption": per,
-                }
+                if f"images_per_s_{key}" in mine:
+                    result.setdefault("speedup", {})[f"{d}_{key}"] = speedup(mine, ic, key)
         if args.passes > 1:
             steady = {k: {"wall_s": v["wall_s_steady"]} for k, v in ours["cpu"].items()}
-            mine = summary(steady, args.n_ours, with_cpu=False)
-            result["ours_cpu_steady"] = mine
-            per = {k: round(mine["images_per_s_wall"][k] / ic["images_per_s_wall"][k], 1)
-                   for k in names}
-            result["speedup"]["cpu_wall_steady"] = {
-                "suite": round(mine["suite_images_per_s_wall"] / ic["suite_images_per_s_wall"], 1),
-                "min": min(per.values()), "slowest_vs_theirs": min(per, key=per.get),
-                "per_corruption": per}
+            result["ours_cpu_steady"] = summary(steady, args.n_ours, with_cpu=False)
+            result["speedup"]["cpu_wall_steady"] = speedup(result["ours_cpu_steady"], ic)
         if same:
             # The same few images on both sides: imagecorruptions cycles through n_theirs
             # images (at 224 px, 20 of them fit in the caches), while ours streams n_ours.
-            mine = summary(same, args.n_theirs, with_cpu=False)
-            result["ours_cpu_same_images"] = mine
-            per = {k: round(mine["images_per_s_wall"][k] / ic["images_per_s_wall"][k], 1)
-                   for k in names}
-            result["speedup"]["cpu_wall_same_images"] = {
-                "suite": round(mine["suite_images_per_s_wall"] / ic["suite_images_per_s_wall"], 1),
-                "min": min(per.values()), "slowest_vs_theirs": min(per, key=per.get),
-                "per_corruption": per}
+            result["ours_cpu_same_images"] = summary(same, args.n_theirs, with_cpu=False)
+            result["speedup"]["cpu_wall_same_images"] = speedup(result["ours_cpu_same_images"], ic)
     result["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     text = json.dumps(result, indent=1)
     print(text)
