@@ -434,7 +434,11 @@ def test_small_jpeg_on_stressor_threads_takes_the_batched_codec(monkeypatch):
     codec (one call per chunk, outside the GIL) and the main thread through OpenCV's;
     both give PIL's pixels (the reference, image by image)."""
     from failmodes.stressors import digital
+    st = get_stressor("jpeg_compression")
+    q = int(st.resolve(3.0, 32)[0])
+    # (the codec probes run first: they call the same codec on images of their own)
     assert digital._codec_matches_pil("torchvision", 40)
+    assert digital._codec_matches_pil("torchvision", q) and digital._codec_matches_pil("opencv", q)
     taken = []
     real = digital._jpeg_torchvision
 
@@ -445,8 +449,6 @@ def test_small_jpeg_on_stressor_threads_takes_the_batched_codec(monkeypatch):
     monkeypatch.setattr(digital, "_jpeg_torchvision", spy)
     x = _images(12, 32, 32, seed=11)
     u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    st = get_stressor("jpeg_compression")
-    q = int(st.resolve(3.0, 32)[0])
     want = torch.from_numpy(digital.jpeg_pil(u8, q)).permute(0, 3, 1, 2).float() / 255
     assert torch.equal(st(x, 3.0), want) and taken == []  # one thread: OpenCV
     monkeypatch.setattr(chunks, "CHUNK_PIXELS", 3 * 32 * 32 // 4)  # x chunk_scale 4: 3 images

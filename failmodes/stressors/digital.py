@@ -436,18 +436,14 @@ def _codec_matches_pil(codec: str, quality: int) -> bool:
         ramp = np.linspace(0, 255, w)[None, :, None] * np.linspace(0.2, 1, h)[:, None, None]
         img = ramp + g.normal(0, 18, (h, w, 3)) + 60 * (np.arange(w) % 9 < 3)[None, :, None]
         probes.append(np.clip(img, 0, 255).astype(np.uint8))
+    batch = [torch.from_numpy(a).permute(2, 0, 1).contiguous()[None] for a in probes]
     try:
+        # the very functions the stressor calls, on batches of one
         if codec == "opencv":
-            import cv2  # noqa: F401
-            batch = [torch.from_numpy(a).permute(2, 0, 1).contiguous()[None] for a in probes]
-            got = [_jpeg_planar(t, quality, opencv=True)[0].permute(1, 2, 0).numpy()
-                   for t in batch]
+            got = [_jpeg_planar(t, quality, opencv=True) for t in batch]
         else:
-            from torchvision.io import decode_jpeg, encode_jpeg
-            got = [decode_jpeg(encode_jpeg(torch.from_numpy(a).permute(2, 0, 1).contiguous(),
-                                           quality=quality)).permute(1, 2, 0).numpy()
-                   for a in probes]
-        return all(np.array_equal(o, jpeg_pil(a[None], quality)[0])
-                   for o, a in zip(got, probes))
+            got = [_jpeg_torchvision(t, quality) for t in batch]
+        return all(np.array_equal(y[0].permute(1, 2, 0).numpy(), jpeg_pil(a[None], quality)[0])
+                   for y, a in zip(got, probes))
     except Exception:  # noqa: BLE001 - a probe: any failure of the codec (cv2.error,
         return False   # a torchvision ValueError, a missing library) keeps PIL
