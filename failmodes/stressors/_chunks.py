@@ -60,7 +60,7 @@ def run_chunked(fn: Callable[..., torch.Tensor], images: torch.Tensor,
     n, _, h, w = images.shape
     if images.device.type != "cpu":
         return fn(images, indices)
-    threads = 1 if in_worker() else torch.get_num_threads()
+    threads = _threads()
     # At least one chunk per thread: small batches, too, run single-threaded per chunk.
     per = max(1, min(scale * CHUNK_PIXELS // max(1, h * w), -(-n // threads)))
     if n <= per:
@@ -123,7 +123,7 @@ def value_range(images: torch.Tensor) -> tuple[float, float]:
     the stressor threads the op is about to start would share the cores with them
     (measured: a 20-image 224-px pixelate took twice as long after an OpenMP aminmax)."""
     n = images.shape[0]
-    threads = 1 if in_worker() else torch.get_num_threads()
+    threads = _threads()
     if images.device.type != "cpu" or threads <= 1 or n < 2 or images.numel() < (1 << 16):
         return tuple(torch.stack(torch.aminmax(images)).tolist())  # type: ignore[return-value]
     per = -(-n // threads)
@@ -140,6 +140,10 @@ def in_worker() -> bool:
     """Whether this code runs on a stressor thread (beside others: see run_chunked)."""
     return threading.current_thread().name.startswith(_PREFIX)
 
+
+def _threads() -> int:
+    # torch's thread count on the caller's thread; 1 on a stressor thread (no nesting)
+    return 1 if in_worker() else torch.get_num_threads()
 
 
 # ----------------------------------------------------------------------------- outputs
